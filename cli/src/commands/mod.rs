@@ -1,0 +1,136 @@
+//! The command line: one file per subcommand with its Args and `run`.
+
+pub mod completions;
+pub mod plan;
+pub mod plugins;
+pub mod profiles;
+pub mod runbook;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::catalog::Catalog;
+use crate::error::CommandError;
+use crate::model::Source;
+use crate::render::Request;
+use crate::ui::{OutputFormat, Printer};
+
+/// Bootstrap, verify and hand to GitOps an observability stack on Kubernetes.
+#[derive(Debug, Parser)]
+#[command(name = "telltale", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Path to the kubeconfig file
+    #[arg(long, global = true, value_name = "FILE", env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Namespace of the stack [default: monitoring, or the config's]
+    #[arg(short = 'n', long, global = true, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// Config file [default: ./telltale.yaml when it exists]
+    #[arg(short = 'f', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Profile: a built-in name or a path to a Profile file (overrides the config's)
+    #[arg(long, global = true, value_name = "NAME|PATH")]
+    pub profile: Option<String>,
+    /// Override a plugin value: plugin.key.path=value (repeatable; wins over everything)
+    #[arg(long = "set", global = true, value_name = "PLUGIN.KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Add plugins from a directory (a plugin, or a directory of plugins; repeatable)
+    #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
+    pub plugin_dir: Vec<PathBuf>,
+    /// Output format
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Never prompt; take defaults or fail
+    #[arg(short = 'y', long, global = true)]
+    pub yes: bool,
+    /// Disable colours (also NO_COLOR)
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// More output (repeatable)
+    #[arg(short = 'v', long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Less output
+    #[arg(short = 'q', long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Built-in and local profiles
+    #[command(subcommand)]
+    Profiles(profiles::ProfilesCommand),
+    /// Plugin catalogue and authoring
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+    /// Render the bundle to a directory and print the phases; no cluster needed
+    Plan(plan::PlanArgs),
+    /// Print the runbook of an alert
+    Runbook(runbook::RunbookArgs),
+    /// Print shell completions
+    Completions(completions::CompletionsArgs),
+}
+
+impl GlobalArgs {
+    pub fn printer(&self) -> Printer {
+        let no_color = self.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Printer {
+            format: self.output,
+            color: !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            quiet: self.quiet,
+            verbose: self.verbose,
+        }
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, CommandError> {
+        Ok(Catalog::load(&self.plugin_dir)?)
+    }
+
+    /// The config file: `-f FILE` must exist; without it ./telltale.yaml is used when present.
+    pub fn config_source(&self) -> Result<Option<Source>, CommandError> {
+        let (path, explicit) = match &self.config {
+            Some(path) => (path.clone(), true),
+            None => (PathBuf::from("telltale.yaml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(Source::new(path.display().to_string(), text))),
+            Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CommandError::bad_input(format!(
+                "cannot read config {}: {e}",
+                path.display()
+            ))
+            .with_hint("pass an existing file with -f, or run `telltale init` to write one")),
+        }
+    }
+
+    pub fn request(&self) -> Result<Request, CommandError> {
+        Ok(Request {
+            config: self.config_source()?,
+            profile: self.profile.clone(),
+            namespace: self.namespace.clone(),
+            sets: self.set.clone(),
+        })
+    }
+}
+
+pub fn run(cli: Cli) -> Result<(), CommandError> {
+    let printer = cli.global.printer();
+    match cli.command {
+        Command::Profiles(cmd) => profiles::run(cmd, &cli.global, &printer),
+        Command::Plugins(cmd) => plugins::run(cmd, &cli.global, &printer),
+        Command::Plan(args) => plan::run(args, &cli.global, &printer),
+        Command::Runbook(args) => runbook::run(args, &cli.global, &printer),
+        Command::Completions(args) => completions::run(args),
+    }
+}

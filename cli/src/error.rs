@@ -1,0 +1,135 @@
+//! The command-level error: what failed, why, the hint, and the exit code.
+//!
+//! Library errors carry their context; this type only sorts them into the
+//! exit codes of the command-line contract and keeps the cause chain.
+
+use std::fmt;
+
+use crate::catalog::CatalogError;
+use crate::model::LocatedError;
+use crate::render::RenderError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A check or verification failed.
+    Failed,
+    /// Usage, profile, plugin or values error.
+    BadInput,
+    /// Cluster unreachable, tool missing, preflight, git/GitHub.
+    Environment,
+    /// The lock is held.
+    Locked,
+    Interrupted,
+}
+
+impl ErrorKind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::BadInput => 2,
+            ErrorKind::Environment => 3,
+            ErrorKind::Locked => 4,
+            ErrorKind::Interrupted => 130,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub causes: Vec<String>,
+    pub hint: Option<String>,
+    /// The offending source line, for located errors.
+    pub snippet: Option<String>,
+}
+
+impl CommandError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            causes: Vec::new(),
+            hint: None,
+            snippet: None,
+        }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BadInput, message)
+    }
+
+    pub fn environment(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Environment, message)
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn with_source(mut self, error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut current = Some(error);
+        while let Some(e) = current {
+            self.causes.push(e.to_string());
+            current = e.source();
+        }
+        self
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        self.kind.exit_code()
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<LocatedError> for CommandError {
+    fn from(e: LocatedError) -> Self {
+        Self {
+            kind: ErrorKind::BadInput,
+            message: e.to_string(),
+            causes: Vec::new(),
+            hint: e.hint.clone(),
+            snippet: e.snippet.clone(),
+        }
+    }
+}
+
+impl From<CatalogError> for CommandError {
+    fn from(e: CatalogError) -> Self {
+        let hint = e.hint();
+        match e {
+            CatalogError::Invalid(located) => located.into(),
+            CatalogError::Read { path, source } => {
+                let mut err = CommandError::bad_input(format!("cannot read {path}: {source}"));
+                err.hint = hint;
+                err
+            }
+            other => {
+                let mut err = CommandError::bad_input(other.to_string());
+                err.hint = hint;
+                err
+            }
+        }
+    }
+}
+
+impl From<RenderError> for CommandError {
+    fn from(e: RenderError) -> Self {
+        let hint = e.hint();
+        match e {
+            RenderError::Invalid(located) => located.into(),
+            RenderError::Catalog(c) => c.into(),
+            other => {
+                let mut err = CommandError::bad_input(other.to_string());
+                err.hint = hint;
+                err
+            }
+        }
+    }
+}

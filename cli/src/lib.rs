@@ -1,0 +1,17 @@
+//! telltale: render, install, verify and hand to GitOps an observability
+//! stack on Kubernetes.
+//!
+//! The library is split so the core stays pure: `model` parses documents,
+//! `catalog` finds profiles and plugins (embedded or on disk), `render` turns
+//! them into a [`render::Bundle`] without I/O; `commands` and `ui` are the
+//! only places that print.
+
+pub mod catalog;
+pub mod commands;
+pub mod error;
+pub mod lint;
+pub mod model;
+pub mod render;
+pub mod secrets;
+pub mod tools;
+pub mod ui;

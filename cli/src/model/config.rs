@@ -1,0 +1,199 @@
+//! Config (`telltale.yaml`) and Profile documents.
+//!
+//! Both carry the same stack settings; a profile adds `extends`, a config
+//! adds the profile to use, the pinned cluster and GitOps. Precedence is
+//! plugin defaults < profile chain < config file < `--set`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::alerting::Alerting;
+use super::node::{Located, Node};
+use crate::secrets::SecretSource;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Metadata {
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ConfigSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigSpec {
+    /// A built-in profile name or a path to a Profile file.
+    pub profile: Option<String>,
+    pub cluster: Option<Cluster>,
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSettings>,
+    #[serde(default)]
+    pub set: BTreeMap<String, BTreeMap<String, Located>>,
+    pub alerting: Option<Alerting>,
+    #[serde(default)]
+    pub slos: Vec<Slo>,
+    pub grafana: Option<Grafana>,
+    pub gitops: Option<GitOps>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Profile {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ProfileSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProfileSpec {
+    pub extends: Option<String>,
+    pub namespace: Option<String>,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, PluginSettings>,
+    #[serde(default)]
+    pub set: BTreeMap<String, BTreeMap<String, Located>>,
+    pub alerting: Option<Alerting>,
+    #[serde(default)]
+    pub slos: Vec<Slo>,
+    pub grafana: Option<Grafana>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Cluster {
+    /// The only kubeconfig context `up` and `down` will act on.
+    pub context: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginSettings {
+    pub enabled: Option<bool>,
+    pub values: Option<Located>,
+}
+
+/// A service level objective as an error ratio over a window.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Slo {
+    pub name: String,
+    /// Target in percent, e.g. 99.9.
+    pub objective: f64,
+    #[serde(default = "default_window")]
+    pub window: String,
+    pub description: Option<String>,
+    /// PromQL for bad events per second; `{{window}}` is replaced by each burn-rate window.
+    pub errors: String,
+    /// PromQL for all events per second, same placeholder.
+    pub total: String,
+}
+
+fn default_window() -> String {
+    "30d".into()
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Grafana {
+    #[serde(default)]
+    pub datasources: GrafanaDatasources,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GrafanaDatasources {
+    pub postgres: Option<PostgresDatasource>,
+}
+
+/// Seed 000's drift panels read fine-tune results from PostgreSQL.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PostgresDatasource {
+    pub host: String,
+    pub database: String,
+    pub user: String,
+    pub password: SecretSource,
+    #[serde(default = "default_sslmode")]
+    pub sslmode: String,
+}
+
+fn default_sslmode() -> String {
+    "require".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitOps {
+    pub repo: Option<String>,
+    pub path: Option<String>,
+    pub layout: Option<String>,
+    pub secrets: Option<String>,
+    pub github: Option<GitHub>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GitHub {
+    pub repo: Option<String>,
+    pub base: Option<String>,
+}
+
+/// The stack settings one document contributes, with the file they came from.
+#[derive(Debug, Clone)]
+pub struct Layer {
+    /// The document this layer came from, to locate errors in it.
+    pub source: super::yaml::Source,
+    pub namespace: Option<String>,
+    pub plugins: BTreeMap<String, PluginSettings>,
+    pub set: BTreeMap<String, BTreeMap<String, Located>>,
+    pub alerting: Option<Alerting>,
+    pub slos: Vec<Slo>,
+    pub grafana: Option<Grafana>,
+}
+
+impl ProfileSpec {
+    pub fn layer(&self, source: &super::yaml::Source) -> Layer {
+        Layer {
+            source: source.clone(),
+            namespace: self.namespace.clone(),
+            plugins: self.plugins.clone(),
+            set: self.set.clone(),
+            alerting: self.alerting.clone(),
+            slos: self.slos.clone(),
+            grafana: self.grafana.clone(),
+        }
+    }
+}
+
+impl ConfigSpec {
+    pub fn layer(&self, source: &super::yaml::Source) -> Layer {
+        Layer {
+            source: source.clone(),
+            namespace: self.namespace.clone(),
+            plugins: self.plugins.clone(),
+            set: self.set.clone(),
+            alerting: self.alerting.clone(),
+            slos: self.slos.clone(),
+            grafana: self.grafana.clone(),
+        }
+    }
+}
+
+impl PluginSettings {
+    pub fn values_node(&self) -> Option<&Node> {
+        self.values.as_ref().map(|v| &v.value)
+    }
+}

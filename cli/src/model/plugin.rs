@@ -1,0 +1,88 @@
+//! The Plugin manifest (`plugins/<name>/plugin.yaml`).
+
+use serde::{Deserialize, Serialize};
+
+use super::phase::Phase;
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Plugin {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: PluginMetadata,
+    pub spec: PluginSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginMetadata {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginSpec {
+    pub phase: Phase,
+    pub chart: Option<Chart>,
+    #[serde(default)]
+    pub requires: Vec<String>,
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    pub deprecated: Option<String>,
+    #[serde(default)]
+    pub secrets: Vec<SecretValue>,
+    #[serde(default)]
+    pub expectations: Expectations,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Chart {
+    pub name: String,
+    pub repository: String,
+    pub version: String,
+    pub release: Option<String>,
+    /// The chart ships CRDs that telltale applies itself, server-side, in the
+    /// crds phase (helm installs with --skip-crds and never upgrades them).
+    #[serde(default)]
+    pub crds: bool,
+}
+
+impl Chart {
+    pub fn release_name<'a>(&'a self, plugin: &'a str) -> &'a str {
+        self.release.as_deref().unwrap_or(plugin)
+    }
+
+    /// The reference helm installs: `oci://…/chart` as is, or `chart` with `--repo`.
+    pub fn is_oci(&self) -> bool {
+        self.repository.starts_with("oci://")
+    }
+}
+
+/// A values path whose value must be a secret source.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretValue {
+    pub path: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expectations {
+    #[serde(default)]
+    pub targets: Vec<TargetExpectation>,
+    #[serde(default)]
+    pub log_namespaces: Vec<String>,
+    #[serde(default)]
+    pub external_metrics: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetExpectation {
+    pub job: String,
+    pub min: u32,
+}

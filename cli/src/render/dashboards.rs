@@ -1,0 +1,49 @@
+//! Grafana dashboards: validated, with optional sections resolved.
+
+use serde_json::Value;
+
+use crate::model::{LocatedError, Source};
+
+/// Panels (and rows) that need a datasource carry this key with its name.
+pub const REQUIRES_KEY: &str = "x-telltale-requires";
+
+/// Parses a dashboard and drops the panels whose required datasource is not
+/// configured; strips the marker from the rest.
+pub fn prepare(source: &Source, uid: &str, available: &[&str]) -> Result<Value, LocatedError> {
+    let mut dashboard: Value = serde_json::from_str(&source.text).map_err(|e| {
+        LocatedError::new(
+            source,
+            e.line() as u64,
+            e.column() as u64,
+            format!("invalid dashboard JSON: {e}"),
+        )
+    })?;
+    if dashboard["uid"].as_str() != Some(uid) {
+        return Err(LocatedError::new(
+            source,
+            1,
+            1,
+            format!("the dashboard uid must equal its file name `{uid}`"),
+        )
+        .at_path("uid"));
+    }
+    if let Some(panels) = dashboard.get_mut("panels").and_then(Value::as_array_mut) {
+        resolve_panels(panels, available);
+    }
+    Ok(dashboard)
+}
+
+fn resolve_panels(panels: &mut Vec<Value>, available: &[&str]) {
+    panels.retain(|p| match p.get(REQUIRES_KEY).and_then(Value::as_str) {
+        Some(requirement) => available.contains(&requirement),
+        None => true,
+    });
+    for panel in panels.iter_mut() {
+        if let Value::Object(map) = panel {
+            map.remove(REQUIRES_KEY);
+        }
+        if let Some(children) = panel.get_mut("panels").and_then(Value::as_array_mut) {
+            resolve_panels(children, available);
+        }
+    }
+}

@@ -1,0 +1,619 @@
+//! The renderer: model → [`Bundle`], pure and deterministic.
+//!
+//! Same input, same bytes: no timestamps, maps are sorted, lists keep the
+//! order of their sources, and every file's sha256 lands in plan.json.
+
+pub mod alertmanager;
+pub mod dashboards;
+pub mod objects;
+pub mod plan;
+pub mod resolve;
+pub mod rules;
+pub mod template;
+pub mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::model::{LocatedError, Phase};
+use objects::Object;
+use plan::{Expectations, Plan, PlanAlerting, PlanPhase, PlanPlugin, Release, SecretKey, Step};
+pub use resolve::{Request, Resolved, resolve};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Invalid(#[from] LocatedError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error("no profile selected")]
+    NoProfile { known: Vec<String> },
+    #[error("{what} `{name}` is defined twice: in {first} and in {second}")]
+    Duplicate {
+        what: &'static str,
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("cannot serialize {path}: {message}")]
+    Serialize { path: String, message: String },
+}
+
+impl RenderError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            RenderError::Invalid(e) => e.hint.clone(),
+            RenderError::Catalog(e) => e.hint(),
+            RenderError::NoProfile { known } => Some(format!(
+                "pass --profile NAME or set spec.profile in telltale.yaml; built-in profiles: {}",
+                known.join(", ")
+            )),
+            RenderError::Duplicate { .. } => Some("rename one of them".into()),
+            RenderError::Serialize { .. } => None,
+        }
+    }
+}
+
+/// A rendered bundle: relative path → content.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub files: BTreeMap<String, String>,
+    pub plan: Plan,
+    /// plan.json as written.
+    pub plan_json: String,
+}
+
+pub fn to_yaml<T: Serialize>(path: &str, value: &T) -> Result<String, RenderError> {
+    serde_saphyr::to_string(value).map_err(|e| RenderError::Serialize {
+        path: path.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Accumulates the bundle's files and remembers who wrote each.
+#[derive(Default)]
+struct Files {
+    files: BTreeMap<String, String>,
+    origin: BTreeMap<String, String>,
+}
+
+impl Files {
+    fn add(
+        &mut self,
+        what: &'static str,
+        path: String,
+        origin: &str,
+        content: String,
+    ) -> Result<(), RenderError> {
+        if let Some(first) = self.origin.get(&path) {
+            return Err(RenderError::Duplicate {
+                what,
+                name: path,
+                first: first.clone(),
+                second: origin.to_string(),
+            });
+        }
+        self.origin.insert(path.clone(), origin.to_string());
+        self.files.insert(path, content);
+        Ok(())
+    }
+}
+
+pub fn render(catalog: &Catalog, request: &Request) -> Result<Bundle, RenderError> {
+    let resolved = resolve(catalog, request)?;
+    render_resolved(catalog, &resolved)
+}
+
+pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, RenderError> {
+    let ctx = template::Context {
+        namespace: r.namespace.clone(),
+        cluster: r.cluster.name.clone().unwrap_or_default(),
+        profile: r.profile.clone(),
+    };
+    let runbook_base = r.alerting.runbook_base_url.as_deref();
+    let mut files = Files::default();
+    let mut objects: Vec<(Phase, Object)> = Vec::new();
+    let mut expectations = Expectations::default();
+
+    // Base manifests: one directory per phase.
+    for dir in catalog.manifests.subdirs() {
+        let phase = Phase::from_name(&dir)
+            .filter(|p| p.installable())
+            .ok_or_else(|| {
+                RenderError::Invalid(LocatedError::new(
+                    &crate::model::Source::new(catalog.manifests.display(&dir), ""),
+                    1,
+                    1,
+                    format!("`{dir}` is not a phase that installs objects"),
+                ))
+            })?;
+        for (_, source) in catalog.manifests.files_in(&dir, ".yaml") {
+            let rendered = template::render(&source, &ctx)?;
+            for o in objects::parse(&rendered, &r.namespace, "core")? {
+                objects.push((phase, o));
+            }
+        }
+    }
+
+    // Runbooks of the core alerts, then the plugins'.
+    for (name, source) in catalog.runbooks.files_in("", ".md") {
+        files.add(
+            "runbook",
+            format!("runbooks/{name}"),
+            &source.name,
+            source.text,
+        )?;
+    }
+
+    let postgres = r.grafana.datasources.postgres.as_ref();
+    let available: Vec<&str> = if postgres.is_some() {
+        vec!["postgres"]
+    } else {
+        vec![]
+    };
+    let mut secret_steps: Vec<Step> = Vec::new();
+    let mut releases = Vec::new();
+    let mut groups: Vec<String> = Vec::new();
+
+    for p in &r.plugins {
+        let name = p.name();
+        let spec = &p.entry.plugin.spec;
+        let tree = &p.entry.files;
+        for (_, source) in tree.files_in("manifests", ".yaml") {
+            let rendered = template::render(&source, &ctx)?;
+            for o in objects::parse(&rendered, &r.namespace, name)? {
+                objects.push((spec.phase, o));
+            }
+        }
+        for (file, source) in tree.files_in("rules", ".yaml") {
+            let stem = file.trim_end_matches(".yaml");
+            let source = crate::model::Source::new(
+                source.name.clone(),
+                rules::rebase_runbooks(&source.text, runbook_base),
+            );
+            let group = rules::parse_rule_file(&source, stem)?;
+            let path = format!("prometheus/rules/{stem}.yaml");
+            let text = to_yaml(
+                &path,
+                &rules::RuleFile {
+                    groups: vec![group.clone()],
+                },
+            )?;
+            files.add("rule group", path, &source.name, text)?;
+            objects.push((
+                Phase::Alerting,
+                objects::build(
+                    "monitoring.coreos.com/v1",
+                    "PrometheusRule",
+                    stem,
+                    &r.namespace,
+                    name,
+                    json!({"spec": {"groups": [group]}}),
+                ),
+            ));
+            groups.push(stem.to_string());
+        }
+        for (file, source) in tree.files_in("tests", "_test.yaml") {
+            files.add(
+                "rule test",
+                format!("prometheus/tests/{file}"),
+                &source.name,
+                rules::rebase_runbooks(&source.text, runbook_base),
+            )?;
+        }
+        for (file, source) in tree.files_in("dashboards", ".json") {
+            let uid = file.trim_end_matches(".json");
+            let dashboard = dashboards::prepare(&source, uid, &available)?;
+            let text = pretty_json(&dashboard);
+            files.add(
+                "dashboard",
+                format!("grafana/dashboards/{uid}.json"),
+                &source.name,
+                text.clone(),
+            )?;
+            objects.push((
+                Phase::Dashboards,
+                dashboard_configmap(uid, &text, &r.namespace, name),
+            ));
+            expectations.dashboards.push(uid.to_string());
+        }
+        for (file, source) in tree.files_in("runbooks", ".md") {
+            files.add(
+                "runbook",
+                format!("runbooks/{file}"),
+                &source.name,
+                source.text,
+            )?;
+        }
+        if !p.secrets.is_empty() {
+            secret_steps.push(Step::Secret {
+                name: format!("telltale-{name}"),
+                namespace: r.namespace.clone(),
+                keys: p
+                    .secrets
+                    .iter()
+                    .map(|(path, source)| SecretKey {
+                        key: path.replace('.', "-"),
+                        source: source.to_string(),
+                    })
+                    .collect(),
+            });
+        }
+        if let Some(chart) = &spec.chart {
+            let release = chart.release_name(name).to_string();
+            let mut values = p.values.clone();
+            if name == "kube-prometheus-stack" && postgres.is_some() {
+                // Grafana expands $VARS in provisioning files: the password
+                // reaches the datasource from the Secret, never from a file.
+                values::merge(
+                    &mut values,
+                    json!({"grafana": {"envValueFrom": {"TELLTALE_POSTGRES_PASSWORD": {
+                    "secretKeyRef": {"name": "telltale-grafana-postgres", "key": "password"}}}}}),
+                );
+            }
+            let path = format!("helm/{release}/values.yaml");
+            files.add("values file", path.clone(), name, to_yaml(&path, &values)?)?;
+            releases.push(Release {
+                name: release,
+                plugin: name.to_string(),
+                namespace: r.namespace.clone(),
+                chart: chart.name.clone(),
+                repository: chart.repository.clone(),
+                version: chart.version.clone(),
+                phase: spec.phase,
+                values: path,
+                crds: chart.crds,
+            });
+        }
+        let ex = &spec.expectations;
+        expectations.targets.extend(ex.targets.iter().cloned());
+        expectations
+            .log_namespaces
+            .extend(ex.log_namespaces.iter().cloned());
+        expectations
+            .external_metrics
+            .extend(ex.external_metrics.iter().cloned());
+    }
+
+    // Alerting: plain alertmanager.yaml (secrets as *_file) and the Secret that carries it.
+    let am = alertmanager::config(&r.alerting, &r.namespace);
+    let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
+    files.add(
+        "alertmanager config",
+        "alertmanager/alertmanager.yaml".into(),
+        "core",
+        am_text.clone(),
+    )?;
+    files.add(
+        "routing tests",
+        "alertmanager/routes-test.yaml".into(),
+        "core",
+        to_yaml(
+            "alertmanager/routes-test.yaml",
+            &alertmanager::routes_test(&r.alerting),
+        )?,
+    )?;
+    // In the secrets phase, not alerting: Alertmanager starts in the metrics
+    // phase and must find its configSecret there.
+    objects.push((
+        Phase::Secrets,
+        objects::build(
+            "v1",
+            "Secret",
+            alertmanager::CONFIG_SECRET,
+            &r.namespace,
+            "core",
+            json!({"type": "Opaque", "stringData": {"alertmanager.yaml": am_text}}),
+        ),
+    ));
+    let receiver_keys = alertmanager::receiver_secret_keys(&r.alerting);
+    secret_steps.insert(
+        0,
+        Step::Secret {
+            name: alertmanager::RECEIVER_SECRET.into(),
+            namespace: r.namespace.clone(),
+            keys: receiver_keys
+                .iter()
+                .map(|(key, source)| SecretKey {
+                    key: key.clone(),
+                    source: source.to_string(),
+                })
+                .collect(),
+        },
+    );
+    secret_steps.insert(
+        0,
+        Step::Secret {
+            name: "telltale-grafana-admin".into(),
+            namespace: r.namespace.clone(),
+            keys: vec![
+                SecretKey {
+                    key: "admin-user".into(),
+                    source: "generated".into(),
+                },
+                SecretKey {
+                    key: "admin-password".into(),
+                    source: "generated".into(),
+                },
+            ],
+        },
+    );
+    if let Some(pg) = postgres {
+        secret_steps.push(Step::Secret {
+            name: "telltale-grafana-postgres".into(),
+            namespace: r.namespace.clone(),
+            keys: vec![SecretKey {
+                key: "password".into(),
+                source: pg.password.to_string(),
+            }],
+        });
+        let provisioning = json!({
+            "apiVersion": 1,
+            "datasources": [{
+                "name": "PostgreSQL", "uid": "postgres", "type": "grafana-postgresql-datasource",
+                "url": pg.host, "user": pg.user,
+                "jsonData": {"database": pg.database, "sslmode": pg.sslmode},
+                "secureJsonData": {"password": "$TELLTALE_POSTGRES_PASSWORD"},
+            }],
+        });
+        objects.push((
+            Phase::Dashboards,
+            objects::build(
+                "v1",
+                "ConfigMap",
+                "telltale-datasource-postgres",
+                &r.namespace,
+                "core",
+                json!({
+                    "metadata": {"labels": {"grafana_datasource": "1"}},
+                    "data": {"postgres.yaml": to_yaml("postgres.yaml", &provisioning)?},
+                }),
+            ),
+        ));
+    }
+
+    // Objects into manifests/<NN>-<phase>/.
+    let mut apply_steps: BTreeMap<Phase, Vec<Step>> = BTreeMap::new();
+    for (phase, object) in &objects {
+        let path = format!("manifests/{}/{}", phase.dir_name(), object.file_name());
+        files.add(
+            "object",
+            path.clone(),
+            &object.owner,
+            to_yaml(&path, &object.value)?,
+        )?;
+        apply_steps.entry(*phase).or_default().push(Step::Apply {
+            file: path,
+            kind: object.kind().to_string(),
+            name: object.name().to_string(),
+            namespace: object.namespace().to_string(),
+        });
+    }
+
+    groups.sort();
+    expectations.rule_groups = groups;
+    expectations.receivers = alertmanager::TIERS.iter().map(|s| s.to_string()).collect();
+    expectations.targets = merge_targets(expectations.targets);
+    let mut log_ns: BTreeSet<String> = expectations.log_namespaces.drain(..).collect();
+    if r.plugins
+        .iter()
+        .any(|p| p.entry.plugin.spec.phase == Phase::Logs)
+    {
+        log_ns.insert(r.namespace.clone());
+    }
+    expectations.log_namespaces = log_ns.into_iter().collect();
+    expectations.dashboards.sort();
+    expectations.external_metrics.sort();
+    expectations.external_metrics.dedup();
+
+    // Phases and their steps, in the fixed order.
+    let mut phases = Vec::new();
+    for phase in Phase::ALL {
+        let mut steps = Vec::new();
+        match phase {
+            Phase::Preflight => steps.extend(preflight_checks()),
+            Phase::Crds => {
+                for rel in releases.iter().filter(|rel| rel.crds) {
+                    steps.push(Step::Crds {
+                        release: rel.name.clone(),
+                        chart: rel.chart.clone(),
+                        repository: rel.repository.clone(),
+                        version: rel.version.clone(),
+                    });
+                }
+            }
+            Phase::Secrets => steps.extend(secret_steps.iter().cloned()),
+            Phase::Verify => steps.push(Step::Verify {
+                checks: verify_checks(&expectations),
+            }),
+            Phase::Gitops => {
+                if let Some(g) = &r.gitops {
+                    steps.push(Step::Gitops {
+                        repo: g.repo.clone(),
+                        path: g.path.clone(),
+                        layout: g.layout.clone(),
+                    });
+                }
+            }
+            _ => {}
+        }
+        // Objects before the release of the same phase would fail on missing
+        // CRDs for the metrics phase, so releases go first.
+        for rel in releases.iter().filter(|rel| rel.phase == phase) {
+            steps.push(Step::Helm {
+                release: rel.name.clone(),
+                namespace: rel.namespace.clone(),
+                chart: rel.chart.clone(),
+                repository: rel.repository.clone(),
+                version: rel.version.clone(),
+                values: rel.values.clone(),
+            });
+        }
+        steps.extend(apply_steps.remove(&phase).unwrap_or_default());
+        let digest = phase_digest(&steps, &files.files);
+        phases.push(PlanPhase {
+            name: phase,
+            index: phase.index(),
+            digest,
+            steps,
+        });
+    }
+
+    let file_digests: BTreeMap<String, String> = files
+        .files
+        .iter()
+        .map(|(p, c)| (p.clone(), sha256(c.as_bytes())))
+        .collect();
+    let digest = sha256(
+        file_digests
+            .iter()
+            .map(|(p, d)| format!("{p}\0{d}\n"))
+            .collect::<String>()
+            .as_bytes(),
+    );
+    let plan = Plan {
+        api_version: crate::model::API_VERSION.into(),
+        kind: "Plan".into(),
+        profile: r.profile.clone(),
+        profile_chain: r.profile_chain.clone(),
+        config: r.config_name.clone(),
+        cluster: r.cluster.clone(),
+        namespace: r.namespace.clone(),
+        plugins: r
+            .plugins
+            .iter()
+            .map(|p| PlanPlugin {
+                name: p.name().to_string(),
+                version: p.entry.plugin.metadata.version.clone(),
+                phase: p.entry.plugin.spec.phase,
+                builtin: p.entry.builtin,
+            })
+            .collect(),
+        releases,
+        phases,
+        alerting: PlanAlerting {
+            receivers: alertmanager::tier_integrations(&r.alerting, &r.namespace),
+        },
+        expectations,
+        warnings: r.warnings.clone(),
+        digest,
+        files: file_digests,
+    };
+    let plan_json = pretty_json(&plan);
+    Ok(Bundle {
+        files: files.files,
+        plan,
+        plan_json,
+    })
+}
+
+fn pretty_json<T: Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn dashboard_configmap(uid: &str, text: &str, namespace: &str, owner: &str) -> Object {
+    objects::build(
+        "v1",
+        "ConfigMap",
+        &format!("telltale-dashboard-{uid}"),
+        namespace,
+        owner,
+        json!({
+            // The kube-prometheus-stack Grafana sidecar loads ConfigMaps with this label.
+            "metadata": {"labels": {"grafana_dashboard": "1"}},
+            "data": {format!("{uid}.json"): text},
+        }),
+    )
+}
+
+fn phase_digest(steps: &[Step], files: &BTreeMap<String, String>) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(steps).unwrap_or_default());
+    for step in steps {
+        let used = match step {
+            Step::Apply { file, .. } => Some(file),
+            Step::Helm { values, .. } => Some(values),
+            _ => None,
+        };
+        if let Some(content) = used.and_then(|f| files.get(f)) {
+            hasher.update(content.as_bytes());
+        }
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn preflight_checks() -> Vec<Step> {
+    [
+        (
+            "context",
+            "the kube context is the one pinned in the config",
+        ),
+        ("api", "the API server is reachable"),
+        ("server-version", "the server version is supported"),
+        ("helm", "helm is installed (>= 3.14; 4.x preferred)"),
+        (
+            "rbac",
+            "every permission the plan needs (SelfSubjectAccessReview)",
+        ),
+        (
+            "storage-class",
+            "a default StorageClass exists when volumes are requested",
+        ),
+        ("capacity", "node allocatable covers the summed requests"),
+    ]
+    .into_iter()
+    .map(|(id, d)| Step::Check {
+        id: id.into(),
+        description: d.into(),
+    })
+    .collect()
+}
+
+fn verify_checks(ex: &Expectations) -> Vec<String> {
+    let mut checks = vec!["targets", "rules", "alertmanager", "notifications"];
+    if !ex.log_namespaces.is_empty() {
+        checks.push("logs");
+    }
+    if !ex.dashboards.is_empty() {
+        checks.push("dashboards");
+    }
+    if !ex.external_metrics.is_empty() {
+        checks.push("autoscaling");
+    }
+    checks.into_iter().map(String::from).collect()
+}
+
+/// One expectation per job, the highest minimum wins.
+fn merge_targets(
+    targets: Vec<crate::model::plugin::TargetExpectation>,
+) -> Vec<crate::model::plugin::TargetExpectation> {
+    let mut by_job: BTreeMap<String, u32> = BTreeMap::new();
+    for t in targets {
+        let min = by_job.entry(t.job).or_default();
+        *min = (*min).max(t.min);
+    }
+    by_job
+        .into_iter()
+        .map(|(job, min)| crate::model::plugin::TargetExpectation { job, min })
+        .collect()
+}
+
+/// The values of a release as JSON, for tests and `plugins show`.
+pub fn values_of<'a>(bundle: &'a Bundle, release: &str) -> Option<&'a String> {
+    bundle.files.get(&format!("helm/{release}/values.yaml"))
+}

@@ -1,0 +1,148 @@
+//! plan.json: what `up` will do, phase by phase, and what `verify` will prove.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::alertmanager::TierIntegrations;
+use crate::model::Phase;
+use crate::model::config::Cluster;
+use crate::model::plugin::TargetExpectation;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub profile: String,
+    pub profile_chain: Vec<String>,
+    pub config: Option<String>,
+    pub cluster: Cluster,
+    pub namespace: String,
+    pub plugins: Vec<PlanPlugin>,
+    pub releases: Vec<Release>,
+    pub phases: Vec<PlanPhase>,
+    pub alerting: PlanAlerting,
+    pub expectations: Expectations,
+    pub warnings: Vec<String>,
+    /// sha256 over every file of the bundle (path and content), plan.json excluded.
+    pub digest: String,
+    /// sha256 of every file of the bundle except plan.json itself.
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanPlugin {
+    pub name: String,
+    pub version: String,
+    pub phase: Phase,
+    pub builtin: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Release {
+    pub name: String,
+    pub plugin: String,
+    pub namespace: String,
+    pub chart: String,
+    pub repository: String,
+    pub version: String,
+    pub phase: Phase,
+    pub values: String,
+    /// CRDs are applied by telltale from the chart, and helm runs with --skip-crds.
+    pub crds: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanPhase {
+    pub name: Phase,
+    pub index: usize,
+    /// sha256 over the phase's steps and the files they use: `up` skips a
+    /// phase whose digest and objects are unchanged.
+    pub digest: String,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Step {
+    Check {
+        id: String,
+        description: String,
+    },
+    Crds {
+        release: String,
+        chart: String,
+        repository: String,
+        version: String,
+    },
+    Secret {
+        name: String,
+        namespace: String,
+        keys: Vec<SecretKey>,
+    },
+    Apply {
+        file: String,
+        kind: String,
+        name: String,
+        namespace: String,
+    },
+    Helm {
+        release: String,
+        namespace: String,
+        chart: String,
+        repository: String,
+        version: String,
+        values: String,
+    },
+    Verify {
+        checks: Vec<String>,
+    },
+    Gitops {
+        repo: Option<String>,
+        path: Option<String>,
+        layout: Option<String>,
+    },
+}
+
+impl Step {
+    /// A short human description for the plan table.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Check { id, .. } => format!("check {id}"),
+            Step::Crds { chart, version, .. } => format!("crds of {chart}@{version} (server-side)"),
+            Step::Secret { name, keys, .. } => format!("secret {name} ({} keys)", keys.len()),
+            Step::Apply { kind, name, .. } => format!("apply {kind}/{name}"),
+            Step::Helm {
+                release,
+                chart,
+                version,
+                ..
+            } => format!("helm {release} ({chart}@{version})"),
+            Step::Verify { checks } => format!("verify {}", checks.join(",")),
+            Step::Gitops { .. } => "gitops branch + pull request".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SecretKey {
+    pub key: String,
+    /// `env:VAR`, `file:PATH`, `secretRef:name/key`, `prompt` or `generated`: never a value.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanAlerting {
+    pub receivers: Vec<TierIntegrations>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Expectations {
+    pub targets: Vec<TargetExpectation>,
+    pub rule_groups: Vec<String>,
+    pub receivers: Vec<String>,
+    pub dashboards: Vec<String>,
+    pub log_namespaces: Vec<String>,
+    pub external_metrics: Vec<String>,
+}

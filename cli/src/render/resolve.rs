@@ -1,0 +1,467 @@
+//! From a config, a profile and `--set` to one resolved stack: the profile
+//! chain, the enabled plugins with their merged values, alerting, SLOs.
+//!
+//! Pure apart from reading a profile given by path (through the catalogue).
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::RenderError;
+use super::template;
+use super::values::{SetArg, merge, nest, parse_set, split_path, take_secrets};
+use crate::catalog::{Catalog, PluginEntry, locate, locate_key};
+use crate::model::config::{Cluster, GitOps, Grafana};
+use crate::model::document::parse_document;
+use crate::model::node::Node;
+use crate::model::yaml::parse;
+use crate::model::{Alerting, Config, Kind, Layer, LocatedError, Slo, Source};
+use crate::secrets::SecretSource;
+
+pub const DEFAULT_NAMESPACE: &str = "monitoring";
+
+/// What the user asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// The config file's text, when there is one.
+    pub config: Option<Source>,
+    /// `--profile`, overriding the config's.
+    pub profile: Option<String>,
+    /// `-n`, overriding the config's.
+    pub namespace: Option<String>,
+    /// `--set` arguments, raw.
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EnabledPlugin {
+    pub entry: PluginEntry,
+    pub values: Value,
+    /// Secret values paths and where their values come from.
+    pub secrets: Vec<(String, SecretSource)>,
+}
+
+impl EnabledPlugin {
+    pub fn name(&self) -> &str {
+        self.entry.name()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub config_name: Option<String>,
+    pub profile: String,
+    pub profile_description: String,
+    /// Root first, the selected profile last.
+    pub profile_chain: Vec<String>,
+    pub namespace: String,
+    pub cluster: Cluster,
+    pub plugins: Vec<EnabledPlugin>,
+    pub alerting: Alerting,
+    pub slos: Vec<Slo>,
+    pub grafana: Grafana,
+    pub gitops: Option<GitOps>,
+    pub warnings: Vec<String>,
+}
+
+pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderError> {
+    let config: Option<(Source, Config)> = match &request.config {
+        Some(source) => Some((source.clone(), parse_document(source, Kind::Config)?)),
+        None => None,
+    };
+    let profile_name = request
+        .profile
+        .clone()
+        .or_else(|| config.as_ref().and_then(|(_, c)| c.spec.profile.clone()))
+        .ok_or_else(|| RenderError::NoProfile {
+            known: catalog.profile_names(),
+        })?;
+
+    // The profile chain, selected profile first while walking, with cycle detection.
+    let mut chain = Vec::new();
+    // Where each profile name was written, to locate an unknown one.
+    let mut origin: Option<(Source, &str)> = match (&request.profile, &config) {
+        (None, Some((source, _))) => Some((source.clone(), "spec.profile")),
+        _ => None,
+    };
+    let mut next = Some(profile_name.clone());
+    while let Some(name) = next {
+        let entry = match catalog.profile(&name) {
+            Ok(entry) => entry,
+            Err(
+                e @ (crate::catalog::CatalogError::UnknownProfile { .. }
+                | crate::catalog::CatalogError::Read { .. }),
+            ) => {
+                let hint = e.hint();
+                let message = match &e {
+                    crate::catalog::CatalogError::Read { source, .. } => {
+                        format!("cannot read profile `{name}`: {source}")
+                    }
+                    _ => format!("unknown profile `{name}`"),
+                };
+                return Err(match &origin {
+                    Some((source, path)) => {
+                        let located = locate(source, path, message);
+                        match hint {
+                            Some(h) => located.with_hint(h).into(),
+                            None => located.into(),
+                        }
+                    }
+                    None => e.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        origin = Some((entry.source.clone(), "spec.extends"));
+        if let Some(pos) = chain
+            .iter()
+            .position(|(n, _): &(String, _)| *n == entry.profile.metadata.name)
+        {
+            let mut cycle: Vec<String> = chain[pos..].iter().map(|(n, _)| n.clone()).collect();
+            cycle.push(entry.profile.metadata.name.clone());
+            let (_, last): &(String, crate::catalog::ProfileEntry) = &chain[chain.len() - 1];
+            return Err(locate(
+                &last.source,
+                "spec.extends",
+                format!("cyclic `extends`: {}", cycle.join(" → ")),
+            )
+            .into());
+        }
+        next = entry.profile.spec.extends.clone();
+        chain.push((entry.profile.metadata.name.clone(), entry));
+    }
+    chain.reverse();
+
+    let mut layers: Vec<Layer> = chain
+        .iter()
+        .map(|(_, e)| e.profile.spec.layer(&e.source))
+        .collect();
+    if let Some((source, config)) = &config {
+        layers.push(config.spec.layer(source));
+    }
+    let sets = request
+        .sets
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| parse_set(i, raw))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| layers.iter().rev().find_map(|l| l.namespace.clone()))
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let cluster = config
+        .as_ref()
+        .and_then(|(_, c)| c.spec.cluster.clone())
+        .unwrap_or(Cluster {
+            context: None,
+            name: None,
+        });
+    let cluster_name = cluster
+        .name
+        .clone()
+        .or_else(|| config.as_ref().map(|(_, c)| c.metadata.name.clone()))
+        .unwrap_or_else(|| profile_name_of(&chain));
+    let selected = &chain[chain.len() - 1].1;
+    let ctx = template::Context {
+        namespace: namespace.clone(),
+        cluster: cluster_name.clone(),
+        profile: selected.profile.metadata.name.clone(),
+    };
+
+    let plugins = enabled_plugins(catalog, &layers, &sets, &ctx)?;
+
+    let mut alerting = Alerting::default();
+    let mut slos: Vec<Slo> = Vec::new();
+    let mut grafana = Grafana::default();
+    for layer in &layers {
+        if let Some(a) = &layer.alerting {
+            alerting.merge(a);
+        }
+        for slo in &layer.slos {
+            // A later layer redefines an SLO of the same name.
+            slos.retain(|s| s.name != slo.name);
+            slos.push(slo.clone());
+        }
+        if let Some(g) = &layer.grafana {
+            grafana = g.clone();
+        }
+    }
+
+    let mut warnings = Vec::new();
+    for p in &plugins {
+        if let Some(message) = &p.entry.plugin.spec.deprecated {
+            warnings.push(format!("plugin `{}` is deprecated: {message}", p.name()));
+        }
+    }
+
+    Ok(Resolved {
+        config_name: config.as_ref().map(|(_, c)| c.metadata.name.clone()),
+        profile: selected.profile.metadata.name.clone(),
+        profile_description: selected
+            .profile
+            .metadata
+            .description
+            .clone()
+            .unwrap_or_default(),
+        profile_chain: chain.iter().map(|(n, _)| n.clone()).collect(),
+        namespace,
+        cluster: Cluster {
+            context: cluster.context,
+            name: Some(cluster_name),
+        },
+        plugins,
+        alerting,
+        slos,
+        grafana,
+        gitops: config.and_then(|(_, c)| c.spec.gitops),
+        warnings,
+    })
+}
+
+fn profile_name_of(chain: &[(String, crate::catalog::ProfileEntry)]) -> String {
+    chain.last().map(|(n, _)| n.clone()).unwrap_or_default()
+}
+
+fn enabled_plugins(
+    catalog: &Catalog,
+    layers: &[Layer],
+    sets: &[SetArg],
+    ctx: &template::Context,
+) -> Result<Vec<EnabledPlugin>, RenderError> {
+    // Which plugins are on, and the layer that decided it (for error locations).
+    let mut enabled: BTreeMap<String, (bool, usize)> = BTreeMap::new();
+    for (i, layer) in layers.iter().enumerate() {
+        for (name, settings) in &layer.plugins {
+            if !catalog.plugins.contains_key(name) {
+                return Err(locate_key(
+                    &layer.source,
+                    &format!("spec.plugins.{name}"),
+                    format!("unknown plugin `{name}`"),
+                )
+                .with_hint(catalog.plugin_hint(name))
+                .into());
+            }
+            // Mentioning a plugin enables it unless a layer says `enabled: false`.
+            let on = settings
+                .enabled
+                .unwrap_or_else(|| enabled.get(name).is_none_or(|(on, _)| *on));
+            enabled.insert(name.clone(), (on, i));
+        }
+        for name in layer.set.keys() {
+            if !catalog.plugins.contains_key(name) {
+                return Err(locate_key(
+                    &layer.source,
+                    &format!("spec.set.{name}"),
+                    format!("unknown plugin `{name}`"),
+                )
+                .with_hint(catalog.plugin_hint(name))
+                .into());
+            }
+        }
+    }
+    for set in sets {
+        if !catalog.plugins.contains_key(&set.plugin) {
+            return Err(LocatedError::new(
+                &set.source,
+                1,
+                1,
+                format!("unknown plugin `{}`", set.plugin),
+            )
+            .at_path(set.plugin.clone())
+            .with_hint(catalog.plugin_hint(&set.plugin))
+            .into());
+        }
+        if !enabled.get(&set.plugin).is_some_and(|(on, _)| *on) {
+            return Err(LocatedError::new(
+                &set.source,
+                1,
+                1,
+                format!("plugin `{}` is not enabled in this profile", set.plugin),
+            )
+            .at_path(set.plugin.clone())
+            .with_hint(format!(
+                "enable it with `plugins: {{{}: {{enabled: true}}}}` in the config",
+                set.plugin
+            ))
+            .into());
+        }
+    }
+
+    let on: Vec<&String> = enabled
+        .iter()
+        .filter(|(_, (on, _))| *on)
+        .map(|(n, _)| n)
+        .collect();
+    for name in &on {
+        let entry = &catalog.plugins[*name];
+        let (_, layer_index) = enabled[*name];
+        let layer = &layers[layer_index];
+        for required in &entry.plugin.spec.requires {
+            if !on.contains(&required) {
+                return Err(locate_key(
+                    &layer.source,
+                    &format!("spec.plugins.{name}"),
+                    format!("plugin `{name}` requires `{required}`, which is not enabled"),
+                )
+                .with_hint(format!("enable `{required}` too"))
+                .into());
+            }
+        }
+        for conflict in &entry.plugin.spec.conflicts {
+            if on.contains(&conflict) {
+                return Err(locate_key(
+                    &layer.source,
+                    &format!("spec.plugins.{name}"),
+                    format!("plugins `{name}` and `{conflict}` cannot be enabled together"),
+                )
+                .with_hint(format!("disable one of them with `enabled: false`"))
+                .into());
+            }
+        }
+    }
+
+    let mut out = Vec::new();
+    for name in on {
+        let entry = catalog.plugins[name].clone();
+        let secret_paths: Vec<String> = entry
+            .plugin
+            .spec
+            .secrets
+            .iter()
+            .map(|s| s.path.clone())
+            .collect();
+        let mut values = match entry.files.get("values.yaml") {
+            Some(source) => {
+                let rendered = template::render(&source, ctx)?;
+                let node: Node = parse(&rendered, "helm values (a mapping)")?;
+                node.to_json()
+            }
+            None => Value::Object(Default::default()),
+        };
+        if !values.is_object() && !values.is_null() {
+            return Err(RenderError::Invalid(LocatedError::new(
+                &entry.files.get("values.yaml").unwrap_or_default(),
+                1,
+                1,
+                "values.yaml must be a mapping",
+            )));
+        }
+        let mut secrets: Vec<(String, SecretSource)> = Vec::new();
+        for layer in layers {
+            let Some(settings) = layer.plugins.get(name) else {
+                // Only `set:` may mention it in this layer.
+                apply_layer_set(layer, name, &mut values, &secret_paths)?;
+                continue;
+            };
+            if let Some(v) = &settings.values {
+                if v.value.as_map().is_none() && v.value != Node::Null {
+                    return Err(LocatedError::new(
+                        &layer.source,
+                        v.referenced.line(),
+                        v.referenced.column(),
+                        format!(
+                            "plugin values must be a mapping, found {}",
+                            v.value.kind_name()
+                        ),
+                    )
+                    .at_path(format!("spec.plugins.{name}.values"))
+                    .into());
+                }
+                let (json, found) = take_secrets(
+                    &layer.source,
+                    v,
+                    &secret_paths,
+                    &format!("spec.plugins.{name}.values"),
+                )?;
+                for (path, source) in found {
+                    secrets.retain(|(p, _)| *p != path);
+                    secrets.push((path, source));
+                }
+                merge(&mut values, json);
+            }
+            apply_layer_set(layer, name, &mut values, &secret_paths)?;
+        }
+        for set in sets.iter().filter(|s| s.plugin == *name) {
+            let joined = set.path.join(".");
+            if secret_paths.contains(&joined) {
+                return Err(
+                    LocatedError::new(&set.source, 1, 1, crate::secrets::LITERAL_SECRET)
+                        .at_path(format!("{name}.{joined}"))
+                        .into(),
+                );
+            }
+            merge(&mut values, nest(&set.path, set.value.clone()));
+        }
+        secrets.sort_by(|a, b| a.0.cmp(&b.0));
+        out.push(EnabledPlugin {
+            entry,
+            values,
+            secrets,
+        });
+    }
+    Ok(install_order(out))
+}
+
+fn apply_layer_set(
+    layer: &Layer,
+    plugin: &str,
+    values: &mut Value,
+    secret_paths: &[String],
+) -> Result<(), RenderError> {
+    let Some(entries) = layer.set.get(plugin) else {
+        return Ok(());
+    };
+    for (key, value) in entries {
+        let path = split_path(key);
+        if path.iter().any(String::is_empty) {
+            return Err(LocatedError::new(
+                &layer.source,
+                value.referenced.line(),
+                value.referenced.column(),
+                format!("`{key}` is not a dotted key path"),
+            )
+            .at_path(format!("spec.set.{plugin}"))
+            .into());
+        }
+        if secret_paths.contains(&path.join(".")) {
+            return Err(LocatedError::new(
+                &layer.source,
+                value.referenced.line(),
+                value.referenced.column(),
+                "secrets cannot be given with `set`; use spec.plugins.<plugin>.values with a secret source",
+            )
+            .at_path(format!("spec.set.{plugin}.{key}"))
+            .into());
+        }
+        merge(values, nest(&path, value.value.to_json()));
+    }
+    Ok(())
+}
+
+/// Phase order, and within a phase a plugin after the plugins it requires
+/// (alloy after loki), otherwise by name.
+fn install_order(mut plugins: Vec<EnabledPlugin>) -> Vec<EnabledPlugin> {
+    plugins.sort_by(|a, b| {
+        (a.entry.plugin.spec.phase, a.name()).cmp(&(b.entry.plugin.spec.phase, b.name()))
+    });
+    let mut ordered: Vec<EnabledPlugin> = Vec::with_capacity(plugins.len());
+    while !plugins.is_empty() {
+        // The first plugin whose same-phase requirements are already placed;
+        // `requires` cycles cannot stall this: fall back to the first one.
+        let ready = plugins
+            .iter()
+            .position(|p| {
+                p.entry.plugin.spec.requires.iter().all(|r| {
+                    ordered.iter().any(|o| o.name() == r)
+                        || !plugins.iter().any(|q| {
+                            q.name() == r && q.entry.plugin.spec.phase == p.entry.plugin.spec.phase
+                        })
+                })
+            })
+            .unwrap_or(0);
+        ordered.push(plugins.remove(ready));
+    }
+    ordered
+}

@@ -1,0 +1,74 @@
+//! The only terminal I/O: the printer, tables, warnings and error reports.
+
+pub mod table;
+
+use std::io::{self, Write};
+
+use crate::error::CommandError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where a command's results and messages go. With JSON output stdout holds
+/// exactly one document; everything else goes to stderr.
+#[derive(Debug, Clone)]
+pub struct Printer {
+    pub format: OutputFormat,
+    pub color: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Printer {
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A result line on stdout. A closed pipe is not an error (`telltale … | head`).
+    pub fn out(&self, text: &str) {
+        let mut stdout = io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+    }
+
+    pub fn json<T: serde::Serialize>(&self, value: &T) {
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        self.out(&text);
+    }
+
+    /// A progress or status line on stderr, hidden with -q.
+    pub fn status(&self, text: &str) {
+        if !self.quiet {
+            eprintln!("{text}");
+        }
+    }
+
+    pub fn warn(&self, text: &str) {
+        eprintln!("{}: {text}", self.paint("warning", "33"));
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[1;{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn report_error(&self, error: &CommandError) {
+        let mut stderr = io::stderr().lock();
+        let _ = writeln!(stderr, "{}: {}", self.paint("error", "31"), error.message);
+        if let Some(snippet) = &error.snippet {
+            let _ = writeln!(stderr, "{snippet}");
+        }
+        for cause in error.causes.iter().skip_while(|c| **c == error.message) {
+            let _ = writeln!(stderr, "  caused by: {cause}");
+        }
+        if let Some(hint) = &error.hint {
+            let _ = writeln!(stderr, "{}: {hint}", self.paint("hint", "36"));
+        }
+    }
+}
