@@ -73,7 +73,7 @@ pub fn coverage(test_files: &[Source]) -> Result<Coverage, LocatedError> {
     for source in test_files {
         let doc: Value = parse::<Node>(source, "a promtool test file")?.to_json();
         for test in doc["tests"].as_array().into_iter().flatten() {
-            for case in test["alert_rule_tests"].as_array().into_iter().flatten() {
+            for case in test["alert_rule_test"].as_array().into_iter().flatten() {
                 let Some(name) = case["alertname"].as_str() else {
                     continue;
                 };

@@ -30,6 +30,17 @@ pub fn prepare(source: &Source, uid: &str, available: &[&str]) -> Result<Value, 
     if let Some(panels) = dashboard.get_mut("panels").and_then(Value::as_array_mut) {
         resolve_panels(panels, available);
     }
+    // A datasource variable for a datasource that is not configured would
+    // show an empty picker: drop it with the panels that used it.
+    if !available.contains(&"postgres")
+        && let Some(vars) = dashboard
+            .pointer_mut("/templating/list")
+            .and_then(Value::as_array_mut)
+    {
+        vars.retain(|v| {
+            !(v["type"] == "datasource" && v["query"] == "grafana-postgresql-datasource")
+        });
+    }
     Ok(dashboard)
 }
 

@@ -212,6 +212,11 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         }
         for (file, source) in tree.files_in("dashboards", ".json") {
             let uid = file.trim_end_matches(".json");
+            // Dashboards link runbooks too (alert history): same base as the rules.
+            let source = crate::model::Source::new(
+                source.name.clone(),
+                rules::rebase_runbooks(&source.text, runbook_base),
+            );
             let dashboard = dashboards::prepare(&source, uid, &available)?;
             let text = pretty_json(&dashboard);
             files.add(

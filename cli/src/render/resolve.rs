@@ -316,7 +316,7 @@ fn enabled_plugins(
                     &format!("spec.plugins.{name}"),
                     format!("plugins `{name}` and `{conflict}` cannot be enabled together"),
                 )
-                .with_hint(format!("disable one of them with `enabled: false`"))
+                .with_hint("disable one of them with `enabled: false`")
                 .into());
             }
         }

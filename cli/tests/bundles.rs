@@ -1,0 +1,339 @@
+//! Every built-in profile's bundle: deterministic, snapshotted, and accepted
+//! by the real promtool and amtool.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use telltale::lint;
+use telltale::model::Source;
+use telltale::render::rules::parse_rule_file;
+
+#[test]
+fn rendering_is_deterministic() {
+    for profile in PROFILES {
+        let a = render_profile(profile);
+        let b = render_profile(profile);
+        assert_eq!(
+            a.files, b.files,
+            "{profile}: files differ between two renders"
+        );
+        assert_eq!(
+            a.plan_json, b.plan_json,
+            "{profile}: plan.json differs between two renders"
+        );
+    }
+}
+
+#[test]
+fn two_plan_runs_write_identical_trees() {
+    for profile in PROFILES {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+        for out in [&one, &two] {
+            assert_cmd::Command::cargo_bin("telltale")
+                .unwrap()
+                .current_dir(dir.path())
+                .args(["plan", "--profile", profile, "--out"])
+                .arg(out)
+                .assert()
+                .success();
+        }
+        let (a, b) = (read_tree(&one), read_tree(&two));
+        assert!(a.contains_key("plan.json"));
+        assert_eq!(a, b, "{profile}: two runs wrote different trees");
+    }
+}
+
+#[test]
+fn plan_json_lists_a_sha256_for_every_file() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let listed: Vec<&String> = bundle.plan.files.keys().collect();
+        let written: Vec<&String> = bundle.files.keys().collect();
+        assert_eq!(listed, written, "{profile}");
+        for (path, content) in &bundle.files {
+            use sha2::Digest;
+            let digest: String = sha2::Sha256::digest(content.as_bytes())
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(bundle.plan.files[path], digest, "{profile}: {path}");
+        }
+        let phases: Vec<String> = bundle
+            .plan
+            .phases
+            .iter()
+            .map(|p| p.name.to_string())
+            .collect();
+        assert_eq!(
+            phases,
+            [
+                "preflight",
+                "namespace",
+                "crds",
+                "secrets",
+                "metrics",
+                "logs",
+                "exporters",
+                "alerting",
+                "dashboards",
+                "autoscaling",
+                "verify",
+                "gitops"
+            ]
+        );
+    }
+}
+
+#[test]
+fn snapshots_of_every_profile() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_suffix(profile);
+        settings.set_prepend_module_to_snapshot(false);
+        settings.bind(|| {
+            insta::assert_snapshot!("plan", bundle.plan_json);
+            insta::assert_snapshot!(
+                "alertmanager",
+                bundle.files["alertmanager/alertmanager.yaml"]
+            );
+            let values: String = files_with_prefix(&bundle, "helm/")
+                .into_iter()
+                .map(|(p, c)| format!("# {p}\n{c}"))
+                .collect();
+            insta::assert_snapshot!("values", values);
+            let listing: String = bundle.files.keys().map(|p| format!("{p}\n")).collect();
+            insta::assert_snapshot!("files", listing);
+        });
+    }
+}
+
+#[test]
+fn promtool_checks_and_tests_every_profile() {
+    require_tool("promtool");
+    for profile in PROFILES {
+        let dir = tempfile::tempdir().unwrap();
+        write(&render_profile(profile), dir.path());
+        let rules: Vec<String> = std::fs::read_dir(dir.path().join("prometheus/rules"))
+            .unwrap()
+            .map(|e| {
+                format!(
+                    "prometheus/rules/{}",
+                    e.unwrap().file_name().to_string_lossy()
+                )
+            })
+            .collect();
+        assert!(!rules.is_empty(), "{profile}: no rule files");
+        run_ok(
+            Command::new("promtool")
+                .current_dir(dir.path())
+                .args(["check", "rules"])
+                .args(&rules),
+        );
+        let tests: Vec<String> = std::fs::read_dir(dir.path().join("prometheus/tests"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        let out = run_ok(
+            Command::new("promtool")
+                .current_dir(dir.path().join("prometheus/tests"))
+                .args(["test", "rules"])
+                .args(&tests),
+        );
+        assert!(!out.contains("FAILED"), "{profile}: {out}");
+    }
+}
+
+#[test]
+fn amtool_checks_the_config_and_every_route_case() {
+    require_tool("amtool");
+    for profile in PROFILES {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = render_profile(profile);
+        write(&bundle, dir.path());
+        let config = dir.path().join("alertmanager/alertmanager.yaml");
+        run_ok(Command::new("amtool").arg("check-config").arg(&config));
+        let cases: Value = serde_json::to_value(
+            telltale::model::yaml::parse::<telltale::model::node::Node>(
+                &Source::new(
+                    "routes-test.yaml",
+                    bundle.files["alertmanager/routes-test.yaml"].clone(),
+                ),
+                "routes test",
+            )
+            .unwrap()
+            .to_json(),
+        )
+        .unwrap();
+        let cases = cases["cases"].as_array().unwrap();
+        assert!(cases.len() >= 6);
+        for case in cases {
+            let receivers: Vec<&str> = case["receivers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap())
+                .collect();
+            let labels: Vec<String> = case["labels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+                .collect();
+            let out = run_ok(
+                Command::new("amtool")
+                    .args(["config", "routes", "test", "--config.file"])
+                    .arg(&config)
+                    .arg(format!("--verify.receivers={}", receivers.join(",")))
+                    .args(&labels),
+            );
+            assert!(
+                out.contains(&receivers.join(",")),
+                "{profile} {}: {out}",
+                case["name"]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_alert_has_labels_annotations_a_runbook_and_both_test_cases() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let groups: Vec<_> = files_with_prefix(&bundle, "prometheus/rules/")
+            .into_iter()
+            .map(|(path, text)| {
+                let stem = path
+                    .trim_start_matches("prometheus/rules/")
+                    .trim_end_matches(".yaml");
+                parse_rule_file(&Source::new(path.clone(), text.clone()), stem).unwrap()
+            })
+            .collect();
+        let tests: Vec<Source> = files_with_prefix(&bundle, "prometheus/tests/")
+            .into_iter()
+            .map(|(p, t)| Source::new(p.clone(), t.clone()))
+            .collect();
+        let exists = |name: &str| bundle.files.contains_key(&format!("runbooks/{name}"));
+        let problems = lint::check_groups(&groups, &tests, &exists).unwrap();
+        assert!(problems.is_empty(), "{profile}:\n{}", problems.join("\n"));
+        let alerts = groups
+            .iter()
+            .flat_map(|g| &g.rules)
+            .filter(|r| r.alert.is_some())
+            .count();
+        assert!(alerts > 10, "{profile}: only {alerts} alerts");
+    }
+}
+
+#[test]
+fn the_coverage_check_catches_an_alert_without_a_silent_case() {
+    // Guard against a lint that cannot fail.
+    let rules = Source::new(
+        "r.yaml",
+        "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up == 0\n    labels: {severity: critical, priority: P0}\n    annotations: {summary: s, description: 'v {{ $value }}', sla: x, runbook_url: https://x/A.md}\n",
+    );
+    let group = parse_rule_file(&rules, "g").unwrap();
+    let tests = Source::new(
+        "t.yaml",
+        "tests:\n- alert_rule_test:\n  - alertname: A\n    eval_time: 1m\n    exp_alerts: [{exp_labels: {severity: critical}}]\n",
+    );
+    let problems = lint::check_groups(&[group], &[tests], &|_| true).unwrap();
+    assert_eq!(problems, ["A: no promtool case where it stays silent"]);
+}
+
+#[test]
+fn production_routes_by_tier() {
+    let bundle = render_with(
+        "production",
+        Some(include_str!("fixtures/configs/production-receivers.yaml")),
+        &[],
+    );
+    let tiers: Vec<(String, Vec<String>)> = bundle
+        .plan
+        .alerting
+        .receivers
+        .iter()
+        .map(|t| (t.receiver.clone(), t.integrations.clone()))
+        .collect();
+    let get = |name: &str| {
+        tiers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, i)| i.clone())
+            .unwrap()
+    };
+    assert_eq!(
+        get("critical"),
+        ["slack", "pagerduty", "email", "sms-bridge"]
+    );
+    assert_eq!(get("warning"), ["slack"]);
+    assert!(get("info").is_empty(), "info is annotation-only");
+    assert_eq!(get("sla"), ["email"]);
+    let am = &bundle.files["alertmanager/alertmanager.yaml"];
+    assert!(am.contains(
+        "api_url_file: /etc/alertmanager/secrets/telltale-alertmanager-receivers/slack-webhook-url"
+    ));
+    assert!(am.contains("routing_key_file: /etc/alertmanager/secrets/telltale-alertmanager-receivers/pagerduty-routing-key"));
+    // Secrets only as files: no source (env var name) and no value in the config.
+    assert!(!am.contains("SLACK_WEBHOOK_URL"));
+    assert!(
+        !am.contains("api_url:") && !am.contains("routing_key:") && !am.contains("service_key:")
+    );
+}
+
+#[test]
+fn set_wins_over_config_which_wins_over_profile() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: kind\n  set:\n    kube-prometheus-stack:\n      prometheus.prometheusSpec.retention: 2d\n      prometheus.prometheusSpec.retentionSize: 3GB\n";
+    let bundle = render_with(
+        "kind",
+        Some(config),
+        &["kube-prometheus-stack.prometheus.prometheusSpec.retention=5d"],
+    );
+    let values = &bundle.files["helm/kube-prometheus-stack/values.yaml"];
+    assert!(values.contains("retention: 5d"), "--set wins");
+    assert!(
+        values.contains("retentionSize: 3GB"),
+        "config wins over profile"
+    );
+    assert!(
+        values.contains("serviceMonitorSelectorNilUsesHelmValues: false"),
+        "plugin defaults remain"
+    );
+    let plain = render_profile("kind");
+    assert!(
+        plain.files["helm/kube-prometheus-stack/values.yaml"].contains("retention: 6h"),
+        "profile wins over plugin defaults"
+    );
+}
+
+#[test]
+fn grafana_admin_password_is_never_a_literal() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let values = &bundle.files["helm/kube-prometheus-stack/values.yaml"];
+        assert!(
+            values.contains("existingSecret: telltale-grafana-admin"),
+            "{profile}"
+        );
+        assert!(!values.contains("adminPassword"), "{profile}");
+    }
+}
+
+#[test]
+fn promtail_is_legacy_and_warns() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: kind\n  plugins:\n    alloy: {enabled: false}\n    promtail: {enabled: true}\n";
+    let bundle = render_with("kind", Some(config), &[]);
+    assert!(
+        bundle
+            .plan
+            .warnings
+            .iter()
+            .any(|w| w.contains("promtail") && w.contains("end-of-life")),
+        "{:?}",
+        bundle.plan.warnings
+    );
+}

@@ -1,0 +1,264 @@
+//! The command-line contract: JSON shapes, exit codes, help and README.
+
+mod common;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+fn telltale(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::cargo_bin("telltale").unwrap();
+    cmd.env_clear()
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .current_dir(dir);
+    cmd
+}
+
+fn json_of(cmd: &mut Command) -> Value {
+    let output = cmd.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is exactly one JSON document")
+}
+
+#[test]
+fn profiles_list_json_has_the_five_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json_of(telltale(dir.path()).args(["profiles", "list", "-o", "json"]));
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["data-platform", "homelab", "kind", "ml-slo", "production"]
+    );
+    for p in v.as_array().unwrap() {
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["description", "extends", "name", "plugins"]);
+        assert!(!p["description"].as_str().unwrap().is_empty());
+        assert!(
+            p["plugins"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == "kube-prometheus-stack")
+        );
+    }
+    let prod = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "data-platform")
+        .unwrap();
+    assert_eq!(prod["extends"], "production");
+}
+
+#[test]
+fn plugins_list_json_has_the_core_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = json_of(telltale(dir.path()).args(["plugins", "list", "-o", "json"]));
+    for core in ["kube-prometheus-stack", "loki", "alloy", "promtail"] {
+        let p = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == core)
+            .unwrap_or_else(|| panic!("{core} listed"));
+        let keys: Vec<&String> = p.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["description", "name", "phase", "version"]);
+    }
+}
+
+#[test]
+fn plan_json_on_stdout_is_the_written_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["plan", "--profile", "homelab", "-o", "json", "--out", "b"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("b/plan.json")).unwrap())
+            .unwrap();
+    assert_eq!(printed, written);
+    assert_eq!(printed["profile"], "homelab");
+    assert!(
+        printed["expectations"]["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["job"] == "node-exporter")
+    );
+}
+
+#[test]
+fn plan_text_prints_the_phase_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["plan", "--profile", "kind"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for phase in ["preflight", "crds", "metrics", "logs", "alerting", "verify"] {
+        assert!(stdout.contains(phase), "{stdout}");
+    }
+    assert!(
+        dir.path().join("telltale-out/plan.json").is_file(),
+        "default --out is ./telltale-out"
+    );
+}
+
+#[test]
+fn plan_without_profile_explains_how_to_pick_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path()).args(["plan"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("no profile selected") && stderr.contains("--profile"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn runbook_prints_and_suggests() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["runbook", "NodeDown"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.starts_with("# RUNBOOK: NODE_DOWN"), "{text}");
+    for section in [
+        "## Detection",
+        "## Diagnosis",
+        "## Resolution",
+        "## Escalation",
+    ] {
+        assert!(text.contains(section));
+    }
+    let output = telltale(dir.path())
+        .args(["runbook", "NodeDwn"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("did you mean `NodeDown`?"));
+}
+
+#[test]
+fn plugins_new_then_lint_passes() {
+    common::require_tool("promtool");
+    let dir = tempfile::tempdir().unwrap();
+    telltale(dir.path())
+        .args(["plugins", "new", "demo"])
+        .assert()
+        .success();
+    let output = telltale(dir.path())
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .args(["plugins", "lint", "demo"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // And a broken one fails: remove the silent case.
+    let test = dir.path().join("demo/tests/demo_test.yaml");
+    let text = std::fs::read_to_string(&test).unwrap().replace("        exp_alerts: []\n", "        exp_alerts: [{exp_labels: {severity: critical, priority: P0, category: availability, job: demo, instance: 'a:9100'}}]\n");
+    std::fs::write(&test, text).unwrap();
+    let output = telltale(dir.path())
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .args(["plugins", "lint", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("no promtool case where it stays silent")
+    );
+}
+
+#[test]
+fn every_builtin_plugin_lints_clean() {
+    common::require_tool("promtool");
+    let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(&plugins).unwrap() {
+        let path = entry.unwrap().path();
+        let output = telltale(dir.path())
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .args(["plugins", "lint"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}:\n{}{}",
+            path.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn readme_documents_every_command_and_help_agrees() {
+    let readme = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let help = telltale(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout).to_string();
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 5, "{help}");
+    for command in commands {
+        assert!(
+            readme.contains(&format!("telltale {command}")),
+            "README does not document `telltale {command}`"
+        );
+    }
+    for flag in [
+        "--context",
+        "--kubeconfig",
+        "--namespace",
+        "--config",
+        "--profile",
+        "--set",
+        "--plugin-dir",
+        "--output",
+        "--yes",
+        "--no-color",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+        assert!(readme.contains(flag), "README lacks {flag}");
+    }
+}
+
+#[test]
+fn completions_are_generated() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("telltale"));
+}

@@ -1,0 +1,93 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use telltale::catalog::Catalog;
+use telltale::model::Source;
+use telltale::render::{Bundle, Request, render};
+
+pub const PROFILES: [&str; 5] = ["kind", "homelab", "production", "data-platform", "ml-slo"];
+
+pub fn catalog() -> Catalog {
+    Catalog::load(&[]).expect("the built-in catalogue loads")
+}
+
+pub fn render_profile(profile: &str) -> Bundle {
+    render_with(profile, None, &[])
+}
+
+pub fn render_with(profile: &str, config: Option<&str>, sets: &[&str]) -> Bundle {
+    let request = Request {
+        config: config.map(|text| Source::new("test-config.yaml", text)),
+        profile: Some(profile.to_string()),
+        namespace: None,
+        sets: sets.iter().map(|s| s.to_string()).collect(),
+    };
+    render(&catalog(), &request).unwrap_or_else(|e| panic!("profile {profile} renders: {e}"))
+}
+
+/// Writes the bundle as `plan --out` would.
+pub fn write(bundle: &Bundle, dir: &Path) {
+    telltale::commands::plan::write_bundle(bundle, dir).expect("bundle written");
+}
+
+/// The tool, or a failure that says how to install it: a missing validator
+/// must never turn into a silent pass.
+pub fn require_tool(tool: &str) -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file());
+    found.unwrap_or_else(|| {
+        panic!(
+            "`{tool}` is required by this test and was not found on PATH; {}",
+            telltale::tools::ToolError::install_hint(tool)
+        )
+    })
+}
+
+/// Runs a command, panicking with its output when it fails.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let output = cmd.env("LC_ALL", "C").output().expect("command spawns");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// Every file under `dir`, relative path → bytes.
+pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+pub fn files_with_prefix<'a>(bundle: &'a Bundle, prefix: &str) -> Vec<(&'a String, &'a String)> {
+    bundle
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with(prefix))
+        .collect()
+}
