@@ -337,3 +337,46 @@ fn promtail_is_legacy_and_warns() {
         bundle.plan.warnings
     );
 }
+
+#[test]
+fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed_slos() {
+    let bundle = render_profile("production");
+    let critical = bundle
+        .plan
+        .alerting
+        .receivers
+        .iter()
+        .find(|t| t.receiver == "critical")
+        .unwrap();
+    for integration in ["slack", "pagerduty", "sms-bridge"] {
+        assert!(
+            critical.integrations.iter().any(|i| i == integration),
+            "{:?}",
+            critical.integrations
+        );
+    }
+    for slo in ["availability", "latency", "errors"] {
+        assert!(
+            bundle
+                .files
+                .contains_key(&format!("prometheus/rules/telltale-slo-{slo}.yaml"))
+        );
+        assert!(bundle.files.contains_key(&format!(
+            "prometheus/tests/telltale-slo-{slo}-alerts_test.yaml"
+        )));
+    }
+    assert!(
+        bundle.files["prometheus/rules/telltale-slo-availability.yaml"].contains("job=\"api\"")
+    );
+    assert!(
+        bundle
+            .plan
+            .expectations
+            .dashboards
+            .contains(&"telltale-slo".to_string())
+    );
+    // A config points the SLOs at its own service.
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  sloSelector: 'job=\"checkout\"'\n";
+    let custom = render_with("production", Some(config), &[]);
+    assert!(custom.files["prometheus/rules/telltale-slo-errors.yaml"].contains("job=\"checkout\""));
+}

@@ -42,6 +42,9 @@ pub struct ConfigSpec {
     pub alerting: Option<Alerting>,
     #[serde(default)]
     pub slos: Vec<Slo>,
+    /// PromQL label matchers for the service the SLOs measure, put in for
+    /// `{{selector}}` in their queries (e.g. `job="api"`).
+    pub slo_selector: Option<String>,
     pub grafana: Option<Grafana>,
     pub gitops: Option<GitOps>,
 }
@@ -67,6 +70,7 @@ pub struct ProfileSpec {
     pub alerting: Option<Alerting>,
     #[serde(default)]
     pub slos: Vec<Slo>,
+    pub slo_selector: Option<String>,
     pub grafana: Option<Grafana>,
 }
 
@@ -95,7 +99,8 @@ pub struct Slo {
     #[serde(default = "default_window")]
     pub window: String,
     pub description: Option<String>,
-    /// PromQL for bad events per second; `{{window}}` is replaced by each burn-rate window.
+    /// PromQL for bad events; `{{window}}` is replaced by each burn-rate
+    /// window and `{{selector}}` by the service selector.
     pub errors: String,
     /// PromQL for all events per second, same placeholder.
     pub total: String,
@@ -161,6 +166,7 @@ pub struct Layer {
     pub set: BTreeMap<String, BTreeMap<String, Located>>,
     pub alerting: Option<Alerting>,
     pub slos: Vec<Slo>,
+    pub slo_selector: Option<String>,
     pub grafana: Option<Grafana>,
 }
 
@@ -173,6 +179,7 @@ impl ProfileSpec {
             set: self.set.clone(),
             alerting: self.alerting.clone(),
             slos: self.slos.clone(),
+            slo_selector: self.slo_selector.clone(),
             grafana: self.grafana.clone(),
         }
     }
@@ -187,6 +194,7 @@ impl ConfigSpec {
             set: self.set.clone(),
             alerting: self.alerting.clone(),
             slos: self.slos.clone(),
+            slo_selector: self.slo_selector.clone(),
             grafana: self.grafana.clone(),
         }
     }

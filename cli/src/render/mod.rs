@@ -9,6 +9,7 @@ pub mod objects;
 pub mod plan;
 pub mod resolve;
 pub mod rules;
+pub mod slo;
 pub mod template;
 pub mod values;
 
@@ -39,6 +40,8 @@ pub enum RenderError {
         first: String,
         second: String,
     },
+    #[error(transparent)]
+    Slo(#[from] slo::SloError),
     #[error("cannot serialize {path}: {message}")]
     Serialize { path: String, message: String },
 }
@@ -53,6 +56,7 @@ impl RenderError {
                 known.join(", ")
             )),
             RenderError::Duplicate { .. } => Some("rename one of them".into()),
+            RenderError::Slo(_) => Some("see docs: an SLO's errors and total are PromQL with {{window}} and {{selector}} placeholders".into()),
             RenderError::Serialize { .. } => None,
         }
     }
@@ -287,6 +291,53 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         expectations
             .external_metrics
             .extend(ex.external_metrics.iter().cloned());
+    }
+
+    // SLOs: recording rules, burn-rate alerts, their tests and a dashboard.
+    if !r.slos.is_empty() {
+        let base = runbook_base.unwrap_or(rules::DEFAULT_RUNBOOK_BASE);
+        let generated = slo::render(&r.slos, &r.slo_selector, base)?;
+        for (name, group, test) in generated.groups {
+            let path = format!("prometheus/rules/{name}.yaml");
+            files.add(
+                "rule group",
+                path.clone(),
+                "slos",
+                to_yaml(&path, &slo::rule_file(&group))?,
+            )?;
+            if let Some(test) = test {
+                files.add(
+                    "rule test",
+                    format!("prometheus/tests/{name}_test.yaml"),
+                    "slos",
+                    test,
+                )?;
+            }
+            objects.push((
+                Phase::Alerting,
+                objects::build(
+                    "monitoring.coreos.com/v1",
+                    "PrometheusRule",
+                    &name,
+                    &r.namespace,
+                    "slos",
+                    json!({"spec": {"groups": [group]}}),
+                ),
+            ));
+            groups.push(name);
+        }
+        let text = pretty_json(&generated.dashboard);
+        files.add(
+            "dashboard",
+            "grafana/dashboards/telltale-slo.json".into(),
+            "slos",
+            text.clone(),
+        )?;
+        objects.push((
+            Phase::Dashboards,
+            dashboard_configmap("telltale-slo", &text, &r.namespace, "slos"),
+        ));
+        expectations.dashboards.push("telltale-slo".into());
     }
 
     // Alerting: plain alertmanager.yaml (secrets as *_file) and the Secret that carries it.

@@ -59,6 +59,7 @@ pub struct Resolved {
     pub plugins: Vec<EnabledPlugin>,
     pub alerting: Alerting,
     pub slos: Vec<Slo>,
+    pub slo_selector: String,
     pub grafana: Grafana,
     pub gitops: Option<GitOps>,
     pub warnings: Vec<String>,
@@ -214,6 +215,11 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         plugins,
         alerting,
         slos,
+        slo_selector: layers
+            .iter()
+            .rev()
+            .find_map(|l| l.slo_selector.clone())
+            .unwrap_or_default(),
         grafana,
         gitops: config.and_then(|(_, c)| c.spec.gitops),
         warnings,

@@ -1,0 +1,362 @@
+//! SLOs as multi-window, multi-burn-rate rules (the SRE workbook's
+//! recipe for a 30-day window), their promtool tests, and the SLO dashboard.
+//!
+//! Page when the error budget burns 14.4× too fast over 1h (confirmed over
+//! 5m) or 6× over 6h (confirmed over 30m); open a ticket at 3× over 1d
+//! (2h) or 1× over 3d (6h).
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::rules::{Rule, RuleFile, RuleGroup};
+use crate::model::Slo;
+
+pub const WINDOWS: [&str; 7] = ["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+pub const RUNBOOK: &str = "SLO_BURN.md";
+
+/// What the renderer adds for the SLOs of a stack.
+pub struct SloFiles {
+    /// (group name, rule group, test file text or None)
+    pub groups: Vec<(String, RuleGroup, Option<String>)>,
+    pub dashboard: Value,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "SLO `{name}`: {field} is not valid PromQL once `{{{{window}}}}` and `{{{{selector}}}}` are filled in: {message}"
+)]
+pub struct SloError {
+    pub name: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn camel(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A decimal without float noise: 0.0009999999 → "0.001".
+fn decimal(x: f64) -> String {
+    let s = format!("{x:.10}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// Go's `%.4g`, which Prometheus' humanizePercentage uses.
+fn g4(x: f64) -> String {
+    if x == 0.0 {
+        return "0".into();
+    }
+    let exp = x.abs().log10().floor() as i32;
+    let decimals = (3 - exp).max(0) as usize;
+    let s = format!("{x:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+fn fill(query: &str, window: &str, selector: &str) -> String {
+    query
+        .replace("{{window}}", window)
+        .replace("{{selector}}", selector)
+}
+
+pub fn record_name(window: &str) -> String {
+    format!("slo:sli_error:ratio_rate{window}")
+}
+
+pub fn render(slos: &[Slo], selector: &str, runbook_base: &str) -> Result<SloFiles, SloError> {
+    let mut groups = Vec::new();
+    for slo in slos {
+        let budget = (100.0 - slo.objective) / 100.0;
+        let b = decimal(budget);
+        let mut recordings = Vec::new();
+        for window in WINDOWS {
+            let (errors, total) = (
+                fill(&slo.errors, window, selector),
+                fill(&slo.total, window, selector),
+            );
+            for (field, q) in [("errors", &errors), ("total", &total)] {
+                promql_parser::parser::parse(q).map_err(|message| SloError {
+                    name: slo.name.clone(),
+                    field,
+                    message,
+                })?;
+            }
+            recordings.push(Rule {
+                alert: None,
+                record: Some(record_name(window)),
+                expr: format!("({errors})\n/\n({total})"),
+                for_: None,
+                keep_firing_for: None,
+                labels: BTreeMap::from([("slo".to_string(), slo.name.clone())]),
+                annotations: BTreeMap::new(),
+            });
+        }
+        let group = format!("telltale-slo-{}", slo.name);
+        groups.push((
+            group.clone(),
+            RuleGroup {
+                name: group.clone(),
+                interval: None,
+                rules: recordings,
+            },
+            None,
+        ));
+
+        let sel = format!("{{slo=\"{}\"}}", slo.name);
+        let burn = |long: &str, short: &str, factor: &str| {
+            format!(
+                "({} > ({factor} * {b}) and {} > ({factor} * {b}))",
+                format_args!("{}{sel}", record_name(long)),
+                format_args!("{}{sel}", record_name(short)),
+            )
+        };
+        let name = camel(&slo.name);
+        let sla = format!("{}% over {}", decimal(slo.objective), slo.window);
+        let runbook = format!("{}/{RUNBOOK}", runbook_base.trim_end_matches('/'));
+        let alert = |suffix: &str,
+                     expr: String,
+                     for_: &str,
+                     severity: &str,
+                     priority: &str,
+                     summary: &str,
+                     window: &str| Rule {
+            alert: Some(format!("{name}{suffix}")),
+            record: None,
+            expr,
+            for_: Some(for_.to_string()),
+            keep_firing_for: None,
+            labels: BTreeMap::from([
+                ("severity".to_string(), severity.to_string()),
+                ("priority".to_string(), priority.to_string()),
+                ("category".to_string(), "sla".to_string()),
+            ]),
+            annotations: BTreeMap::from([
+                (
+                    "summary".to_string(),
+                    format!("SLO {{{{ $labels.slo }}}} {summary}"),
+                ),
+                (
+                    "description".to_string(),
+                    format!(
+                        "The error ratio of {{{{ $labels.slo }}}} over {window} is {{{{ $value | humanizePercentage }}}}; the objective allows {}.",
+                        g4(budget * 100.0) + "%"
+                    ),
+                ),
+                ("sla".to_string(), sla.clone()),
+                ("runbook_url".to_string(), runbook.clone()),
+            ]),
+        };
+        let fast = alert(
+            "BudgetBurnFast",
+            format!(
+                "{}\nor\n{}",
+                burn("1h", "5m", "14.4"),
+                burn("6h", "30m", "6")
+            ),
+            "2m",
+            "critical",
+            "P0",
+            "is burning its error budget fast (page)",
+            "1h",
+        );
+        let slow = alert(
+            "BudgetBurnSlow",
+            format!("{}\nor\n{}", burn("1d", "2h", "3"), burn("3d", "6h", "1")),
+            "15m",
+            "warning",
+            "P1",
+            "is burning its error budget (ticket)",
+            "1d",
+        );
+        let alerts_group = format!("{group}-alerts");
+        let test = test_file(slo, &alerts_group, budget, &fast, &slow);
+        groups.push((
+            alerts_group.clone(),
+            RuleGroup {
+                name: alerts_group,
+                interval: None,
+                rules: vec![fast, slow],
+            },
+            Some(test),
+        ));
+    }
+    Ok(SloFiles {
+        groups,
+        dashboard: dashboard(slos),
+    })
+}
+
+/// Synthetic recorded ratios at given multiples of the budget: the page
+/// fires at 20×, only the ticket at 4×, nothing at 0.5×.
+fn test_file(slo: &Slo, group: &str, budget: f64, fast: &Rule, slow: &Rule) -> String {
+    let series = |factor: f64| -> Vec<Value> {
+        WINDOWS
+            .iter()
+            .map(|w| json!({"series": format!("{}{{slo=\"{}\"}}", record_name(w), slo.name), "values": format!("{}+0x40", decimal(budget * factor))}))
+            .collect()
+    };
+    let expected = |rule: &Rule, value: f64| -> Value {
+        let mut labels: BTreeMap<String, String> = rule.labels.clone();
+        labels.insert("slo".into(), slo.name.clone());
+        let annotations: BTreeMap<String, String> = rule
+            .annotations
+            .iter()
+            .map(|(k, v)| {
+                let v = v.replace("{{ $labels.slo }}", &slo.name).replace(
+                    "{{ $value | humanizePercentage }}",
+                    &format!("{}%", g4(value * 100.0)),
+                );
+                (k.clone(), v)
+            })
+            .collect();
+        json!([{"exp_labels": labels, "exp_annotations": annotations}])
+    };
+    let name = |r: &Rule| r.alert.clone().unwrap_or_default();
+    let doc = json!({
+        "rule_files": [format!("../rules/{group}.yaml")],
+        "evaluation_interval": "1m",
+        "tests": [
+            {"interval": "1m", "input_series": series(20.0), "alert_rule_test": [
+                {"eval_time": "1m", "alertname": name(fast), "exp_alerts": []},
+                {"eval_time": "5m", "alertname": name(fast), "exp_alerts": expected(fast, budget * 20.0)},
+            ]},
+            {"interval": "1m", "input_series": series(4.0), "alert_rule_test": [
+                {"eval_time": "20m", "alertname": name(fast), "exp_alerts": []},
+                {"eval_time": "20m", "alertname": name(slow), "exp_alerts": expected(slow, budget * 4.0)},
+            ]},
+            {"interval": "1m", "input_series": series(0.5), "alert_rule_test": [
+                {"eval_time": "30m", "alertname": name(slow), "exp_alerts": []},
+            ]},
+        ],
+    });
+    serde_saphyr::to_string(&doc).unwrap_or_default()
+}
+
+fn dashboard(slos: &[Slo]) -> Value {
+    let ds = json!({"type": "prometheus", "uid": "${datasource}"});
+    let mut panels = Vec::new();
+    let mut id = 1;
+    let mut y = 0;
+    for slo in slos {
+        let budget = decimal((100.0 - slo.objective) / 100.0);
+        let sel = format!("{{slo=\"{}\"}}", slo.name);
+        let r1h = format!("{}{sel}", record_name("1h"));
+        panels.push(json!({"id": id, "type": "row", "title": format!("{} — {}% over {}", slo.name, decimal(slo.objective), slo.window),
+            "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
+        id += 1;
+        y += 1;
+        let stat = |id: i64, x: i64, title: &str, expr: String, unit: &str, steps: Value| {
+            json!({
+                "id": id, "type": "stat", "title": title, "datasource": ds, "gridPos": {"x": x, "y": y, "w": 6, "h": 6},
+                "targets": [{"refId": "A", "expr": expr, "datasource": ds}],
+                "fieldConfig": {"defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}}, "overrides": []},
+                "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+            })
+        };
+        panels.push(stat(id, 0, "SLI (window)", format!("1 - avg_over_time({r1h}[{}])", slo.window), "percentunit",
+            json!([{"color": "red", "value": null}, {"color": "green", "value": slo.objective / 100.0}])));
+        panels.push(stat(id + 1, 6, "Error budget remaining", format!("1 - (avg_over_time({r1h}[{}]) / {budget})", slo.window), "percentunit",
+            json!([{"color": "red", "value": null}, {"color": "yellow", "value": 0.25}, {"color": "green", "value": 0.5}])));
+        let burn_targets: Vec<Value> = ["5m", "1h", "6h", "1d"]
+            .iter()
+            .zip(["A", "B", "C", "D"])
+            .map(|(w, ref_id)| json!({"refId": ref_id, "datasource": ds, "legendFormat": w, "expr": format!("{}{sel} / {budget}", record_name(w))}))
+            .collect();
+        panels.push(json!({
+            "id": id + 2, "type": "timeseries", "title": "Burn rate (1 = on budget)", "datasource": ds,
+            "gridPos": {"x": 12, "y": y, "w": 12, "h": 6},
+            "targets": burn_targets,
+            "fieldConfig": {"defaults": {"unit": "short", "thresholds": {"mode": "absolute", "steps": [
+                {"color": "green", "value": null}, {"color": "yellow", "value": 6}, {"color": "red", "value": 14.4}]},
+                "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
+        }));
+        id += 3;
+        y += 6;
+    }
+    json!({
+        "uid": "telltale-slo",
+        "title": "SLOs",
+        "tags": ["telltale", "slo"],
+        "schemaVersion": 39,
+        "editable": false,
+        "time": {"from": "now-12h", "to": "now"},
+        "refresh": "1m",
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus", "current": {}, "hide": 0},
+        ]},
+        "annotations": {"list": []},
+        "panels": panels,
+    })
+}
+
+/// The rule file text of a group.
+pub fn rule_file(group: &RuleGroup) -> RuleFile {
+    RuleFile {
+        groups: vec![group.clone()],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_print_like_prometheus() {
+        assert_eq!(decimal((100.0 - 99.9) / 100.0), "0.001");
+        assert_eq!(g4(0.02 * 100.0), "2");
+        assert_eq!(g4(0.004 * 100.0), "0.4");
+        assert_eq!(g4(12.3456), "12.35");
+    }
+
+    #[test]
+    fn burn_rate_thresholds_follow_the_workbook() {
+        let slo = Slo {
+            name: "api".into(),
+            objective: 99.9,
+            window: "30d".into(),
+            description: None,
+            errors: "sum(rate(e{ {{selector}} }[{{window}}]))".into(),
+            total: "sum(rate(t{ {{selector}} }[{{window}}]))".into(),
+        };
+        let files = render(&[slo], "job=\"api\"", "https://x").unwrap();
+        let (_, alerts, test) = &files.groups[1];
+        let fast = &alerts.rules[0].expr;
+        assert!(
+            fast.contains("slo:sli_error:ratio_rate1h{slo=\"api\"} > (14.4 * 0.001)"),
+            "{fast}"
+        );
+        assert!(
+            fast.contains("slo:sli_error:ratio_rate30m{slo=\"api\"} > (6 * 0.001)"),
+            "{fast}"
+        );
+        let slow = &alerts.rules[1].expr;
+        assert!(
+            slow.contains("ratio_rate1d{slo=\"api\"} > (3 * 0.001)")
+                && slow.contains("ratio_rate6h{slo=\"api\"} > (1 * 0.001)"),
+            "{slow}"
+        );
+        assert!(
+            files.groups[0].1.rules[0]
+                .expr
+                .contains("e{ job=\"api\" }[5m]")
+        );
+        assert!(test.as_ref().unwrap().contains("alert_rule_test"));
+    }
+}
