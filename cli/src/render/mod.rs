@@ -79,8 +79,11 @@ pub fn to_yaml<T: Serialize>(path: &str, value: &T) -> Result<String, RenderErro
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Accumulates the bundle's files and remembers who wrote each.
@@ -355,7 +358,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         "core",
         to_yaml(
             "alertmanager/routes-test.yaml",
-            &alertmanager::routes_test(&r.alerting),
+            &alertmanager::routes_test(),
         )?,
     )?;
     // In the secrets phase, not alerting: Alertmanager starts in the metrics
@@ -667,9 +670,4 @@ fn merge_targets(
         .into_iter()
         .map(|(job, min)| crate::model::plugin::TargetExpectation { job, min })
         .collect()
-}
-
-/// The values of a release as JSON, for tests and `plugins show`.
-pub fn values_of<'a>(bundle: &'a Bundle, release: &str) -> Option<&'a String> {
-    bundle.files.get(&format!("helm/{release}/values.yaml"))
 }
