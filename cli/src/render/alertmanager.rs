@@ -284,6 +284,11 @@ pub fn routes_test() -> Value {
                 "source": {"alertname": "CertificateExpiry", "severity": "critical", "cluster": "c1"},
                 "target": {"alertname": "CertificateExpiry", "severity": "warning", "cluster": "c1"},
             },
+            {
+                "name": "a down service silences its latency and error alerts",
+                "source": {"alertname": "ScrapeTargetDown", "severity": "warning", "job": "api"},
+                "target": {"alertname": "HTTPLatencyP95High", "severity": "warning", "category": "latency", "job": "api"},
+            },
         ],
     })
 }
