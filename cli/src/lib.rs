@@ -7,8 +7,11 @@
 //! only places that print.
 
 pub mod catalog;
+pub mod cluster;
 pub mod commands;
 pub mod error;
+pub mod helm;
+pub mod install;
 pub mod lint;
 pub mod model;
 pub mod render;

@@ -1,10 +1,15 @@
 //! The command line: one file per subcommand with its Args and `run`.
 
+pub mod access;
 pub mod completions;
+pub mod down;
 pub mod plan;
 pub mod plugins;
 pub mod profiles;
 pub mod runbook;
+pub mod status;
+pub mod unlock;
+pub mod up;
 
 use std::path::PathBuf;
 
@@ -76,6 +81,14 @@ pub enum Command {
     Plugins(plugins::PluginsCommand),
     /// Render the bundle to a directory and print the phases; no cluster needed
     Plan(plan::PlanArgs),
+    /// Install or upgrade the stack phase by phase (resumable, idempotent)
+    Up(up::UpArgs),
+    /// Phases from the in-cluster journal, release versions and drift
+    Status(status::StatusArgs),
+    /// Uninstall in reverse phase order (keeps CRDs and volumes by default)
+    Down(down::DownArgs),
+    /// Break a stale lock, naming its holder
+    Unlock(unlock::UnlockArgs),
     /// Print the runbook of an alert
     Runbook(runbook::RunbookArgs),
     /// Print shell completions
@@ -130,6 +143,10 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global, &printer),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.global, &printer),
         Command::Plan(args) => plan::run(args, &cli.global, &printer),
+        Command::Up(args) => up::run(args, &cli.global, &printer),
+        Command::Status(args) => status::run(args, &cli.global, &printer),
+        Command::Down(args) => down::run(args, &cli.global, &printer),
+        Command::Unlock(args) => unlock::run(args, &cli.global, &printer),
         Command::Runbook(args) => runbook::run(args, &cli.global, &printer),
         Command::Completions(args) => completions::run(args),
     }

@@ -397,7 +397,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             keys: vec![
                 SecretKey {
                     key: "admin-user".into(),
-                    source: "generated".into(),
+                    source: "fixed:admin".into(),
                 },
                 SecretKey {
                     key: "admin-password".into(),
@@ -625,6 +625,10 @@ fn preflight_checks() -> Vec<Step> {
         ("api", "the API server is reachable"),
         ("server-version", "the server version is supported"),
         ("helm", "helm is installed (>= 3.14; 4.x preferred)"),
+        (
+            "secrets",
+            "every secret source resolves (env set, file readable, Secret present)",
+        ),
         (
             "rbac",
             "every permission the plan needs (SelfSubjectAccessReview)",

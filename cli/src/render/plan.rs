@@ -128,7 +128,8 @@ impl Step {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SecretKey {
     pub key: String,
-    /// `env:VAR`, `file:PATH`, `secretRef:name/key`, `prompt` or `generated`: never a value.
+    /// `env:VAR`, `file:PATH`, `secretRef:name/key`, `prompt`, `generated` (kept once
+    /// created) or `fixed:VALUE` for a non-secret constant such as a user name.
     pub source: String,
 }
 

@@ -1,5 +1,7 @@
 //! The only terminal I/O: the printer, tables, warnings and error reports.
 
+pub mod progress;
+pub mod prompt;
 pub mod table;
 
 use std::io::{self, Write};

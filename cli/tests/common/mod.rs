@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fake_api;
 pub mod local;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,268 @@
+//! Objects of any kind: server-side apply (field manager `telltale`), get,
+//! delete and drift, with the kind resolved by discovery once per run.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::core::GroupVersionKind;
+use kube::discovery::{ApiCapabilities, ApiResource, Scope};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::Mutex;
+
+use super::Kube;
+
+pub const FIELD_MANAGER: &str = "telltale";
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "telltale");
+
+/// Which object: what the journal records and `down` deletes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn of(object: &Value) -> ObjectRef {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        ObjectRef {
+            api_version: text(&object["apiVersion"]),
+            kind: text(&object["kind"]),
+            namespace: text(&object["metadata"]["namespace"]),
+            name: text(&object["metadata"]["name"]),
+        }
+    }
+}
+
+impl fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{}/{}", self.kind, self.name)
+        } else {
+            write!(f, "{}/{} in {}", self.kind, self.name, self.namespace)
+        }
+    }
+}
+
+/// What an apply did (or, dry-run, would do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+pub struct Objects {
+    kube: Kube,
+    kinds: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
+}
+
+impl Objects {
+    pub fn new(kube: &Kube) -> Objects {
+        Objects {
+            kube: kube.clone(),
+            kinds: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, kube::Error> {
+        let key = (r.api_version.clone(), r.kind.clone());
+        let mut kinds = self.kinds.lock().await;
+        let (resource, caps) = match kinds.get(&key) {
+            Some(found) => found.clone(),
+            None => {
+                let (group, version) = match r.api_version.split_once('/') {
+                    Some((g, v)) => (g, v),
+                    None => ("", r.api_version.as_str()),
+                };
+                let gvk = GroupVersionKind::gvk(group, version, &r.kind);
+                // Only successes are cached: a kind appears once its CRD is applied.
+                let found = kube::discovery::pinned_kind(&self.kube.client, &gvk).await?;
+                kinds.insert(key, found.clone());
+                found
+            }
+        };
+        let client = self.kube.client.clone();
+        Ok(match caps.scope {
+            Scope::Cluster => Api::all_with(client, &resource),
+            Scope::Namespaced if r.namespace.is_empty() => Api::all_with(client, &resource),
+            Scope::Namespaced => Api::namespaced_with(client, &r.namespace, &resource),
+        })
+    }
+
+    pub async fn get(&self, r: &ObjectRef) -> Result<Option<Value>, kube::Error> {
+        let api = match self.api(r).await {
+            Ok(api) => api,
+            // The kind itself is gone (its CRD was deleted): so is the object.
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Ok(api
+            .get_opt(&r.name)
+            .await?
+            .map(|o| serde_json::to_value(o).unwrap_or(Value::Null)))
+    }
+
+    /// Server-side apply with force: telltale owns the fields it sets. The
+    /// object is labelled managed-by telltale.
+    pub async fn apply(&self, object: &Value, dry_run: bool) -> Result<Change, kube::Error> {
+        let mut object = object.clone();
+        object["metadata"]["labels"][MANAGED_BY.0] = Value::String(MANAGED_BY.1.into());
+        let r = ObjectRef::of(&object);
+        let api = self.api(&r).await?;
+        let before = api.get_opt(&r.name).await?;
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = dry_run;
+        let after = api.patch(&r.name, &params, &Patch::Apply(&object)).await?;
+        Ok(match before {
+            None => Change::Created,
+            Some(before) if dry_run => {
+                let live = serde_json::to_value(before).unwrap_or(Value::Null);
+                let result = serde_json::to_value(after).unwrap_or(Value::Null);
+                if normalized(&live) == normalized(&result) {
+                    Change::Unchanged
+                } else {
+                    Change::Updated
+                }
+            }
+            Some(before) if before.metadata.resource_version == after.metadata.resource_version => {
+                Change::Unchanged
+            }
+            Some(_) => Change::Updated,
+        })
+    }
+
+    /// Whether the live object differs from what applying `object` would
+    /// make of it (the `kubectl diff` question), or is gone.
+    pub async fn drift(&self, object: &Value) -> Result<Option<String>, kube::Error> {
+        let r = ObjectRef::of(object);
+        let Some(live) = self.get(&r).await? else {
+            return Ok(Some("missing".into()));
+        };
+        let mut object = object.clone();
+        object["metadata"]["labels"][MANAGED_BY.0] = Value::String(MANAGED_BY.1.into());
+        let api = self.api(&r).await?;
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = true;
+        let wanted = api.patch(&r.name, &params, &Patch::Apply(&object)).await?;
+        let wanted = serde_json::to_value(wanted).unwrap_or(Value::Null);
+        Ok(first_difference(
+            &normalized(&wanted),
+            &normalized(&live),
+            "",
+        ))
+    }
+
+    /// Deletes the object; false when it was already gone.
+    pub async fn delete(&self, r: &ObjectRef) -> Result<bool, kube::Error> {
+        let api = match self.api(r).await {
+            Ok(api) => api,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        match api.delete(&r.name, &DeleteParams::background()).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Objects of a kind matching a label selector, in one namespace.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        selector: &str,
+    ) -> Result<Vec<Value>, kube::Error> {
+        let r = ObjectRef {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: String::new(),
+        };
+        let api = match self.api(&r).await {
+            Ok(api) => api,
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        let list = api
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|o| {
+                let mut v = serde_json::to_value(o).unwrap_or(Value::Null);
+                v["apiVersion"] = Value::String(api_version.into());
+                v["kind"] = Value::String(kind.into());
+                v
+            })
+            .collect())
+    }
+}
+
+/// The object without what the server maintains, for comparisons.
+pub fn normalized(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            meta.remove(key);
+        }
+    }
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    object
+}
+
+/// The first path where `wanted` and `live` differ, for a drift report.
+fn first_difference(wanted: &Value, live: &Value, path: &str) -> Option<String> {
+    match (wanted, live) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            keys.into_iter().find_map(|k| {
+                first_difference(
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    &format!("{path}.{k}"),
+                )
+            })
+        }
+        (a, b) if a == b => None,
+        _ => Some(format!("{} changed", path.trim_start_matches('.'))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn differences_name_the_path() {
+        let a = json!({"data": {"x": "1", "y": "2"}, "metadata": {"name": "n"}});
+        let b = json!({"data": {"x": "1", "y": "3"}, "metadata": {"name": "n"}});
+        assert_eq!(first_difference(&a, &b, ""), Some("data.y changed".into()));
+        assert_eq!(first_difference(&a, &a, ""), None);
+    }
+
+    #[test]
+    fn server_fields_are_not_drift() {
+        let a = json!({"metadata": {"name": "n", "resourceVersion": "1", "managedFields": []}, "status": {}});
+        let b = json!({"metadata": {"name": "n", "resourceVersion": "9"}});
+        assert_eq!(normalized(&a), normalized(&b));
+    }
+}

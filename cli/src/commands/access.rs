@@ -1,0 +1,107 @@
+//! Getting to the cluster for the commands that act on it: which context,
+//! whether the config allows it, whether it looks like production, and the
+//! tokio runtime they run in.
+
+use clap::Args;
+
+use super::GlobalArgs;
+use crate::cluster::{self, Kube, Target};
+use crate::error::{CommandError, ErrorKind};
+use crate::helm::{HelmCli, HelmError};
+use crate::ui::prompt;
+
+#[derive(Debug, Clone, Args)]
+pub struct ConfirmArgs {
+    /// Act on a production-looking context (name or server contains prod,
+    /// production, prd or live): repeat its name here in non-interactive runs
+    #[arg(long, value_name = "NAME")]
+    pub confirm_context: Option<String>,
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CommandError::environment(format!("cannot start the async runtime: {e}")))
+}
+
+/// The target, refused before any request when it is not the config's
+/// pinned context, or looks like production without a confirmation.
+pub fn target_for_write(
+    global: &GlobalArgs,
+    pinned: Option<&str>,
+    confirm: &ConfirmArgs,
+    what: &str,
+) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
+    let (target, config) =
+        cluster::target(global.kubeconfig.as_deref(), global.context.as_deref())?;
+    if let Some(pinned) = pinned
+        && pinned != target.context
+    {
+        return Err(CommandError::environment(format!(
+            "the config pins context `{pinned}`, but this run would act on `{}` ({}); nothing was changed",
+            target.context, target.server
+        ))
+        .with_hint(format!(
+            "pass --context {pinned}, or change spec.cluster.context in the config"
+        )));
+    }
+    if target.looks_like_production() {
+        let confirmed = match &confirm.confirm_context {
+            Some(name) if *name == target.context => true,
+            Some(name) => {
+                return Err(CommandError::bad_input(format!(
+                    "--confirm-context `{name}` does not match the context `{}`",
+                    target.context
+                )));
+            }
+            None if prompt::interactive(global.yes) => prompt::type_to_confirm(
+                &target.context,
+                &format!(
+                    "`telltale {what}` on a production-looking cluster ({})",
+                    target.server
+                ),
+            ),
+            None => {
+                return Err(CommandError::bad_input(format!(
+                    "context `{}` ({}) looks like production; refusing to {what} without confirmation",
+                    target.context, target.server
+                ))
+                .with_hint(format!("pass --confirm-context {}", target.context)));
+            }
+        };
+        if !confirmed {
+            return Err(CommandError::bad_input(
+                "the context name was not confirmed; nothing was changed",
+            ));
+        }
+    }
+    Ok((target, config))
+}
+
+pub fn target_for_read(
+    global: &GlobalArgs,
+) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
+    cluster::target(global.kubeconfig.as_deref(), global.context.as_deref())
+}
+
+pub async fn connect(
+    target: Target,
+    config: kube::config::Kubeconfig,
+) -> Result<Kube, CommandError> {
+    cluster::connect(target, config).await
+}
+
+/// helm, or why it is unusable (a preflight failure, not an early exit).
+pub async fn helm(target: &Target) -> Result<HelmCli, HelmError> {
+    HelmCli::detect(target.helm_args()).await
+}
+
+/// An API error while talking to the cluster after preflight.
+pub fn cluster_error(what: &str, server: &str, e: impl std::fmt::Display) -> CommandError {
+    CommandError::new(
+        ErrorKind::Environment,
+        format!("{what} on {server} failed: {e}"),
+    )
+}

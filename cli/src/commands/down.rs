@@ -1,0 +1,155 @@
+//! `telltale down`: uninstall in reverse phase order.
+
+use clap::{ArgAction, Args};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams};
+
+use super::GlobalArgs;
+use super::access::{self, ConfirmArgs};
+use super::up::{end_to_result, lock_error};
+use crate::cluster::{journal, lock};
+use crate::error::CommandError;
+use crate::install::down::{DownOptions, down};
+use crate::install::interrupt::Interrupt;
+use crate::install::{PhaseResult, RunEnd};
+use crate::ui::progress::Progress;
+use crate::ui::{Printer, prompt, table};
+
+/// Remove what `up` installed, in reverse phase order: helm releases, then
+/// the objects the journal recorded, then the journal. CRDs and persistent
+/// volumes stay unless asked.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    /// Keep the CRDs telltale applied (their custom resources in other
+    /// namespaces would go with them)
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub keep_crds: bool,
+    /// Keep PersistentVolumeClaims and the namespace (metrics, logs,
+    /// dashboards survive a reinstall)
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    pub keep_data: bool,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+#[derive(serde::Serialize)]
+struct Report<'a> {
+    ok: bool,
+    context: &'a str,
+    namespace: &'a str,
+    phases: &'a [PhaseResult],
+    namespace_deleted: bool,
+}
+
+pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    // The config (when there is one) says which context is allowed and
+    // which namespace; down itself works from the journal.
+    let request = global.request()?;
+    let rendered = if request.config.is_some() || request.profile.is_some() {
+        Some(crate::render::render(&global.catalog()?, &request)?)
+    } else {
+        None
+    };
+    let pinned = rendered
+        .as_ref()
+        .and_then(|b| b.plan.cluster.context.clone());
+    let namespace = global
+        .namespace
+        .clone()
+        .or_else(|| rendered.as_ref().map(|b| b.plan.namespace.clone()))
+        .unwrap_or_else(|| "monitoring".into());
+    let (target, config) =
+        access::target_for_write(global, pinned.as_deref(), &args.confirm, "down")?;
+    if prompt::interactive(global.yes)
+        && !prompt::confirm(&format!(
+            "Remove the telltale stack from namespace {namespace} on {}?",
+            target.context
+        ))
+    {
+        return Err(CommandError::bad_input(
+            "not confirmed; nothing was changed",
+        ));
+    }
+    let options = DownOptions {
+        keep_crds: args.keep_crds,
+        keep_data: args.keep_data,
+    };
+    access::runtime()?.block_on(async {
+        let kube = access::connect(target, config).await?;
+        let server = kube.target.server.clone();
+        let progress = Progress::new(printer);
+        let interrupt = Interrupt::listen();
+        let Some(journal) = journal::read(&kube, &namespace)
+            .await
+            .map_err(|e| access::cluster_error("reading the journal", &server, e))?
+        else {
+            printer.status(&format!(
+                "nothing to remove: no telltale journal in namespace {namespace} on {}",
+                kube.target.context
+            ));
+            return Ok(());
+        };
+        let helm = access::helm(&kube.target)
+            .await
+            .map_err(|e| CommandError::environment(e.to_string()))?;
+        let lock = lock::acquire(&kube, &namespace, "down")
+            .await
+            .map_err(lock_error)?;
+        let (results, end) = down(
+            &kube, &helm, &namespace, journal, options, &progress, &interrupt,
+        )
+        .await;
+        let released = lock.release().await;
+        let mut namespace_deleted = false;
+        if end == RunEnd::Done && !options.keep_data {
+            let api: Api<Namespace> = Api::all(kube.client.clone());
+            match api.delete(&namespace, &DeleteParams::default()).await {
+                Ok(_) => namespace_deleted = true,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(access::cluster_error("deleting the namespace", &server, e)),
+            }
+        } else if let Err(e) = released {
+            printer.warn(&format!("the lock could not be released: {e}"));
+        }
+        let report = Report {
+            ok: end == RunEnd::Done,
+            context: &kube.target.context,
+            namespace: &namespace,
+            phases: &results,
+            namespace_deleted,
+        };
+        if printer.is_json() {
+            printer.json(&report);
+        } else {
+            let rows = results
+                .iter()
+                .map(|p| vec![p.phase.to_string(), p.detail.clone()])
+                .collect();
+            printer.out(&table::render(&["phase", "removed"], rows));
+            if printer.verbose > 0 {
+                for p in &results {
+                    for c in &p.changes {
+                        printer.out(&format!("  {}: {c}", p.phase));
+                    }
+                }
+            }
+            let kept: Vec<&str> = [
+                (options.keep_crds, "CRDs (--keep-crds=false removes them)"),
+                (
+                    options.keep_data,
+                    "volumes and the namespace (--keep-data=false removes them)",
+                ),
+            ]
+            .iter()
+            .filter(|(keep, _)| *keep)
+            .map(|(_, what)| *what)
+            .collect();
+            if !kept.is_empty() && end == RunEnd::Done {
+                printer.status(&format!("kept: {}", kept.join("; ")));
+            }
+        }
+        end_to_result(end)
+    })
+}

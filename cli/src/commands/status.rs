@@ -1,0 +1,132 @@
+//! `telltale status`: phases from the journal, releases, drift.
+
+use clap::Args;
+
+use super::GlobalArgs;
+use super::access;
+use crate::cluster::journal;
+use crate::error::CommandError;
+use crate::install::status::status;
+use crate::ui::{Printer, table};
+
+/// Show what the in-cluster journal records: each phase's outcome and
+/// whether it matches the bundle the config renders now, the helm releases,
+/// the lock holder, and drift (objects changed or deleted since telltale
+/// applied them). Exits 1 when there is drift.
+#[derive(Debug, Args)]
+pub struct StatusArgs {}
+
+pub fn run(_args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    let request = global.request()?;
+    let bundle = if request.config.is_some() || request.profile.is_some() {
+        Some(crate::render::render(&global.catalog()?, &request)?)
+    } else {
+        None
+    };
+    let namespace = global
+        .namespace
+        .clone()
+        .or_else(|| bundle.as_ref().map(|b| b.plan.namespace.clone()))
+        .unwrap_or_else(|| "monitoring".into());
+    let (target, config) = access::target_for_read(global)?;
+    access::runtime()?.block_on(async {
+        let kube = access::connect(target, config).await?;
+        let server = kube.target.server.clone();
+        let journal = journal::read(&kube, &namespace)
+            .await
+            .map_err(|e| access::cluster_error("reading the journal", &server, e))?;
+        let helm = access::helm(&kube.target).await.ok();
+        let report = status(&kube, helm.as_ref(), &namespace, journal, bundle.as_ref())
+            .await
+            .map_err(|e| access::cluster_error("reading the stack", &server, e))?;
+        if printer.is_json() {
+            printer.json(&report);
+        } else if !report.installed {
+            printer.out(&format!(
+                "not installed: no telltale journal in namespace {namespace} on {}",
+                report.context
+            ));
+        } else {
+            printer.out(&format!(
+                "context {} · namespace {} · profile {}{}",
+                report.context,
+                report.namespace,
+                report.profile.as_deref().unwrap_or("?"),
+                match report.up_to_date {
+                    Some(true) => " · up to date with the config",
+                    Some(false) => " · the config renders a different bundle: run `telltale up`",
+                    None => "",
+                }
+            ));
+            if let Some(holder) = &report.lock {
+                printer.out(&format!("locked by {holder}"));
+            }
+            let rows = report
+                .phases
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.phase.to_string(),
+                        format!("{:?}", p.outcome).to_lowercase(),
+                        p.finished.clone(),
+                        p.objects.to_string(),
+                        match p.digest_matches {
+                            Some(true) => "yes".into(),
+                            Some(false) => "no".into(),
+                            None => "?".into(),
+                        },
+                        p.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            printer.out(&table::render(
+                &[
+                    "phase", "outcome", "finished", "objects", "current", "error",
+                ],
+                rows,
+            ));
+            if !report.releases.is_empty() {
+                printer.out("");
+                let rows = report
+                    .releases
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.name.clone(),
+                            format!("{}@{}", r.chart, r.version),
+                            r.revision.to_string(),
+                            r.live.clone(),
+                        ]
+                    })
+                    .collect();
+                printer.out(&table::render(
+                    &["release", "chart", "revision", "helm"],
+                    rows,
+                ));
+            }
+            printer.out("");
+            if report.drift.is_empty() {
+                printer.out("no drift: every object is as telltale applied it");
+            } else {
+                let rows = report
+                    .drift
+                    .iter()
+                    .map(|d| vec![d.object.clone(), d.change.clone()])
+                    .collect();
+                printer.out(&table::render(&["drifted", "change"], rows));
+            }
+        }
+        if report.drift.is_empty() {
+            Ok(())
+        } else {
+            Err(CommandError::new(
+                crate::error::ErrorKind::Failed,
+                format!(
+                    "{} object(s) drifted from what telltale applied",
+                    report.drift.len()
+                ),
+            )
+            .with_hint("`telltale up --from-phase PHASE` re-applies them"))
+        }
+    })
+}

@@ -1,0 +1,326 @@
+//! `telltale up`: preflight, then the phases, resumable and idempotent.
+
+use clap::Args;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::GlobalArgs;
+use super::access::{self, ConfirmArgs};
+use crate::cluster::preflight::{self, Check, Status};
+use crate::cluster::{Kube, journal, lock};
+use crate::error::{CommandError, ErrorKind};
+use crate::install::interrupt::Interrupt;
+use crate::install::secrets::Resolved;
+use crate::install::{Installer, PhaseOutcome, PhaseResult, RunEnd, Selection};
+use crate::model::Phase;
+use crate::render::{self, Bundle};
+use crate::ui::progress::Progress;
+use crate::ui::{Printer, prompt, table};
+
+/// Install or upgrade the stack phase by phase. Preflight runs first and
+/// changes nothing; a phase whose digest and objects match the journal is
+/// skipped; after a failure the next run resumes at the failed phase.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Run this phase and every later one, even when unchanged
+    #[arg(long, value_enum, value_name = "PHASE", conflicts_with = "only")]
+    pub from_phase: Option<Phase>,
+    /// Run only this phase, even when unchanged
+    #[arg(long, value_enum, value_name = "PHASE")]
+    pub only: Option<Phase>,
+    /// Preflight, server-side dry-run of every manifest and helm's server
+    /// dry-run; print what would change, change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not run verify after the install
+    #[arg(long)]
+    pub skip_verify: bool,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
+
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    ok: bool,
+    context: &'a str,
+    server: &'a str,
+    namespace: &'a str,
+    profile: &'a str,
+    digest: &'a str,
+    dry_run: bool,
+    preflight: &'a [Check],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resumed_from: Option<Phase>,
+    phases: &'a [PhaseResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    let catalog = global.catalog()?;
+    let bundle = render::render(&catalog, &global.request()?)?;
+    for warning in &bundle.plan.warnings {
+        printer.warn(warning);
+    }
+    let pinned = bundle.plan.cluster.context.clone();
+    let (target, config) =
+        access::target_for_write(global, pinned.as_deref(), &args.confirm, "up")?;
+    access::runtime()?.block_on(async {
+        let kube = access::connect(target, config).await?;
+        up(&kube, &bundle, &args, global, printer).await
+    })
+}
+
+async fn up(
+    kube: &Kube,
+    bundle: &Bundle,
+    args: &UpArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<(), CommandError> {
+    let progress = Progress::new(printer);
+    let interrupt = Interrupt::listen();
+    let plan = &bundle.plan;
+    let ns = plan.namespace.as_str();
+
+    // Prompts (secret sources with `prompt: true`) come before any progress
+    // line takes the terminal.
+    let (secrets, secret_problems) =
+        Resolved::resolve(kube, plan, prompt::interactive(global.yes)).await;
+    progress.phase_started(Phase::Preflight, "checking (changes nothing)");
+    let helm = access::helm(&kube.target).await;
+    let inputs = preflight::Inputs {
+        plan,
+        files: &bundle.files,
+        pinned_context: plan.cluster.context.as_deref(),
+        helm: helm
+            .as_ref()
+            .map(|h| h.version.clone())
+            .map_err(|e| e.to_string()),
+        secret_problems,
+    };
+    let checks = preflight::run(kube, &inputs).await;
+    let failed: Vec<&Check> = checks.iter().filter(|c| c.status == Status::Fail).collect();
+    progress.phase_finished(
+        Phase::Preflight,
+        failed.is_empty(),
+        &if failed.is_empty() {
+            format!(
+                "{} checks passed",
+                checks.iter().filter(|c| c.status == Status::Pass).count()
+            )
+        } else {
+            format!("{} check(s) failed", failed.len())
+        },
+    );
+    let mut report = Report {
+        ok: false,
+        context: &kube.target.context,
+        server: &kube.target.server,
+        namespace: ns,
+        profile: &plan.profile,
+        digest: &plan.digest,
+        dry_run: args.dry_run,
+        preflight: &checks,
+        resumed_from: None,
+        phases: &[],
+        error: None,
+    };
+    if !failed.is_empty() {
+        let message = format!(
+            "preflight failed ({}); nothing was changed",
+            failed
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        report.error = Some(message.clone());
+        print_report(printer, &report);
+        let mut err = CommandError::environment(message);
+        err.causes = failed
+            .iter()
+            .map(|c| format!("{}: {}", c.id, c.detail))
+            .collect();
+        return Err(err);
+    }
+    let helm = helm.expect("preflight passed, so helm was found");
+
+    let selection = Selection {
+        from_phase: args.from_phase,
+        only: args.only,
+        dry_run: args.dry_run,
+    };
+    let installer = Installer::new(kube, &helm, bundle, &secrets, &progress, interrupt.clone());
+
+    if args.dry_run {
+        let journal = journal::read(kube, ns)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let (results, end, _) = installer.up(journal, &selection).await;
+        report.phases = &results;
+        report.ok = end == RunEnd::Done;
+        print_report(printer, &report);
+        return end_to_result(end);
+    }
+
+    ensure_namespace(kube, bundle).await?;
+    let lock = lock::acquire(kube, ns, "up").await.map_err(lock_error)?;
+    let outcome = async {
+        let journal = journal::read(kube, ns)
+            .await
+            .map_err(|e| access::cluster_error("reading the journal", &kube.target.server, e))?;
+        let resumed = journal.as_ref().and_then(|j| j.first_unfinished());
+        if let Some(phase) = resumed
+            && selection.only.is_none()
+            && selection.from_phase.is_none()
+        {
+            progress.note(&format!(
+                "resuming: phase {phase} did not complete in the last run"
+            ));
+        }
+        let (results, end, _) = installer.up(journal.unwrap_or_default(), &selection).await;
+        Ok::<_, CommandError>((resumed, results, end))
+    }
+    .await;
+    // The lock goes whatever happened above.
+    let released = lock.release().await;
+    let (resumed, results, end) = outcome?;
+    if let Err(e) = released {
+        printer.warn(&format!(
+            "the lock could not be released ({e}); run `telltale unlock` once no run is active"
+        ));
+    }
+    report.resumed_from = resumed;
+    report.phases = &results;
+    report.ok = end == RunEnd::Done;
+    if let RunEnd::Failed { error, .. } = &end {
+        report.error = Some(error.clone());
+    }
+    print_report(printer, &report);
+    if report.ok && !args.skip_verify {
+        printer.status("next: `telltale verify` proves the stack live");
+    }
+    end_to_result(end)
+}
+
+/// The Lease and the journal live in the namespace, so it must exist before
+/// the lock is taken; it is created from the bundle's Namespace manifest
+/// only when missing.
+async fn ensure_namespace(kube: &Kube, bundle: &Bundle) -> Result<(), CommandError> {
+    let ns = &bundle.plan.namespace;
+    let api: Api<Namespace> = Api::all(kube.client.clone());
+    let exists = api
+        .get_opt(ns)
+        .await
+        .map_err(|e| access::cluster_error("reading the namespace", &kube.target.server, e))?;
+    if exists.is_some() {
+        return Ok(());
+    }
+    let manifest = bundle
+        .files
+        .iter()
+        .find(|(path, _)| path.starts_with("manifests/01-namespace/Namespace_"))
+        .and_then(|(_, text)| serde_saphyr::from_str::<Value>(text).ok())
+        .unwrap_or_else(|| serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    crate::cluster::objects::Objects::new(kube)
+        .apply(&manifest, false)
+        .await
+        .map_err(|e| access::cluster_error("creating the namespace", &kube.target.server, e))?;
+    Ok(())
+}
+
+pub fn lock_error(e: lock::LockError) -> CommandError {
+    match e {
+        lock::LockError::Held(holder) => CommandError::new(
+            ErrorKind::Locked,
+            format!("another telltale run holds the lock: {holder}"),
+        )
+        .with_hint("wait for it to finish; if it died, `telltale unlock` breaks the lock"),
+        lock::LockError::Api(e) => CommandError::environment(format!("cannot take the lock: {e}")),
+    }
+}
+
+pub fn end_to_result(end: RunEnd) -> Result<(), CommandError> {
+    match end {
+        RunEnd::Done => Ok(()),
+        RunEnd::Failed { phase, error } => Err(CommandError::new(
+            ErrorKind::Failed,
+            format!("phase {phase} failed: {error}"),
+        )
+        .with_hint("fix the cause and run `telltale up` again: it resumes at this phase")),
+        RunEnd::Interrupted { phase } => Err(CommandError::new(
+            ErrorKind::Interrupted,
+            format!("interrupted during phase {phase}; the journal records what was applied"),
+        )
+        .with_hint("`telltale up` resumes at this phase")),
+    }
+}
+
+fn print_report(printer: &Printer, report: &Report<'_>) {
+    if printer.is_json() {
+        printer.json(report);
+        return;
+    }
+    let failed_checks: Vec<Vec<String>> = report
+        .preflight
+        .iter()
+        .filter(|c| c.status != Status::Pass || printer.verbose > 0)
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                format!("{:?}", c.status).to_lowercase(),
+                c.detail.clone(),
+            ]
+        })
+        .collect();
+    if !failed_checks.is_empty() {
+        printer.out(&table::render(
+            &["check", "status", "detail"],
+            failed_checks,
+        ));
+        printer.out("");
+    }
+    if report.phases.is_empty() {
+        return;
+    }
+    let rows = report
+        .phases
+        .iter()
+        .map(|p| {
+            vec![
+                p.phase.to_string(),
+                outcome_text(p.outcome).to_string(),
+                format!("{:.1}s", p.duration_ms as f64 / 1000.0),
+                p.detail.clone(),
+            ]
+        })
+        .collect();
+    printer.out(&table::render(
+        &["phase", "outcome", "time", "detail"],
+        rows,
+    ));
+    if report.dry_run || printer.verbose > 0 {
+        for p in report.phases {
+            for change in &p.changes {
+                printer.out(&format!("  {}: {change}", p.phase));
+            }
+        }
+    }
+}
+
+fn outcome_text(o: PhaseOutcome) -> &'static str {
+    match o {
+        PhaseOutcome::Applied => "applied",
+        PhaseOutcome::Unchanged => "unchanged",
+        PhaseOutcome::Failed => "FAILED",
+        PhaseOutcome::Interrupted => "interrupted",
+        PhaseOutcome::NotRun => "not run",
+        PhaseOutcome::Skipped => "skipped",
+        PhaseOutcome::DryRun => "dry-run",
+    }
+}

@@ -1,0 +1,316 @@
+//! helm through std::process, behind a small trait so the installer can be
+//! driven by a fake in tests (`fake-helm`, or any `TELLTALE_HELM` binary).
+//!
+//! Values always go on stdin (`--values -`): no values file touches disk.
+//! helm runs in its own process group so a Ctrl-C at the terminal reaches
+//! telltale only; telltale lets the running helm step settle before it stops.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio::io::AsyncWriteExt;
+
+/// The oldest helm telltale drives (`--dry-run=server`, OCI charts by digest).
+pub const MIN_VERSION: semver::Version = semver::Version::new(3, 14, 0);
+pub const TIMEOUT: Duration = Duration::from_secs(600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelmError {
+    #[error(
+        "helm was not found ({0}); install helm >= 3.14 (https://helm.sh/docs/intro/install/) or set TELLTALE_HELM"
+    )]
+    NotFound(String),
+    #[error("helm {command} failed: {message}")]
+    Failed { command: String, message: String },
+    #[error("cannot run helm: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One chart release to install or upgrade.
+#[derive(Debug, Clone)]
+pub struct Chart<'a> {
+    pub release: &'a str,
+    pub namespace: &'a str,
+    pub chart: &'a str,
+    pub repository: &'a str,
+    pub version: &'a str,
+}
+
+impl Chart<'_> {
+    /// `oci://…/chart` is a chart reference on its own; an HTTP repository
+    /// is passed with `--repo` so no `helm repo add` state is needed.
+    fn reference(&self) -> Vec<String> {
+        if self.repository.starts_with("oci://") {
+            vec![self.repository.to_string()]
+        } else {
+            vec![
+                self.chart.to_string(),
+                "--repo".into(),
+                self.repository.to_string(),
+            ]
+        }
+    }
+}
+
+/// A deployed release as `helm status -o json` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseStatus {
+    pub revision: u64,
+    pub status: String,
+    pub chart_version: String,
+}
+
+pub trait Helm: Sync {
+    /// The detected major version (3 or 4) decides the wait/rollback flags.
+    fn major(&self) -> u64;
+    fn show_crds(
+        &self,
+        chart: &Chart<'_>,
+    ) -> impl Future<Output = Result<String, HelmError>> + Send;
+    fn upgrade_install(
+        &self,
+        chart: &Chart<'_>,
+        values: &str,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<String, HelmError>> + Send;
+    fn status(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> impl Future<Output = Result<Option<ReleaseStatus>, HelmError>> + Send;
+    fn uninstall(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> impl Future<Output = Result<(), HelmError>> + Send;
+}
+
+/// The helm binary: `TELLTALE_HELM`, else `helm` on PATH.
+#[derive(Debug, Clone)]
+pub struct HelmCli {
+    pub bin: PathBuf,
+    pub version: semver::Version,
+    /// `--kube-context` and `--kubeconfig`, so helm acts on the same cluster.
+    pub kube_args: Vec<String>,
+}
+
+impl HelmCli {
+    pub fn binary() -> PathBuf {
+        std::env::var_os("TELLTALE_HELM")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("helm"))
+    }
+
+    /// Runs `helm version --short` and parses `v3.16.2+g1a2b3c`.
+    pub async fn detect(kube_args: Vec<String>) -> Result<HelmCli, HelmError> {
+        let bin = Self::binary();
+        let output = tokio::process::Command::new(&bin)
+            .args(["version", "--short"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => HelmError::NotFound(bin.display().to_string()),
+                _ => HelmError::Io(e),
+            })?;
+        let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let version = parse_version(&text).ok_or_else(|| HelmError::Failed {
+            command: "version".into(),
+            message: format!("unexpected output {text:?}"),
+        })?;
+        Ok(HelmCli {
+            bin,
+            version,
+            kube_args,
+        })
+    }
+
+    async fn run(&self, args: &[String], stdin: Option<&str>) -> Result<String, HelmError> {
+        let mut cmd = std::process::Command::new(&self.bin);
+        cmd.args(args)
+            .args(&self.kube_args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // Its own process group: the terminal's SIGINT is telltale's to handle.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()?;
+        if let Some(input) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            pipe.write_all(input.as_bytes()).await?;
+            drop(pipe);
+        }
+        let output = child.wait_with_output().await?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            Err(HelmError::Failed {
+                command: args.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
+                message: stderr
+                    .trim()
+                    .lines()
+                    .last()
+                    .unwrap_or("no output")
+                    .to_string(),
+            })
+        }
+    }
+}
+
+pub fn parse_version(text: &str) -> Option<semver::Version> {
+    let core = text.trim().trim_start_matches('v');
+    let core = core.split(['+', '-']).next()?;
+    semver::Version::parse(core).ok()
+}
+
+/// The install/upgrade flags for the detected helm: helm 4 renamed
+/// `--atomic` to `--rollback-on-failure` and gave `--wait` a strategy.
+pub fn upgrade_args(major: u64, chart: &Chart<'_>, dry_run: bool) -> Vec<String> {
+    let mut args: Vec<String> = vec!["upgrade".into(), "--install".into(), chart.release.into()];
+    args.extend(chart.reference());
+    args.extend([
+        "--version".into(),
+        chart.version.into(),
+        "--namespace".into(),
+        chart.namespace.into(),
+        "--values".into(),
+        "-".into(),
+        // telltale applies and upgrades CRDs itself (helm never upgrades them).
+        "--skip-crds".into(),
+        "--timeout".into(),
+        format!("{}s", TIMEOUT.as_secs()),
+    ]);
+    if dry_run {
+        args.push("--dry-run=server".into());
+    } else if major >= 4 {
+        args.extend(["--wait=watcher".into(), "--rollback-on-failure".into()]);
+    } else {
+        args.extend(["--wait".into(), "--atomic".into()]);
+    }
+    args
+}
+
+#[derive(Deserialize)]
+struct StatusJson {
+    version: u64,
+    info: StatusInfo,
+    chart: Option<StatusChart>,
+}
+#[derive(Deserialize)]
+struct StatusInfo {
+    status: String,
+}
+#[derive(Deserialize)]
+struct StatusChart {
+    metadata: StatusMeta,
+}
+#[derive(Deserialize)]
+struct StatusMeta {
+    version: String,
+}
+
+impl Helm for HelmCli {
+    fn major(&self) -> u64 {
+        self.version.major
+    }
+
+    async fn show_crds(&self, chart: &Chart<'_>) -> Result<String, HelmError> {
+        let mut args: Vec<String> = vec!["show".into(), "crds".into()];
+        args.extend(chart.reference());
+        args.extend(["--version".into(), chart.version.into()]);
+        // `show` takes no cluster flags.
+        let saved = HelmCli {
+            kube_args: Vec::new(),
+            ..self.clone()
+        };
+        saved.run(&args, None).await
+    }
+
+    async fn upgrade_install(
+        &self,
+        chart: &Chart<'_>,
+        values: &str,
+        dry_run: bool,
+    ) -> Result<String, HelmError> {
+        self.run(&upgrade_args(self.major(), chart, dry_run), Some(values))
+            .await
+    }
+
+    async fn status(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<ReleaseStatus>, HelmError> {
+        let args: Vec<String> = ["status", release, "--namespace", namespace, "-o", "json"]
+            .map(String::from)
+            .into();
+        match self.run(&args, None).await {
+            Ok(text) => {
+                let status: StatusJson =
+                    serde_json::from_str(&text).map_err(|e| HelmError::Failed {
+                        command: "status".into(),
+                        message: format!("unexpected output: {e}"),
+                    })?;
+                Ok(Some(ReleaseStatus {
+                    revision: status.version,
+                    status: status.info.status,
+                    chart_version: status.chart.map(|c| c.metadata.version).unwrap_or_default(),
+                }))
+            }
+            Err(HelmError::Failed { message, .. }) if message.contains("not found") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn uninstall(&self, release: &str, namespace: &str) -> Result<(), HelmError> {
+        let args: Vec<String> = ["uninstall", release, "--namespace", namespace, "--wait"]
+            .map(String::from)
+            .into();
+        self.run(&args, None).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse() {
+        assert_eq!(
+            parse_version("v3.16.2+g13654a5"),
+            Some(semver::Version::new(3, 16, 2))
+        );
+        assert_eq!(parse_version("v4.0.1"), Some(semver::Version::new(4, 0, 1)));
+        assert_eq!(parse_version("garbage"), None);
+    }
+
+    #[test]
+    fn flags_follow_the_helm_major() {
+        let chart = Chart {
+            release: "loki",
+            namespace: "monitoring",
+            chart: "loki",
+            repository: "https://grafana-community.github.io/helm-charts",
+            version: "18.13.1",
+        };
+        let v3 = upgrade_args(3, &chart, false).join(" ");
+        assert!(v3.contains("--wait --atomic"), "{v3}");
+        assert!(v3.contains("loki --repo https://grafana-community.github.io/helm-charts"));
+        let v4 = upgrade_args(4, &chart, false).join(" ");
+        assert!(v4.contains("--wait=watcher --rollback-on-failure"), "{v4}");
+        assert!(!v4.contains("--atomic"));
+        let dry = upgrade_args(4, &chart, true).join(" ");
+        assert!(dry.contains("--dry-run=server") && !dry.contains("--wait"));
+        assert!(v3.contains("--values -") && v3.contains("--skip-crds"));
+    }
+}

@@ -1,0 +1,145 @@
+//! `down`: undo what the journal says `up` did, in reverse phase order.
+//! Releases are uninstalled, managed objects deleted; CRDs and persistent
+//! data stay unless asked (`--keep-crds=false`, `--keep-data=false`).
+
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, DeleteParams, ListParams};
+
+use super::{PhaseOutcome, PhaseResult, RunEnd, interrupt::Interrupt, result};
+use crate::cluster::Kube;
+use crate::cluster::journal::{self, Journal};
+use crate::cluster::objects::Objects;
+use crate::helm::Helm;
+use crate::ui::progress::Progress;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DownOptions {
+    pub keep_crds: bool,
+    pub keep_data: bool,
+}
+
+/// Tears down phase by phase, rewriting the journal after each so an
+/// interrupted `down` resumes where it stopped.
+pub async fn down<H: Helm>(
+    kube: &Kube,
+    helm: &H,
+    namespace: &str,
+    mut journal: Journal,
+    options: DownOptions,
+    progress: &Progress,
+    interrupt: &Interrupt,
+) -> (Vec<PhaseResult>, RunEnd) {
+    let objects = Objects::new(kube);
+    let mut results = Vec::new();
+    let phases: Vec<_> = journal.phases.keys().rev().copied().collect();
+    for phase in phases {
+        if interrupt.is_set() {
+            return (results, RunEnd::Interrupted { phase });
+        }
+        let started = std::time::Instant::now();
+        let record = journal.phases[&phase].clone();
+        progress.phase_started(phase, "removing");
+        let mut changes = Vec::new();
+        let mut failure = None;
+        for release in record.releases.iter().rev() {
+            progress.step(phase, &format!("helm uninstall {}", release.name));
+            match helm.uninstall(&release.name, namespace).await {
+                Ok(()) => changes.push(format!("uninstalled release {}", release.name)),
+                Err(e) if e.to_string().contains("not found") => {}
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+            if !options.keep_data {
+                match delete_claims(kube, namespace, &release.name).await {
+                    Ok(n) if n > 0 => changes.push(format!(
+                        "deleted {n} PersistentVolumeClaim(s) of {}",
+                        release.name
+                    )),
+                    Ok(_) => {}
+                    Err(e) => {
+                        failure = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        if failure.is_none() {
+            for object in record.objects.iter().rev() {
+                let kept = match object.kind.as_str() {
+                    "CustomResourceDefinition" => options.keep_crds,
+                    // The namespace holds the data (and the lock): the
+                    // command removes it last, after releasing the lock.
+                    "Namespace" => true,
+                    _ => false,
+                };
+                if kept {
+                    continue;
+                }
+                progress.step(phase, &format!("delete {object}"));
+                match objects.delete(object).await {
+                    Ok(true) => changes.push(format!("deleted {object}")),
+                    Ok(false) => {}
+                    Err(e) => {
+                        failure = Some(format!("cannot delete {object}: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(error) = failure {
+            progress.phase_finished(phase, false, &error);
+            results.push(result(
+                phase,
+                PhaseOutcome::Failed,
+                &error,
+                changes,
+                Some(started),
+            ));
+            return (results, RunEnd::Failed { phase, error });
+        }
+        journal.phases.remove(&phase);
+        let write = if journal.phases.is_empty() {
+            journal::delete(kube, namespace).await
+        } else {
+            journal::write(kube, namespace, &journal).await
+        };
+        if let Err(e) = write {
+            let error = format!("phase {phase} removed but the journal could not be updated: {e}");
+            results.push(result(
+                phase,
+                PhaseOutcome::Failed,
+                &error,
+                changes,
+                Some(started),
+            ));
+            return (results, RunEnd::Failed { phase, error });
+        }
+        let detail = format!("{} removal(s)", changes.len());
+        progress.phase_finished(phase, true, &detail);
+        results.push(result(
+            phase,
+            PhaseOutcome::Applied,
+            &detail,
+            changes,
+            Some(started),
+        ));
+    }
+    (results, RunEnd::Done)
+}
+
+/// PVCs a release's StatefulSets left behind (helm never deletes them).
+async fn delete_claims(kube: &Kube, namespace: &str, release: &str) -> Result<usize, kube::Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(kube.client.clone(), namespace);
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let claims = api.list(&ListParams::default().labels(&selector)).await?;
+    let mut n = 0;
+    for claim in claims.items {
+        if let Some(name) = claim.metadata.name {
+            api.delete(&name, &DeleteParams::default()).await?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}

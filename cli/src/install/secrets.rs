@@ -1,0 +1,261 @@
+//! The secrets phase's inputs: every key of every planned Secret resolved
+//! from its source (env, file, an existing Secret, a prompt), a generated
+//! value kept once created, or a fixed non-secret constant.
+//!
+//! Values live only in [`Secret`]s and reach the cluster only as Secret
+//! data; problems name the source, never the value.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret as KubeSecret;
+use kube::api::Api;
+
+use crate::cluster::Kube;
+use crate::render::plan::{Plan, SecretKey, Step};
+use crate::secrets::Secret;
+
+/// Where one key's value comes from, parsed back from plan.json's source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Env(String),
+    File(String),
+    SecretRef { name: String, key: String },
+    Prompt,
+    Generated,
+    Fixed(String),
+}
+
+impl KeySource {
+    pub fn parse(text: &str) -> KeySource {
+        if let Some(var) = text.strip_prefix("env:") {
+            KeySource::Env(var.into())
+        } else if let Some(path) = text.strip_prefix("file:") {
+            KeySource::File(path.into())
+        } else if let Some(r) = text.strip_prefix("secretRef:") {
+            let (name, key) = r.split_once('/').unwrap_or((r, ""));
+            KeySource::SecretRef {
+                name: name.into(),
+                key: key.into(),
+            }
+        } else if let Some(value) = text.strip_prefix("fixed:") {
+            KeySource::Fixed(value.into())
+        } else if text == "prompt" {
+            KeySource::Prompt
+        } else {
+            KeySource::Generated
+        }
+    }
+}
+
+fn secret_steps(plan: &Plan) -> impl Iterator<Item = (&String, &String, &Vec<SecretKey>)> {
+    plan.phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match s {
+            Step::Secret {
+                name,
+                namespace,
+                keys,
+            } => Some((name, namespace, keys)),
+            _ => None,
+        })
+}
+
+/// Resolves the sources that do not depend on what is already in the
+/// cluster. `prompt` asks only when `interactive`.
+pub struct Resolved {
+    values: BTreeMap<String, Secret>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceProblem(pub String);
+
+async fn read_secret_ref(
+    kube: &Kube,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Secret, SourceProblem> {
+    let api: Api<KubeSecret> = Api::namespaced(kube.client.clone(), namespace);
+    let found = api
+        .get_opt(name)
+        .await
+        .map_err(|e| SourceProblem(format!("cannot read Secret {name} in {namespace}: {e}")))?;
+    let secret = found.ok_or_else(|| {
+        SourceProblem(format!(
+            "secretRef {name}/{key}: Secret {name} does not exist in {namespace}"
+        ))
+    })?;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .ok_or_else(|| {
+            SourceProblem(format!(
+                "secretRef {name}/{key}: Secret {name} has no key {key}"
+            ))
+        })?;
+    String::from_utf8(bytes.0.clone())
+        .map(Secret::new)
+        .map_err(|_| SourceProblem(format!("secretRef {name}/{key}: the value is not UTF-8")))
+}
+
+impl Resolved {
+    /// Every source of the plan; the problems list says which ones cannot
+    /// be resolved (env unset, file unreadable, Secret missing, no terminal
+    /// to prompt on).
+    pub async fn resolve(kube: &Kube, plan: &Plan, interactive: bool) -> (Resolved, Vec<String>) {
+        let mut values = BTreeMap::new();
+        let mut problems = Vec::new();
+        for (name, namespace, keys) in secret_steps(plan) {
+            for key in keys {
+                let source = KeySource::parse(&key.source);
+                let value = match &source {
+                    KeySource::Env(var) => match std::env::var(var) {
+                        Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
+                        _ => Err(SourceProblem(format!(
+                            "{name}/{}: environment variable {var} is not set",
+                            key.key
+                        ))),
+                    },
+                    KeySource::File(path) => std::fs::read_to_string(path)
+                        .map(|v| Secret::new(v.trim_end_matches(['\n', '\r'])))
+                        .map_err(|e| {
+                            SourceProblem(format!("{name}/{}: cannot read {path}: {e}", key.key))
+                        }),
+                    KeySource::SecretRef { name: r, key: k } => {
+                        read_secret_ref(kube, namespace, r, k).await
+                    }
+                    KeySource::Prompt if interactive => {
+                        crate::ui::prompt::secret(&format!("{name}/{}", key.key))
+                            .map_err(SourceProblem)
+                    }
+                    KeySource::Prompt => Err(SourceProblem(format!(
+                        "{name}/{} is read from a prompt, but this run cannot prompt (no terminal, or --yes); \
+                         use {{env: VAR}} or {{file: PATH}} in CI",
+                        key.key
+                    ))),
+                    KeySource::Generated | KeySource::Fixed(_) => continue,
+                };
+                match value {
+                    Ok(v) => {
+                        values.insert(key.source.clone(), v);
+                    }
+                    Err(p) => problems.push(p.0),
+                }
+            }
+        }
+        (Resolved { values }, problems)
+    }
+
+    /// The data of a planned Secret. Generated keys keep the value the
+    /// cluster already holds; new ones get 32 random characters.
+    pub fn data(
+        &self,
+        keys: &[SecretKey],
+        existing: Option<&KubeSecret>,
+    ) -> Result<BTreeMap<String, Secret>, SourceProblem> {
+        let mut data = BTreeMap::new();
+        for key in keys {
+            let value = match KeySource::parse(&key.source) {
+                KeySource::Generated => {
+                    let kept = existing
+                        .and_then(|s| s.data.as_ref())
+                        .and_then(|d| d.get(&key.key))
+                        .and_then(|b| String::from_utf8(b.0.clone()).ok());
+                    match kept {
+                        Some(v) => Secret::new(v),
+                        None => generate()?,
+                    }
+                }
+                KeySource::Fixed(v) => Secret::new(v),
+                _ => self
+                    .values
+                    .get(&key.source)
+                    .cloned()
+                    .ok_or_else(|| SourceProblem(format!("{} is unresolved", key.source)))?,
+            };
+            data.insert(key.key.clone(), value);
+        }
+        Ok(data)
+    }
+}
+
+/// Whether the cluster's Secret already holds exactly this data.
+pub fn matches(existing: Option<&KubeSecret>, data: &BTreeMap<String, Secret>) -> bool {
+    let Some(existing) = existing else {
+        return false;
+    };
+    let empty = BTreeMap::new();
+    let live = existing.data.as_ref().unwrap_or(&empty);
+    live.len() == data.len()
+        && data
+            .iter()
+            .all(|(k, v)| live.get(k).is_some_and(|b| b.0 == v.expose().as_bytes()))
+}
+
+pub fn to_bytes(data: &BTreeMap<String, Secret>) -> BTreeMap<String, ByteString> {
+    data.iter()
+        .map(|(k, v)| (k.clone(), ByteString(v.expose().as_bytes().to_vec())))
+        .collect()
+}
+
+/// 32 characters from the OS's random source, alphanumeric so any consumer
+/// (env, URL, config file) takes it unquoted.
+fn generate() -> Result<Secret, SourceProblem> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| SourceProblem(format!("no randomness for a generated secret: {e}")))?;
+    Ok(Secret::new(
+        bytes
+            .iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect::<String>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_back_from_the_plan() {
+        assert_eq!(KeySource::parse("env:X"), KeySource::Env("X".into()));
+        assert_eq!(
+            KeySource::parse("secretRef:pg/password"),
+            KeySource::SecretRef {
+                name: "pg".into(),
+                key: "password".into()
+            }
+        );
+        assert_eq!(
+            KeySource::parse("fixed:admin"),
+            KeySource::Fixed("admin".into())
+        );
+        assert_eq!(KeySource::parse("generated"), KeySource::Generated);
+    }
+
+    #[test]
+    fn generated_values_are_kept() {
+        let keys = vec![SecretKey {
+            key: "admin-password".into(),
+            source: "generated".into(),
+        }];
+        let resolved = Resolved {
+            values: BTreeMap::new(),
+        };
+        let first = resolved.data(&keys, None).unwrap();
+        assert_eq!(first["admin-password"].expose().len(), 32);
+        let existing = KubeSecret {
+            data: Some(to_bytes(&first)),
+            ..Default::default()
+        };
+        let second = resolved.data(&keys, Some(&existing)).unwrap();
+        assert_eq!(first, second);
+        assert!(matches(Some(&existing), &second));
+        assert_ne!(resolved.data(&keys, None).unwrap(), first);
+    }
+}
