@@ -15,7 +15,8 @@ use tokio::io::AsyncWriteExt;
 
 /// The oldest helm telltale drives (`--dry-run=server`, OCI charts by digest).
 pub const MIN_VERSION: semver::Version = semver::Version::new(3, 14, 0);
-pub const TIMEOUT: Duration = Duration::from_secs(600);
+/// How long helm may wait for a release; `up --timeout` overrides it.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[derive(Debug, thiserror::Error)]
 pub enum HelmError {
@@ -95,6 +96,7 @@ pub struct HelmCli {
     pub version: semver::Version,
     /// `--kube-context` and `--kubeconfig`, so helm acts on the same cluster.
     pub kube_args: Vec<String>,
+    pub timeout: Duration,
 }
 
 impl HelmCli {
@@ -125,6 +127,7 @@ impl HelmCli {
             bin,
             version,
             kube_args,
+            timeout: DEFAULT_TIMEOUT,
         })
     }
 
@@ -175,7 +178,12 @@ pub fn parse_version(text: &str) -> Option<semver::Version> {
 
 /// The install/upgrade flags for the detected helm: helm 4 renamed
 /// `--atomic` to `--rollback-on-failure` and gave `--wait` a strategy.
-pub fn upgrade_args(major: u64, chart: &Chart<'_>, dry_run: bool) -> Vec<String> {
+pub fn upgrade_args(
+    major: u64,
+    chart: &Chart<'_>,
+    dry_run: bool,
+    timeout: Duration,
+) -> Vec<String> {
     let mut args: Vec<String> = vec!["upgrade".into(), "--install".into(), chart.release.into()];
     args.extend(chart.reference());
     args.extend([
@@ -188,7 +196,7 @@ pub fn upgrade_args(major: u64, chart: &Chart<'_>, dry_run: bool) -> Vec<String>
         // telltale applies and upgrades CRDs itself (helm never upgrades them).
         "--skip-crds".into(),
         "--timeout".into(),
-        format!("{}s", TIMEOUT.as_secs()),
+        format!("{}s", timeout.as_secs().max(1)),
     ]);
     if dry_run {
         args.push("--dry-run=server".into());
@@ -242,8 +250,11 @@ impl Helm for HelmCli {
         values: &str,
         dry_run: bool,
     ) -> Result<String, HelmError> {
-        self.run(&upgrade_args(self.major(), chart, dry_run), Some(values))
-            .await
+        self.run(
+            &upgrade_args(self.major(), chart, dry_run, self.timeout),
+            Some(values),
+        )
+        .await
     }
 
     async fn status(
@@ -303,13 +314,13 @@ mod tests {
             repository: "https://grafana-community.github.io/helm-charts",
             version: "18.13.1",
         };
-        let v3 = upgrade_args(3, &chart, false).join(" ");
+        let v3 = upgrade_args(3, &chart, false, DEFAULT_TIMEOUT).join(" ");
         assert!(v3.contains("--wait --atomic"), "{v3}");
         assert!(v3.contains("loki --repo https://grafana-community.github.io/helm-charts"));
-        let v4 = upgrade_args(4, &chart, false).join(" ");
+        let v4 = upgrade_args(4, &chart, false, DEFAULT_TIMEOUT).join(" ");
         assert!(v4.contains("--wait=watcher --rollback-on-failure"), "{v4}");
         assert!(!v4.contains("--atomic"));
-        let dry = upgrade_args(4, &chart, true).join(" ");
+        let dry = upgrade_args(4, &chart, true, DEFAULT_TIMEOUT).join(" ");
         assert!(dry.contains("--dry-run=server") && !dry.contains("--wait"));
         assert!(v3.contains("--values -") && v3.contains("--skip-crds"));
     }

@@ -1054,3 +1054,137 @@ fn down_removes_in_reverse_order_and_keeps_crds_and_data_unless_asked() {
     assert_eq!(code(&out), 0);
     assert!(stderr(&out).contains("nothing to remove"));
 }
+
+#[test]
+fn waits_hold_the_phase_until_workloads_and_prometheus_are_ready() {
+    let stack = Stack::new("kind-telltale");
+    stack
+        .api
+        .insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
+    let gateway = |available: i64| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "loki-gateway", "namespace": NS, "generation": 1,
+                         "labels": {"app.kubernetes.io/instance": "loki"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "gw"}},
+                     "template": {"metadata": {"labels": {"app": "gw"}}, "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": available}})
+    };
+    stack.api.insert(gateway(0));
+    stack.api.register(
+        "monitoring.coreos.com",
+        "v1",
+        "Prometheus",
+        "prometheuses",
+        true,
+    );
+    let prometheus = |available: &str| {
+        json!({"apiVersion": "monitoring.coreos.com/v1", "kind": "Prometheus",
+            "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": NS},
+            "spec": {}, "status": {"conditions": [{"type": "Available", "status": available}]}})
+    };
+    stack.api.insert(prometheus("False"));
+
+    let out = stack.up(&["--timeout", "2s"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = report(&out);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("Prometheus/kube-prometheus-stack-prometheus is not Available"),
+        "{r}"
+    );
+    assert_eq!(
+        outcomes(&r)[3],
+        ("metrics".to_string(), "failed".to_string())
+    );
+
+    stack.api.insert(prometheus("True"));
+    let out = stack.up(&["--timeout", "2s"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let r = report(&out);
+    assert!(
+        r["error"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment/loki-gateway: 0/1 ready"),
+        "{r}"
+    );
+    assert_eq!(outcomes(&r)[4], ("logs".to_string(), "failed".to_string()));
+
+    stack.api.insert(gateway(1));
+    let out = stack.up(&["--timeout", "2s"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+}
+
+#[test]
+fn helm_4_gets_its_own_wait_and_rollback_flags() {
+    let stack = Stack::new("kind-telltale");
+    let out = stack
+        .cmd(&["up", "--profile", "kind", "-y", "-o", "json"])
+        .env("FAKE_HELM_VERSION", "v4.0.1")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let upgrades: Vec<String> = stack
+        .helm_calls()
+        .iter()
+        .filter(|c| c["args"][0] == "upgrade")
+        .map(|c| c["args"].to_string())
+        .collect();
+    assert_eq!(upgrades.len(), 3);
+    for args in upgrades {
+        assert!(
+            args.contains("\"--wait=watcher\"") && args.contains("\"--rollback-on-failure\""),
+            "{args}"
+        );
+        assert!(!args.contains("\"--atomic\""), "{args}");
+    }
+}
+
+/// With a terminal (util-linux `script` provides one): a line per phase with
+/// its mark and a summary table; without one: timestamped plain lines.
+#[test]
+fn progress_is_a_line_per_phase_on_a_terminal_and_timestamped_lines_otherwise() {
+    let stack = Stack::new("kind-telltale");
+    let plain = stack
+        .cmd(&["up", "--profile", "kind", "-y"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&plain), 0, "{}", stderr(&plain));
+    let lines = stderr(&plain);
+    let stamped = lines
+        .lines()
+        .filter(|l| l.len() > 21 && l.as_bytes()[4] == b'-' && l[..20].ends_with('Z'))
+        .count();
+    assert!(stamped >= 8, "{lines}");
+    assert!(
+        lines.contains("metrics: helm kube-prometheus-stack"),
+        "{lines}"
+    );
+
+    let script = common::require_tool("script");
+    let command = format!(
+        "{} --kubeconfig {} up --profile kind --yes --from-phase alerting",
+        env!("CARGO_BIN_EXE_telltale"),
+        stack.kubeconfig.display()
+    );
+    let tty = std::process::Command::new(script)
+        .args(["-qefc", &command, "/dev/null"])
+        .current_dir(stack.dir.path())
+        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("FAKE_HELM_STATE", stack.dir.path().join("helm"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    let screen = String::from_utf8_lossy(&tty.stdout);
+    assert!(tty.status.success(), "{screen}");
+    assert!(screen.contains("✓ alerting"), "{screen}");
+    assert!(screen.contains("✓ dashboards"), "{screen}");
+    assert!(
+        screen.contains("PHASE") && screen.contains("OUTCOME"),
+        "{screen}"
+    );
+    // No timestamped log lines on a terminal.
+    assert!(!screen.contains("Z alerting:"), "{screen}");
+}

@@ -34,6 +34,10 @@ pub struct UpArgs {
     /// dry-run; print what would change, change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// How long helm and each wait (CRDs, rollouts, Prometheus and
+    /// Alertmanager available) may take
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub timeout: std::time::Duration,
     /// Do not run verify after the install
     #[arg(long)]
     pub skip_verify: bool,
@@ -146,12 +150,14 @@ async fn up(
             .collect();
         return Err(err);
     }
-    let helm = helm.expect("preflight passed, so helm was found");
+    let mut helm = helm.expect("preflight passed, so helm was found");
+    helm.timeout = args.timeout;
 
     let selection = Selection {
         from_phase: args.from_phase,
         only: args.only,
         dry_run: args.dry_run,
+        timeout: args.timeout,
     };
     let installer = Installer::new(kube, &helm, bundle, &secrets, &progress, interrupt.clone());
 

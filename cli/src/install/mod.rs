@@ -26,14 +26,14 @@ use crate::ui::progress::Progress;
 use interrupt::Interrupt;
 use secrets::Resolved;
 
-const WAIT: Duration = Duration::from_secs(600);
-
 /// Which phases to run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Selection {
     pub from_phase: Option<Phase>,
     pub only: Option<Phase>,
     pub dry_run: bool,
+    /// How long each wait (CRDs, rollouts, Prometheus/Alertmanager) may take.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -211,7 +211,7 @@ impl<'a, H: Helm> Installer<'a, H> {
             };
             let mut changes = Vec::new();
             let run = self
-                .run_phase(phase, selection.dry_run, &mut record, &mut changes)
+                .run_phase(phase, selection, &mut record, &mut changes)
                 .await;
             record.finished = journal::now();
             let (outcome, detail) = match run {
@@ -306,7 +306,7 @@ impl<'a, H: Helm> Installer<'a, H> {
     async fn run_phase(
         &self,
         phase: &PlanPhase,
-        dry_run: bool,
+        selection: &Selection,
         record: &mut PhaseRecord,
         changes: &mut Vec<String>,
     ) -> Result<(), PhaseStop> {
@@ -317,7 +317,7 @@ impl<'a, H: Helm> Installer<'a, H> {
                 return Err(PhaseStop::Interrupted);
             }
             self.progress.step(phase.name, &step.describe());
-            self.run_step(phase.name, step, dry_run, record, changes)
+            self.run_step(phase.name, step, selection, record, changes)
                 .await
                 .map_err(|e| PhaseStop::Failed(format!("{}: {}", step.describe(), e.0)))?;
         }
@@ -361,10 +361,11 @@ impl<'a, H: Helm> Installer<'a, H> {
         &self,
         phase: Phase,
         step: &Step,
-        dry_run: bool,
+        selection: &Selection,
         record: &mut PhaseRecord,
         changes: &mut Vec<String>,
     ) -> Result<(), StepFailure> {
+        let (dry_run, timeout) = (selection.dry_run, selection.timeout);
         match step {
             Step::Apply { file, .. } => {
                 let text = self
@@ -398,7 +399,7 @@ impl<'a, H: Helm> Installer<'a, H> {
                         let name = crd["metadata"]["name"].as_str().unwrap_or_default();
                         self.progress
                             .step(phase, &format!("waiting for CRD {name} to be established"));
-                        wait::crd_established(&self.objects, name, WAIT).await?;
+                        wait::crd_established(&self.objects, name, timeout).await?;
                     }
                 }
                 Ok(())
@@ -504,11 +505,11 @@ impl<'a, H: Helm> Installer<'a, H> {
                 ));
                 self.progress
                     .step(phase, &format!("waiting for {release} to roll out"));
-                wait::release_rolled_out(&self.objects, namespace, release, WAIT).await?;
+                wait::release_rolled_out(&self.objects, namespace, release, timeout).await?;
                 if phase == Phase::Metrics {
                     self.progress
                         .step(phase, "waiting for Prometheus and Alertmanager");
-                    wait::operator_resources_available(&self.objects, namespace, WAIT).await?;
+                    wait::operator_resources_available(&self.objects, namespace, timeout).await?;
                 }
                 Ok(())
             }
