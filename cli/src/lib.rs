@@ -18,3 +18,4 @@ pub mod render;
 pub mod secrets;
 pub mod tools;
 pub mod ui;
+pub mod verify;

@@ -4,6 +4,7 @@
 pub mod journal;
 pub mod lock;
 pub mod objects;
+pub mod portforward;
 pub mod preflight;
 pub mod quantity;
 pub mod wait;

@@ -211,7 +211,18 @@ pub fn config(alerting: &Alerting, namespace: &str) -> Value {
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "12h",
-            "routes": [
+            "routes": routes(),
+        },
+        "inhibit_rules": inhibit_rules(),
+        "receivers": receivers(alerting, namespace),
+        "time_intervals": [business_hours(&hours)],
+    })
+}
+
+/// The tier routes after verify's synthetic ones.
+fn routes() -> Vec<Value> {
+    let mut routes = synthetic_routes();
+    let tiers = json!([
                 // Seed 002: security alerts go to the security team.
                 {"receiver": "security", "matchers": ["category=\"security\""]},
                 // Seed 002: SLA breaches notify management, then follow severity.
@@ -223,9 +234,13 @@ pub fn config(alerting: &Alerting, namespace: &str) -> Value {
                 {"receiver": "critical", "matchers": ["severity=\"critical\""], "group_wait": "10s", "repeat_interval": "15m"},
                 {"receiver": "warning", "matchers": ["severity=\"warning\""]},
                 {"receiver": "info", "matchers": ["severity=\"info\""]},
-            ],
-        },
-        "inhibit_rules": [
+    ]);
+    routes.extend(tiers.as_array().cloned().unwrap_or_default());
+    routes
+}
+
+fn inhibit_rules() -> Value {
+    json!([
             // A down node silences the alerts of the pods on it.
             {
                 "source_matchers": ["alertname=~\"NodeDown|NodeNotReady\""],
@@ -244,10 +259,35 @@ pub fn config(alerting: &Alerting, namespace: &str) -> Value {
                 "target_matchers": ["category=~\"latency|errors\""],
                 "equal": ["job"],
             },
-        ],
-        "receivers": receivers(alerting, namespace),
-        "time_intervals": [business_hours(&hours)],
-    })
+    ])
+}
+
+/// The label `telltale verify` puts on the alerts it posts to prove delivery.
+pub const SYNTHETIC_LABEL: &str = "telltale_synthetic";
+/// The tier receiver a synthetic alert is meant for.
+pub const SYNTHETIC_RECEIVER_LABEL: &str = "telltale_receiver";
+
+/// Routes for verify's synthetic alerts, first in the tree: each goes
+/// straight to the tier receiver it names, at once (group_wait 0s), in a
+/// group of its own, outside business-hours muting, so a delivery test takes
+/// seconds. Real alerts never carry the label.
+fn synthetic_routes() -> Vec<Value> {
+    TIERS
+        .iter()
+        .map(|tier| {
+            json!({
+                "receiver": tier,
+                "matchers": [
+                    format!("{SYNTHETIC_LABEL}=~\".+\""),
+                    format!("{SYNTHETIC_RECEIVER_LABEL}=\"{tier}\""),
+                ],
+                "group_by": ["..."],
+                "group_wait": "0s",
+                "group_interval": "1m",
+                "repeat_interval": "24h",
+            })
+        })
+        .collect()
 }
 
 fn business_hours(h: &BusinessHours) -> Value {
@@ -271,6 +311,7 @@ pub fn routes_test() -> Value {
             {"name": "info", "labels": {"alertname": "ComputeScaleUp", "severity": "info"}, "receivers": ["info"]},
             {"name": "security", "labels": {"alertname": "KubeAPIUnauthorizedRequests", "severity": "critical", "category": "security"}, "receivers": ["security"]},
             {"name": "sla breach", "labels": {"alertname": "ServiceAvailabilityBelowSLA", "severity": "critical", "category": "sla"}, "receivers": ["sla", "critical"]},
+            {"name": "slo page (seed 004 breach test)", "labels": {"alertname": "AvailabilityBudgetBurnFast", "severity": "critical", "category": "sla", "slo": "availability"}, "receivers": ["sla", "critical"]},
             {"name": "capacity (business hours only)", "labels": {"alertname": "CPUSaturated", "severity": "warning", "category": "capacity"}, "receivers": ["warning"]},
         ],
         "inhibitions": [

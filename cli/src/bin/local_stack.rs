@@ -1,0 +1,581 @@
+//! telltale-local-stack: real Prometheus, Alertmanager and node-exporter on
+//! 127.0.0.1, loaded with a telltale bundle's rules and routing, plus a
+//! notification sink, so `telltale verify` can be exercised against real
+//! daemons without a cluster. Built only with the `local-stack` feature.
+//!
+//! It writes only under its state directory (configs, secret files, daemon
+//! storage and logs, `sink.jsonl`), prints exactly one JSON line on stdout
+//! once everything answers, and runs until SIGTERM or SIGINT, then stops and
+//! reaps its children and exits 0.
+
+// A binary's root resolves modules next to itself, so name the directory.
+#[path = "local_stack/config.rs"]
+mod config;
+#[path = "local_stack/daemons.rs"]
+mod daemons;
+#[path = "local_stack/sink.rs"]
+mod sink;
+#[path = "local_stack/smtp.rs"]
+mod smtp;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+
+use config::{Endpoints, Plan, ScrapeAddresses};
+use daemons::Daemon;
+use sink::{Integration, Recorder, Statuses};
+
+/// Runs Debian's Prometheus, Alertmanager and node-exporter on 127.0.0.1 with
+/// a bundle's rules and routing, and a sink that records every notification
+/// Alertmanager sends (Slack, PagerDuty, webhook, email). Prints one JSON line
+/// with the URLs once ready; stop it with SIGTERM or Ctrl-C.
+#[derive(Debug, Parser)]
+#[command(name = "telltale-local-stack", version)]
+struct Args {
+    /// The bundle directory written by `telltale plan --out DIR`.
+    #[arg(long, value_name = "DIR")]
+    bundle: PathBuf,
+    /// Where configs, secrets, daemon storage and logs go; default: a new
+    /// temporary directory, kept on exit.
+    #[arg(long, value_name = "DIR")]
+    state: Option<PathBuf>,
+    /// Make the sink answer CODE to INTEGRATION (slack, pagerduty, webhook,
+    /// email); repeatable. Email answers the code (4xx/5xx) to the DATA
+    /// command.
+    #[arg(long = "sink-status", value_name = "INTEGRATION=CODE", value_parser = parse_sink_status)]
+    sink_status: Vec<(Integration, u16)>,
+    /// Prometheus' scrape and rule evaluation interval.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
+    scrape_interval: Duration,
+    /// How long the daemons have to answer before the stack gives up.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    ready_timeout: Duration,
+    /// The Prometheus binary.
+    #[arg(long, env = "TELLTALE_PROMETHEUS", default_value = "prometheus")]
+    prometheus_bin: PathBuf,
+    /// The Alertmanager binary.
+    #[arg(
+        long,
+        env = "TELLTALE_ALERTMANAGER",
+        default_value = "prometheus-alertmanager"
+    )]
+    alertmanager_bin: PathBuf,
+    /// The node-exporter binary.
+    #[arg(
+        long,
+        env = "TELLTALE_NODE_EXPORTER",
+        default_value = "prometheus-node-exporter"
+    )]
+    node_exporter_bin: PathBuf,
+    /// promtool, to check the Prometheus configuration before starting.
+    #[arg(long, env = "TELLTALE_PROMTOOL", default_value = "promtool")]
+    promtool_bin: PathBuf,
+    /// amtool, to check the Alertmanager configuration before starting.
+    #[arg(long, env = "TELLTALE_AMTOOL", default_value = "amtool")]
+    amtool_bin: PathBuf,
+}
+
+fn parse_sink_status(text: &str) -> Result<(Integration, u16), String> {
+    let (integration, code) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected INTEGRATION=CODE (e.g. slack=500), got `{text}`"))?;
+    let integration: Integration = integration.trim().parse()?;
+    let code: u16 = code
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{code}` is not a status code"))?;
+    let valid = match integration {
+        Integration::Email => code == 250 || (400..=599).contains(&code),
+        _ => (100..=599).contains(&code),
+    };
+    if !valid {
+        return Err(format!("{code} is not a valid status for {integration}"));
+    }
+    Ok((integration, code))
+}
+
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if duration < Duration::from_millis(100) {
+        return Err("the scrape interval must be at least 100ms".into());
+    }
+    Ok(duration)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalStackError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid {what}: {message}")]
+    Parse {
+        path: PathBuf,
+        what: &'static str,
+        message: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on 127.0.0.1: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("`{program}` was not found on PATH; install it: apt-get install {package}")]
+    NotFound {
+        program: PathBuf,
+        package: &'static str,
+    },
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{tool} rejected {path}:\n{output}")]
+    Invalid {
+        tool: String,
+        path: PathBuf,
+        output: String,
+    },
+    #[error("{name} exited ({status}) before it was ready; last lines of {log}:\n{tail}")]
+    Exited {
+        name: &'static str,
+        status: String,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("{name} did not answer 200 at {url} within {seconds}s; last lines of {log}:\n{tail}")]
+    NotReady {
+        name: &'static str,
+        url: String,
+        seconds: u64,
+        log: PathBuf,
+        tail: String,
+    },
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("telltale-local-stack: error: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), LocalStackError> {
+    // Signals first: a SIGTERM during start-up must still stop the children.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(LocalStackError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(LocalStackError::Signals)?;
+
+    let programs = Programs::resolve(&args)?;
+    let bundle = absolute(&args.bundle)?;
+    let plan_path = bundle.join("plan.json");
+    let plan: Plan =
+        serde_json::from_str(&read(&plan_path)?).map_err(|e| LocalStackError::Parse {
+            path: plan_path.clone(),
+            what: "plan.json",
+            message: e.to_string(),
+        })?;
+    let am_path = bundle.join("alertmanager").join("alertmanager.yaml");
+    let am_bundle: Value =
+        serde_saphyr::from_str(&read(&am_path)?).map_err(|e| LocalStackError::Parse {
+            path: am_path.clone(),
+            what: "YAML",
+            message: e.to_string(),
+        })?;
+    let rules_dir = bundle.join("prometheus").join("rules");
+    if !rules_dir.is_dir() {
+        return Err(LocalStackError::Read {
+            path: rules_dir,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "the bundle has no prometheus/rules",
+            ),
+        });
+    }
+
+    let state = state_dir(args.state.as_deref())?;
+    let secrets_dir = state.join("secrets");
+    create_dir(&secrets_dir)?;
+
+    // In-process servers keep their listeners: no port race for them.
+    let sink_listener = listen().await?;
+    let smtp_listener = listen().await?;
+    let standin_listener = listen().await?;
+    let sink_addr = local_addr(&sink_listener)?;
+    let smtp_addr = local_addr(&smtp_listener)?;
+    let standin_addr = local_addr(&standin_listener)?;
+    // The daemons bind their own ports a moment later; the race is accepted.
+    let [prom_addr, am_addr, node_addr] = free_addresses()?;
+
+    let statuses = Arc::new(Statuses(args.sink_status.iter().copied().collect()));
+    let recorder = Arc::new(
+        Recorder::create(&state.join("sink.jsonl")).map_err(|source| LocalStackError::Write {
+            path: state.join("sink.jsonl"),
+            source,
+        })?,
+    );
+    tokio::spawn(serve(
+        sink_listener,
+        sink::router(recorder.clone(), statuses.clone()),
+    ));
+    tokio::spawn(serve(standin_listener, sink::standin_router()));
+    tokio::spawn(smtp::serve(
+        smtp_listener,
+        recorder.clone(),
+        statuses.clone(),
+    ));
+
+    let endpoints = Endpoints {
+        sink: format!("http://{sink_addr}"),
+        smtp: smtp_addr.to_string(),
+    };
+    let am = config::alertmanager(am_bundle, &secrets_dir, &endpoints);
+    for warning in &am.warnings {
+        eprintln!("telltale-local-stack: warning: {warning}");
+    }
+    for (path, contents) in &am.secrets {
+        write(path, contents)?;
+    }
+    let am_config = state.join("alertmanager.yaml");
+    write(&am_config, &to_yaml(&am.config, &am_config)?)?;
+    check(
+        &programs.amtool,
+        &["check-config".into(), am_config.display().to_string()],
+        &am_config,
+    )
+    .await?;
+
+    let addresses = ScrapeAddresses {
+        prometheus: prom_addr.to_string(),
+        alertmanager: am_addr.to_string(),
+        node_exporter: node_addr.to_string(),
+        standin: standin_addr.to_string(),
+    };
+    let prom = config::prometheus(
+        &rules_dir,
+        &plan.expectations.targets,
+        &addresses,
+        args.scrape_interval,
+    );
+    let prom_config = state.join("prometheus.yml");
+    write(&prom_config, &to_yaml(&prom, &prom_config)?)?;
+    check(
+        &programs.promtool,
+        &[
+            "check".into(),
+            "config".into(),
+            prom_config.display().to_string(),
+        ],
+        &prom_config,
+    )
+    .await?;
+
+    let mut children: Vec<Daemon> = Vec::new();
+    let started = start_daemons(
+        &programs,
+        &state,
+        &am_config,
+        &prom_config,
+        [prom_addr, am_addr, node_addr],
+        &mut children,
+    );
+    let ready = match started {
+        Ok(()) => {
+            tokio::select! {
+                ready = daemons::wait_ready(&mut children, args.ready_timeout) => ready,
+                _ = sigterm.recv() => { daemons::stop_all(children).await; return Ok(()); }
+                _ = sigint.recv() => { daemons::stop_all(children).await; return Ok(()); }
+            }
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = ready {
+        daemons::stop_all(children).await;
+        return Err(error);
+    }
+
+    let pid = |name: &str| children.iter().find(|d| d.name == name).map(|d| d.pid);
+    let line = json!({
+        "prometheus": format!("http://{prom_addr}"),
+        "alertmanager": format!("http://{am_addr}"),
+        "node_exporter": format!("http://{node_addr}"),
+        "sink": endpoints.sink,
+        "smtp": endpoints.smtp,
+        "standin": format!("http://{standin_addr}"),
+        "state": state.display().to_string(),
+        "pids": {
+            "prometheus": pid("prometheus"),
+            "alertmanager": pid("alertmanager"),
+            "node_exporter": pid("node_exporter"),
+        },
+    });
+    let mut stdout = std::io::stdout().lock();
+    // A reader that went away is not a reason to stop the stack.
+    let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    drop(stdout);
+    eprintln!("telltale-local-stack: ready");
+    eprintln!("  prometheus     http://{prom_addr}");
+    eprintln!("  alertmanager   http://{am_addr}");
+    eprintln!("  node-exporter  http://{node_addr}");
+    eprintln!("  sink           {}  (GET /received)", endpoints.sink);
+    eprintln!("  smtp           {}", endpoints.smtp);
+    eprintln!("  stand-in       http://{standin_addr}/metrics");
+    eprintln!("  state          {}", state.display());
+    eprintln!("stop with Ctrl-C (or SIGTERM)");
+
+    let mut watch = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = watch.tick() => {
+                // A daemon killed on purpose (to test verify) is reported,
+                // not replaced, and does not stop the others.
+                for daemon in children.iter_mut() {
+                    if let Some(status) = daemon.newly_exited() {
+                        eprintln!("telltale-local-stack: {} exited ({status}); see {}", daemon.name, daemon.log.display());
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("telltale-local-stack: stopping");
+    daemons::stop_all(children).await;
+    Ok(())
+}
+
+fn start_daemons(
+    programs: &Programs,
+    state: &Path,
+    am_config: &Path,
+    prom_config: &Path,
+    [prom_addr, am_addr, node_addr]: [SocketAddr; 3],
+    children: &mut Vec<Daemon>,
+) -> Result<(), LocalStackError> {
+    let setpriv = programs.setpriv.as_deref();
+    children.push(daemons::spawn(
+        "node_exporter",
+        &programs.node_exporter,
+        &[
+            format!("--web.listen-address={node_addr}"),
+            "--collector.disable-defaults".into(),
+            "--collector.cpu".into(),
+            "--collector.meminfo".into(),
+            "--collector.filesystem".into(),
+            "--collector.loadavg".into(),
+        ],
+        node_addr,
+        "/metrics",
+        state.join("node_exporter.log"),
+        setpriv,
+    )?);
+    children.push(daemons::spawn(
+        "alertmanager",
+        &programs.alertmanager,
+        &[
+            format!("--config.file={}", am_config.display()),
+            format!("--storage.path={}", state.join("am").display()),
+            format!("--web.listen-address={am_addr}"),
+            // Links in notifications point here rather than at the hostname.
+            format!("--web.external-url=http://{am_addr}"),
+            "--cluster.listen-address=".into(),
+        ],
+        am_addr,
+        "/-/ready",
+        state.join("alertmanager.log"),
+        setpriv,
+    )?);
+    children.push(daemons::spawn(
+        "prometheus",
+        &programs.prometheus,
+        &[
+            format!("--config.file={}", prom_config.display()),
+            format!("--storage.tsdb.path={}", state.join("prom").display()),
+            format!("--web.listen-address={prom_addr}"),
+            format!("--web.external-url=http://{prom_addr}"),
+            "--web.enable-lifecycle".into(),
+        ],
+        prom_addr,
+        "/-/ready",
+        state.join("prometheus.log"),
+        setpriv,
+    )?);
+    Ok(())
+}
+
+/// The external programs, resolved on PATH before anything starts.
+struct Programs {
+    prometheus: PathBuf,
+    alertmanager: PathBuf,
+    node_exporter: PathBuf,
+    promtool: PathBuf,
+    amtool: PathBuf,
+    /// util-linux `setpriv`, for a parent-death signal; optional.
+    setpriv: Option<PathBuf>,
+}
+
+impl Programs {
+    fn resolve(args: &Args) -> Result<Self, LocalStackError> {
+        let need = |program: &Path, package: &'static str| {
+            which(program).ok_or_else(|| LocalStackError::NotFound {
+                program: program.to_path_buf(),
+                package,
+            })
+        };
+        Ok(Self {
+            prometheus: need(&args.prometheus_bin, "prometheus")?,
+            alertmanager: need(&args.alertmanager_bin, "prometheus-alertmanager")?,
+            node_exporter: need(&args.node_exporter_bin, "prometheus-node-exporter")?,
+            promtool: need(&args.promtool_bin, "prometheus")?,
+            amtool: need(&args.amtool_bin, "prometheus-alertmanager")?,
+            setpriv: which(Path::new("setpriv")),
+        })
+    }
+}
+
+fn which(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs a validator; its output is the error when it refuses.
+async fn check(tool: &Path, args: &[String], path: &Path) -> Result<(), LocalStackError> {
+    let output = tokio::process::Command::new(tool)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|source| LocalStackError::Spawn {
+            program: tool.to_path_buf(),
+            source,
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(LocalStackError::Invalid {
+        tool: tool.display().to_string(),
+        path: path.to_path_buf(),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    })
+}
+
+async fn serve(listener: TcpListener, router: axum::Router) {
+    if let Err(error) = axum::serve(listener, router).await {
+        eprintln!("telltale-local-stack: HTTP server stopped: {error}");
+    }
+}
+
+async fn listen() -> Result<TcpListener, LocalStackError> {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(LocalStackError::Bind)
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, LocalStackError> {
+    listener.local_addr().map_err(LocalStackError::Bind)
+}
+
+/// Three distinct free ports, held together while picking so they differ.
+fn free_addresses() -> Result<[SocketAddr; 3], LocalStackError> {
+    let listeners = [
+        StdListener::bind("127.0.0.1:0"),
+        StdListener::bind("127.0.0.1:0"),
+        StdListener::bind("127.0.0.1:0"),
+    ];
+    let mut out = [SocketAddr::from(([127, 0, 0, 1], 0)); 3];
+    for (slot, listener) in out.iter_mut().zip(listeners) {
+        *slot = listener
+            .and_then(|l| l.local_addr())
+            .map_err(LocalStackError::Bind)?;
+    }
+    Ok(out)
+}
+
+fn state_dir(requested: Option<&Path>) -> Result<PathBuf, LocalStackError> {
+    let dir = match requested {
+        Some(dir) => dir.to_path_buf(),
+        None => {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+            std::env::temp_dir().join(format!(
+                "telltale-local-stack-{}-{nanos:08x}",
+                std::process::id()
+            ))
+        }
+    };
+    create_dir(&dir)?;
+    absolute(&dir)
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, LocalStackError> {
+    std::fs::canonicalize(path).map_err(|source| LocalStackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn create_dir(dir: &Path) -> Result<(), LocalStackError> {
+    std::fs::create_dir_all(dir).map_err(|source| LocalStackError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn read(path: &Path) -> Result<String, LocalStackError> {
+    std::fs::read_to_string(path).map_err(|source| LocalStackError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), LocalStackError> {
+    std::fs::write(path, contents).map_err(|source| LocalStackError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn to_yaml(value: &Value, path: &Path) -> Result<String, LocalStackError> {
+    serde_saphyr::to_string(value).map_err(|e| LocalStackError::Parse {
+        path: path.to_path_buf(),
+        what: "YAML (while writing)",
+        message: e.to_string(),
+    })
+}

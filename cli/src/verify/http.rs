@@ -1,0 +1,113 @@
+//! The HTTP client verify uses: rustls with ring (as kube), a per-request
+//! timeout, optional bearer or basic auth from secret sources.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use crate::secrets::Secret;
+
+#[derive(Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    auth: Auth,
+}
+
+#[derive(Clone, Default)]
+pub enum Auth {
+    #[default]
+    None,
+    Bearer(Secret),
+    Basic {
+        user: String,
+        password: Secret,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("{url}: {message}")]
+    Failed { url: String, message: String },
+}
+
+impl Http {
+    pub fn new(auth: Auth) -> Result<Http, HttpError> {
+        // Only the first call installs the provider; later ones are no-ops.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| HttpError::Failed {
+                url: String::new(),
+                message: e.to_string(),
+            })?;
+        Ok(Http { client, auth })
+    }
+
+    fn with_auth(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::None => request,
+            Auth::Bearer(token) => request.bearer_auth(token.expose()),
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+        }
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, HttpError> {
+        let fail = |message: String| HttpError::Failed {
+            url: url.to_string(),
+            message,
+        };
+        let response = self
+            .with_auth(request)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            let body: String = body.chars().take(300).collect();
+            return Err(fail(format!("HTTP {status}: {}", body.trim())));
+        }
+        Ok(response)
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, url: &str) -> Result<T, HttpError> {
+        let response = self.send(self.client.get(url), url).await?;
+        response.json().await.map_err(|e| HttpError::Failed {
+            url: url.to_string(),
+            message: format!("unexpected response: {e}"),
+        })
+    }
+
+    pub async fn get_text(&self, url: &str) -> Result<String, HttpError> {
+        let response = self.send(self.client.get(url), url).await?;
+        response.text().await.map_err(|e| HttpError::Failed {
+            url: url.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), HttpError> {
+        self.send(self.client.post(url).json(body), url)
+            .await
+            .map(|_| ())
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut current = e.source();
+    while let Some(next) = current {
+        let text = next.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = next.source();
+    }
+    parts.join(": ")
+}

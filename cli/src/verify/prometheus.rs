@@ -1,0 +1,224 @@
+//! `targets` and `rules`: Prometheus's own view, from its HTTP API
+//! (/api/v1/targets, /api/v1/rules).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::{Context, Finding, settle};
+
+#[derive(Deserialize)]
+struct Envelope<T> {
+    data: T,
+}
+
+#[derive(Deserialize)]
+struct Targets {
+    #[serde(rename = "activeTargets")]
+    active: Vec<Target>,
+}
+
+#[derive(Deserialize)]
+struct Target {
+    labels: BTreeMap<String, String>,
+    health: String,
+    #[serde(rename = "lastError", default)]
+    last_error: String,
+}
+
+#[derive(Deserialize)]
+struct Rules {
+    groups: Vec<Group>,
+}
+
+#[derive(Deserialize)]
+struct Group {
+    name: String,
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+struct Rule {
+    name: String,
+    health: String,
+    #[serde(rename = "lastError", default)]
+    last_error: String,
+}
+
+/// Down targets listed per job; a thousand identical lines help nobody.
+const MAX_LISTED: usize = 20;
+
+/// Every expected job has at least its minimum of targets up; every down
+/// target is listed with its last error.
+pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
+    let expected = &ctx.bundle.plan.expectations.targets;
+    let api = format!("{url}/api/v1/targets?state=active");
+    settle(ctx.timeout, || async {
+        let targets: Envelope<Targets> = match ctx.http.get_json(&api).await {
+            Ok(t) => t,
+            Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),
+        };
+        let mut evidence = Vec::new();
+        let mut short = Vec::new();
+        let (mut up_total, mut total) = (0, 0);
+        for want in expected {
+            let of_job: Vec<&Target> = targets
+                .data
+                .active
+                .iter()
+                .filter(|t| t.labels.get("job") == Some(&want.job))
+                .collect();
+            let up = of_job.iter().filter(|t| t.health == "up").count();
+            up_total += up;
+            total += of_job.len();
+            let standin = of_job.iter().any(|t| {
+                t.labels
+                    .get("telltale_standin")
+                    .is_some_and(|v| v == "true")
+            });
+            evidence.push(format!(
+                "{}: {up}/{} up (min {}){}",
+                want.job,
+                of_job.len(),
+                want.min,
+                if standin { " [stand-in]" } else { "" }
+            ));
+            if (up as u64) < want.min as u64 {
+                short.push(want.job.clone());
+            }
+            let down: Vec<&&Target> = of_job.iter().filter(|t| t.health != "up").collect();
+            if down.len() > MAX_LISTED {
+                evidence.push(format!(
+                    "  … {} down targets of {}, the first {MAX_LISTED} listed",
+                    down.len(),
+                    want.job
+                ));
+            }
+            for t in down.into_iter().take(MAX_LISTED) {
+                evidence.push(format!(
+                    "  down: job {} instance {}: {}",
+                    want.job,
+                    t.labels.get("instance").map(String::as_str).unwrap_or("?"),
+                    if t.last_error.is_empty() {
+                        format!("health {}", t.health)
+                    } else {
+                        t.last_error.clone()
+                    }
+                ));
+            }
+        }
+        if short.is_empty() {
+            Finding::pass(
+                format!("{} jobs, {up_total}/{total} targets up", expected.len()),
+                evidence,
+            )
+        } else {
+            Finding::fail(
+                format!("below their minimum of targets up: {}", short.join(", ")),
+                evidence,
+            )
+        }
+    })
+    .await
+}
+
+/// Every rule group of the bundle is loaded and every rule in it evaluates
+/// without error; missing groups fail, extra ones are named.
+pub async fn rules(ctx: &Context<'_>, url: &str) -> Finding {
+    let expected: BTreeSet<&String> = ctx.bundle.plan.expectations.rule_groups.iter().collect();
+    let api = format!("{url}/api/v1/rules");
+    settle(ctx.timeout, || async {
+        let rules: Envelope<Rules> = match ctx.http.get_json(&api).await {
+            Ok(r) => r,
+            Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),
+        };
+        let loaded: BTreeMap<&String, &Group> =
+            rules.data.groups.iter().map(|g| (&g.name, g)).collect();
+        let missing: Vec<&String> = expected
+            .iter()
+            .filter(|g| !loaded.contains_key(**g))
+            .copied()
+            .collect();
+        let extra: Vec<&String> = loaded
+            .keys()
+            .filter(|g| !expected.contains(**g))
+            .copied()
+            .collect();
+        let mut evidence = Vec::new();
+        let mut broken = Vec::new();
+        let mut pending = 0;
+        let mut count = 0;
+        for group in expected.iter().filter_map(|g| loaded.get(*g)) {
+            let ok = group.rules.iter().filter(|r| r.health == "ok").count();
+            evidence.push(format!(
+                "{}: {ok}/{} rules ok",
+                group.name,
+                group.rules.len()
+            ));
+            for rule in &group.rules {
+                count += 1;
+                match rule.health.as_str() {
+                    "ok" => {}
+                    "err" => {
+                        broken.push(format!("{}/{}", group.name, rule.name));
+                        evidence.push(format!(
+                            "error: {} / {}: {}",
+                            group.name, rule.name, rule.last_error
+                        ));
+                    }
+                    _ => pending += 1,
+                }
+            }
+        }
+        if !missing.is_empty() {
+            evidence.push(format!(
+                "missing groups: {}",
+                missing
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !extra.is_empty() {
+            evidence.push(format!(
+                "extra groups (not from this bundle): {}",
+                extra
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !missing.is_empty() {
+            Finding::fail(
+                format!("{} rule group(s) not loaded", missing.len()),
+                evidence,
+            )
+        } else if !broken.is_empty() {
+            Finding::fail(
+                format!(
+                    "{} rule(s) fail to evaluate: {}",
+                    broken.len(),
+                    broken.join(", ")
+                ),
+                evidence,
+            )
+        } else if pending > 0 {
+            evidence.push(format!("{pending} rule(s) not evaluated yet"));
+            Finding::fail(
+                format!("{pending} of {count} rules have not been evaluated yet"),
+                evidence,
+            )
+        } else {
+            Finding::pass(
+                format!(
+                    "{} groups loaded, {count} rules evaluate without error",
+                    expected.len()
+                ),
+                evidence,
+            )
+        }
+    })
+    .await
+}
