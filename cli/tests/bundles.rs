@@ -157,18 +157,7 @@ fn amtool_checks_the_config_and_every_route_case() {
         write(&bundle, dir.path());
         let config = dir.path().join("alertmanager/alertmanager.yaml");
         run_ok(Command::new("amtool").arg("check-config").arg(&config));
-        let cases: Value = serde_json::to_value(
-            telltale::model::yaml::parse::<telltale::model::node::Node>(
-                &Source::new(
-                    "routes-test.yaml",
-                    bundle.files["alertmanager/routes-test.yaml"].clone(),
-                ),
-                "routes test",
-            )
-            .unwrap()
-            .to_json(),
-        )
-        .unwrap();
+        let cases: Value = common::routes_test(&bundle);
         let cases = cases["cases"].as_array().unwrap();
         assert!(cases.len() >= 6);
         for case in cases {

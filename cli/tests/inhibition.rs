@@ -74,18 +74,7 @@ fn every_inhibited_pair_is_suppressed_by_its_source_in_a_real_alertmanager() {
         let bundle = render_profile(profile);
         let dir = tempfile::tempdir().unwrap();
         write(&bundle, &dir.path().join("bundle"));
-        let spec: Value = serde_json::to_value(
-            telltale::model::yaml::parse::<telltale::model::node::Node>(
-                &telltale::model::Source::new(
-                    "routes-test.yaml",
-                    bundle.files["alertmanager/routes-test.yaml"].clone(),
-                ),
-                "routes test",
-            )
-            .unwrap()
-            .to_json(),
-        )
-        .unwrap();
+        let spec: Value = common::routes_test(&bundle);
         let pairs = spec["inhibitions"].as_array().expect("inhibitions listed");
         assert!(pairs.len() >= 3, "{profile}: too few inhibited pairs");
 

@@ -53,13 +53,8 @@ impl CheckId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Pass,
-    Fail,
-    Skip,
-}
+/// pass, fail or skip: the same three outcomes as a preflight check.
+pub use crate::cluster::preflight::Status;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {

@@ -94,3 +94,9 @@ pub fn files_with_prefix<'a>(bundle: &'a Bundle, prefix: &str) -> Vec<(&'a Strin
         .filter(|(p, _)| p.starts_with(prefix))
         .collect()
 }
+
+/// The bundle's alertmanager/routes-test.yaml as JSON.
+pub fn routes_test(bundle: &Bundle) -> serde_json::Value {
+    serde_saphyr::from_str(&bundle.files["alertmanager/routes-test.yaml"])
+        .expect("routes-test.yaml parses")
+}
