@@ -1188,3 +1188,38 @@ fn progress_is_a_line_per_phase_on_a_terminal_and_timestamped_lines_otherwise() 
     // No timestamped log lines on a terminal.
     assert!(!screen.contains("Z alerting:"), "{screen}");
 }
+
+#[test]
+fn only_and_from_phase_select_phases_and_run_them_even_when_unchanged() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    let upgrades = |s: &Stack| {
+        s.helm_commands()
+            .iter()
+            .filter(|c| c.starts_with("upgrade"))
+            .count()
+    };
+    let before = upgrades(&stack);
+
+    let out = stack.up(&["--only", "alerting"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = outcomes(&report(&out));
+    for (phase, outcome) in &got {
+        let want = if phase == "alerting" {
+            "applied"
+        } else {
+            "skipped"
+        };
+        assert_eq!(outcome, want, "{got:?}");
+    }
+    assert_eq!(upgrades(&stack), before);
+
+    let out = stack.up(&["--from-phase", "logs"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let got = outcomes(&report(&out));
+    let at = got.iter().position(|(p, _)| p == "logs").unwrap();
+    assert!(got[..at].iter().all(|(_, o)| o == "skipped"), "{got:?}");
+    assert!(got[at..].iter().all(|(_, o)| o == "applied"), "{got:?}");
+    // logs holds two releases: both upgraded again, metrics' not.
+    assert_eq!(upgrades(&stack), before + 2);
+}
