@@ -38,7 +38,8 @@ pub struct UpArgs {
     /// Alertmanager available) may take
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// Do not run verify after the install
+    /// Do not point at verify after the install (for now `up` prints the
+    /// `telltale verify` command instead of running it)
     #[arg(long)]
     pub skip_verify: bool,
     #[command(flatten)]
