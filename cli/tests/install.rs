@@ -89,6 +89,12 @@ impl Stack {
             .collect()
     }
 
+    fn lock_held(&self) -> bool {
+        self.api
+            .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
+            .is_some()
+    }
+
     fn journal(&self) -> Option<Value> {
         self.api
             .get("v1", "ConfigMap", Some(NS), "telltale-journal")
@@ -267,12 +273,7 @@ fn up_runs_the_phases_in_order_and_a_second_run_changes_nothing() {
         .to_string();
     assert!(password.len() >= 40, "base64 of 32 characters");
     // The lock is gone.
-    assert!(
-        stack
-            .api
-            .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
-            .is_none()
-    );
+    assert!(!stack.lock_held());
 
     // Second run: nothing changes, and it says so per phase.
     stack.api.clear_requests();
@@ -553,12 +554,7 @@ fn a_failure_in_any_phase_is_journaled_and_the_next_run_resumes_there() {
             );
         }
         // No lock left behind.
-        assert!(
-            stack
-                .api
-                .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
-                .is_none()
-        );
+        assert!(!stack.lock_held());
 
         // The next run resumes at the failed phase.
         let again = stack.up(&[]);
@@ -628,12 +624,7 @@ fn sigint_mid_phase_settles_the_step_journals_it_releases_the_lock_and_exits_130
     assert_eq!(logs["releases"].as_array().unwrap().len(), 1);
     assert_eq!(logs["releases"][0]["name"], "loki");
     assert!(!stack.helm_commands().contains(&"upgrade alloy".to_string()));
-    assert!(
-        stack
-            .api
-            .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
-            .is_none()
-    );
+    assert!(!stack.lock_held());
 
     let again = stack.up(&[]);
     assert_eq!(code(&again), 0, "{}", stderr(&again));
@@ -680,21 +671,11 @@ fn a_held_lock_exits_4_naming_the_holder_and_unlock_breaks_it() {
     let out = stack.cmd(&["unlock"]).output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("alice on build-7"));
-    assert!(
-        stack
-            .api
-            .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
-            .is_some()
-    );
+    assert!(stack.lock_held());
     let out = stack.cmd(&["unlock", "-y"]).output().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("alice on build-7"));
-    assert!(
-        stack
-            .api
-            .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
-            .is_none()
-    );
+    assert!(!stack.lock_held());
     assert_eq!(code(&stack.up(&[])), 0);
 }
 

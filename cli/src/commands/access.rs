@@ -18,6 +18,26 @@ pub struct ConfirmArgs {
     pub confirm_context: Option<String>,
 }
 
+/// The bundle the config or `--profile` renders, when there is either:
+/// `down` and `status` work from the journal but honour the config's
+/// pinned context and namespace.
+pub fn optional_bundle(global: &GlobalArgs) -> Result<Option<crate::render::Bundle>, CommandError> {
+    let request = global.request()?;
+    if request.config.is_none() && request.profile.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(crate::render::render(&global.catalog()?, &request)?))
+}
+
+/// `-n`, else the bundle's namespace, else the default.
+pub fn namespace(global: &GlobalArgs, bundle: Option<&crate::render::Bundle>) -> String {
+    global
+        .namespace
+        .clone()
+        .or_else(|| bundle.map(|b| b.plan.namespace.clone()))
+        .unwrap_or_else(|| crate::render::resolve::DEFAULT_NAMESPACE.into())
+}
+
 pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

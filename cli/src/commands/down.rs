@@ -46,20 +46,11 @@ struct Report<'a> {
 pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     // The config (when there is one) says which context is allowed and
     // which namespace; down itself works from the journal.
-    let request = global.request()?;
-    let rendered = if request.config.is_some() || request.profile.is_some() {
-        Some(crate::render::render(&global.catalog()?, &request)?)
-    } else {
-        None
-    };
+    let rendered = access::optional_bundle(global)?;
     let pinned = rendered
         .as_ref()
         .and_then(|b| b.plan.cluster.context.clone());
-    let namespace = global
-        .namespace
-        .clone()
-        .or_else(|| rendered.as_ref().map(|b| b.plan.namespace.clone()))
-        .unwrap_or_else(|| "monitoring".into());
+    let namespace = access::namespace(global, rendered.as_ref());
     let (target, config) =
         access::target_for_write(global, pinned.as_deref(), &args.confirm, "down")?;
     if prompt::interactive(global.yes)

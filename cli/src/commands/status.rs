@@ -17,17 +17,8 @@ use crate::ui::{Printer, table};
 pub struct StatusArgs {}
 
 pub fn run(_args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
-    let request = global.request()?;
-    let bundle = if request.config.is_some() || request.profile.is_some() {
-        Some(crate::render::render(&global.catalog()?, &request)?)
-    } else {
-        None
-    };
-    let namespace = global
-        .namespace
-        .clone()
-        .or_else(|| bundle.as_ref().map(|b| b.plan.namespace.clone()))
-        .unwrap_or_else(|| "monitoring".into());
+    let bundle = access::optional_bundle(global)?;
+    let namespace = access::namespace(global, bundle.as_ref());
     let (target, config) = access::target_for_read(global)?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;

@@ -14,10 +14,7 @@ use crate::ui::{Printer, prompt};
 pub struct UnlockArgs {}
 
 pub fn run(_args: UnlockArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
-    let namespace = global
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "monitoring".into());
+    let namespace = access::namespace(global, None);
     let (target, config) = access::target_for_read(global)?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;

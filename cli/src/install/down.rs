@@ -90,14 +90,7 @@ pub async fn down<H: Helm>(
         }
         if let Some(error) = failure {
             progress.phase_finished(phase, false, &error);
-            results.push(result(
-                phase,
-                PhaseOutcome::Failed,
-                &error,
-                changes,
-                Some(started),
-            ));
-            return (results, RunEnd::Failed { phase, error });
+            return failed(results, phase, error, changes, started);
         }
         journal.phases.remove(&phase);
         let write = if journal.phases.is_empty() {
@@ -107,14 +100,7 @@ pub async fn down<H: Helm>(
         };
         if let Err(e) = write {
             let error = format!("phase {phase} removed but the journal could not be updated: {e}");
-            results.push(result(
-                phase,
-                PhaseOutcome::Failed,
-                &error,
-                changes,
-                Some(started),
-            ));
-            return (results, RunEnd::Failed { phase, error });
+            return failed(results, phase, error, changes, started);
         }
         let detail = format!("{} removal(s)", changes.len());
         progress.phase_finished(phase, true, &detail);
@@ -127,6 +113,23 @@ pub async fn down<H: Helm>(
         ));
     }
     (results, RunEnd::Done)
+}
+
+fn failed(
+    mut results: Vec<PhaseResult>,
+    phase: crate::model::Phase,
+    error: String,
+    changes: Vec<String>,
+    started: std::time::Instant,
+) -> (Vec<PhaseResult>, RunEnd) {
+    results.push(result(
+        phase,
+        PhaseOutcome::Failed,
+        &error,
+        changes,
+        Some(started),
+    ));
+    (results, RunEnd::Failed { phase, error })
 }
 
 /// PVCs a release's StatefulSets left behind (helm never deletes them).
