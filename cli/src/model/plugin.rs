@@ -76,8 +76,47 @@ pub struct Expectations {
     pub targets: Vec<TargetExpectation>,
     #[serde(default)]
     pub log_namespaces: Vec<String>,
+    /// Metric names the external metrics API must list (KEDA or Prometheus Adapter).
     #[serde(default)]
     pub external_metrics: Vec<String>,
+    /// HorizontalPodAutoscalers that must report a current value.
+    #[serde(default)]
+    pub hpas: Vec<HpaExpectation>,
+    /// The load verify generates, and the series that must move under it.
+    pub load: Option<LoadExpectation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HpaExpectation {
+    pub namespace: String,
+    pub name: String,
+}
+
+/// `verify`'s load check: requests at `rate` per second for `duration`
+/// against `url` (a k6 Job in the cluster, or the builtin generator), then
+/// every query in `moves` must return a higher value than before the load.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LoadExpectation {
+    pub url: String,
+    #[serde(default = "LoadExpectation::default_rate")]
+    pub rate: u32,
+    #[serde(default = "LoadExpectation::default_duration")]
+    pub duration: String,
+    #[serde(default)]
+    pub moves: Vec<String>,
+    /// `namespace/name` of an HPA that must scale out under the load.
+    pub hpa: Option<String>,
+}
+
+impl LoadExpectation {
+    fn default_rate() -> u32 {
+        20
+    }
+    fn default_duration() -> String {
+        "30s".into()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]

@@ -130,6 +130,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut files = Files::default();
     let mut objects: Vec<(Phase, Object)> = Vec::new();
     let mut expectations = Expectations::default();
+    let mut warnings = r.warnings.clone();
 
     // Base manifests: one directory per phase.
     for dir in catalog.manifests.subdirs() {
@@ -294,6 +295,17 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         expectations
             .external_metrics
             .extend(ex.external_metrics.iter().cloned());
+        expectations.hpas.extend(ex.hpas.iter().cloned());
+        if let Some(load) = &ex.load {
+            if expectations.load.is_some() {
+                warnings.push(format!(
+                    "plugin {name} also defines a load expectation; the first one ({}) is used",
+                    expectations.load.as_ref().map_or("", |l| l.url.as_str())
+                ));
+            } else {
+                expectations.load = Some(load.clone());
+            }
+        }
     }
 
     // SLOs: recording rules, burn-rate alerts, their tests and a dashboard.
@@ -473,6 +485,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     expectations.dashboards.sort();
     expectations.external_metrics.sort();
     expectations.external_metrics.dedup();
+    expectations.hpas.sort();
+    expectations.hpas.dedup();
 
     // Phases and their steps, in the fixed order.
     let mut phases = Vec::new();
@@ -563,7 +577,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             receivers: alertmanager::tier_integrations(&r.alerting, &r.namespace),
         },
         expectations,
-        warnings: r.warnings.clone(),
+        warnings,
         digest,
         files: file_digests,
     };
@@ -655,8 +669,11 @@ fn verify_checks(ex: &Expectations) -> Vec<String> {
     if !ex.dashboards.is_empty() {
         checks.push("dashboards");
     }
-    if !ex.external_metrics.is_empty() {
+    if !ex.external_metrics.is_empty() || !ex.hpas.is_empty() {
         checks.push("autoscaling");
+    }
+    if ex.load.is_some() {
+        checks.push("load");
     }
     checks.into_iter().map(String::from).collect()
 }

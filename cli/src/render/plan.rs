@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::alertmanager::TierIntegrations;
 use crate::model::Phase;
 use crate::model::config::Cluster;
-use crate::model::plugin::TargetExpectation;
+use crate::model::plugin::{HpaExpectation, LoadExpectation, TargetExpectation};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
@@ -146,4 +146,6 @@ pub struct Expectations {
     pub dashboards: Vec<String>,
     pub log_namespaces: Vec<String>,
     pub external_metrics: Vec<String>,
+    pub hpas: Vec<HpaExpectation>,
+    pub load: Option<LoadExpectation>,
 }
