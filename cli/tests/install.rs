@@ -56,9 +56,24 @@ impl Stack {
     }
 
     fn up(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["up", "--profile", "kind", "-y", "-o", "json"];
+        let mut args = vec![
+            "up",
+            "--profile",
+            "kind",
+            "-y",
+            "-o",
+            "json",
+            "--skip-verify",
+        ];
         args.extend_from_slice(extra);
         self.cmd(&args).output().unwrap()
+    }
+
+    /// `up` as a user runs it: verify included.
+    fn up_verifying(&self) -> Output {
+        self.cmd(&["up", "--profile", "kind", "-y", "-o", "json"])
+            .output()
+            .unwrap()
     }
 
     fn helm_calls(&self) -> Vec<Value> {
@@ -487,7 +502,15 @@ fn a_failure_in_any_phase_is_journaled_and_the_next_run_resumes_there() {
         let stack = Stack::new("kind-telltale");
         let mut env = Vec::new();
         inject(&stack, &mut env);
-        let mut cmd = stack.cmd(&["up", "--profile", "kind", "-y", "-o", "json"]);
+        let mut cmd = stack.cmd(&[
+            "up",
+            "--profile",
+            "kind",
+            "-y",
+            "-o",
+            "json",
+            "--skip-verify",
+        ]);
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -582,6 +605,7 @@ fn sigint_mid_phase_settles_the_step_journals_it_releases_the_lock_and_exits_130
         .env("FAKE_HELM_SLEEP", "upgrade:loki:3")
         .args([
             "up",
+            "--skip-verify",
             "--profile",
             "kind",
             "-y",
@@ -738,7 +762,7 @@ fn canary_secrets_never_appear_in_output_journal_or_helm_arguments() {
     stack.api.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "grafana-postgres", "namespace": NS},
         "data": {"password": b64(POSTGRES)}}));
     let run = |extra: &[&str]| {
-        let mut args = vec!["up", "--profile", "production", "-y", "-v"];
+        let mut args = vec!["up", "--profile", "production", "-y", "-v", "--skip-verify"];
         args.extend_from_slice(extra);
         let mut cmd = stack.cmd(&args);
         cmd.env("SLACK_WEBHOOK_URL", SLACK)
@@ -1102,7 +1126,15 @@ fn waits_hold_the_phase_until_workloads_and_prometheus_are_ready() {
 fn helm_4_gets_its_own_wait_and_rollback_flags() {
     let stack = Stack::new("kind-telltale");
     let out = stack
-        .cmd(&["up", "--profile", "kind", "-y", "-o", "json"])
+        .cmd(&[
+            "up",
+            "--profile",
+            "kind",
+            "-y",
+            "-o",
+            "json",
+            "--skip-verify",
+        ])
         .env("FAKE_HELM_VERSION", "v4.0.1")
         .output()
         .unwrap();
@@ -1129,7 +1161,7 @@ fn helm_4_gets_its_own_wait_and_rollback_flags() {
 fn progress_is_a_line_per_phase_on_a_terminal_and_timestamped_lines_otherwise() {
     let stack = Stack::new("kind-telltale");
     let plain = stack
-        .cmd(&["up", "--profile", "kind", "-y"])
+        .cmd(&["up", "--profile", "kind", "-y", "--skip-verify"])
         .output()
         .unwrap();
     assert_eq!(code(&plain), 0, "{}", stderr(&plain));
@@ -1146,7 +1178,7 @@ fn progress_is_a_line_per_phase_on_a_terminal_and_timestamped_lines_otherwise() 
 
     let script = common::require_tool("script");
     let command = format!(
-        "{} --kubeconfig {} up --profile kind --yes --from-phase alerting",
+        "{} --kubeconfig {} up --profile kind --yes --skip-verify --from-phase alerting",
         env!("CARGO_BIN_EXE_telltale"),
         stack.kubeconfig.display()
     );
@@ -1203,4 +1235,61 @@ fn only_and_from_phase_select_phases_and_run_them_even_when_unchanged() {
     assert!(got[at..].iter().all(|(_, o)| o == "applied"), "{got:?}");
     // logs holds two releases: both upgraded again, metrics' not.
     assert_eq!(upgrades(&stack), before + 2);
+}
+
+/// Without --skip-verify, `up` runs the checks plan.json's verify phase
+/// lists once every phase is done. Here the fake API has no pods to
+/// port-forward to, so the checks fail and say which flag would help; the
+/// install itself is complete and recorded.
+#[test]
+fn up_runs_verify_after_the_phases() {
+    let stack = Stack::new("kind-telltale");
+    let out = stack.up_verifying();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(
+        report["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["outcome"] == "applied"),
+        "{report:#}"
+    );
+    let checks: Vec<&str> = report["verify"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            "targets",
+            "rules",
+            "alertmanager",
+            "notifications",
+            "logs",
+            "dashboards"
+        ]
+    );
+    let targets = &report["verify"]["checks"][0];
+    assert_eq!(targets["status"], "fail");
+    assert!(
+        targets["summary"]
+            .as_str()
+            .unwrap()
+            .contains("--prometheus-url"),
+        "{targets:#}"
+    );
+    assert!(
+        stderr(&out).contains("verification failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("the install is complete"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -2,7 +2,9 @@
 //! preflight.
 
 pub mod journal;
+pub mod loadjob;
 pub mod lock;
+pub mod logmarker;
 pub mod objects;
 pub mod portforward;
 pub mod preflight;

@@ -85,7 +85,7 @@ pub enum Command {
     /// Install or upgrade the stack phase by phase (resumable, idempotent)
     Up(up::UpArgs),
     /// Prove the stack live: targets, rules, Alertmanager, every notification path
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
     /// Phases from the in-cluster journal, release versions and drift
     Status(status::StatusArgs),
     /// Uninstall in reverse phase order (keeps CRDs and volumes by default)
@@ -147,7 +147,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Plugins(cmd) => plugins::run(cmd, &cli.global, &printer),
         Command::Plan(args) => plan::run(args, &cli.global, &printer),
         Command::Up(args) => up::run(args, &cli.global, &printer),
-        Command::Verify(args) => verify::run(args, &cli.global, &printer),
+        Command::Verify(args) => verify::run(*args, &cli.global, &printer),
         Command::Status(args) => status::run(args, &cli.global, &printer),
         Command::Down(args) => down::run(args, &cli.global, &printer),
         Command::Unlock(args) => unlock::run(args, &cli.global, &printer),

@@ -38,8 +38,8 @@ pub struct UpArgs {
     /// Alertmanager available) may take
     #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: std::time::Duration,
-    /// Do not point at verify after the install (for now `up` prints the
-    /// `telltale verify` command instead of running it)
+    /// Do not run verify after the install (the checks plan.json's verify
+    /// phase lists, through port-forwards; `telltale verify` runs them later)
     #[arg(long)]
     pub skip_verify: bool,
     #[command(flatten)]
@@ -59,6 +59,8 @@ struct Report<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     resumed_from: Option<Phase>,
     phases: &'a [PhaseResult],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<crate::verify::Report>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -131,6 +133,7 @@ async fn up(
         preflight: &checks,
         resumed_from: None,
         phases: &[],
+        verify: None,
         error: None,
     };
     if !failed.is_empty() {
@@ -208,11 +211,20 @@ async fn up(
     if let RunEnd::Failed { error, .. } = &end {
         report.error = Some(error.clone());
     }
-    print_report(printer, &report);
-    if report.ok && !args.skip_verify {
-        printer.status("next: `telltale verify` proves the stack live");
+    if report.ok && !args.dry_run && !args.skip_verify {
+        let options = super::verify::Options::for_up(bundle);
+        let verified = super::verify::execute(bundle, options, Some(kube.clone()), printer).await?;
+        report.ok = verified.ok;
+        report.verify = Some(verified);
     }
-    end_to_result(end)
+    print_report(printer, &report);
+    end_to_result(end)?;
+    match &report.verify {
+        Some(verified) => super::verify::report_to_result(verified).map_err(|e| {
+            e.with_hint("the install is complete; fix the cause and run `telltale verify`")
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The Lease and the journal live in the namespace, so it must exist before
@@ -317,6 +329,10 @@ fn print_report(printer: &Printer, report: &Report<'_>) {
                 printer.out(&format!("  {}: {change}", p.phase));
             }
         }
+    }
+    if let Some(verified) = &report.verify {
+        printer.out("");
+        printer.out(&crate::verify::report::text(verified, printer.verbose > 0));
     }
 }
 

@@ -6,12 +6,15 @@ use std::time::Duration;
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::cluster::Kube;
 use crate::error::{CommandError, ErrorKind};
 use crate::render;
+use crate::render::Bundle;
 use crate::secrets::Secret;
 use crate::ui::Printer;
 use crate::verify::http::{Auth, Http};
-use crate::verify::{self, CheckId, Context, Endpoints, report};
+use crate::verify::load::Engine;
+use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, report};
 
 /// Prove the stack works: targets up, rules loaded and evaluating,
 /// Alertmanager ready with every tier receiver, and a synthetic alert
@@ -47,6 +50,19 @@ pub struct VerifyArgs {
     /// How long a check may wait for the stack to settle
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Where the load check's requests come from: a k6 Job in the cluster,
+    /// or telltale's own generator on this machine
+    #[arg(long, value_enum, value_name = "ENGINE", default_value = "k6")]
+    pub load_engine: Engine,
+    /// Send the load here instead of plan.json's URL (e.g. a port-forward)
+    #[arg(long, value_name = "URL")]
+    pub load_url: Option<String>,
+    /// Requests per second instead of plan.json's
+    #[arg(long, value_name = "N")]
+    pub load_rate: Option<u32>,
+    /// How long to load instead of plan.json's
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub load_duration: Option<Duration>,
 }
 
 fn secret_env(var: &str) -> Result<Secret, CommandError> {
@@ -55,6 +71,45 @@ fn secret_env(var: &str) -> Result<Secret, CommandError> {
         .filter(|v| !v.is_empty())
         .map(Secret::new)
         .ok_or_else(|| CommandError::bad_input(format!("environment variable {var} is not set")))
+}
+
+/// What a verify run needs besides the bundle: `verify`'s flags, or
+/// `up`'s defaults when it verifies what it installed.
+pub struct Options {
+    pub checks: Vec<CheckId>,
+    pub endpoints: Endpoints,
+    pub auth: Auth,
+    /// Whether credentials were given: without them Grafana's admin
+    /// credentials are read from the cluster.
+    pub explicit_auth: bool,
+    pub timeout: Duration,
+    pub load: LoadOptions,
+}
+
+impl Options {
+    /// The checks plan.json's verify step lists, with no URLs (port-forward).
+    pub fn for_up(bundle: &Bundle) -> Options {
+        let checks = bundle
+            .plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter_map(|s| match s {
+                crate::render::plan::Step::Verify { checks } => Some(checks),
+                _ => None,
+            })
+            .flatten()
+            .filter_map(|c| CheckId::ALL.into_iter().find(|id| id.name() == c))
+            .collect();
+        Options {
+            checks,
+            endpoints: Endpoints::default(),
+            auth: Auth::None,
+            explicit_auth: false,
+            timeout: Duration::from_secs(60),
+            load: LoadOptions::default(),
+        }
+    }
 }
 
 pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
@@ -83,37 +138,28 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         c.dedup();
         c
     };
-    let runtime = super::access::runtime()?;
-    let report = runtime.block_on(async {
-        let http = Http::new(auth).map_err(|e| CommandError::environment(e.to_string()))?;
-        let mut endpoints = Endpoints {
+    let options = Options {
+        checks,
+        endpoints: Endpoints {
             prometheus: args.prometheus_url.clone(),
             alertmanager: args.alertmanager_url.clone(),
             grafana: args.grafana_url.clone(),
             loki: args.loki_url.clone(),
-        };
-        forward_missing(
-            global,
-            printer,
-            &bundle.plan.namespace,
-            &checks,
-            &mut endpoints,
-        )
-        .await;
-        let ctx = Context {
-            bundle: &bundle,
-            http,
-            endpoints,
-            timeout: args.timeout,
-            run_id: verify::run_id(),
-        };
-        printer.status(&format!(
-            "verifying {} check(s) for profile {} (run {})",
-            checks.len(),
-            bundle.plan.profile,
-            ctx.run_id
-        ));
-        Ok::<_, CommandError>(verify::run(&ctx, &checks).await)
+        },
+        explicit_auth: !matches!(auth, Auth::None),
+        auth,
+        timeout: args.timeout,
+        load: LoadOptions {
+            engine: args.load_engine,
+            url: args.load_url.clone(),
+            rate: args.load_rate,
+            duration: args.load_duration,
+        },
+    };
+    let runtime = super::access::runtime()?;
+    let report = runtime.block_on(async {
+        let kube = connect_if_needed(global, printer, &options).await;
+        execute(&bundle, options, kube, printer).await
     })?;
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&report)).map_err(|e| {
@@ -125,27 +171,131 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     } else {
         printer.out(&report::text(&report, printer.verbose > 0));
     }
+    report_to_result(&report)
+}
+
+/// Exit 1 naming the failed checks.
+pub fn report_to_result(report: &Report) -> Result<(), CommandError> {
     if report.ok {
-        Ok(())
-    } else {
-        let failed: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| c.status == verify::Status::Fail)
-            .map(|c| c.id.name())
-            .collect();
-        Err(CommandError::new(
-            ErrorKind::Failed,
-            format!("verification failed: {}", failed.join(", ")),
-        ))
+        return Ok(());
     }
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| c.status == verify::Status::Fail)
+        .map(|c| c.id.name())
+        .collect();
+    Err(CommandError::new(
+        ErrorKind::Failed,
+        format!("verification failed: {}", failed.join(", ")),
+    ))
+}
+
+/// The cluster, when a selected check or a missing URL needs it. Without
+/// one, the checks that need it fail and say so.
+async fn connect_if_needed(
+    global: &GlobalArgs,
+    printer: &Printer,
+    options: &Options,
+) -> Option<Kube> {
+    let e = &options.endpoints;
+    let wants = options.checks.iter().any(|c| {
+        matches!(c, CheckId::Logs | CheckId::Autoscaling)
+            || (*c == CheckId::Load && options.load.engine == Engine::K6)
+    }) || (e.prometheus.is_none()
+        || e.alertmanager.is_none()
+        || e.grafana.is_none()
+        || e.loki.is_none())
+        && !options.checks.is_empty();
+    if !wants {
+        return None;
+    }
+    let connected = match super::access::target_for_read(global) {
+        Ok((target, config)) => super::access::connect(target, config).await,
+        Err(e) => Err(e),
+    };
+    match connected {
+        Ok(kube) => Some(kube),
+        Err(e) => {
+            printer.warn(&format!("no cluster reachable: {}", e.message));
+            None
+        }
+    }
+}
+
+/// Runs the checks: port-forwards to what has no URL, reads Grafana's admin
+/// credentials when none were given, and collects the report.
+pub async fn execute(
+    bundle: &Bundle,
+    options: Options,
+    kube: Option<Kube>,
+    printer: &Printer,
+) -> Result<Report, CommandError> {
+    let http =
+        Http::new(options.auth.clone()).map_err(|e| CommandError::environment(e.to_string()))?;
+    let mut endpoints = options.endpoints.clone();
+    if let Some(kube) = &kube {
+        forward_missing(
+            kube,
+            printer,
+            &bundle.plan.namespace,
+            &options.checks,
+            &mut endpoints,
+        )
+        .await;
+    }
+    let grafana = match (&kube, options.explicit_auth) {
+        (Some(kube), false) if options.checks.contains(&CheckId::Dashboards) => {
+            match grafana_admin(kube, &bundle.plan.namespace).await {
+                Some(auth) => http.with_credentials(auth),
+                None => http.clone(),
+            }
+        }
+        _ => http.clone(),
+    };
+    let ctx = Context {
+        bundle,
+        http,
+        endpoints,
+        timeout: options.timeout,
+        run_id: verify::run_id(),
+        kube,
+        grafana,
+        load: options.load,
+    };
+    printer.status(&format!(
+        "verifying {} check(s) for profile {} (run {})",
+        options.checks.len(),
+        bundle.plan.profile,
+        ctx.run_id
+    ));
+    Ok(verify::run(&ctx, &options.checks).await)
+}
+
+/// Grafana's admin credentials from the Secret `up` generated.
+async fn grafana_admin(kube: &Kube, namespace: &str) -> Option<Auth> {
+    use k8s_openapi::api::core::v1::Secret as KubeSecret;
+    let api: kube::Api<KubeSecret> = kube::Api::namespaced(kube.client.clone(), namespace);
+    let secret = api
+        .get_opt(crate::render::GRAFANA_ADMIN_SECRET)
+        .await
+        .ok()??;
+    let data = secret.data?;
+    let text = |key: &str| {
+        data.get(key)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+    };
+    Some(Auth::Basic {
+        user: text("admin-user")?,
+        password: Secret::new(text("admin-password")?),
+    })
 }
 
 /// Port-forwards (like `kubectl port-forward svc/…`) to every service a
 /// selected check needs and no URL was given for. Failing that, the check
 /// itself fails and says which flag to pass.
 async fn forward_missing(
-    global: &GlobalArgs,
+    kube: &Kube,
     printer: &Printer,
     namespace: &str,
     checks: &[CheckId],
@@ -185,30 +335,11 @@ async fn forward_missing(
     if wanted.is_empty() {
         return;
     }
-    let kube = match super::access::target_for_read(global) {
-        Ok((target, config)) => match super::access::connect(target, config).await {
-            Ok(kube) => kube,
-            Err(e) => {
-                printer.warn(&format!(
-                    "no URLs given and no cluster to port-forward to: {}",
-                    e.message
-                ));
-                return;
-            }
-        },
-        Err(e) => {
-            printer.warn(&format!(
-                "no URLs given and no cluster to port-forward to: {}",
-                e.message
-            ));
-            return;
-        }
-    };
     for (url, what, suffix) in wanted {
         let forwarded = async {
             let service =
-                crate::cluster::portforward::find_service(&kube, namespace, what, suffix).await?;
-            crate::cluster::portforward::forward(&kube, namespace, &service).await
+                crate::cluster::portforward::find_service(kube, namespace, what, suffix).await?;
+            crate::cluster::portforward::forward(kube, namespace, &service).await
         }
         .await;
         match forwarded {

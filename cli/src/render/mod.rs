@@ -115,6 +115,10 @@ impl Files {
     }
 }
 
+/// The Secret `up` generates Grafana's admin credentials into (the chart's
+/// `admin.existingSecret`); verify reads it to query Grafana.
+pub const GRAFANA_ADMIN_SECRET: &str = "telltale-grafana-admin";
+
 pub fn render(catalog: &Catalog, request: &Request) -> Result<Bundle, RenderError> {
     let resolved = resolve(catalog, request)?;
     render_resolved(catalog, &resolved)
@@ -404,7 +408,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     secret_steps.insert(
         0,
         Step::Secret {
-            name: "telltale-grafana-admin".into(),
+            name: GRAFANA_ADMIN_SECRET.into(),
             namespace: r.namespace.clone(),
             keys: vec![
                 SecretKey {

@@ -84,6 +84,23 @@ impl Http {
         })
     }
 
+    /// GETs and returns the status, whatever it is (a load test counts
+    /// errors instead of stopping at the first).
+    pub async fn get_status(&self, url: &str) -> Result<u16, HttpError> {
+        let response = self
+            .with_auth(self.client.get(url))
+            .send()
+            .await
+            .map_err(|e| HttpError::Failed {
+                url: url.to_string(),
+                message: error_chain(&e),
+            })?;
+        let status = response.status().as_u16();
+        // Read the body so the connection goes back to the pool.
+        let _ = response.bytes().await;
+        Ok(status)
+    }
+
     pub async fn get_text(&self, url: &str) -> Result<String, HttpError> {
         let response = self.send(self.client.get(url), url).await?;
         response.text().await.map_err(|e| HttpError::Failed {
@@ -92,11 +109,79 @@ impl Http {
         })
     }
 
+    /// POSTs JSON and parses the JSON answer whatever the status: some APIs
+    /// (Grafana's /api/ds/query) answer 4xx or 207 with per-query errors in
+    /// the body. Returns the status with the body.
+    pub async fn post_for_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> Result<(u16, T), HttpError> {
+        self.for_json(self.client.post(url).json(body), url).await
+    }
+
+    /// GETs and parses the JSON answer whatever the status (Grafana's
+    /// datasource health answers 400 with `{status: "ERROR", message}`).
+    pub async fn get_for_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<(u16, T), HttpError> {
+        self.for_json(self.client.get(url), url).await
+    }
+
+    async fn for_json<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<(u16, T), HttpError> {
+        let fail = |message: String| HttpError::Failed {
+            url: url.to_string(),
+            message,
+        };
+        let response = self
+            .with_auth(request)
+            .send()
+            .await
+            .map_err(|e| fail(error_chain(&e)))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| fail(e.to_string()))?;
+        serde_json::from_str(&text)
+            .map(|v| (status, v))
+            .map_err(|e| {
+                let body: String = text.chars().take(300).collect();
+                fail(format!(
+                    "HTTP {status}: unexpected response ({e}): {}",
+                    body.trim()
+                ))
+            })
+    }
+
+    /// The same client with other credentials (Grafana's admin, say).
+    pub fn with_credentials(&self, auth: Auth) -> Http {
+        Http {
+            client: self.client.clone(),
+            auth,
+        }
+    }
+
     pub async fn post_json(&self, url: &str, body: &serde_json::Value) -> Result<(), HttpError> {
         self.send(self.client.post(url).json(body), url)
             .await
             .map(|_| ())
     }
+}
+
+/// Percent-encodes a query parameter (RFC 3986 unreserved characters pass).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -110,4 +195,17 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         current = next.source();
     }
     parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_percent_encoded() {
+        assert_eq!(
+            encode("{namespace=~\".+\"} |= \"a b\""),
+            "%7Bnamespace%3D~%22.%2B%22%7D%20%7C%3D%20%22a%20b%22"
+        );
+    }
 }

@@ -3,7 +3,12 @@
 //! What to expect comes from plan.json's `expectations`.
 
 pub mod alertmanager;
+pub mod autoscaling;
+pub mod grafana;
 pub mod http;
+pub mod load;
+pub mod loadgen;
+pub mod loki;
 pub mod prometheus;
 pub mod report;
 
@@ -11,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::cluster::Kube;
 use crate::render::Bundle;
 use http::Http;
 
@@ -90,6 +96,22 @@ pub struct Context<'a> {
     pub timeout: Duration,
     /// Labels synthetic alerts with this run, so they can be told apart.
     pub run_id: String,
+    /// The cluster, when reachable: logs (namespaces, the marker pod),
+    /// autoscaling (external metrics, HPAs) and load (the k6 Job) use it.
+    pub kube: Option<Kube>,
+    /// Grafana's client: the admin credentials from the cluster's Secret
+    /// when no others were given.
+    pub grafana: Http,
+    pub load: LoadOptions,
+}
+
+/// Overrides of plan.json's load test, from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub engine: load::Engine,
+    pub url: Option<String>,
+    pub rate: Option<u32>,
+    pub duration: Option<Duration>,
 }
 
 /// What a check found: pass or fail, a one-line summary, evidence lines.
@@ -159,11 +181,18 @@ async fn run_check(id: CheckId, ctx: &Context<'_>) -> Finding {
                 )
                 .await
             }
-            CheckId::Logs | CheckId::Dashboards | CheckId::Autoscaling | CheckId::Load => {
-                Finding::skip(format!(
-                    "the {} check is not built yet (issue 5); select the others with --checks",
-                    id.name()
-                ))
+            CheckId::Logs => loki::logs(ctx, need(&ctx.endpoints.loki, "--loki-url")?).await,
+            CheckId::Dashboards => {
+                grafana::dashboards(
+                    ctx,
+                    need(&ctx.endpoints.grafana, "--grafana-url")?,
+                    &ctx.grafana,
+                )
+                .await
+            }
+            CheckId::Autoscaling => autoscaling::autoscaling(ctx).await,
+            CheckId::Load => {
+                load::load(ctx, need(&ctx.endpoints.prometheus, "--prometheus-url")?).await
             }
         })
     }

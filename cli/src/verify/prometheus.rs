@@ -222,3 +222,31 @@ pub async fn rules(ctx: &Context<'_>, url: &str) -> Finding {
     })
     .await
 }
+
+#[derive(Deserialize)]
+struct Instant {
+    result: Vec<InstantSample>,
+}
+
+#[derive(Deserialize)]
+struct InstantSample {
+    value: (f64, String),
+}
+
+/// An instant query's value: the sum over the returned series, 0 when
+/// nothing matches (a counter nobody incremented yet).
+pub async fn query_value(
+    http: &super::http::Http,
+    url: &str,
+    expr: &str,
+) -> Result<f64, super::http::HttpError> {
+    let api = format!("{url}/api/v1/query?query={}", super::http::encode(expr));
+    let answer: Envelope<Instant> = http.get_json(&api).await?;
+    Ok(answer
+        .data
+        .result
+        .iter()
+        .filter_map(|s| s.value.1.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .sum())
+}

@@ -1,0 +1,214 @@
+//! `load`: generate the load plan.json describes (a k6 Job in the cluster,
+//! or the builtin generator from this machine), report requests, errors and
+//! p50/p95/p99, then prove the latency and throughput series in Prometheus
+//! moved and, when an HPA is named, that it scaled out (seed 004).
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use kube::api::Api;
+
+use super::http::{Auth, Http};
+use super::loadgen::{self, LoadSummary};
+use super::{Context, Finding, prometheus};
+use crate::cluster::loadjob;
+
+/// Where the load comes from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// A k6 Job in the cluster, with the k6 plugin's script.
+    #[default]
+    K6,
+    /// The generator built into telltale, run from this machine.
+    Builtin,
+}
+
+/// Seed 002's reliability objective: fewer than 1% of requests fail.
+const MAX_ERROR_RATIO: f64 = 0.01;
+
+pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
+    let Some(want) = &ctx.bundle.plan.expectations.load else {
+        return Finding::skip(
+            "no plugin of this profile declares a load test (the k6 plugin does)",
+        );
+    };
+    let url = ctx.load.url.clone().unwrap_or_else(|| want.url.clone());
+    let duration = match humantime::parse_duration(&want.duration) {
+        Ok(d) => ctx.load.duration.unwrap_or(d),
+        Err(e) => {
+            return Finding::fail(
+                format!(
+                    "plan.json's load duration `{}` is invalid: {e}",
+                    want.duration
+                ),
+                vec![],
+            );
+        }
+    };
+    let rate = ctx.load.rate.unwrap_or(want.rate);
+    let mut evidence = vec![format!(
+        "{} at {rate}/s for {}s against {url}",
+        match ctx.load.engine {
+            Engine::K6 => "k6 Job",
+            Engine::Builtin => "builtin generator",
+        },
+        duration.as_secs()
+    )];
+
+    let mut before = Vec::new();
+    for expr in &want.moves {
+        match prometheus::query_value(&ctx.http, prometheus_url, expr).await {
+            Ok(v) => before.push(v),
+            Err(e) => {
+                return Finding::fail(
+                    format!("cannot read `{expr}` before the load: {e}"),
+                    evidence,
+                );
+            }
+        }
+    }
+    let hpa = match (&want.hpa, &ctx.kube) {
+        (Some(name), Some(kube)) => {
+            let (ns, n) = name.split_once('/').unwrap_or(("default", name.as_str()));
+            let api: Api<HorizontalPodAutoscaler> = Api::namespaced(kube.client.clone(), ns);
+            let replicas = api
+                .get_opt(n)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|h| h.status)
+                .and_then(|s| s.current_replicas)
+                .unwrap_or(0);
+            Some((name.clone(), api, n.to_string(), replicas))
+        }
+        _ => None,
+    };
+
+    let summary = match ctx.load.engine {
+        Engine::Builtin => {
+            let http = match Http::new(Auth::None) {
+                Ok(h) => h,
+                Err(e) => return Finding::fail(e.to_string(), evidence),
+            };
+            loadgen::run(&http, &url, rate, duration).await
+        }
+        Engine::K6 => {
+            let Some(kube) = &ctx.kube else {
+                return Finding::fail(
+                    "the k6 engine needs a cluster; pass --load-engine builtin to load from here",
+                    evidence,
+                );
+            };
+            let started = Instant::now();
+            match loadjob::run(
+                kube,
+                &ctx.bundle.plan.namespace,
+                &ctx.run_id,
+                &url,
+                rate,
+                duration,
+            )
+            .await
+            {
+                Ok(k6) => LoadSummary {
+                    requests: k6.requests as u64,
+                    errors: k6.failed as u64,
+                    p50: Duration::from_secs_f64(k6.p50_ms / 1000.0),
+                    p95: Duration::from_secs_f64(k6.p95_ms / 1000.0),
+                    p99: Duration::from_secs_f64(k6.p99_ms / 1000.0),
+                    elapsed: started.elapsed().min(duration),
+                    first_error: None,
+                },
+                Err(e) => return Finding::fail(e.to_string(), evidence),
+            }
+        }
+    };
+    evidence.push(summary.line());
+    if let Some(e) = &summary.first_error {
+        evidence.push(format!("first error: {e}"));
+    }
+
+    // The series must move: give Prometheus a few scrapes to see the load.
+    let mut problems = Vec::new();
+    let deadline = Instant::now() + ctx.timeout;
+    let mut moved = vec![false; want.moves.len()];
+    let mut after = before.clone();
+    loop {
+        for (i, expr) in want.moves.iter().enumerate() {
+            if moved[i] {
+                continue;
+            }
+            if let Ok(v) = prometheus::query_value(&ctx.http, prometheus_url, expr).await {
+                after[i] = v;
+                moved[i] = v > before[i];
+            }
+        }
+        if moved.iter().all(|m| *m) || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for (i, expr) in want.moves.iter().enumerate() {
+        evidence.push(format!("{expr}: {} → {}", before[i], after[i]));
+        if !moved[i] {
+            problems.push(format!(
+                "`{expr}` did not move ({} → {})",
+                before[i], after[i]
+            ));
+        }
+    }
+
+    if let Some((name, api, n, replicas_before)) = hpa {
+        let mut replicas = replicas_before;
+        while Instant::now() < deadline + Duration::from_secs(60) {
+            replicas = api
+                .get_opt(&n)
+                .await
+                .ok()
+                .flatten()
+                .and_then(|h| h.status)
+                .and_then(|s| s.current_replicas)
+                .unwrap_or(replicas);
+            if replicas > replicas_before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        evidence.push(format!(
+            "HPA {name}: replicas {replicas_before} → {replicas}"
+        ));
+        if replicas <= replicas_before {
+            problems.push(format!(
+                "HPA {name} did not scale out ({replicas_before} → {replicas})"
+            ));
+        }
+    } else if let Some(name) = &want.hpa {
+        evidence.push(format!("HPA {name}: not checked (no cluster reachable)"));
+    }
+
+    if summary.error_ratio() > MAX_ERROR_RATIO {
+        problems.insert(
+            0,
+            format!(
+                "{} of {} requests failed ({:.1}% > 1%)",
+                summary.errors,
+                summary.requests,
+                summary.error_ratio() * 100.0
+            ),
+        );
+    }
+    if problems.is_empty() {
+        Finding::pass(
+            format!(
+                "{} requests, {} errors, p95 {:.0}ms; {} series moved",
+                summary.requests,
+                summary.errors,
+                summary.p95.as_secs_f64() * 1000.0,
+                want.moves.len()
+            ),
+            evidence,
+        )
+    } else {
+        Finding::fail(problems.join("; "), evidence)
+    }
+}
