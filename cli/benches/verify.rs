@@ -214,6 +214,9 @@ fn main() {
             },
             timeout: Duration::from_secs(120),
             run_id: verify::run_id(),
+            kube: None,
+            grafana: Http::new(Auth::None).unwrap(),
+            load: Default::default(),
         };
         // Settle: every target scraped and every rule evaluated once.
         let first = verify::run(&ctx, &[CheckId::Targets, CheckId::Rules]).await;
@@ -243,6 +246,9 @@ fn main() {
                 endpoints: ctx.endpoints.clone(),
                 timeout: ctx.timeout,
                 run_id: verify::run_id(),
+                kube: None,
+                grafana: ctx.grafana.clone(),
+                load: Default::default(),
             };
             let start = Instant::now();
             let report = verify::run(&ctx, &[CheckId::Notifications]).await;
