@@ -220,3 +220,240 @@ fn a_sink_answering_500_fails_notifications_naming_receiver_and_integration() {
         "{n:#}"
     );
 }
+
+// ---- logs, dashboards and load, through the fake Loki and Grafana ----
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+/// `--profile green --plugin-dir …`: the green test plugin alone, whose
+/// panels, logs and load the local stack can all answer.
+fn green_args(with_apps: bool) -> Vec<String> {
+    let mut args = vec![
+        "--profile".to_string(),
+        format!("{FIXTURES}/profiles/green.yaml"),
+        "--plugin-dir".to_string(),
+        format!("{FIXTURES}/plugins"),
+    ];
+    if with_apps {
+        args.extend([
+            "--config".into(),
+            format!("{FIXTURES}/configs/green-apps.yaml"),
+        ]);
+    }
+    args
+}
+
+fn green_bundle(dir: &Path) -> PathBuf {
+    let out = dir.join("bundle");
+    let status = assert_cmd::Command::cargo_bin("telltale")
+        .unwrap()
+        .current_dir(dir)
+        .arg("plan")
+        .args(green_args(false))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    out
+}
+
+/// Runs verify against every URL of the stack, Grafana with the admin
+/// password the stack generated (or `password` when given).
+fn verify_all(
+    dir: &Path,
+    stack: &LocalStack,
+    profile: &[String],
+    checks: &str,
+    password: Option<&str>,
+    extra: &[&str],
+) -> (i32, Value, String) {
+    let password = match password {
+        Some(p) => p.to_string(),
+        None => std::fs::read_to_string(stack.url("grafana_password_file")).unwrap(),
+    };
+    let out = assert_cmd::Command::cargo_bin("telltale")
+        .unwrap()
+        .current_dir(dir)
+        .env("GRAFANA_AUTH", format!("admin:{password}"))
+        .env("KUBECONFIG", dir.join("no-kubeconfig"))
+        .arg("verify")
+        .args(profile)
+        .args(["-o", "json", "--checks", checks])
+        .args(if extra.contains(&"--timeout") {
+            &[][..]
+        } else {
+            &["--timeout", "15s"][..]
+        })
+        .args(["--prometheus-url", stack.url("prometheus")])
+        .args(["--alertmanager-url", stack.url("alertmanager")])
+        .args(["--grafana-url", stack.url("grafana")])
+        .args(["--loki-url", stack.url("loki")])
+        .args(["--basic-auth-env", "GRAFANA_AUTH"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("one JSON document on stdout ({e}); stderr:\n{stderr}"));
+    (out.status.code().unwrap_or(-1), report, stderr)
+}
+
+#[test]
+fn logs_and_dashboards_pass_through_loki_and_grafana() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&green_bundle(dir.path()), &[]);
+    let (code, report, stderr) = verify_all(
+        dir.path(),
+        &stack,
+        &green_args(false),
+        "targets,logs,dashboards",
+        None,
+        &[],
+    );
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let logs = check(&report, "logs");
+    assert_eq!(logs["status"], "pass", "{logs:#}");
+    let evidence = logs["evidence"].to_string();
+    // The shipper sent the daemons' logs under the stack's namespace; the
+    // marker went through the push API, and the evidence says so.
+    assert!(evidence.contains("monitoring: "), "{evidence}");
+    assert!(
+        evidence.contains("pushed through Loki's push API"),
+        "{evidence}"
+    );
+    let dashboards = check(&report, "dashboards");
+    assert_eq!(dashboards["status"], "pass", "{dashboards:#}");
+    let evidence = dashboards["evidence"].to_string();
+    for needle in [
+        "datasource Prometheus (prometheus): Successfully queried",
+        "datasource Loki (loki): Data source successfully connected",
+        // Three panels with queries (one inside a collapsed row); the text
+        // panel has none.
+        "telltale-green: 3 panel(s) with data, 0 without",
+    ] {
+        assert!(evidence.contains(needle), "{needle} in {evidence}");
+    }
+
+    // Wrong credentials: Grafana's 401 fails the check, and no password
+    // appears in what verify prints.
+    let (code, report, stderr) = verify_all(
+        dir.path(),
+        &stack,
+        &green_args(false),
+        "dashboards",
+        Some("not-the-password-canary"),
+        &[],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let dashboards = check(&report, "dashboards");
+    assert!(
+        dashboards["summary"].as_str().unwrap().contains("401"),
+        "{dashboards:#}"
+    );
+    assert!(!report.to_string().contains("not-the-password-canary"));
+    assert!(!stderr.contains("not-the-password-canary"));
+}
+
+#[test]
+fn a_namespace_without_logs_fails_logs_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&green_bundle(dir.path()), &[]);
+    let (code, report, _) = verify_all(
+        dir.path(),
+        &stack,
+        &green_args(true),
+        "logs",
+        None,
+        &["--timeout", "3s"],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let logs = check(&report, "logs");
+    assert_eq!(
+        logs["summary"], "no log lines in the last 10m from namespace(s) apps",
+        "{logs:#}"
+    );
+    assert!(logs["evidence"].to_string().contains("monitoring: "));
+}
+
+#[test]
+fn dashboards_name_missing_dashboards_and_panels_without_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_dir(dir.path());
+    // Grafana never got this one (as if its ConfigMap were not provisioned).
+    std::fs::remove_file(bundle.join("grafana/dashboards/telltale-logs-overview.json")).unwrap();
+    let stack = LocalStack::start(&bundle, &[]);
+    std::fs::write(dir.path().join("telltale.yaml"), CONFIG).unwrap();
+    let (code, report, _) = verify_all(dir.path(), &stack, &[], "dashboards", None, &[]);
+    assert_eq!(code, 1, "{report:#}");
+    let dashboards = check(&report, "dashboards");
+    let summary = dashboards["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("dashboard telltale-logs-overview is missing"),
+        "{summary}"
+    );
+    assert!(summary.contains("panel(s) without data"), "{summary}");
+    // The local stack has no API server: its latency panel cannot have data.
+    let evidence = dashboards["evidence"].to_string();
+    assert!(
+        evidence.contains("no data: telltale-cluster-health / API Server Latency p99"),
+        "{evidence}"
+    );
+}
+
+#[test]
+fn builtin_load_moves_the_series_and_a_dead_target_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&green_bundle(dir.path()), &[]);
+    let target = format!("{}/", stack.url("standin"));
+    let (code, report, stderr) = verify_all(
+        dir.path(),
+        &stack,
+        &green_args(false),
+        "load",
+        None,
+        &["--load-engine", "builtin", "--load-url", &target],
+    );
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let load = check(&report, "load");
+    let evidence = load["evidence"].to_string();
+    assert!(
+        evidence.contains("builtin generator at 50/s for 2s"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("100 requests in"), "{evidence}");
+    assert!(evidence.contains("p99"), "{evidence}");
+    assert!(
+        load["summary"].as_str().unwrap().contains("1 series moved"),
+        "{load:#}"
+    );
+
+    // Nobody listens there: every request fails and nothing moves.
+    let dead = format!("http://127.0.0.1:{}/", common::local::free_port());
+    let (code, report, _) = verify_all(
+        dir.path(),
+        &stack,
+        &green_args(false),
+        "load",
+        None,
+        &[
+            "--load-engine",
+            "builtin",
+            "--load-url",
+            &dead,
+            "--timeout",
+            "3s",
+        ],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let summary = check(&report, "load")["summary"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(summary.contains("100 of 100 requests failed"), "{summary}");
+    assert!(summary.contains("did not move"), "{summary}");
+}

@@ -13,6 +13,12 @@
 mod config;
 #[path = "local_stack/daemons.rs"]
 mod daemons;
+#[path = "local_stack/grafana.rs"]
+mod grafana;
+#[path = "local_stack/loki.rs"]
+mod loki;
+#[path = "local_stack/shipper.rs"]
+mod shipper;
 #[path = "local_stack/sink.rs"]
 mod sink;
 #[path = "local_stack/smtp.rs"]
@@ -226,6 +232,10 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     let sink_listener = listen().await?;
     let smtp_listener = listen().await?;
     let standin_listener = listen().await?;
+    let loki_listener = listen().await?;
+    let grafana_listener = listen().await?;
+    let loki_addr = local_addr(&loki_listener)?;
+    let grafana_addr = local_addr(&grafana_listener)?;
     let sink_addr = local_addr(&sink_listener)?;
     let smtp_addr = local_addr(&smtp_listener)?;
     let standin_addr = local_addr(&standin_listener)?;
@@ -319,6 +329,33 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
         return Err(error);
     }
 
+    // Loki and Grafana cannot run here: fakes stand in (see their modules),
+    // fed by a shipper that sends the daemons' own logs to Loki the way
+    // Alloy would, under the stack's namespace.
+    let store = Arc::new(loki::Store::default());
+    tokio::spawn(serve(loki_listener, loki::router(store.clone())));
+    tokio::spawn(shipper::ship(
+        store,
+        plan.namespace.clone(),
+        children
+            .iter()
+            .map(|d| (d.name.to_string(), d.log.clone()))
+            .collect(),
+    ));
+    let password = grafana_password();
+    let password_file = secrets_dir.join("grafana-admin-password");
+    write(&password_file, &password)?;
+    let fake_grafana = grafana::Grafana::new(
+        format!("http://{prom_addr}"),
+        format!("http://{loki_addr}"),
+        &bundle.join("grafana").join("dashboards"),
+        &password,
+    );
+    tokio::spawn(serve(
+        grafana_listener,
+        grafana::router(Arc::new(fake_grafana)),
+    ));
+
     let pid = |name: &str| children.iter().find(|d| d.name == name).map(|d| d.pid);
     let line = json!({
         "prometheus": format!("http://{prom_addr}"),
@@ -327,6 +364,10 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
         "sink": endpoints.sink,
         "smtp": endpoints.smtp,
         "standin": format!("http://{standin_addr}"),
+        "loki": format!("http://{loki_addr}"),
+        "grafana": format!("http://{grafana_addr}"),
+        "grafana_user": "admin",
+        "grafana_password_file": password_file.display().to_string(),
         "state": state.display().to_string(),
         "pids": {
             "prometheus": pid("prometheus"),
@@ -345,6 +386,11 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     eprintln!("  sink           {}  (GET /received)", endpoints.sink);
     eprintln!("  smtp           {}", endpoints.smtp);
     eprintln!("  stand-in       http://{standin_addr}/metrics");
+    eprintln!("  loki (fake)    http://{loki_addr}");
+    eprintln!(
+        "  grafana (fake) http://{grafana_addr}  (admin, password in {})",
+        password_file.display()
+    );
     eprintln!("  state          {}", state.display());
     eprintln!("stop with Ctrl-C (or SIGTERM)");
 
@@ -511,6 +557,14 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, LocalStackError> {
 }
 
 /// Three distinct free ports, held together while picking so they differ.
+/// A fresh password for the fake Grafana's admin, so that verify's
+/// credentials path is exercised for real.
+fn grafana_password() -> String {
+    let mut bytes = [0u8; 12];
+    let _ = getrandom::fill(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn free_addresses() -> Result<[SocketAddr; 3], LocalStackError> {
     let listeners = [
         StdListener::bind("127.0.0.1:0"),

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::http::{Http, encode};
-use super::{Context, Finding};
+use super::{Context, Finding, settle};
 
 #[derive(Deserialize)]
 struct Health {
@@ -75,7 +75,13 @@ const PARALLEL: usize = 8;
 /// Panels without data listed in the summary; the evidence lists them all.
 const LISTED: usize = 10;
 
+/// Retried until it passes or the timeout: on a fresh stack `rate()` panels
+/// need two scrapes before they have data.
 pub async fn dashboards(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
+    settle(ctx.timeout, || attempt(ctx, url, http)).await
+}
+
+async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
     let health: Health = match http.get_json(&format!("{url}/api/health")).await {
         Ok(h) => h,
         Err(e) => return Finding::fail(format!("Grafana did not answer: {e}"), vec![]),

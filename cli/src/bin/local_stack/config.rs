@@ -240,6 +240,7 @@ fn http_config(http: &mut Map<String, Value>, prefix: &str, out: &mut Secrets) {
 /// The parts of `plan.json` the local stack reads.
 #[derive(Debug, Deserialize)]
 pub struct Plan {
+    pub namespace: String,
     pub expectations: Expectations,
 }
 

@@ -228,28 +228,43 @@ async fn received(State(sink): State<Sink>) -> Response {
 /// scrape configuration.
 pub fn standin_router() -> Router {
     let scrapes = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    Router::new().route(
-        "/metrics",
-        get(move || {
-            let n = scrapes.fetch_add(1, Ordering::Relaxed) + 1;
-            async move {
-                let text = format!(
-                    "# HELP telltale_standin_up Always 1: this target is telltale-local-stack standing in for a job it cannot run.\n\
-                     # TYPE telltale_standin_up gauge\n\
-                     telltale_standin_up 1\n\
-                     # HELP telltale_standin_start_time_seconds When the stand-in exporter started, in seconds since the epoch.\n\
-                     # TYPE telltale_standin_start_time_seconds gauge\n\
-                     telltale_standin_start_time_seconds {started}\n\
-                     # HELP telltale_standin_scrapes_total Scrapes the stand-in exporter has answered.\n\
-                     # TYPE telltale_standin_scrapes_total counter\n\
-                     telltale_standin_scrapes_total {n}\n"
-                );
-                ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
-            }
-        }),
-    )
+    let served = requests.clone();
+    Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let n = scrapes.fetch_add(1, Ordering::Relaxed) + 1;
+                let r = requests.load(Ordering::Relaxed);
+                async move {
+                    let text = format!(
+                        "# HELP telltale_standin_up Always 1: this target is telltale-local-stack standing in for a job it cannot run.\n\
+                         # TYPE telltale_standin_up gauge\n\
+                         telltale_standin_up 1\n\
+                         # HELP telltale_standin_start_time_seconds When the stand-in exporter started, in seconds since the epoch.\n\
+                         # TYPE telltale_standin_start_time_seconds gauge\n\
+                         telltale_standin_start_time_seconds {started}\n\
+                         # HELP telltale_standin_scrapes_total Scrapes the stand-in exporter has answered.\n\
+                         # TYPE telltale_standin_scrapes_total counter\n\
+                         telltale_standin_scrapes_total {n}\n\
+                         # HELP telltale_standin_http_requests_total Requests to the stand-in service at /, the target of verify's load check.\n\
+                         # TYPE telltale_standin_http_requests_total counter\n\
+                         telltale_standin_http_requests_total{{code=\"200\"}} {r}\n"
+                    );
+                    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+                }
+            }),
+        )
+        // A service to load: answers every GET and counts it.
+        .route(
+            "/",
+            get(move || {
+                served.fetch_add(1, Ordering::Relaxed);
+                async { "ok\n" }
+            }),
+        )
 }
