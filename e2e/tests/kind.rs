@@ -46,13 +46,13 @@ fn up_is_idempotent_status_is_clean_and_down_removes_it() {
     let (code, report, stderr) = telltale(
         &kubeconfig,
         dir.path(),
-        &["up", "--profile", "kind", "--yes"],
+        &["up", "--profile", "kind", "--yes", "--skip-verify"],
     );
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(report["ok"], true);
 
-    // Port-forwards to the stack by itself; logs/dashboards/autoscaling/load
-    // are not built yet.
+    // Port-forwards to the stack by itself; the logs check starts a marker
+    // pod and finds its line through Alloy and Loki.
     let (code, report, stderr) = telltale(
         &kubeconfig,
         dir.path(),
@@ -61,17 +61,39 @@ fn up_is_idempotent_status_is_clean_and_down_removes_it() {
             "--profile",
             "kind",
             "--checks",
-            "targets,rules,alertmanager,notifications",
+            "targets,rules,alertmanager,notifications,logs",
             "--timeout",
             "5m",
         ],
     );
     assert_eq!(code, 0, "{report:#}\n{stderr}");
 
+    // Dashboards: Grafana (admin credentials from the generated Secret) and
+    // both datasources must be healthy; a fresh kind cluster leaves some
+    // panels without data, which the check lists.
+    let (_, report, stderr) = telltale(
+        &kubeconfig,
+        dir.path(),
+        &[
+            "verify",
+            "--profile",
+            "kind",
+            "--checks",
+            "dashboards",
+            "--timeout",
+            "2m",
+        ],
+    );
+    let evidence = report["checks"][0]["evidence"].to_string();
+    assert!(evidence.contains("healthy"), "{report:#}\n{stderr}");
+    assert!(evidence.contains("(prometheus): "), "{report:#}");
+    assert!(evidence.contains("(loki): "), "{report:#}");
+    assert!(!evidence.contains("is missing"), "{report:#}");
+
     let (code, report, stderr) = telltale(
         &kubeconfig,
         dir.path(),
-        &["up", "--profile", "kind", "--yes"],
+        &["up", "--profile", "kind", "--yes", "--skip-verify"],
     );
     assert_eq!(code, 0, "{stderr}");
     let phases = outcomes(&report);
