@@ -30,6 +30,21 @@ fn verify(api: &FakeApi, dir: &std::path::Path) -> (i32, Value) {
     (out.status.code().unwrap(), report["checks"][0].clone())
 }
 
+/// A fake API server holding the HPA ml/model with `status`.
+fn api_with_hpa(status: Value) -> FakeApi {
+    let api = FakeApi::start();
+    api.register(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+    );
+    api.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}));
+    api.insert(hpa(status));
+    api
+}
+
 fn hpa(status: Value) -> Value {
     json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
            "metadata": {"name": "model", "namespace": "ml"},
@@ -44,7 +59,11 @@ fn hpa(status: Value) -> Value {
 #[test]
 fn autoscaling_passes_when_the_metric_is_served_and_the_hpa_has_a_value() {
     let dir = tempfile::tempdir().unwrap();
-    let api = FakeApi::start();
+    let api = api_with_hpa(
+        json!({"currentReplicas": 2, "desiredReplicas": 2, "currentMetrics": [
+        {"type": "External", "external": {"metric": {"name": "model_p95_latency_seconds"},
+         "current": {"value": "350m"}}}]}),
+    );
     // What Prometheus Adapter registers: one resource per external metric.
     api.register(
         "external.metrics.k8s.io",
@@ -53,19 +72,6 @@ fn autoscaling_passes_when_the_metric_is_served_and_the_hpa_has_a_value() {
         "model_p95_latency_seconds",
         true,
     );
-    api.register(
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-    );
-    api.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}));
-    api.insert(hpa(
-        json!({"currentReplicas": 2, "desiredReplicas": 2, "currentMetrics": [
-        {"type": "External", "external": {"metric": {"name": "model_p95_latency_seconds"},
-         "current": {"value": "350m"}}}]}),
-    ));
     let (code, check) = verify(&api, dir.path());
     assert_eq!(code, 0, "{check:#}");
     assert_eq!(check["status"], "pass");
@@ -83,20 +89,11 @@ fn autoscaling_passes_when_the_metric_is_served_and_the_hpa_has_a_value() {
 #[test]
 fn autoscaling_names_an_unserved_metric_and_an_hpa_without_a_value() {
     let dir = tempfile::tempdir().unwrap();
-    let api = FakeApi::start();
-    api.register(
-        "autoscaling",
-        "v2",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-    );
-    api.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}));
-    api.insert(hpa(
+    let api = api_with_hpa(
         json!({"currentReplicas": 1, "desiredReplicas": 1, "conditions": [
         {"type": "ScalingActive", "status": "False", "reason": "FailedGetExternalMetric",
          "message": "the HPA was unable to compute the replica count"}]}),
-    ));
+    );
     let (code, check) = verify(&api, dir.path());
     assert_eq!(code, 1, "{check:#}");
     let summary = check["summary"].as_str().unwrap();

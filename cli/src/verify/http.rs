@@ -53,6 +53,22 @@ impl Http {
         }
     }
 
+    /// Sends with the credentials; a transport error names the URL.
+    async fn dispatch(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &str,
+    ) -> Result<reqwest::Response, HttpError> {
+        self.with_auth(request)
+            .send()
+            .await
+            .map_err(|e| HttpError::Failed {
+                url: url.to_string(),
+                message: error_chain(&e),
+            })
+    }
+
+    /// Sends and fails on any status but 2xx, quoting the body.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
@@ -62,11 +78,7 @@ impl Http {
             url: url.to_string(),
             message,
         };
-        let response = self
-            .with_auth(request)
-            .send()
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
+        let response = self.dispatch(request, url).await?;
         let status = response.status();
         if !status.is_success() {
             let body = response.text().await.unwrap_or_default();
@@ -87,14 +99,7 @@ impl Http {
     /// GETs and returns the status, whatever it is (a load test counts
     /// errors instead of stopping at the first).
     pub async fn get_status(&self, url: &str) -> Result<u16, HttpError> {
-        let response = self
-            .with_auth(self.client.get(url))
-            .send()
-            .await
-            .map_err(|e| HttpError::Failed {
-                url: url.to_string(),
-                message: error_chain(&e),
-            })?;
+        let response = self.dispatch(self.client.get(url), url).await?;
         let status = response.status().as_u16();
         // Read the body so the connection goes back to the pool.
         let _ = response.bytes().await;
@@ -138,11 +143,7 @@ impl Http {
             url: url.to_string(),
             message,
         };
-        let response = self
-            .with_auth(request)
-            .send()
-            .await
-            .map_err(|e| fail(error_chain(&e)))?;
+        let response = self.dispatch(request, url).await?;
         let status = response.status().as_u16();
         let text = response.text().await.map_err(|e| fail(e.to_string()))?;
         serde_json::from_str(&text)

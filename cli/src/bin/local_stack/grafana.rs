@@ -68,6 +68,16 @@ impl Grafana {
 }
 
 pub fn router(grafana: Arc<Grafana>) -> Router {
+    let admin = Router::new()
+        .route("/api/datasources", get(datasources))
+        .route("/api/datasources/uid/{uid}/health", get(datasource_health))
+        .route("/api/dashboards/uid/{uid}", get(dashboard))
+        .route("/api/search", get(search))
+        .route("/api/ds/query", post(ds_query))
+        .route_layer(axum::middleware::from_fn_with_state(
+            grafana.clone(),
+            require_admin,
+        ));
     Router::new()
         .route(
             "/api/health",
@@ -75,12 +85,20 @@ pub fn router(grafana: Arc<Grafana>) -> Router {
                 Json(json!({"commit": "telltale-fake", "database": "ok", "version": VERSION}))
             }),
         )
-        .route("/api/datasources", get(datasources))
-        .route("/api/datasources/uid/{uid}/health", get(datasource_health))
-        .route("/api/dashboards/uid/{uid}", get(dashboard))
-        .route("/api/search", get(search))
-        .route("/api/ds/query", post(ds_query))
+        .merge(admin)
         .with_state(grafana)
+}
+
+/// Every /api call but /api/health needs the admin's credentials.
+async fn require_admin(
+    State(g): State<Arc<Grafana>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authorized(&g, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(denied) => denied,
+    }
 }
 
 fn authorized(g: &Grafana, headers: &HeaderMap) -> Result<(), Response> {
@@ -106,21 +124,11 @@ fn datasource_list(g: &Grafana) -> Value {
     ])
 }
 
-async fn datasources(State(g): State<Arc<Grafana>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&g, &headers) {
-        return r;
-    }
+async fn datasources(State(g): State<Arc<Grafana>>) -> Response {
     Json(datasource_list(&g)).into_response()
 }
 
-async fn datasource_health(
-    State(g): State<Arc<Grafana>>,
-    headers: HeaderMap,
-    Path(uid): Path<String>,
-) -> Response {
-    if let Err(r) = authorized(&g, &headers) {
-        return r;
-    }
+async fn datasource_health(State(g): State<Arc<Grafana>>, Path(uid): Path<String>) -> Response {
     // The probes Grafana's own health checks make.
     let (probe, ok) = match uid.as_str() {
         "prometheus" => (
@@ -132,11 +140,7 @@ async fn datasource_health(
             "Data source successfully connected.",
         ),
         _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                Json(json!({"message": "Data source not found"})),
-            )
-                .into_response();
+            return not_found("Data source not found");
         }
     };
     match g.http.get_text(&probe).await {
@@ -149,32 +153,18 @@ async fn datasource_health(
     }
 }
 
-async fn dashboard(
-    State(g): State<Arc<Grafana>>,
-    headers: HeaderMap,
-    Path(uid): Path<String>,
-) -> Response {
-    if let Err(r) = authorized(&g, &headers) {
-        return r;
-    }
+async fn dashboard(State(g): State<Arc<Grafana>>, Path(uid): Path<String>) -> Response {
     match g.dashboards.get(&uid) {
         Some(d) => Json(json!({
             "dashboard": d,
             "meta": {"type": "db", "slug": uid, "folderTitle": "General", "provisioned": true},
         }))
         .into_response(),
-        None => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"message": "Dashboard not found"})),
-        )
-            .into_response(),
+        None => not_found("Dashboard not found"),
     }
 }
 
-async fn search(State(g): State<Arc<Grafana>>, headers: HeaderMap) -> Response {
-    if let Err(r) = authorized(&g, &headers) {
-        return r;
-    }
+async fn search(State(g): State<Arc<Grafana>>) -> Response {
     let hits: Vec<Value> = g
         .dashboards
         .iter()
@@ -183,14 +173,7 @@ async fn search(State(g): State<Arc<Grafana>>, headers: HeaderMap) -> Response {
     Json(hits).into_response()
 }
 
-async fn ds_query(
-    State(g): State<Arc<Grafana>>,
-    headers: HeaderMap,
-    Json(body): Json<Value>,
-) -> Response {
-    if let Err(r) = authorized(&g, &headers) {
-        return r;
-    }
+async fn ds_query(State(g): State<Arc<Grafana>>, Json(body): Json<Value>) -> Response {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
@@ -249,6 +232,10 @@ async fn ds_query(
         StatusCode::OK
     };
     (status, Json(json!({"results": results}))).into_response()
+}
+
+fn not_found(message: &str) -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({"message": message}))).into_response()
 }
 
 /// `now`, `now-1h`, `now-15m` or epoch milliseconds → epoch seconds.
