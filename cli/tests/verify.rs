@@ -457,3 +457,100 @@ fn builtin_load_moves_the_series_and_a_dead_target_fails() {
     assert!(summary.contains("100 of 100 requests failed"), "{summary}");
     assert!(summary.contains("did not move"), "{summary}");
 }
+
+/// With a cluster (the fake API server): the namespaces to prove come from
+/// the pods running there, and the marker is a real Pod that verify creates
+/// and deletes. The test stands in for the kubelet and Alloy: it pushes the
+/// marker pod's output, and a line from the app namespace, to Loki.
+#[test]
+fn logs_with_a_cluster_runs_a_marker_pod_and_covers_every_namespace_with_pods() {
+    use common::fake_api::FakeApi;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&green_bundle(dir.path()), &[]);
+    let api = FakeApi::start();
+    for ns in ["monitoring", "apps"] {
+        api.insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
+    }
+    api.insert(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web-0", "namespace": "apps"},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+        "status": {"phase": "Running"}}));
+    let kubeconfig = api.kubeconfig(&dir.path().join("kubeconfig"), "kind-telltale");
+
+    let loki = stack.url("loki").to_string();
+    let push = move |labels: serde_json::Value, line: &str| {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            .to_string();
+        ureq::post(&format!("{loki}/loki/api/v1/push"))
+            .send_json(json!({"streams": [{"stream": labels, "values": [[ts, line]]}]}))
+            .unwrap();
+    };
+    push(json!({"namespace": "apps", "pod": "web-0"}), "GET / 200");
+    let kubelet = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some(pod) = api.list("v1", "Pod").into_iter().find(|p| {
+                p["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("telltale-log-marker-")
+            }) {
+                let script = pod["spec"]["containers"][0]["command"][2].as_str().unwrap();
+                let marker = script
+                    .trim_start_matches("echo ")
+                    .split(';')
+                    .next()
+                    .unwrap();
+                let name = pod["metadata"]["name"].as_str().unwrap();
+                push(json!({"namespace": "monitoring", "pod": name}), marker);
+                return pod;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("verify never created the marker pod");
+    };
+
+    let (pod, (code, report, stderr)) = std::thread::scope(|s| {
+        let kubelet = s.spawn(kubelet);
+        let verified = verify_all(
+            dir.path(),
+            &stack,
+            &green_args(false),
+            "logs",
+            None,
+            &["--kubeconfig", kubeconfig.to_str().unwrap()],
+        );
+        (kubelet.join().unwrap(), verified)
+    });
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let evidence = check(&report, "logs")["evidence"].to_string();
+    assert!(
+        evidence.contains("the cluster (every namespace with running pods)"),
+        "{evidence}"
+    );
+    assert!(evidence.contains("apps: 1 line(s)"), "{evidence}");
+    assert!(
+        evidence.contains("written by pod monitoring/telltale-log-marker-"),
+        "{evidence}"
+    );
+    // The marker pod runs under the restricted Pod Security Standard…
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(
+        container["securityContext"]["allowPrivilegeEscalation"],
+        false
+    );
+    assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"], true);
+    // … and is gone afterwards.
+    assert!(
+        api.list("v1", "Pod").iter().all(|p| !p["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("telltale-log-marker-")),
+        "the marker pod was left behind"
+    );
+}

@@ -2820,10 +2820,11 @@ fn parse_field_selector(selector: &str) -> Result<Vec<FieldRequirement>, String>
         let pointer = match field.trim() {
             "metadata.name" => "/metadata/name",
             "metadata.namespace" => "/metadata/namespace",
+            "status.phase" => "/status/phase",
             other => {
                 return Err(format!(
                     "field label not supported: {other} (the fake API server supports \
-                     metadata.name and metadata.namespace)"
+                     metadata.name, metadata.namespace and status.phase)"
                 ));
             }
         };
