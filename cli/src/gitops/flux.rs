@@ -45,11 +45,13 @@ pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError>
     }
     for release in &bundle.plan.releases {
         let values = layout::values(bundle, &release.values)?;
+        // `up` installs releases one after the other in this order (phases,
+        // then `requires`); Flux gets the same order through dependsOn.
         let depends: Vec<&Release> = bundle
             .plan
             .releases
             .iter()
-            .filter(|r| r.phase < release.phase)
+            .take_while(|r| r.name != release.name)
             .collect();
         let file = format!("{}.yaml", release.name);
         files.insert(

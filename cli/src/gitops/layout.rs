@@ -62,7 +62,7 @@ pub struct NeededSecret {
     pub keys: Vec<(String, KeyValue)>,
 }
 
-/// A Secret to encrypt (sops) or seal (kubeseal) into `path`.
+/// A Secret to encrypt (sops) or seal (kubeseal) into `path` (repository-relative).
 #[derive(Debug, Clone)]
 pub struct Pending {
     pub path: String,
@@ -148,7 +148,10 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
         };
         secrets.push(secret.clone());
         if let Some(file) = sealed_path(target.secrets, path) {
-            pending.push(Pending { path: file, secret });
+            pending.push(Pending {
+                path: target.join(&file),
+                secret,
+            });
         }
     }
     for step in bundle.plan.phases.iter().flat_map(|p| &p.steps) {
@@ -189,7 +192,7 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
                 let own = format!("{dir}/Secret_{namespace}_{name}.yaml");
                 if let Some(file) = sealed_path(target.secrets, &own) {
                     pending.push(Pending {
-                        path: file,
+                        path: target.join(&file),
                         secret: secret.clone(),
                     });
                 }
@@ -282,12 +285,16 @@ pub fn kustomization(resources: &[String]) -> String {
 /// The manifests directory with its kustomization.yaml (files in phase order),
 /// placed under `target.path/manifests/`.
 pub fn manifests_dir(m: &Manifests, target: &Target, out: &mut BTreeMap<String, String>) {
+    let pending_prefix = target.join("manifests/");
     let mut resources: Vec<String> = m
         .files
         .keys()
-        .cloned()
-        .chain(m.pending.iter().map(|p| p.path.clone()))
         .map(|p| p.trim_start_matches("manifests/").to_string())
+        .chain(
+            m.pending
+                .iter()
+                .map(|p| p.path.trim_start_matches(&pending_prefix).to_string()),
+        )
         .collect();
     resources.sort();
     resources.dedup();
