@@ -95,6 +95,50 @@ struct PrReport {
 }
 
 pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    let report = execute(&args, global, printer, false)?;
+    print_report(printer, &report);
+    Ok(())
+}
+
+/// `up --gitops`: the last phase. up has printed its report (one JSON
+/// document with `-o json`), so this one is a status line on stderr.
+pub fn run_after_up(global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    printer.status("gitops: handing the rendered state to Git");
+    let report = execute(&GitopsArgs::default(), global, printer, true)?;
+    printer.status(&format!("gitops: {}", summary(&report)));
+    if let Some(pr) = &report.pull_request {
+        printer.status(&format!(
+            "gitops: pull request #{} {}: {}",
+            pr.number, pr.action, pr.url
+        ));
+    }
+    Ok(())
+}
+
+/// `up --gitops` needs a repository in the config; said before installing.
+pub fn check_configured(bundle: &crate::render::Bundle) -> Result<(), CommandError> {
+    let configured = bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .any(|s| matches!(s, crate::render::plan::Step::Gitops { repo: Some(_), .. }));
+    if configured {
+        Ok(())
+    } else {
+        Err(CommandError::bad_input("--gitops needs spec.gitops.repo in the config")
+            .with_hint("add `gitops: {repo: git@github.com:org/infra.git}` under spec, or run `telltale gitops --repo …` after up"))
+    }
+}
+
+/// `pr_if_known`: open a pull request only when the GitHub repository is
+/// known (up has no --no-pr); `gitops` itself asks for one or --no-pr.
+fn execute(
+    args: &GitopsArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+    pr_if_known: bool,
+) -> Result<Report, CommandError> {
     let env = |var: &str| std::env::var(var).ok();
     let catalog = global.catalog()?;
     let request = global.request()?;
@@ -162,10 +206,16 @@ pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         repo_url: repo_url.clone(),
         revision: base.clone(),
     };
-    let github_repo = if args.no_pr {
-        None
-    } else {
-        Some(github_repo(&args, &config, &repo_url)?)
+    let github_repo = match github_repo(args, &config, &repo_url) {
+        _ if args.no_pr => None,
+        Ok(name) => Some(name),
+        Err(_) if pr_if_known => {
+            printer.status(
+                "gitops: no GitHub repository (spec.gitops.github.repo) is known: pushing the branch only",
+            );
+            None
+        }
+        Err(e) => return Err(e),
     };
     let verify = match &args.verify_report {
         Some(file) => Some(read_verify(file)?),
@@ -334,8 +384,18 @@ pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         pull_request,
         unchecked_sources: unchecked,
     };
-    print_report(printer, &report);
-    Ok(())
+    Ok(report)
+}
+
+fn summary(r: &Report) -> String {
+    let commit = match &r.commit {
+        Some(c) => format!("commit {} pushed to {}", &c[..12], r.branch),
+        None => format!("no change on {}", r.branch),
+    };
+    format!(
+        "{} · {} files under {}/ ({} layout, secrets {}) in {}",
+        commit, r.files, r.path, r.layout, r.secrets, r.repo
+    )
 }
 
 fn print_report(printer: &Printer, r: &Report) {
@@ -343,14 +403,7 @@ fn print_report(printer: &Printer, r: &Report) {
         printer.json(r);
         return;
     }
-    let commit = match &r.commit {
-        Some(c) => format!("commit {} pushed to {}", &c[..12], r.branch),
-        None => format!("no change on {}", r.branch),
-    };
-    printer.out(&format!(
-        "{} · {} files under {}/ ({} layout, secrets {}) in {}",
-        commit, r.files, r.path, r.layout, r.secrets, r.repo
-    ));
+    printer.out(&summary(r));
     match &r.pull_request {
         Some(pr) => printer.out(&format!(
             "pull request #{} {}: {}",
