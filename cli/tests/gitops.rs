@@ -1274,3 +1274,95 @@ fn external_secrets_produce_the_secrets_up_creates_same_names_same_keys() {
     assert!(planned >= 2);
     assert!(!out.files.values().any(|c| c.contains("kind: Secret\n")));
 }
+
+#[test]
+fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
+    let s = Setup::new();
+    std::fs::write(
+        s.root().join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nfake\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
+        + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: cert.pem}, layout: argocd}\n  grafana: {}\n";
+    std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    // A stand-in for kubeseal: checks it was given the certificate, reads the
+    // Secret on stdin and answers a SealedSecret with opaque values.
+    let bin = s.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(
+        bin.join("kubeseal"),
+        r#"#!/bin/sh
+[ "$1" = "--cert" ] && [ -f "$2" ] || { echo "no certificate" >&2; exit 1; }
+awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n  encryptedData:"}
+     /^stringData:/{s=1;next} s&&/^  [^ ]/{split($0,a,":");print "    "a[1]": AgBy3i4OJSWK+PiTySYZZA=="} s&&!/^ /{s=0}' -
+"#,
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(bin.join("kubeseal"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(bin.join("kubeseal"), perms).unwrap();
+    let repo = s.repo().display().to_string();
+    s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    let files = files_on(&s.repo(), BRANCH, PATH);
+    let sealed =
+        &files["manifests/03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"];
+    assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
+    for key in [
+        "slack-webhook-url",
+        "pagerduty-routing-key",
+        "smtp-password",
+    ] {
+        assert!(
+            sealed.contains(&format!("    {key}: ")),
+            "{key} sealed: {sealed}"
+        );
+    }
+    assert!(
+        files["manifests/kustomization.yaml"]
+            .contains("03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml")
+    );
+    assert!(
+        !files.keys().any(|k| k.contains("/Secret_")),
+        "no plain Secret"
+    );
+    assert_no_canary_in_repo(&s.repo());
+}
+
+#[test]
+fn the_readme_documents_every_gitops_flag() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let s = Setup::new();
+    let output = s.telltale().args(["gitops", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout).to_string();
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.trim_end_matches([',', '.']))
+        .map(|w| w.split(['=', '[']).next().unwrap())
+        .collect();
+    for flag in [
+        "--repo",
+        "--branch",
+        "--base",
+        "--path",
+        "--layout",
+        "--secrets",
+        "--no-pr",
+        "--github-repo",
+        "--github-api-url",
+        "--verify-report",
+        "--author-name",
+        "--author-email",
+        "--reseal",
+    ] {
+        assert!(flags.contains(&flag), "--help has {flag}:\n{help}");
+        assert!(readme.contains(flag), "README documents {flag}");
+    }
+}

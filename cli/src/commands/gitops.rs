@@ -234,7 +234,28 @@ fn execute(
     let body = pr::body(&bundle.plan, &target, &rendered.secrets, verify.as_ref());
 
     // The gate: nothing is fetched or committed while a file holds a secret.
-    let (canaries, unchecked) = scan::canaries(&scan::config_sources(&resolved), &env);
+    let (mut canaries, unchecked) = scan::canaries(&scan::config_sources(&resolved), &env);
+    let token = env("GITHUB_TOKEN")
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if let Some(t) = &token {
+        // The token is a secret too: never committed, never in a message.
+        canaries.push(scan::Canary {
+            source: "env:GITHUB_TOKEN".into(),
+            value: t.clone(),
+        });
+    }
+    let redact = |e: CommandError| -> CommandError {
+        CommandError {
+            message: scan::redact(&e.message, &canaries),
+            causes: e
+                .causes
+                .iter()
+                .map(|c| scan::redact(c, &canaries))
+                .collect(),
+            ..e
+        }
+    };
     let mut scanned = rendered.files.clone();
     scanned.insert("(pull request title)".into(), title.clone());
     scanned.insert("(pull request body)".into(), body.clone());
@@ -245,9 +266,6 @@ fn execute(
         }
     }
 
-    let token = env("GITHUB_TOKEN")
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
     if github_repo.is_some() && token.is_none() {
         return Err(CommandError::environment(
             "GITHUB_TOKEN is not set; it is needed to open the pull request",
@@ -261,7 +279,9 @@ fn execute(
         "fetching {base} from {}",
         repo::display_repo(&repo_url)
     ));
-    let checkout = Checkout::open(&repo_url, &branch, &base, &access).map_err(git_error)?;
+    let checkout = Checkout::open(&repo_url, &branch, &base, &access)
+        .map_err(git_error)
+        .map_err(redact)?;
 
     let mut files = rendered.files.clone();
     if !rendered.pending.is_empty() {
@@ -283,7 +303,7 @@ fn execute(
             let hint = e.hint();
             let mut err = CommandError::new(kind, e.to_string());
             err.hint = hint;
-            err
+            redact(err)
         })?;
         // The encrypted output goes through the same gate.
         refuse_findings(scan::scan(&sealed, &canaries))?;
@@ -308,14 +328,15 @@ fn execute(
     );
     let committed = checkout
         .commit(&path, &files, &message, &author)
-        .map_err(git_error)?;
+        .map_err(git_error)
+        .map_err(redact)?;
     let (commit, pushed) = match committed {
         Committed::New(id) => {
             printer.status(&format!(
                 "committed {} on {branch}; pushing",
                 &id.to_string()[..12]
             ));
-            checkout.push(&access).map_err(git_error)?;
+            checkout.push(&access).map_err(git_error).map_err(redact)?;
             (Some(id.to_string()), true)
         }
         Committed::Unchanged => {
@@ -347,7 +368,7 @@ fn execute(
             let pr = access::runtime()?
                 .block_on(github::open_or_update(&request))
                 .map_err(|e| {
-                    CommandError::environment(e.to_string()).with_hint(format!(
+                    redact(CommandError::environment(e.to_string())).with_hint(format!(
                         "the branch {branch} is pushed; fix the cause and run again to open the pull request, or pass --no-pr"
                     ))
                 })?;

@@ -120,6 +120,14 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     .collect()
 });
 
+/// `text` with every canary value replaced, for messages that quote what a
+/// tool or a remote said.
+pub fn redact(text: &str, canaries: &[Canary]) -> String {
+    canaries.iter().fold(text.to_string(), |t, c| {
+        t.replace(c.value.expose(), &format!("<{}>", c.source))
+    })
+}
+
 /// Every line of every file that holds a canary (as is, or base64 as a
 /// Secret's `data` would carry it) or looks like a known secret.
 pub fn scan(files: &BTreeMap<String, String>, canaries: &[Canary]) -> Vec<Finding> {
@@ -177,6 +185,18 @@ mod tests {
         // As a Secret's data field would hold it.
         let f = scan(&files("data:\n  k: Y2FuYXJ5LXZhbHVlLTEyMzQ=\n"), &c);
         assert_eq!(f[0].line, 2);
+    }
+
+    #[test]
+    fn redaction_names_the_source() {
+        let c = vec![Canary {
+            source: "env:GITHUB_TOKEN".into(),
+            value: Secret::new("tok-123456"),
+        }];
+        assert_eq!(
+            redact("https://x:tok-123456@host", &c),
+            "https://x:<env:GITHUB_TOKEN>@host"
+        );
     }
 
     #[test]
