@@ -1366,3 +1366,47 @@ fn the_readme_documents_every_gitops_flag() {
         assert!(readme.contains(flag), "README documents {flag}");
     }
 }
+
+#[test]
+fn gitops_settings_in_the_config_are_strict_and_located() {
+    let s = Setup::new();
+    let base = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap();
+    for (gitops, expected) in [
+        (
+            "  gitops: {repo: R.git, layuot: flux}\n",
+            "did you mean `layout`?",
+        ),
+        (
+            "  gitops: {repo: R.git, layout: fluxx}\n",
+            "unknown variant `fluxx`",
+        ),
+        (
+            "  gitops: {repo: R.git, secrets: plaintext}\n",
+            "expected one of reference, external-secrets, sops, sealed-secrets",
+        ),
+        (
+            "  gitops: {repo: R.git, secrets: external-secrets}\n",
+            "needs spec.gitops.externalSecrets",
+        ),
+        (
+            "  gitops: {repo: R.git, secrets: sealed-secrets}\n",
+            "needs spec.gitops.sealedSecrets.cert",
+        ),
+    ] {
+        std::fs::write(s.root().join("telltale.yaml"), format!("{base}{gitops}")).unwrap();
+        let (_, e) = s.gitops(&["--no-pr"], 2, |_| {});
+        assert!(e.contains("telltale.yaml:"), "located: {e}");
+        assert!(e.contains(expected), "{gitops}: {e}");
+    }
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
+    // The config's settings are used: repo, path, layout, branch.
+    std::fs::write(
+        s.root().join("telltale.yaml"),
+        format!(
+            "{base}  gitops: {{repo: R.git, path: obs/, layout: plain, branch: gitops/obs}}\n"
+        ),
+    )
+    .unwrap();
+    s.gitops(&["--no-pr"], 0, |_| {});
+    assert!(files_on(&s.repo(), "gitops/obs", "obs").contains_key("plan.json"));
+}

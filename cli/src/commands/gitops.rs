@@ -484,7 +484,7 @@ fn normalise_path(path: &str) -> Result<String, CommandError> {
         .collect();
     if path.starts_with('/') || parts.contains(&"..") || path.contains('\\') {
         return Err(CommandError::bad_input(format!(
-            "--path `{path}` must be a relative path inside the repository, without `..`"
+            "the path `{path}` (--path, spec.gitops.path) must be relative to the repository root, without `..`"
         )));
     }
     Ok(parts.join("/"))
