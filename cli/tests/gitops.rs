@@ -1402,11 +1402,56 @@ fn gitops_settings_in_the_config_are_strict_and_located() {
     // The config's settings are used: repo, path, layout, branch.
     std::fs::write(
         s.root().join("telltale.yaml"),
-        format!(
-            "{base}  gitops: {{repo: R.git, path: obs/, layout: plain, branch: gitops/obs}}\n"
-        ),
+        format!("{base}  gitops: {{repo: R.git, path: obs/, layout: plain, branch: gitops/obs}}\n"),
     )
     .unwrap();
     s.gitops(&["--no-pr"], 0, |_| {});
     assert!(files_on(&s.repo(), "gitops/obs", "obs").contains_key("plan.json"));
+}
+
+/// The acceptance command, verbatim: no config file, the production
+/// profile's own receivers reading the canaries from the environment.
+#[test]
+fn the_acceptance_command_verbatim() {
+    let s = Setup::new();
+    let repo = s.repo();
+    let main_before = ref_id(&repo, "refs/heads/main").unwrap();
+    let repo_arg = repo.display().to_string();
+    let args = ["--repo", &repo_arg, "--no-pr", "--profile", "production"];
+    // A directory without telltale.yaml.
+    let cwd = s.root().join("home");
+    s.gitops(&args, 0, |c| {
+        c.current_dir(&cwd);
+    });
+    let first = ref_id(&repo, "refs/heads/telltale/production").expect("branch telltale/<cluster>");
+    assert_eq!(ref_id(&repo, "refs/heads/main").unwrap(), main_before);
+    let files = files_on(
+        &repo,
+        "telltale/production",
+        "clusters/production/observability",
+    );
+    assert!(
+        files.contains_key("releases/kube-prometheus-stack.yaml"),
+        "flux layout"
+    );
+    assert_no_canary_in_repo(&repo);
+    s.gitops(&args, 0, |c| {
+        c.current_dir(&cwd);
+    });
+    assert_eq!(
+        ref_id(&repo, "refs/heads/telltale/production").unwrap(),
+        first,
+        "no second commit"
+    );
+    assert_no_canary_in_repo(&repo);
+}
+
+/// The blob search itself can fail: a canary planted in any object is found.
+#[test]
+#[should_panic(expected = "holds a canary secret")]
+fn the_blob_search_finds_a_planted_canary() {
+    let s = Setup::new();
+    let repo = git2::Repository::open_bare(s.repo()).unwrap();
+    repo.blob(format!("url: {SLACK}\n").as_bytes()).unwrap();
+    assert_no_canary_in_repo(&s.repo());
 }
