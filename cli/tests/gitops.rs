@@ -626,6 +626,47 @@ mod github {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn github_enterprise_api_urls_keep_their_path() {
+        let s = Setup::new();
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v3{PULLS}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/api/v3{PULLS}")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pr(9, "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let repo = s.repo().display().to_string();
+        let api = format!("{}/api/v3", server.uri());
+        let (stdout, _) = tokio::task::block_in_place(|| {
+            s.gitops(
+                &[
+                    "--repo",
+                    &repo,
+                    "--github-repo",
+                    "org/infra",
+                    "--github-api-url",
+                    &api,
+                    "-o",
+                    "json",
+                ],
+                0,
+                |c| {
+                    c.env("GITHUB_TOKEN", TOKEN);
+                },
+            )
+        });
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["pull_request"]["number"], 9);
+        server.verify().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_github_error_is_an_environment_error_with_its_message() {
         let s = Setup::new();
         let server = MockServer::start().await;
