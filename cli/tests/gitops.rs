@@ -1074,6 +1074,7 @@ fn target(layout: Layout, secrets: SecretsMode) -> Target {
         sealed_secrets: None,
         repo_url: "https://github.com/org/infra.git".into(),
         revision: "main".into(),
+        branch: BRANCH.into(),
     }
 }
 

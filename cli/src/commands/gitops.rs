@@ -155,57 +155,14 @@ fn execute(
         }
     };
 
-    let cluster = bundle
-        .plan
-        .cluster
-        .name
-        .clone()
-        .unwrap_or_else(|| bundle.plan.profile.clone());
-    let repo_url = args.repo.clone().or(config.repo.clone()).ok_or_else(|| {
-        CommandError::bad_input("no repository: pass --repo PATH|URL or set spec.gitops.repo")
-            .with_hint("e.g. --repo git@github.com:org/infra.git, or a local clone's path")
-    })?;
-    let base = args
-        .base
-        .clone()
-        .or(config.github.as_ref().and_then(|g| g.base.clone()))
-        .unwrap_or_else(|| "main".into());
-    let branch = args
-        .branch
-        .clone()
-        .or(config.branch.clone())
-        .unwrap_or_else(|| format!("telltale/{}", crate::gitops::dns_label(&cluster)));
-    if branch == base {
-        return Err(CommandError::bad_input(format!(
-            "the branch `{branch}` is the base branch; telltale never writes the base branch"
-        ))
-        .with_hint("pass another --branch (default telltale/<cluster>)"));
-    }
-    for (what, name) in [("--branch", &branch), ("--base", &base)] {
-        if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
-            return Err(CommandError::bad_input(format!(
-                "{what} `{name}` is not a valid branch name"
-            )));
-        }
-    }
-    let path = normalise_path(
-        &args
-            .path
-            .clone()
-            .or(config.path.clone())
-            .unwrap_or_else(|| format!("clusters/{cluster}/observability")),
-    )?;
-    let target = Target {
-        cluster: cluster.clone(),
-        path: path.clone(),
-        layout: args.layout.or(config.layout).unwrap_or_default(),
-        secrets: args.secrets.or(config.secrets).unwrap_or_default(),
-        external_secrets: config.external_secrets.clone(),
-        sops: config.sops.clone(),
-        sealed_secrets: config.sealed_secrets.clone(),
-        repo_url: repo_url.clone(),
-        revision: base.clone(),
-    };
+    let target = target(args, &config, &bundle)?;
+    let (repo_url, base, branch, path) = (
+        target.repo_url.clone(),
+        target.revision.clone(),
+        target.branch.clone(),
+        target.path.clone(),
+    );
+    let cluster = target.cluster.clone();
     let github_repo = match github_repo(args, &config, &repo_url) {
         _ if args.no_pr => None,
         Ok(name) => Some(name),
@@ -348,14 +305,13 @@ fn execute(
     // A pull request needs the branch on the remote: nothing to review when
     // the base already holds exactly this state.
     let branch_on_remote = pushed || checkout.branch_exists;
-    let pull_request = match (&github_repo, branch_on_remote) {
-        (Some(gh), true) => {
+    let pull_request = match (&github_repo, branch_on_remote, &access.token) {
+        (Some(gh), true, Some(token)) => {
             let api_url = args
                 .github_api_url
                 .clone()
                 .or(config.github.as_ref().and_then(|g| g.api_url.clone()))
                 .unwrap_or_else(|| github::DEFAULT_API_URL.to_string());
-            let token = access.token.as_ref().expect("checked above");
             let request = PrRequest {
                 api_url: &api_url,
                 token,
@@ -382,13 +338,15 @@ fn execute(
                 },
             })
         }
-        (Some(_), false) => {
+        (Some(_), false, _) => {
             printer.status(&format!(
                 "{base} already holds this state: no branch, no pull request"
             ));
             None
         }
-        (None, _) => None,
+        // No GitHub repository (--no-pr, or unknown for `up --gitops`); the
+        // token's presence was checked before anything was fetched.
+        _ => None,
     };
 
     let report = Report {
@@ -417,6 +375,67 @@ fn summary(r: &Report) -> String {
         "{} · {} files under {}/ ({} layout, secrets {}) in {}",
         commit, r.files, r.path, r.layout, r.secrets, r.repo
     )
+}
+
+/// Where the state goes: flags over the config over the defaults, checked
+/// before anything is fetched.
+fn target(
+    args: &GitopsArgs,
+    config: &GitOps,
+    bundle: &render::Bundle,
+) -> Result<Target, CommandError> {
+    let cluster = bundle
+        .plan
+        .cluster
+        .name
+        .clone()
+        .unwrap_or_else(|| bundle.plan.profile.clone());
+    let repo_url = args.repo.clone().or(config.repo.clone()).ok_or_else(|| {
+        CommandError::bad_input("no repository: pass --repo PATH|URL or set spec.gitops.repo")
+            .with_hint("e.g. --repo git@github.com:org/infra.git, or a local clone's path")
+    })?;
+    let base = args
+        .base
+        .clone()
+        .or(config.github.as_ref().and_then(|g| g.base.clone()))
+        .unwrap_or_else(|| "main".into());
+    let branch = args
+        .branch
+        .clone()
+        .or(config.branch.clone())
+        .unwrap_or_else(|| format!("telltale/{}", crate::gitops::dns_label(&cluster)));
+    if branch == base {
+        return Err(CommandError::bad_input(format!(
+            "the branch `{branch}` is the base branch; telltale never writes the base branch"
+        ))
+        .with_hint("pass another --branch (default telltale/<cluster>)"));
+    }
+    for (what, name) in [("--branch", &branch), ("--base", &base)] {
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
+            return Err(CommandError::bad_input(format!(
+                "{what} `{name}` is not a valid branch name"
+            )));
+        }
+    }
+    let path = normalise_path(
+        &args
+            .path
+            .clone()
+            .or(config.path.clone())
+            .unwrap_or_else(|| format!("clusters/{cluster}/observability")),
+    )?;
+    Ok(Target {
+        cluster,
+        path,
+        layout: args.layout.or(config.layout).unwrap_or_default(),
+        secrets: args.secrets.or(config.secrets).unwrap_or_default(),
+        external_secrets: config.external_secrets.clone(),
+        sops: config.sops.clone(),
+        sealed_secrets: config.sealed_secrets.clone(),
+        repo_url,
+        revision: base,
+        branch,
+    })
 }
 
 fn print_report(printer: &Printer, r: &Report) {

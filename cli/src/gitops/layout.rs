@@ -29,8 +29,11 @@ pub struct Target {
     pub sealed_secrets: Option<SealedSecrets>,
     /// The repository as the in-cluster controller fetches it (Argo CD's repoURL).
     pub repo_url: String,
-    /// The branch the controller follows once the pull request is merged.
+    /// The branch the controller follows once the pull request is merged
+    /// (the pull request's base).
     pub revision: String,
+    /// The branch telltale commits on.
+    pub branch: String,
 }
 
 impl Target {
