@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod cluster;
 pub mod commands;
 pub mod error;
+pub mod gitops;
 pub mod helm;
 pub mod install;
 pub mod lint;

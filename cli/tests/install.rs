@@ -1293,3 +1293,83 @@ fn up_runs_verify_after_the_phases() {
         stderr(&out)
     );
 }
+
+#[test]
+fn up_with_gitops_commits_the_branch_as_its_last_phase_and_refuses_early_without_a_repo() {
+    let stack = Stack::new("kind-telltale");
+    let root = stack.dir.path();
+    let git = |dir: &std::path::Path, args: &[&str]| {
+        common::run_ok(
+            std::process::Command::new("git")
+                .args(["-c", "user.name=Seed", "-c", "user.email=seed@example.com"])
+                .args(args)
+                .current_dir(dir),
+        )
+    };
+    git(root, &["init", "-q", "--bare", "-b", "main", "R.git"]);
+    git(root, &["clone", "-q", "R.git", "seed"]);
+    std::fs::write(root.join("seed/README.md"), "infra\n").unwrap();
+    git(&root.join("seed"), &["add", "README.md"]);
+    git(&root.join("seed"), &["commit", "-q", "-m", "init"]);
+    git(&root.join("seed"), &["push", "-q", "origin", "HEAD:main"]);
+    std::fs::create_dir(root.join("home")).unwrap();
+    std::fs::write(
+        root.join("home/.gitconfig"),
+        "[user]\n\tname = Telltale Test\n\temail = test@example.com\n",
+    )
+    .unwrap();
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: lab}\n\
+spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
+
+    // No repository configured: refused before any request to the cluster.
+    std::fs::write(root.join("telltale.yaml"), config).unwrap();
+    let out = stack
+        .cmd(&["up", "-y", "--gitops", "--skip-verify"])
+        .env("HOME", root.join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("--gitops needs spec.gitops.repo"));
+    assert!(stack.api.requests().is_empty());
+
+    let repo = root.join("R.git");
+    std::fs::write(
+        root.join("telltale.yaml"),
+        format!(
+            "{config}  gitops: {{repo: {}, layout: argocd, github: {{base: main}}}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let main_before = git(root, &["--git-dir", "R.git", "rev-parse", "main"]);
+    let out = stack
+        .cmd(&["up", "-y", "--gitops", "--skip-verify", "-o", "json"])
+        .env("HOME", root.join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out);
+    assert_eq!(r["ok"], true, "stdout is up's one JSON report");
+    let err = stderr(&out);
+    assert!(err.contains("pushing the branch only"), "{err}");
+    assert!(err.contains("gitops: commit"), "{err}");
+    let files = git(
+        root,
+        &[
+            "--git-dir",
+            "R.git",
+            "ls-tree",
+            "-r",
+            "--name-only",
+            "telltale/lab",
+        ],
+    );
+    assert!(
+        files.contains("clusters/lab/observability/root.yaml"),
+        "{files}"
+    );
+    assert_eq!(
+        git(root, &["--git-dir", "R.git", "rev-parse", "main"]),
+        main_before
+    );
+}

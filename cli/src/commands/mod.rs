@@ -3,6 +3,7 @@
 pub mod access;
 pub mod completions;
 pub mod down;
+pub mod gitops;
 pub mod plan;
 pub mod plugins;
 pub mod profiles;
@@ -88,6 +89,8 @@ pub enum Command {
     Verify(Box<verify::VerifyArgs>),
     /// Phases from the in-cluster journal, release versions and drift
     Status(status::StatusArgs),
+    /// Commit the rendered state on a branch and open or update one pull request
+    Gitops(gitops::GitopsArgs),
     /// Uninstall in reverse phase order (keeps CRDs and volumes by default)
     Down(down::DownArgs),
     /// Break a stale lock, naming its holder
@@ -149,6 +152,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Up(args) => up::run(args, &cli.global, &printer),
         Command::Verify(args) => verify::run(*args, &cli.global, &printer),
         Command::Status(args) => status::run(args, &cli.global, &printer),
+        Command::Gitops(args) => gitops::run(args, &cli.global, &printer),
         Command::Down(args) => down::run(args, &cli.global, &printer),
         Command::Unlock(args) => unlock::run(args, &cli.global, &printer),
         Command::Runbook(args) => runbook::run(args, &cli.global, &printer),

@@ -42,6 +42,10 @@ pub struct UpArgs {
     /// phase lists, through port-forwards; `telltale verify` runs them later)
     #[arg(long)]
     pub skip_verify: bool,
+    /// After a successful install, run `telltale gitops` with the config's
+    /// spec.gitops (branch + pull request with the rendered state)
+    #[arg(long, conflicts_with = "dry_run")]
+    pub gitops: bool,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
 }
@@ -71,13 +75,22 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
     for warning in &bundle.plan.warnings {
         printer.warn(warning);
     }
+    if args.gitops {
+        // Refused before the cluster is touched, not after the install.
+        super::gitops::check_configured(&bundle)?;
+    }
     let pinned = bundle.plan.cluster.context.clone();
     let (target, config) =
         access::target_for_write(global, pinned.as_deref(), &args.confirm, "up")?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
         up(&kube, &bundle, &args, global, printer).await
-    })
+    })?;
+    if args.gitops {
+        // The last phase, outside the runtime above: gitops starts its own.
+        super::gitops::run_after_up(global, printer)?;
+    }
+    Ok(())
 }
 
 async fn up(

@@ -204,7 +204,7 @@ pub fn to_bytes(data: &BTreeMap<String, Secret>) -> BTreeMap<String, ByteString>
 
 /// 32 characters from the OS's random source, alphanumeric so any consumer
 /// (env, URL, config file) takes it unquoted.
-fn generate() -> Result<Secret, SourceProblem> {
+pub fn generate() -> Result<Secret, SourceProblem> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)

@@ -139,21 +139,138 @@ fn default_sslmode() -> String {
     "require".into()
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+/// Where and how `telltale gitops` hands the rendered state to Git.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GitOps {
+    /// A local path or a URL (ssh or https).
     pub repo: Option<String>,
+    /// Directory in the repository [default: clusters/<cluster>/observability].
     pub path: Option<String>,
-    pub layout: Option<String>,
-    pub secrets: Option<String>,
+    pub layout: Option<Layout>,
+    /// The branch the pull request comes from [default: telltale/<cluster>].
+    pub branch: Option<String>,
+    pub secrets: Option<SecretsMode>,
+    pub external_secrets: Option<ExternalSecrets>,
+    pub sops: Option<Sops>,
+    pub sealed_secrets: Option<SealedSecrets>,
     pub github: Option<GitHub>,
+}
+
+/// How the repository is laid out for the controller that will own it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// HelmRepository/OCIRepository + HelmRelease per release, Flux Kustomizations
+    #[default]
+    Flux,
+    /// An Argo CD Application per release plus one for the manifests (app of apps)
+    Argocd,
+    /// The bundle as `plan` writes it
+    Plain,
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Layout::Flux => "flux",
+            Layout::Argocd => "argocd",
+            Layout::Plain => "plain",
+        })
+    }
+}
+
+/// How Secrets reach the cluster when Git is the source of truth. No mode
+/// ever commits a secret value in plaintext.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretsMode {
+    /// Commit no Secret; the manifests reference the Secrets `up` created
+    #[default]
+    Reference,
+    /// ExternalSecret objects against the configured SecretStore
+    ExternalSecrets,
+    /// Secrets encrypted with sops for age recipients
+    Sops,
+    /// SealedSecrets sealed with kubeseal and a certificate file
+    SealedSecrets,
+}
+
+impl std::fmt::Display for SecretsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SecretsMode::Reference => "reference",
+            SecretsMode::ExternalSecrets => "external-secrets",
+            SecretsMode::Sops => "sops",
+            SecretsMode::SealedSecrets => "sealed-secrets",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalSecrets {
+    /// The SecretStore (or ClusterSecretStore) the ExternalSecrets read from.
+    pub store: String,
+    #[serde(default)]
+    pub store_kind: StoreKind,
+    /// Remote keys are `<keyPrefix><secret name>`, one property per key
+    /// [default: telltale/<cluster>/].
+    pub key_prefix: Option<String>,
+    #[serde(default = "default_refresh")]
+    pub refresh_interval: String,
+}
+
+fn default_refresh() -> String {
+    "1h".into()
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum StoreKind {
+    #[default]
+    SecretStore,
+    ClusterSecretStore,
+}
+
+impl StoreKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::SecretStore => "SecretStore",
+            StoreKind::ClusterSecretStore => "ClusterSecretStore",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Sops {
+    /// age recipients (public keys, `age1…`).
+    pub age: Vec<String>,
+    /// The Secret holding the age private key that Flux decrypts with.
+    #[serde(default = "default_sops_secret")]
+    pub decryption_secret: String,
+}
+
+fn default_sops_secret() -> String {
+    "sops-age".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SealedSecrets {
+    /// The controller's public certificate (`kubeseal --fetch-cert`).
+    pub cert: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct GitHub {
+    /// owner/name [default: from the repository URL when it is on github.com].
     pub repo: Option<String>,
+    /// The branch the pull request targets [default: main].
     pub base: Option<String>,
+    /// GitHub Enterprise: https://HOST/api/v3 [default: https://api.github.com].
+    pub api_url: Option<String>,
 }
 
 /// The stack settings one document contributes, with the file they came from.

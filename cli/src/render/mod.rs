@@ -517,7 +517,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                     steps.push(Step::Gitops {
                         repo: g.repo.clone(),
                         path: g.path.clone(),
-                        layout: g.layout.clone(),
+                        layout: g.layout.map(|l| l.to_string()),
                     });
                 }
             }

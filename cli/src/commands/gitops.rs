@@ -1,0 +1,561 @@
+//! `telltale gitops`: render, lay out for Flux/Argo CD/plain, scan for
+//! secrets, commit on the telltale branch, push it, open or update one PR.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde::Serialize;
+
+use super::GlobalArgs;
+use super::access;
+use crate::error::{CommandError, ErrorKind};
+use crate::gitops::github::{self, PrAction, PrRequest, RepoName};
+use crate::gitops::layout::{self, LayoutError, Target};
+use crate::gitops::pr::{self, VerifyReport};
+use crate::gitops::repo::{self, Access, Checkout, Committed, GitError};
+use crate::gitops::scan::{self, Finding};
+use crate::gitops::{Layout, SecretsMode, seal};
+use crate::model::config::GitOps;
+use crate::render;
+use crate::secrets::Secret;
+use crate::ui::Printer;
+
+/// Commit the rendered state on a branch (never the base branch) and open,
+/// or update, exactly one pull request. Every file and the pull request
+/// text are scanned for the config's secret values and known secret shapes
+/// before anything is committed. A run with nothing new commits nothing.
+#[derive(Debug, Default, Args)]
+pub struct GitopsArgs {
+    /// The repository: a local path or a URL (ssh uses the SSH agent, https
+    /// GITHUB_TOKEN) [default: the config's spec.gitops.repo]
+    #[arg(long, value_name = "PATH|URL")]
+    pub repo: Option<String>,
+    /// The branch to commit on [default: telltale/<cluster>]
+    #[arg(long, value_name = "B")]
+    pub branch: Option<String>,
+    /// The branch the pull request targets; it is never written [default: main]
+    #[arg(long, value_name = "B")]
+    pub base: Option<String>,
+    /// Directory in the repository [default: clusters/<cluster>/observability]
+    #[arg(long, value_name = "P")]
+    pub path: Option<String>,
+    /// Repository layout [default: the config's, else flux]
+    #[arg(long, value_enum)]
+    pub layout: Option<Layout>,
+    /// How Secrets reach the cluster; no mode commits a value in plaintext
+    /// [default: the config's, else reference]
+    #[arg(long, value_enum)]
+    pub secrets: Option<SecretsMode>,
+    /// Stop after the push: no pull request
+    #[arg(long)]
+    pub no_pr: bool,
+    /// The GitHub repository, owner/name [default: the config's, or from a github.com URL]
+    #[arg(long, value_name = "O/R")]
+    pub github_repo: Option<String>,
+    /// The GitHub API (GitHub Enterprise: https://HOST/api/v3) [default: https://api.github.com]
+    #[arg(long, value_name = "URL")]
+    pub github_api_url: Option<String>,
+    /// Summarise this verify report (`telltale verify -o json > FILE`) in the pull request
+    #[arg(long, value_name = "FILE")]
+    pub verify_report: Option<PathBuf>,
+    /// Commit author name [default: git config user.name]
+    #[arg(long, value_name = "NAME")]
+    pub author_name: Option<String>,
+    /// Commit author email [default: git config user.email]
+    #[arg(long, value_name = "EMAIL")]
+    pub author_email: Option<String>,
+    /// sops/sealed-secrets: encrypt again even when the committed file has the same keys
+    #[arg(long)]
+    pub reseal: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    ok: bool,
+    repo: String,
+    branch: String,
+    base: String,
+    path: String,
+    layout: Layout,
+    secrets: SecretsMode,
+    files: usize,
+    /// The new commit on the branch; null when nothing changed.
+    commit: Option<String>,
+    pushed: bool,
+    pull_request: Option<PrReport>,
+    /// Secret sources whose values could not be checked here (unset, in the cluster).
+    unchecked_sources: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct PrReport {
+    number: u64,
+    url: String,
+    action: &'static str,
+}
+
+pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    let report = execute(&args, global, printer, false)?;
+    print_report(printer, &report);
+    Ok(())
+}
+
+/// `up --gitops`: the last phase. up has printed its report (one JSON
+/// document with `-o json`), so this one is a status line on stderr.
+pub fn run_after_up(global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    printer.status("gitops: handing the rendered state to Git");
+    let report = execute(&GitopsArgs::default(), global, printer, true)?;
+    printer.status(&format!("gitops: {}", summary(&report)));
+    if let Some(pr) = &report.pull_request {
+        printer.status(&format!(
+            "gitops: pull request #{} {}: {}",
+            pr.number, pr.action, pr.url
+        ));
+    }
+    Ok(())
+}
+
+/// `up --gitops` needs a repository in the config; said before installing.
+pub fn check_configured(bundle: &crate::render::Bundle) -> Result<(), CommandError> {
+    let configured = bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .any(|s| matches!(s, crate::render::plan::Step::Gitops { repo: Some(_), .. }));
+    if configured {
+        Ok(())
+    } else {
+        Err(CommandError::bad_input("--gitops needs spec.gitops.repo in the config")
+            .with_hint("add `gitops: {repo: git@github.com:org/infra.git}` under spec, or run `telltale gitops --repo …` after up"))
+    }
+}
+
+/// `pr_if_known`: open a pull request only when the GitHub repository is
+/// known (up has no --no-pr); `gitops` itself asks for one or --no-pr.
+fn execute(
+    args: &GitopsArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+    pr_if_known: bool,
+) -> Result<Report, CommandError> {
+    let env = |var: &str| std::env::var(var).ok();
+    let catalog = global.catalog()?;
+    let request = global.request()?;
+    let resolved = render::resolve(&catalog, &request)?;
+    let bundle = render::render_resolved(&catalog, &resolved)?;
+    for warning in &bundle.plan.warnings {
+        printer.warn(warning);
+    }
+    let config = resolved.gitops.clone().unwrap_or_default();
+    let located = |path: &str, message: String| -> CommandError {
+        match &request.config {
+            Some(source) => crate::catalog::locate(source, path, message).into(),
+            None => CommandError::bad_input(message),
+        }
+    };
+
+    let target = target(args, &config, &bundle)?;
+    let (repo_url, base, branch, path) = (
+        target.repo_url.clone(),
+        target.revision.clone(),
+        target.branch.clone(),
+        target.path.clone(),
+    );
+    let cluster = target.cluster.clone();
+    let github_repo = match github_repo(args, &config, &repo_url) {
+        _ if args.no_pr => None,
+        Ok(name) => Some(name),
+        Err(_) if pr_if_known => {
+            printer.status(
+                "gitops: no GitHub repository (spec.gitops.github.repo) is known: pushing the branch only",
+            );
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    let verify = match &args.verify_report {
+        Some(file) => Some(read_verify(file)?),
+        None => None,
+    };
+
+    let rendered = layout::render(&bundle, &target).map_err(|e| match e {
+        LayoutError::MissingSettings { mode, key } => located(
+            "spec.gitops",
+            format!("secrets mode {mode} needs spec.gitops.{key}"),
+        )
+        .with_hint(settings_hint(mode)),
+        other => CommandError::bad_input(other.to_string()),
+    })?;
+    let title = pr::title(&bundle.plan, &target);
+    let body = pr::body(&bundle.plan, &target, &rendered.secrets, verify.as_ref());
+
+    // The gate: nothing is fetched or committed while a file holds a secret.
+    let (mut canaries, unchecked) = scan::canaries(&scan::config_sources(&resolved), &env);
+    let token = env("GITHUB_TOKEN")
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if let Some(t) = &token {
+        // The token is a secret too: never committed, never in a message.
+        canaries.push(scan::Canary {
+            source: "env:GITHUB_TOKEN".into(),
+            value: t.clone(),
+        });
+    }
+    let redact = |e: CommandError| -> CommandError {
+        CommandError {
+            message: scan::redact(&e.message, &canaries),
+            causes: e
+                .causes
+                .iter()
+                .map(|c| scan::redact(c, &canaries))
+                .collect(),
+            ..e
+        }
+    };
+    let mut scanned = rendered.files.clone();
+    scanned.insert("(pull request title)".into(), title.clone());
+    scanned.insert("(pull request body)".into(), body.clone());
+    refuse_findings(scan::scan(&scanned, &canaries))?;
+    for source in &unchecked {
+        if printer.verbose > 0 {
+            printer.status(&format!("not scanned for: {source} (no value here)"));
+        }
+    }
+
+    if github_repo.is_some() && token.is_none() {
+        return Err(CommandError::environment(
+            "GITHUB_TOKEN is not set; it is needed to open the pull request",
+        )
+        .with_hint(
+            "export GITHUB_TOKEN (a token with pull-request write access), or pass --no-pr",
+        ));
+    }
+    let access = Access { token };
+    printer.status(&format!(
+        "fetching {base} from {}",
+        repo::display_repo(&repo_url)
+    ));
+    let checkout = Checkout::open(&repo_url, &branch, &base, &access)
+        .map_err(git_error)
+        .map_err(redact)?;
+
+    let mut files = rendered.files.clone();
+    if !rendered.pending.is_empty() {
+        let sealed = seal::seal(
+            &rendered.pending,
+            &target,
+            &|p| checkout.read(p),
+            args.reseal,
+            &env,
+            &|tool| tool.to_string(),
+        )
+        .map_err(|e| {
+            let kind = match e {
+                seal::SealError::Missing { .. } | seal::SealError::Failed { .. } => {
+                    ErrorKind::Environment
+                }
+                seal::SealError::Source { .. } => ErrorKind::BadInput,
+            };
+            let hint = e.hint();
+            let mut err = CommandError::new(kind, e.to_string());
+            err.hint = hint;
+            redact(err)
+        })?;
+        // The encrypted output goes through the same gate.
+        refuse_findings(scan::scan(&sealed, &canaries))?;
+        files.extend(sealed);
+    }
+
+    let author = checkout
+        .author(args.author_name.as_deref(), args.author_email.as_deref())
+        .map_err(|e| {
+            CommandError::bad_input(e.to_string()).with_hint(
+                "set git config user.name/user.email, or pass --author-name and --author-email",
+            )
+        })?;
+    let message = format!(
+        "telltale: {} observability stack for {}\n\nProfile {}, layout {}, secrets {}, bundle digest {}.\n",
+        bundle.plan.profile,
+        cluster,
+        bundle.plan.profile,
+        target.layout,
+        target.secrets,
+        bundle.plan.digest
+    );
+    let committed = checkout
+        .commit(&path, &files, &message, &author)
+        .map_err(git_error)
+        .map_err(redact)?;
+    let (commit, pushed) = match committed {
+        Committed::New(id) => {
+            printer.status(&format!(
+                "committed {} on {branch}; pushing",
+                &id.to_string()[..12]
+            ));
+            checkout.push(&access).map_err(git_error).map_err(redact)?;
+            (Some(id.to_string()), true)
+        }
+        Committed::Unchanged => {
+            printer.status(&format!("nothing changed on {branch}: no commit"));
+            (None, false)
+        }
+    };
+
+    // A pull request needs the branch on the remote: nothing to review when
+    // the base already holds exactly this state.
+    let branch_on_remote = pushed || checkout.branch_exists;
+    let pull_request = match (&github_repo, branch_on_remote, &access.token) {
+        (Some(gh), true, Some(token)) => {
+            let api_url = args
+                .github_api_url
+                .clone()
+                .or(config.github.as_ref().and_then(|g| g.api_url.clone()))
+                .unwrap_or_else(|| github::DEFAULT_API_URL.to_string());
+            let request = PrRequest {
+                api_url: &api_url,
+                token,
+                repo: gh,
+                head: &branch,
+                base: &base,
+                title: &title,
+                body: &body,
+            };
+            let pr = access::runtime()?
+                .block_on(github::open_or_update(&request))
+                .map_err(|e| {
+                    redact(CommandError::environment(e.to_string())).with_hint(format!(
+                        "the branch {branch} is pushed; fix the cause and run again to open the pull request, or pass --no-pr"
+                    ))
+                })?;
+            Some(PrReport {
+                number: pr.number,
+                url: pr.url,
+                action: match pr.action {
+                    PrAction::Created => "created",
+                    PrAction::Updated => "updated",
+                    PrAction::Unchanged => "unchanged",
+                },
+            })
+        }
+        (Some(_), false, _) => {
+            printer.status(&format!(
+                "{base} already holds this state: no branch, no pull request"
+            ));
+            None
+        }
+        // No GitHub repository (--no-pr, or unknown for `up --gitops`); the
+        // token's presence was checked before anything was fetched.
+        _ => None,
+    };
+
+    let report = Report {
+        ok: true,
+        repo: repo::display_repo(&repo_url),
+        branch,
+        base,
+        path,
+        layout: target.layout,
+        secrets: target.secrets,
+        files: files.len(),
+        commit,
+        pushed,
+        pull_request,
+        unchecked_sources: unchecked,
+    };
+    Ok(report)
+}
+
+fn summary(r: &Report) -> String {
+    let commit = match &r.commit {
+        Some(c) => format!("commit {} pushed to {}", &c[..12], r.branch),
+        None => format!("no change on {}", r.branch),
+    };
+    format!(
+        "{} · {} files under {}/ ({} layout, secrets {}) in {}",
+        commit, r.files, r.path, r.layout, r.secrets, r.repo
+    )
+}
+
+/// Where the state goes: flags over the config over the defaults, checked
+/// before anything is fetched.
+fn target(
+    args: &GitopsArgs,
+    config: &GitOps,
+    bundle: &render::Bundle,
+) -> Result<Target, CommandError> {
+    let cluster = bundle
+        .plan
+        .cluster
+        .name
+        .clone()
+        .unwrap_or_else(|| bundle.plan.profile.clone());
+    let repo_url = args.repo.clone().or(config.repo.clone()).ok_or_else(|| {
+        CommandError::bad_input("no repository: pass --repo PATH|URL or set spec.gitops.repo")
+            .with_hint("e.g. --repo git@github.com:org/infra.git, or a local clone's path")
+    })?;
+    let base = args
+        .base
+        .clone()
+        .or(config.github.as_ref().and_then(|g| g.base.clone()))
+        .unwrap_or_else(|| "main".into());
+    let branch = args
+        .branch
+        .clone()
+        .or(config.branch.clone())
+        .unwrap_or_else(|| format!("telltale/{}", crate::gitops::dns_label(&cluster)));
+    if branch == base {
+        return Err(CommandError::bad_input(format!(
+            "the branch `{branch}` is the base branch; telltale never writes the base branch"
+        ))
+        .with_hint("pass another --branch (default telltale/<cluster>)"));
+    }
+    for (what, name) in [("--branch", &branch), ("--base", &base)] {
+        if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
+            return Err(CommandError::bad_input(format!(
+                "{what} `{name}` is not a valid branch name"
+            )));
+        }
+    }
+    let path = normalise_path(
+        &args
+            .path
+            .clone()
+            .or(config.path.clone())
+            .unwrap_or_else(|| format!("clusters/{cluster}/observability")),
+    )?;
+    Ok(Target {
+        cluster,
+        path,
+        layout: args.layout.or(config.layout).unwrap_or_default(),
+        secrets: args.secrets.or(config.secrets).unwrap_or_default(),
+        external_secrets: config.external_secrets.clone(),
+        sops: config.sops.clone(),
+        sealed_secrets: config.sealed_secrets.clone(),
+        repo_url,
+        revision: base,
+        branch,
+    })
+}
+
+fn print_report(printer: &Printer, r: &Report) {
+    if printer.is_json() {
+        printer.json(r);
+        return;
+    }
+    printer.out(&summary(r));
+    match &r.pull_request {
+        Some(pr) => printer.out(&format!(
+            "pull request #{} {}: {}",
+            pr.number, pr.action, pr.url
+        )),
+        None => printer.status(&format!(
+            "no pull request; open one from {} to {} when ready",
+            r.branch, r.base
+        )),
+    }
+}
+
+fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let mut err = CommandError::bad_input(format!(
+        "refusing to commit: {} would put a secret into Git; nothing was committed",
+        findings[0]
+    ));
+    err.causes = findings
+        .iter()
+        .skip(1)
+        .take(20)
+        .map(|f| f.to_string())
+        .collect();
+    Err(err.with_hint(
+        "secrets belong in sources ({env: VAR}, {file: PATH}, {secretRef: …}), never in values or --set",
+    ))
+}
+
+fn git_error(e: GitError) -> CommandError {
+    let hint = match &e {
+        GitError::NoBase { .. } => {
+            Some("pass --base with an existing branch (the repository needs at least one commit)")
+        }
+        GitError::Connect { .. } => {
+            Some("ssh URLs use the SSH agent (ssh-add -l); https URLs use GITHUB_TOKEN")
+        }
+        GitError::Rejected { .. } | GitError::Push { .. } => Some(
+            "the remote refused the telltale branch; check its protection rules, or pick another --branch",
+        ),
+        _ => None,
+    };
+    let err = CommandError::environment(e.to_string());
+    match hint {
+        Some(h) => err.with_hint(h),
+        None => err,
+    }
+}
+
+/// Repository-relative, forward slashes, no `..`, no leading slash.
+fn normalise_path(path: &str) -> Result<String, CommandError> {
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    if path.starts_with('/') || parts.contains(&"..") || path.contains('\\') {
+        return Err(CommandError::bad_input(format!(
+            "the path `{path}` (--path, spec.gitops.path) must be relative to the repository root, without `..`"
+        )));
+    }
+    Ok(parts.join("/"))
+}
+
+fn github_repo(
+    args: &GitopsArgs,
+    config: &GitOps,
+    repo_url: &str,
+) -> Result<RepoName, CommandError> {
+    let given = args
+        .github_repo
+        .clone()
+        .or(config.github.as_ref().and_then(|g| g.repo.clone()));
+    match given {
+        Some(text) => RepoName::parse(&text).ok_or_else(|| {
+            CommandError::bad_input(format!("--github-repo `{text}` is not owner/name"))
+        }),
+        None => RepoName::from_remote(repo_url).ok_or_else(|| {
+            CommandError::bad_input(format!(
+                "cannot tell the GitHub repository of {}",
+                repo::display_repo(repo_url)
+            ))
+            .with_hint("pass --github-repo OWNER/NAME (or set spec.gitops.github.repo), or --no-pr")
+        }),
+    }
+}
+
+fn read_verify(file: &PathBuf) -> Result<VerifyReport, CommandError> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        CommandError::bad_input(format!(
+            "cannot read the verify report {}: {e}",
+            file.display()
+        ))
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        CommandError::bad_input(format!(
+            "{} is not a verify report (`telltale verify -o json`): {e}",
+            file.display()
+        ))
+    })
+}
+
+fn settings_hint(mode: SecretsMode) -> &'static str {
+    match mode {
+        SecretsMode::ExternalSecrets => {
+            "gitops: {secrets: external-secrets, externalSecrets: {store: vault-backend}}"
+        }
+        SecretsMode::Sops => "gitops: {secrets: sops, sops: {age: [age1…]}}",
+        SecretsMode::SealedSecrets => {
+            "gitops: {secrets: sealed-secrets, sealedSecrets: {cert: ./pub-cert.pem}}"
+        }
+        SecretsMode::Reference => "",
+    }
+}

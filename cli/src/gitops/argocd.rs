@@ -1,0 +1,106 @@
+//! The Argo CD layout: an Application per Helm release (chart version
+//! pinned, values inline), one Application for the manifests, and a root
+//! Application over them all (app of apps). Sync waves follow the phases.
+//!
+//! ```text
+//! <path>/root.yaml                  Application → <path>/apps (apply this one by hand, once)
+//! <path>/apps/<release>.yaml        Application (argoproj.io/v1alpha1), Helm source
+//! <path>/apps/manifests.yaml        Application → <path>/manifests
+//! <path>/manifests/…                the bundle's manifests + kustomization.yaml
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::layout::{self, LayoutError, Rendered, Target};
+use super::{dns_label, yaml};
+use crate::model::Phase;
+use crate::render::Bundle;
+use crate::render::plan::Release;
+
+pub const ARGOCD_NAMESPACE: &str = "argocd";
+const IN_CLUSTER: &str = "https://kubernetes.default.svc";
+
+pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError> {
+    let m = layout::manifests(bundle, target)?;
+    let mut files = BTreeMap::new();
+    let prefix = format!("telltale-{}", dns_label(&target.cluster));
+    let ns = &bundle.plan.namespace;
+    for release in &bundle.plan.releases {
+        let values = layout::values(bundle, &release.values)?;
+        files.insert(
+            target.join(&format!("apps/{}.yaml", release.name)),
+            yaml(&helm_application(&prefix, release, values)),
+        );
+    }
+    let manifests = application(
+        &format!("{prefix}-manifests"),
+        // After every release: the objects need the CRDs the charts bring.
+        Phase::Gitops.index(),
+        json!({"repoURL": target.repo_url, "targetRevision": target.revision,
+               "path": target.join("manifests")}),
+        ns,
+    );
+    files.insert(target.join("apps/manifests.yaml"), yaml(&manifests));
+    let root = application(
+        &prefix,
+        0,
+        json!({"repoURL": target.repo_url, "targetRevision": target.revision,
+               "path": target.join("apps")}),
+        ARGOCD_NAMESPACE,
+    );
+    files.insert(target.join("root.yaml"), yaml(&root));
+    layout::manifests_dir(&m, target, &mut files);
+    Ok(Rendered {
+        files,
+        pending: m.pending,
+        secrets: m.secrets,
+    })
+}
+
+fn helm_application(prefix: &str, release: &Release, values: Value) -> Value {
+    // Argo CD names an OCI Helm repository without the scheme and the chart.
+    let (repo_url, chart) = match release.repository.strip_prefix("oci://") {
+        Some(rest) => {
+            let base = rest
+                .strip_suffix(&format!("/{}", release.chart))
+                .unwrap_or(rest);
+            (base.to_string(), release.chart.clone())
+        }
+        None => (release.repository.clone(), release.chart.clone()),
+    };
+    let mut helm = json!({"releaseName": release.name, "valuesObject": values});
+    if release.crds {
+        helm["skipCrds"] = json!(false);
+    }
+    application(
+        &format!("{prefix}-{}", release.name),
+        release.phase.index(),
+        json!({"repoURL": repo_url, "chart": chart, "targetRevision": release.version, "helm": helm}),
+        &release.namespace,
+    )
+}
+
+fn application(name: &str, wave: usize, source: Value, namespace: &str) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Application",
+        "metadata": {
+            "name": name,
+            "namespace": ARGOCD_NAMESPACE,
+            "annotations": {"argocd.argoproj.io/sync-wave": wave.to_string()},
+            "labels": {"app.kubernetes.io/managed-by": "telltale"},
+        },
+        "spec": {
+            "project": "default",
+            "source": source,
+            "destination": {"server": IN_CLUSTER, "namespace": namespace},
+            "syncPolicy": {
+                "automated": {"prune": true, "selfHeal": true},
+                // CRDs are too large for client-side apply.
+                "syncOptions": ["CreateNamespace=true", "ServerSideApply=true"],
+            },
+        },
+    })
+}

@@ -1,0 +1,324 @@
+//! What every layout shares: the target (where in the repository, for which
+//! cluster), the bundle's manifests with their Secrets replaced according
+//! to the secrets mode, and the Secrets the cluster must hold.
+//!
+//! Pure: the bundle in, repository-relative files out. Secret *values*
+//! never pass through here; Secrets that must be encrypted are returned as
+//! [`Pending`] and filled in by `seal` once the repository is checked out.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{Layout, SecretsMode, yaml};
+use crate::model::Phase;
+use crate::model::config::{ExternalSecrets, SealedSecrets, Sops};
+use crate::render::Bundle;
+use crate::render::plan::{SecretKey, Step};
+
+/// Where and how the rendered state goes.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub cluster: String,
+    /// Repository-relative directory, no leading or trailing slash.
+    pub path: String,
+    pub layout: Layout,
+    pub secrets: SecretsMode,
+    pub external_secrets: Option<ExternalSecrets>,
+    pub sops: Option<Sops>,
+    pub sealed_secrets: Option<SealedSecrets>,
+    /// The repository as the in-cluster controller fetches it (Argo CD's repoURL).
+    pub repo_url: String,
+    /// The branch the controller follows once the pull request is merged
+    /// (the pull request's base).
+    pub revision: String,
+    /// The branch telltale commits on.
+    pub branch: String,
+}
+
+impl Target {
+    /// `path/rel`, repository-relative.
+    pub fn join(&self, rel: &str) -> String {
+        if self.path.is_empty() {
+            rel.to_string()
+        } else {
+            format!("{}/{rel}", self.path)
+        }
+    }
+}
+
+/// One value of a Secret the cluster needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    /// Where `up` reads it: `env:VAR`, `file:PATH`, `secretRef:…`, `prompt`, `generated`, `fixed:…`.
+    Source(String),
+    /// Content rendered into the bundle that is not secret but lives in a
+    /// Secret (alertmanager.yaml, whose credentials are `*_file` paths).
+    Known(String),
+}
+
+/// A Secret the stack reads, named exactly as `up` creates it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeededSecret {
+    pub name: String,
+    pub namespace: String,
+    pub keys: Vec<(String, KeyValue)>,
+}
+
+/// A Secret to encrypt (sops) or seal (kubeseal) into `path` (repository-relative).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub path: String,
+    pub secret: NeededSecret,
+}
+
+/// A layout's output: repository-relative path → content.
+#[derive(Debug, Clone, Default)]
+pub struct Rendered {
+    pub files: BTreeMap<String, String>,
+    pub pending: Vec<Pending>,
+    /// Every Secret the stack reads, for the pull request and the summary.
+    pub secrets: Vec<NeededSecret>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayoutError {
+    #[error("{path} in the bundle is not valid YAML: {message}")]
+    Manifest { path: String, message: String },
+    #[error("secrets mode {mode} needs `spec.gitops.{key}` in the config")]
+    MissingSettings {
+        mode: SecretsMode,
+        key: &'static str,
+    },
+    #[error("{path}: {message}")]
+    Values { path: String, message: String },
+}
+
+pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError> {
+    match target.layout {
+        Layout::Flux => super::flux::render(bundle, target),
+        Layout::Argocd => super::argocd::render(bundle, target),
+        Layout::Plain => super::plain::render(bundle, target),
+    }
+}
+
+/// The bundle's manifests, `manifests/NN-phase/file.yaml` → content, with
+/// Secret objects replaced per the secrets mode; plus the Secrets needed.
+pub struct Manifests {
+    pub files: BTreeMap<String, String>,
+    pub pending: Vec<Pending>,
+    pub secrets: Vec<NeededSecret>,
+}
+
+pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutError> {
+    let mut files = BTreeMap::new();
+    let mut pending = Vec::new();
+    let mut secrets = Vec::new();
+    for (path, content) in bundle.files.range("manifests/".to_string()..) {
+        if !path.starts_with("manifests/") {
+            break;
+        }
+        let object: Value = serde_saphyr::from_str(content).map_err(|e| LayoutError::Manifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        if object["kind"] != "Secret" {
+            files.insert(path.clone(), content.clone());
+            continue;
+        }
+        let secret = NeededSecret {
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            namespace: object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or(&bundle.plan.namespace)
+                .to_string(),
+            keys: object["stringData"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                KeyValue::Known(v.as_str().unwrap_or_default().to_string()),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        secrets.push(secret.clone());
+        if let Some(file) = sealed_path(target.secrets, path) {
+            pending.push(Pending {
+                path: target.join(&file),
+                secret,
+            });
+        }
+    }
+    for step in bundle.plan.phases.iter().flat_map(|p| &p.steps) {
+        let Step::Secret {
+            name,
+            namespace,
+            keys,
+        } = step
+        else {
+            continue;
+        };
+        let secret = NeededSecret {
+            name: name.clone(),
+            namespace: namespace.clone(),
+            keys: keys
+                .iter()
+                .map(|SecretKey { key, source }| (key.clone(), KeyValue::Source(source.clone())))
+                .collect(),
+        };
+        let dir = format!("manifests/{}", Phase::Secrets.dir_name());
+        match target.secrets {
+            SecretsMode::Reference => {}
+            SecretsMode::ExternalSecrets => {
+                let settings =
+                    target
+                        .external_secrets
+                        .as_ref()
+                        .ok_or(LayoutError::MissingSettings {
+                            mode: target.secrets,
+                            key: "externalSecrets",
+                        })?;
+                files.insert(
+                    format!("{dir}/ExternalSecret_{namespace}_{name}.yaml"),
+                    yaml(&external_secret(&secret, settings, &target.cluster)),
+                );
+            }
+            SecretsMode::Sops | SecretsMode::SealedSecrets => {
+                let own = format!("{dir}/Secret_{namespace}_{name}.yaml");
+                if let Some(file) = sealed_path(target.secrets, &own) {
+                    pending.push(Pending {
+                        path: target.join(&file),
+                        secret: secret.clone(),
+                    });
+                }
+            }
+        }
+        secrets.push(secret);
+    }
+    match target.secrets {
+        SecretsMode::Sops if target.sops.is_none() => {
+            return Err(LayoutError::MissingSettings {
+                mode: target.secrets,
+                key: "sops.age",
+            });
+        }
+        SecretsMode::SealedSecrets if target.sealed_secrets.is_none() => {
+            return Err(LayoutError::MissingSettings {
+                mode: target.secrets,
+                key: "sealedSecrets.cert",
+            });
+        }
+        _ => {}
+    }
+    Ok(Manifests {
+        files,
+        pending,
+        secrets,
+    })
+}
+
+/// Where an encrypted Secret goes, in the modes that commit one.
+fn sealed_path(mode: SecretsMode, secret_path: &str) -> Option<String> {
+    match mode {
+        SecretsMode::Sops => Some(secret_path.to_string()),
+        SecretsMode::SealedSecrets => {
+            let (dir, file) = secret_path.rsplit_once('/').unwrap_or(("", secret_path));
+            Some(format!("{dir}/Sealed{file}"))
+        }
+        SecretsMode::Reference | SecretsMode::ExternalSecrets => None,
+    }
+}
+
+/// An ExternalSecret that produces the Secret `up` would create: same name,
+/// same keys. Each key is a property of one remote key per Secret; fixed
+/// non-secret values are templated in.
+pub fn external_secret(secret: &NeededSecret, settings: &ExternalSecrets, cluster: &str) -> Value {
+    let prefix = settings
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| format!("telltale/{cluster}/"));
+    let mut data = Vec::new();
+    let mut fixed = serde_json::Map::new();
+    for (key, value) in &secret.keys {
+        match value {
+            KeyValue::Source(source) if source.starts_with("fixed:") => {
+                fixed.insert(key.clone(), json!(source.trim_start_matches("fixed:")));
+            }
+            _ => data.push(json!({
+                "secretKey": key,
+                "remoteRef": {"key": format!("{prefix}{}", secret.name), "property": key},
+            })),
+        }
+    }
+    let mut target = json!({"name": secret.name, "creationPolicy": "Owner"});
+    if !fixed.is_empty() {
+        target["template"] = json!({"engineVersion": "v2", "mergePolicy": "Merge", "data": fixed});
+    }
+    json!({
+        "apiVersion": "external-secrets.io/v1",
+        "kind": "ExternalSecret",
+        "metadata": {"name": secret.name, "namespace": secret.namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "telltale"}},
+        "spec": {
+            "refreshInterval": settings.refresh_interval,
+            "secretStoreRef": {"name": settings.store, "kind": settings.store_kind.as_str()},
+            "target": target,
+            "data": data,
+        },
+    })
+}
+
+/// A kustomize `kustomization.yaml` listing `resources` in order.
+pub fn kustomization(resources: &[String]) -> String {
+    yaml(&json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    }))
+}
+
+/// The manifests directory with its kustomization.yaml (files in phase order),
+/// placed under `target.path/manifests/`.
+pub fn manifests_dir(m: &Manifests, target: &Target, out: &mut BTreeMap<String, String>) {
+    let pending_prefix = target.join("manifests/");
+    let mut resources: Vec<String> = m
+        .files
+        .keys()
+        .map(|p| p.trim_start_matches("manifests/").to_string())
+        .chain(
+            m.pending
+                .iter()
+                .map(|p| p.path.trim_start_matches(&pending_prefix).to_string()),
+        )
+        .collect();
+    resources.sort();
+    resources.dedup();
+    out.insert(
+        target.join("manifests/kustomization.yaml"),
+        kustomization(&resources),
+    );
+    for (path, content) in &m.files {
+        out.insert(target.join(path), content.clone());
+    }
+}
+
+/// A release's values from the bundle, as an object.
+pub fn values(bundle: &Bundle, path: &str) -> Result<Value, LayoutError> {
+    let text = bundle.files.get(path).ok_or_else(|| LayoutError::Values {
+        path: path.to_string(),
+        message: "missing from the bundle".into(),
+    })?;
+    let value: Value = serde_saphyr::from_str(text).map_err(|e| LayoutError::Values {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    Ok(if value.is_null() { json!({}) } else { value })
+}

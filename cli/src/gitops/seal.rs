@@ -1,0 +1,242 @@
+//! The sops and sealed-secrets modes: a Secret is built in memory from its
+//! sources and handed on stdin to `sops` (age recipients) or `kubeseal`
+//! (the controller's certificate); only their encrypted output is kept.
+//!
+//! Encryption is not deterministic, so a file already committed with the
+//! same keys is kept as it is (no new commit on every run); `--reseal`
+//! encrypts again, e.g. after a value changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use super::SecretsMode;
+use super::layout::{KeyValue, Pending, Target};
+use crate::install::secrets::{KeySource, generate};
+use crate::secrets::Secret;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error("`{tool}` was not found on PATH; the {mode} secrets mode needs it")]
+    Missing {
+        tool: &'static str,
+        mode: SecretsMode,
+    },
+    #[error("`{tool}` failed for {secret}: {output}")]
+    Failed {
+        tool: &'static str,
+        secret: String,
+        output: String,
+    },
+    #[error("cannot {mode} {secret}/{key}: {problem}")]
+    Source {
+        mode: SecretsMode,
+        secret: String,
+        key: String,
+        problem: String,
+    },
+}
+
+impl SealError {
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SealError::Missing { tool: "sops", .. } => Some(
+                "install sops (https://github.com/getsops/sops/releases) or choose another secrets mode (--secrets reference)".into(),
+            ),
+            SealError::Missing { .. } => Some(
+                "install kubeseal (https://github.com/bitnami-labs/sealed-secrets/releases) or choose another secrets mode (--secrets reference)".into(),
+            ),
+            SealError::Source { .. } => Some(
+                "sops and sealed-secrets need the values here: use {env: VAR} or {file: PATH} sources, or --secrets reference".into(),
+            ),
+            SealError::Failed { .. } => None,
+        }
+    }
+}
+
+/// The encrypted files, path → content. `existing` reads the file as the
+/// branch holds it; `env` is the process environment, passed in.
+pub fn seal(
+    pending: &[Pending],
+    target: &Target,
+    existing: &dyn Fn(&str) -> Option<String>,
+    reseal: bool,
+    env: &dyn Fn(&str) -> Option<String>,
+    tool: &dyn Fn(&'static str) -> String,
+) -> Result<BTreeMap<String, String>, SealError> {
+    let mut out = BTreeMap::new();
+    for p in pending {
+        let wanted: BTreeSet<&str> = p.secret.keys.iter().map(|(k, _)| k.as_str()).collect();
+        if !reseal
+            && let Some(text) = existing(&p.path)
+            && committed_keys(&text)
+                .iter()
+                .map(String::as_str)
+                .collect::<BTreeSet<_>>()
+                == wanted
+        {
+            out.insert(p.path.clone(), text);
+            continue;
+        }
+        let mut data = serde_json::Map::new();
+        for (key, value) in &p.secret.keys {
+            let value = resolve(value, env).map_err(|problem| SealError::Source {
+                mode: target.secrets,
+                secret: p.secret.name.clone(),
+                key: key.clone(),
+                problem,
+            })?;
+            data.insert(key.clone(), json!(value.expose()));
+        }
+        let secret = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": p.secret.name, "namespace": p.secret.namespace},
+            "stringData": data,
+        });
+        let plain = Secret::new(super::yaml(&secret));
+        let name = format!("{}/{}", p.secret.namespace, p.secret.name);
+        let encrypted = match target.secrets {
+            SecretsMode::Sops => {
+                let recipients = target
+                    .sops
+                    .as_ref()
+                    .map(|s| s.age.join(","))
+                    .unwrap_or_default();
+                run(
+                    "sops",
+                    &tool("sops"),
+                    &[
+                        "--encrypt",
+                        "--age",
+                        &recipients,
+                        "--encrypted-regex",
+                        "^(data|stringData)$",
+                        "--input-type",
+                        "yaml",
+                        "--output-type",
+                        "yaml",
+                        "/dev/stdin",
+                    ],
+                    &plain,
+                    &name,
+                    target.secrets,
+                )?
+            }
+            _ => {
+                let cert = target
+                    .sealed_secrets
+                    .as_ref()
+                    .map(|s| s.cert.clone())
+                    .unwrap_or_default();
+                run(
+                    "kubeseal",
+                    &tool("kubeseal"),
+                    &["--cert", &cert, "--format", "yaml"],
+                    &plain,
+                    &name,
+                    target.secrets,
+                )?
+            }
+        };
+        out.insert(p.path.clone(), encrypted);
+    }
+    Ok(out)
+}
+
+fn resolve(value: &KeyValue, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+    let source = match value {
+        KeyValue::Known(text) => return Ok(Secret::new(text.clone())),
+        KeyValue::Source(s) => s,
+    };
+    match KeySource::parse(source) {
+        KeySource::Env(var) => env(&var)
+            .filter(|v| !v.is_empty())
+            .map(Secret::new)
+            .ok_or_else(|| format!("environment variable {var} is not set")),
+        KeySource::File(path) => std::fs::read_to_string(&path)
+            .map(|v| Secret::new(v.trim_end_matches(['\n', '\r'])))
+            .map_err(|e| format!("cannot read {path}: {e}")),
+        KeySource::Fixed(v) => Ok(Secret::new(v)),
+        // Kept afterwards: a committed file with the same keys is not re-sealed.
+        KeySource::Generated => generate().map_err(|e| e.0),
+        KeySource::SecretRef { name, key } => Err(format!(
+            "secretRef {name}/{key} lives in the cluster and is not read here"
+        )),
+        KeySource::Prompt => Err("a prompt source cannot be sealed unattended".into()),
+    }
+}
+
+/// The keys a committed sops Secret or SealedSecret holds (key names stay
+/// readable in both).
+fn committed_keys(text: &str) -> Vec<String> {
+    let Ok(value) = serde_saphyr::from_str::<Value>(text) else {
+        return Vec::new();
+    };
+    let keys = |v: &Value| -> Vec<String> {
+        v.as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    };
+    let mut out = keys(&value["stringData"]);
+    out.extend(keys(&value["data"]));
+    out.extend(keys(&value["spec"]["encryptedData"]));
+    out
+}
+
+fn run(
+    tool: &'static str,
+    program: &str,
+    args: &[&str],
+    input: &Secret,
+    secret: &str,
+    mode: SecretsMode,
+) -> Result<String, SealError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => SealError::Missing { tool, mode },
+            _ => SealError::Failed {
+                tool,
+                secret: secret.to_string(),
+                output: format!("could not run it: {e}"),
+            },
+        })?;
+    let mut stdin = child.stdin.take();
+    let text = input.expose().to_string();
+    // Written from a thread so a tool that answers before reading all of
+    // its input cannot deadlock on a full pipe.
+    let writer = std::thread::spawn(move || {
+        if let Some(s) = stdin.as_mut() {
+            let _ = s.write_all(text.as_bytes());
+        }
+    });
+    let output = child.wait_with_output().map_err(|e| SealError::Failed {
+        tool,
+        secret: secret.to_string(),
+        output: e.to_string(),
+    })?;
+    let _ = writer.join();
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let lines: Vec<&str> = stderr.lines().collect();
+        return Err(SealError::Failed {
+            tool,
+            secret: secret.to_string(),
+            output: format!(
+                "exited with {}: {}",
+                output.status,
+                lines[lines.len().saturating_sub(10)..].join("\n")
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).to_string())
+}

@@ -1,0 +1,1499 @@
+//! `telltale gitops` against real Git repositories and a fake GitHub API.
+//!
+//! Repositories are bare repositories in a temporary directory (local
+//! path), or served by `git daemon` on 127.0.0.1 so that their pre-receive
+//! hook runs (libgit2's local transport runs no hooks). GitHub is a
+//! wiremock server standing in for the REST API. Every run gets canary
+//! secret values; after each run every blob of the repository, stdout and
+//! stderr are searched for them.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const SLACK: &str = "canary-slack-webhook-7f3a9c";
+const PAGERDUTY: &str = "canary-pagerduty-key-91b2d0";
+const TWILIO: &str = "canary-twilio-token-c4d8e1";
+const SMTP: &str = "canary-smtp-password-e5f6a2";
+const TOKEN: &str = "canary-github-token-0a1b2c";
+const CANARIES: [&str; 5] = [SLACK, PAGERDUTY, TWILIO, SMTP, TOKEN];
+const BRANCH: &str = "telltale/prod-eu-1";
+const PATH: &str = "clusters/prod-eu-1/observability";
+
+struct Setup {
+    dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// A bare repository `R.git` with one commit on main, a HOME whose git
+    /// config names the author, and a config whose receivers read the canaries.
+    fn new() -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir(root.join("home")).unwrap();
+        std::fs::write(
+            root.join("home/.gitconfig"),
+            "[user]\n\tname = Telltale Test\n\temail = test@example.com\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("smtp-password"), format!("{SMTP}\n")).unwrap();
+        std::fs::write(
+            root.join("telltale.yaml"),
+            format!(
+                r##"apiVersion: telltale.dev/v1alpha1
+kind: Config
+metadata:
+  name: prod-eu-1
+spec:
+  profile: production
+  cluster: {{context: prod-eu-1, name: prod-eu-1}}
+  alerting:
+    receivers:
+      slack: {{channel: "#ops-alerts", webhookUrl: {{env: SLACK_WEBHOOK_URL}}}}
+      pagerduty: {{routingKey: {{env: PAGERDUTY_ROUTING_KEY}}}}
+      email: {{to: ops@example.com, from: am@example.com, smarthost: "smtp.example.com:587", username: am@example.com, password: {{file: {}}}}}
+      sms: {{to: ["+15550100"], twilio: {{accountSid: ACxxxx, from: "+15550199", authToken: {{env: TWILIO_AUTH_TOKEN}}}}}}
+"##,
+                root.join("smtp-password").display()
+            ),
+        )
+        .unwrap();
+        git(root, &["init", "-q", "--bare", "-b", "main", "R.git"]);
+        git(root, &["clone", "-q", "R.git", "seed"]);
+        std::fs::write(root.join("seed/README.md"), "infra\n").unwrap();
+        git(&root.join("seed"), &["add", "README.md"]);
+        git(&root.join("seed"), &["commit", "-q", "-m", "init"]);
+        git(&root.join("seed"), &["push", "-q", "origin", "HEAD:main"]);
+        Setup { dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn repo(&self) -> PathBuf {
+        self.root().join("R.git")
+    }
+
+    fn telltale(&self) -> Command {
+        let mut cmd = Command::cargo_bin("telltale").unwrap();
+        cmd.env_clear()
+            .env("HOME", self.root().join("home"))
+            .env("NO_COLOR", "1")
+            .env("SLACK_WEBHOOK_URL", SLACK)
+            .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY)
+            .env("TWILIO_AUTH_TOKEN", TWILIO)
+            .current_dir(self.root());
+        cmd
+    }
+
+    /// Runs `telltale gitops ARGS`, asserting the exit code and that no
+    /// canary reached stdout or stderr. Returns (stdout, stderr).
+    fn gitops(
+        &self,
+        args: &[&str],
+        code: i32,
+        extra: impl FnOnce(&mut Command),
+    ) -> (String, String) {
+        let mut cmd = self.telltale();
+        cmd.arg("gitops").args(args);
+        extra(&mut cmd);
+        let output = cmd.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+        assert_eq!(
+            output.status.code(),
+            Some(code),
+            "telltale gitops {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        assert_no_canary("stdout", &stdout);
+        assert_no_canary("stderr", &stderr);
+        (stdout, stderr)
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    common::run_ok(
+        std::process::Command::new("git")
+            .args(["-c", "user.name=Seed", "-c", "user.email=seed@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1"),
+    )
+}
+
+fn assert_no_canary(what: &str, text: &str) {
+    for canary in CANARIES {
+        assert!(!text.contains(canary), "a canary secret leaked into {what}");
+    }
+}
+
+/// Every object in the repository's object database (every blob of every
+/// ref, and unreachable ones too) searched for every canary.
+fn assert_no_canary_in_repo(repo: &Path) {
+    let repo = git2::Repository::open_bare(repo).unwrap();
+    let odb = repo.odb().unwrap();
+    let mut ids = Vec::new();
+    odb.foreach(|id| {
+        ids.push(*id);
+        true
+    })
+    .unwrap();
+    assert!(!ids.is_empty());
+    let mut blobs = 0;
+    for id in ids {
+        let object = odb.read(id).unwrap();
+        if object.kind() == git2::ObjectType::Blob {
+            blobs += 1;
+        }
+        let data = String::from_utf8_lossy(object.data());
+        for canary in CANARIES {
+            assert!(
+                !data.contains(canary),
+                "object {id} ({:?}) holds a canary secret",
+                object.kind()
+            );
+        }
+    }
+    assert!(blobs > 1, "the repository holds the committed files");
+}
+
+fn ref_id(repo: &Path, name: &str) -> Option<String> {
+    let repo = git2::Repository::open_bare(repo).unwrap();
+    repo.refname_to_id(name).ok().map(|id| id.to_string())
+}
+
+fn commits_on(repo: &Path, branch: &str) -> usize {
+    let repo = git2::Repository::open_bare(repo).unwrap();
+    let mut walk = repo.revwalk().unwrap();
+    walk.push_ref(&format!("refs/heads/{branch}")).unwrap();
+    walk.count()
+}
+
+/// The files of `branch` under `dir`, path → content.
+fn files_on(repo: &Path, branch: &str, dir: &str) -> BTreeMap<String, String> {
+    let repo = git2::Repository::open_bare(repo).unwrap();
+    let tree = repo
+        .find_reference(&format!("refs/heads/{branch}"))
+        .unwrap()
+        .peel_to_tree()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
+        if entry.kind() == Some(git2::ObjectType::Blob) {
+            let path = format!("{root}{}", entry.name().unwrap());
+            if let Some(rel) = path.strip_prefix(&format!("{dir}/")) {
+                let blob = entry.to_object(&repo).unwrap().peel_to_blob().unwrap();
+                out.insert(
+                    rel.to_string(),
+                    String::from_utf8_lossy(blob.content()).to_string(),
+                );
+            }
+        }
+        git2::TreeWalkResult::Ok
+    })
+    .unwrap();
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The issue's "done when": bare repo, --no-pr, flux layout, main untouched,
+// no canary in any blob, and a second identical run adds no commit.
+
+#[test]
+fn flux_branch_on_a_bare_repo_leaves_main_alone_holds_no_secret_and_reruns_without_a_commit() {
+    let s = Setup::new();
+    let repo = s.repo();
+    let main_before = ref_id(&repo, "refs/heads/main").unwrap();
+    let repo_arg = repo.display().to_string();
+    let args = [
+        "--repo",
+        &repo_arg,
+        "--no-pr",
+        "--profile",
+        "production",
+        "-o",
+        "json",
+    ];
+
+    let (stdout, _) = s.gitops(&args, 0, |_| {});
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert_eq!(report["branch"], BRANCH);
+    assert_eq!(report["layout"], "flux");
+    assert_eq!(report["secrets"], "reference");
+    assert_eq!(report["pushed"], true);
+    assert!(report["pull_request"].is_null());
+    let first = ref_id(&repo, &format!("refs/heads/{BRANCH}")).expect("the branch exists");
+    assert_eq!(report["commit"], first.as_str());
+    assert_eq!(
+        ref_id(&repo, "refs/heads/main").unwrap(),
+        main_before,
+        "main is untouched"
+    );
+    assert_eq!(commits_on(&repo, BRANCH), 2, "one commit on top of main");
+
+    let files = files_on(&repo, BRANCH, PATH);
+    for expected in [
+        "kustomization.yaml",
+        "sync-releases.yaml",
+        "sync-manifests.yaml",
+        "releases/kustomization.yaml",
+        "releases/kube-prometheus-stack.yaml",
+        "releases/sources/kube-prometheus-stack-oci.yaml",
+        "releases/loki.yaml",
+        "manifests/kustomization.yaml",
+    ] {
+        assert!(
+            files.contains_key(expected),
+            "{expected} committed; got {:?}",
+            files.keys()
+        );
+    }
+    assert!(
+        !files.values().any(|c| c.contains("kind: Secret\n")),
+        "reference mode commits no Secret object"
+    );
+    assert_no_canary_in_repo(&repo);
+
+    let (stdout, stderr) = s.gitops(&args, 0, |_| {});
+    let report: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["commit"].is_null(), "{stdout}");
+    assert_eq!(report["pushed"], false);
+    assert!(stderr.contains("no commit"), "{stderr}");
+    assert_eq!(
+        ref_id(&repo, &format!("refs/heads/{BRANCH}")).unwrap(),
+        first
+    );
+    assert_eq!(commits_on(&repo, BRANCH), 2, "no second commit");
+    assert_eq!(ref_id(&repo, "refs/heads/main").unwrap(), main_before);
+    assert_no_canary_in_repo(&repo);
+}
+
+#[test]
+fn a_changed_input_adds_one_commit_and_removes_files_that_are_gone() {
+    let s = Setup::new();
+    let repo = s.repo().display().to_string();
+    s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "plain"],
+        0,
+        |_| {},
+    );
+    let before = files_on(&s.repo(), BRANCH, PATH);
+    assert!(before.contains_key("plan.json"));
+    // Another layout in the same path: the plain files must go.
+    s.gitops(&["--repo", &repo, "--no-pr", "--layout", "flux"], 0, |_| {});
+    let after = files_on(&s.repo(), BRANCH, PATH);
+    assert!(!after.contains_key("plan.json"), "stale files are removed");
+    assert!(after.contains_key("sync-releases.yaml"));
+    assert_eq!(commits_on(&s.repo(), BRANCH), 3);
+    // The rest of the repository is untouched.
+    let readme = git(
+        s.root(),
+        &["--git-dir", "R.git", "show", &format!("{BRANCH}:README.md")],
+    );
+    assert_eq!(readme, "infra\n");
+}
+
+// ---------------------------------------------------------------------------
+// Pushes through `git daemon`, so the repository's pre-receive hook runs.
+
+struct Daemon {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const HOOK: &str = r#"#!/bin/sh
+while read old new ref; do
+  case "$ref" in
+    refs/heads/main) echo "main is protected: changes arrive by pull request" >&2; exit 1 ;;
+    refs/heads/frozen/*) echo "branches under frozen/ are read-only" >&2; exit 1 ;;
+  esac
+done
+exit 0
+"#;
+
+fn serve(s: &Setup) -> Daemon {
+    let hook = s.repo().join("hooks/pre-receive");
+    std::fs::write(&hook, HOOK).unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&hook).unwrap().permissions(),
+        0o755,
+    );
+    let mut perms = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&hook, perms).unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = std::process::Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+            &format!("--port={port}"),
+            &format!("--base-path={}", s.root().display()),
+            "--export-all",
+            "--enable=receive-pack",
+            "--informative-errors",
+        ])
+        .arg(s.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("`git daemon` runs (git is required by this test)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "git daemon did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Daemon { child, port }
+}
+
+#[test]
+fn the_hook_that_protects_main_is_live_and_the_telltale_branch_passes_it() {
+    let s = Setup::new();
+    let daemon = serve(&s);
+    let url = format!("git://127.0.0.1:{}/R.git", daemon.port);
+    // The hook really runs: a direct push of a new commit to main is refused.
+    std::fs::write(s.root().join("seed/README.md"), "changed\n").unwrap();
+    git(&s.root().join("seed"), &["commit", "-q", "-am", "direct"]);
+    let pushed = std::process::Command::new("git")
+        .args(["push", &url, "HEAD:main"])
+        .current_dir(s.root().join("seed"))
+        .output()
+        .unwrap();
+    assert!(!pushed.status.success());
+    assert!(String::from_utf8_lossy(&pushed.stderr).contains("main is protected"));
+
+    let main_before = ref_id(&s.repo(), "refs/heads/main").unwrap();
+    s.gitops(&["--repo", &url, "--no-pr"], 0, |_| {});
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_some());
+    assert_eq!(ref_id(&s.repo(), "refs/heads/main").unwrap(), main_before);
+    assert_no_canary_in_repo(&s.repo());
+    // Idempotent over the network too.
+    s.gitops(&["--repo", &url, "--no-pr"], 0, |_| {});
+    assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+}
+
+#[test]
+fn a_rejected_push_says_so_with_the_remotes_message() {
+    let s = Setup::new();
+    let daemon = serve(&s);
+    let url = format!("git://127.0.0.1:{}/R.git", daemon.port);
+    let (_, stderr) = s.gitops(
+        &["--repo", &url, "--no-pr", "--branch", "frozen/obs"],
+        3,
+        |_| {},
+    );
+    assert!(
+        stderr.contains("rejected the push of `frozen/obs`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("branches under frozen/ are read-only"),
+        "{stderr}"
+    );
+    assert!(ref_id(&s.repo(), "refs/heads/frozen/obs").is_none());
+}
+
+// ---------------------------------------------------------------------------
+// The pull request, against a fake GitHub API (wiremock).
+
+mod github {
+    use super::*;
+    use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const PULLS: &str = "/repos/org/infra/pulls";
+
+    fn pr(number: u64, title: &str, body: &str) -> Value {
+        json!({
+            "id": 1000 + number, "number": number,
+            "url": format!("https://api.github.test{PULLS}/{number}"),
+            "html_url": format!("https://github.test/org/infra/pull/{number}"),
+            "locked": false, "state": "open", "title": title, "body": body,
+            "head": {"ref": BRANCH, "sha": "0000000000000000000000000000000000000000"},
+            "base": {"ref": "main", "sha": "0000000000000000000000000000000000000000"},
+        })
+    }
+
+    fn list(server_pr: Option<Value>) -> Mock {
+        Mock::given(method("GET"))
+            .and(path(PULLS))
+            .and(query_param("head", format!("org:{BRANCH}")))
+            .and(query_param("base", "main"))
+            .and(query_param("state", "open"))
+            .and(header("authorization", format!("Bearer {TOKEN}")))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!(server_pr.into_iter().collect::<Vec<_>>())),
+            )
+    }
+
+    async fn run(s: &Setup, server: &MockServer, code: i32) -> (String, String) {
+        let repo = s.repo().display().to_string();
+        let api = server.uri();
+        let args: Vec<String> = [
+            "--repo",
+            &repo,
+            "--github-repo",
+            "org/infra",
+            "--github-api-url",
+            &api,
+            "-o",
+            "json",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        // The binary blocks; the fake API answers on the runtime's other threads.
+        tokio::task::block_in_place(|| {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            s.gitops(&args, code, |c| {
+                c.env("GITHUB_TOKEN", TOKEN);
+            })
+        })
+    }
+
+    fn body_of(request: &wiremock::Request) -> Value {
+        serde_json::from_slice(&request.body).unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_pull_request_is_created_and_a_rerun_opens_no_second_one() {
+        let s = Setup::new();
+        let server = MockServer::start().await;
+        list(None).up_to_n_times(1).expect(1).mount(&server).await;
+        Mock::given(method("POST"))
+            .and(path(PULLS))
+            .and(body_partial_json(json!({"head": BRANCH, "base": "main"})))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pr(7, "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let (stdout, _) = run(&s, &server, 0).await;
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["pull_request"]["number"], 7);
+        assert_eq!(report["pull_request"]["action"], "created");
+        assert_eq!(
+            report["pull_request"]["url"],
+            "https://github.test/org/infra/pull/7"
+        );
+
+        let requests = server.received_requests().await.unwrap();
+        let create = requests
+            .iter()
+            .find(|r| r.method.as_str() == "POST")
+            .unwrap();
+        let sent = body_of(create);
+        let (title, body) = (
+            sent["title"].as_str().unwrap(),
+            sent["body"].as_str().unwrap(),
+        );
+        assert_no_canary("the pull request", &format!("{title}{body}"));
+        assert!(
+            title.contains("prod-eu-1") && title.contains("production"),
+            "{title}"
+        );
+        for expected in [
+            "kube-prometheus-stack",
+            "93.4.1",
+            "| 03 | secrets |",
+            "telltale-alertmanager-receivers",
+            "No verify report",
+        ] {
+            assert!(
+                body.contains(expected),
+                "the body names {expected}:\n{body}"
+            );
+        }
+        server.verify().await;
+
+        // Second run: the fake now lists the pull request as GitHub would.
+        server.reset().await;
+        list(Some(pr(7, title, body)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let (stdout, _) = run(&s, &server, 0).await;
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["pull_request"]["action"], "unchanged");
+        assert!(report["commit"].is_null());
+        assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+        server.verify().await;
+        assert_no_canary_in_repo(&s.repo());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_open_pull_request_is_updated_with_the_verify_summary() {
+        let s = Setup::new();
+        std::fs::write(
+            s.root().join("verify.json"),
+            json!({"ok": false, "checks": [
+                {"id": "targets", "status": "pass", "duration_ms": 12, "summary": "14 targets up", "evidence": []},
+                {"id": "notifications", "status": "fail", "duration_ms": 40, "summary": "slack: no delivery in 30s", "evidence": []},
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let server = MockServer::start().await;
+        list(Some(pr(3, "old title", "old body")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .and(path(format!("{PULLS}/3")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(pr(3, "new", "new")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let repo = s.repo().display().to_string();
+        let api = server.uri();
+        let (stdout, _) = tokio::task::block_in_place(|| {
+            s.gitops(
+                &[
+                    "--repo",
+                    &repo,
+                    "--github-repo",
+                    "org/infra",
+                    "--github-api-url",
+                    &api,
+                    "--verify-report",
+                    "verify.json",
+                    "-o",
+                    "json",
+                ],
+                0,
+                |c| {
+                    c.env("GITHUB_TOKEN", TOKEN);
+                },
+            )
+        });
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["pull_request"]["action"], "updated");
+        let requests = server.received_requests().await.unwrap();
+        let patch = body_of(
+            requests
+                .iter()
+                .find(|r| r.method.as_str() == "PATCH")
+                .unwrap(),
+        );
+        let body = patch["body"].as_str().unwrap();
+        assert!(
+            body.contains("verify failed — 1 passed, 1 failed, 0 skipped"),
+            "{body}"
+        );
+        assert!(
+            body.contains("| notifications | fail | slack: no delivery in 30s |"),
+            "{body}"
+        );
+        server.verify().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn github_enterprise_api_urls_keep_their_path() {
+        let s = Setup::new();
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(format!("/api/v3{PULLS}")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(format!("/api/v3{PULLS}")))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pr(9, "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let repo = s.repo().display().to_string();
+        let api = format!("{}/api/v3", server.uri());
+        let (stdout, _) = tokio::task::block_in_place(|| {
+            s.gitops(
+                &[
+                    "--repo",
+                    &repo,
+                    "--github-repo",
+                    "org/infra",
+                    "--github-api-url",
+                    &api,
+                    "-o",
+                    "json",
+                ],
+                0,
+                |c| {
+                    c.env("GITHUB_TOKEN", TOKEN);
+                },
+            )
+        });
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["pull_request"]["number"], 9);
+        server.verify().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_github_error_is_an_environment_error_with_its_message() {
+        let s = Setup::new();
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path(PULLS))
+            .respond_with(
+                ResponseTemplate::new(401).set_body_json(json!({"message": "Bad credentials"})),
+            )
+            .mount(&server)
+            .await;
+        let (_, stderr) = run(&s, &server, 3).await;
+        assert!(stderr.contains("listing pull requests failed"), "{stderr}");
+        assert!(stderr.contains("Bad credentials"), "{stderr}");
+        // The branch was pushed before: a re-run only has the PR left to do.
+        assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_some());
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The secret gate.
+
+#[test]
+fn a_canary_in_a_value_aborts_with_file_line_and_source_and_commits_nothing() {
+    let s = Setup::new();
+    let repo = s.repo().display().to_string();
+    let set = format!("kube-prometheus-stack.extraNote={SLACK}");
+    let (_, stderr) = s.gitops(&["--repo", &repo, "--no-pr", "--set", &set], 2, |_| {});
+    assert!(stderr.contains("refusing to commit"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{PATH}/releases/kube-prometheus-stack.yaml:")),
+        "names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains("the value of env:SLACK_WEBHOOK_URL"),
+        "{stderr}"
+    );
+    assert!(
+        ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none(),
+        "nothing pushed"
+    );
+}
+
+#[test]
+fn a_known_secret_shape_aborts_too() {
+    let s = Setup::new();
+    let repo = s.repo().display().to_string();
+    let set = "kube-prometheus-stack.extraNote=https://hooks.slack.com/services/T0123/B0456/abcdefghijklmnop";
+    let (_, stderr) = s.gitops(&["--repo", &repo, "--no-pr", "--set", set], 2, |_| {});
+    assert!(
+        stderr.contains("looks like a Slack webhook URL"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("abcdefghijklmnop"),
+        "the value is not printed"
+    );
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Input and environment errors.
+
+#[test]
+fn bad_input_and_missing_environment_have_their_exit_codes() {
+    let s = Setup::new();
+    let repo = s.repo().display().to_string();
+    let (_, e) = s.gitops(&["--repo", &repo, "--no-pr", "--branch", "main"], 2, |_| {});
+    assert!(e.contains("never writes the base branch"), "{e}");
+    let (_, e) = s.gitops(&["--no-pr"], 2, |_| {});
+    assert!(e.contains("no repository"), "{e}");
+    let (_, e) = s.gitops(&["--repo", &repo, "--no-pr", "--path", "../x"], 2, |_| {});
+    assert!(e.contains("without `..`"), "{e}");
+    let (_, e) = s.gitops(&["--repo", &repo], 2, |_| {});
+    assert!(e.contains("cannot tell the GitHub repository"), "{e}");
+    let (_, e) = s.gitops(&["--repo", &repo, "--github-repo", "org/infra"], 3, |_| {});
+    assert!(e.contains("GITHUB_TOKEN is not set"), "{e}");
+    let (_, e) = s.gitops(
+        &["--repo", &repo, "--no-pr", "--base", "develop"],
+        3,
+        |_| {},
+    );
+    assert!(e.contains("base branch `develop` does not exist"), "{e}");
+    let missing = s.root().join("nope.git").display().to_string();
+    let (_, e) = s.gitops(&["--repo", &missing, "--no-pr"], 3, |_| {});
+    assert!(e.contains("cannot reach the repository"), "{e}");
+    let (_, e) = s.gitops(
+        &["--repo", &repo, "--no-pr", "--secrets", "sops"],
+        2,
+        |_| {},
+    );
+    assert!(e.contains("needs spec.gitops.sops.age"), "{e}");
+    // No author anywhere.
+    let (_, e) = s.gitops(&["--repo", &repo, "--no-pr"], 2, |c| {
+        c.env("HOME", s.root());
+    });
+    assert!(e.contains("no commit author"), "{e}");
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
+}
+
+#[test]
+fn sops_mode_without_sops_is_a_clear_environment_error() {
+    let s = Setup::new();
+    let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
+        + "  gitops: {secrets: sops, sops: {age: [age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq]}}\n";
+    std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    let repo = s.repo().display().to_string();
+    let empty = s.root().join("empty-bin");
+    std::fs::create_dir(&empty).unwrap();
+    let (_, e) = s.gitops(&["--repo", &repo, "--no-pr"], 3, |c| {
+        c.env("PATH", &empty);
+    });
+    assert!(e.contains("`sops` was not found on PATH"), "{e}");
+    assert!(e.contains("install sops"), "{e}");
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
+}
+
+#[test]
+fn sops_output_is_scanned_and_kept_when_the_keys_did_not_change() {
+    let s = Setup::new();
+    let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
+        + "  gitops: {secrets: sops, sops: {age: [age1test]}}\n"
+        // The profile's Grafana datasource reads its password from a
+        // secretRef, which only the cluster can resolve: sops cannot seal it.
+        + "  grafana: {}\n";
+    std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    // A stand-in for sops that "encrypts" by replacing every value under
+    // stringData with ENC[…] and a random nonce, as sops does.
+    let bin = s.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(
+        bin.join("sops"),
+        "#!/bin/sh\nawk -v n=\"$$\" '/^stringData:/{s=1;print;next} s&&/^  [^ ]/{split($0,a,\":\");print a[1]\": ENC[AES256_GCM,data:\"n\"]\";next} s&&/^    /{next} {s=0;print}' -\necho 'sops:'\necho '  age: [{recipient: age1test}]'\n",
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(bin.join("sops")).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(bin.join("sops"), perms).unwrap();
+    let repo = s.repo().display().to_string();
+    s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    let files = files_on(&s.repo(), BRANCH, PATH);
+    let receivers =
+        &files["manifests/03-secrets/Secret_monitoring_telltale-alertmanager-receivers.yaml"];
+    assert!(receivers.contains("slack-webhook-url: ENC["), "{receivers}");
+    assert!(files["sync-manifests.yaml"].contains("provider: sops"));
+    assert_no_canary_in_repo(&s.repo());
+    // The fake's output differs on every run; same keys, so no new commit.
+    s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+
+    // A sops that leaks the plaintext is caught by the gate.
+    std::fs::write(bin.join("sops"), "#!/bin/sh\ncat\n").unwrap();
+    let (_, e) = s.gitops(&["--repo", &repo, "--no-pr", "--reseal"], 2, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    assert!(e.contains("refusing to commit"), "{e}");
+    assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+}
+
+// ---------------------------------------------------------------------------
+// The layouts parse into the documented shapes of Flux, Argo CD and kustomize.
+
+/// Mirrors of the documented fields; the parse itself is the check, so not
+/// every field is read afterwards.
+#[allow(dead_code)]
+mod shapes {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Meta {
+        pub name: String,
+        pub namespace: Option<String>,
+        pub labels: Option<BTreeMap<String, String>>,
+        pub annotations: Option<BTreeMap<String, String>>,
+    }
+
+    /// kustomize.config.k8s.io/v1beta1 Kustomization (kustomization.yaml).
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct KustomizeFile {
+        pub api_version: String,
+        pub kind: String,
+        pub resources: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Object<S> {
+        pub api_version: String,
+        pub kind: String,
+        pub metadata: Meta,
+        pub spec: S,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Ref {
+        pub kind: String,
+        pub name: String,
+        pub namespace: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Dependency {
+        pub name: String,
+        pub namespace: Option<String>,
+    }
+
+    /// helm.toolkit.fluxcd.io/v2 HelmRelease.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct HelmReleaseSpec {
+        pub interval: String,
+        pub release_name: Option<String>,
+        pub chart: Option<ChartTemplate>,
+        pub chart_ref: Option<Ref>,
+        pub install: Option<Action>,
+        pub upgrade: Option<Action>,
+        pub values: Option<Value>,
+        pub depends_on: Option<Vec<Dependency>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ChartTemplate {
+        pub spec: ChartSpec,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct ChartSpec {
+        pub chart: String,
+        pub version: String,
+        pub source_ref: Ref,
+        pub interval: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Action {
+        pub crds: Option<String>,
+        pub remediation: Option<Remediation>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Remediation {
+        pub retries: i64,
+    }
+
+    /// source.toolkit.fluxcd.io/v1 OCIRepository and HelmRepository.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct SourceSpec {
+        pub interval: String,
+        pub url: String,
+        #[serde(rename = "ref")]
+        pub reference: Option<OciRef>,
+        pub layer_selector: Option<LayerSelector>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct OciRef {
+        pub tag: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct LayerSelector {
+        pub media_type: String,
+        pub operation: String,
+    }
+
+    /// kustomize.toolkit.fluxcd.io/v1 Kustomization.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct FluxKustomizationSpec {
+        pub interval: String,
+        pub path: String,
+        pub prune: bool,
+        pub wait: Option<bool>,
+        pub timeout: Option<String>,
+        pub source_ref: Ref,
+        pub depends_on: Option<Vec<Dependency>>,
+        pub decryption: Option<Value>,
+    }
+
+    /// argoproj.io/v1alpha1 Application.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct ApplicationSpec {
+        pub project: String,
+        pub source: AppSource,
+        pub destination: Destination,
+        pub sync_policy: Option<SyncPolicy>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct AppSource {
+        #[serde(rename = "repoURL")]
+        pub repo_url: String,
+        pub target_revision: String,
+        pub chart: Option<String>,
+        pub path: Option<String>,
+        pub helm: Option<AppHelm>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct AppHelm {
+        pub release_name: String,
+        pub values_object: Value,
+        pub skip_crds: Option<bool>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Destination {
+        pub server: String,
+        pub namespace: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct SyncPolicy {
+        pub automated: Option<Automated>,
+        pub sync_options: Vec<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct Automated {
+        pub prune: bool,
+        pub self_heal: bool,
+    }
+
+    /// external-secrets.io/v1 ExternalSecret.
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct ExternalSecretSpec {
+        pub refresh_interval: String,
+        pub secret_store_ref: StoreRef,
+        pub target: EsTarget,
+        pub data: Vec<EsData>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct StoreRef {
+        pub name: String,
+        pub kind: String,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct EsTarget {
+        pub name: String,
+        pub creation_policy: String,
+        pub template: Option<Value>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    pub struct EsData {
+        pub secret_key: String,
+        pub remote_ref: RemoteRef,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct RemoteRef {
+        pub key: String,
+        pub property: String,
+    }
+
+    pub fn parse<T: serde::de::DeserializeOwned>(path: &str, text: &str) -> T {
+        serde_saphyr::from_str(text)
+            .unwrap_or_else(|e| panic!("{path} has the documented shape: {e}\n{text}"))
+    }
+}
+
+use telltale::gitops::layout::{self, Target};
+use telltale::gitops::{Layout, SecretsMode};
+
+fn target(layout: Layout, secrets: SecretsMode) -> Target {
+    Target {
+        cluster: "prod-eu-1".into(),
+        path: PATH.into(),
+        layout,
+        secrets,
+        external_secrets: Some(telltale::model::config::ExternalSecrets {
+            store: "vault-backend".into(),
+            store_kind: Default::default(),
+            key_prefix: None,
+            refresh_interval: "1h".into(),
+        }),
+        sops: None,
+        sealed_secrets: None,
+        repo_url: "https://github.com/org/infra.git".into(),
+        revision: "main".into(),
+        branch: BRANCH.into(),
+    }
+}
+
+fn production() -> telltale::render::Bundle {
+    let config = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/configs/production-receivers.yaml"),
+    )
+    .unwrap();
+    common::render_with("production", Some(&config), &[])
+}
+
+/// Every kustomization.yaml names files that exist; in `dirs` other than
+/// the root, every file is named by one (nothing committed that no
+/// controller applies).
+fn check_kustomizations(files: &BTreeMap<String, String>, dirs: &[&str]) {
+    for dir in dirs {
+        let base = if dir.is_empty() {
+            format!("{PATH}/")
+        } else {
+            format!("{PATH}/{dir}/")
+        };
+        let key = format!("{base}kustomization.yaml");
+        let k: shapes::KustomizeFile = shapes::parse(&key, &files[&key]);
+        assert_eq!(
+            (k.api_version.as_str(), k.kind.as_str()),
+            ("kustomize.config.k8s.io/v1beta1", "Kustomization")
+        );
+        let listed: Vec<String> = k.resources.iter().map(|r| format!("{base}{r}")).collect();
+        for path in &listed {
+            assert!(files.contains_key(path), "{key} names {path}, which exists");
+        }
+        if dir.is_empty() {
+            continue;
+        }
+        for path in files.keys().filter(|p| p.starts_with(&base) && **p != key) {
+            assert!(listed.contains(path), "{path} is listed in {key}");
+        }
+    }
+}
+
+#[test]
+fn the_flux_layout_parses_into_flux_and_kustomize_shapes() {
+    let bundle = production();
+    let out = layout::render(&bundle, &target(Layout::Flux, SecretsMode::Reference)).unwrap();
+    let f = &out.files;
+    check_kustomizations(f, &["", "releases", "manifests"]);
+    for release in &bundle.plan.releases {
+        let path = format!("{PATH}/releases/{}.yaml", release.name);
+        let hr: shapes::Object<shapes::HelmReleaseSpec> = shapes::parse(&path, &f[&path]);
+        assert_eq!(
+            (hr.api_version.as_str(), hr.kind.as_str()),
+            ("helm.toolkit.fluxcd.io/v2", "HelmRelease")
+        );
+        assert_eq!(hr.metadata.namespace.as_deref(), Some("monitoring"));
+        assert_eq!(hr.spec.release_name.as_deref(), Some(release.name.as_str()));
+        // Values are exactly the bundle's.
+        let bundle_values: Value = serde_saphyr::from_str(&bundle.files[&release.values]).unwrap();
+        assert_eq!(hr.spec.values.as_ref().unwrap(), &bundle_values);
+        for action in [&hr.spec.install, &hr.spec.upgrade].into_iter().flatten() {
+            if let Some(crds) = &action.crds {
+                assert!(["Skip", "Create", "CreateReplace"].contains(&crds.as_str()));
+            }
+        }
+        if release.repository.starts_with("oci://") {
+            let chart_ref = hr.spec.chart_ref.as_ref().expect("OCI charts by chartRef");
+            assert_eq!(chart_ref.kind, "OCIRepository");
+            let src = format!("{PATH}/releases/sources/{}-oci.yaml", chart_ref.name);
+            let oci: shapes::Object<shapes::SourceSpec> = shapes::parse(&src, &f[&src]);
+            assert_eq!(
+                (oci.api_version.as_str(), oci.kind.as_str()),
+                ("source.toolkit.fluxcd.io/v1", "OCIRepository")
+            );
+            assert_eq!(oci.spec.reference.unwrap().tag, release.version, "pinned");
+            assert_eq!(oci.spec.url, release.repository);
+            assert_eq!(oci.spec.layer_selector.unwrap().operation, "copy");
+        } else {
+            let chart = &hr
+                .spec
+                .chart
+                .as_ref()
+                .expect("HTTP charts by chart.spec")
+                .spec;
+            assert_eq!(
+                (chart.chart.as_str(), chart.version.as_str()),
+                (release.chart.as_str(), release.version.as_str())
+            );
+            assert_eq!(chart.source_ref.kind, "HelmRepository");
+            let src = format!("{PATH}/releases/sources/{}.yaml", chart.source_ref.name);
+            let repo: shapes::Object<shapes::SourceSpec> = shapes::parse(&src, &f[&src]);
+            assert_eq!(
+                (repo.api_version.as_str(), repo.kind.as_str()),
+                ("source.toolkit.fluxcd.io/v1", "HelmRepository")
+            );
+            assert_eq!(repo.spec.url, release.repository);
+        }
+    }
+    for (file, depends) in [("sync-releases.yaml", false), ("sync-manifests.yaml", true)] {
+        let path = format!("{PATH}/{file}");
+        let k: shapes::Object<shapes::FluxKustomizationSpec> = shapes::parse(&path, &f[&path]);
+        assert_eq!(
+            (k.api_version.as_str(), k.kind.as_str()),
+            ("kustomize.toolkit.fluxcd.io/v1", "Kustomization")
+        );
+        assert_eq!(k.spec.source_ref.kind, "GitRepository");
+        assert!(k.spec.path.starts_with(&format!("./{PATH}/")));
+        assert!(f.contains_key(&format!("{}/kustomization.yaml", &k.spec.path[2..])));
+        assert_eq!(k.spec.depends_on.is_some(), depends);
+    }
+    // Every manifest of the bundle except its Secret is committed as is.
+    for (path, content) in bundle
+        .files
+        .iter()
+        .filter(|(p, _)| p.starts_with("manifests/"))
+    {
+        let committed = f.get(&format!("{PATH}/{path}"));
+        if path.contains("/Secret_") {
+            assert!(
+                committed.is_none(),
+                "{path} is not committed in reference mode"
+            );
+        } else {
+            assert_eq!(committed, Some(content), "{path}");
+        }
+    }
+}
+
+#[test]
+fn the_argocd_layout_parses_into_application_shapes() {
+    let bundle = production();
+    let out = layout::render(&bundle, &target(Layout::Argocd, SecretsMode::Reference)).unwrap();
+    let f = &out.files;
+    check_kustomizations(f, &["manifests"]);
+    let app = |path: &str| -> shapes::Object<shapes::ApplicationSpec> {
+        let a: shapes::Object<shapes::ApplicationSpec> = shapes::parse(path, &f[path]);
+        assert_eq!(
+            (a.api_version.as_str(), a.kind.as_str()),
+            ("argoproj.io/v1alpha1", "Application")
+        );
+        assert_eq!(a.metadata.namespace.as_deref(), Some("argocd"));
+        a
+    };
+    let root = app(&format!("{PATH}/root.yaml"));
+    assert_eq!(
+        root.spec.source.path.as_deref(),
+        Some(format!("{PATH}/apps").as_str())
+    );
+    assert_eq!(
+        root.spec.source.repo_url,
+        "https://github.com/org/infra.git"
+    );
+    let apps: Vec<&String> = f
+        .keys()
+        .filter(|k| k.starts_with(&format!("{PATH}/apps/")))
+        .collect();
+    assert_eq!(
+        apps.len(),
+        bundle.plan.releases.len() + 1,
+        "one per release plus the manifests"
+    );
+    for release in &bundle.plan.releases {
+        let a = app(&format!("{PATH}/apps/{}.yaml", release.name));
+        assert_eq!(a.spec.source.chart.as_deref(), Some(release.chart.as_str()));
+        assert_eq!(a.spec.source.target_revision, release.version, "pinned");
+        assert!(!a.spec.source.repo_url.starts_with("oci://"));
+        let helm = a.spec.source.helm.unwrap();
+        let bundle_values: Value = serde_saphyr::from_str(&bundle.files[&release.values]).unwrap();
+        assert_eq!(helm.values_object, bundle_values);
+        assert_eq!(a.spec.destination.namespace, "monitoring");
+        assert!(
+            a.spec
+                .sync_policy
+                .unwrap()
+                .sync_options
+                .contains(&"ServerSideApply=true".to_string())
+        );
+    }
+    let manifests = app(&format!("{PATH}/apps/manifests.yaml"));
+    assert_eq!(
+        manifests.spec.source.path.as_deref(),
+        Some(format!("{PATH}/manifests").as_str())
+    );
+    assert_eq!(manifests.spec.source.target_revision, "main");
+}
+
+#[test]
+fn the_plain_layout_is_the_bundle_without_its_secret() {
+    let bundle = production();
+    let out = layout::render(&bundle, &target(Layout::Plain, SecretsMode::Reference)).unwrap();
+    assert_eq!(out.files[&format!("{PATH}/plan.json")], bundle.plan_json);
+    for (path, content) in &bundle.files {
+        let committed = out.files.get(&format!("{PATH}/{path}"));
+        if path.contains("/Secret_") {
+            assert!(committed.is_none());
+        } else {
+            assert_eq!(committed, Some(content), "{path}");
+        }
+    }
+    check_kustomizations(&out.files, &["manifests"]);
+}
+
+#[test]
+fn external_secrets_produce_the_secrets_up_creates_same_names_same_keys() {
+    let bundle = production();
+    let out = layout::render(&bundle, &target(Layout::Flux, SecretsMode::ExternalSecrets)).unwrap();
+    let mut planned = 0;
+    for step in bundle.plan.phases.iter().flat_map(|p| &p.steps) {
+        let telltale::render::plan::Step::Secret {
+            name,
+            namespace,
+            keys,
+        } = step
+        else {
+            continue;
+        };
+        planned += 1;
+        let path = format!("{PATH}/manifests/03-secrets/ExternalSecret_{namespace}_{name}.yaml");
+        let es: shapes::Object<shapes::ExternalSecretSpec> =
+            shapes::parse(&path, &out.files[&path]);
+        assert_eq!(
+            (es.api_version.as_str(), es.kind.as_str()),
+            ("external-secrets.io/v1", "ExternalSecret")
+        );
+        assert_eq!(es.spec.target.name, *name);
+        assert_eq!(es.spec.secret_store_ref.name, "vault-backend");
+        assert_eq!(es.spec.secret_store_ref.kind, "SecretStore");
+        let mut got: Vec<String> = es.spec.data.iter().map(|d| d.secret_key.clone()).collect();
+        if let Some(t) = &es.spec.target.template {
+            got.extend(t["data"].as_object().unwrap().keys().cloned());
+        }
+        got.sort();
+        let mut want: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        want.sort();
+        assert_eq!(got, want, "{name}");
+        for d in &es.spec.data {
+            assert_eq!(d.remote_ref.key, format!("telltale/prod-eu-1/{name}"));
+        }
+    }
+    assert!(planned >= 2);
+    assert!(!out.files.values().any(|c| c.contains("kind: Secret\n")));
+}
+
+#[test]
+fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
+    let s = Setup::new();
+    std::fs::write(
+        s.root().join("cert.pem"),
+        "-----BEGIN CERTIFICATE-----\nfake\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
+        + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: cert.pem}, layout: argocd}\n  grafana: {}\n";
+    std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    // A stand-in for kubeseal: checks it was given the certificate, reads the
+    // Secret on stdin and answers a SealedSecret with opaque values.
+    let bin = s.root().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    std::fs::write(
+        bin.join("kubeseal"),
+        r#"#!/bin/sh
+[ "$1" = "--cert" ] && [ -f "$2" ] || { echo "no certificate" >&2; exit 1; }
+awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n  encryptedData:"}
+     /^stringData:/{s=1;next} s&&/^  [^ ]/{split($0,a,":");print "    "a[1]": AgBy3i4OJSWK+PiTySYZZA=="} s&&!/^ /{s=0}' -
+"#,
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(bin.join("kubeseal"))
+        .unwrap()
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(bin.join("kubeseal"), perms).unwrap();
+    let repo = s.repo().display().to_string();
+    s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    let files = files_on(&s.repo(), BRANCH, PATH);
+    let sealed =
+        &files["manifests/03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"];
+    assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
+    for key in [
+        "slack-webhook-url",
+        "pagerduty-routing-key",
+        "smtp-password",
+    ] {
+        assert!(
+            sealed.contains(&format!("    {key}: ")),
+            "{key} sealed: {sealed}"
+        );
+    }
+    assert!(
+        files["manifests/kustomization.yaml"]
+            .contains("03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml")
+    );
+    assert!(
+        !files.keys().any(|k| k.contains("/Secret_")),
+        "no plain Secret"
+    );
+    assert_no_canary_in_repo(&s.repo());
+}
+
+#[test]
+fn the_readme_documents_every_gitops_flag() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let s = Setup::new();
+    let output = s.telltale().args(["gitops", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout).to_string();
+    let flags: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--"))
+        .map(|w| w.trim_end_matches([',', '.']))
+        .map(|w| w.split(['=', '[']).next().unwrap())
+        .collect();
+    for flag in [
+        "--repo",
+        "--branch",
+        "--base",
+        "--path",
+        "--layout",
+        "--secrets",
+        "--no-pr",
+        "--github-repo",
+        "--github-api-url",
+        "--verify-report",
+        "--author-name",
+        "--author-email",
+        "--reseal",
+    ] {
+        assert!(flags.contains(&flag), "--help has {flag}:\n{help}");
+        assert!(readme.contains(flag), "README documents {flag}");
+    }
+}
+
+#[test]
+fn gitops_settings_in_the_config_are_strict_and_located() {
+    let s = Setup::new();
+    let base = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap();
+    for (gitops, expected) in [
+        (
+            "  gitops: {repo: R.git, layuot: flux}\n",
+            "did you mean `layout`?",
+        ),
+        (
+            "  gitops: {repo: R.git, layout: fluxx}\n",
+            "unknown variant `fluxx`",
+        ),
+        (
+            "  gitops: {repo: R.git, secrets: plaintext}\n",
+            "expected one of reference, external-secrets, sops, sealed-secrets",
+        ),
+        (
+            "  gitops: {repo: R.git, secrets: external-secrets}\n",
+            "needs spec.gitops.externalSecrets",
+        ),
+        (
+            "  gitops: {repo: R.git, secrets: sealed-secrets}\n",
+            "needs spec.gitops.sealedSecrets.cert",
+        ),
+    ] {
+        std::fs::write(s.root().join("telltale.yaml"), format!("{base}{gitops}")).unwrap();
+        let (_, e) = s.gitops(&["--no-pr"], 2, |_| {});
+        assert!(e.contains("telltale.yaml:"), "located: {e}");
+        assert!(e.contains(expected), "{gitops}: {e}");
+    }
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
+    // The config's settings are used: repo, path, layout, branch.
+    std::fs::write(
+        s.root().join("telltale.yaml"),
+        format!("{base}  gitops: {{repo: R.git, path: obs/, layout: plain, branch: gitops/obs}}\n"),
+    )
+    .unwrap();
+    s.gitops(&["--no-pr"], 0, |_| {});
+    assert!(files_on(&s.repo(), "gitops/obs", "obs").contains_key("plan.json"));
+}
+
+/// The issue's acceptance command, verbatim: no config file, the production
+/// profile's own receivers reading the canaries from the environment.
+#[test]
+fn the_acceptance_command_verbatim() {
+    let s = Setup::new();
+    let repo = s.repo();
+    let main_before = ref_id(&repo, "refs/heads/main").unwrap();
+    let repo_arg = repo.display().to_string();
+    let args = ["--repo", &repo_arg, "--no-pr", "--profile", "production"];
+    // A directory without telltale.yaml.
+    let cwd = s.root().join("home");
+    s.gitops(&args, 0, |c| {
+        c.current_dir(&cwd);
+    });
+    let first = ref_id(&repo, "refs/heads/telltale/production").expect("branch telltale/<cluster>");
+    assert_eq!(ref_id(&repo, "refs/heads/main").unwrap(), main_before);
+    let files = files_on(
+        &repo,
+        "telltale/production",
+        "clusters/production/observability",
+    );
+    assert!(
+        files.contains_key("releases/kube-prometheus-stack.yaml"),
+        "flux layout"
+    );
+    assert_no_canary_in_repo(&repo);
+    s.gitops(&args, 0, |c| {
+        c.current_dir(&cwd);
+    });
+    assert_eq!(
+        ref_id(&repo, "refs/heads/telltale/production").unwrap(),
+        first,
+        "no second commit"
+    );
+    assert_no_canary_in_repo(&repo);
+}
+
+/// The blob search itself can fail: a canary planted in any object is found.
+#[test]
+#[should_panic(expected = "holds a canary secret")]
+fn the_blob_search_finds_a_planted_canary() {
+    let s = Setup::new();
+    let repo = git2::Repository::open_bare(s.repo()).unwrap();
+    repo.blob(format!("url: {SLACK}\n").as_bytes()).unwrap();
+    assert_no_canary_in_repo(&s.repo());
+}
