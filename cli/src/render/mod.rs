@@ -179,7 +179,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         let spec = &p.entry.plugin.spec;
         let tree = &p.entry.files;
         for (_, source) in tree.files_in("manifests", ".yaml") {
-            let rendered = template::render(&source, &ctx)?;
+            let rendered = template::render_with_values(&source, &ctx, &p.values)?;
             for o in objects::parse(&rendered, &r.namespace, name)? {
                 objects.push((spec.phase, o));
             }

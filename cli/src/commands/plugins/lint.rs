@@ -89,6 +89,7 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
         profile: "lint".into(),
     };
     let tree = &entry.files;
+    let mut defaults = json!({});
     if let Some(values) = tree.get("values.yaml") {
         let rendered = template::render(&values, &ctx)?;
         let node: Node = parse(&rendered, "helm values (a mapping)")?;
@@ -98,13 +99,26 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
                 values.name
             )));
         }
+        defaults = node.to_json();
     }
     for (_, source) in tree.files_in("manifests", ".yaml") {
         objects::parse(
-            &template::render(&source, &ctx)?,
+            &template::render_with_values(&source, &ctx, &defaults)?,
             "monitoring",
             entry.name(),
         )?;
+    }
+    for (_, source) in tree.files_in("overlays", ".yaml") {
+        let rendered = template::render_with_values(&source, &ctx, &defaults)?;
+        if parse::<Node>(&rendered, "helm values (a mapping)")?
+            .as_map()
+            .is_none()
+        {
+            return Err(CommandError::bad_input(format!(
+                "{}: an overlay must be a mapping of helm values",
+                source.name
+            )));
+        }
     }
     let groups = alerts_of(entry)?;
     let tests: Vec<_> = tree
