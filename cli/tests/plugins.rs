@@ -113,6 +113,37 @@ fn plugins_new_demo_in_an_empty_directory_then_lint_exits_0() {
 }
 
 #[test]
+fn the_authoring_guide_example_lints_clean() {
+    require_tool("promtool");
+    require_tool("amtool");
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plugins.md"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("redis-exporter");
+    for file in [
+        "plugin.yaml",
+        "values.yaml",
+        "rules/telltale-redis.yaml",
+        "tests/telltale-redis_test.yaml",
+        "runbooks/REDIS_DOWN.md",
+    ] {
+        // The first fenced block after the file's heading is its content.
+        let heading = guide.find(&format!("### {file}\n")).expect(file);
+        let open = heading + guide[heading..].find("```").unwrap();
+        let start = open + guide[open..].find('\n').unwrap() + 1;
+        let end = start + guide[start..].find("\n```\n").unwrap();
+        let path = plugin.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("{}\n", &guide[start..end])).unwrap();
+    }
+    with_tools(&mut telltale(dir.path()))
+        .args(["plugins", "lint", "redis-exporter"])
+        .assert()
+        .code(0);
+}
+
+#[test]
 fn lint_fails_on_a_runbook_without_its_sections_and_on_a_plugin_that_does_not_render() {
     require_tool("promtool");
     require_tool("amtool");
@@ -127,9 +158,10 @@ fn lint_fails_on_a_runbook_without_its_sections_and_on_a_plugin_that_does_not_re
     )
     .unwrap();
     let plugin = dir.path().join("demo/plugin.yaml");
-    let text = std::fs::read_to_string(&plugin)
-        .unwrap()
-        .replace("  phase: exporters\n", "  phase: exporters\n  requires: [no-such-plugin]\n");
+    let text = std::fs::read_to_string(&plugin).unwrap().replace(
+        "  phase: exporters\n",
+        "  phase: exporters\n  requires: [no-such-plugin]\n",
+    );
     std::fs::write(&plugin, text).unwrap();
     let output = with_tools(&mut telltale(dir.path()))
         .args(["plugins", "lint", "demo"])
@@ -141,7 +173,10 @@ fn lint_fails_on_a_runbook_without_its_sections_and_on_a_plugin_that_does_not_re
         stdout.contains("runbooks/DEMO_DOWN.md: no `## Detection` section"),
         "{stdout}"
     );
-    assert!(stdout.contains("does not render in profile kind"), "{stdout}");
+    assert!(
+        stdout.contains("does not render in profile kind"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -167,12 +202,20 @@ fn every_profile_plans_with_its_plugins_and_names_them() {
                 "blackbox-exporter",
             ],
         ),
-        ("production", &["blackbox-exporter", "cert-manager", "sachet"]),
+        (
+            "production",
+            &["blackbox-exporter", "cert-manager", "sachet"],
+        ),
         ("ml-slo", &["keda", "k6"]),
     ];
     for (profile, plugins) in expected {
         let bundle = render_profile(profile);
-        let enabled: Vec<&str> = bundle.plan.plugins.iter().map(|p| p.name.as_str()).collect();
+        let enabled: Vec<&str> = bundle
+            .plan
+            .plugins
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         for p in plugins {
             assert!(enabled.contains(p), "{profile}: {p} not in {enabled:?}");
         }
@@ -184,11 +227,18 @@ fn sachet_is_the_sms_bridge_of_the_critical_tier_and_never_holds_the_token() {
     let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  alerting:\n    receivers:\n      sms: {to: ['+15550100'], twilio: {accountSid: AC1, from: '+15550199', authToken: {env: CANARY_TWILIO_TOKEN}}}\n";
     let bundle = render_with("production", Some(config), &[]);
     let am = &bundle.files["alertmanager/alertmanager.yaml"];
-    assert!(am.contains("url: http://sachet.monitoring.svc:9876/alert"), "{am}");
+    assert!(
+        am.contains("url: http://sachet.monitoring.svc:9876/alert"),
+        "{am}"
+    );
     let service = &bundle.files["manifests/07-alerting/Service_monitoring_sachet.yaml"];
     assert!(service.contains("port: 9876"), "{service}");
-    let config_map = &bundle.files["manifests/07-alerting/ConfigMap_monitoring_telltale-sachet-config.yaml"];
-    assert!(config_map.contains("auth_token: ${TWILIO_AUTH_TOKEN}"), "{config_map}");
+    let config_map =
+        &bundle.files["manifests/07-alerting/ConfigMap_monitoring_telltale-sachet-config.yaml"];
+    assert!(
+        config_map.contains("auth_token: ${TWILIO_AUTH_TOKEN}"),
+        "{config_map}"
+    );
     assert!(config_map.contains("name: critical"), "{config_map}");
     // The token's source is a secret step; its name, not a value, is all the bundle knows.
     let step = bundle
@@ -245,8 +295,13 @@ fn ml_slo_expects_external_metrics_an_hpa_and_a_load_that_moves_the_model_series
     let load = ex.load.as_ref().expect("k6 declares the load");
     assert!(load.url.starts_with("http://model-server."));
     assert!(load.moves.iter().any(|q| q.contains("http_requests_total")));
-    assert!(load.moves.iter().any(|q| q.contains("histogram_quantile(0.95")));
-    let script = &bundle.files["manifests/06-exporters/ConfigMap_monitoring_telltale-k6-script.yaml"];
+    assert!(
+        load.moves
+            .iter()
+            .any(|q| q.contains("histogram_quantile(0.95"))
+    );
+    let script =
+        &bundle.files["manifests/06-exporters/ConfigMap_monitoring_telltale-k6-script.yaml"];
     for var in ["TARGET_URL", "RATE", "DURATION"] {
         assert!(script.contains(&format!("__ENV.{var}")), "{var}");
     }
@@ -271,7 +326,10 @@ fn plugin_secrets_reach_only_secret_steps() {
         .map(|k| k["source"].as_str().unwrap_or_default().to_string())
         .collect();
     for canary in ["env:CANARY_SLACK", "env:CANARY_OIDC", "env:CANARY_S3"] {
-        assert!(sources.iter().any(|s| s == canary), "{canary} in {sources:?}");
+        assert!(
+            sources.iter().any(|s| s == canary),
+            "{canary} in {sources:?}"
+        );
     }
     let literal = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: homelab\n  plugins: {grafana-oidc: {values: {clientSecret: canary-literal-secret}}}\n";
     let dir = tempfile::tempdir().unwrap();
@@ -279,7 +337,10 @@ fn plugin_secrets_reach_only_secret_steps() {
     let output = telltale(dir.path()).arg("plan").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("a literal secret is not allowed"), "{stderr}");
+    assert!(
+        stderr.contains("a literal secret is not allowed"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("canary-literal-secret"), "{stderr}");
 }
 
@@ -324,8 +385,14 @@ fn an_executable_on_path_runs_as_a_subcommand_with_telltale_set() {
             .unwrap();
         assert_eq!(output.status.code(), Some(2), "{typo}");
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.contains(&format!("unknown command `{typo}`")), "{stderr}");
-        assert!(stderr.contains(&format!("did you mean `{hint}`?")), "{stderr}");
+        assert!(
+            stderr.contains(&format!("unknown command `{typo}`")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("did you mean `{hint}`?")),
+            "{stderr}"
+        );
     }
     // A file that is not executable is not a plugin.
     std::fs::write(bin.join("telltale-inert"), "#!/bin/sh\necho no\n").unwrap();

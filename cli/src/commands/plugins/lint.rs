@@ -55,7 +55,9 @@ pub fn run(catalog: &Catalog, dir: &Path, printer: &Printer) -> Result<(), Comma
     problems.extend(promtool_problems(&entry.files, &scratch.path)?);
     problems.extend(render_problems(catalog, &entry, &scratch.path)?);
     if printer.is_json() {
-        printer.json(&json!({"plugin": entry.name(), "ok": problems.is_empty(), "problems": problems}));
+        printer.json(
+            &json!({"plugin": entry.name(), "ok": problems.is_empty(), "problems": problems}),
+        );
     } else if problems.is_empty() {
         printer.out(&format!(
             "✓ {} {}: schema, render in profile {LINT_PROFILE}, promtool, amtool, runbooks and tests OK",
@@ -156,7 +158,9 @@ fn runbook_problems(tree: &Tree, groups: &[crate::render::rules::RuleGroup]) -> 
     for (file, source) in tree.files_in("runbooks", ".md") {
         let title = format!("# RUNBOOK: {}", file.trim_end_matches(".md"));
         if !source.text.lines().any(|l| l.trim() == title) {
-            problems.push(format!("runbooks/{file}: the first heading must be `{title}`"));
+            problems.push(format!(
+                "runbooks/{file}: the first heading must be `{title}`"
+            ));
         }
         for section in RUNBOOK_SECTIONS {
             if !source.text.lines().any(|l| l.starts_with(section)) {
@@ -186,7 +190,11 @@ fn promtool_problems(tree: &Tree, scratch: &Path) -> Result<Vec<String>, Command
     let rule_args: Vec<String> = rules.iter().map(|(f, _)| format!("rules/{f}")).collect();
     let mut args = vec!["check", "rules"];
     args.extend(rule_args.iter().map(String::as_str));
-    record(&mut problems, "promtool", tools::run("promtool", &args, &root))?;
+    record(
+        &mut problems,
+        "promtool",
+        tools::run("promtool", &args, &root),
+    )?;
     let tests: Vec<String> = tree
         .files_in("tests", "_test.yaml")
         .into_iter()
@@ -302,13 +310,10 @@ fn lint_config(catalog: &Catalog, entry: &PluginEntry) -> Value {
         .filter(|other| {
             other.plugin.spec.conflicts.iter().any(|c| on.contains(c))
                 || on.iter().any(|n| {
-                    catalog.plugins.get(n).is_some_and(|e| {
-                        e.plugin
-                            .spec
-                            .conflicts
-                            .iter()
-                            .any(|c| c == other.name())
-                    })
+                    catalog
+                        .plugins
+                        .get(n)
+                        .is_some_and(|e| e.plugin.spec.conflicts.iter().any(|c| c == other.name()))
                 })
         })
         .map(|other| other.name().to_string())
@@ -363,8 +368,9 @@ fn record(
             problems.push(format!("{command} failed:\n{output}"));
             Ok(())
         }
-        Err(e @ ToolError::NotFound { .. }) => Err(CommandError::environment(e.to_string())
-            .with_hint(ToolError::install_hint(tool))),
+        Err(e @ ToolError::NotFound { .. }) => {
+            Err(CommandError::environment(e.to_string()).with_hint(ToolError::install_hint(tool)))
+        }
         Err(e) => Err(CommandError::environment(e.to_string())),
     }
 }
