@@ -98,6 +98,13 @@ fn list(catalog: &Catalog, printer: &Printer) -> Result<(), CommandError> {
             &["name", "version", "phase", "description"],
             rows,
         ));
+        let executables = super::external::discover(&std::env::var_os("PATH").unwrap_or_default());
+        if !executables.is_empty() {
+            printer.out(&format!(
+                "\nexecutable plugins on PATH (telltale NAME …): {}",
+                executables.join(", ")
+            ));
+        }
     }
     Ok(())
 }
@@ -181,6 +188,29 @@ fn show(catalog: &Catalog, name: &str, printer: &Printer) -> Result<(), CommandE
             runbooks.join(", ")
         },
     );
+    if !p.spec.secrets.is_empty() {
+        let secrets: Vec<String> = p
+            .spec
+            .secrets
+            .iter()
+            .map(|s| format!("{} ({})", s.path, s.description))
+            .collect();
+        text.push_str(&format!(
+            "secrets:    {} - give each as a source under plugins.{}.values\n",
+            secrets.join(", "),
+            p.metadata.name
+        ));
+    }
+    let overlays = files("overlays", ".yaml");
+    if !overlays.is_empty() {
+        text.push_str(&format!("overlays:   {}\n", overlays.join(", ")));
+    }
+    if let Some(hook) = &p.spec.alert_webhook {
+        text.push_str(&format!(
+            "receives:   every alert, as receiver `{}` ({})\n",
+            hook.receiver, hook.url
+        ));
+    }
     if let Some(d) = &p.spec.deprecated {
         text.push_str(&format!("deprecated: {d}\n"));
     }
