@@ -157,6 +157,7 @@ fn runbook_prints_and_suggests() {
 #[test]
 fn plugins_new_then_lint_passes() {
     common::require_tool("promtool");
+    common::require_tool("amtool");
     let dir = tempfile::tempdir().unwrap();
     telltale(dir.path())
         .args(["plugins", "new", "demo"])
@@ -191,6 +192,7 @@ fn plugins_new_then_lint_passes() {
 #[test]
 fn every_builtin_plugin_lints_clean() {
     common::require_tool("promtool");
+    common::require_tool("amtool");
     let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&plugins).unwrap() {

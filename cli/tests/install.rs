@@ -750,6 +750,9 @@ fn canary_secrets_never_appear_in_output_journal_or_helm_arguments() {
     const SLACK: &str = "https://hooks.slack.com/services/T0/B0/canary-slack-3f9a1c";
     const PAGERDUTY: &str = "canary-pagerduty-8d2e77";
     const POSTGRES: &str = "canary-postgres-51b0aa";
+    // The postgres-exporter DSN and sachet's Twilio token (plugin secrets).
+    const DSN: &str = "postgresql://exporter:canary-dsn-7c41e2@db:5432/app";
+    const TWILIO: &str = "canary-twilio-0e93b5";
     let stack = Stack::new("kind-telltale");
     // Production runs HA: room for it.
     stack.api.insert(
@@ -766,7 +769,9 @@ fn canary_secrets_never_appear_in_output_journal_or_helm_arguments() {
         args.extend_from_slice(extra);
         let mut cmd = stack.cmd(&args);
         cmd.env("SLACK_WEBHOOK_URL", SLACK)
-            .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY);
+            .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY)
+            .env("POSTGRES_EXPORTER_DSN", DSN)
+            .env("TWILIO_AUTH_TOKEN", TWILIO);
         cmd.output().unwrap()
     };
     // A failing write whose server message echoes the value must not leak it either.
@@ -799,6 +804,16 @@ fn canary_secrets_never_appear_in_output_journal_or_helm_arguments() {
         .get("v1", "Secret", Some(NS), "telltale-grafana-postgres")
         .unwrap();
     assert_eq!(pg["data"]["password"], b64(POSTGRES).as_str());
+    let exporter = stack
+        .api
+        .get("v1", "Secret", Some(NS), "telltale-postgres-exporter")
+        .unwrap();
+    assert_eq!(exporter["data"]["dsn"], b64(DSN).as_str());
+    let sachet = stack
+        .api
+        .get("v1", "Secret", Some(NS), "telltale-sachet")
+        .unwrap();
+    assert_eq!(sachet["data"]["twilio-auth-token"], b64(TWILIO).as_str());
 
     // …and nowhere else.
     let mut haystack = String::new();
@@ -811,7 +826,7 @@ fn canary_secrets_never_appear_in_output_journal_or_helm_arguments() {
     for cm in stack.api.list("v1", "ConfigMap") {
         haystack.push_str(&cm.to_string());
     }
-    for canary in [SLACK, PAGERDUTY, POSTGRES] {
+    for canary in [SLACK, PAGERDUTY, POSTGRES, DSN, TWILIO] {
         assert!(!haystack.contains(canary), "{canary} leaked");
         assert!(
             !haystack.contains(&b64(canary)),

@@ -288,13 +288,19 @@ pub fn load_plugin(
         )
         .into());
     }
-    if plugin.spec.chart.is_none() && files.contains("values.yaml") {
-        return Err(locate(
-            &source,
-            "spec",
-            "values.yaml is only used with spec.chart; this plugin has no chart",
-        )
-        .into());
+    // Without a chart, values.yaml holds the defaults its manifests and
+    // overlays read as `values`.
+    for (file, _) in files.files_in("overlays", ".yaml") {
+        let target = file.trim_end_matches(".yaml");
+        if !plugin.spec.requires.iter().any(|r| r == target) {
+            return Err(locate(
+                &source,
+                "spec.requires",
+                format!("overlays/{file} changes plugin `{target}`, which is not in spec.requires"),
+            )
+            .with_hint(format!("add `{target}` to spec.requires"))
+            .into());
+        }
     }
     Ok(PluginEntry {
         plugin,

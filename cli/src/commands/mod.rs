@@ -3,6 +3,7 @@
 pub mod access;
 pub mod completions;
 pub mod down;
+pub mod external;
 pub mod gitops;
 pub mod plan;
 pub mod plugins;
@@ -13,6 +14,7 @@ pub mod unlock;
 pub mod up;
 pub mod verify;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -99,6 +101,9 @@ pub enum Command {
     Runbook(runbook::RunbookArgs),
     /// Print shell completions
     Completions(completions::CompletionsArgs),
+    /// An executable plugin: `telltale NAME …` runs `telltale-NAME …` from PATH
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
 }
 
 impl GlobalArgs {
@@ -157,5 +162,6 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Unlock(args) => unlock::run(args, &cli.global, &printer),
         Command::Runbook(args) => runbook::run(args, &cli.global, &printer),
         Command::Completions(args) => completions::run(args),
+        Command::External(args) => external::run(args),
     }
 }

@@ -1,19 +1,19 @@
 //! `telltale plugins list|show|lint|new`
 
-use std::path::{Path, PathBuf};
+mod lint;
+
+pub use lint::lint_problems;
+
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::GlobalArgs;
-use crate::catalog::{Catalog, PluginEntry, Tree, load_plugin};
-use crate::error::{CommandError, ErrorKind};
+use crate::catalog::{Catalog, PluginEntry};
+use crate::error::CommandError;
 use crate::model::Phase;
-use crate::model::node::Node;
-use crate::model::yaml::parse;
 use crate::render::rules::{RuleGroup, parse_rule_file};
-use crate::render::{dashboards, objects, template};
-use crate::tools::{self, ToolError};
 use crate::ui::{Printer, table};
 
 #[derive(Debug, Subcommand)]
@@ -64,7 +64,7 @@ pub fn run(
     match cmd {
         PluginsCommand::List => list(&global.catalog()?, printer),
         PluginsCommand::Show(args) => show(&global.catalog()?, &args.name, printer),
-        PluginsCommand::Lint(args) => lint(&global.catalog()?, &args.dir, printer),
+        PluginsCommand::Lint(args) => lint::run(&global.catalog()?, &args.dir, printer),
         PluginsCommand::New(args) => new(&args, printer),
     }
 }
@@ -98,6 +98,13 @@ fn list(catalog: &Catalog, printer: &Printer) -> Result<(), CommandError> {
             &["name", "version", "phase", "description"],
             rows,
         ));
+        let executables = super::external::discover(&std::env::var_os("PATH").unwrap_or_default());
+        if !executables.is_empty() {
+            printer.out(&format!(
+                "\nexecutable plugins on PATH (telltale NAME …): {}",
+                executables.join(", ")
+            ));
+        }
     }
     Ok(())
 }
@@ -181,6 +188,29 @@ fn show(catalog: &Catalog, name: &str, printer: &Printer) -> Result<(), CommandE
             runbooks.join(", ")
         },
     );
+    if !p.spec.secrets.is_empty() {
+        let secrets: Vec<String> = p
+            .spec
+            .secrets
+            .iter()
+            .map(|s| format!("{} ({})", s.path, s.description))
+            .collect();
+        text.push_str(&format!(
+            "secrets:    {} - give each as a source under plugins.{}.values\n",
+            secrets.join(", "),
+            p.metadata.name
+        ));
+    }
+    let overlays = files("overlays", ".yaml");
+    if !overlays.is_empty() {
+        text.push_str(&format!("overlays:   {}\n", overlays.join(", ")));
+    }
+    if let Some(hook) = &p.spec.alert_webhook {
+        text.push_str(&format!(
+            "receives:   every alert, as receiver `{}` ({})\n",
+            hook.receiver, hook.url
+        ));
+    }
     if let Some(d) = &p.spec.deprecated {
         text.push_str(&format!("deprecated: {d}\n"));
     }
@@ -189,155 +219,6 @@ fn show(catalog: &Catalog, name: &str, printer: &Printer) -> Result<(), CommandE
     }
     printer.out(text.trim_end());
     Ok(())
-}
-
-/// Everything that can be checked about a plugin without a cluster.
-pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<String>, CommandError> {
-    let ctx = template::Context {
-        namespace: "monitoring".into(),
-        cluster: "lint".into(),
-        profile: "lint".into(),
-    };
-    let tree = &entry.files;
-    if let Some(values) = tree.get("values.yaml") {
-        let rendered = template::render(&values, &ctx)?;
-        let node: Node = parse(&rendered, "helm values (a mapping)")?;
-        if node.as_map().is_none() {
-            return Err(CommandError::bad_input(format!(
-                "{}: values must be a mapping",
-                values.name
-            )));
-        }
-    }
-    for (_, source) in tree.files_in("manifests", ".yaml") {
-        objects::parse(
-            &template::render(&source, &ctx)?,
-            "monitoring",
-            entry.name(),
-        )?;
-    }
-    let groups = alerts_of(entry)?;
-    let tests: Vec<_> = tree
-        .files_in("tests", "_test.yaml")
-        .into_iter()
-        .map(|(_, s)| s)
-        .collect();
-    for (file, source) in tree.files_in("dashboards", ".json") {
-        dashboards::prepare(&source, file.trim_end_matches(".json"), &["postgres"])?;
-    }
-    let runbook_exists =
-        |name: &str| tree.contains(&format!("runbooks/{name}")) || catalog.runbooks.contains(name);
-    let mut problems = crate::lint::check_groups(&groups, &tests, &runbook_exists)?;
-    for group in &groups {
-        if !tree.contains(&format!("tests/{}_test.yaml", group.name)) {
-            problems.push(format!(
-                "rule group {}: no tests/{}_test.yaml",
-                group.name, group.name
-            ));
-        }
-    }
-    Ok(problems)
-}
-
-/// promtool on the plugin's own rules and tests, in a scratch copy.
-fn promtool_problems(tree: &Tree) -> Result<Vec<String>, CommandError> {
-    let rules: Vec<_> = tree.files_in("rules", ".yaml");
-    if rules.is_empty() {
-        return Ok(Vec::new());
-    }
-    let scratch = tempdir()?;
-    for dir in ["rules", "tests"] {
-        std::fs::create_dir_all(scratch.join(dir))
-            .map_err(|e| CommandError::environment(e.to_string()))?;
-        for (file, source) in tree.files_in(dir, ".yaml") {
-            std::fs::write(scratch.join(dir).join(&file), source.text)
-                .map_err(|e| CommandError::environment(e.to_string()))?;
-        }
-    }
-    let mut problems = Vec::new();
-    let rule_args: Vec<String> = rules.iter().map(|(f, _)| format!("rules/{f}")).collect();
-    let mut args = vec!["check", "rules"];
-    args.extend(rule_args.iter().map(String::as_str));
-    let mut record = |result: Result<String, ToolError>| -> Result<(), CommandError> {
-        match result {
-            Ok(_) => Ok(()),
-            Err(ToolError::Failed {
-                command, output, ..
-            }) => {
-                problems.push(format!("{command} failed:\n{output}"));
-                Ok(())
-            }
-            Err(e @ ToolError::NotFound { .. }) => Err(CommandError::environment(e.to_string())
-                .with_hint(ToolError::install_hint("promtool"))),
-            Err(e) => Err(CommandError::environment(e.to_string())),
-        }
-    };
-    record(tools::run("promtool", &args, &scratch))?;
-    let tests: Vec<String> = tree
-        .files_in("tests", "_test.yaml")
-        .into_iter()
-        .map(|(f, _)| f)
-        .collect();
-    if !tests.is_empty() {
-        let mut args = vec!["test", "rules"];
-        args.extend(tests.iter().map(String::as_str));
-        record(tools::run("promtool", &args, &scratch.join("tests")))?;
-    }
-    let _ = std::fs::remove_dir_all(&scratch);
-    Ok(problems)
-}
-
-fn tempdir() -> Result<PathBuf, CommandError> {
-    let dir =
-        std::env::temp_dir().join(format!("telltale-lint-{}-{}", std::process::id(), nanos()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| CommandError::environment(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
-}
-
-fn nanos() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
-fn lint(catalog: &Catalog, dir: &Path, printer: &Printer) -> Result<(), CommandError> {
-    let tree = Tree::from_disk(dir)
-        .map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", dir.display())))?;
-    let name = dir
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
-        .unwrap_or_default();
-    let entry = load_plugin(tree, &name, false)?;
-    let mut problems = lint_problems(catalog, &entry)?;
-    problems.extend(promtool_problems(&entry.files)?);
-    if printer.is_json() {
-        printer.json(&serde_json::json!({"plugin": entry.name(), "ok": problems.is_empty(), "problems": problems}));
-    } else if problems.is_empty() {
-        printer.out(&format!(
-            "✓ {} {}: schema, render, promtool, runbooks and tests OK",
-            entry.name(),
-            entry.plugin.metadata.version
-        ));
-    } else {
-        for p in &problems {
-            printer.out(&format!("✗ {p}"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(CommandError::new(
-            ErrorKind::BadInput,
-            format!(
-                "plugin `{}` has {} problem(s)",
-                entry.name(),
-                problems.len()
-            ),
-        ))
-    }
 }
 
 fn new(args: &NewArgs, printer: &Printer) -> Result<(), CommandError> {

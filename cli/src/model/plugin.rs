@@ -35,6 +35,18 @@ pub struct PluginSpec {
     pub secrets: Vec<SecretValue>,
     #[serde(default)]
     pub expectations: Expectations,
+    /// An Alertmanager webhook every alert is also sent to (Robusta-style
+    /// enrichment): its own receiver, matched first with `continue: true`.
+    pub alert_webhook: Option<AlertWebhook>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlertWebhook {
+    /// The receiver's name (not one of the tiers).
+    pub receiver: String,
+    /// The webhook URL; a template with `namespace`, `cluster` and `profile`.
+    pub url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -192,7 +192,18 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
     vec![critical, warning, info, security, sla]
 }
 
-pub fn config(alerting: &Alerting, namespace: &str) -> Value {
+/// A plugin's webhook that receives every alert besides the tiers (enrichment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub receiver: String,
+    pub url: String,
+}
+
+fn webhook_receiver(w: &Webhook) -> Value {
+    json!({"name": w.receiver, "webhook_configs": [{"url": w.url, "send_resolved": true}]})
+}
+
+pub fn config(alerting: &Alerting, namespace: &str, webhooks: &[Webhook]) -> Value {
     let hours = alerting.business_hours.clone().unwrap_or_default();
     let mut global = json!({"resolve_timeout": "5m"});
     if let Some(e) = &alerting.receivers.email {
@@ -211,17 +222,26 @@ pub fn config(alerting: &Alerting, namespace: &str) -> Value {
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "12h",
-            "routes": routes(),
+            "routes": routes(webhooks),
         },
         "inhibit_rules": inhibit_rules(),
-        "receivers": receivers(alerting, namespace),
+        "receivers": receivers(alerting, namespace)
+            .into_iter()
+            .chain(webhooks.iter().map(webhook_receiver))
+            .collect::<Vec<_>>(),
         "time_intervals": [business_hours(&hours)],
     })
 }
 
-/// The tier routes after verify's synthetic ones.
-fn routes() -> Vec<Value> {
+/// The tier routes after verify's synthetic ones and the plugins' webhooks
+/// (which see every real alert and let it continue to its tier).
+fn routes(webhooks: &[Webhook]) -> Vec<Value> {
     let mut routes = synthetic_routes();
+    routes.extend(
+        webhooks
+            .iter()
+            .map(|w| json!({"receiver": w.receiver, "continue": true})),
+    );
     let tiers = json!([
                 // Seed 002: security alerts go to the security team.
                 {"receiver": "security", "matchers": ["category=\"security\""]},
@@ -303,7 +323,20 @@ fn business_hours(h: &BusinessHours) -> Value {
 
 /// Label sets and the receivers Alertmanager must pick for them; the suite
 /// runs each through `amtool config routes test`, verify replays them live.
-pub fn routes_test() -> Value {
+pub fn routes_test(webhooks: &[Webhook]) -> Value {
+    let mut cases = routes_test_cases();
+    // Every real alert reaches the plugins' webhooks first.
+    for case in cases["cases"].as_array_mut().into_iter().flatten() {
+        if let Some(receivers) = case["receivers"].as_array_mut() {
+            for (i, w) in webhooks.iter().enumerate() {
+                receivers.insert(i, json!(w.receiver));
+            }
+        }
+    }
+    cases
+}
+
+fn routes_test_cases() -> Value {
     json!({
         "cases": [
             {"name": "critical", "labels": {"alertname": "NodeDown", "severity": "critical"}, "receivers": ["critical"]},

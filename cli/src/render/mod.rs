@@ -9,6 +9,7 @@ pub mod objects;
 pub mod plan;
 pub mod resolve;
 pub mod rules;
+pub mod sachet;
 pub mod slo;
 pub mod template;
 pub mod values;
@@ -175,13 +176,14 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut secret_steps: Vec<Step> = Vec::new();
     let mut releases = Vec::new();
     let mut groups: Vec<String> = Vec::new();
+    let mut webhooks: Vec<alertmanager::Webhook> = Vec::new();
 
     for p in &r.plugins {
         let name = p.name();
         let spec = &p.entry.plugin.spec;
         let tree = &p.entry.files;
         for (_, source) in tree.files_in("manifests", ".yaml") {
-            let rendered = template::render(&source, &ctx)?;
+            let rendered = template::render_with_values(&source, &ctx, &p.values)?;
             for o in objects::parse(&rendered, &r.namespace, name)? {
                 objects.push((spec.phase, o));
             }
@@ -251,18 +253,50 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 source.text,
             )?;
         }
-        if !p.secrets.is_empty() {
+        let mut secret_keys: Vec<SecretKey> = p
+            .secrets
+            .iter()
+            .map(|(path, source)| SecretKey {
+                key: path.replace('.', "-"),
+                source: source.to_string(),
+            })
+            .collect();
+        if name == sachet::PLUGIN {
+            // The SMS bridge takes its numbers and token from alerting.receivers.sms.
+            if r.alerting.receivers.sms.is_none() {
+                warnings.push("plugin sachet is enabled but alerting.receivers.sms is not configured: no SMS will be sent".into());
+            }
+            secret_keys.extend(sachet::secret_keys(&r.alerting));
+            let path = "sachet/config.yaml.tmpl";
+            let yaml = to_yaml(path, &sachet::config(&r.alerting))?;
+            objects.push((spec.phase, sachet::config_map(&r.namespace, yaml)));
+        }
+        if !secret_keys.is_empty() {
             secret_steps.push(Step::Secret {
                 name: format!("telltale-{name}"),
                 namespace: r.namespace.clone(),
-                keys: p
-                    .secrets
-                    .iter()
-                    .map(|(path, source)| SecretKey {
-                        key: path.replace('.', "-"),
-                        source: source.to_string(),
-                    })
-                    .collect(),
+                keys: secret_keys,
+            });
+        }
+        if let Some(hook) = &spec.alert_webhook {
+            let source = crate::model::Source::new(tree.display("plugin.yaml"), hook.url.clone());
+            let url = template::render(&source, &ctx)?.text;
+            if alertmanager::TIERS.contains(&hook.receiver.as_str())
+                || webhooks.iter().any(|w| w.receiver == hook.receiver)
+            {
+                return Err(crate::catalog::locate(
+                    &tree.get("plugin.yaml").unwrap_or_default(),
+                    "spec.alertWebhook.receiver",
+                    format!(
+                        "receiver `{}` is already taken (by a tier or another plugin)",
+                        hook.receiver
+                    ),
+                )
+                .into());
+            }
+            webhooks.push(alertmanager::Webhook {
+                receiver: hook.receiver.clone(),
+                url,
             });
         }
         if let Some(chart) = &spec.chart {
@@ -360,7 +394,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     }
 
     // Alerting: plain alertmanager.yaml (secrets as *_file) and the Secret that carries it.
-    let am = alertmanager::config(&r.alerting, &r.namespace);
+    let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
         "alertmanager config",
@@ -374,7 +408,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         "core",
         to_yaml(
             "alertmanager/routes-test.yaml",
-            &alertmanager::routes_test(),
+            &alertmanager::routes_test(&webhooks),
         )?,
     )?;
     // In the secrets phase, not alerting: Alertmanager starts in the metrics

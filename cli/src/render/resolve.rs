@@ -407,7 +407,34 @@ fn enabled_plugins(
             secrets,
         });
     }
+    apply_overlays(&mut out, ctx)?;
     Ok(install_order(out))
+}
+
+/// `overlays/<target>.yaml` of an enabled plugin: values it needs of another
+/// plugin's release (loki-s3 switches Loki's storage to S3), rendered with
+/// the overlay plugin's own values and merged over the target's, after all
+/// of the target's layers. A target that is not enabled is an error only
+/// when it is required (resolve already refused that), otherwise skipped.
+fn apply_overlays(
+    plugins: &mut [EnabledPlugin],
+    ctx: &template::Context,
+) -> Result<(), RenderError> {
+    let mut patches: Vec<(String, Value)> = Vec::new();
+    for p in plugins.iter() {
+        for (file, source) in p.entry.files.files_in("overlays", ".yaml") {
+            let target = file.trim_end_matches(".yaml").to_string();
+            let rendered = template::render_with_values(&source, ctx, &p.values)?;
+            let node: Node = parse(&rendered, "helm values (a mapping)")?;
+            patches.push((target, node.to_json()));
+        }
+    }
+    for (target, patch) in patches {
+        if let Some(t) = plugins.iter_mut().find(|p| p.name() == target) {
+            merge(&mut t.values, patch);
+        }
+    }
+    Ok(())
 }
 
 fn apply_layer_set(

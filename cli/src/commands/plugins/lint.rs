@@ -1,0 +1,414 @@
+//! `telltale plugins lint DIR`: everything that can be proved about a plugin
+//! without a cluster.
+//!
+//! 1. schema: plugin.yaml parses strictly, name == directory, semver, exact chart version;
+//! 2. templates: values.yaml and manifests render and parse, dashboards follow the contract;
+//! 3. alerts: labels, annotations, a runbook that exists and has the four
+//!    sections, a promtool case where each alert fires and one where it stays silent;
+//! 4. promtool `check rules` and `test rules` on the plugin's own files;
+//! 5. the plugin enabled in the `kind` profile (with what it requires, without
+//!    what it conflicts with, its secrets as env sources and every receiver
+//!    configured) renders, and amtool accepts the routing and every route case.
+//!
+//! Problems are collected and printed together; a missing promtool or amtool
+//! is an environment error, never a silent pass.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::catalog::{Catalog, PluginEntry, Tree, load_plugin};
+use crate::error::{CommandError, ErrorKind};
+use crate::model::Source;
+use crate::model::node::Node;
+use crate::model::yaml::parse;
+use crate::render::{self, Request, dashboards, objects, template};
+use crate::tools::{self, ToolError};
+use crate::ui::Printer;
+
+use super::alerts_of;
+
+/// The profile a plugin is rendered in: the smallest one with the metrics backbone.
+const LINT_PROFILE: &str = "kind";
+/// The env variable every secret source of the lint render names (never read).
+const LINT_SECRET_ENV: &str = "TELLTALE_LINT_SECRET";
+/// The sections every runbook has (seed 000's template).
+const RUNBOOK_SECTIONS: [&str; 4] = [
+    "## Detection",
+    "## Diagnosis",
+    "## Resolution",
+    "## Escalation",
+];
+
+pub fn run(catalog: &Catalog, dir: &Path, printer: &Printer) -> Result<(), CommandError> {
+    let tree = Tree::from_disk(dir)
+        .map_err(|e| CommandError::bad_input(format!("cannot read {}: {e}", dir.display())))?;
+    let name = dir
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .unwrap_or_default();
+    let entry = load_plugin(tree, &name, false)?;
+    let mut problems = lint_problems(catalog, &entry)?;
+    let scratch = Scratch::new()?;
+    problems.extend(promtool_problems(&entry.files, &scratch.path)?);
+    problems.extend(render_problems(catalog, &entry, &scratch.path)?);
+    if printer.is_json() {
+        printer.json(
+            &json!({"plugin": entry.name(), "ok": problems.is_empty(), "problems": problems}),
+        );
+    } else if problems.is_empty() {
+        printer.out(&format!(
+            "✓ {} {}: schema, render in profile {LINT_PROFILE}, promtool, amtool, runbooks and tests OK",
+            entry.name(),
+            entry.plugin.metadata.version
+        ));
+    } else {
+        for p in &problems {
+            printer.out(&format!("✗ {p}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::new(
+            ErrorKind::BadInput,
+            format!(
+                "plugin `{}` has {} problem(s)",
+                entry.name(),
+                problems.len()
+            ),
+        ))
+    }
+}
+
+/// Everything about the plugin's own files that needs no external tool.
+pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<String>, CommandError> {
+    let ctx = template::Context {
+        namespace: "monitoring".into(),
+        cluster: "lint".into(),
+        profile: "lint".into(),
+    };
+    let tree = &entry.files;
+    let mut defaults = json!({});
+    if let Some(values) = tree.get("values.yaml") {
+        let rendered = template::render(&values, &ctx)?;
+        let node: Node = parse(&rendered, "helm values (a mapping)")?;
+        if node.as_map().is_none() {
+            return Err(CommandError::bad_input(format!(
+                "{}: values must be a mapping",
+                values.name
+            )));
+        }
+        defaults = node.to_json();
+    }
+    for (_, source) in tree.files_in("manifests", ".yaml") {
+        objects::parse(
+            &template::render_with_values(&source, &ctx, &defaults)?,
+            "monitoring",
+            entry.name(),
+        )?;
+    }
+    for (_, source) in tree.files_in("overlays", ".yaml") {
+        let rendered = template::render_with_values(&source, &ctx, &defaults)?;
+        if parse::<Node>(&rendered, "helm values (a mapping)")?
+            .as_map()
+            .is_none()
+        {
+            return Err(CommandError::bad_input(format!(
+                "{}: an overlay must be a mapping of helm values",
+                source.name
+            )));
+        }
+    }
+    let groups = alerts_of(entry)?;
+    let tests: Vec<_> = tree
+        .files_in("tests", "_test.yaml")
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    for (file, source) in tree.files_in("dashboards", ".json") {
+        dashboards::prepare(&source, file.trim_end_matches(".json"), &["postgres"])?;
+    }
+    let runbook_exists =
+        |name: &str| tree.contains(&format!("runbooks/{name}")) || catalog.runbooks.contains(name);
+    let mut problems = crate::lint::check_groups(&groups, &tests, &runbook_exists)?;
+    for group in &groups {
+        if !tree.contains(&format!("tests/{}_test.yaml", group.name)) {
+            problems.push(format!(
+                "rule group {}: no tests/{}_test.yaml",
+                group.name, group.name
+            ));
+        }
+    }
+    problems.extend(runbook_problems(tree, &groups));
+    Ok(problems)
+}
+
+/// Every runbook of the plugin has the template's sections and is linked by an alert.
+fn runbook_problems(tree: &Tree, groups: &[crate::render::rules::RuleGroup]) -> Vec<String> {
+    let linked: BTreeSet<String> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .filter_map(|r| r.annotations.get("runbook_url"))
+        .filter_map(|url| url.rsplit('/').next().map(String::from))
+        .collect();
+    let mut problems = Vec::new();
+    for (file, source) in tree.files_in("runbooks", ".md") {
+        let title = format!("# RUNBOOK: {}", file.trim_end_matches(".md"));
+        if !source.text.lines().any(|l| l.trim() == title) {
+            problems.push(format!(
+                "runbooks/{file}: the first heading must be `{title}`"
+            ));
+        }
+        for section in RUNBOOK_SECTIONS {
+            if !source.text.lines().any(|l| l.starts_with(section)) {
+                problems.push(format!("runbooks/{file}: no `{section}` section"));
+            }
+        }
+        if !linked.contains(&file) {
+            problems.push(format!(
+                "runbooks/{file}: no alert links it (annotation runbook_url)"
+            ));
+        }
+    }
+    problems
+}
+
+/// promtool on the plugin's own rules and tests, in a scratch copy.
+fn promtool_problems(tree: &Tree, scratch: &Path) -> Result<Vec<String>, CommandError> {
+    let rules: Vec<_> = tree.files_in("rules", ".yaml");
+    if rules.is_empty() {
+        return Ok(Vec::new());
+    }
+    let root = scratch.join("plugin");
+    for dir in ["rules", "tests"] {
+        write(&root.join(dir), tree.files_in(dir, ".yaml"))?;
+    }
+    let mut problems = Vec::new();
+    let rule_args: Vec<String> = rules.iter().map(|(f, _)| format!("rules/{f}")).collect();
+    let mut args = vec!["check", "rules"];
+    args.extend(rule_args.iter().map(String::as_str));
+    record(
+        &mut problems,
+        "promtool",
+        tools::run("promtool", &args, &root),
+    )?;
+    let tests: Vec<String> = tree
+        .files_in("tests", "_test.yaml")
+        .into_iter()
+        .map(|(f, _)| f)
+        .collect();
+    if !tests.is_empty() {
+        let mut args = vec!["test", "rules"];
+        args.extend(tests.iter().map(String::as_str));
+        record(
+            &mut problems,
+            "promtool",
+            tools::run("promtool", &args, &root.join("tests")),
+        )?;
+    }
+    Ok(problems)
+}
+
+/// The plugin rendered in the lint profile, and amtool on the routing.
+fn render_problems(
+    catalog: &Catalog,
+    entry: &PluginEntry,
+    scratch: &Path,
+) -> Result<Vec<String>, CommandError> {
+    let mut catalog = catalog.clone();
+    // The directory wins over a built-in of the same name: that is what is linted.
+    catalog
+        .plugins
+        .insert(entry.name().to_string(), entry.clone());
+    let config = lint_config(&catalog, entry);
+    let request = Request {
+        config: Some(Source::new(
+            format!("lint config for {}", entry.name()),
+            serde_json::to_string_pretty(&config).unwrap_or_default(),
+        )),
+        ..Request::default()
+    };
+    let bundle = match render::render(&catalog, &request) {
+        Ok(bundle) => bundle,
+        Err(e) => {
+            return Ok(vec![format!(
+                "does not render in profile {LINT_PROFILE}: {e}{}",
+                e.hint().map(|h| format!(" ({h})")).unwrap_or_default()
+            )]);
+        }
+    };
+    let root = scratch.join("bundle");
+    super::super::plan::write_bundle(&bundle, &root)?;
+    let mut problems = Vec::new();
+    record(
+        &mut problems,
+        "amtool",
+        tools::run(
+            "amtool",
+            &["check-config", "alertmanager/alertmanager.yaml"],
+            &root,
+        ),
+    )?;
+    let cases: Value = bundle
+        .files
+        .get("alertmanager/routes-test.yaml")
+        .and_then(|text| {
+            parse::<Node>(&Source::new("routes-test.yaml", text.clone()), "routes")
+                .ok()
+                .map(|n| n.to_json())
+        })
+        .unwrap_or_default();
+    for case in cases["cases"].as_array().into_iter().flatten() {
+        let receivers: Vec<&str> = case["receivers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let labels: Vec<String> = case["labels"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+            .collect();
+        let verify = format!("--verify.receivers={}", receivers.join(","));
+        let mut args = vec![
+            "config",
+            "routes",
+            "test",
+            "--config.file",
+            "alertmanager/alertmanager.yaml",
+            verify.as_str(),
+        ];
+        args.extend(labels.iter().map(String::as_str));
+        record(&mut problems, "amtool", tools::run("amtool", &args, &root))?;
+    }
+    Ok(problems)
+}
+
+/// A config that enables the plugin on top of the lint profile.
+fn lint_config(catalog: &Catalog, entry: &PluginEntry) -> Value {
+    let name = entry.name();
+    // The plugin and, transitively, what it requires.
+    let mut on: BTreeSet<String> = BTreeSet::new();
+    let mut todo = vec![name.to_string()];
+    while let Some(next) = todo.pop() {
+        if on.insert(next.clone())
+            && let Some(e) = catalog.plugins.get(&next)
+        {
+            todo.extend(e.plugin.spec.requires.iter().cloned());
+        }
+    }
+    // Whatever conflicts with one of them, in either direction, is switched off.
+    let off: BTreeSet<String> = catalog
+        .plugins
+        .values()
+        .filter(|other| !on.contains(other.name()))
+        .filter(|other| {
+            other.plugin.spec.conflicts.iter().any(|c| on.contains(c))
+                || on.iter().any(|n| {
+                    catalog
+                        .plugins
+                        .get(n)
+                        .is_some_and(|e| e.plugin.spec.conflicts.iter().any(|c| c == other.name()))
+                })
+        })
+        .map(|other| other.name().to_string())
+        .collect();
+    let secret = json!({"env": LINT_SECRET_ENV});
+    let mut plugins = serde_json::Map::new();
+    for p in &on {
+        let mut settings = json!({"enabled": true});
+        if let Some(e) = catalog.plugins.get(p) {
+            for s in &e.plugin.spec.secrets {
+                let path = render::values::split_path(&s.path);
+                let nested = render::values::nest(&path, secret.clone());
+                render::values::merge(&mut settings, json!({"values": nested}));
+            }
+        }
+        plugins.insert(p.clone(), settings);
+    }
+    for p in off {
+        plugins.insert(p, json!({"enabled": false}));
+    }
+    json!({
+        "apiVersion": crate::model::API_VERSION,
+        "kind": "Config",
+        "metadata": {"name": "lint"},
+        "spec": {
+            "profile": LINT_PROFILE,
+            "plugins": plugins,
+            // Every integration, so the routing a plugin touches is exercised in full.
+            "alerting": {"receivers": {
+                "slack": {"channel": "#lint", "webhookUrl": secret},
+                "pagerduty": {"routingKey": secret},
+                "sms": {"to": ["+15550100"], "twilio": {
+                    "accountSid": "AC00000000000000000000000000000000",
+                    "from": "+15550199",
+                    "authToken": secret,
+                }},
+            }},
+        },
+    })
+}
+
+fn record(
+    problems: &mut Vec<String>,
+    tool: &str,
+    result: Result<String, ToolError>,
+) -> Result<(), CommandError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(ToolError::Failed {
+            command, output, ..
+        }) => {
+            problems.push(format!("{command} failed:\n{output}"));
+            Ok(())
+        }
+        Err(e @ ToolError::NotFound { .. }) => {
+            Err(CommandError::environment(e.to_string()).with_hint(ToolError::install_hint(tool)))
+        }
+        Err(e) => Err(CommandError::environment(e.to_string())),
+    }
+}
+
+fn write(dir: &Path, files: Vec<(String, Source)>) -> Result<(), CommandError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CommandError::environment(format!("cannot create {}: {e}", dir.display())))?;
+    for (file, source) in files {
+        let path = dir.join(&file);
+        std::fs::write(&path, source.text).map_err(|e| {
+            CommandError::environment(format!("cannot write {}: {e}", path.display()))
+        })?;
+    }
+    Ok(())
+}
+
+/// A scratch directory, removed when lint is done.
+struct Scratch {
+    path: PathBuf,
+}
+
+impl Scratch {
+    fn new() -> Result<Scratch, CommandError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let path =
+            std::env::temp_dir().join(format!("telltale-lint-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&path).map_err(|e| {
+            CommandError::environment(format!("cannot create {}: {e}", path.display()))
+        })?;
+        Ok(Scratch { path })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -1,0 +1,405 @@
+//! Issue 8: the built-in plugins of every seed system, the authoring loop
+//! (new → lint), plugins wired into the profiles, and executable plugins.
+
+mod common;
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use common::*;
+use serde_json::Value;
+
+/// Every plugin the issue names.
+const ISSUE_PLUGINS: [&str; 16] = [
+    "node-textfile",
+    "speedtest-exporter",
+    "postgres-exporter",
+    "kafka-exporter",
+    "elasticsearch-exporter",
+    "blackbox-exporter",
+    "cert-manager",
+    "airflow",
+    "robusta",
+    "sachet",
+    "prometheus-adapter",
+    "keda",
+    "k6",
+    "grafana-oidc",
+    "loki-s3",
+    "data-services",
+];
+
+fn telltale(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("telltale").unwrap();
+    cmd.env_clear()
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .current_dir(dir);
+    cmd
+}
+
+fn with_tools(cmd: &mut Command) -> &mut Command {
+    cmd.env("PATH", std::env::var_os("PATH").unwrap())
+}
+
+#[test]
+fn plugins_list_json_names_every_plugin_of_the_issue() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["plugins", "list", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let v: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ISSUE_PLUGINS {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
+}
+
+#[test]
+fn each_issue_plugin_lints_clean_from_its_directory() {
+    require_tool("promtool");
+    require_tool("amtool");
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let dir = tempfile::tempdir().unwrap();
+    for name in ISSUE_PLUGINS {
+        let output = with_tools(&mut telltale(dir.path()))
+            .args(["plugins", "lint"])
+            .arg(plugins.join(name))
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{name}:\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("render in profile kind"), "{stdout}");
+    }
+}
+
+#[test]
+fn plugins_new_demo_in_an_empty_directory_then_lint_exits_0() {
+    require_tool("promtool");
+    require_tool("amtool");
+    let dir = tempfile::tempdir().unwrap();
+    telltale(dir.path())
+        .args(["plugins", "new", "demo"])
+        .assert()
+        .success();
+    with_tools(&mut telltale(dir.path()))
+        .args(["plugins", "lint", "demo"])
+        .assert()
+        .code(0);
+    // And `--plugin-dir` makes it a plugin a profile can enable.
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: kind\n  plugins: {demo: {enabled: true}}\n";
+    std::fs::write(dir.path().join("telltale.yaml"), config).unwrap();
+    let output = telltale(dir.path())
+        .args(["plan", "--plugin-dir", "demo", "--out", "out", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("out/prometheus/rules/demo.yaml").is_file());
+}
+
+#[test]
+fn the_authoring_guide_example_lints_clean() {
+    require_tool("promtool");
+    require_tool("amtool");
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plugins.md"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("redis-exporter");
+    for file in [
+        "plugin.yaml",
+        "values.yaml",
+        "rules/telltale-redis.yaml",
+        "tests/telltale-redis_test.yaml",
+        "runbooks/REDIS_DOWN.md",
+    ] {
+        // The first fenced block after the file's heading is its content.
+        let heading = guide.find(&format!("### {file}\n")).expect(file);
+        let open = heading + guide[heading..].find("```").unwrap();
+        let start = open + guide[open..].find('\n').unwrap() + 1;
+        let end = start + guide[start..].find("\n```\n").unwrap();
+        let path = plugin.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("{}\n", &guide[start..end])).unwrap();
+    }
+    with_tools(&mut telltale(dir.path()))
+        .args(["plugins", "lint", "redis-exporter"])
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn lint_fails_on_a_runbook_without_its_sections_and_on_a_plugin_that_does_not_render() {
+    require_tool("promtool");
+    require_tool("amtool");
+    let dir = tempfile::tempdir().unwrap();
+    telltale(dir.path())
+        .args(["plugins", "new", "demo"])
+        .assert()
+        .success();
+    std::fs::write(
+        dir.path().join("demo/runbooks/DEMO_DOWN.md"),
+        "# RUNBOOK: DEMO_DOWN\n\nRestart it.\n",
+    )
+    .unwrap();
+    let plugin = dir.path().join("demo/plugin.yaml");
+    let text = std::fs::read_to_string(&plugin).unwrap().replace(
+        "  phase: exporters\n",
+        "  phase: exporters\n  requires: [no-such-plugin]\n",
+    );
+    std::fs::write(&plugin, text).unwrap();
+    let output = with_tools(&mut telltale(dir.path()))
+        .args(["plugins", "lint", "demo"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("runbooks/DEMO_DOWN.md: no `## Detection` section"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("does not render in profile kind"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_profile_plans_with_its_plugins_and_names_them() {
+    let expected: [(&str, &[&str]); 4] = [
+        (
+            "homelab",
+            &[
+                "node-textfile",
+                "speedtest-exporter",
+                "robusta",
+                "grafana-oidc",
+                "loki-s3",
+            ],
+        ),
+        (
+            "data-platform",
+            &[
+                "postgres-exporter",
+                "kafka-exporter",
+                "elasticsearch-exporter",
+                "data-services",
+                "blackbox-exporter",
+            ],
+        ),
+        (
+            "production",
+            &["blackbox-exporter", "cert-manager", "sachet"],
+        ),
+        ("ml-slo", &["keda", "k6"]),
+    ];
+    for (profile, plugins) in expected {
+        let bundle = render_profile(profile);
+        let enabled: Vec<&str> = bundle
+            .plan
+            .plugins
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        for p in plugins {
+            assert!(enabled.contains(p), "{profile}: {p} not in {enabled:?}");
+        }
+    }
+}
+
+#[test]
+fn sachet_is_the_sms_bridge_of_the_critical_tier_and_never_holds_the_token() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  alerting:\n    receivers:\n      sms: {to: ['+15550100'], twilio: {accountSid: AC1, from: '+15550199', authToken: {env: CANARY_TWILIO_TOKEN}}}\n";
+    let bundle = render_with("production", Some(config), &[]);
+    let am = &bundle.files["alertmanager/alertmanager.yaml"];
+    assert!(
+        am.contains("url: http://sachet.monitoring.svc:9876/alert"),
+        "{am}"
+    );
+    let service = &bundle.files["manifests/07-alerting/Service_monitoring_sachet.yaml"];
+    assert!(service.contains("port: 9876"), "{service}");
+    let config_map =
+        &bundle.files["manifests/07-alerting/ConfigMap_monitoring_telltale-sachet-config.yaml"];
+    assert!(
+        config_map.contains("auth_token: ${TWILIO_AUTH_TOKEN}"),
+        "{config_map}"
+    );
+    assert!(config_map.contains("name: critical"), "{config_map}");
+    // The token's source is a secret step; its name, not a value, is all the bundle knows.
+    let step = bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .map(|s| serde_json::to_value(s).unwrap())
+        .find(|s| s["name"] == "telltale-sachet")
+        .expect("a secret step for sachet");
+    assert_eq!(step["keys"][0]["key"], "twilio-auth-token");
+    assert_eq!(step["keys"][0]["source"], "env:CANARY_TWILIO_TOKEN");
+}
+
+#[test]
+fn robusta_receives_every_alert_before_its_tier() {
+    let bundle = render_profile("homelab");
+    let cases = routes_test(&bundle);
+    for case in cases["cases"].as_array().unwrap() {
+        assert_eq!(case["receivers"][0], "robusta", "{case}");
+    }
+    let am = &bundle.files["alertmanager/alertmanager.yaml"];
+    assert!(am.contains("http://robusta-runner.monitoring.svc.cluster.local/api/alerts"));
+    // Without robusta the tiers are first.
+    let production = routes_test(&render_profile("production"));
+    assert_eq!(production["cases"][0]["receivers"][0], "critical");
+}
+
+#[test]
+fn keda_and_prometheus_adapter_cannot_serve_external_metrics_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: ml-slo\n  plugins: {prometheus-adapter: {enabled: true}}\n";
+    std::fs::write(dir.path().join("telltale.yaml"), config).unwrap();
+    let output = telltale(dir.path()).arg("plan").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot be enabled together"));
+    // Swapping them is the documented way to get the seed's adapter.
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: ml-slo\n  plugins: {prometheus-adapter: {enabled: true}, keda: {enabled: false}}\n";
+    let bundle = render_with("ml-slo", Some(config), &[]);
+    let ex = &bundle.plan.expectations;
+    assert_eq!(
+        ex.external_metrics,
+        ["model_latency_p95_seconds", "model_requests_per_second"]
+    );
+    assert_eq!(ex.hpas[0].name, "model-server");
+}
+
+#[test]
+fn ml_slo_expects_external_metrics_an_hpa_and_a_load_that_moves_the_model_series() {
+    let bundle = render_profile("ml-slo");
+    let ex = &bundle.plan.expectations;
+    assert_eq!(ex.external_metrics, ["s0-prometheus", "s1-prometheus"]);
+    assert_eq!(ex.hpas[0].name, "keda-hpa-model-server");
+    let load = ex.load.as_ref().expect("k6 declares the load");
+    assert!(load.url.starts_with("http://model-server."));
+    assert!(load.moves.iter().any(|q| q.contains("http_requests_total")));
+    assert!(
+        load.moves
+            .iter()
+            .any(|q| q.contains("histogram_quantile(0.95"))
+    );
+    let script =
+        &bundle.files["manifests/06-exporters/ConfigMap_monitoring_telltale-k6-script.yaml"];
+    for var in ["TARGET_URL", "RATE", "DURATION"] {
+        assert!(script.contains(&format!("__ENV.{var}")), "{var}");
+    }
+}
+
+#[test]
+fn plugin_secrets_reach_only_secret_steps() {
+    // Canary env names: a source is a name, never a value, and it lands in a secret
+    // step of plan.json, never in a values file or a manifest.
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: homelab\n  plugins:\n    robusta: {values: {slackApiKey: {env: CANARY_SLACK}}}\n    grafana-oidc: {values: {clientSecret: {env: CANARY_OIDC}}}\n    loki-s3: {values: {secretAccessKey: {env: CANARY_S3}}}\n";
+    let bundle = render_with("homelab", Some(config), &[]);
+    for (path, text) in &bundle.files {
+        assert!(!text.contains("CANARY_"), "{path} names a secret source");
+    }
+    let sources: Vec<String> = bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .map(|s| serde_json::to_value(s).unwrap())
+        .flat_map(|s| s["keys"].as_array().cloned().unwrap_or_default())
+        .map(|k| k["source"].as_str().unwrap_or_default().to_string())
+        .collect();
+    for canary in ["env:CANARY_SLACK", "env:CANARY_OIDC", "env:CANARY_S3"] {
+        assert!(
+            sources.iter().any(|s| s == canary),
+            "{canary} in {sources:?}"
+        );
+    }
+    let literal = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: homelab\n  plugins: {grafana-oidc: {values: {clientSecret: canary-literal-secret}}}\n";
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("telltale.yaml"), literal).unwrap();
+    let output = telltale(dir.path()).arg("plan").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("a literal secret is not allowed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("canary-literal-secret"), "{stderr}");
+}
+
+#[cfg(unix)]
+fn script(dir: &Path, name: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[cfg(unix)]
+#[test]
+fn an_executable_on_path_runs_as_a_subcommand_with_telltale_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    script(
+        &bin,
+        "telltale-hello",
+        r#"echo "args: $*"; echo "telltale: $TELLTALE"; exit 7"#,
+    );
+    let output = telltale(dir.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .args(["hello", "a", "--flag", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(7), "the plugin's exit code");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("args: a --flag b"), "{stdout}");
+    let me = assert_cmd::cargo::cargo_bin("telltale");
+    assert!(
+        stdout.contains(&format!("telltale: {}", me.display())),
+        "{stdout}"
+    );
+    // A typo of the plugin or of a built-in gets a did-you-mean and exit 2.
+    for (typo, hint) in [("helo", "hello"), ("plna", "plan")] {
+        let output = telltale(dir.path())
+            .env("PATH", bin.display().to_string())
+            .arg(typo)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{typo}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!("unknown command `{typo}`")),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(&format!("did you mean `{hint}`?")),
+            "{stderr}"
+        );
+    }
+    // A file that is not executable is not a plugin.
+    std::fs::write(bin.join("telltale-inert"), "#!/bin/sh\necho no\n").unwrap();
+    let output = telltale(dir.path())
+        .env("PATH", bin.display().to_string())
+        .arg("inert")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
