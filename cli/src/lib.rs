@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod commands;
 pub mod error;
 pub mod helm;
+pub mod init;
 pub mod install;
 pub mod lint;
 pub mod model;

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod completions;
 pub mod down;
+pub mod init;
 pub mod plan;
 pub mod plugins;
 pub mod profiles;
@@ -74,6 +75,8 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write telltale.yaml: a short wizard, or the same answers as flags
+    Init(init::InitArgs),
     /// Built-in and local profiles
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
@@ -143,6 +146,7 @@ impl GlobalArgs {
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     let printer = cli.global.printer();
     match cli.command {
+        Command::Init(args) => init::run(args, &cli.global, &printer),
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global, &printer),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.global, &printer),
         Command::Plan(args) => plan::run(args, &cli.global, &printer),

@@ -2,8 +2,9 @@
 //! interactive (a terminal and no --yes).
 
 use dialoguer::theme::ColorfulTheme;
-use dialoguer::{Confirm, Input, Password};
+use dialoguer::{Confirm, Input, MultiSelect, Password, Select};
 
+use crate::error::CommandError;
 use crate::secrets::Secret;
 
 pub fn interactive(yes: bool) -> bool {
@@ -36,4 +37,71 @@ pub fn confirm(question: &str) -> bool {
         .default(false)
         .interact()
         .unwrap_or(false)
+}
+
+// The wizard's questions (`telltale init`). Each returns the answer or the
+// error that ended the prompt (no terminal, interrupted).
+
+fn failed(question: &str, e: dialoguer::Error) -> CommandError {
+    CommandError::environment(format!("prompt `{question}` failed: {e}"))
+}
+
+/// One of `items`; `default` is pre-selected.
+pub fn select(question: &str, items: &[String], default: usize) -> Result<usize, CommandError> {
+    Select::with_theme(&ColorfulTheme::default())
+        .with_prompt(question)
+        .items(items)
+        .default(default)
+        .interact()
+        .map_err(|e| failed(question, e))
+}
+
+/// Any of `items`, with `ticked` pre-ticked (space toggles, enter accepts).
+pub fn multi_select(
+    question: &str,
+    items: &[String],
+    ticked: &[bool],
+) -> Result<Vec<usize>, CommandError> {
+    MultiSelect::with_theme(&ColorfulTheme::default())
+        .with_prompt(question)
+        .items(items)
+        .defaults(ticked)
+        .interact()
+        .map_err(|e| failed(question, e))
+}
+
+/// A line of text. With a default, Enter takes it; `optional` lets an empty
+/// answer through; `check` turns a bad answer into a message and asks again.
+pub fn text(
+    question: &str,
+    default: Option<&str>,
+    optional: bool,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<String, CommandError> {
+    let theme = ColorfulTheme::default();
+    let mut input = Input::<String>::with_theme(&theme)
+        .with_prompt(question)
+        .allow_empty(optional)
+        .validate_with(move |s: &String| -> Result<(), String> {
+            if s.is_empty() && optional {
+                Ok(())
+            } else {
+                check(s.trim())
+            }
+        });
+    if let Some(d) = default {
+        input = input.default(d.to_string());
+    }
+    input
+        .interact_text()
+        .map(|s| s.trim().to_string())
+        .map_err(|e| failed(question, e))
+}
+
+pub fn yes_no(question: &str, default: bool) -> Result<bool, CommandError> {
+    Confirm::with_theme(&ColorfulTheme::default())
+        .with_prompt(question)
+        .default(default)
+        .interact()
+        .map_err(|e| failed(question, e))
 }
