@@ -275,15 +275,15 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             Mode::Refuse => "init has no terminal to ask on (and no --yes); missing answers",
             _ => "these answers have no default",
         };
-        return Err(CommandError::bad_input(format!(
-            "{what}: {}",
-            q.missing.join(", ")
-        ))
-        .with_hint(if mode == Mode::Refuse {
-            "pass these flags, or --yes to take the current context and the default profile"
-        } else {
-            "pass these flags"
-        }));
+        return Err(
+            CommandError::bad_input(format!("{what}: {}", q.missing.join(", "))).with_hint(
+                if mode == Mode::Refuse {
+                    "pass these flags, or --yes to take the current context and the default profile"
+                } else {
+                    "pass these flags"
+                },
+            ),
+        );
     }
     let text = render_config(&answers);
     // The file must be one `plan` accepts: render it the way plan does.

@@ -286,13 +286,24 @@ pub fn parse_source(text: &str) -> Result<SecretSource, InitError> {
             // Only the part before the colon is echoed: it is a source kind, not a secret.
             let mut e = InitError::new(format!("unknown secret source `{other}:` ({expected})"));
             if other.len() <= 16
-                && let Some(guess) = did_you_mean(other, SOURCE_KINDS)
+                && let Some(guess) =
+                    did_you_mean(other, SOURCE_KINDS).or_else(|| same_letters(other))
             {
                 e = e.with_hint(format!("did you mean `KIND={guess}:…`?"));
             }
             Err(e)
         }
     }
+}
+
+/// A source kind with its letters swapped (`evn`), which short names defeat jaro-winkler on.
+fn same_letters(text: &str) -> Option<&'static str> {
+    let sorted = |s: &str| {
+        let mut c: Vec<char> = s.to_ascii_lowercase().chars().collect();
+        c.sort_unstable();
+        c
+    };
+    SOURCE_KINDS.into_iter().find(|k| sorted(k) == sorted(text))
 }
 
 /// An environment variable name, upper or lower case.

@@ -211,7 +211,10 @@ pub fn scalar(text: &str) -> String {
     // Durations and sizes (`30d`, `50Gi`) read as strings in YAML 1.2.
     let unit = text.trim_start_matches(|c: char| c.is_ascii_digit());
     let sized = unit.len() < text.len()
-        && ["ms", "s", "m", "h", "d", "w", "y", "Mi", "Gi", "Ti", "M", "G", "T"].contains(&unit);
+        && [
+            "ms", "s", "m", "h", "d", "w", "y", "Mi", "Gi", "Ti", "M", "G", "T",
+        ]
+        .contains(&unit);
     if plain || sized {
         text.to_string()
     } else {
