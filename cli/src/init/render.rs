@@ -149,17 +149,18 @@ fn slos(w: &mut String, slo: &SloAnswer) {
     );
     line(w, 3, &format!("objective: {}", slo.objective));
     kv(w, 3, "window", &slo.window);
-    kv(
+    // Single quotes keep PromQL's double quotes readable; a job name holds no `'`.
+    line(
         w,
         3,
-        "errors",
-        &format!("sum(rate(http_requests_total{{{selector},code=~\"5..\"}}[{{{{window}}}}]))"),
+        &format!(
+            "errors: 'sum(rate(http_requests_total{{{selector},code=~\"5..\"}}[{{{{window}}}}]))'"
+        ),
     );
-    kv(
+    line(
         w,
         3,
-        "total",
-        &format!("sum(rate(http_requests_total{{{selector}}}[{{{{window}}}}]))"),
+        &format!("total: 'sum(rate(http_requests_total{{{selector}}}[{{{{window}}}}]))'"),
     );
 }
 

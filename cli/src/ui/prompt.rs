@@ -1,7 +1,7 @@
 //! dialoguer prompts, one theme. Callers ask only when the run is
 //! interactive (a terminal and no --yes).
 
-use dialoguer::theme::ColorfulTheme;
+use dialoguer::theme::{ColorfulTheme, Theme};
 use dialoguer::{Confirm, Input, MultiSelect, Password, Select};
 
 use crate::error::CommandError;
@@ -57,17 +57,29 @@ pub fn select(question: &str, items: &[String], default: usize) -> Result<usize,
 }
 
 /// Any of `items`, with `ticked` pre-ticked (space toggles, enter accepts).
+/// The answer is reported by `names` (items may carry long descriptions).
 pub fn multi_select(
     question: &str,
     items: &[String],
+    names: &[&str],
     ticked: &[bool],
 ) -> Result<Vec<usize>, CommandError> {
-    MultiSelect::with_theme(&ColorfulTheme::default())
+    let theme = ColorfulTheme::default();
+    let picked = MultiSelect::with_theme(&theme)
         .with_prompt(question)
         .items(items)
         .defaults(ticked)
+        .report(false)
         .interact()
-        .map_err(|e| failed(question, e))
+        .map_err(|e| failed(question, e))?;
+    let chosen: Vec<&str> = picked
+        .iter()
+        .filter_map(|i| names.get(*i).copied())
+        .collect();
+    let mut line = String::new();
+    let _ = theme.format_multi_select_prompt_selection(&mut line, question, &chosen);
+    let _ = dialoguer::console::Term::stderr().write_line(&line);
+    Ok(picked)
 }
 
 /// A line of text. With a default, Enter takes it; `optional` lets an empty
