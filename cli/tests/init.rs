@@ -559,3 +559,64 @@ fn every_profile_by_flags_is_accepted_by_plan() {
         ws.plan_accepts("telltale.yaml");
     }
 }
+
+#[test]
+fn a_plugin_pick_that_breaks_a_requirement_is_explained_and_asked_again() {
+    let loki_at = common::catalog()
+        .plugins
+        .keys()
+        .position(|p| p == "loki")
+        .unwrap();
+    let toggle_loki = format!("{} {ENTER}", DOWN.repeat(loki_at));
+    let ws = Workspace::new();
+    let mut pty = ws.pty(&["init", "--context", "lab", "--profile", "homelab"]);
+    pty.answer("Cluster name", ENTER);
+    pty.answer("Plugins", &toggle_loki); // homelab's alloy requires loki
+    pty.answer("requires `loki`", "");
+    pty.answer("Plugins", &toggle_loki); // ticked again
+    for prompt in [
+        "Notification receivers",
+        "Add an availability SLO",
+        "Prometheus retention",
+        "Prometheus volume size",
+        "GitOps repository",
+        "Write telltale.yaml?",
+    ] {
+        pty.answer(prompt, ENTER);
+    }
+    let (code, shown) = pty.finish();
+    assert_eq!(code, 0, "{shown}");
+    let text = ws.read("telltale.yaml");
+    assert!(
+        !text.contains("plugins:"),
+        "no change to the profile's plugins:\n{text}"
+    );
+    ws.plan_accepts("telltale.yaml");
+}
+
+#[test]
+fn the_readme_documents_every_init_flag() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = readme
+        .split("## Writing the config: `init`")
+        .nth(1)
+        .expect("README has the init section");
+    let ws = Workspace::new();
+    let help = ws.run(&["init", "--help"]).stdout;
+    let answers = help
+        .split("Answers:")
+        .nth(1)
+        .expect("init --help has its Answers heading");
+    let flags: Vec<&str> = answers
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| w.trim_end_matches([',', '.', ')']))
+        .collect();
+    assert!(flags.len() > 15, "{answers}");
+    for flag in flags {
+        let name = flag.split(['=', '<']).next().unwrap();
+        assert!(section.contains(name), "README's init section lacks {name}");
+    }
+}

@@ -76,6 +76,18 @@ pub struct GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write telltale.yaml: a short wizard, or the same answers as flags
+    ///
+    /// Asks for the kube context (current one first), cluster name, profile,
+    /// extra plugins, notification receivers and where each secret comes
+    /// from, an SLO, retention and storage, and a GitOps repository, then
+    /// shows a summary and writes the file (-f FILE, default ./telltale.yaml).
+    /// Enter at every prompt gives a config `plan` accepts.
+    ///
+    /// Every question has a flag. With --yes nothing is asked and defaults
+    /// are taken (the current context, the profile picked for it). Without a
+    /// terminal nothing is asked either, and --context and --profile are
+    /// required. No secret value is ever asked for or written: a secret is
+    /// an env var, a file, an existing Secret, or `prompt` (asked by `up`).
     Init(init::InitArgs),
     /// Built-in and local profiles
     #[command(subcommand)]

@@ -117,3 +117,9 @@ pub fn yes_no(question: &str, default: bool) -> Result<bool, CommandError> {
         .interact()
         .map_err(|e| failed(question, e))
 }
+
+/// Why an answer cannot be taken, before the question is asked again.
+pub fn problem(text: &str) {
+    let _ = dialoguer::console::Term::stderr()
+        .write_line(&format!("{} {text}", dialoguer::console::style("✘").red()));
+}

@@ -28,16 +28,9 @@ use crate::render::{self, Request};
 use crate::secrets::SecretSource;
 use crate::ui::{Printer, prompt};
 
-/// Write telltale.yaml: ask for the kube context, cluster name, profile,
-/// extra plugins, notification receivers and where each secret comes from,
-/// an SLO, retention and storage, and a GitOps repository. Enter at every
-/// prompt gives a config `plan` accepts.
-///
-/// Every question has a flag. With --yes, or without a terminal, nothing is
-/// asked: without a terminal --context and --profile are required (--yes
-/// takes the current context and the default profile). The global --context,
-/// --profile, -n and -f (the file to write, default ./telltale.yaml) apply.
+/// The answers as flags (the help text is on `Command::Init`).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Answers")]
 pub struct InitArgs {
     /// Cluster name (metadata.name and spec.cluster.name) [default: the context's cluster]
     #[arg(long, value_name = "NAME")]
@@ -108,6 +101,11 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    if !global.set.is_empty() {
+        return Err(CommandError::bad_input("init does not take --set").with_hint(
+            "init writes the answers it asks for; add other values under spec.set in the file, or pass --set to plan and up",
+        ));
+    }
     let catalog = global.catalog()?;
     let path = global
         .config
@@ -194,11 +192,15 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         return Ok(());
     }
     printer.status(&format!("Wrote {}.", path.display()));
-    let file = if global.config.is_some() {
+    let mut file = if global.config.is_some() {
         format!(" -f {}", path.display())
     } else {
         String::new()
     };
+    // The file may name plugins from these directories; plan and up need them too.
+    for dir in &global.plugin_dir {
+        file.push_str(&format!(" --plugin-dir {}", dir.display()));
+    }
     printer.out(&format!(
         "Next:\n  telltale plan{file}      # render the bundle to ./telltale-out (no cluster needed)\n  telltale up{file}        # install on context {}\n  telltale verify{file}    # prove it live",
         answers.context

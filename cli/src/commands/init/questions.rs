@@ -14,8 +14,9 @@ use crate::cluster::ContextEntry;
 use crate::commands::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{self, Answers, GitOpsAnswer, Layout, SloAnswer};
+use crate::model::Source;
 use crate::render::resolve::DEFAULT_NAMESPACE;
-use crate::render::{Request, resolve};
+use crate::render::{self, Request, resolve};
 use crate::ui::prompt;
 
 /// What the profile brings, to pre-tick plugins and offer its sizes as defaults.
@@ -165,40 +166,11 @@ pub(super) fn ask_all(
             given,
             "--plugin NAME",
             Fallback::Safe(BTreeMap::new()),
-            |_| {
-                let names: Vec<&String> = catalog.plugins.keys().collect();
-                let items: Vec<String> = catalog
-                    .plugins
-                    .values()
-                    .map(|e| {
-                        let old = if e.plugin.spec.deprecated.is_some() {
-                            " (deprecated)"
-                        } else {
-                            ""
-                        };
-                        format!("{:<22} {}{old}", e.name(), e.plugin.metadata.description)
-                    })
-                    .collect();
-                let ticked: Vec<bool> = names.iter().map(|n| facts.plugins.contains(*n)).collect();
-                let picked = prompt::multi_select(
-                    "Plugins (space toggles, enter accepts)",
-                    &items,
-                    &names.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
-                    &ticked,
-                )?;
-                Ok(names
-                    .iter()
-                    .enumerate()
-                    .map(|(i, n)| ((*n).clone(), picked.contains(&i)))
-                    .collect())
-            },
+            |_| ask_plugins(catalog, &profile, &facts.plugins),
         )?
         .unwrap_or_default();
     // Only what differs from the profile is written.
-    let plugins: BTreeMap<String, bool> = chosen
-        .into_iter()
-        .filter(|(name, on)| facts.plugins.contains(name) != *on)
-        .collect();
+    let plugins = changes(&facts.plugins, chosen);
     let kps_enabled = plugins
         .get(KPS)
         .copied()
@@ -371,4 +343,87 @@ pub(super) fn ask_all(
         storage,
         gitops,
     })
+}
+
+/// What differs from the profile's plugins.
+fn changes(profile: &BTreeSet<String>, chosen: BTreeMap<String, bool>) -> BTreeMap<String, bool> {
+    chosen
+        .into_iter()
+        .filter(|(name, on)| profile.contains(name) != *on)
+        .collect()
+}
+
+/// Every plugin in the catalogue, the profile's pre-ticked. A pick that
+/// breaks a plugin's requires/conflicts is explained and asked again, so
+/// the wizard never ends in a file `plan` refuses.
+fn ask_plugins(
+    catalog: &Catalog,
+    profile: &str,
+    profile_plugins: &BTreeSet<String>,
+) -> Result<BTreeMap<String, bool>, CommandError> {
+    let names: Vec<&str> = catalog.plugins.keys().map(String::as_str).collect();
+    let items: Vec<String> = catalog
+        .plugins
+        .values()
+        .map(|e| {
+            let old = if e.plugin.spec.deprecated.is_some() {
+                " (deprecated)"
+            } else {
+                ""
+            };
+            format!("{:<22} {}{old}", e.name(), e.plugin.metadata.description)
+        })
+        .collect();
+    let mut ticked: Vec<bool> = names.iter().map(|n| profile_plugins.contains(*n)).collect();
+    loop {
+        let picked = prompt::multi_select(
+            "Plugins (space toggles, enter accepts)",
+            &items,
+            &names,
+            &ticked,
+        )?;
+        let chosen: BTreeMap<String, bool> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), picked.contains(&i)))
+            .collect();
+        match plugins_render(catalog, profile, &changes(profile_plugins, chosen.clone())) {
+            Ok(()) => return Ok(chosen),
+            Err(e) => {
+                prompt::problem(&e.message);
+                ticked = names.iter().map(|n| chosen[*n]).collect();
+            }
+        }
+    }
+}
+
+/// Whether the profile with these plugin changes renders.
+fn plugins_render(
+    catalog: &Catalog,
+    profile: &str,
+    plugins: &BTreeMap<String, bool>,
+) -> Result<(), CommandError> {
+    let probe = Answers {
+        context: "probe".into(),
+        cluster_name: "probe".into(),
+        namespace: DEFAULT_NAMESPACE.into(),
+        profile: profile.into(),
+        profile_description: String::new(),
+        plugins: plugins.clone(),
+        receivers: Default::default(),
+        slo: None,
+        retention: None,
+        storage: None,
+        gitops: None,
+    };
+    let source = Source::new("telltale.yaml", init::render_config(&probe));
+    render::render(
+        catalog,
+        &Request {
+            config: Some(source),
+            ..Request::default()
+        },
+    )
+    .map(|_| ())
+    .map_err(CommandError::from)
 }
