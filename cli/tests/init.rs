@@ -150,15 +150,24 @@ impl Pty {
     }
 
     /// Reads to the end and returns the exit code.
-    fn finish(mut self) -> (i32, String) {
+    fn finish(self) -> (i32, String) {
+        match self.finish_status() {
+            (WaitStatus::Exited(_, code), text) => (code, text),
+            (other, text) => panic!("init did not exit normally: {other:?}\n{text}"),
+        }
+    }
+
+    fn finish_status(mut self) -> (WaitStatus, String) {
         if let Ok(rest) = self.session.expect(Eof) {
             self.transcript.extend_from_slice(rest.as_bytes());
         }
         let text = String::from_utf8_lossy(&self.transcript).into_owned();
-        match self.session.get_process().wait() {
-            Ok(WaitStatus::Exited(_, code)) => (code, text),
-            other => panic!("init did not exit normally: {other:?}\n{text}"),
-        }
+        let status = self
+            .session
+            .get_process()
+            .wait()
+            .expect("init is waited for");
+        (status, text)
     }
 }
 
@@ -618,5 +627,37 @@ fn the_readme_documents_every_init_flag() {
     for flag in flags {
         let name = flag.split(['=', '<']).next().unwrap();
         assert!(section.contains(name), "README's init section lacks {name}");
+    }
+}
+
+#[test]
+fn ctrl_c_at_a_prompt_exits_130_and_writes_nothing() {
+    let ws = Workspace::new();
+    for (answered, interrupted) in [(0, "Kube context"), (1, "Cluster name")] {
+        let mut pty = ws.pty(&["init"]);
+        if answered == 1 {
+            pty.answer("Kube context", ENTER);
+        }
+        pty.answer(interrupted, "\x03");
+        let (code, shown) = pty.finish();
+        assert_eq!(code, 130, "{shown}");
+        assert!(
+            shown.contains("interrupted; nothing was written"),
+            "{shown}"
+        );
+        // dialoguer hides the cursor while a list is shown; it must come back.
+        assert!(shown.ends_with_cursor_shown(), "{shown:?}");
+        assert!(!ws.file("telltale.yaml").exists());
+    }
+}
+
+trait CursorShown {
+    fn ends_with_cursor_shown(&self) -> bool;
+}
+
+impl CursorShown for String {
+    /// The last cursor command is "show" (`ESC[?25h`), not "hide" (`ESC[?25l`).
+    fn ends_with_cursor_shown(&self) -> bool {
+        self.rfind("\x1b[?25h") > self.rfind("\x1b[?25l")
     }
 }

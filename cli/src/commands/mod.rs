@@ -88,7 +88,7 @@ pub enum Command {
     /// terminal nothing is asked either, and --context and --profile are
     /// required. No secret value is ever asked for or written: a secret is
     /// an env var, a file, an existing Secret, or `prompt` (asked by `up`).
-    Init(init::InitArgs),
+    Init(Box<init::InitArgs>),
     /// Built-in and local profiles
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
@@ -158,7 +158,7 @@ impl GlobalArgs {
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     let printer = cli.global.printer();
     match cli.command {
-        Command::Init(args) => init::run(args, &cli.global, &printer),
+        Command::Init(args) => init::run(*args, &cli.global, &printer),
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global, &printer),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.global, &printer),
         Command::Plan(args) => plan::run(args, &cli.global, &printer),

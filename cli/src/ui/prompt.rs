@@ -4,7 +4,7 @@
 use dialoguer::theme::{ColorfulTheme, Theme};
 use dialoguer::{Confirm, Input, MultiSelect, Password, Select};
 
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorKind};
 use crate::secrets::Secret;
 
 pub fn interactive(yes: bool) -> bool {
@@ -43,6 +43,12 @@ pub fn confirm(question: &str) -> bool {
 // error that ended the prompt (no terminal, interrupted).
 
 fn failed(question: &str, e: dialoguer::Error) -> CommandError {
+    // Ctrl-C arrives as a key in raw mode; the cursor dialoguer hid must come back.
+    let _ = dialoguer::console::Term::stderr().show_cursor();
+    let dialoguer::Error::IO(io) = &e;
+    if io.kind() == std::io::ErrorKind::Interrupted {
+        return CommandError::new(ErrorKind::Interrupted, "interrupted; nothing was written");
+    }
     CommandError::environment(format!("prompt `{question}` failed: {e}"))
 }
 
@@ -122,4 +128,30 @@ pub fn yes_no(question: &str, default: bool) -> Result<bool, CommandError> {
 pub fn problem(text: &str) {
     let _ = dialoguer::console::Term::stderr()
         .write_line(&format!("{} {text}", dialoguer::console::style("✘").red()));
+}
+
+/// Ctrl-C during the wizard: dialoguer restores the terminal mode and
+/// raises SIGINT, but leaves the cursor hidden. Show it, say so, exit 130.
+/// The handler is registered before this returns, so no early Ctrl-C is missed.
+pub fn exit_cleanly_on_interrupt() {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    else {
+        return;
+    };
+    let Ok(mut sigint) = runtime.block_on(async {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+    }) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        runtime.block_on(async {
+            if sigint.recv().await.is_some() {
+                let _ = dialoguer::console::Term::stderr().show_cursor();
+                eprintln!("\ninterrupted; nothing was written");
+                std::process::exit(130);
+            }
+        });
+    });
 }

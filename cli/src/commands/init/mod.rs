@@ -118,6 +118,9 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     } else {
         Mode::Refuse
     };
+    if mode == Mode::Ask {
+        prompt::exit_cleanly_on_interrupt();
+    }
     let exists = path.exists();
     if exists && !args.force && mode != Mode::Ask {
         return Err(CommandError::bad_input(format!(
@@ -182,6 +185,11 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         };
         if !prompt::yes_no(&question, !exists)? {
             printer.status("Nothing written.");
+            if printer.is_json() {
+                printer.json(
+                    &serde_json::json!({"path": path.display().to_string(), "written": false}),
+                );
+            }
             return Ok(());
         }
     }

@@ -152,7 +152,7 @@ pub(super) fn ask_receivers(
 pub(super) fn ask_source(kind: ReceiverKind) -> Result<SecretSource, CommandError> {
     let what = kind.secret_name();
     let items = [
-        format!("environment variable (read by `up`)"),
+        "environment variable (read by `up`)".to_string(),
         "file (read by `up`)".to_string(),
         "existing Kubernetes Secret in the namespace".to_string(),
         "type it when `up` runs (kept only in the cluster Secret)".to_string(),
