@@ -193,7 +193,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             return Ok(());
         }
     }
-    std::fs::write(&path, &text)
+    write_whole(&path, &text)
         .map_err(|e| CommandError::environment(format!("cannot write {}: {e}", path.display())))?;
     if printer.is_json() {
         printer.json(&serde_json::json!({"path": path.display().to_string(), "written": true}));
@@ -222,6 +222,19 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         printer.status("Note: `up` asks for the prompt secrets, so it needs a terminal; CI uses env: or file: sources.");
     }
     Ok(())
+}
+
+/// Writes next to the target and renames, so an interrupted run never
+/// leaves half a config where the old one was.
+fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".init-tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
 }
 
 /// One line per choice, for the confirmation.
