@@ -44,8 +44,12 @@ struct Workspace {
 
 impl Workspace {
     fn new() -> Self {
+        Self::with_kubeconfig(KUBECONFIG)
+    }
+
+    fn with_kubeconfig(text: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("kubeconfig"), KUBECONFIG).unwrap();
+        std::fs::write(dir.path().join("kubeconfig"), text).unwrap();
         Workspace { dir }
     }
 
@@ -660,4 +664,22 @@ impl CursorShown for String {
     fn ends_with_cursor_shown(&self) -> bool {
         self.rfind("\x1b[?25h") > self.rfind("\x1b[?25l")
     }
+}
+
+#[test]
+fn without_a_current_context_yes_does_not_guess_one() {
+    let ws = Workspace::with_kubeconfig(&KUBECONFIG.replace("current-context: lab\n", ""));
+    let out = ws.run(&["init", "--yes"]);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("--context NAME (the kubeconfig has: kind-telltale, lab)"),
+        "{}",
+        out.stderr
+    );
+    let out = ws.run(&["init", "--yes", "--context", "kind-telltale"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    // A kind-* context picks the kind profile.
+    assert!(ws.read("telltale.yaml").contains("profile: kind\n"));
+    ws.plan_accepts("telltale.yaml");
 }

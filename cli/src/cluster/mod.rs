@@ -93,6 +93,8 @@ fn read_kubeconfig(path: Option<&Path>) -> Result<Kubeconfig, CommandError> {
 pub struct ContextEntry {
     pub name: String,
     pub cluster: String,
+    /// The kubeconfig's current-context.
+    pub current: bool,
 }
 
 /// The kubeconfig's contexts, the current one first, the rest in file order.
@@ -108,6 +110,7 @@ pub fn contexts(kubeconfig: Option<&Path>) -> Result<Vec<ContextEntry>, CommandE
                 .as_ref()
                 .map(|c| c.cluster.clone())
                 .unwrap_or_default(),
+            current: config.current_context.as_ref() == Some(&c.name),
         })
         .collect();
     if let Some(current) = &config.current_context

@@ -86,8 +86,8 @@ pub(super) fn ask_all(
     } else {
         format!("--context NAME (the kubeconfig has: {})", names.join(", "))
     };
-    let fallback = match names.first() {
-        Some(current) => Fallback::Detected(current.clone()),
+    let fallback = match contexts.iter().find(|c| c.current) {
+        Some(current) => Fallback::Detected(current.name.clone()),
         None => Fallback::Required,
     };
     let context = q
@@ -97,9 +97,8 @@ pub(super) fn ask_all(
             }
             let items: Vec<String> = contexts
                 .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let current = if i == 0 { ", current" } else { "" };
+                .map(|c| {
+                    let current = if c.current { ", current" } else { "" };
                     format!("{} (cluster {}{current})", c.name, c.cluster)
                 })
                 .collect();
