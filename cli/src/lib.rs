@@ -12,6 +12,7 @@ pub mod commands;
 pub mod error;
 pub mod gitops;
 pub mod helm;
+pub mod init;
 pub mod install;
 pub mod lint;
 pub mod model;

@@ -90,6 +90,40 @@ fn read_kubeconfig(path: Option<&Path>) -> Result<Kubeconfig, CommandError> {
     }
 }
 
+/// A kubeconfig context and the cluster it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContextEntry {
+    pub name: String,
+    pub cluster: String,
+    /// The kubeconfig's current-context.
+    pub current: bool,
+}
+
+/// The kubeconfig's contexts, the current one first, the rest in file order.
+pub fn contexts(kubeconfig: Option<&Path>) -> Result<Vec<ContextEntry>, CommandError> {
+    let config = read_kubeconfig(kubeconfig)?;
+    let mut out: Vec<ContextEntry> = config
+        .contexts
+        .iter()
+        .map(|c| ContextEntry {
+            name: c.name.clone(),
+            cluster: c
+                .context
+                .as_ref()
+                .map(|c| c.cluster.clone())
+                .unwrap_or_default(),
+            current: config.current_context.as_ref() == Some(&c.name),
+        })
+        .collect();
+    if let Some(current) = &config.current_context
+        && let Some(pos) = out.iter().position(|c| &c.name == current)
+    {
+        let entry = out.remove(pos);
+        out.insert(0, entry);
+    }
+    Ok(out)
+}
+
 /// Picks the context (`--context`, else current-context) and its server.
 pub fn target(
     kubeconfig: Option<&Path>,

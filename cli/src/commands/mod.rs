@@ -5,6 +5,7 @@ pub mod completions;
 pub mod down;
 pub mod external;
 pub mod gitops;
+pub mod init;
 pub mod plan;
 pub mod plugins;
 pub mod profiles;
@@ -77,6 +78,20 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write telltale.yaml: a short wizard, or the same answers as flags
+    ///
+    /// Asks for the kube context (current one first), cluster name, profile,
+    /// extra plugins, notification receivers and where each secret comes
+    /// from, an SLO, retention and storage, and a GitOps repository, then
+    /// shows a summary and writes the file (-f FILE, default ./telltale.yaml).
+    /// Enter at every prompt gives a config `plan` accepts.
+    ///
+    /// Every question has a flag. With --yes nothing is asked and defaults
+    /// are taken (the current context, the profile picked for it). Without a
+    /// terminal nothing is asked either, and --context and --profile are
+    /// required. No secret value is ever asked for or written: a secret is
+    /// an env var, a file, an existing Secret, or `prompt` (asked by `up`).
+    Init(Box<init::InitArgs>),
     /// Built-in and local profiles
     #[command(subcommand)]
     Profiles(profiles::ProfilesCommand),
@@ -151,6 +166,7 @@ impl GlobalArgs {
 pub fn run(cli: Cli) -> Result<(), CommandError> {
     let printer = cli.global.printer();
     match cli.command {
+        Command::Init(args) => init::run(*args, &cli.global, &printer),
         Command::Profiles(cmd) => profiles::run(cmd, &cli.global, &printer),
         Command::Plugins(cmd) => plugins::run(cmd, &cli.global, &printer),
         Command::Plan(args) => plan::run(args, &cli.global, &printer),

@@ -170,13 +170,21 @@ pub enum Layout {
     Plain,
 }
 
-impl std::fmt::Display for Layout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Layout {
+    pub const ALL: [Layout; 3] = [Layout::Flux, Layout::Argocd, Layout::Plain];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
             Layout::Flux => "flux",
             Layout::Argocd => "argocd",
             Layout::Plain => "plain",
-        })
+        }
+    }
+}
+
+impl std::fmt::Display for Layout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
