@@ -24,7 +24,9 @@ const PAGERDUTY: &str = "canary-pagerduty-key-91b2d0";
 const TWILIO: &str = "canary-twilio-token-c4d8e1";
 const SMTP: &str = "canary-smtp-password-e5f6a2";
 const TOKEN: &str = "canary-github-token-0a1b2c";
-const CANARIES: [&str; 5] = [SLACK, PAGERDUTY, TWILIO, SMTP, TOKEN];
+/// The production profile's postgres-exporter connection string.
+const DSN: &str = "canary-postgres-dsn-3d9e0b";
+const CANARIES: [&str; 6] = [SLACK, PAGERDUTY, TWILIO, SMTP, TOKEN, DSN];
 const BRANCH: &str = "telltale/prod-eu-1";
 const PATH: &str = "clusters/prod-eu-1/observability";
 
@@ -91,6 +93,7 @@ spec:
             .env("SLACK_WEBHOOK_URL", SLACK)
             .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY)
             .env("TWILIO_AUTH_TOKEN", TWILIO)
+            .env("POSTGRES_EXPORTER_DSN", DSN)
             .current_dir(self.root());
         cmd
     }
