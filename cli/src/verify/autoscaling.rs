@@ -39,6 +39,15 @@ pub async fn autoscaling(ctx: &Context<'_>) -> Finding {
     let mut evidence = Vec::new();
     let mut problems = Vec::new();
 
+    // The HPAs first: KEDA serves a metric only for the label selector its
+    // HPA asks with, so a metric's query borrows the selector from them.
+    let mut hpas = Vec::new();
+    for want in &ex.hpas {
+        let api: Api<HorizontalPodAutoscaler> =
+            Api::namespaced(kube.client.clone(), &want.namespace);
+        hpas.push((want, api.get_opt(&want.name).await));
+    }
+
     if !ex.external_metrics.is_empty() {
         match get::<ResourceList>(kube, EXTERNAL).await {
             Ok(list) => {
@@ -56,8 +65,16 @@ pub async fn autoscaling(ctx: &Context<'_>) -> Finding {
                         continue;
                     }
                     // KEDA lists one generic resource and serves metrics by
-                    // name on request: ask for the value instead.
-                    let path = format!("{EXTERNAL}/namespaces/{namespace}/{name}");
+                    // name on request: ask for the value, as the HPA would.
+                    let (namespace, selector) = hpa_selector(&hpas, name)
+                        .unwrap_or((namespace.to_string(), String::new()));
+                    let mut path = format!("{EXTERNAL}/namespaces/{namespace}/{name}");
+                    if !selector.is_empty() {
+                        path.push_str(&format!(
+                            "?labelSelector={}",
+                            super::http::encode(&selector)
+                        ));
+                    }
                     match get::<ValueList>(kube, &path).await {
                         Ok(values) if !values.items.is_empty() => evidence.push(format!(
                             "external metric {name}: {} value(s) in {namespace}",
@@ -107,6 +124,41 @@ pub async fn autoscaling(ctx: &Context<'_>) -> Finding {
     } else {
         Finding::fail(problems.join("; "), evidence)
     }
+}
+
+/// The namespace and label selector (`k=v,…`) an expected HPA queries an
+/// external metric with.
+fn hpa_selector(
+    hpas: &[(
+        &crate::model::plugin::HpaExpectation,
+        Result<Option<HorizontalPodAutoscaler>, kube::Error>,
+    )],
+    metric: &str,
+) -> Option<(String, String)> {
+    hpas.iter().find_map(|(want, hpa)| {
+        let hpa = hpa.as_ref().ok()?.as_ref()?;
+        let external = hpa
+            .spec
+            .as_ref()?
+            .metrics
+            .iter()
+            .flatten()
+            .filter_map(|m| m.external.as_ref())
+            .find(|e| e.metric.name == metric)?;
+        let labels = external
+            .metric
+            .selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref())
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default();
+        Some((want.namespace.clone(), labels))
+    })
 }
 
 async fn get<T: serde::de::DeserializeOwned>(kube: &Kube, path: &str) -> Result<T, kube::Error> {
@@ -196,6 +248,31 @@ mod tests {
             current_values(&h).unwrap(),
             ["model_p95_latency_seconds = 350m"]
         );
+    }
+
+    #[test]
+    fn a_keda_metric_is_queried_with_the_selector_of_its_hpa() {
+        let keda: HorizontalPodAutoscaler = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "keda-hpa-model-server", "namespace": "monitoring"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "model-server"}, "maxReplicas": 5,
+                     "metrics": [{"type": "External", "external": {
+                         "metric": {"name": "s0-prometheus",
+                                    "selector": {"matchLabels": {"scaledobject.keda.sh/name": "model-server"}}},
+                         "target": {"type": "AverageValue", "averageValue": "10"}}}]}}))
+        .unwrap();
+        let want = crate::model::plugin::HpaExpectation {
+            namespace: "monitoring".into(),
+            name: "keda-hpa-model-server".into(),
+        };
+        let hpas = vec![(&want, Ok(Some(keda)))];
+        assert_eq!(
+            hpa_selector(&hpas, "s0-prometheus"),
+            Some((
+                "monitoring".to_string(),
+                "scaledobject.keda.sh/name=model-server".to_string()
+            ))
+        );
+        assert_eq!(hpa_selector(&hpas, "s1-prometheus"), None);
     }
 
     #[test]
