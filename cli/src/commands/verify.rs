@@ -17,10 +17,11 @@ use crate::verify::load::Engine;
 use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, report};
 
 /// Prove the stack works: targets up, rules loaded and evaluating,
-/// Alertmanager ready with every tier receiver, and a synthetic alert
-/// delivered through every integration of every receiver. What to expect
-/// comes from the bundle's plan.json (same profile and config as `up`).
-/// Exits 1 when any check fails.
+/// Alertmanager ready with every tier receiver, a synthetic alert delivered
+/// through every integration of every receiver, logs from every namespace,
+/// every dashboard panel answering, external metrics and HPAs, and a load
+/// test that moves the SLO series. What to expect comes from the bundle's
+/// plan.json (same profile and config as `up`). Exits 1 when any check fails.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Checks to run (comma-separated) [default: all]
