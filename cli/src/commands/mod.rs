@@ -102,7 +102,7 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// Install or upgrade the stack phase by phase (resumable, idempotent)
     Up(up::UpArgs),
-    /// Prove the stack live: targets, rules, notifications, logs, dashboards, autoscaling, load
+    /// Prove the stack live: metrics, alerts, logs, dashboards, load
     Verify(Box<verify::VerifyArgs>),
     /// Phases from the in-cluster journal, release versions and drift
     Status(status::StatusArgs),
