@@ -90,6 +90,11 @@ fn verify(dir: &Path, stack: &LocalStack, checks: &str, extra: &[&str]) -> (i32,
         .args(extra)
         .output()
         .unwrap();
+    json_outcome(out)
+}
+
+/// Exit code, the one JSON document on stdout, and stderr.
+fn json_outcome(out: std::process::Output) -> (i32, Value, String) {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let report = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("one JSON document on stdout ({e}); stderr:\n{stderr}"));
@@ -297,10 +302,7 @@ fn verify_all(
         .args(extra)
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("one JSON document on stdout ({e}); stderr:\n{stderr}"));
-    (out.status.code().unwrap_or(-1), report, stderr)
+    json_outcome(out)
 }
 
 #[test]
