@@ -305,6 +305,16 @@ fn ml_slo_expects_external_metrics_an_hpa_and_a_load_that_moves_the_model_series
     for var in ["TARGET_URL", "RATE", "DURATION"] {
         assert!(script.contains(&format!("__ENV.{var}")), "{var}");
     }
+
+    // In another namespace, verify looks for the HPA and sends the load there.
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  namespace: obs\n";
+    let bundle = render_with("ml-slo", Some(config), &[]);
+    let ex = &bundle.plan.expectations;
+    assert_eq!(ex.hpas[0].namespace, "obs");
+    assert_eq!(
+        ex.load.as_ref().unwrap().url,
+        "http://model-server.obs.svc.cluster.local:9898/"
+    );
 }
 
 #[test]

@@ -333,8 +333,29 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         expectations
             .external_metrics
             .extend(ex.external_metrics.iter().cloned());
-        expectations.hpas.extend(ex.hpas.iter().cloned());
-        if let Some(load) = &ex.load {
+        // Where a plugin's HPA and load target live depends on the namespace
+        // the stack goes to: these strings are templates like values.yaml.
+        let expand = |text: &str| -> Result<String, RenderError> {
+            let source = crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
+            Ok(template::render(&source, &ctx)?.text)
+        };
+        for hpa in &ex.hpas {
+            expectations
+                .hpas
+                .push(crate::model::plugin::HpaExpectation {
+                    namespace: expand(&hpa.namespace)?,
+                    name: expand(&hpa.name)?,
+                });
+        }
+        let load = match &ex.load {
+            Some(load) => Some(crate::model::plugin::LoadExpectation {
+                url: expand(&load.url)?,
+                hpa: load.hpa.as_deref().map(expand).transpose()?,
+                ..load.clone()
+            }),
+            None => None,
+        };
+        if let Some(load) = &load {
             if expectations.load.is_some() {
                 warnings.push(format!(
                     "plugin {name} also defines a load expectation; the first one ({}) is used",
