@@ -716,7 +716,7 @@ fn a_canary_in_a_value_aborts_with_file_line_and_source_and_commits_nothing() {
 fn a_known_secret_shape_aborts_too() {
     let s = Setup::new();
     let repo = s.repo().display().to_string();
-    let set = "kube-prometheus-stack.extraNote=https://hooks.slack.com/services/T0123/B0456/abcdefghijklmnop";
+    let set = "kube-prometheus-stack.extraNote=https://hooks.slack.com/services/TFAKE/BFAKE/FAKEFAKEFAKEFAKE";
     let (_, stderr) = s.gitops(&["--repo", &repo, "--no-pr", "--set", set], 2, |_| {});
     assert!(
         stderr.contains("looks like a Slack webhook URL"),

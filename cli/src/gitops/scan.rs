@@ -201,11 +201,15 @@ mod tests {
 
     #[test]
     fn known_shapes_are_found() {
+        // Token-shaped but obviously fake, and put together at run time so
+        // that no token-like literal sits in the source for scanners to flag.
+        let slack_token = format!("token: {}-FAKE-NOT-A-TOKEN", "xoxb");
+        let github_token = format!("t: {}_{}", "ghp", "FAKE".repeat(9));
         for line in [
-            "url: https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXX",
-            "token: xoxb-1234567890-abcdefghij",
+            "url: https://hooks.slack.com/services/TFAKE/BFAKE/FAKEFAKEFAKEFAKE",
+            slack_token.as_str(),
             "routing_key: 0123456789abcdef0123456789abcdef",
-            "t: ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+            github_token.as_str(),
             "-----BEGIN OPENSSH PRIVATE KEY-----",
         ] {
             assert_eq!(scan(&files(line), &[]).len(), 1, "{line}");
