@@ -5,14 +5,7 @@ mod common;
 use assert_cmd::Command;
 use serde_json::Value;
 
-fn telltale(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::cargo_bin("telltale").unwrap();
-    cmd.env_clear()
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .current_dir(dir);
-    cmd
-}
+use common::telltale;
 
 fn json_of(cmd: &mut Command) -> Value {
     let output = cmd.output().unwrap();

@@ -29,15 +29,6 @@ const ISSUE_PLUGINS: [&str; 16] = [
     "data-services",
 ];
 
-fn telltale(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("telltale").unwrap();
-    cmd.env_clear()
-        .env("HOME", dir)
-        .env("NO_COLOR", "1")
-        .current_dir(dir);
-    cmd
-}
-
 fn with_tools(cmd: &mut Command) -> &mut Command {
     cmd.env("PATH", std::env::var_os("PATH").unwrap())
 }

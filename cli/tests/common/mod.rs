@@ -100,3 +100,14 @@ pub fn routes_test(bundle: &Bundle) -> serde_json::Value {
     serde_saphyr::from_str(&bundle.files["alertmanager/routes-test.yaml"])
         .expect("routes-test.yaml parses")
 }
+
+/// The real binary in `dir` with a clean environment (HOME is `dir`, no
+/// colours), so nothing from the developer's machine leaks into a test.
+pub fn telltale(dir: &Path) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("telltale").unwrap();
+    cmd.env_clear()
+        .env("HOME", dir)
+        .env("NO_COLOR", "1")
+        .current_dir(dir);
+    cmd
+}
