@@ -108,7 +108,12 @@ impl HelmCli {
 
     /// Runs `helm version --short` and parses `v3.16.2+g1a2b3c`.
     pub async fn detect(kube_args: Vec<String>) -> Result<HelmCli, HelmError> {
-        let bin = Self::binary();
+        Self::detect_at(Self::binary(), kube_args).await
+    }
+
+    /// [`HelmCli::detect`] for a given binary (the real-helm tests run helm 3
+    /// and helm 4 side by side).
+    pub async fn detect_at(bin: PathBuf, kube_args: Vec<String>) -> Result<HelmCli, HelmError> {
         let output = tokio::process::Command::new(&bin)
             .args(["version", "--short"])
             .stdin(Stdio::null())
