@@ -232,6 +232,27 @@ struct StatusMeta {
     version: String,
 }
 
+/// A release as helm prints it with `-o json` (`status`, and `install`/`upgrade`).
+/// helm 4 prints `Pulled:`/`Digest:` lines on stdout before the document when
+/// an install pulls an OCI chart, so the JSON starts at the first `{` line.
+pub fn parse_status(text: &str) -> Result<ReleaseStatus, HelmError> {
+    let json = text
+        .lines()
+        .position(|l| l.starts_with('{'))
+        .map_or(text.to_string(), |i| {
+            text.lines().skip(i).collect::<Vec<_>>().join("\n")
+        });
+    let status: StatusJson = serde_json::from_str(&json).map_err(|e| HelmError::Failed {
+        command: "status".into(),
+        message: format!("unexpected output: {e}"),
+    })?;
+    Ok(ReleaseStatus {
+        revision: status.version,
+        status: status.info.status,
+        chart_version: status.chart.map(|c| c.metadata.version).unwrap_or_default(),
+    })
+}
+
 impl Helm for HelmCli {
     fn major(&self) -> u64 {
         self.version.major
@@ -271,18 +292,7 @@ impl Helm for HelmCli {
             .map(String::from)
             .into();
         match self.run(&args, None).await {
-            Ok(text) => {
-                let status: StatusJson =
-                    serde_json::from_str(&text).map_err(|e| HelmError::Failed {
-                        command: "status".into(),
-                        message: format!("unexpected output: {e}"),
-                    })?;
-                Ok(Some(ReleaseStatus {
-                    revision: status.version,
-                    status: status.info.status,
-                    chart_version: status.chart.map(|c| c.metadata.version).unwrap_or_default(),
-                }))
-            }
+            Ok(text) => parse_status(&text).map(Some),
             Err(HelmError::Failed { message, .. }) if message.contains("not found") => Ok(None),
             Err(e) => Err(e),
         }

@@ -10,9 +10,10 @@
 //! helm. A wrapper script records every argument vector, so the tests check
 //! the exact command lines telltale builds as well as helm's answers.
 //!
-//! What runs for real here: the version probe, `show crds` and the full
+//! What runs for real here: the version probe, `show crds`, the full
 //! `upgrade --install` flag set (through `helm template`, which takes the same
-//! flags and renders with the values on stdin); against the fake API server
+//! flags and renders with the values on stdin), and the release JSON telltale
+//! reads from `status -o json` (from a client-side dry-run install); against the fake API server
 //! (tests/common/fake_api.rs) through real helm: `status` and `uninstall` of
 //! a missing release. `upgrade --install` against a server (with
 //! `--dry-run=server` or for real) is e2e-only: helm validates manifests
@@ -331,6 +332,8 @@ fn against_fake_api(major: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let registry = Registry::start(dir.path());
     let helm = RealHelm::new(major, dir.path(), &registry);
+    helm.push_chart(dir.path(), &registry);
+    let repository = registry.chart_ref();
     let api = common::fake_api::FakeApi::start();
     let kubeconfig = api.kubeconfig(&dir.path().join("kubeconfig"), "fake");
     let kube_args = vec![
@@ -370,6 +373,37 @@ fn against_fake_api(major: u64) {
         "helm {major} read its release records from the fake API: {helm_reads:?}"
     );
 
+    // `-o json` is the release document `status -o json` prints; a client
+    // dry run of an install makes one (helm 3 still asks the cluster for its
+    // version and, unless told not to, for the OpenAPI document the fake
+    // does not serve). Not a command telltale builds: a source of real JSON.
+    let install: Vec<String> = [
+        "install".into(),
+        "probe".into(),
+        repository.clone(),
+        "--version".into(),
+        CHART_VERSION.into(),
+        "--namespace".into(),
+        "monitoring".into(),
+        "--dry-run=client".into(),
+        "--disable-openapi-validation".into(),
+        "-o".into(),
+        "json".into(),
+    ]
+    .into_iter()
+    .chain(kube_args.iter().cloned())
+    .collect();
+    let (ok, stdout, stderr) = helm.run(&install, "");
+    assert!(
+        ok,
+        "helm {major} install --dry-run=client -o json:\n{stderr}"
+    );
+    let release = telltale::helm::parse_status(&stdout)
+        .unwrap_or_else(|e| panic!("telltale reads helm {major}'s release JSON: {e}\n{stdout}"));
+    assert_eq!(release.revision, 1, "{release:?}");
+    assert_eq!(release.chart_version, CHART_VERSION, "{release:?}");
+    assert_eq!(release.status, "pending-install", "{release:?}");
+
     let calls = helm.calls();
     let with_kube = |args: &[&str]| -> Vec<String> {
         args.iter()
@@ -378,7 +412,7 @@ fn against_fake_api(major: u64) {
             .collect()
     };
     assert_eq!(
-        calls[1..],
+        calls[1..3],
         [
             with_kube(&["status", "probe", "--namespace", "default", "-o", "json"]),
             with_kube(&["uninstall", "probe", "--namespace", "default", "--wait"]),
@@ -388,11 +422,11 @@ fn against_fake_api(major: u64) {
 }
 
 #[test]
-fn helm3_status_and_uninstall_against_the_fake_api() {
+fn helm3_status_uninstall_and_release_json_against_the_fake_api() {
     against_fake_api(3);
 }
 
 #[test]
-fn helm4_status_and_uninstall_against_the_fake_api() {
+fn helm4_status_uninstall_and_release_json_against_the_fake_api() {
     against_fake_api(4);
 }
