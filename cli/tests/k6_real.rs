@@ -21,7 +21,7 @@ fn k6() -> PathBuf {
     }
 }
 
-/// The local stack (kind bundle), for its stand-in; SIGTERM on drop.
+/// The local stack for `profile`'s bundle; SIGTERM on drop.
 struct Stack {
     child: Child,
     urls: Value,
@@ -29,7 +29,7 @@ struct Stack {
 }
 
 impl Stack {
-    fn start() -> Stack {
+    fn start(profile: &str) -> Stack {
         for tool in [
             "prometheus",
             "prometheus-alertmanager",
@@ -39,7 +39,7 @@ impl Stack {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let bundle = dir.path().join("bundle");
-        common::write(&common::render_profile("kind"), &bundle);
+        common::write(&common::render_profile(profile), &bundle);
         let mut child = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"))
             .arg("--bundle")
             .arg(&bundle)
@@ -66,6 +66,13 @@ impl Stack {
         self.urls["standin"]
             .as_str()
             .expect("standin URL")
+            .to_string()
+    }
+
+    fn prometheus(&self) -> String {
+        self.urls["prometheus"]
+            .as_str()
+            .expect("prometheus URL")
             .to_string()
     }
 
@@ -114,7 +121,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn real_k6_runs_the_plugin_script_against_the_standin_and_its_summary_parses() {
     let k6 = k6();
-    let stack = Stack::start();
+    let stack = Stack::start("kind");
     let script = plugin_script();
     let before = stack.requests_served();
     let rt = runtime();
@@ -165,4 +172,74 @@ fn real_k6_against_a_dead_target_still_reports_every_request_failed() {
         });
     assert!(summary.requests >= 5.0, "{summary:?}");
     assert_eq!(summary.failed, summary.requests, "{summary:?}");
+}
+
+/// `verify --load-engine k6-local` end to end: the binary finds the k6
+/// script in the ml-slo bundle and runs it with the k6 on PATH against the
+/// stand-in. The stand-in is not the model server, so the model's series
+/// cannot move and the check fails for exactly that reason, with k6's real
+/// request count and no failed requests in the evidence.
+#[test]
+fn verify_with_the_k6_local_engine_runs_real_k6_from_the_bundle() {
+    let k6 = k6();
+    let stack = Stack::start("ml-slo");
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(k6.parent().expect("k6's directory").to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )
+    .unwrap();
+    let before = stack.requests_served();
+    let out = common::telltale(dir.path())
+        .env("PATH", path)
+        .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+        .args([
+            "verify",
+            "--profile",
+            "ml-slo",
+            "-o",
+            "json",
+            "--checks",
+            "load",
+        ])
+        .args(["--prometheus-url", &stack.prometheus()])
+        .args([
+            "--load-engine",
+            "k6-local",
+            "--load-url",
+            &format!("{}/", stack.standin()),
+        ])
+        .args([
+            "--load-rate",
+            "20",
+            "--load-duration",
+            "2s",
+            "--timeout",
+            "3s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("one JSON document ({e}); stderr:\n{stderr}"));
+    let load = report["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == "load"))
+        .unwrap_or_else(|| panic!("a load check in {report:#}"));
+    let evidence = load["evidence"].to_string();
+    assert!(evidence.contains("k6 (local) at 20/s for 2s"), "{load:#}");
+    let served = stack.requests_served() - before;
+    assert!(
+        served >= 30.0,
+        "the stand-in served k6's requests: {served}"
+    );
+    assert!(
+        evidence.contains(&format!("{served} requests")),
+        "k6's own count ({served}) in the evidence: {load:#}"
+    );
+    let summary = load["summary"].as_str().unwrap_or_default();
+    assert!(summary.contains("did not move"), "{load:#}");
+    assert!(!summary.contains("requests failed"), "{load:#}");
+    assert_eq!(out.status.code(), Some(1), "{load:#}\n{stderr}");
 }
