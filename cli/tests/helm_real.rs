@@ -430,3 +430,40 @@ fn helm3_status_uninstall_and_release_json_against_the_fake_api() {
 fn helm4_status_uninstall_and_release_json_against_the_fake_api() {
     against_fake_api(4);
 }
+
+/// For an `oci://` repository telltale passes the repository alone as the
+/// chart reference (as the test above pulls `oci://…/charts/telltale-probe`),
+/// so its last path segment must be the chart's name and it must carry no
+/// tag: helm takes the version from `--version`.
+#[test]
+fn every_builtin_oci_chart_reference_names_its_chart() {
+    let catalog = common::catalog();
+    let mut oci = 0;
+    for entry in catalog.plugins.values() {
+        let Some(chart) = &entry.plugin.spec.chart else {
+            continue;
+        };
+        let Some(path) = chart.repository.strip_prefix("oci://") else {
+            continue;
+        };
+        oci += 1;
+        let last = path.rsplit('/').next().unwrap_or_default();
+        assert_eq!(
+            last,
+            chart.name,
+            "plugin {}: oci repository {} must end with the chart name",
+            entry.name(),
+            chart.repository
+        );
+        assert!(
+            !last.contains(':') && !last.contains('@'),
+            "plugin {}: {} carries a tag or digest; the version goes in chart.version",
+            entry.name(),
+            chart.repository
+        );
+    }
+    assert!(
+        oci >= 1,
+        "the catalogue has oci:// charts (kube-prometheus-stack)"
+    );
+}
