@@ -1,5 +1,7 @@
 //! helm through std::process, behind a small trait so the installer can be
-//! driven by a fake in tests (`fake-helm`, or any `TELLTALE_HELM` binary).
+//! driven by a fault-injecting fake in tests (`fake-helm`, or any
+//! `TELLTALE_HELM` binary). The command lines built here are tested against
+//! real helm 3 and helm 4 and an OCI registry in tests/helm_real.rs.
 //!
 //! Values always go on stdin (`--values -`): no values file touches disk.
 //! helm runs in its own process group so a Ctrl-C at the terminal reaches
