@@ -1,5 +1,7 @@
 //! helm through std::process, behind a small trait so the installer can be
-//! driven by a fake in tests (`fake-helm`, or any `TELLTALE_HELM` binary).
+//! driven by a fault-injecting fake in tests (`fake-helm`, or any
+//! `TELLTALE_HELM` binary). The command lines built here are tested against
+//! real helm 3 and helm 4 and an OCI registry in tests/helm_real.rs.
 //!
 //! Values always go on stdin (`--values -`): no values file touches disk.
 //! helm runs in its own process group so a Ctrl-C at the terminal reaches
@@ -108,7 +110,12 @@ impl HelmCli {
 
     /// Runs `helm version --short` and parses `v3.16.2+g1a2b3c`.
     pub async fn detect(kube_args: Vec<String>) -> Result<HelmCli, HelmError> {
-        let bin = Self::binary();
+        Self::detect_at(Self::binary(), kube_args).await
+    }
+
+    /// [`HelmCli::detect`] for a given binary (the real-helm tests run helm 3
+    /// and helm 4 side by side).
+    pub async fn detect_at(bin: PathBuf, kube_args: Vec<String>) -> Result<HelmCli, HelmError> {
         let output = tokio::process::Command::new(&bin)
             .args(["version", "--short"])
             .stdin(Stdio::null())
@@ -227,6 +234,27 @@ struct StatusMeta {
     version: String,
 }
 
+/// A release as helm prints it with `-o json` (`status`, and `install`/`upgrade`).
+/// helm 4 prints `Pulled:`/`Digest:` lines on stdout before the document when
+/// an install pulls an OCI chart, so the JSON starts at the first `{` line.
+pub fn parse_status(text: &str) -> Result<ReleaseStatus, HelmError> {
+    let json = text
+        .lines()
+        .position(|l| l.starts_with('{'))
+        .map_or(text.to_string(), |i| {
+            text.lines().skip(i).collect::<Vec<_>>().join("\n")
+        });
+    let status: StatusJson = serde_json::from_str(&json).map_err(|e| HelmError::Failed {
+        command: "status".into(),
+        message: format!("unexpected output: {e}"),
+    })?;
+    Ok(ReleaseStatus {
+        revision: status.version,
+        status: status.info.status,
+        chart_version: status.chart.map(|c| c.metadata.version).unwrap_or_default(),
+    })
+}
+
 impl Helm for HelmCli {
     fn major(&self) -> u64 {
         self.version.major
@@ -266,18 +294,7 @@ impl Helm for HelmCli {
             .map(String::from)
             .into();
         match self.run(&args, None).await {
-            Ok(text) => {
-                let status: StatusJson =
-                    serde_json::from_str(&text).map_err(|e| HelmError::Failed {
-                        command: "status".into(),
-                        message: format!("unexpected output: {e}"),
-                    })?;
-                Ok(Some(ReleaseStatus {
-                    revision: status.version,
-                    status: status.info.status,
-                    chart_version: status.chart.map(|c| c.metadata.version).unwrap_or_default(),
-                }))
-            }
+            Ok(text) => parse_status(&text).map(Some),
             Err(HelmError::Failed { message, .. }) if message.contains("not found") => Ok(None),
             Err(e) => Err(e),
         }

@@ -1,8 +1,11 @@
-//! fake-helm: a stand-in for the helm binary in the installer tests, because
-//! these machines have no helm and no cluster. Built only with the
-//! `fake-helm` feature; telltale runs it through `TELLTALE_HELM`.
+//! fake-helm: a stand-in for the helm binary, kept **only for fault
+//! injection** in the installer tests (cli/tests/install.rs): a helm that
+//! fails or stalls on cue, in the middle of an `up`, which real helm cannot be
+//! made to do. Whether real helm accepts the commands telltale builds is
+//! tested with real helm 3 and helm 4 (cli/tests/helm_real.rs). Built only
+//! with the `fake-helm` feature; telltale runs it through `TELLTALE_HELM`.
 //!
-//! It understands the commands telltale issues (`version --short`,
+//! It answers the commands telltale issues (`version --short`,
 //! `show crds`, `upgrade --install … --values -`, `status -o json`,
 //! `uninstall`), keeps releases and revisions in `$FAKE_HELM_STATE/state.json`,
 //! appends every invocation (arguments and stdin) to
@@ -13,7 +16,9 @@
 //! - `FAKE_HELM_SLEEP=upgrade:loki:3` — that command first writes
 //!   `$FAKE_HELM_STATE/running-loki`, then takes 3 seconds.
 //!
-//! What it does not do: render charts or create objects in the cluster.
+//! What it does not do: parse flags as helm does, render charts or create
+//! objects in the cluster. A test that passes against it proves the
+//! installer's sequencing and error handling, not helm compatibility.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

@@ -2,7 +2,12 @@
 //! script (ConfigMap `telltale-k6-script`, key `script.js`) wrapped by a
 //! small entry script of ours whose `handleSummary` prints one JSON line we
 //! can read back from the pod's log, whatever the k6 version.
+//!
+//! [`run_local`] runs the same script and wrapper with a k6 binary on this
+//! machine (no cluster), which is how the suite proves both against real k6.
 
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
@@ -77,7 +82,7 @@ pub fn job(namespace: &str, run_id: &str, url: &str, rate: u32, duration: &str) 
                     "containers": [{
                         "name": "k6",
                         "image": IMAGE,
-                        "args": ["run", "--quiet", "--no-color", "/entry/run.js"],
+                        "args": ["run", "--quiet", "--no-color", "--no-usage-report", "/entry/run.js"],
                         "env": [
                             {"name": "TARGET_URL", "value": url},
                             {"name": "RATE", "value": rate.to_string()},
@@ -124,6 +129,87 @@ pub enum LoadJobError {
     Failed { job: String, log: String },
     #[error("the k6 Job {job} printed no summary: {log}")]
     NoSummary { job: String, log: String },
+    #[error("cannot run k6 ({bin}): {source}")]
+    Spawn {
+        bin: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the ConfigMap {SCRIPT_CONFIGMAP} has no script.js: {0}")]
+    BadScript(String),
+}
+
+/// The k6 plugin's `script.js` from its rendered ConfigMap manifest.
+pub fn script_from_configmap(manifest: &str) -> Result<String, LoadJobError> {
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(manifest).map_err(|e| LoadJobError::BadScript(e.to_string()))?;
+    doc["data"]["script.js"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| LoadJobError::BadScript("no data.script.js".into()))
+}
+
+/// Runs the plugin's `script` with the k6 binary `k6` on this machine, wrapped
+/// as in the Job, and returns the summary its `handleSummary` prints. The
+/// script and wrapper go to a temporary directory that is removed afterwards;
+/// k6 gets the same TARGET_URL, RATE and DURATION as the Job, no usage report.
+pub async fn run_local(
+    k6: &Path,
+    script: &str,
+    url: &str,
+    rate: u32,
+    duration: Duration,
+) -> Result<K6Summary, LoadJobError> {
+    let spawn_error = |source| LoadJobError::Spawn {
+        bin: k6.display().to_string(),
+        source,
+    };
+    let dir = tempfile::tempdir().map_err(spawn_error)?;
+    std::fs::write(dir.path().join("script.js"), script).map_err(spawn_error)?;
+    std::fs::write(
+        dir.path().join("run.js"),
+        ENTRY.replace("'/scripts/script.js'", "'./script.js'"),
+    )
+    .map_err(spawn_error)?;
+    let child = tokio::process::Command::new(k6)
+        .args([
+            "run",
+            "--quiet",
+            "--no-color",
+            "--no-usage-report",
+            "run.js",
+        ])
+        .current_dir(dir.path())
+        .env("LC_ALL", "C")
+        .env("TARGET_URL", url)
+        .env("RATE", rate.to_string())
+        .env("DURATION", format!("{}s", duration.as_secs().max(1)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(spawn_error)?;
+    let limit = duration + Duration::from_secs(60);
+    let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
+        Ok(output) => output.map_err(spawn_error)?,
+        Err(_) => return Err(LoadJobError::Timeout("k6 (local)".into(), limit.as_secs())),
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");
+    // A crossed threshold exits 99 with the summary printed, as in the Job.
+    match parse_summary(&stdout) {
+        Some(summary) => Ok(summary),
+        None if !output.status.success() => Err(LoadJobError::Failed {
+            job: "k6 (local)".into(),
+            log: tail,
+        }),
+        None => Err(LoadJobError::NoSummary {
+            job: "k6 (local)".into(),
+            log: tail,
+        }),
+    }
 }
 
 /// Runs the Job to completion, reads its summary, and deletes what it made.

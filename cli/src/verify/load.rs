@@ -21,6 +21,9 @@ pub enum Engine {
     K6,
     /// The generator built into telltale, run from this machine.
     Builtin,
+    /// The k6 plugin's script from the bundle, with `k6` on this machine's
+    /// PATH: the same script and summary as the Job, no cluster needed.
+    K6Local,
 }
 
 /// Seed 002's reliability objective: fewer than 1% of requests fail.
@@ -51,6 +54,7 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
         match ctx.load.engine {
             Engine::K6 => "k6 Job",
             Engine::Builtin => "builtin generator",
+            Engine::K6Local => "k6 (local)",
         },
         duration.as_secs()
     )];
@@ -92,10 +96,34 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
             };
             loadgen::run(&http, &url, rate, duration).await
         }
+        Engine::K6Local => {
+            let Some(manifest) = ctx.bundle.files.iter().find_map(|(path, text)| {
+                path.ends_with(&format!("_{}.yaml", loadjob::SCRIPT_CONFIGMAP))
+                    .then_some(text)
+            }) else {
+                return Finding::fail(
+                    format!(
+                        "the bundle has no {} ConfigMap: enable the k6 plugin, or use --load-engine builtin",
+                        loadjob::SCRIPT_CONFIGMAP
+                    ),
+                    evidence,
+                );
+            };
+            let script = match loadjob::script_from_configmap(manifest) {
+                Ok(s) => s,
+                Err(e) => return Finding::fail(e.to_string(), evidence),
+            };
+            let started = Instant::now();
+            let k6 = std::path::Path::new("k6");
+            match loadjob::run_local(k6, &script, &url, rate, duration).await {
+                Ok(k6) => k6_summary(&k6, started.elapsed().min(duration)),
+                Err(e) => return Finding::fail(e.to_string(), evidence),
+            }
+        }
         Engine::K6 => {
             let Some(kube) = &ctx.kube else {
                 return Finding::fail(
-                    "the k6 engine needs a cluster; pass --load-engine builtin to load from here",
+                    "the k6 engine needs a cluster; pass --load-engine k6-local (k6 on this machine) or builtin to load from here",
                     evidence,
                 );
             };
@@ -110,15 +138,7 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
             )
             .await
             {
-                Ok(k6) => LoadSummary {
-                    requests: k6.requests as u64,
-                    errors: k6.failed as u64,
-                    p50: Duration::from_secs_f64(k6.p50_ms / 1000.0),
-                    p95: Duration::from_secs_f64(k6.p95_ms / 1000.0),
-                    p99: Duration::from_secs_f64(k6.p99_ms / 1000.0),
-                    elapsed: started.elapsed().min(duration),
-                    first_error: None,
-                },
+                Ok(k6) => k6_summary(&k6, started.elapsed().min(duration)),
                 Err(e) => return Finding::fail(e.to_string(), evidence),
             }
         }
@@ -210,5 +230,18 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
         )
     } else {
         Finding::fail(problems.join("; "), evidence)
+    }
+}
+
+/// k6's summary (from the Job or a local run) as the load check reports it.
+fn k6_summary(k6: &loadjob::K6Summary, elapsed: Duration) -> LoadSummary {
+    LoadSummary {
+        requests: k6.requests as u64,
+        errors: k6.failed as u64,
+        p50: Duration::from_secs_f64(k6.p50_ms / 1000.0),
+        p95: Duration::from_secs_f64(k6.p95_ms / 1000.0),
+        p99: Duration::from_secs_f64(k6.p99_ms / 1000.0),
+        elapsed,
+        first_error: None,
     }
 }
