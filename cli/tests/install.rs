@@ -970,13 +970,252 @@ fn status_reports_phases_releases_and_drift() {
     let out = stack.up(&[]);
     let got = outcomes(&report(&out));
     assert!(
-        got.contains(&("dashboards".into(), "applied".into())),
+        got.contains(&("dashboards".into(), "repaired".into())),
         "{got:?}"
     );
     assert!(
         got.contains(&("metrics".into(), "unchanged".into())),
         "{got:?}"
     );
+}
+
+#[test]
+fn up_repairs_an_edited_configmap_that_status_reports_as_drift() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    let name = "telltale-datasource-loki";
+    let original = stack.api.get("v1", "ConfigMap", Some(NS), name).unwrap()["data"].clone();
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        name,
+        json!({"data": {"loki.yaml": "hacked"}}),
+    );
+    let out = stack
+        .cmd(&["status", "--profile", "kind", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(report(&out)["drift"].to_string().contains(name));
+
+    let out = stack.up(&[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out);
+    let repaired: Vec<&Value> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["outcome"] == "repaired")
+        .collect();
+    assert_eq!(repaired.len(), 1, "{r}");
+    let detail = repaired[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("repaired drift: ")
+            && detail.contains(&format!("ConfigMap/{name} in {NS}"))
+            && detail.contains("data.loki.yaml changed"),
+        "{detail}"
+    );
+    // Every other phase is unchanged, and the object is as the bundle has it.
+    assert!(
+        outcomes(&r)
+            .iter()
+            .all(|(_, o)| o == "unchanged" || o == "repaired"),
+        "{r}"
+    );
+    let live = stack.api.get("v1", "ConfigMap", Some(NS), name).unwrap();
+    assert_eq!(live["data"], original);
+    let out = stack
+        .cmd(&["status", "--profile", "kind", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Text output names it too.
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        name,
+        json!({"data": {"loki.yaml": "hacked again"}}),
+    );
+    let out = stack
+        .cmd(&["up", "--profile", "kind", "-y", "--skip-verify"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("repaired drift"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Rewrites the journal as a hostile editor of the ConfigMap would.
+fn tamper_journal(stack: &Stack, edit: impl FnOnce(&mut Value)) {
+    let mut journal = stack.journal().unwrap();
+    edit(&mut journal);
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        "telltale-journal",
+        json!({"data": {"journal.json": journal.to_string()}}),
+    );
+}
+
+#[test]
+fn down_deletes_nothing_an_edited_journal_points_at_outside_what_telltale_owns() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    stack
+        .api
+        .insert(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "coredns", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/managed-by": "telltale"}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
+                "spec": {"containers": [{"name": "coredns", "image": "coredns"}]}}}}));
+    // Same namespace, not telltale's: no marks at all.
+    stack
+        .api
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "team-settings", "namespace": NS}, "data": {"a": "b"}}));
+    // Same namespace, telltale's label but another install id (copied by hand).
+    stack
+        .api
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "lookalike", "namespace": NS, "labels": {
+            "app.kubernetes.io/managed-by": "telltale",
+            "telltale.dev/install-id": "00000000000000000000000000000000"}}, "data": {"a": "b"}}));
+    tamper_journal(&stack, |j| {
+        let objects = j["phases"]["dashboards"]["objects"].as_array_mut().unwrap();
+        for (kind, api, ns, name) in [
+            ("Deployment", "apps/v1", "kube-system", "coredns"),
+            ("ConfigMap", "v1", NS, "team-settings"),
+            ("ConfigMap", "v1", NS, "lookalike"),
+        ] {
+            objects.push(json!({"apiVersion": api, "kind": kind, "namespace": ns, "name": name}));
+        }
+        j["phases"]["crds"]["objects"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "name": "cluster-admin"}));
+    });
+    stack.api.insert(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "cluster-admin", "labels": {"app.kubernetes.io/managed-by": "telltale"}}, "rules": []}));
+    stack.api.clear_requests();
+    let out = stack.cmd(&["down", "-y", "-o", "json"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let deletes: Vec<String> = stack
+        .api
+        .writes()
+        .iter()
+        .filter(|w| w.method == "DELETE")
+        .map(|w| w.path.clone())
+        .collect();
+    for name in ["coredns", "team-settings", "lookalike", "cluster-admin"] {
+        assert!(
+            !deletes.iter().any(|p| p.ends_with(&format!("/{name}"))),
+            "{name} was deleted: {deletes:?}"
+        );
+    }
+    assert!(
+        stack
+            .api
+            .get("apps/v1", "Deployment", Some("kube-system"), "coredns")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get("v1", "ConfigMap", Some(NS), "team-settings")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get("v1", "ConfigMap", Some(NS), "lookalike")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "cluster-admin"
+            )
+            .is_some()
+    );
+    // What telltale did apply is gone, and each refusal is reported.
+    assert!(
+        stack
+            .api
+            .get("v1", "ConfigMap", Some(NS), "telltale-datasource-loki")
+            .is_none()
+    );
+    let skipped = report(&out)["skipped"].to_string();
+    let err = stderr(&out);
+    for (name, why) in [
+        ("Deployment/coredns in kube-system", "outside the namespace"),
+        (
+            "ConfigMap/team-settings in monitoring",
+            "no app.kubernetes.io/managed-by",
+        ),
+        ("ConfigMap/lookalike in monitoring", "another install"),
+        ("ClusterRole/cluster-admin", "cluster-scoped"),
+    ] {
+        assert!(
+            skipped.contains(name) && skipped.contains(why),
+            "{name}: {skipped}"
+        );
+        assert!(err.contains(&format!("skipped {name}")), "{err}");
+    }
+}
+
+#[test]
+fn a_corrupt_journal_exits_3_with_the_recovery_commands_and_changes_nothing() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        "telltale-journal",
+        json!({"data": {"journal.json": "{not json"}}),
+    );
+    stack.api.clear_requests();
+    for args in [&["down", "-y"][..], &["status"][..]] {
+        let out = stack.cmd(args).output().unwrap();
+        assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("the journal is unreadable"), "{err}");
+        assert!(
+            err.contains("kubectl -n monitoring delete configmap telltale-journal")
+                && err.contains("telltale up"),
+            "{err}"
+        );
+    }
+    let out = stack.up(&[]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stack.api.writes().iter().all(|w| w.path.contains("leases")),
+        "only the lock was written: {:?}",
+        stack.api.writes()
+    );
+    assert!(!stack.lock_held());
+    // A tampered install id is corrupt too, not a licence.
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        "telltale-journal",
+        json!({"data": {"journal.json": r#"{"installId": "../x", "profile": "kind", "bundle_digest": "", "phases": {}}"#}}),
+    );
+    let out = stack.cmd(&["down", "-y"]).output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("installId"), "{}", stderr(&out));
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::access::{self, ConfirmArgs};
 use super::up::{end_to_result, lock_error};
 use crate::cluster::{journal, lock};
 use crate::error::CommandError;
-use crate::install::down::{DownOptions, down};
+use crate::install::down::{DownOptions, Skipped, down};
 use crate::install::interrupt::Interrupt;
 use crate::install::{PhaseResult, RunEnd};
 use crate::ui::progress::Progress;
@@ -40,6 +40,9 @@ struct Report<'a> {
     context: &'a str,
     namespace: &'a str,
     phases: &'a [PhaseResult],
+    /// Journal entries not deleted: outside the namespace, or without
+    /// telltale's marks and this install's id.
+    skipped: &'a [Skipped],
     namespace_deleted: bool,
 }
 
@@ -74,7 +77,7 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         let interrupt = Interrupt::listen();
         let Some(journal) = journal::read(&kube, &namespace)
             .await
-            .map_err(|e| access::cluster_error("reading the journal", &server, e))?
+            .map_err(|e| super::up::journal_error(e, &namespace, &server))?
         else {
             printer.status(&format!(
                 "nothing to remove: no telltale journal in namespace {namespace} on {}",
@@ -88,8 +91,22 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         let lock = lock::acquire(&kube, &namespace, "down")
             .await
             .map_err(lock_error)?;
+        if journal.install_id.is_empty() {
+            printer.warn(
+                "the journal has no install id (written by an older telltale): no object can be \
+                 proven telltale's, so none is deleted; run `telltale up` once to mark them",
+            );
+        }
+        let mut skipped = Vec::new();
         let (results, end) = down(
-            &kube, &helm, &namespace, journal, options, &progress, &interrupt,
+            &kube,
+            &helm,
+            &namespace,
+            journal,
+            options,
+            &progress,
+            &interrupt,
+            &mut skipped,
         )
         .await;
         let released = lock.release().await;
@@ -109,8 +126,12 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             context: &kube.target.context,
             namespace: &namespace,
             phases: &results,
+            skipped: &skipped,
             namespace_deleted,
         };
+        for s in &skipped {
+            printer.warn(&format!("skipped {}: {}", s.object, s.reason));
+        }
         if printer.is_json() {
             printer.json(&report);
         } else {

@@ -25,7 +25,7 @@ pub fn run(_args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<
         let server = kube.target.server.clone();
         let journal = journal::read(&kube, &namespace)
             .await
-            .map_err(|e| access::cluster_error("reading the journal", &server, e))?;
+            .map_err(|e| super::up::journal_error(e, &namespace, &server))?;
         let helm = access::helm(&kube.target).await.ok();
         let report = status(&kube, helm.as_ref(), &namespace, journal, bundle.as_ref())
             .await

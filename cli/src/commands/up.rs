@@ -176,7 +176,17 @@ async fn up(
         dry_run: args.dry_run,
         timeout: args.timeout,
     };
-    let installer = Installer::new(kube, &helm, bundle, &secrets, &progress, interrupt.clone());
+    let installer = |install_id: &str| {
+        Installer::new(
+            kube,
+            &helm,
+            bundle,
+            &secrets,
+            &progress,
+            interrupt.clone(),
+            install_id,
+        )
+    };
 
     if args.dry_run {
         let journal = journal::read(kube, ns)
@@ -184,7 +194,8 @@ async fn up(
             .ok()
             .flatten()
             .unwrap_or_default();
-        let (results, end, _) = installer.up(journal, &selection).await;
+        let id = install_id(&journal)?;
+        let (results, end, _) = installer(&id).up(journal, &selection).await;
         report.phases = &results;
         report.ok = end == RunEnd::Done;
         print_report(printer, &report);
@@ -193,10 +204,15 @@ async fn up(
 
     ensure_namespace(kube, bundle).await?;
     let lock = lock::acquire(kube, ns, "up").await.map_err(lock_error)?;
+    if let Some(previous) = &lock.took_over {
+        printer.warn(&format!(
+            "took over an expired lock: {previous} stopped renewing it"
+        ));
+    }
     let outcome = async {
         let journal = journal::read(kube, ns)
             .await
-            .map_err(|e| access::cluster_error("reading the journal", &kube.target.server, e))?;
+            .map_err(|e| journal_error(e, ns, &kube.target.server))?;
         let resumed = journal.as_ref().and_then(|j| j.first_unfinished());
         if let Some(phase) = resumed
             && selection.only.is_none()
@@ -206,7 +222,9 @@ async fn up(
                 "resuming: phase {phase} did not complete in the last run"
             ));
         }
-        let (results, end, _) = installer.up(journal.unwrap_or_default(), &selection).await;
+        let journal = journal.unwrap_or_default();
+        let id = install_id(&journal)?;
+        let (results, end, _) = installer(&id).up(journal, &selection).await;
         Ok::<_, CommandError>((resumed, results, end))
     }
     .await;
@@ -237,6 +255,32 @@ async fn up(
             e.with_hint("the install is complete; fix the cause and run `telltale verify`")
         }),
         None => Ok(()),
+    }
+}
+
+/// The journal's install id, or a new one for a first install (or a journal
+/// written before install ids: every object gets the id on this run).
+fn install_id(journal: &journal::Journal) -> Result<String, CommandError> {
+    if !journal.install_id.is_empty() {
+        return Ok(journal.install_id.clone());
+    }
+    journal::new_install_id().map_err(|e| CommandError::environment(e.to_string()))
+}
+
+/// A journal that cannot be read: exit 3 (the cluster's state is wrong, not
+/// the command line), with the commands that recover.
+pub fn journal_error(e: journal::JournalError, ns: &str, server: &str) -> CommandError {
+    match e {
+        journal::JournalError::Corrupt(_) => CommandError::environment(format!(
+            "{e}; nothing was changed"
+        ))
+        .with_hint(format!(
+            "inspect it with `kubectl -n {ns} get configmap {cm} -o yaml`; to recover, delete it \
+             (`kubectl -n {ns} delete configmap {cm}`) and run `telltale up`, which re-applies \
+             every phase and writes a new journal (then `telltale down` works again)",
+            cm = journal::CONFIGMAP
+        )),
+        other => access::cluster_error("reading the journal", server, other),
     }
 }
 
@@ -353,6 +397,7 @@ fn outcome_text(o: PhaseOutcome) -> &'static str {
     match o {
         PhaseOutcome::Applied => "applied",
         PhaseOutcome::Unchanged => "unchanged",
+        PhaseOutcome::Repaired => "repaired drift",
         PhaseOutcome::Failed => "FAILED",
         PhaseOutcome::Interrupted => "interrupted",
         PhaseOutcome::NotRun => "not run",
