@@ -50,12 +50,9 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     // The config (when there is one) says which context is allowed and
     // which namespace; down itself works from the journal.
     let rendered = access::optional_bundle(global)?;
-    let pinned = rendered
-        .as_ref()
-        .and_then(|b| b.plan.cluster.context.clone());
+    let pin = access::pin_of(rendered.as_ref());
     let namespace = access::namespace(global, rendered.as_ref());
-    let (target, config) =
-        access::target_for_write(global, pinned.as_deref(), &args.confirm, "down")?;
+    let (target, config) = access::target_for_write(global, &pin, &args.confirm, "down")?;
     if prompt::interactive(global.yes)
         && !prompt::confirm(&format!(
             "Remove the telltale stack from namespace {namespace} on {}?",

@@ -1,6 +1,9 @@
 //! `telltale up`: preflight, then the phases, resumable and idempotent.
 
+use std::panic::AssertUnwindSafe;
+
 use clap::Args;
+use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use serde::Serialize;
@@ -79,9 +82,8 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
         // Refused before the cluster is touched, not after the install.
         super::gitops::check_configured(&bundle)?;
     }
-    let pinned = bundle.plan.cluster.context.clone();
-    let (target, config) =
-        access::target_for_write(global, pinned.as_deref(), &args.confirm, "up")?;
+    let pin = access::pin_of(Some(&bundle));
+    let (target, config) = access::target_for_write(global, &pin, &args.confirm, "up")?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
         up(&kube, &bundle, &args, global, printer).await
@@ -224,13 +226,50 @@ async fn up(
         }
         let journal = journal.unwrap_or_default();
         let id = install_id(&journal)?;
-        let (results, end, _) = installer(&id).up(journal, &selection).await;
-        Ok::<_, CommandError>((resumed, results, end))
+        let running = installer(&id);
+        // A panic (a bug) still records the phase, kills helm and releases
+        // the lock below, instead of leaving them to chance.
+        match AssertUnwindSafe(running.up(journal, &selection))
+            .catch_unwind()
+            .await
+        {
+            Ok((results, end, _)) => Ok::<_, CommandError>((resumed, results, end)),
+            Err(_) => {
+                crate::install::interrupt::kill_helm_groups();
+                let phase = running.crashed_phase();
+                let recorded = match &phase {
+                    Some((phase, record)) => record_crash(kube, ns, &id, *phase, record).await,
+                    None => Ok(()),
+                };
+                let at = phase
+                    .map(|(p, _)| format!(" during phase {p}"))
+                    .unwrap_or_default();
+                let mut err = CommandError::new(
+                    ErrorKind::Failed,
+                    format!("telltale crashed{at} (a bug); helm was stopped and the lock released"),
+                )
+                .with_hint(
+                    "please report it with the message above; `telltale up` resumes at this phase",
+                );
+                if let Err(e) = recorded {
+                    err.causes
+                        .push(format!("the journal could not record it: {e}"));
+                }
+                Err(err)
+            }
+        }
     }
     .await;
     // The lock goes whatever happened above.
+    let lost = lock.lost();
     let released = lock.release().await;
     let (resumed, results, end) = outcome?;
+    if lost {
+        printer.warn(
+            "the lock was taken from this run while it ran (`telltale unlock --force`?): \
+             another run may have acted at the same time; check `telltale status`",
+        );
+    }
     if let Err(e) = released {
         printer.warn(&format!(
             "the lock could not be released ({e}); run `telltale unlock` once no run is active"
@@ -256,6 +295,22 @@ async fn up(
         }),
         None => Ok(()),
     }
+}
+
+/// Writes the crashed phase into the journal as failed.
+async fn record_crash(
+    kube: &Kube,
+    ns: &str,
+    id: &str,
+    phase: Phase,
+    record: &journal::PhaseRecord,
+) -> Result<(), journal::JournalError> {
+    let mut current = journal::read(kube, ns).await?.unwrap_or_default();
+    if current.install_id.is_empty() {
+        current.install_id = id.to_string();
+    }
+    current.phases.insert(phase, record.clone());
+    journal::write(kube, ns, &current).await
 }
 
 /// The journal's install id, or a new one for a first install (or a journal

@@ -83,6 +83,9 @@ pub struct Installer<'a, H: Helm> {
     pub progress: &'a Progress,
     pub interrupt: Interrupt,
     install_id: String,
+    /// The phase running now and what it applied so far, for the journal
+    /// entry written after a panic.
+    current: std::sync::Mutex<Option<(Phase, PhaseRecord)>>,
 }
 
 /// What the journal and the cluster say about a phase before it runs.
@@ -129,7 +132,30 @@ impl<'a, H: Helm> Installer<'a, H> {
             progress,
             interrupt,
             install_id: install_id.to_string(),
+            current: std::sync::Mutex::new(None),
         }
+    }
+
+    fn remember(&self, phase: Phase, record: &PhaseRecord) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some((phase, record.clone()));
+        }
+    }
+
+    fn forget(&self) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = None;
+        }
+    }
+
+    /// The phase a panic interrupted, as a failed journal entry.
+    pub fn crashed_phase(&self) -> Option<(Phase, PhaseRecord)> {
+        let (phase, mut record) = self.current.lock().ok()?.clone()?;
+        record.outcome = Outcome::Failed;
+        record.finished = journal::now();
+        record.error =
+            Some("telltale crashed during this phase (a bug; see the message above)".into());
+        Some((phase, record))
     }
 
     fn namespace(&self) -> &str {
@@ -231,9 +257,11 @@ impl<'a, H: Helm> Installer<'a, H> {
                 error: None,
             };
             let mut changes = Vec::new();
+            self.remember(name, &record);
             let run = self
                 .run_phase(phase, selection, &mut record, &mut changes)
                 .await;
+            self.forget();
             record.finished = journal::now();
             let (outcome, detail) = match run {
                 Ok(()) if selection.dry_run => (PhaseOutcome::DryRun, summary(&changes, true)),
@@ -370,9 +398,25 @@ impl<'a, H: Helm> Installer<'a, H> {
                 return Err(PhaseStop::Interrupted);
             }
             self.progress.step(phase.name, &step.describe());
-            self.run_step(phase.name, step, selection, record, changes)
-                .await
-                .map_err(|e| PhaseStop::Failed(format!("{}: {}", step.describe(), e.0)))?;
+            // A second interrupt abandons the step (its helm is killed):
+            // what the step applied before is in `record` already.
+            let step_result = tokio::select! {
+                r = self.run_step(phase.name, step, selection, record, changes) => r,
+                () = self.interrupt.hard() => return Err(PhaseStop::Interrupted),
+            };
+            step_result.map_err(|e| PhaseStop::Failed(format!("{}: {}", step.describe(), e.0)))?;
+            self.remember(phase.name, record);
+            #[cfg(feature = "fault-injection")]
+            if std::env::var("TELLTALE_FAULT_PANIC_IN_PHASE")
+                .ok()
+                .as_deref()
+                == Some(phase.name.to_string().as_str())
+            {
+                panic!(
+                    "fault injection: TELLTALE_FAULT_PANIC_IN_PHASE={}",
+                    phase.name
+                );
+            }
         }
         if self.interrupt.is_set() && phase.steps.is_empty() {
             return Err(PhaseStop::Interrupted);
