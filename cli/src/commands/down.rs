@@ -94,16 +94,8 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
                  proven telltale's, so none is deleted; run `telltale up` once to mark them",
             );
         }
-        let mut skipped = Vec::new();
-        let (results, end) = down(
-            &kube,
-            &helm,
-            &namespace,
-            journal,
-            options,
-            &progress,
-            &interrupt,
-            &mut skipped,
+        let (results, end, skipped) = down(
+            &kube, &helm, &namespace, journal, options, &progress, &interrupt,
         )
         .await;
         let released = lock.release().await;

@@ -59,15 +59,15 @@ pub async fn down<H: Helm>(
     options: DownOptions,
     progress: &Progress,
     interrupt: &Interrupt,
-    skipped: &mut Vec<Skipped>,
-) -> (Vec<PhaseResult>, RunEnd) {
+) -> (Vec<PhaseResult>, RunEnd, Vec<Skipped>) {
+    let mut skipped = Vec::new();
     let objects = Objects::new(kube);
     let install_id = journal.install_id.clone();
     let mut results = Vec::new();
     let phases: Vec<_> = journal.phases.keys().rev().copied().collect();
     for phase in phases {
         if interrupt.is_set() {
-            return (results, RunEnd::Interrupted { phase });
+            return (results, RunEnd::Interrupted { phase }, skipped);
         }
         let started = std::time::Instant::now();
         let record = journal.phases[&phase].clone();
@@ -145,7 +145,8 @@ pub async fn down<H: Helm>(
         }
         if let Some(error) = failure {
             progress.phase_finished(phase, false, &error);
-            return failed(results, phase, error, changes, started);
+            let (results, end) = failed(results, phase, error, changes, started);
+            return (results, end, skipped);
         }
         journal.phases.remove(&phase);
         let write = if journal.phases.is_empty() {
@@ -155,7 +156,8 @@ pub async fn down<H: Helm>(
         };
         if let Err(e) = write {
             let error = format!("phase {phase} removed but the journal could not be updated: {e}");
-            return failed(results, phase, error, changes, started);
+            let (results, end) = failed(results, phase, error, changes, started);
+            return (results, end, skipped);
         }
         let detail = format!("{} removal(s)", changes.len());
         progress.phase_finished(phase, true, &detail);
@@ -167,7 +169,7 @@ pub async fn down<H: Helm>(
             Some(started),
         ));
     }
-    (results, RunEnd::Done)
+    (results, RunEnd::Done, skipped)
 }
 
 fn failed(
