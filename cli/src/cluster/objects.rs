@@ -90,10 +90,11 @@ impl Objects {
         }
     }
 
-    /// Objects that `apply` marks with this install id.
+    /// Objects that `apply` marks with this install id (none when empty: a
+    /// journal from before install ids).
     pub fn for_install(kube: &Kube, install_id: &str) -> Objects {
         Objects {
-            install_id: Some(install_id.to_string()),
+            install_id: (!install_id.is_empty()).then(|| install_id.to_string()),
             ..Objects::new(kube)
         }
     }
