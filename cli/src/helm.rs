@@ -154,6 +154,8 @@ impl HelmCli {
         let mut child = tokio::process::Command::from(cmd)
             .kill_on_drop(true)
             .spawn()?;
+        // Killed with its group on a second Ctrl-C or a panic.
+        let _group = crate::install::interrupt::HelmGroup::track(child.id());
         if let Some(input) = stdin {
             let mut pipe = child.stdin.take().expect("stdin is piped");
             pipe.write_all(input.as_bytes()).await?;

@@ -691,16 +691,348 @@ fn a_held_lock_exits_4_naming_the_holder_and_unlock_breaks_it() {
     let out = stack.cmd(&["down", "-y"]).output().unwrap();
     assert!(matches!(code(&out), 0 | 4), "{}", stderr(&out));
 
-    // unlock without --yes and no terminal refuses; with --yes it breaks it.
-    let out = stack.cmd(&["unlock"]).output().unwrap();
+    // A Lease without a duration (an older telltale's) never expires: unlock
+    // refuses it as live unless --force; without --yes and no terminal it
+    // still asks.
+    let out = stack.cmd(&["unlock", "-y"]).output().unwrap();
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the lock is live"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stack.lock_held());
+    let out = stack.cmd(&["unlock", "--force"]).output().unwrap();
     assert_eq!(code(&out), 2, "{}", stderr(&out));
     assert!(stderr(&out).contains("alice on build-7"));
     assert!(stack.lock_held());
-    let out = stack.cmd(&["unlock", "-y"]).output().unwrap();
+    let out = stack.cmd(&["unlock", "-y", "--force"]).output().unwrap();
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("alice on build-7"));
     assert!(!stack.lock_held());
     assert_eq!(code(&stack.up(&[])), 0);
+}
+
+/// `up` as a child process, to signal or kill it mid-phase; returns once
+/// the fake helm's `marker` release is running.
+fn spawn_up(stack: &Stack, env: &[(&str, &str)], marker: &str) -> std::process::Child {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_telltale"));
+    cmd.current_dir(stack.dir.path())
+        .env_remove("KUBECONFIG")
+        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("FAKE_HELM_STATE", stack.dir.path().join("helm"))
+        .args([
+            "up",
+            "--skip-verify",
+            "--profile",
+            "kind",
+            "-y",
+            "-o",
+            "json",
+            "--kubeconfig",
+        ])
+        .arg(&stack.kubeconfig)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let marker = stack.dir.path().join(format!("helm/running-{marker}"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{marker:?} never appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+fn lease(stack: &Stack) -> Value {
+    stack
+        .api
+        .get("coordination.k8s.io/v1", "Lease", Some(NS), "telltale-lock")
+        .unwrap()
+}
+
+#[test]
+fn the_lease_is_renewed_while_up_runs_and_taken_over_once_a_killed_holder_lets_it_expire() {
+    let stack = Stack::new("kind-telltale");
+    let mut child = spawn_up(
+        &stack,
+        &[
+            ("TELLTALE_LEASE_SECONDS", "3"),
+            ("FAKE_HELM_SLEEP", "upgrade:loki:4"),
+        ],
+        "loki",
+    );
+    let first = lease(&stack);
+    assert_eq!(first["spec"]["leaseDurationSeconds"], 3);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let renewed = lease(&stack);
+    assert_ne!(
+        renewed["spec"]["renewTime"], first["spec"]["renewTime"],
+        "the Lease was not renewed: {renewed}"
+    );
+    // SIGKILL: nothing runs any more to release or renew the lock.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(stack.lock_held());
+    // Still live right after the kill: a second run is refused.
+    let out = stack.up(&[]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(stderr(&out).contains("renewed"), "{}", stderr(&out));
+    // Once expired, the next run takes it over and says so.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    // Let the orphaned fake helm finish first (it sleeps 4s in its own group).
+    let out = stack.up(&[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("took over an expired lock")
+            && stderr(&out).contains("stopped renewing"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stack.lock_held());
+}
+
+#[test]
+fn unlock_breaks_an_expired_lock_without_force_and_honours_the_pin() {
+    let stack = Stack::new("kind-telltale");
+    hold_lock(&stack);
+    stack.api.edit(
+        "coordination.k8s.io/v1",
+        "Lease",
+        Some(NS),
+        "telltale-lock",
+        json!({"spec": {"leaseDurationSeconds": 60, "renewTime": "2026-11-21T06:00:00.000000Z"}}),
+    );
+    // A config pinned to another server: refused before any request.
+    std::fs::write(
+        stack.dir.path().join("telltale.yaml"),
+        "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: lab}\n\
+spec:\n  profile: kind\n  cluster: {context: kind-telltale, server: \"https://10.9.9.9:6443\"}\n",
+    )
+    .unwrap();
+    stack.api.clear_requests();
+    let out = stack.cmd(&["unlock", "-y"]).output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("pins API server https://10.9.9.9:6443"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stack.api.requests().is_empty());
+    std::fs::remove_file(stack.dir.path().join("telltale.yaml")).unwrap();
+    let out = stack.cmd(&["unlock", "-y"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
+    assert!(!stack.lock_held());
+}
+
+#[test]
+fn unlock_on_a_production_looking_context_needs_its_name_confirmed() {
+    let stack = Stack::new("eks-prod01");
+    hold_lock(&stack);
+    stack.api.clear_requests();
+    let out = stack.cmd(&["unlock", "-y", "--force"]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--confirm-context eks-prod01"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stack.api.requests().is_empty());
+    assert!(stack.lock_held());
+    let out = stack
+        .cmd(&["unlock", "-y", "--force", "--confirm-context", "eks-prod01"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(!stack.lock_held());
+}
+
+#[test]
+fn a_second_sigint_kills_helm_and_still_journals_the_phase_and_releases_the_lock() {
+    let stack = Stack::new("kind-telltale");
+    let child = spawn_up(&stack, &[("FAKE_HELM_SLEEP", "upgrade:loki:6")], "loki");
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the second interrupt did not stop the step: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(code(&out), 130, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("second interrupt"),
+        "{}",
+        stderr(&out)
+    );
+    let journal = stack.journal().unwrap();
+    assert_eq!(journal["phases"]["logs"]["outcome"], "interrupted");
+    assert_eq!(journal["phases"]["logs"]["releases"], json!([]));
+    assert!(!stack.lock_held());
+    // The fake helm was killed with its group: it never finishes loki.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let calls = std::fs::read_to_string(stack.dir.path().join("helm/calls.jsonl")).unwrap();
+    let state = std::fs::read_dir(stack.dir.path().join("helm"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    let releases =
+        std::fs::read_to_string(stack.dir.path().join("helm/state.json")).unwrap_or_default();
+    assert!(
+        !releases.contains("\"loki\""),
+        "helm finished loki after telltale stopped: {state:?} {calls}"
+    );
+    let again = stack.up(&[]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert_eq!(report(&again)["resumed_from"], "logs");
+}
+
+#[test]
+fn a_panic_mid_phase_journals_it_as_failed_kills_nothing_else_and_releases_the_lock() {
+    let stack = Stack::new("kind-telltale");
+    let out = stack
+        .cmd(&[
+            "up",
+            "--profile",
+            "kind",
+            "-y",
+            "-o",
+            "json",
+            "--skip-verify",
+        ])
+        .env("TELLTALE_FAULT_PANIC_IN_PHASE", "logs")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("telltale crashed during phase logs"), "{err}");
+    let journal = stack.journal().unwrap();
+    assert_eq!(journal["phases"]["logs"]["outcome"], "failed");
+    assert!(
+        journal["phases"]["logs"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("crashed")
+    );
+    assert_eq!(journal["phases"]["metrics"]["outcome"], "applied");
+    assert!(!stack.lock_held());
+    let again = stack.up(&[]);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert_eq!(report(&again)["resumed_from"], "logs");
+}
+
+#[test]
+fn a_context_of_the_pinned_name_on_another_server_or_ca_is_refused_before_any_request() {
+    let stack = Stack::new("kind-telltale");
+    let url = stack.api.url.clone();
+    let ca_der = b"fake CA certificate bytes";
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let pem = format!(
+        "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+        b64.encode(ca_der)
+    );
+    let text = std::fs::read_to_string(&stack.kubeconfig).unwrap().replace(
+        &format!("server: \"{url}\""),
+        &format!(
+            "server: \"{url}\"\n    certificate-authority-data: {}",
+            b64.encode(&pem)
+        ),
+    );
+    std::fs::write(&stack.kubeconfig, text).unwrap();
+    let digest: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(ca_der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let config = |server: &str, ca: &str| {
+        std::fs::write(
+            stack.dir.path().join("telltale.yaml"),
+            format!(
+                "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: lab}}\n\
+spec:\n  profile: kind\n  cluster: {{context: kind-telltale, server: \"{server}\", caSha256: \"{ca}\"}}\n"
+            ),
+        )
+        .unwrap();
+    };
+    config("https://10.1.2.3:6443", &digest);
+    for args in [&["up", "-y"][..], &["down", "-y"][..], &["status"][..]] {
+        let out = stack.cmd(args).output().unwrap();
+        assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("pins API server"), "{}", stderr(&out));
+    }
+    config(&url, &"ab".repeat(32));
+    let out = stack.cmd(&["up", "-y"]).output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("has CA sha256 {digest}")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stack.api.requests().is_empty(),
+        "{:?}",
+        stack.api.requests()
+    );
+    // The matching pin (colon form, upper case) lets status through.
+    let colons = digest
+        .as_bytes()
+        .chunks(2)
+        .map(|c| String::from_utf8_lossy(c).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    config(&format!("{url}/"), &colons);
+    let out = stack.cmd(&["status"]).output().unwrap();
+    assert!(!stderr(&out).contains("pins"), "{}", stderr(&out));
+    // A malformed pin is refused as input.
+    config(&url, "abc");
+    let out = stack.cmd(&["status"]).output().unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(stderr(&out).contains("caSha256"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_malformed_kubeconfig_never_echoes_its_content() {
+    let stack = Stack::new("kind-telltale");
+    let canary = format!("canary-{}-token", "kubeconfig");
+    for text in [
+        format!("apiVersion: v1\nusers:\n- name: u\n  user:\n    token: {canary}\n   bad: [\n"),
+        format!("apiVersion: v1\nusers: {canary}\n"),
+        format!("apiVersion: v1\nclusters:\n- name: c\n  cluster: {{server: {canary}}}\n  : x\n"),
+        format!("{canary}: [unclosed\n"),
+    ] {
+        std::fs::write(&stack.kubeconfig, &text).unwrap();
+        for args in [
+            &["status"][..],
+            &["up", "--profile", "kind", "-y"][..],
+            &["unlock", "-y"][..],
+        ] {
+            let out = stack.cmd(args).output().unwrap();
+            let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+            assert_eq!(code(&out), 3, "{args:?}: {all}");
+            assert!(
+                !all.contains(&canary),
+                "{args:?} echoed the kubeconfig: {all}"
+            );
+            assert!(all.contains("kubeconfig"), "{all}");
+        }
+    }
 }
 
 #[test]
@@ -970,13 +1302,252 @@ fn status_reports_phases_releases_and_drift() {
     let out = stack.up(&[]);
     let got = outcomes(&report(&out));
     assert!(
-        got.contains(&("dashboards".into(), "applied".into())),
+        got.contains(&("dashboards".into(), "repaired".into())),
         "{got:?}"
     );
     assert!(
         got.contains(&("metrics".into(), "unchanged".into())),
         "{got:?}"
     );
+}
+
+#[test]
+fn up_repairs_an_edited_configmap_that_status_reports_as_drift() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    let name = "telltale-datasource-loki";
+    let original = stack.api.get("v1", "ConfigMap", Some(NS), name).unwrap()["data"].clone();
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        name,
+        json!({"data": {"loki.yaml": "hacked"}}),
+    );
+    let out = stack
+        .cmd(&["status", "--profile", "kind", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(report(&out)["drift"].to_string().contains(name));
+
+    let out = stack.up(&[]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let r = report(&out);
+    let repaired: Vec<&Value> = r["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["outcome"] == "repaired")
+        .collect();
+    assert_eq!(repaired.len(), 1, "{r}");
+    let detail = repaired[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("repaired drift: ")
+            && detail.contains(&format!("ConfigMap/{name} in {NS}"))
+            && detail.contains("data.loki.yaml changed"),
+        "{detail}"
+    );
+    // Every other phase is unchanged, and the object is as the bundle has it.
+    assert!(
+        outcomes(&r)
+            .iter()
+            .all(|(_, o)| o == "unchanged" || o == "repaired"),
+        "{r}"
+    );
+    let live = stack.api.get("v1", "ConfigMap", Some(NS), name).unwrap();
+    assert_eq!(live["data"], original);
+    let out = stack
+        .cmd(&["status", "--profile", "kind", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Text output names it too.
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        name,
+        json!({"data": {"loki.yaml": "hacked again"}}),
+    );
+    let out = stack
+        .cmd(&["up", "--profile", "kind", "-y", "--skip-verify"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("repaired drift"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Rewrites the journal as a hostile editor of the ConfigMap would.
+fn tamper_journal(stack: &Stack, edit: impl FnOnce(&mut Value)) {
+    let mut journal = stack.journal().unwrap();
+    edit(&mut journal);
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        "telltale-journal",
+        json!({"data": {"journal.json": journal.to_string()}}),
+    );
+}
+
+#[test]
+fn down_deletes_nothing_an_edited_journal_points_at_outside_what_telltale_owns() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    stack
+        .api
+        .insert(json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "coredns", "namespace": "kube-system",
+            "labels": {"app.kubernetes.io/managed-by": "telltale"}},
+        "spec": {"selector": {"matchLabels": {"k8s-app": "kube-dns"}},
+            "template": {"metadata": {"labels": {"k8s-app": "kube-dns"}},
+                "spec": {"containers": [{"name": "coredns", "image": "coredns"}]}}}}));
+    // Same namespace, not telltale's: no marks at all.
+    stack
+        .api
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "team-settings", "namespace": NS}, "data": {"a": "b"}}));
+    // Same namespace, telltale's label but another install id (copied by hand).
+    stack
+        .api
+        .insert(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "lookalike", "namespace": NS, "labels": {
+            "app.kubernetes.io/managed-by": "telltale",
+            "telltale.dev/install-id": "00000000000000000000000000000000"}}, "data": {"a": "b"}}));
+    tamper_journal(&stack, |j| {
+        let objects = j["phases"]["dashboards"]["objects"].as_array_mut().unwrap();
+        for (kind, api, ns, name) in [
+            ("Deployment", "apps/v1", "kube-system", "coredns"),
+            ("ConfigMap", "v1", NS, "team-settings"),
+            ("ConfigMap", "v1", NS, "lookalike"),
+        ] {
+            objects.push(json!({"apiVersion": api, "kind": kind, "namespace": ns, "name": name}));
+        }
+        j["phases"]["crds"]["objects"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "name": "cluster-admin"}));
+    });
+    stack.api.insert(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "cluster-admin", "labels": {"app.kubernetes.io/managed-by": "telltale"}}, "rules": []}));
+    stack.api.clear_requests();
+    let out = stack.cmd(&["down", "-y", "-o", "json"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let deletes: Vec<String> = stack
+        .api
+        .writes()
+        .iter()
+        .filter(|w| w.method == "DELETE")
+        .map(|w| w.path.clone())
+        .collect();
+    for name in ["coredns", "team-settings", "lookalike", "cluster-admin"] {
+        assert!(
+            !deletes.iter().any(|p| p.ends_with(&format!("/{name}"))),
+            "{name} was deleted: {deletes:?}"
+        );
+    }
+    assert!(
+        stack
+            .api
+            .get("apps/v1", "Deployment", Some("kube-system"), "coredns")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get("v1", "ConfigMap", Some(NS), "team-settings")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get("v1", "ConfigMap", Some(NS), "lookalike")
+            .is_some()
+    );
+    assert!(
+        stack
+            .api
+            .get(
+                "rbac.authorization.k8s.io/v1",
+                "ClusterRole",
+                None,
+                "cluster-admin"
+            )
+            .is_some()
+    );
+    // What telltale did apply is gone, and each refusal is reported.
+    assert!(
+        stack
+            .api
+            .get("v1", "ConfigMap", Some(NS), "telltale-datasource-loki")
+            .is_none()
+    );
+    let skipped = report(&out)["skipped"].to_string();
+    let err = stderr(&out);
+    for (name, why) in [
+        ("Deployment/coredns in kube-system", "outside the namespace"),
+        (
+            "ConfigMap/team-settings in monitoring",
+            "no app.kubernetes.io/managed-by",
+        ),
+        ("ConfigMap/lookalike in monitoring", "another install"),
+        ("ClusterRole/cluster-admin", "cluster-scoped"),
+    ] {
+        assert!(
+            skipped.contains(name) && skipped.contains(why),
+            "{name}: {skipped}"
+        );
+        assert!(err.contains(&format!("skipped {name}")), "{err}");
+    }
+}
+
+#[test]
+fn a_corrupt_journal_exits_3_with_the_recovery_commands_and_changes_nothing() {
+    let stack = Stack::new("kind-telltale");
+    assert_eq!(code(&stack.up(&[])), 0);
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        "telltale-journal",
+        json!({"data": {"journal.json": "{not json"}}),
+    );
+    stack.api.clear_requests();
+    for args in [&["down", "-y"][..], &["status"][..]] {
+        let out = stack.cmd(args).output().unwrap();
+        assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("the journal is unreadable"), "{err}");
+        assert!(
+            err.contains("kubectl -n monitoring delete configmap telltale-journal")
+                && err.contains("telltale up"),
+            "{err}"
+        );
+    }
+    let out = stack.up(&[]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stack.api.writes().iter().all(|w| w.path.contains("leases")),
+        "only the lock was written: {:?}",
+        stack.api.writes()
+    );
+    assert!(!stack.lock_held());
+    // A tampered install id is corrupt too, not a licence.
+    stack.api.edit(
+        "v1",
+        "ConfigMap",
+        Some(NS),
+        "telltale-journal",
+        json!({"data": {"journal.json": r#"{"installId": "../x", "profile": "kind", "bundle_digest": "", "phases": {}}"#}}),
+    );
+    let out = stack.cmd(&["down", "-y"]).output().unwrap();
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(stderr(&out).contains("installId"), "{}", stderr(&out));
 }
 
 #[test]

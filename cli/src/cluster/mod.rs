@@ -14,8 +14,10 @@ pub mod wait;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use base64::Engine as _;
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError, LoadDataError};
 use kube::{Client, Config};
+use sha2::{Digest, Sha256};
 
 use crate::error::CommandError;
 
@@ -29,6 +31,10 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Target {
     pub context: String,
     pub server: String,
+    /// SHA-256 of the cluster's CA certificate (DER), lowercase hex: what
+    /// `openssl x509 -noout -fingerprint -sha256` prints, without colons.
+    /// None when the kubeconfig names no CA (or it cannot be read).
+    pub ca_sha256: Option<String>,
     /// The kubeconfig files read, passed on to helm.
     pub kubeconfig: Option<PathBuf>,
 }
@@ -42,13 +48,12 @@ pub struct Kube {
 
 impl Target {
     /// Whether the context name or server looks like production, so that
-    /// acting on it takes an explicit confirmation.
+    /// acting on it takes an explicit confirmation (see [`production_word`]).
     pub fn looks_like_production(&self) -> bool {
-        const WORDS: [&str; 4] = ["prod", "production", "prd", "live"];
         [&self.context, &self.server].iter().any(|text| {
             text.to_lowercase()
                 .split(|c: char| !c.is_ascii_alphanumeric())
-                .any(|word| WORDS.contains(&word))
+                .any(production_word)
         })
     }
 
@@ -62,6 +67,172 @@ impl Target {
     }
 }
 
+/// Region and environment codes that, glued to `prod`/`prd`, still say
+/// production (`prodeu1`, `usprod`, `prdwest`).
+const REGIONS: [&str; 24] = [
+    "eu", "us", "uk", "ap", "apac", "emea", "amer", "na", "sa", "ca", "me", "af", "de", "fr", "jp",
+    "in", "au", "cn", "br", "east", "west", "north", "south", "central",
+];
+
+/// One alphanumeric word of a context name or server URL says production
+/// when one of its letter runs (the word cut where letters meet digits:
+/// `prod01` → `prod`, `01`) is `prod`, `prd`, `production` or `live`, or is
+/// `prod`/`prd` glued to a region code on either side (`prodeu`, `euprod`).
+/// Anything else containing those letters is an ordinary word: `product`,
+/// `reproduce`, `delivery`, `livestock` are not production.
+pub fn production_word(word: &str) -> bool {
+    const WORDS: [&str; 4] = ["prod", "production", "prd", "live"];
+    let bytes = word.as_bytes();
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..=bytes.len() {
+        if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+            runs.push(&word[start..i]);
+            start = i;
+        }
+    }
+    runs.into_iter()
+        .filter(|run| !run.is_empty() && !run.as_bytes()[0].is_ascii_digit())
+        .any(|run| {
+            WORDS.contains(&run)
+                || ["prod", "prd"].iter().any(|p| {
+                    run.strip_prefix(p)
+                        .is_some_and(|rest| REGIONS.contains(&rest))
+                        || run
+                            .strip_suffix(p)
+                            .is_some_and(|rest| REGIONS.contains(&rest))
+                })
+        })
+}
+
+/// What the config pins: the context name, and optionally the API server
+/// URL and the CA certificate's SHA-256, so a kubeconfig whose context has
+/// the right name but points elsewhere is refused.
+#[derive(Debug, Clone, Default)]
+pub struct Pin<'a> {
+    pub context: Option<&'a str>,
+    pub server: Option<&'a str>,
+    pub ca_sha256: Option<&'a str>,
+}
+
+impl<'a> Pin<'a> {
+    pub fn of(cluster: &'a crate::model::config::Cluster) -> Pin<'a> {
+        Pin {
+            context: cluster.context.as_deref(),
+            server: cluster.server.as_ref().map(|s| s.as_str()),
+            ca_sha256: cluster.ca_sha256.as_ref().map(|s| s.as_str()),
+        }
+    }
+
+    /// Why the target is not the pinned cluster, or Ok. Makes no request.
+    pub fn check(&self, target: &Target) -> Result<(), CommandError> {
+        if let Some(pinned) = self.context
+            && pinned != target.context
+        {
+            return Err(CommandError::environment(format!(
+                "the config pins context `{pinned}`, but this run would act on `{}` ({}); nothing was changed",
+                target.context, target.server
+            ))
+            .with_hint(format!(
+                "pass --context {pinned}, or change spec.cluster.context in the config"
+            )));
+        }
+        if let Some(pinned) = self.server
+            && normalize_server(pinned) != normalize_server(&target.server)
+        {
+            return Err(CommandError::environment(format!(
+                "the config pins API server {pinned}, but context `{}` points at {}; nothing was changed",
+                target.context, target.server
+            ))
+            .with_hint(
+                "check which cluster this kubeconfig reaches, or change spec.cluster.server in the config",
+            ));
+        }
+        if let Some(pinned) = self.ca_sha256 {
+            let found = target.ca_sha256.as_deref();
+            if found != Some(pinned) {
+                return Err(CommandError::environment(format!(
+                    "the config pins the cluster CA sha256 {pinned}, but context `{}` has {}; nothing was changed",
+                    target.context,
+                    found.map_or("no CA certificate".to_string(), |f| format!("CA sha256 {f}"))
+                ))
+                .with_hint(
+                    "compare `openssl x509 -noout -fingerprint -sha256` of the cluster CA, or change spec.cluster.caSha256",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn normalize_server(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_ascii_lowercase()
+}
+
+/// SHA-256 of the first certificate in PEM (or raw DER) bytes.
+pub fn ca_digest(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let der = match text.find("-----BEGIN CERTIFICATE-----") {
+        Some(start) => {
+            let body = &text[start + "-----BEGIN CERTIFICATE-----".len()..];
+            let end = body.find("-----END CERTIFICATE-----")?;
+            let b64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD.decode(b64).ok()?
+        }
+        None if !bytes.is_empty() => bytes.to_vec(),
+        None => return None,
+    };
+    Some(
+        Sha256::digest(&der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// A kubeconfig error as a message that never quotes the file: a
+/// kubeconfig holds tokens and keys, and a YAML error's snippet could show
+/// one. A parse error keeps only its line and column.
+pub fn redacted_kubeconfig_error(e: &KubeconfigError) -> String {
+    match e {
+        KubeconfigError::Parse(inner) => {
+            let text = inner.to_string();
+            let at = regex::Regex::new(r"line (\d+)[^0-9]{1,12}(\d+)")
+                .ok()
+                .and_then(|re| {
+                    re.captures(&text)
+                        .map(|c| format!(" at line {}, column {}", &c[1], &c[2]))
+                })
+                .unwrap_or_default();
+            format!(
+                "it is not a valid kubeconfig{at} (the content is not shown: a kubeconfig holds credentials)"
+            )
+        }
+        KubeconfigError::ReadConfig(io, _) => io.to_string(),
+        KubeconfigError::LoadCertificateAuthority(d) => {
+            format!("cannot load the certificate authority: {}", load_data(d))
+        }
+        KubeconfigError::LoadClientCertificate(d) => {
+            format!("cannot load the client certificate: {}", load_data(d))
+        }
+        KubeconfigError::LoadClientKey(d) => {
+            format!("cannot load the client key: {}", load_data(d))
+        }
+        KubeconfigError::ParseCertificates(_) => {
+            "the certificates are not valid PEM (not shown)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn load_data(e: &LoadDataError) -> String {
+    match e {
+        LoadDataError::DecodeBase64(_) => "the data is not valid base64 (not shown)".into(),
+        LoadDataError::ReadFile(io, path) => format!("{}: {io}", path.display()),
+        _ => "no data".into(),
+    }
+}
+
 fn read_kubeconfig(path: Option<&Path>) -> Result<Kubeconfig, CommandError> {
     let hint = "pass --kubeconfig FILE or set KUBECONFIG";
     match path {
@@ -70,22 +241,30 @@ fn read_kubeconfig(path: Option<&Path>) -> Result<Kubeconfig, CommandError> {
             for file in std::env::split_paths(path) {
                 let next = Kubeconfig::read_from(&file).map_err(|e| {
                     CommandError::environment(format!(
-                        "cannot read kubeconfig {}: {e}",
-                        file.display()
+                        "cannot read kubeconfig {}: {}",
+                        file.display(),
+                        redacted_kubeconfig_error(&e)
                     ))
                     .with_hint(hint)
                 })?;
                 merged = Some(match merged {
                     None => next,
                     Some(m) => m.merge(next).map_err(|e| {
-                        CommandError::environment(format!("cannot merge kubeconfigs: {e}"))
+                        CommandError::environment(format!(
+                            "cannot merge kubeconfigs: {}",
+                            redacted_kubeconfig_error(&e)
+                        ))
                     })?,
                 });
             }
             merged.ok_or_else(|| CommandError::environment("the kubeconfig path is empty"))
         }
         None => Kubeconfig::read().map_err(|e| {
-            CommandError::environment(format!("cannot read the kubeconfig: {e}")).with_hint(hint)
+            CommandError::environment(format!(
+                "cannot read the kubeconfig: {}",
+                redacted_kubeconfig_error(&e)
+            ))
+            .with_hint(hint)
         }),
     }
 }
@@ -153,17 +332,29 @@ pub fn target(
         .as_ref()
         .map(|c| c.cluster.clone())
         .unwrap_or_default();
-    let server = config
+    let cluster = config
         .clusters
         .iter()
         .find(|c| c.name == cluster_name)
-        .and_then(|c| c.cluster.as_ref())
-        .and_then(|c| c.server.clone())
-        .unwrap_or_default();
+        .and_then(|c| c.cluster.as_ref());
+    let server = cluster.and_then(|c| c.server.clone()).unwrap_or_default();
+    let ca_sha256 = cluster.and_then(|c| {
+        if let Some(data) = &c.certificate_authority_data {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(data.trim())
+                .ok()?;
+            ca_digest(&bytes)
+        } else if let Some(file) = &c.certificate_authority {
+            ca_digest(&std::fs::read(file).ok()?)
+        } else {
+            None
+        }
+    });
     Ok((
         Target {
             context: name,
             server,
+            ca_sha256,
             kubeconfig: kubeconfig.map(Path::to_path_buf),
         },
         config,
@@ -179,7 +370,11 @@ pub async fn connect(target: Target, config: Kubeconfig) -> Result<Kube, Command
     let mut client_config = Config::from_custom_kubeconfig(config, &options)
         .await
         .map_err(|e| {
-            CommandError::environment(format!("cannot use context `{}`: {e}", target.context))
+            CommandError::environment(format!(
+                "cannot use context `{}`: {}",
+                target.context,
+                redacted_kubeconfig_error(&e)
+            ))
         })?;
     client_config.connect_timeout = Some(CONNECT_TIMEOUT);
     client_config.read_timeout = Some(REQUEST_TIMEOUT);
@@ -198,12 +393,99 @@ mod tests {
         Target {
             context: context.into(),
             server: server.into(),
+            ca_sha256: None,
             kubeconfig: None,
         }
     }
 
     #[test]
-    fn production_looking_contexts() {
+    fn production_names_by_word_and_region_not_by_substring() {
+        for name in [
+            "prod",
+            "prod-eu-1",
+            "eks-prod01",
+            "prod1",
+            "prodeu1",
+            "prd-payments",
+            "shop-live",
+            "gke_org_PRD_cluster",
+            "production",
+            "usprod",
+            "euprod2",
+            "prdwest",
+            "arn:aws:eks:eu-west-1:123456789012:cluster/prod",
+        ] {
+            assert!(
+                t(name, "").looks_like_production(),
+                "{name} should look like production"
+            );
+        }
+        for name in [
+            "product-demo",
+            "reproduce",
+            "products-dev",
+            "delivery",
+            "livestock",
+            "kind-telltale",
+            "staging",
+            "prodigy",
+            "dev-eu1",
+            "improd",
+            "productionish",
+        ] {
+            assert!(
+                !t(name, "").looks_like_production(),
+                "{name} should not look like production"
+            );
+        }
+        assert!(t("eks", "https://api.live.example.com").looks_like_production());
+    }
+
+    #[test]
+    fn the_pin_covers_server_and_ca() {
+        let mut target = t("kind-telltale", "https://127.0.0.1:6443/");
+        target.ca_sha256 = Some("ab".repeat(32));
+        let ok = Pin {
+            context: Some("kind-telltale"),
+            server: Some("https://127.0.0.1:6443"),
+            ca_sha256: Some(&"ab".repeat(32)),
+        };
+        assert!(ok.check(&target).is_ok());
+        let other_server = Pin {
+            server: Some("https://10.0.0.1:6443"),
+            ..ok.clone()
+        };
+        let e = other_server.check(&target).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(e.message.contains("10.0.0.1"), "{}", e.message);
+        let other_ca = "cd".repeat(32);
+        let e = Pin {
+            ca_sha256: Some(&other_ca),
+            ..ok.clone()
+        }
+        .check(&target)
+        .unwrap_err();
+        assert!(e.message.contains("CA sha256"), "{}", e.message);
+        target.ca_sha256 = None;
+        assert!(ok.check(&target).is_err());
+    }
+
+    #[test]
+    fn ca_digest_is_the_sha256_of_the_der() {
+        let der = b"not really a certificate";
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        let expected: String = Sha256::digest(der)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(ca_digest(pem.as_bytes()), Some(expected.clone()));
+        assert_eq!(ca_digest(der), Some(expected));
+        assert_eq!(ca_digest(b""), None);
+    }
+
+    #[test]
+    fn production_looking_contexts_and_servers() {
         assert!(t("prod-eu-1", "https://10.0.0.1").looks_like_production());
         assert!(t("eks", "https://api.live.example.com").looks_like_production());
         assert!(t("gke_org_PRD_cluster", "").looks_like_production());

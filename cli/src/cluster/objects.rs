@@ -15,6 +15,22 @@ use super::Kube;
 
 pub const FIELD_MANAGER: &str = "telltale";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "telltale");
+/// The label holding the journal's install id on every object telltale applies.
+pub const INSTALL_ID: &str = "telltale.dev/install-id";
+
+/// Whether a live object carries telltale's marks for this install: the
+/// managed-by label and the install id. `Err` says which mark is missing.
+pub fn owned(live: &Value, install_id: &str) -> Result<(), String> {
+    let labels = &live["metadata"]["labels"];
+    if labels[MANAGED_BY.0].as_str() != Some(MANAGED_BY.1) {
+        return Err(format!("it has no {}={} label", MANAGED_BY.0, MANAGED_BY.1));
+    }
+    match labels[INSTALL_ID].as_str() {
+        Some(id) if !install_id.is_empty() && id == install_id => Ok(()),
+        Some(_) => Err(format!("its {INSTALL_ID} label is another install's")),
+        None => Err(format!("it has no {INSTALL_ID} label")),
+    }
+}
 
 /// Which object: what the journal records and `down` deletes.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -60,6 +76,8 @@ pub enum Change {
 
 pub struct Objects {
     kube: Kube,
+    /// Written as the [`INSTALL_ID`] label by `apply` (and expected by `drift`).
+    install_id: Option<String>,
     kinds: Mutex<HashMap<(String, String), (ApiResource, ApiCapabilities)>>,
 }
 
@@ -67,8 +85,28 @@ impl Objects {
     pub fn new(kube: &Kube) -> Objects {
         Objects {
             kube: kube.clone(),
+            install_id: None,
             kinds: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Objects that `apply` marks with this install id (none when empty: a
+    /// journal from before install ids).
+    pub fn for_install(kube: &Kube, install_id: &str) -> Objects {
+        Objects {
+            install_id: (!install_id.is_empty()).then(|| install_id.to_string()),
+            ..Objects::new(kube)
+        }
+    }
+
+    /// The object with telltale's marks, as `apply` sends it.
+    fn marked(&self, object: &Value) -> Value {
+        let mut object = object.clone();
+        object["metadata"]["labels"][MANAGED_BY.0] = Value::String(MANAGED_BY.1.into());
+        if let Some(id) = &self.install_id {
+            object["metadata"]["labels"][INSTALL_ID] = Value::String(id.clone());
+        }
+        object
     }
 
     async fn api(&self, r: &ObjectRef) -> Result<Api<DynamicObject>, kube::Error> {
@@ -110,10 +148,9 @@ impl Objects {
     }
 
     /// Server-side apply with force: telltale owns the fields it sets. The
-    /// object is labelled managed-by telltale.
+    /// object is labelled managed-by telltale and with the install id.
     pub async fn apply(&self, object: &Value, dry_run: bool) -> Result<Change, kube::Error> {
-        let mut object = object.clone();
-        object["metadata"]["labels"][MANAGED_BY.0] = Value::String(MANAGED_BY.1.into());
+        let object = self.marked(object);
         let r = ObjectRef::of(&object);
         let api = self.api(&r).await?;
         let before = api.get_opt(&r.name).await?;
@@ -145,8 +182,7 @@ impl Objects {
         let Some(live) = self.get(&r).await? else {
             return Ok(Some("missing".into()));
         };
-        let mut object = object.clone();
-        object["metadata"]["labels"][MANAGED_BY.0] = Value::String(MANAGED_BY.1.into());
+        let object = self.marked(object);
         let api = self.api(&r).await?;
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = true;
@@ -257,6 +293,21 @@ mod tests {
         let b = json!({"data": {"x": "1", "y": "3"}, "metadata": {"name": "n"}});
         assert_eq!(first_difference(&a, &b, ""), Some("data.y changed".into()));
         assert_eq!(first_difference(&a, &a, ""), None);
+    }
+
+    #[test]
+    fn ownership_needs_both_marks_and_this_install_id() {
+        let id = "0123456789abcdef0123456789abcdef";
+        let ours = json!({"metadata": {"labels": {MANAGED_BY.0: "telltale", INSTALL_ID: id}}});
+        assert_eq!(owned(&ours, id), Ok(()));
+        let other = json!({"metadata": {"labels": {MANAGED_BY.0: "telltale", INSTALL_ID: "x"}}});
+        assert!(owned(&other, id).unwrap_err().contains("another install"));
+        let unmarked = json!({"metadata": {"labels": {INSTALL_ID: id}}});
+        assert!(owned(&unmarked, id).unwrap_err().contains("managed-by"));
+        let no_id = json!({"metadata": {"labels": {MANAGED_BY.0: "telltale"}}});
+        assert!(owned(&no_id, id).is_err());
+        // A journal without an install id owns nothing.
+        assert!(owned(&ours, "").is_err());
     }
 
     #[test]

@@ -5,15 +5,16 @@
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::cluster::{self, Kube, Target};
+use crate::cluster::{self, Kube, Pin, Target};
 use crate::error::{CommandError, ErrorKind};
 use crate::helm::{HelmCli, HelmError};
 use crate::ui::prompt;
 
 #[derive(Debug, Clone, Args)]
 pub struct ConfirmArgs {
-    /// Act on a production-looking context (name or server contains prod,
-    /// production, prd or live): repeat its name here in non-interactive runs
+    /// Act on a production-looking context (a word of its name or server is
+    /// prod, prd, production or live, also as in prod01 or prodeu1): repeat
+    /// its name here in non-interactive runs
     #[arg(long, value_name = "NAME")]
     pub confirm_context: Option<String>,
 }
@@ -46,27 +47,21 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .map_err(|e| CommandError::environment(format!("cannot start the async runtime: {e}")))
 }
 
+/// The pin of the rendered config, if any.
+pub fn pin_of(bundle: Option<&crate::render::Bundle>) -> Pin<'_> {
+    bundle.map(|b| Pin::of(&b.plan.cluster)).unwrap_or_default()
+}
+
 /// The target, refused before any request when it is not the config's
-/// pinned context, or looks like production without a confirmation.
+/// pinned cluster (context, server, CA), or looks like production without a
+/// confirmation.
 pub fn target_for_write(
     global: &GlobalArgs,
-    pinned: Option<&str>,
+    pin: &Pin<'_>,
     confirm: &ConfirmArgs,
     what: &str,
 ) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
-    let (target, config) =
-        cluster::target(global.kubeconfig.as_deref(), global.context.as_deref())?;
-    if let Some(pinned) = pinned
-        && pinned != target.context
-    {
-        return Err(CommandError::environment(format!(
-            "the config pins context `{pinned}`, but this run would act on `{}` ({}); nothing was changed",
-            target.context, target.server
-        ))
-        .with_hint(format!(
-            "pass --context {pinned}, or change spec.cluster.context in the config"
-        )));
-    }
+    let (target, config) = target_pinned(global, pin)?;
     if target.looks_like_production() {
         let confirmed = match &confirm.confirm_context {
             Some(name) if *name == target.context => true,
@@ -100,10 +95,23 @@ pub fn target_for_write(
     Ok((target, config))
 }
 
+/// The target of a read that has no config to honour (verify's optional
+/// cluster access).
 pub fn target_for_read(
     global: &GlobalArgs,
 ) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
-    cluster::target(global.kubeconfig.as_deref(), global.context.as_deref())
+    target_pinned(global, &Pin::default())
+}
+
+/// The target, refused before any request when it is not the pinned cluster.
+pub fn target_pinned(
+    global: &GlobalArgs,
+    pin: &Pin<'_>,
+) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
+    let (target, config) =
+        cluster::target(global.kubeconfig.as_deref(), global.context.as_deref())?;
+    pin.check(&target)?;
+    Ok((target, config))
 }
 
 pub async fn connect(

@@ -9,7 +9,7 @@ use super::access::{self, ConfirmArgs};
 use super::up::{end_to_result, lock_error};
 use crate::cluster::{journal, lock};
 use crate::error::CommandError;
-use crate::install::down::{DownOptions, down};
+use crate::install::down::{DownOptions, Skipped, down};
 use crate::install::interrupt::Interrupt;
 use crate::install::{PhaseResult, RunEnd};
 use crate::ui::progress::Progress;
@@ -40,6 +40,9 @@ struct Report<'a> {
     context: &'a str,
     namespace: &'a str,
     phases: &'a [PhaseResult],
+    /// Journal entries not deleted: outside the namespace, or without
+    /// telltale's marks and this install's id.
+    skipped: &'a [Skipped],
     namespace_deleted: bool,
 }
 
@@ -47,12 +50,9 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     // The config (when there is one) says which context is allowed and
     // which namespace; down itself works from the journal.
     let rendered = access::optional_bundle(global)?;
-    let pinned = rendered
-        .as_ref()
-        .and_then(|b| b.plan.cluster.context.clone());
+    let pin = access::pin_of(rendered.as_ref());
     let namespace = access::namespace(global, rendered.as_ref());
-    let (target, config) =
-        access::target_for_write(global, pinned.as_deref(), &args.confirm, "down")?;
+    let (target, config) = access::target_for_write(global, &pin, &args.confirm, "down")?;
     if prompt::interactive(global.yes)
         && !prompt::confirm(&format!(
             "Remove the telltale stack from namespace {namespace} on {}?",
@@ -74,7 +74,7 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         let interrupt = Interrupt::listen();
         let Some(journal) = journal::read(&kube, &namespace)
             .await
-            .map_err(|e| access::cluster_error("reading the journal", &server, e))?
+            .map_err(|e| super::up::journal_error(e, &namespace, &server))?
         else {
             printer.status(&format!(
                 "nothing to remove: no telltale journal in namespace {namespace} on {}",
@@ -88,7 +88,13 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         let lock = lock::acquire(&kube, &namespace, "down")
             .await
             .map_err(lock_error)?;
-        let (results, end) = down(
+        if journal.install_id.is_empty() {
+            printer.warn(
+                "the journal has no install id (written by an older telltale): no object can be \
+                 proven telltale's, so none is deleted; run `telltale up` once to mark them",
+            );
+        }
+        let (results, end, skipped) = down(
             &kube, &helm, &namespace, journal, options, &progress, &interrupt,
         )
         .await;
@@ -109,8 +115,12 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             context: &kube.target.context,
             namespace: &namespace,
             phases: &results,
+            skipped: &skipped,
             namespace_deleted,
         };
+        for s in &skipped {
+            printer.warn(&format!("skipped {}: {}", s.object, s.reason));
+        }
         if printer.is_json() {
             printer.json(&report);
         } else {

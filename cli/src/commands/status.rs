@@ -19,13 +19,13 @@ pub struct StatusArgs {}
 pub fn run(_args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     let bundle = access::optional_bundle(global)?;
     let namespace = access::namespace(global, bundle.as_ref());
-    let (target, config) = access::target_for_read(global)?;
+    let (target, config) = access::target_pinned(global, &access::pin_of(bundle.as_ref()))?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
         let server = kube.target.server.clone();
         let journal = journal::read(&kube, &namespace)
             .await
-            .map_err(|e| access::cluster_error("reading the journal", &server, e))?;
+            .map_err(|e| super::up::journal_error(e, &namespace, &server))?;
         let helm = access::helm(&kube.target).await.ok();
         let report = status(&kube, helm.as_ref(), &namespace, journal, bundle.as_ref())
             .await

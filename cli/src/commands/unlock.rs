@@ -3,19 +3,30 @@
 use clap::Args;
 
 use super::GlobalArgs;
-use super::access;
+use super::access::{self, ConfirmArgs};
 use crate::cluster::lock;
 use crate::error::CommandError;
 use crate::ui::{Printer, prompt};
 
 /// Break the lock a crashed or killed run left behind. Shows the holder
-/// first; asks unless --yes.
+/// first; asks unless --yes. A lock whose holder still renews it (a run in
+/// progress) is refused unless --force. Honours the config's pinned cluster
+/// and asks for the context name on a production-looking one, as `up` does.
 #[derive(Debug, Args)]
-pub struct UnlockArgs {}
+pub struct UnlockArgs {
+    /// Break the lock even though its holder is still renewing it (the run
+    /// may be alive: only when you know it is not)
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub confirm: ConfirmArgs,
+}
 
-pub fn run(_args: UnlockArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
-    let namespace = access::namespace(global, None);
-    let (target, config) = access::target_for_read(global)?;
+pub fn run(args: UnlockArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    let rendered = access::optional_bundle(global)?;
+    let namespace = access::namespace(global, rendered.as_ref());
+    let pin = access::pin_of(rendered.as_ref());
+    let (target, config) = access::target_for_write(global, &pin, &args.confirm, "unlock")?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
         let server = kube.target.server.clone();
@@ -30,6 +41,22 @@ pub fn run(_args: UnlockArgs, global: &GlobalArgs, printer: &Printer) -> Result<
             return Ok(());
         };
         printer.status(&format!("the lock in {namespace} is held by {holder}"));
+        if holder.live && !args.force {
+            return Err(CommandError::new(
+                crate::error::ErrorKind::Locked,
+                "the lock is live: its holder is still renewing it, so that run is probably \
+                 still going; nothing was changed",
+            )
+            .with_hint(match holder.duration_seconds {
+                Some(s) => format!(
+                    "wait for it to finish; a dead run's lock expires {s}s after its last renewal \
+                     and the next `telltale up` takes it over. `--force` breaks it anyway"
+                ),
+                None => "this Lease has no duration (an older telltale wrote it) and never \
+                         expires: make sure that run is gone, then pass --force"
+                    .to_string(),
+            }));
+        }
         if !global.yes {
             if !prompt::interactive(false) {
                 return Err(CommandError::bad_input(

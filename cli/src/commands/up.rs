@@ -1,6 +1,9 @@
 //! `telltale up`: preflight, then the phases, resumable and idempotent.
 
+use std::panic::AssertUnwindSafe;
+
 use clap::Args;
+use futures::FutureExt as _;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
 use serde::Serialize;
@@ -79,9 +82,8 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
         // Refused before the cluster is touched, not after the install.
         super::gitops::check_configured(&bundle)?;
     }
-    let pinned = bundle.plan.cluster.context.clone();
-    let (target, config) =
-        access::target_for_write(global, pinned.as_deref(), &args.confirm, "up")?;
+    let pin = access::pin_of(Some(&bundle));
+    let (target, config) = access::target_for_write(global, &pin, &args.confirm, "up")?;
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
         up(&kube, &bundle, &args, global, printer).await
@@ -176,7 +178,17 @@ async fn up(
         dry_run: args.dry_run,
         timeout: args.timeout,
     };
-    let installer = Installer::new(kube, &helm, bundle, &secrets, &progress, interrupt.clone());
+    let installer = |install_id: &str| {
+        Installer::new(
+            kube,
+            &helm,
+            bundle,
+            &secrets,
+            &progress,
+            interrupt.clone(),
+            install_id,
+        )
+    };
 
     if args.dry_run {
         let journal = journal::read(kube, ns)
@@ -184,7 +196,8 @@ async fn up(
             .ok()
             .flatten()
             .unwrap_or_default();
-        let (results, end, _) = installer.up(journal, &selection).await;
+        let id = install_id(&journal)?;
+        let (results, end, _) = installer(&id).up(journal, &selection).await;
         report.phases = &results;
         report.ok = end == RunEnd::Done;
         print_report(printer, &report);
@@ -193,10 +206,15 @@ async fn up(
 
     ensure_namespace(kube, bundle).await?;
     let lock = lock::acquire(kube, ns, "up").await.map_err(lock_error)?;
+    if let Some(previous) = &lock.took_over {
+        printer.warn(&format!(
+            "took over an expired lock: {previous} stopped renewing it"
+        ));
+    }
     let outcome = async {
         let journal = journal::read(kube, ns)
             .await
-            .map_err(|e| access::cluster_error("reading the journal", &kube.target.server, e))?;
+            .map_err(|e| journal_error(e, ns, &kube.target.server))?;
         let resumed = journal.as_ref().and_then(|j| j.first_unfinished());
         if let Some(phase) = resumed
             && selection.only.is_none()
@@ -206,13 +224,52 @@ async fn up(
                 "resuming: phase {phase} did not complete in the last run"
             ));
         }
-        let (results, end, _) = installer.up(journal.unwrap_or_default(), &selection).await;
-        Ok::<_, CommandError>((resumed, results, end))
+        let journal = journal.unwrap_or_default();
+        let id = install_id(&journal)?;
+        let running = installer(&id);
+        // A panic (a bug) still records the phase, kills helm and releases
+        // the lock below, instead of leaving them to chance.
+        match AssertUnwindSafe(running.up(journal, &selection))
+            .catch_unwind()
+            .await
+        {
+            Ok((results, end, _)) => Ok::<_, CommandError>((resumed, results, end)),
+            Err(_) => {
+                crate::install::interrupt::kill_helm_groups();
+                let phase = running.crashed_phase();
+                let recorded = match &phase {
+                    Some((phase, record)) => record_crash(kube, ns, &id, *phase, record).await,
+                    None => Ok(()),
+                };
+                let at = phase
+                    .map(|(p, _)| format!(" during phase {p}"))
+                    .unwrap_or_default();
+                let mut err = CommandError::new(
+                    ErrorKind::Failed,
+                    format!("telltale crashed{at} (a bug); helm was stopped and the lock released"),
+                )
+                .with_hint(
+                    "please report it with the message above; `telltale up` resumes at this phase",
+                );
+                if let Err(e) = recorded {
+                    err.causes
+                        .push(format!("the journal could not record it: {e}"));
+                }
+                Err(err)
+            }
+        }
     }
     .await;
     // The lock goes whatever happened above.
+    let lost = lock.lost();
     let released = lock.release().await;
     let (resumed, results, end) = outcome?;
+    if lost {
+        printer.warn(
+            "the lock was taken from this run while it ran (`telltale unlock --force`?): \
+             another run may have acted at the same time; check `telltale status`",
+        );
+    }
     if let Err(e) = released {
         printer.warn(&format!(
             "the lock could not be released ({e}); run `telltale unlock` once no run is active"
@@ -237,6 +294,48 @@ async fn up(
             e.with_hint("the install is complete; fix the cause and run `telltale verify`")
         }),
         None => Ok(()),
+    }
+}
+
+/// Writes the crashed phase into the journal as failed.
+async fn record_crash(
+    kube: &Kube,
+    ns: &str,
+    id: &str,
+    phase: Phase,
+    record: &journal::PhaseRecord,
+) -> Result<(), journal::JournalError> {
+    let mut current = journal::read(kube, ns).await?.unwrap_or_default();
+    if current.install_id.is_empty() {
+        current.install_id = id.to_string();
+    }
+    current.phases.insert(phase, record.clone());
+    journal::write(kube, ns, &current).await
+}
+
+/// The journal's install id, or a new one for a first install (or a journal
+/// written before install ids: every object gets the id on this run).
+fn install_id(journal: &journal::Journal) -> Result<String, CommandError> {
+    if !journal.install_id.is_empty() {
+        return Ok(journal.install_id.clone());
+    }
+    journal::new_install_id().map_err(|e| CommandError::environment(e.to_string()))
+}
+
+/// A journal that cannot be read: exit 3 (the cluster's state is wrong, not
+/// the command line), with the commands that recover.
+pub fn journal_error(e: journal::JournalError, ns: &str, server: &str) -> CommandError {
+    match e {
+        journal::JournalError::Corrupt(_) => CommandError::environment(format!(
+            "{e}; nothing was changed"
+        ))
+        .with_hint(format!(
+            "inspect it with `kubectl -n {ns} get configmap {cm} -o yaml`; to recover, delete it \
+             (`kubectl -n {ns} delete configmap {cm}`) and run `telltale up`, which re-applies \
+             every phase and writes a new journal (then `telltale down` works again)",
+            cm = journal::CONFIGMAP
+        )),
+        other => access::cluster_error("reading the journal", server, other),
     }
 }
 
@@ -353,6 +452,7 @@ fn outcome_text(o: PhaseOutcome) -> &'static str {
     match o {
         PhaseOutcome::Applied => "applied",
         PhaseOutcome::Unchanged => "unchanged",
+        PhaseOutcome::Repaired => "repaired drift",
         PhaseOutcome::Failed => "FAILED",
         PhaseOutcome::Interrupted => "interrupted",
         PhaseOutcome::NotRun => "not run",

@@ -1,6 +1,14 @@
 //! `down`: undo what the journal says `up` did, in reverse phase order.
 //! Releases are uninstalled, managed objects deleted; CRDs and persistent
 //! data stay unless asked (`--keep-crds=false`, `--keep-data=false`).
+//!
+//! The journal is a ConfigMap anyone with edit rights in the namespace can
+//! change, so it is a list of candidates, not of orders. An object is deleted
+//! only when (a) its live labels carry telltale's marks with the journal's
+//! install id, (b) a journal entry names it, and (c) it is in the namespace
+//! `down` runs on, or is a CustomResourceDefinition (the one cluster-scoped
+//! kind telltale applies). Anything else is reported as skipped, never
+//! deleted.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams, ListParams};
@@ -8,7 +16,7 @@ use kube::api::{Api, DeleteParams, ListParams};
 use super::{PhaseOutcome, PhaseResult, RunEnd, interrupt::Interrupt, result};
 use crate::cluster::Kube;
 use crate::cluster::journal::{self, Journal};
-use crate::cluster::objects::Objects;
+use crate::cluster::objects::{self, ObjectRef, Objects};
 use crate::helm::Helm;
 use crate::ui::progress::Progress;
 
@@ -16,6 +24,29 @@ use crate::ui::progress::Progress;
 pub struct DownOptions {
     pub keep_crds: bool,
     pub keep_data: bool,
+}
+
+/// A journal entry `down` refused to act on, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Skipped {
+    pub object: String,
+    pub reason: String,
+}
+
+/// Why `down` may not delete this object, or None when it may: the checks
+/// that need no request.
+pub fn out_of_bounds(object: &ObjectRef, namespace: &str) -> Option<String> {
+    if object.namespace.is_empty() {
+        (object.kind != "CustomResourceDefinition").then(|| {
+            format!(
+                "it is cluster-scoped and not a CustomResourceDefinition (telltale installs no other cluster-scoped {})",
+                object.kind
+            )
+        })
+    } else {
+        (object.namespace != namespace)
+            .then(|| format!("it is outside the namespace telltale manages ({namespace})"))
+    }
 }
 
 /// Tears down phase by phase, rewriting the journal after each so an
@@ -28,13 +59,15 @@ pub async fn down<H: Helm>(
     options: DownOptions,
     progress: &Progress,
     interrupt: &Interrupt,
-) -> (Vec<PhaseResult>, RunEnd) {
+) -> (Vec<PhaseResult>, RunEnd, Vec<Skipped>) {
+    let mut skipped = Vec::new();
     let objects = Objects::new(kube);
+    let install_id = journal.install_id.clone();
     let mut results = Vec::new();
     let phases: Vec<_> = journal.phases.keys().rev().copied().collect();
     for phase in phases {
         if interrupt.is_set() {
-            return (results, RunEnd::Interrupted { phase });
+            return (results, RunEnd::Interrupted { phase }, skipped);
         }
         let started = std::time::Instant::now();
         let record = journal.phases[&phase].clone();
@@ -77,6 +110,28 @@ pub async fn down<H: Helm>(
                 if kept {
                     continue;
                 }
+                if let Some(reason) = out_of_bounds(object, namespace) {
+                    skipped.push(Skipped {
+                        object: object.to_string(),
+                        reason,
+                    });
+                    continue;
+                }
+                let live = match objects.get(object).await {
+                    Ok(Some(live)) => live,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        failure = Some(format!("cannot read {object}: {e}"));
+                        break;
+                    }
+                };
+                if let Err(reason) = objects::owned(&live, &install_id) {
+                    skipped.push(Skipped {
+                        object: object.to_string(),
+                        reason: format!("not telltale's to delete: {reason}"),
+                    });
+                    continue;
+                }
                 progress.step(phase, &format!("delete {object}"));
                 match objects.delete(object).await {
                     Ok(true) => changes.push(format!("deleted {object}")),
@@ -90,7 +145,8 @@ pub async fn down<H: Helm>(
         }
         if let Some(error) = failure {
             progress.phase_finished(phase, false, &error);
-            return failed(results, phase, error, changes, started);
+            let (results, end) = failed(results, phase, error, changes, started);
+            return (results, end, skipped);
         }
         journal.phases.remove(&phase);
         let write = if journal.phases.is_empty() {
@@ -100,7 +156,8 @@ pub async fn down<H: Helm>(
         };
         if let Err(e) = write {
             let error = format!("phase {phase} removed but the journal could not be updated: {e}");
-            return failed(results, phase, error, changes, started);
+            let (results, end) = failed(results, phase, error, changes, started);
+            return (results, end, skipped);
         }
         let detail = format!("{} removal(s)", changes.len());
         progress.phase_finished(phase, true, &detail);
@@ -112,7 +169,7 @@ pub async fn down<H: Helm>(
             Some(started),
         ));
     }
-    (results, RunEnd::Done)
+    (results, RunEnd::Done, skipped)
 }
 
 fn failed(
@@ -145,4 +202,32 @@ async fn delete_claims(kube: &Kube, namespace: &str, release: &str) -> Result<us
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(kind: &str, namespace: &str) -> ObjectRef {
+        ObjectRef {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: "x".into(),
+        }
+    }
+
+    #[test]
+    fn only_the_managed_namespace_and_crds_are_in_bounds() {
+        assert_eq!(
+            out_of_bounds(&r("ConfigMap", "monitoring"), "monitoring"),
+            None
+        );
+        assert_eq!(
+            out_of_bounds(&r("CustomResourceDefinition", ""), "monitoring"),
+            None
+        );
+        assert!(out_of_bounds(&r("Deployment", "kube-system"), "monitoring").is_some());
+        assert!(out_of_bounds(&r("ClusterRole", ""), "monitoring").is_some());
+    }
 }

@@ -1,14 +1,29 @@
-//! SIGINT/SIGTERM: the first asks the run to stop after the current step
+//! SIGINT/SIGTERM. The first asks the run to stop after the current step
 //! settles (the executor checks between steps, records the phase in the
-//! journal and releases the lock); a second one exits at once.
+//! journal and releases the lock). The second stops the current step now:
+//! the helm process groups telltale started are killed, the step is
+//! abandoned, and the phase is still recorded as interrupted and the lock
+//! released. Only a third exits at once.
+//!
+//! Also here: the registry of helm process groups, so a second interrupt
+//! or a panic can kill the helm that is running (helm runs in its own group
+//! so the terminal's Ctrl-C reaches telltale only).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::Notify;
+
+#[derive(Default)]
+struct State {
+    signals: AtomicU8,
+    hard: Notify,
+}
 
 #[derive(Clone, Default)]
-pub struct Interrupt(Arc<AtomicBool>);
+pub struct Interrupt(Arc<State>);
 
 impl Interrupt {
     /// Starts listening; must be called inside the tokio runtime.
@@ -27,22 +42,87 @@ impl Interrupt {
                     _ = int.recv() => {}
                     _ = term.recv() => {}
                 }
-                if inner.swap(true, Ordering::SeqCst) {
-                    eprintln!(
-                        "second interrupt: stopping now; the journal may not record the current step \
-                         and the lock may remain (see `telltale unlock`)"
-                    );
-                    std::process::exit(130);
+                match inner.signals.fetch_add(1, Ordering::SeqCst) {
+                    0 => eprintln!(
+                        "interrupted: finishing the current step, then stopping (again to stop now)"
+                    ),
+                    1 => {
+                        eprintln!(
+                            "second interrupt: stopping helm and the current step now; recording \
+                             the phase and releasing the lock (again to exit at once)"
+                        );
+                        kill_helm_groups();
+                        inner.hard.notify_waiters();
+                    }
+                    _ => {
+                        kill_helm_groups();
+                        eprintln!(
+                            "third interrupt: exiting; the journal may not record the current step \
+                             and the lock expires on its own (or see `telltale unlock`)"
+                        );
+                        std::process::exit(130);
+                    }
                 }
-                eprintln!(
-                    "interrupted: finishing the current step, then stopping (again to stop now)"
-                );
             }
         });
         flag
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.signals.load(Ordering::SeqCst) > 0
+    }
+
+    /// Resolves once a second interrupt arrived (at once if it already has).
+    pub async fn hard(&self) {
+        let notified = self.0.hard.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if self.0.signals.load(Ordering::SeqCst) >= 2 {
+            return;
+        }
+        notified.await;
+    }
+}
+
+static HELM_GROUPS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// A running helm's process group, registered while it lives.
+pub struct HelmGroup(Option<u32>);
+
+impl HelmGroup {
+    /// Registers the group led by `pid` (helm is spawned with
+    /// `process_group(0)`, so its group id is its pid).
+    pub fn track(pid: Option<u32>) -> HelmGroup {
+        if let (Some(pid), Ok(mut groups)) = (pid, HELM_GROUPS.lock()) {
+            groups.insert(pid);
+        }
+        HelmGroup(pid)
+    }
+}
+
+impl Drop for HelmGroup {
+    fn drop(&mut self) {
+        if let (Some(pid), Ok(mut groups)) = (self.0, HELM_GROUPS.lock()) {
+            groups.remove(&pid);
+        }
+    }
+}
+
+/// SIGKILL to every helm process group telltale started and that is still
+/// registered (helm's own children go with it).
+pub fn kill_helm_groups() {
+    let groups: Vec<u32> = match HELM_GROUPS.lock() {
+        Ok(groups) => groups.iter().copied().collect(),
+        Err(_) => return,
+    };
+    for pid in groups.into_iter().filter(|pid| *pid > 1) {
+        // kill(1) with a negative id names the group (the crate forbids
+        // `unsafe`, so no libc::kill); a group already gone is fine.
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }

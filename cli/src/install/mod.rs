@@ -1,5 +1,6 @@
 //! The phase executor behind `up`: runs the plan's phases in order, skips
-//! those the journal shows unchanged, records each in the journal, and stops
+//! those the journal shows unchanged, re-applies those whose objects drifted
+//! (the check `status` makes), records each in the journal, and stops
 //! cleanly between steps when interrupted.
 
 pub mod down;
@@ -16,7 +17,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cluster::journal::{self, Journal, Outcome, PhaseRecord, ReleaseRecord};
-use crate::cluster::objects::{Change, FIELD_MANAGER, MANAGED_BY, ObjectRef, Objects};
+use crate::cluster::objects::{
+    self, Change, FIELD_MANAGER, INSTALL_ID, MANAGED_BY, ObjectRef, Objects,
+};
 use crate::cluster::{Kube, wait};
 use crate::helm::{Chart, Helm};
 use crate::model::Phase;
@@ -41,6 +44,8 @@ pub struct Selection {
 pub enum PhaseOutcome {
     Applied,
     Unchanged,
+    /// The digest matched but objects had drifted: re-applied.
+    Repaired,
     Failed,
     Interrupted,
     /// Not reached: an earlier phase failed or was interrupted.
@@ -77,6 +82,20 @@ pub struct Installer<'a, H: Helm> {
     pub secrets: &'a Resolved,
     pub progress: &'a Progress,
     pub interrupt: Interrupt,
+    install_id: String,
+    /// The phase running now and what it applied so far, for the journal
+    /// entry written after a panic.
+    current: std::sync::Mutex<Option<(Phase, PhaseRecord)>>,
+}
+
+/// What the journal and the cluster say about a phase before it runs.
+enum Before {
+    /// Digest, objects, releases and Secrets match: nothing to do.
+    Unchanged,
+    /// Never applied, another digest, or the last run did not finish.
+    Changed,
+    /// The digest matches but these objects drifted (what, how).
+    Drifted(Vec<String>),
 }
 
 /// What went wrong in a step, and what the phase applied before it.
@@ -102,16 +121,41 @@ impl<'a, H: Helm> Installer<'a, H> {
         secrets: &'a Resolved,
         progress: &'a Progress,
         interrupt: Interrupt,
+        install_id: &str,
     ) -> Self {
         Installer {
             kube,
-            objects: Objects::new(kube),
+            objects: Objects::for_install(kube, install_id),
             helm,
             bundle,
             secrets,
             progress,
             interrupt,
+            install_id: install_id.to_string(),
+            current: std::sync::Mutex::new(None),
         }
+    }
+
+    fn remember(&self, phase: Phase, record: &PhaseRecord) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = Some((phase, record.clone()));
+        }
+    }
+
+    fn forget(&self) {
+        if let Ok(mut current) = self.current.lock() {
+            *current = None;
+        }
+    }
+
+    /// The phase a panic interrupted, as a failed journal entry.
+    pub fn crashed_phase(&self) -> Option<(Phase, PhaseRecord)> {
+        let (phase, mut record) = self.current.lock().ok()?.clone()?;
+        record.outcome = Outcome::Failed;
+        record.finished = journal::now();
+        record.error =
+            Some("telltale crashed during this phase (a bug; see the message above)".into());
+        Some((phase, record))
     }
 
     fn namespace(&self) -> &str {
@@ -127,6 +171,7 @@ impl<'a, H: Helm> Installer<'a, H> {
     ) -> (Vec<PhaseResult>, RunEnd, Journal) {
         let plan = &self.bundle.plan;
         journal.profile = plan.profile.clone();
+        journal.install_id = self.install_id.clone();
         let mut results = Vec::new();
         let mut end = RunEnd::Done;
         for phase in &plan.phases {
@@ -161,9 +206,10 @@ impl<'a, H: Helm> Installer<'a, H> {
             }
             let forced = selection.only.is_some() || selection.from_phase.is_some();
             let started = Instant::now();
+            let mut repaired = Vec::new();
             if !forced && !selection.dry_run {
-                match self.unchanged(phase, journal.phases.get(&name)).await {
-                    Ok(true) => {
+                match self.before(phase, journal.phases.get(&name)).await {
+                    Ok(Before::Unchanged) => {
                         self.progress.phase_finished(
                             name,
                             true,
@@ -178,7 +224,8 @@ impl<'a, H: Helm> Installer<'a, H> {
                         ));
                         continue;
                     }
-                    Ok(false) => {}
+                    Ok(Before::Changed) => {}
+                    Ok(Before::Drifted(drifted)) => repaired = drifted,
                     Err(e) => {
                         end = RunEnd::Failed {
                             phase: name,
@@ -210,12 +257,19 @@ impl<'a, H: Helm> Installer<'a, H> {
                 error: None,
             };
             let mut changes = Vec::new();
+            self.remember(name, &record);
             let run = self
                 .run_phase(phase, selection, &mut record, &mut changes)
                 .await;
+            self.forget();
             record.finished = journal::now();
             let (outcome, detail) = match run {
                 Ok(()) if selection.dry_run => (PhaseOutcome::DryRun, summary(&changes, true)),
+                Ok(()) if !repaired.is_empty() => {
+                    let detail = format!("repaired drift: {}", repaired.join("; "));
+                    changes.insert(0, detail.clone());
+                    (PhaseOutcome::Repaired, detail)
+                }
                 Ok(()) => (PhaseOutcome::Applied, summary(&changes, false)),
                 Err(PhaseStop::Interrupted) => {
                     record.outcome = Outcome::Interrupted;
@@ -257,45 +311,72 @@ impl<'a, H: Helm> Installer<'a, H> {
     }
 
     /// A phase is unchanged when the journal applied this digest and every
-    /// object and release it recorded is still there (and, for Secrets,
-    /// still holds what the sources give).
-    async fn unchanged(
+    /// object and release it recorded is still there, carrying telltale's
+    /// marks, as the bundle has it (and, for Secrets, still holding what the
+    /// sources give). Object drift is the question `status` asks.
+    async fn before(
         &self,
         phase: &PlanPhase,
         record: Option<&PhaseRecord>,
-    ) -> Result<bool, StepFailure> {
+    ) -> Result<Before, StepFailure> {
         let Some(record) = record else {
-            return Ok(false);
+            return Ok(Before::Changed);
         };
         if record.outcome != Outcome::Applied || record.digest != phase.digest {
-            return Ok(false);
-        }
-        for object in &record.objects {
-            if self.objects.get(object).await?.is_none() {
-                return Ok(false);
-            }
+            return Ok(Before::Changed);
         }
         for release in &record.releases {
             let status = self.helm.status(&release.name, self.namespace()).await?;
             if status.is_none_or(|s| s.revision != release.revision || s.status != "deployed") {
-                return Ok(false);
+                return Ok(Before::Changed);
             }
         }
-        for step in &phase.steps {
-            if let Step::Secret {
-                name,
-                namespace,
-                keys,
-            } = step
-            {
-                let existing = self.secret(namespace, name).await?;
-                let data = self.secrets.data(keys, existing.as_ref())?;
-                if !secrets::matches(existing.as_ref(), &data) {
-                    return Ok(false);
+        let mut drifted = Vec::new();
+        for object in &record.objects {
+            match self.objects.get(object).await? {
+                None => drifted.push(format!("{object} (missing)")),
+                Some(live) => {
+                    if let Err(why) = objects::owned(&live, &self.install_id) {
+                        drifted.push(format!("{object} ({why})"));
+                    }
                 }
             }
         }
-        Ok(true)
+        for step in &phase.steps {
+            match step {
+                Step::Apply { file, .. } => {
+                    let Some(text) = self.bundle.files.get(file) else {
+                        continue;
+                    };
+                    let manifest: Value = serde_saphyr::from_str(text)?;
+                    let r = ObjectRef::of(&manifest);
+                    if drifted.iter().any(|d| d.starts_with(&r.to_string())) {
+                        continue;
+                    }
+                    if let Some(change) = self.objects.drift(&manifest).await? {
+                        drifted.push(format!("{r} ({change})"));
+                    }
+                }
+                Step::Secret {
+                    name,
+                    namespace,
+                    keys,
+                } => {
+                    let existing = self.secret(namespace, name).await?;
+                    let data = self.secrets.data(keys, existing.as_ref())?;
+                    if !secrets::matches(existing.as_ref(), &data) {
+                        // Names the Secret, never its content.
+                        drifted.push(format!("Secret/{name} in {namespace} (data changed)"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(if drifted.is_empty() {
+            Before::Unchanged
+        } else {
+            Before::Drifted(drifted)
+        })
     }
 
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<KubeSecret>, kube::Error> {
@@ -317,9 +398,25 @@ impl<'a, H: Helm> Installer<'a, H> {
                 return Err(PhaseStop::Interrupted);
             }
             self.progress.step(phase.name, &step.describe());
-            self.run_step(phase.name, step, selection, record, changes)
-                .await
-                .map_err(|e| PhaseStop::Failed(format!("{}: {}", step.describe(), e.0)))?;
+            // A second interrupt abandons the step (its helm is killed):
+            // what the step applied before is in `record` already.
+            let step_result = tokio::select! {
+                r = self.run_step(phase.name, step, selection, record, changes) => r,
+                () = self.interrupt.hard() => return Err(PhaseStop::Interrupted),
+            };
+            step_result.map_err(|e| PhaseStop::Failed(format!("{}: {}", step.describe(), e.0)))?;
+            self.remember(phase.name, record);
+            #[cfg(feature = "fault-injection")]
+            if std::env::var("TELLTALE_FAULT_PANIC_IN_PHASE")
+                .ok()
+                .as_deref()
+                == Some(phase.name.to_string().as_str())
+            {
+                panic!(
+                    "fault injection: TELLTALE_FAULT_PANIC_IN_PHASE={}",
+                    phase.name
+                );
+            }
         }
         if self.interrupt.is_set() && phase.steps.is_empty() {
             return Err(PhaseStop::Interrupted);
@@ -423,7 +520,11 @@ impl<'a, H: Helm> Installer<'a, H> {
                             name: Some(name.clone()),
                             namespace: Some(namespace.clone()),
                             labels: Some(
-                                [(MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string())].into(),
+                                [
+                                    (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
+                                    (INSTALL_ID.to_string(), self.install_id.clone()),
+                                ]
+                                .into(),
                             ),
                             ..Default::default()
                         },

@@ -105,7 +105,8 @@ pub async fn status<H: Helm>(
                 .collect()
         })
         .unwrap_or_default();
-    let objects = Objects::new(kube);
+    // Applying again would write the same install id: only real edits differ.
+    let objects = Objects::for_install(kube, &journal.install_id);
     for (phase, record) in &journal.phases {
         report.phases.push(PhaseStatus {
             phase: *phase,

@@ -77,9 +77,124 @@ pub struct ProfileSpec {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Cluster {
-    /// The only kubeconfig context `up` and `down` will act on.
+    /// The only kubeconfig context `up`, `down`, `status` and `unlock` will
+    /// act on.
     pub context: Option<String>,
     pub name: Option<String>,
+    /// The API server URL that context must point at (`https://host:port`),
+    /// so a context of the right name in another kubeconfig is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerUrl>,
+    /// SHA-256 of the cluster's CA certificate (DER): 64 hex digits, colons
+    /// allowed, as `openssl x509 -noout -fingerprint -sha256` prints it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_sha256: Option<CaSha256>,
+}
+
+/// An API server URL: http(s), a host, no credentials, no query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ServerUrl(String);
+
+impl ServerUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ServerUrl {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let expected =
+            "expected the API server URL as the kubeconfig has it, e.g. https://10.0.0.1:6443";
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|_| format!("spec.cluster.server is not a URL; {expected}"))?;
+        if !matches!(uri.scheme_str(), Some("https" | "http")) {
+            return Err(format!(
+                "spec.cluster.server must start with https://; {expected}"
+            ));
+        }
+        let Some(authority) = uri.authority() else {
+            return Err(format!("spec.cluster.server has no host; {expected}"));
+        };
+        if authority.as_str().contains('@') {
+            // Never echo it: userinfo is a credential.
+            return Err("spec.cluster.server must not hold credentials (user:password@)".into());
+        }
+        if uri.query().is_some() {
+            return Err(format!(
+                "spec.cluster.server must not have a query; {expected}"
+            ));
+        }
+        Ok(ServerUrl(text))
+    }
+}
+
+impl From<ServerUrl> for String {
+    fn from(s: ServerUrl) -> String {
+        s.0
+    }
+}
+
+/// A CA certificate's SHA-256, kept as 64 lowercase hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct CaSha256(String);
+
+impl CaSha256 {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CaSha256 {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let hex: String = text
+            .trim()
+            .trim_start_matches("sha256:")
+            .chars()
+            .filter(|c| *c != ':')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "spec.cluster.caSha256 must be 64 hex digits (colons allowed), got {} characters; \
+                 get it with `openssl x509 -noout -fingerprint -sha256 -in ca.crt`",
+                text.len()
+            ));
+        }
+        Ok(CaSha256(hex))
+    }
+}
+
+impl From<CaSha256> for String {
+    fn from(s: CaSha256) -> String {
+        s.0
+    }
+}
+
+#[cfg(test)]
+mod pin_tests {
+    use super::*;
+
+    #[test]
+    fn pin_fields_are_validated() {
+        assert!(ServerUrl::try_from("https://10.0.0.1:6443".to_string()).is_ok());
+        assert!(ServerUrl::try_from("10.0.0.1:6443".to_string()).is_err());
+        assert!(ServerUrl::try_from("ftp://x".to_string()).is_err());
+        let e =
+            ServerUrl::try_from("https://admin:s3cr3t@api.example.com".to_string()).unwrap_err();
+        assert!(!e.contains("s3cr3t"), "{e}");
+        let colons = (0..32).map(|_| "AB").collect::<Vec<_>>().join(":");
+        assert_eq!(
+            CaSha256::try_from(colons).unwrap().as_str(),
+            "ab".repeat(32)
+        );
+        assert!(CaSha256::try_from("abc".to_string()).is_err());
+        assert!(CaSha256::try_from("zz".repeat(32)).is_err());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]

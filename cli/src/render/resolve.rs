@@ -158,6 +158,8 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         .unwrap_or(Cluster {
             context: None,
             name: None,
+            server: None,
+            ca_sha256: None,
         });
     let cluster_name = cluster
         .name
@@ -209,8 +211,8 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         profile_chain: chain.iter().map(|(n, _)| n.clone()).collect(),
         namespace,
         cluster: Cluster {
-            context: cluster.context,
             name: Some(cluster_name),
+            ..cluster
         },
         plugins,
         alerting,
