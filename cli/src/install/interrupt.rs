@@ -51,8 +51,10 @@ impl Interrupt {
                             "second interrupt: stopping helm and the current step now; recording \
                              the phase and releasing the lock (again to exit at once)"
                         );
-                        kill_helm_groups();
+                        // Wake the executor before helm dies, so the step is seen
+                        // as abandoned rather than as a failed helm.
                         inner.hard.notify_waiters();
+                        kill_helm_groups();
                     }
                     _ => {
                         kill_helm_groups();
@@ -70,6 +72,11 @@ impl Interrupt {
 
     pub fn is_set(&self) -> bool {
         self.0.signals.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether a second interrupt arrived (its helm was killed).
+    pub fn is_hard(&self) -> bool {
+        self.0.signals.load(Ordering::SeqCst) >= 2
     }
 
     /// Resolves once a second interrupt arrived (at once if it already has).

@@ -401,9 +401,15 @@ impl<'a, H: Helm> Installer<'a, H> {
             // A second interrupt abandons the step (its helm is killed):
             // what the step applied before is in `record` already.
             let step_result = tokio::select! {
-                r = self.run_step(phase.name, step, selection, record, changes) => r,
+                biased;
                 () = self.interrupt.hard() => return Err(PhaseStop::Interrupted),
+                r = self.run_step(phase.name, step, selection, record, changes) => r,
             };
+            // The step may end first because the interrupt killed its helm:
+            // that is an interrupted phase, not a failed one.
+            if step_result.is_err() && self.interrupt.is_hard() {
+                return Err(PhaseStop::Interrupted);
+            }
             step_result.map_err(|e| PhaseStop::Failed(format!("{}: {}", step.describe(), e.0)))?;
             self.remember(phase.name, record);
             #[cfg(feature = "fault-injection")]
