@@ -15,7 +15,8 @@ use crate::ui::{Printer, table};
 /// the same bytes.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Where to write the bundle; an existing bundle there is replaced
+    /// Where to write the bundle; replaced only when empty or holding a
+    /// bundle telltale wrote (every file listed in its plan.json, unchanged)
     #[arg(long, value_name = "DIR", default_value = "telltale-out")]
     pub out: PathBuf,
 }
@@ -90,57 +91,25 @@ pub fn phase_table(bundle: &Bundle) -> String {
     table::render(&["#", "phase", "steps", "what"], rows)
 }
 
-/// Writes the bundle to `out` through a sibling temporary directory, so `out`
-/// holds either the old bundle or the new one, never a mix. Refuses to
-/// replace a directory that is not a bundle.
+/// Writes the bundle to `out` through sibling directories, so `out` holds
+/// either the old bundle or the new one, never a mix; refuses to replace a
+/// directory holding anything telltale did not write (see [`crate::outdir`]).
 pub fn write_bundle(bundle: &Bundle, out: &Path) -> Result<(), CommandError> {
-    let io = |what: &str, path: &Path, e: std::io::Error| {
-        CommandError::environment(format!("cannot {what} {}: {e}", path.display()))
-    };
-    if out.exists() {
-        let is_bundle = out.join("plan.json").is_file();
-        let is_empty = std::fs::read_dir(out)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !is_bundle && !is_empty {
-            return Err(CommandError::bad_input(format!(
-                "{} exists and is not a telltale bundle (no plan.json); refusing to replace it",
-                out.display()
-            ))
-            .with_hint("pass --out with a new or empty directory"));
+    let files = bundle
+        .files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .chain(std::iter::once(("plan.json", bundle.plan_json.as_str())));
+    crate::outdir::replace_dir(out, files).map_err(|e| {
+        let hint = e.hint();
+        let err = if e.is_bad_input() {
+            CommandError::bad_input(e.to_string())
+        } else {
+            CommandError::environment(e.to_string())
+        };
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
         }
-    }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "bundle".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let write_all = || -> Result<(), CommandError> {
-        for (path, content) in bundle.files.iter().chain(std::iter::once((
-            &"plan.json".to_string(),
-            &bundle.plan_json,
-        ))) {
-            let target = tmp.join(path);
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-            }
-            std::fs::write(&target, content).map_err(|e| io("write", &target, e))?;
-        }
-        Ok(())
-    };
-    if let Err(e) = write_all() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
-    }
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| io("replace", out, e))?;
-    }
-    std::fs::rename(&tmp, out).map_err(|e| io("move the bundle to", out, e))?;
-    Ok(())
+    })
 }
