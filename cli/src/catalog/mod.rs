@@ -179,10 +179,11 @@ impl Catalog {
             || name_or_path.ends_with(".yml");
         if looks_like_path {
             let path = Path::new(name_or_path);
-            let text = read_input_file(path, MAX_DOCUMENT_BYTES).map_err(|source| CatalogError::Read {
-                path: name_or_path.to_string(),
-                source,
-            })?;
+            let text =
+                read_input_file(path, MAX_DOCUMENT_BYTES).map_err(|source| CatalogError::Read {
+                    path: name_or_path.to_string(),
+                    source,
+                })?;
             let source = Source::new(name_or_path, text);
             let profile: Profile = parse_document(&source, Kind::Profile)?;
             return Ok(ProfileEntry {
@@ -269,7 +270,10 @@ pub fn load_plugin(
                 return Err(locate(
                     &source,
                     "metadata.name",
-                    format!("{dir}/{file}: the file name becomes an object name; expected {}", i.expected),
+                    format!(
+                        "{dir}/{file}: the file name becomes an object name; expected {}",
+                        i.expected
+                    ),
                 )
                 .into());
             }

@@ -217,14 +217,20 @@ fn collect_dir(
         // inside a plugin is refused, so nothing outside it is read.
         let kind = entry.file_type()?;
         if kind.is_symlink() {
-            return Err(refuse(&path, "a symbolic link; plugin files must be regular files inside the plugin"));
+            return Err(refuse(
+                &path,
+                "a symbolic link; plugin files must be regular files inside the plugin",
+            ));
         }
         if kind.is_dir() {
             collect_dir(root, &path, out, budget, depth + 1)?;
             continue;
         }
         if !kind.is_file() {
-            return Err(refuse(&path, "not a regular file (a FIFO, socket or device)"));
+            return Err(refuse(
+                &path,
+                "not a regular file (a FIFO, socket or device)",
+            ));
         }
         budget.files += 1;
         if budget.files > MAX_TREE_FILES {

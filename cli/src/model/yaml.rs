@@ -124,7 +124,15 @@ fn located(source: &Source, path: &str, error: &serde_saphyr::Error, what: &str)
     // serde_path_to_error reports `?` for a key it could not name (a duplicate key).
     let path = path.trim_end_matches(".?").trim_end_matches('?');
     let mut err = LocatedError::new(source, line, column, describe(message, what)).at_path(path);
-    if message.contains(crate::secrets::LITERAL_SECRET)
+    // A refused value may be a secret typed in the wrong place: the message
+    // names the key and what was expected, the snippet stops at the column.
+    // Only errors that point at a key (or at indentation) keep the whole line.
+    let at_key = message.starts_with("unknown field")
+        || message.starts_with("duplicate mapping key")
+        || message.starts_with("missing field")
+        || message.contains("tabs disallowed");
+    if !at_key
+        || message.contains(crate::secrets::LITERAL_SECRET)
         || message.contains(crate::secrets::NOT_AN_ENV_NAME)
     {
         err = err.redacted();
@@ -176,6 +184,9 @@ fn describe(message: &str, what: &str) -> String {
             .next()
             .unwrap_or_default();
         return format!("duplicate key `{key}`: each key may appear once in a mapping");
+    }
+    if message.starts_with("invalid floating point") || message.starts_with("invalid integer") {
+        return format!("expected a number ({message})");
     }
     if message.starts_with("invalid type") || message.starts_with("invalid ") {
         return message.to_string();

@@ -654,19 +654,18 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
 fn check_object(object: &Object) -> Result<(), RenderError> {
     use crate::model::validate;
     let name = object.name();
-    let problem = if object.kind().is_empty()
-        || !object.kind().chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        Some(("kind", "a Kubernetes kind (letters and digits)".to_string()))
-    } else if let Err(i) = validate::dns_subdomain(name) {
-        Some(("metadata.name", i.expected))
-    } else if !object.namespace().is_empty()
-        && let Err(i) = validate::dns_label(object.namespace())
-    {
-        Some(("metadata.namespace", i.expected))
-    } else {
-        None
-    };
+    let problem =
+        if object.kind().is_empty() || !object.kind().chars().all(|c| c.is_ascii_alphanumeric()) {
+            Some(("kind", "a Kubernetes kind (letters and digits)".to_string()))
+        } else if let Err(i) = validate::dns_subdomain(name) {
+            Some(("metadata.name", i.expected))
+        } else if !object.namespace().is_empty()
+            && let Err(i) = validate::dns_label(object.namespace())
+        {
+            Some(("metadata.namespace", i.expected))
+        } else {
+            None
+        };
     match problem {
         None => Ok(()),
         Some((path, expected)) => Err(RenderError::Invalid(

@@ -54,7 +54,12 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
     env.set_recursion_limit(RECURSION_LIMIT);
     env.set_keep_trailing_newline(true);
     if source.text.len() > MAX_OUTPUT {
-        return Err(LocatedError::new(source, 1, 1, "the template is larger than 4 MiB"));
+        return Err(LocatedError::new(
+            source,
+            1,
+            1,
+            "the template is larger than 4 MiB",
+        ));
     }
     env.render_str(&source.text, ctx)
         .and_then(|text| {
@@ -101,7 +106,8 @@ mod tests {
 
     #[test]
     fn nested_loops_run_out_of_fuel() {
-        let text = "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
+        let text =
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
         let started = std::time::Instant::now();
         let e = render(&Source::new("v.yaml", text), &ctx()).unwrap_err();
         assert!(e.message.contains("instructions"), "{e}");
