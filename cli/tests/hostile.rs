@@ -379,6 +379,9 @@ fn validation() {
         Case::new("timezone in the wrong case suggests the fix", 2)
             .config(&hours("      timezone: europe/berlin\n"))
             .expect("did you mean `Europe/Berlin`?"),
+        Case::new("weekday range that wraps the week", 2)
+            .config(&hours("      weekdays: [\"saturday:sunday\"]\n"))
+            .expect("weeks start on Sunday"),
         Case::new("weekday misspelt", 2)
             .config(&hours("      weekdays: [\"monday:fryday\"]\n"))
             .expect("spec.alerting.businessHours.weekdays.0"),
@@ -686,4 +689,70 @@ fn the_suite_has_at_least_sixty_cases() {
     let source = include_str!("hostile.rs");
     let cases = source.matches("Case::new(\"").count() - 1;
     assert!(cases >= 60, "{cases} cases");
+}
+
+/// Inputs at the edges of what is accepted render a bundle that the real
+/// validators accept too: what `plan` lets through, promtool and amtool
+/// (and so Prometheus and Alertmanager) must not refuse.
+#[test]
+fn accepted_edge_inputs_pass_promtool_and_amtool() {
+    use std::process::Command;
+    common::require_tool("promtool");
+    common::require_tool("amtool");
+    let long_ns = format!("n{}", "0".repeat(61));
+    let configs = [
+        config(
+            "  alerting:\n    businessHours:\n      timezone: America/Argentina/Buenos_Aires\n      weekdays: [\"sunday:monday\", saturday]\n      start: \"00:00\"\n      end: \"24:00\"\n    receivers:\n      email:\n        to: a@example.com, b@example.com\n        from: am@example.com\n        smarthost: \"[::1]:25\"\n",
+        ),
+        config(
+            "  slos:\n    - name: a\n      objective: 99.999\n      window: 4w\n      errors: sum(rate(e[{{window}}]))\n      total: sum(rate(t[{{window}}]))\n    - name: b-1\n      objective: 0.001\n      window: 1h30m\n      errors: sum(rate(e[{{window}}]))\n      total: sum(rate(t[{{window}}]))\n",
+        ),
+        config(&format!(
+            "  namespace: {long_ns}\n  alerting:\n    runbookBaseUrl: https://wiki.example.com/run%20books?x=1\n"
+        )),
+    ];
+    for text in configs {
+        let bundle = telltale::render::render(
+            &common::catalog(),
+            &telltale::render::Request {
+                config: Some(telltale::model::Source::new("edge.yaml", text.clone())),
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("accepted input renders: {e}\n{text}"));
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("b");
+        common::write(&bundle, &out);
+        let rules: Vec<String> = bundle
+            .files
+            .keys()
+            .filter(|p| p.starts_with("prometheus/rules/"))
+            .cloned()
+            .collect();
+        common::run_ok(
+            Command::new("promtool")
+                .current_dir(&out)
+                .args(["check", "rules"])
+                .args(&rules),
+        );
+        let tests: Vec<String> = bundle
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix("prometheus/tests/").map(str::to_string))
+            .collect();
+        if !tests.is_empty() {
+            let log = common::run_ok(
+                Command::new("promtool")
+                    .current_dir(out.join("prometheus/tests"))
+                    .args(["test", "rules"])
+                    .args(&tests),
+            );
+            assert!(!log.contains("FAILED"), "{log}");
+        }
+        common::run_ok(
+            Command::new("amtool")
+                .arg("check-config")
+                .arg(out.join("alertmanager/alertmanager.yaml")),
+        );
+    }
 }

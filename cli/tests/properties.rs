@@ -31,7 +31,10 @@ fn yamlish() -> impl Strategy<Value = String> {
         Just("spec:\n".to_string()),
         Just("  profile: kind\n".to_string()),
         Just("  namespace: ../x\n".to_string()),
-        Just("  slos:\n    - name: a\n      objective: 100\n      errors: e\n      total: t\n".to_string()),
+        Just(
+            "  slos:\n    - name: a\n      objective: 100\n      errors: e\n      total: t\n"
+                .to_string()
+        ),
         Just("  alerting:\n    businessHours: {start: '25:00', timezone: Nowhere}\n".to_string()),
         Just("  set:\n    loki:\n      a.b: -3\n".to_string()),
         Just("  plugins:\n    loki: {values: {x: [1, {y: z}]}}\n".to_string()),

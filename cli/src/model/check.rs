@@ -241,14 +241,16 @@ fn address(text: &str) -> validate::Check {
     }
 }
 
+/// In Alertmanager's order: a week starts on Sunday, and a range may not
+/// wrap (`saturday:sunday` is refused by Alertmanager, so here too).
 const DAYS: [&str; 7] = [
+    "sunday",
     "monday",
     "tuesday",
     "wednesday",
     "thursday",
     "friday",
     "saturday",
-    "sunday",
 ];
 
 /// `monday`, or a range `monday:friday` (Alertmanager's weekday ranges).
@@ -264,7 +266,7 @@ fn weekdays(text: &str) -> validate::Check {
     let hint = super::suggest::did_you_mean(text, DAYS.iter().copied())
         .map(|s| format!("did you mean `{s}`?"));
     Err(Invalid {
-        expected: "a weekday (monday … sunday) or a range such as monday:friday".into(),
+        expected: "a weekday (sunday … saturday) or a range within one week such as monday:friday (Alertmanager's weeks start on Sunday)".into(),
         hint,
     })
 }
