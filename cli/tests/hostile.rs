@@ -200,10 +200,6 @@ fn run(case: Case) {
     }
 }
 
-fn set(value: String) -> Vec<String> {
-    vec!["--set".into(), value]
-}
-
 fn run_all(cases: Vec<Case>) {
     let n = cases.len();
     for case in cases {

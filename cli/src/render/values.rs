@@ -265,10 +265,10 @@ fn typed_at(
     if new.is_string() && ["storage", "memory", "cpu", "ephemeral-storage"].contains(&key) {
         return quantity_or_fail(new, path);
     }
-    if new.is_string() && key == "retention" {
-        if let Some(Err(i)) = new.as_str().map(validate::prom_duration) {
-            return Some((path.join("."), i));
-        }
+    if key == "retention"
+        && let Some(Err(i)) = new.as_str().map(validate::prom_duration)
+    {
+        return Some((path.join("."), i));
     }
     None
 }
