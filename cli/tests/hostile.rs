@@ -42,6 +42,8 @@ struct Case {
     expect: Vec<String>,
     /// The output directory (relative to the work dir); `out` by default.
     out: Option<&'static str>,
+    /// Keep PATH (promtool and amtool) for the run.
+    with_tools: bool,
 }
 
 impl Case {
@@ -73,6 +75,10 @@ impl Case {
     }
     fn expect(mut self, fragment: &str) -> Case {
         self.expect.push(fragment.to_string());
+        self
+    }
+    fn with_tools(mut self) -> Case {
+        self.with_tools = true;
         self
     }
     fn out(mut self, out: &'static str) -> Case {
@@ -151,6 +157,9 @@ fn run(case: Case) {
             format!("https://hooks.slack.com/services/T/B/{c}"),
         )
         .timeout(Duration::from_secs(60));
+    if case.with_tools {
+        cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    }
     let is_plan = case.args.first().is_none_or(|a| a.starts_with('-'));
     if is_plan {
         cmd.arg("plan").arg("--out").arg(out_rel);
@@ -570,6 +579,20 @@ fn plugin_files() {
             )
             .config("  plugins:\n    evil: {}\n")
             .expect("template error"),
+        Case::new("a rule promtool refuses is caught before writing", 2)
+            .with_tools()
+            .setup(|_| {
+                common::require_tool("promtool");
+            })
+            .args(&["--plugin-dir", "plug"])
+            .file("plug/evil/plugin.yaml", plugin_yaml("evil"))
+            .file(
+                "plug/evil/rules/evil.yaml",
+                "groups:\n  - name: evil\n    rules:\n      - alert: Evil\n        expr: up == 0\n        labels:\n          severity: warning\n          category: availability\n          priority: P2\n        annotations:\n          summary: \"{{ $labels.instance \"\n          description: d\n          runbook_url: https://telltale.dev/runbooks/EVIL.md\n",
+            )
+            .config("  plugins:\n    evil: {}\n")
+            .expect("does not pass `promtool check rules")
+            .expect("plug/evil/rules/evil.yaml"),
         Case::new("plugin directory named differently from metadata.name", 2)
             .args(&["--plugin-dir", "plug", "--profile", "kind"])
             .file("plug/evil/plugin.yaml", plugin_yaml("other"))

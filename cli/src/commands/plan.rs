@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::catalog::Catalog;
 use crate::error::CommandError;
 use crate::render::{self, Bundle};
+use crate::tools::{self, ToolError};
 use crate::ui::{Printer, table};
 
 /// Render the bundle (helm values, manifests per phase, rules and their
@@ -19,6 +21,10 @@ pub struct PlanArgs {
     /// bundle telltale wrote (every file listed in its plan.json, unchanged)
     #[arg(long, value_name = "DIR", default_value = "telltale-out")]
     pub out: PathBuf,
+    /// Do not run promtool and amtool on the rendered bundle (by default
+    /// they run when found on PATH, and a bundle they refuse is not written)
+    #[arg(long)]
+    pub no_tool_check: bool,
 }
 
 pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
@@ -27,6 +33,9 @@ pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     let bundle = render::render(&catalog, &request)?;
     for warning in &bundle.plan.warnings {
         printer.warn(warning);
+    }
+    if !args.no_tool_check {
+        tool_check(&catalog, &bundle)?;
     }
     write_bundle(&bundle, &args.out)?;
     if printer.is_json() {
@@ -112,4 +121,101 @@ pub fn write_bundle(bundle: &Bundle, out: &Path) -> Result<(), CommandError> {
             None => err,
         }
     })
+}
+
+/// The bundle's own validators on the rendered files, before anything is
+/// written: what promtool or amtool refuse, Prometheus and Alertmanager would
+/// refuse in the cluster. A tool that is not on PATH is skipped.
+fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
+    let staging = tempfile::tempdir().map_err(|e| {
+        CommandError::environment(format!("cannot create a temporary directory: {e}"))
+    })?;
+    let root = staging.path().join("bundle");
+    write_bundle(bundle, &root)?;
+    let rules: Vec<&str> = bundle
+        .files
+        .keys()
+        .filter(|p| p.starts_with("prometheus/rules/"))
+        .map(String::as_str)
+        .collect();
+    if !rules.is_empty() {
+        let mut args = vec!["check", "rules"];
+        args.extend(rules.iter().copied());
+        refused(tools::run("promtool", &args, &root), |output| {
+            let named: Vec<&str> = rules
+                .iter()
+                .copied()
+                .filter(|r| output.contains(r))
+                .collect();
+            rule_origins(
+                catalog,
+                bundle,
+                if named.is_empty() { &rules } else { &named },
+            )
+        })?;
+    }
+    refused(
+        tools::run(
+            "amtool",
+            &["check-config", "alertmanager/alertmanager.yaml"],
+            &root,
+        ),
+        |_| {
+            "alertmanager/alertmanager.yaml comes from spec.alerting (receivers, security, sla, businessHours) of the config and its profiles, and the plugins' alertWebhook".to_string()
+        },
+    )
+}
+
+fn refused(
+    result: Result<String, ToolError>,
+    origin: impl FnOnce(&str) -> String,
+) -> Result<(), CommandError> {
+    match result {
+        Ok(_) | Err(ToolError::NotFound { .. }) => Ok(()),
+        Err(ToolError::Failed {
+            command, output, ..
+        }) => {
+            let tool = command
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            Err(CommandError::bad_input(format!(
+                "the rendered bundle does not pass `{command}`; nothing was written:\n{output}"
+            ))
+            .with_hint(format!("{}; fix that input (or pass --no-tool-check to write the bundle anyway and inspect it with {tool})", origin(&output))))
+        }
+        Err(e @ ToolError::Spawn { .. }) => Err(CommandError::environment(e.to_string())),
+    }
+}
+
+/// Which input each rule file comes from: a plugin's rules/ or the SLOs.
+fn rule_origins(catalog: &Catalog, bundle: &Bundle, rules: &[&str]) -> String {
+    let mut out = Vec::new();
+    for path in rules {
+        let stem = path
+            .trim_start_matches("prometheus/rules/")
+            .trim_end_matches(".yaml");
+        let from = if let Some(slo) = stem.strip_prefix("telltale-slo-") {
+            format!("SLO `{slo}` in spec.slos")
+        } else {
+            bundle
+                .plan
+                .plugins
+                .iter()
+                .find(|p| {
+                    catalog
+                        .plugins
+                        .get(&p.name)
+                        .is_some_and(|e| e.files.contains(&format!("rules/{stem}.yaml")))
+                })
+                .map(|p| match catalog.plugins.get(&p.name) {
+                    Some(e) => e.files.display(&format!("rules/{stem}.yaml")),
+                    None => format!("plugin {}", p.name),
+                })
+                .unwrap_or_else(|| "the core rules".into())
+        };
+        out.push(format!("{path} comes from {from}"));
+    }
+    out.join("; ")
 }
