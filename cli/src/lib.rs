@@ -16,6 +16,7 @@ pub mod init;
 pub mod install;
 pub mod lint;
 pub mod model;
+pub mod outdir;
 pub mod render;
 pub mod secrets;
 pub mod tools;

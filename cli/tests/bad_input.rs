@@ -185,7 +185,7 @@ fn two_plugins_with_the_same_name_name_both_paths() {
 fn a_malformed_set() {
     check(Case {
         args: &["--profile", "kind", "--set", "loki"],
-        expect: &["--set #1:1:1: loki:", "has no `=`", "plugin.key.path=value"],
+        expect: &["--set #1:1:1:", "has no `=`", "plugin.key.path=value"],
     });
     check(Case {
         args: &["--profile", "kind", "--set", "loki..x=1"],
@@ -253,7 +253,10 @@ fn an_existing_directory_that_is_not_a_bundle_is_not_replaced() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("is not a telltale bundle"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("holds keep.txt, which telltale did not write")
+    );
     assert_eq!(
         std::fs::read_to_string(out.path().join("keep.txt")).unwrap(),
         "mine"

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 
 use include_dir::{Dir, include_dir};
 
-pub use tree::Tree;
+pub use tree::{MAX_FILE_BYTES, Tree, read_input_file};
+
+/// Config and profile files are hand-written YAML: a few KiB.
+pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
 
 use crate::model::document::parse_document;
 use crate::model::node::Node;
@@ -176,10 +179,11 @@ impl Catalog {
             || name_or_path.ends_with(".yml");
         if looks_like_path {
             let path = Path::new(name_or_path);
-            let text = std::fs::read_to_string(path).map_err(|source| CatalogError::Read {
-                path: name_or_path.to_string(),
-                source,
-            })?;
+            let text =
+                read_input_file(path, MAX_DOCUMENT_BYTES).map_err(|source| CatalogError::Read {
+                    path: name_or_path.to_string(),
+                    source,
+                })?;
             let source = Source::new(name_or_path, text);
             let profile: Profile = parse_document(&source, Kind::Profile)?;
             return Ok(ProfileEntry {
@@ -250,6 +254,31 @@ pub fn load_plugin(
             path: files.root.clone(),
         })?;
     let plugin: Plugin = parse_document(&source, Kind::Plugin)?;
+    crate::model::validate::dns_label(&plugin.metadata.name)
+        .map_err(|i| crate::model::check::refuse(&source, "metadata.name", i))?;
+    for path in files.paths() {
+        if let Err(e) = crate::outdir::safe_relative(path) {
+            return Err(locate(&source, "metadata.name", format!("plugin file {e}"))
+                .with_hint("plugin file names use letters, digits, `.`, `_` and `-`")
+                .into());
+        }
+    }
+    for (dir, ext) in [("rules", ".yaml"), ("dashboards", ".json")] {
+        for (file, _) in files.files_in(dir, ext) {
+            let stem = file.trim_end_matches(ext);
+            if let Err(i) = crate::model::validate::dns_subdomain(stem) {
+                return Err(locate(
+                    &source,
+                    "metadata.name",
+                    format!(
+                        "{dir}/{file}: the file name becomes an object name; expected {}",
+                        i.expected
+                    ),
+                )
+                .into());
+            }
+        }
+    }
     check_name(
         &source,
         "metadata.name",

@@ -135,11 +135,76 @@ fn collect_embedded(dir: &Dir<'_>, out: &mut BTreeMap<String, String>) {
     }
 }
 
+/// Bounds on a plugin directory read from disk: a plugin is a handful of
+/// small text files.
+pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+const MAX_TREE_BYTES: u64 = 64 * 1024 * 1024;
+const MAX_TREE_FILES: usize = 10_000;
+const MAX_TREE_DEPTH: usize = 16;
+
+fn refuse(path: &Path, why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{}: {why}", path.display()),
+    )
+}
+
+/// Reads an input file: it must be a regular file (not a FIFO, device or
+/// directory) of at most `max` bytes, UTF-8. A symbolic link given by the
+/// user on the command line is followed; links inside plugins are not
+/// (see [`Tree::from_disk`]).
+pub fn read_input_file(path: &Path, max: u64) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(refuse(path, "not a regular file"));
+    }
+    if meta.len() > max {
+        return Err(refuse(path, &format!("larger than {} KiB", max / 1024)));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(max + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(refuse(path, &format!("larger than {} KiB", max / 1024)));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: not UTF-8 text", path.display()),
+        )
+    })
+}
+
+struct Budget {
+    files: usize,
+    bytes: u64,
+}
+
 fn collect_disk(
     root: &Path,
     dir: &Path,
     out: &mut BTreeMap<String, String>,
 ) -> std::io::Result<()> {
+    let meta = std::fs::metadata(dir)?;
+    if !meta.is_dir() {
+        return Err(refuse(dir, "not a directory"));
+    }
+    let mut budget = Budget { files: 0, bytes: 0 };
+    collect_dir(root, dir, out, &mut budget, 0)
+}
+
+fn collect_dir(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, String>,
+    budget: &mut Budget,
+    depth: usize,
+) -> std::io::Result<()> {
+    if depth > MAX_TREE_DEPTH {
+        return Err(refuse(dir, "nested too deep for a plugin"));
+    }
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
@@ -148,15 +213,45 @@ fn collect_disk(
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        if entry.file_type()?.is_dir() {
-            collect_disk(root, &path, out)?;
-        } else if let Ok(text) = std::fs::read_to_string(&path) {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap_or(&path)
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.insert(rel, text);
+        // file_type() does not follow links: a link, FIFO, socket or device
+        // inside a plugin is refused, so nothing outside it is read.
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            return Err(refuse(
+                &path,
+                "a symbolic link; plugin files must be regular files inside the plugin",
+            ));
+        }
+        if kind.is_dir() {
+            collect_dir(root, &path, out, budget, depth + 1)?;
+            continue;
+        }
+        if !kind.is_file() {
+            return Err(refuse(
+                &path,
+                "not a regular file (a FIFO, socket or device)",
+            ));
+        }
+        budget.files += 1;
+        if budget.files > MAX_TREE_FILES {
+            return Err(refuse(root, "more files than a plugin may hold"));
+        }
+        let rel = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .replace('\\', "/");
+        match read_input_file(&path, MAX_FILE_BYTES) {
+            Ok(text) => {
+                budget.bytes += text.len() as u64;
+                if budget.bytes > MAX_TREE_BYTES {
+                    return Err(refuse(root, "larger than a plugin may be"));
+                }
+                out.insert(rel, text);
+            }
+            // Binary files (icons) are not part of what telltale reads.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())

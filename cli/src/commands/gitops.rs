@@ -506,7 +506,16 @@ fn normalise_path(path: &str) -> Result<String, CommandError> {
             "the path `{path}` (--path, spec.gitops.path) must be relative to the repository root, without `..`"
         )));
     }
-    Ok(parts.join("/"))
+    let joined = parts.join("/");
+    if !joined.is_empty()
+        && let Err(e) = crate::outdir::safe_relative(&joined)
+    {
+        return Err(CommandError::bad_input(format!(
+            "the path (--path, spec.gitops.path): {e}"
+        ))
+        .with_hint("use letters, digits, `.`, `_` and `-` in each directory name, e.g. clusters/prod/observability"));
+    }
+    Ok(joined)
 }
 
 fn github_repo(

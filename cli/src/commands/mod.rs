@@ -142,7 +142,7 @@ impl GlobalArgs {
             Some(path) => (path.clone(), true),
             None => (PathBuf::from("telltale.yaml"), false),
         };
-        match std::fs::read_to_string(&path) {
+        match crate::catalog::read_input_file(&path, crate::catalog::MAX_DOCUMENT_BYTES) {
             Ok(text) => Ok(Some(Source::new(path.display().to_string(), text))),
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CommandError::bad_input(format!(

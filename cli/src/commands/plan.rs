@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::GlobalArgs;
+use crate::catalog::Catalog;
 use crate::error::CommandError;
 use crate::render::{self, Bundle};
+use crate::tools::{self, ToolError};
 use crate::ui::{Printer, table};
 
 /// Render the bundle (helm values, manifests per phase, rules and their
@@ -15,9 +17,14 @@ use crate::ui::{Printer, table};
 /// the same bytes.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// Where to write the bundle; an existing bundle there is replaced
+    /// Where to write the bundle; replaced only when empty or holding a
+    /// bundle telltale wrote (every file listed in its plan.json, unchanged)
     #[arg(long, value_name = "DIR", default_value = "telltale-out")]
     pub out: PathBuf,
+    /// Do not run promtool and amtool on the rendered bundle (by default
+    /// they run when found on PATH, and a bundle they refuse is not written)
+    #[arg(long)]
+    pub no_tool_check: bool,
 }
 
 pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
@@ -26,6 +33,9 @@ pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     let bundle = render::render(&catalog, &request)?;
     for warning in &bundle.plan.warnings {
         printer.warn(warning);
+    }
+    if !args.no_tool_check {
+        tool_check(&catalog, &bundle)?;
     }
     write_bundle(&bundle, &args.out)?;
     if printer.is_json() {
@@ -90,57 +100,122 @@ pub fn phase_table(bundle: &Bundle) -> String {
     table::render(&["#", "phase", "steps", "what"], rows)
 }
 
-/// Writes the bundle to `out` through a sibling temporary directory, so `out`
-/// holds either the old bundle or the new one, never a mix. Refuses to
-/// replace a directory that is not a bundle.
+/// Writes the bundle to `out` through sibling directories, so `out` holds
+/// either the old bundle or the new one, never a mix; refuses to replace a
+/// directory holding anything telltale did not write (see [`crate::outdir`]).
 pub fn write_bundle(bundle: &Bundle, out: &Path) -> Result<(), CommandError> {
-    let io = |what: &str, path: &Path, e: std::io::Error| {
-        CommandError::environment(format!("cannot {what} {}: {e}", path.display()))
-    };
-    if out.exists() {
-        let is_bundle = out.join("plan.json").is_file();
-        let is_empty = std::fs::read_dir(out)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false);
-        if !is_bundle && !is_empty {
-            return Err(CommandError::bad_input(format!(
-                "{} exists and is not a telltale bundle (no plan.json); refusing to replace it",
-                out.display()
+    let files = bundle
+        .files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .chain(std::iter::once(("plan.json", bundle.plan_json.as_str())));
+    crate::outdir::replace_dir(out, files).map_err(|e| {
+        let hint = e.hint();
+        let err = if e.is_bad_input() {
+            CommandError::bad_input(e.to_string())
+        } else {
+            CommandError::environment(e.to_string())
+        };
+        match hint {
+            Some(h) => err.with_hint(h),
+            None => err,
+        }
+    })
+}
+
+/// The bundle's own validators on the rendered files, before anything is
+/// written: what promtool or amtool refuse, Prometheus and Alertmanager would
+/// refuse in the cluster. A tool that is not on PATH is skipped.
+fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
+    let staging = tempfile::tempdir().map_err(|e| {
+        CommandError::environment(format!("cannot create a temporary directory: {e}"))
+    })?;
+    let root = staging.path().join("bundle");
+    write_bundle(bundle, &root)?;
+    let rules: Vec<&str> = bundle
+        .files
+        .keys()
+        .filter(|p| p.starts_with("prometheus/rules/"))
+        .map(String::as_str)
+        .collect();
+    if !rules.is_empty() {
+        let mut args = vec!["check", "rules"];
+        args.extend(rules.iter().copied());
+        refused(tools::run("promtool", &args, &root), |output| {
+            let named: Vec<&str> = rules
+                .iter()
+                .copied()
+                .filter(|r| output.contains(r))
+                .collect();
+            rule_origins(
+                catalog,
+                bundle,
+                if named.is_empty() { &rules } else { &named },
+            )
+        })?;
+    }
+    refused(
+        tools::run(
+            "amtool",
+            &["check-config", "alertmanager/alertmanager.yaml"],
+            &root,
+        ),
+        |_| {
+            "alertmanager/alertmanager.yaml comes from spec.alerting (receivers, security, sla, businessHours) of the config and its profiles, and the plugins' alertWebhook".to_string()
+        },
+    )
+}
+
+fn refused(
+    result: Result<String, ToolError>,
+    origin: impl FnOnce(&str) -> String,
+) -> Result<(), CommandError> {
+    match result {
+        Ok(_) | Err(ToolError::NotFound { .. }) => Ok(()),
+        Err(ToolError::Failed {
+            command, output, ..
+        }) => {
+            let tool = command
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            Err(CommandError::bad_input(format!(
+                "the rendered bundle does not pass `{command}`; nothing was written:\n{output}"
             ))
-            .with_hint("pass --out with a new or empty directory"));
+            .with_hint(format!("{}; fix that input (or pass --no-tool-check to write the bundle anyway and inspect it with {tool})", origin(&output))))
         }
+        Err(e @ ToolError::Spawn { .. }) => Err(CommandError::environment(e.to_string())),
     }
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| "bundle".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let write_all = || -> Result<(), CommandError> {
-        for (path, content) in bundle.files.iter().chain(std::iter::once((
-            &"plan.json".to_string(),
-            &bundle.plan_json,
-        ))) {
-            let target = tmp.join(path);
-            if let Some(dir) = target.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| io("create", dir, e))?;
-            }
-            std::fs::write(&target, content).map_err(|e| io("write", &target, e))?;
-        }
-        Ok(())
-    };
-    if let Err(e) = write_all() {
-        let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+}
+
+/// Which input each rule file comes from: a plugin's rules/ or the SLOs.
+fn rule_origins(catalog: &Catalog, bundle: &Bundle, rules: &[&str]) -> String {
+    let mut out = Vec::new();
+    for path in rules {
+        let stem = path
+            .trim_start_matches("prometheus/rules/")
+            .trim_end_matches(".yaml");
+        let from = if let Some(slo) = stem.strip_prefix("telltale-slo-") {
+            format!("SLO `{slo}` in spec.slos")
+        } else {
+            bundle
+                .plan
+                .plugins
+                .iter()
+                .find(|p| {
+                    catalog
+                        .plugins
+                        .get(&p.name)
+                        .is_some_and(|e| e.files.contains(&format!("rules/{stem}.yaml")))
+                })
+                .map(|p| match catalog.plugins.get(&p.name) {
+                    Some(e) => e.files.display(&format!("rules/{stem}.yaml")),
+                    None => format!("plugin {}", p.name),
+                })
+                .unwrap_or_else(|| "the core rules".into())
+        };
+        out.push(format!("{path} comes from {from}"));
     }
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| io("replace", out, e))?;
-    }
-    std::fs::rename(&tmp, out).map_err(|e| io("move the bundle to", out, e))?;
-    Ok(())
+    out.join("; ")
 }

@@ -39,7 +39,7 @@ pub struct UpArgs {
     pub dry_run: bool,
     /// How long helm and each wait (CRDs, rollouts, Prometheus and
     /// Alertmanager available) may take
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::model::validate::bounded_duration)]
     pub timeout: std::time::Duration,
     /// Do not run verify after the install (the checks plan.json's verify
     /// phase lists, through port-forwards; `telltale verify` runs them later)

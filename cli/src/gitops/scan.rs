@@ -72,9 +72,11 @@ pub fn canaries(
     for source in sources {
         let value = match source {
             SecretSource::Env(var) => env(var).filter(|v| !v.is_empty()),
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .ok()
-                .map(|v| v.trim_end_matches(['\n', '\r']).to_string()),
+            SecretSource::File(path) => {
+                crate::catalog::read_input_file(std::path::Path::new(path), 1024 * 1024)
+                    .ok()
+                    .map(|v| v.trim_end_matches(['\n', '\r']).to_string())
+            }
             SecretSource::SecretRef { .. } | SecretSource::Prompt => None,
         };
         match value {
@@ -111,6 +113,13 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
         ("age secret key", r"\bAGE-SECRET-KEY-1[0-9A-Z]{58}\b"),
         ("Twilio auth token", r#"(?i)\bauth_?token["']?\s*[:=]\s*["']?[0-9a-f]{32}\b"#),
         ("Grafana service account token", r"\bglsa_[A-Za-z0-9]{32}_[0-9a-f]{8}\b"),
+        // A password in a URL's userinfo (a DSN, a repository URL with a
+        // token); `$(VAR)` / `${VAR}` placeholders are references, not values.
+        (
+            "URL with a password",
+            r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@$]*:[^/\s@$]{3,}@",
+        ),
+        ("JSON web token", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+"),
     ]
     .into_iter()
     .map(|(what, re)| Pattern {
@@ -211,6 +220,7 @@ mod tests {
             "routing_key: 0123456789abcdef0123456789abcdef",
             github_token.as_str(),
             "-----BEGIN OPENSSH PRIVATE KEY-----",
+            "dsn: postgres://app:FAKE-pass@db:5432/x",
         ] {
             assert_eq!(scan(&files(line), &[]).len(), 1, "{line}");
         }

@@ -4,12 +4,14 @@
 //! struct is strict (`deny_unknown_fields`) and every error is located.
 
 pub mod alerting;
+pub mod check;
 pub mod config;
 pub mod document;
 pub mod node;
 pub mod phase;
 pub mod plugin;
 pub mod suggest;
+pub mod validate;
 pub mod yaml;
 
 pub use alerting::Alerting;

@@ -119,17 +119,47 @@ fn located(source: &Source, path: &str, error: &serde_saphyr::Error, what: &str)
         .map(|l| (l.line(), l.column()))
         .unwrap_or((1, 1));
     let raw = error.without_snippet().to_string();
-    let message = strip_location_suffix(&raw);
+    let message = hide_literals(strip_location_suffix(&raw));
+    let message = message.as_str();
     // serde_path_to_error reports `?` for a key it could not name (a duplicate key).
     let path = path.trim_end_matches(".?").trim_end_matches('?');
     let mut err = LocatedError::new(source, line, column, describe(message, what)).at_path(path);
-    if message.contains(crate::secrets::LITERAL_SECRET) {
+    // A refused value may be a secret typed in the wrong place: the message
+    // names the key and what was expected, the snippet stops at the column.
+    // Only errors that point at a key (or at indentation) keep the whole line.
+    let at_key = message.starts_with("unknown field")
+        || message.starts_with("duplicate mapping key")
+        || message.starts_with("missing field")
+        || message.contains("tabs disallowed");
+    if !at_key
+        || message.contains(crate::secrets::LITERAL_SECRET)
+        || message.contains(crate::secrets::NOT_AN_ENV_NAME)
+    {
         err = err.redacted();
     }
     if let Some(hint) = hint_for(message) {
         err = err.with_hint(hint);
     }
     err
+}
+
+/// serde quotes the refused value (`invalid type: string "…"`); the value
+/// may be a secret, and the snippet already shows where it is.
+fn hide_literals(message: &str) -> String {
+    static QUOTED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r#"(string|value|variant|field) "(?:[^"\\]|\\.)*""#)
+            .expect("static regex")
+    });
+    let mut out = QUOTED.replace_all(message, "$1").to_string();
+    if out.len() > 300 {
+        let mut cut = 300;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
 }
 
 fn strip_location_suffix(message: &str) -> &str {
@@ -154,6 +184,9 @@ fn describe(message: &str, what: &str) -> String {
             .next()
             .unwrap_or_default();
         return format!("duplicate key `{key}`: each key may appear once in a mapping");
+    }
+    if message.starts_with("invalid floating point") || message.starts_with("invalid integer") {
+        return format!("expected a number ({message})");
     }
     if message.starts_with("invalid type") || message.starts_with("invalid ") {
         return message.to_string();

@@ -514,6 +514,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     // Objects into manifests/<NN>-<phase>/.
     let mut apply_steps: BTreeMap<Phase, Vec<Step>> = BTreeMap::new();
     for (phase, object) in &objects {
+        check_object(object)?;
         let path = format!("manifests/{}/{}", phase.dir_name(), object.file_name());
         files.add(
             "object",
@@ -646,6 +647,41 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         plan,
         plan_json,
     })
+}
+
+/// Object names become file names and API paths: a Kubernetes name, kind
+/// and namespace, checked before any file is built from them.
+fn check_object(object: &Object) -> Result<(), RenderError> {
+    use crate::model::validate;
+    let name = object.name();
+    let problem =
+        if object.kind().is_empty() || !object.kind().chars().all(|c| c.is_ascii_alphanumeric()) {
+            Some(("kind", "a Kubernetes kind (letters and digits)".to_string()))
+        } else if let Err(i) = validate::dns_subdomain(name) {
+            Some(("metadata.name", i.expected))
+        } else if !object.namespace().is_empty()
+            && let Err(i) = validate::dns_label(object.namespace())
+        {
+            Some(("metadata.namespace", i.expected))
+        } else {
+            None
+        };
+    match problem {
+        None => Ok(()),
+        Some((path, expected)) => Err(RenderError::Invalid(
+            LocatedError::new(
+                &crate::model::Source::new(format!("object of {}", object.owner), ""),
+                1,
+                1,
+                format!(
+                    "{} `{}`: expected {expected}",
+                    object.kind().chars().take(64).collect::<String>(),
+                    name.chars().take(64).collect::<String>()
+                ),
+            )
+            .at_path(path),
+        )),
+    }
 }
 
 fn pretty_json<T: Serialize>(value: &T) -> String {

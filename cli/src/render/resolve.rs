@@ -9,11 +9,15 @@ use serde_json::Value;
 
 use super::RenderError;
 use super::template;
-use super::values::{SetArg, merge, nest, parse_set, split_path, take_secrets};
+use super::values::{
+    SetArg, json_strings, merge, nest, parse_set, split_path, take_secrets, typed,
+};
 use crate::catalog::{Catalog, PluginEntry, locate, locate_key};
+use crate::model::check;
 use crate::model::config::{Cluster, GitOps, Grafana};
 use crate::model::document::parse_document;
 use crate::model::node::Node;
+use crate::model::validate;
 use crate::model::yaml::parse;
 use crate::model::{Alerting, Config, Kind, Layer, LocatedError, Slo, Source};
 use crate::secrets::SecretSource;
@@ -140,6 +144,16 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
     if let Some((source, config)) = &config {
         layers.push(config.spec.layer(source));
     }
+    for layer in &layers {
+        crate::model::check::layer(layer)?;
+    }
+    if let Some((source, c)) = &config {
+        let (path, name) = match c.spec.cluster.as_ref().and_then(|c| c.name.as_ref()) {
+            Some(name) => ("spec.cluster.name", name),
+            None => ("metadata.name", &c.metadata.name),
+        };
+        validate::dns_subdomain(name).map_err(|i| check::refuse(source, path, i))?;
+    }
     let sets = request
         .sets
         .iter()
@@ -152,6 +166,16 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         .clone()
         .or_else(|| layers.iter().rev().find_map(|l| l.namespace.clone()))
         .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if let Some(ns) = &request.namespace {
+        validate::dns_label(ns).map_err(|i| {
+            LocatedError::new(
+                &Source::new("--namespace", ""),
+                1,
+                1,
+                format!("expected {}", i.expected),
+            )
+        })?;
+    }
     let cluster = config
         .as_ref()
         .and_then(|(_, c)| c.spec.cluster.clone())
@@ -377,12 +401,38 @@ fn enabled_plugins(
                     .at_path(format!("spec.plugins.{name}.values"))
                     .into());
                 }
-                let (json, found) = take_secrets(
-                    &layer.source,
-                    v,
-                    &secret_paths,
-                    &format!("spec.plugins.{name}.values"),
-                )?;
+                let prefix = format!("spec.plugins.{name}.values");
+                let (json, found) = take_secrets(&layer.source, v, &secret_paths, &prefix)?;
+                for leaf in check::string_leaves(v, &secret_paths) {
+                    if let Some(why) = validate::credential(Some(leaf.key), leaf.text) {
+                        return Err(check::refuse_credential(
+                            &layer.source,
+                            leaf.node.referenced.line(),
+                            leaf.node.referenced.column(),
+                            &format!("{prefix}.{}", leaf.path),
+                            &why,
+                        )
+                        .into());
+                    }
+                }
+                if let Some((bad, invalid)) = typed(Some(&values), &[], &json) {
+                    let at = v
+                        .value
+                        .get_path(&bad)
+                        .map_or(v.referenced, |n| n.referenced);
+                    let e = LocatedError::new(
+                        &layer.source,
+                        at.line(),
+                        at.column(),
+                        format!("expected {}", invalid.expected),
+                    )
+                    .at_path(format!("{prefix}.{bad}"));
+                    return Err(match invalid.hint {
+                        Some(h) => e.with_hint(h),
+                        None => e,
+                    }
+                    .into());
+                }
                 for (path, source) in found {
                     secrets.retain(|(p, _)| *p != path);
                     secrets.push((path, source));
@@ -399,6 +449,37 @@ fn enabled_plugins(
                         .at_path(format!("{name}.{joined}"))
                         .into(),
                 );
+            }
+            let column = (set.source.text.find('=').unwrap_or(0) + 2) as u64;
+            let last = set.path.last().map(String::as_str).unwrap_or_default();
+            let mut strings = Vec::new();
+            json_strings(&set.value, last, &mut strings);
+            for (key, text) in strings {
+                if let Some(why) = validate::credential(Some(key), text) {
+                    return Err(check::refuse_credential(
+                        &set.source,
+                        1,
+                        column,
+                        &format!("{name}.{joined}"),
+                        &why,
+                    )
+                    .into());
+                }
+            }
+            let default = set.path.iter().try_fold(&values, |v, k| v.get(k.as_str()));
+            if let Some((bad, invalid)) = typed(default, &set.path, &set.value) {
+                let e = LocatedError::new(
+                    &set.source,
+                    1,
+                    column,
+                    format!("expected {}", invalid.expected),
+                )
+                .at_path(format!("{name}.{bad}"));
+                return Err(match invalid.hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                }
+                .into());
             }
             merge(&mut values, nest(&set.path, set.value.clone()));
         }
@@ -450,7 +531,7 @@ fn apply_layer_set(
     };
     for (key, value) in entries {
         let path = split_path(key);
-        if path.iter().any(String::is_empty) {
+        if path.iter().any(String::is_empty) || path.len() > super::values::MAX_SET_DEPTH {
             return Err(LocatedError::new(
                 &layer.source,
                 value.referenced.line(),
@@ -470,7 +551,44 @@ fn apply_layer_set(
             .at_path(format!("spec.set.{plugin}.{key}"))
             .into());
         }
-        merge(values, nest(&path, value.value.to_json()));
+        let json = value.value.to_json();
+        let at = |message: String| {
+            LocatedError::new(
+                &layer.source,
+                value.referenced.line(),
+                value.referenced.column(),
+                message,
+            )
+            .at_path(format!("spec.set.{plugin}.{key}"))
+        };
+        let mut strings = Vec::new();
+        json_strings(
+            &json,
+            path.last().map(String::as_str).unwrap_or_default(),
+            &mut strings,
+        );
+        for (k, text) in strings {
+            if let Some(why) = validate::credential(Some(k), text) {
+                return Err(check::refuse_credential(
+                    &layer.source,
+                    value.referenced.line(),
+                    value.referenced.column(),
+                    &format!("spec.set.{plugin}.{key}"),
+                    &why,
+                )
+                .into());
+            }
+        }
+        let default = path.iter().try_fold(&*values, |v, k| v.get(k.as_str()));
+        if let Some((_, invalid)) = typed(default, &path, &json) {
+            let e = at(format!("expected {}", invalid.expected));
+            return Err(match invalid.hint {
+                Some(h) => e.with_hint(h),
+                None => e,
+            }
+            .into());
+        }
+        merge(values, nest(&path, json));
     }
     Ok(())
 }

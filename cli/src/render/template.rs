@@ -12,6 +12,12 @@ pub struct Context {
     pub profile: String,
 }
 
+/// Instructions one template may run: far more than any real values.yaml
+/// or manifest needs (they take a few thousand), far less than a hang.
+pub const FUEL: u64 = 5_000_000;
+const RECURSION_LIMIT: usize = 64;
+const MAX_OUTPUT: usize = 4 * 1024 * 1024;
+
 /// The context of manifests and overlays: the plugin's resolved values too.
 #[derive(Debug, Clone, Serialize)]
 struct WithValues<'a> {
@@ -42,12 +48,76 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
     }
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
+    // A plugin's template is input too: nested loops or deep recursion end
+    // with an error instead of hanging or overflowing the stack.
+    env.set_fuel(Some(FUEL));
+    env.set_recursion_limit(RECURSION_LIMIT);
     env.set_keep_trailing_newline(true);
+    if source.text.len() > MAX_OUTPUT {
+        return Err(LocatedError::new(
+            source,
+            1,
+            1,
+            "the template is larger than 4 MiB",
+        ));
+    }
     env.render_str(&source.text, ctx)
+        .and_then(|text| {
+            if text.len() > MAX_OUTPUT {
+                Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "the template renders to more than 4 MiB",
+                ))
+            } else {
+                Ok(text)
+            }
+        })
         .map(|text| Source::new(source.name.clone(), text))
         .map_err(|e| {
             let line = e.line().unwrap_or(1) as u64;
-            LocatedError::new(source, line, 1, format!("template error: {}", e.detail().unwrap_or("invalid template")))
+            LocatedError::new(source, line, 1, format!("template error: {}", describe(&e)))
                 .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }}; wrap other braces in {% raw %}…{% endraw %}")
         })
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.kind() {
+        minijinja::ErrorKind::OutOfFuel => format!(
+            "the template runs more than {FUEL} instructions (a loop that does not end, or nested loops over large ranges)"
+        ),
+        _ => e
+            .detail()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.kind().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Context {
+        Context {
+            namespace: "monitoring".into(),
+            cluster: "c".into(),
+            profile: "p".into(),
+        }
+    }
+
+    #[test]
+    fn nested_loops_run_out_of_fuel() {
+        let text =
+            "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}";
+        let started = std::time::Instant::now();
+        let e = render(&Source::new("v.yaml", text), &ctx()).unwrap_err();
+        assert!(e.message.contains("instructions"), "{e}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn recursion_is_bounded() {
+        let text = "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}";
+        let e = render(&Source::new("v.yaml", text), &ctx()).unwrap_err();
+        assert!(e.message.starts_with("template error"), "{e}");
+    }
 }

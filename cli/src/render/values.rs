@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::model::node::{Located, Node};
+use crate::model::validate::{self, Invalid};
 use crate::model::yaml::{LocatedError, Source, parse};
 use crate::secrets::{LITERAL_SECRET, SecretSource};
 
@@ -76,16 +77,48 @@ pub struct SetArg {
     pub source: Source,
 }
 
+/// Bounds on one `--set`: a longer argument or a deeper path is refused
+/// before it is parsed (a 20,000-segment path would otherwise nest values
+/// deeper than any code that walks them can go).
+pub const MAX_SET_LEN: usize = 64 * 1024;
+pub const MAX_SET_KEY_LEN: usize = 1024;
+pub const MAX_SET_DEPTH: usize = 32;
+
 pub fn parse_set(index: usize, raw: &str) -> Result<SetArg, LocatedError> {
-    let source = Source::new(format!("--set #{}", index + 1), raw);
+    let name = format!("--set #{}", index + 1);
     let expected = "expected plugin.key.path=value, e.g. kube-prometheus-stack.prometheus.prometheusSpec.retention=15d";
+    // Errors show the key, never the value: a refused value may be a secret.
     let Some((key, value)) = raw.split_once('=') else {
-        return Err(
-            LocatedError::new(&source, 1, 1, format!("`{raw}` has no `=`; {expected}"))
-                .at_path(raw),
-        );
+        return Err(LocatedError::new(
+            &Source::new(name, "<not shown>"),
+            1,
+            1,
+            format!("the argument has no `=`; {expected}"),
+        ));
     };
+    let source = Source::new(name, format!("{key}=<value>"));
+    if raw.len() > MAX_SET_LEN || key.len() > MAX_SET_KEY_LEN {
+        return Err(LocatedError::new(
+            &Source::new(source.name.clone(), ""),
+            1,
+            1,
+            format!(
+                "the argument is too long (at most {MAX_SET_KEY_LEN} bytes of key and {MAX_SET_LEN} in all)"
+            ),
+        ));
+    }
     let parts = split_path(key);
+    if parts.len() > MAX_SET_DEPTH + 1 {
+        return Err(LocatedError::new(
+            &Source::new(source.name.clone(), ""),
+            1,
+            1,
+            format!(
+                "the key path has {} segments; at most {MAX_SET_DEPTH} below the plugin",
+                parts.len()
+            ),
+        ));
+    }
     if let Some(i) = parts.iter().position(String::is_empty) {
         let column = parts.iter().take(i).map(|p| p.len() + 1).sum::<usize>() + 1;
         return Err(LocatedError::new(
@@ -114,8 +147,8 @@ pub fn parse_set(index: usize, raw: &str) -> Result<SetArg, LocatedError> {
                 LocatedError::new(
                     &source,
                     1,
-                    (key.len() + 1 + e.column as usize) as u64,
-                    e.message,
+                    (key.len() + 2) as u64,
+                    format!("the value is not valid YAML ({})", strip_quoted(&e.message)),
                 )
                 .at_path(key)
             })?
@@ -127,6 +160,169 @@ pub fn parse_set(index: usize, raw: &str) -> Result<SetArg, LocatedError> {
         value,
         source,
     })
+}
+
+/// A parser message without anything it quotes from the input.
+fn strip_quoted(message: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in message.chars() {
+        match c {
+            '"' | '`' | '\'' => {
+                quoted = !quoted;
+                if quoted {
+                    out.push('…');
+                }
+            }
+            _ if !quoted => out.push(c),
+            _ => {}
+        }
+    }
+    out.chars().take(200).collect()
+}
+
+/// Why `new` cannot go at `path` (keys below the plugin), judged by the
+/// plugin's default there and by the key's name. `None` when it can.
+pub fn typed(default: Option<&Value>, path: &[String], new: &Value) -> Option<(String, Invalid)> {
+    typed_at(default, path, new, 0)
+}
+
+fn typed_at(
+    default: Option<&Value>,
+    path: &[String],
+    new: &Value,
+    depth: usize,
+) -> Option<(String, Invalid)> {
+    let key = path.last().map(String::as_str).unwrap_or_default();
+    let fail = |expected: String| Some((path.join("."), Invalid::expected(expected)));
+    if depth > 64 {
+        return None;
+    }
+    if let Value::Object(map) = new {
+        if let Some(d) = default
+            && !d.is_object()
+            && !d.is_null()
+        {
+            return fail(format!("{} (the default is {})", kind(d), kind(d)));
+        }
+        for (k, v) in map {
+            let mut p = path.to_vec();
+            p.push(k.clone());
+            if let Some(bad) = typed_at(default.and_then(|d| d.get(k)), &p, v, depth + 1) {
+                return Some(bad);
+            }
+        }
+        return None;
+    }
+    if new.is_null() {
+        return None;
+    }
+    let lower = key.to_ascii_lowercase();
+    if lower.ends_with("replicas") || lower == "replicacount" {
+        return match new.as_i64() {
+            Some(n) if n >= 0 => None,
+            _ => fail("a whole number of replicas, 0 or more".into()),
+        };
+    }
+    if lower.ends_with("port") && (new.is_number() || default.is_some_and(Value::is_number)) {
+        return match new.as_u64() {
+            Some(1..=65535) => None,
+            _ => fail("a port number from 1 to 65535".into()),
+        };
+    }
+    match default {
+        Some(Value::Bool(_)) if !new.is_boolean() => {
+            return fail("true or false (the default is a boolean)".into());
+        }
+        Some(Value::Number(d)) => {
+            if !new.is_number() {
+                return fail("a number (the default is a number)".into());
+            }
+            if (d.is_i64() || d.is_u64()) && !(new.is_i64() || new.is_u64()) {
+                return fail("a whole number (the default is one)".into());
+            }
+            if d.as_f64().is_some_and(|d| d >= 0.0) && new.as_f64().is_some_and(|n| n < 0.0) {
+                return fail("a number of 0 or more (the default is not negative)".into());
+            }
+        }
+        Some(d @ (Value::Object(_) | Value::Array(_))) if kind(d) != kind(new) => {
+            return fail(format!("{} (the default is {})", kind(d), kind(d)));
+        }
+        Some(Value::String(d)) => {
+            if is_unit_quantity(d) {
+                return quantity_or_fail(new, path);
+            }
+            if is_duration(d) {
+                return match new.as_str().map(validate::prom_duration) {
+                    Some(Ok(())) => None,
+                    Some(Err(i)) => Some((path.join("."), i)),
+                    None => fail("a Prometheus duration such as 15d (the default is one)".into()),
+                };
+            }
+        }
+        _ => {}
+    }
+    if new.is_string() && ["storage", "memory", "cpu", "ephemeral-storage"].contains(&key) {
+        return quantity_or_fail(new, path);
+    }
+    if key == "retention"
+        && let Some(Err(i)) = new.as_str().map(validate::prom_duration)
+    {
+        return Some((path.join("."), i));
+    }
+    None
+}
+
+fn quantity_or_fail(new: &Value, path: &[String]) -> Option<(String, Invalid)> {
+    if new.is_number() {
+        return None;
+    }
+    match new.as_str().map(validate::quantity) {
+        Some(Ok(())) => None,
+        Some(Err(i)) => Some((path.join("."), i)),
+        None => Some((
+            path.join("."),
+            Invalid::expected("a Kubernetes quantity such as 100Gi".into()),
+        )),
+    }
+}
+
+fn is_unit_quantity(text: &str) -> bool {
+    text.ends_with(|c: char| c.is_ascii_alphabetic())
+        && text.starts_with(|c: char| c.is_ascii_digit())
+        && validate::quantity(text).is_ok()
+        && !text.ends_with('m')
+}
+
+fn is_duration(text: &str) -> bool {
+    text.ends_with(|c: char| c.is_ascii_alphabetic()) && validate::prom_duration(text).is_ok()
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Every string in a JSON value with the key that holds it (bounded depth).
+pub fn json_strings<'a>(value: &'a Value, key: &'a str, out: &mut Vec<(&'a str, &'a str)>) {
+    fn walk<'a>(value: &'a Value, key: &'a str, out: &mut Vec<(&'a str, &'a str)>, depth: usize) {
+        if depth > 64 {
+            return;
+        }
+        match value {
+            Value::String(s) => out.push((key, s)),
+            Value::Array(items) => items.iter().for_each(|v| walk(v, key, out, depth + 1)),
+            Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, k, out, depth + 1)),
+            _ => {}
+        }
+    }
+    walk(value, key, out, 0);
 }
 
 /// Takes the declared secret paths out of a layer's values. Each must be a
@@ -217,10 +413,31 @@ mod tests {
     }
 
     #[test]
+    fn set_values_are_typed_against_the_defaults() {
+        let d = json!({"replicas": 1, "enabled": true, "size": "10Gi", "retention": "15d", "m": {"a": 1}});
+        let p = |k: &str| vec![k.to_string()];
+        assert!(typed(d.get("replicas"), &p("replicas"), &json!(-3)).is_some());
+        assert!(typed(d.get("replicas"), &p("replicas"), &json!(3)).is_none());
+        assert!(typed(d.get("enabled"), &p("enabled"), &json!("yes")).is_some());
+        let (_, e) = typed(d.get("size"), &p("size"), &json!("100Gb")).unwrap();
+        assert!(e.hint.unwrap().contains("100Gi"));
+        assert!(typed(d.get("retention"), &p("retention"), &json!("30x")).is_some());
+        assert!(typed(d.get("m"), &p("m"), &json!(3)).is_some());
+        assert!(typed(None, &p("storage"), &json!("100Gb")).is_some());
+        assert!(typed(None, &p("anything"), &json!("100Gb")).is_none());
+    }
+
+    #[test]
     fn malformed_set_is_located() {
         let e = parse_set(1, "loki").unwrap_err();
         assert_eq!(e.file, "--set #2");
         assert!(e.message.contains("no `=`"));
+        let deep = format!("loki.{}=1", vec!["a"; 20_000].join("."));
+        let e = parse_set(0, &deep).unwrap_err();
+        assert!(e.message.contains("too long"), "{e}");
+        let deep = format!("loki.{}=1", vec!["a"; 400].join("."));
+        let e = parse_set(0, &deep).unwrap_err();
+        assert!(e.message.contains("at most 32"), "{e}");
         let e = parse_set(0, "loki..x=1").unwrap_err();
         assert_eq!(e.column, 6);
         let e = parse_set(0, "loki=1").unwrap_err();

@@ -34,6 +34,11 @@ impl fmt::Display for SecretSource {
 pub const LITERAL_SECRET: &str = "a literal secret is not allowed here; write {env: VAR}, {file: PATH}, \
 {secretRef: {name: NAME, key: KEY}} or {prompt: true}";
 
+/// Said (with the snippet redacted) when `{env: …}` holds something that is
+/// not a variable name: usually the secret itself, pasted.
+pub const NOT_AN_ENV_NAME: &str = "`env` takes the name of an environment variable (letters, digits, `_`), \
+not its value; the value given is not shown";
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct Repr {
@@ -62,9 +67,15 @@ impl Repr {
             return Err("a secret source needs exactly one of env, file, secretRef, prompt");
         }
         if let Some(var) = self.env {
+            if crate::model::validate::env_var_name(&var).is_err() {
+                return Err(NOT_AN_ENV_NAME);
+            }
             return Ok(SecretSource::Env(var));
         }
         if let Some(path) = self.file {
+            if path.trim().is_empty() || path.len() > 4096 || path.contains('\0') {
+                return Err("`file` takes the path of a file holding the secret");
+            }
             return Ok(SecretSource::File(path));
         }
         if let Some(r) = self.secret_ref {
@@ -166,6 +177,16 @@ mod tests {
             e.message
         );
         assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn a_value_pasted_as_an_env_name_is_refused_unseen() {
+        let pasted = format!("xoxb-{}", "canary-env-0123456789");
+        let text = format!("s: {{env: \"{pasted}\"}}\n");
+        let e = parse::<Holder>(&Source::new("x.yaml", text), "x").unwrap_err();
+        assert!(e.message.contains("name of an environment variable"), "{e}");
+        let shown = format!("{e} {:?}", e.snippet);
+        assert!(!shown.contains("canary-env"), "{shown}");
     }
 
     #[test]

@@ -226,11 +226,26 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
 
 /// Writes next to the target and renames, so an interrupted run never
 /// leaves half a config where the old one was.
+/// The temporary file is created new (never through a link left there) and
+/// only a regular file (or nothing) at `path` is replaced.
 fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Ok(meta) = std::fs::symlink_metadata(path)
+        && !meta.is_file()
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it exists and is not a regular file",
+        ));
+    }
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".init-tmp");
+    tmp.push(format!(".init-tmp-{}", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .and_then(|()| std::fs::rename(&tmp, path))
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
