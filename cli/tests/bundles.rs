@@ -9,6 +9,7 @@ use common::*;
 use serde_json::Value;
 use telltale::lint;
 use telltale::model::Source;
+use telltale::render::alertmanager;
 use telltale::render::rules::parse_rule_file;
 
 #[test]
@@ -173,7 +174,11 @@ fn promtool_2_and_3_check_and_test_every_profile() {
                     .args(&tests),
             );
             assert!(!out.contains("FAILED"), "{profile} ({name}): {out}");
-            eprintln!("{profile}: {name} checked {} rule files, {} test files", rules.len(), tests.len());
+            eprintln!(
+                "{profile}: {name} checked {} rule files, {} test files",
+                rules.len(),
+                tests.len()
+            );
         }
     }
 }
@@ -218,7 +223,10 @@ fn no_bundle_selects_an_integer_formatted_le_or_quantile() {
     // SLO used before Prometheus 3.
     let panel = serde_json::json!({"panels": [{"targets": [{"expr": "sum(rate(h_bucket{job=\"api\",le=\"5\"}[5m]))"}]}]});
     assert_eq!(integer_bounds_in("d.json", &panel.to_string()).len(), 1);
-    assert_eq!(integer_bounds_in("keda.yaml", "query: 'h_bucket{le=\"5\"}'").len(), 1);
+    assert_eq!(
+        integer_bounds_in("keda.yaml", "query: 'h_bucket{le=\"5\"}'").len(),
+        1
+    );
 }
 
 #[test]
@@ -441,4 +449,82 @@ fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed
     let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  sloSelector: 'job=\"checkout\"'\n";
     let custom = render_with("production", Some(config), &[]);
     assert!(custom.files["prometheus/rules/telltale-slo-errors.yaml"].contains("job=\"checkout\""));
+}
+
+/// The label sets every profile's alerts fire with (its promtool tests).
+fn fired(bundle: &telltale::render::Bundle) -> Vec<alertmanager::Labels> {
+    alertmanager::fired_alerts(
+        files_with_prefix(bundle, "prometheus/tests/")
+            .into_iter()
+            .map(|(_, t)| t),
+    )
+}
+
+#[test]
+fn every_inhibition_works_on_the_labels_the_alerts_really_carry() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let fired = fired(&bundle);
+        let rules = alertmanager::inhibitions_for(&fired);
+        let problems = alertmanager::inhibition_problems(&rules, &fired);
+        assert!(problems.is_empty(), "{profile}:\n{}", problems.join("\n"));
+        let am = &bundle.files["alertmanager/alertmanager.yaml"];
+        let rendered = am.matches("source_matchers").count();
+        assert_eq!(rendered, rules.len(), "{profile}: {am}");
+        // Every pair in routes-test.yaml is made of real label sets: the
+        // source as it fires, the target as it fires for the same object.
+        let spec = common::routes_test(&bundle);
+        for pair in spec["inhibitions"].as_array().unwrap() {
+            let source: alertmanager::Labels =
+                serde_json::from_value(pair["source"].clone()).unwrap();
+            let mut source = source;
+            source.remove("cluster");
+            assert!(fired.contains(&source), "{profile}: {source:?} never fires");
+        }
+    }
+    // Production has every seed pair.
+    let names: Vec<&str> = alertmanager::inhibitions_for(&fired(&render_profile("production")))
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[test]
+fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
+    // v0.1's bug: pod alerts without `node`, HTTP alerts without the label
+    // the service rule compares. Strip them from the real label sets.
+    let mut fired = fired(&render_profile("production"));
+    for labels in &mut fired {
+        if labels["alertname"] == "PodCrashLooping" {
+            labels.remove("node");
+        }
+        if labels["alertname"] == "ServiceTargetsDown" {
+            labels.remove("service");
+        }
+    }
+    let problems = alertmanager::inhibition_problems(&alertmanager::all_inhibitions(), &fired);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("ServiceTargetsDown") && p.contains("`service`")),
+        "{problems:#?}"
+    );
+    // PodCrashLooping without a node is no longer selected by the target
+    // matchers (node=~".+"): the pair NodeDown → PodCrashLooping disappears.
+    let node_rule = alertmanager::all_inhibitions().remove(0);
+    assert!(
+        !node_rule
+            .pairs(&fired)
+            .iter()
+            .any(|(_, t)| t["alertname"] == "PodCrashLooping")
+    );
+    // A rule whose matchers select nothing is reported too.
+    let mut typo = alertmanager::all_inhibitions().remove(2);
+    typo.source[0].value = "PersistentVolumeFul";
+    let problems = alertmanager::inhibition_problems(&[typo], &fired);
+    assert!(
+        problems.iter().any(|p| p.contains("select no alert")),
+        "{problems:#?}"
+    );
 }

@@ -334,8 +334,13 @@ mod tests {
             errors: "sum(rate(h_bucket{ {{selector}}, le=\"5\" }[{{window}}]))".into(),
             total: "sum(rate(h_count{ {{selector}} }[{{window}}]))".into(),
         };
-        let e = render(&[slo], "job=\"api\"", "https://x").err().map(|e| e.to_string());
-        assert!(e.as_deref().is_some_and(|e| e.contains("Prometheus 3")), "{e:?}");
+        let e = render(&[slo], "job=\"api\"", "https://x")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("Prometheus 3")),
+            "{e:?}"
+        );
     }
 
     #[test]
