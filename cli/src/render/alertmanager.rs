@@ -321,16 +321,34 @@ pub fn routes_test(webhooks: &[Webhook], fired: &[Labels], cluster: &str) -> Val
         }
         let mut receivers: Vec<String> = webhooks.iter().map(|w| w.receiver.clone()).collect();
         receivers.extend(expected_receivers(labels));
-        // verify's seed 004 breach test looks for the SLO page by this prefix.
-        let case = if labels.contains_key("slo")
-            && labels.get("severity").map(String::as_str) == Some("critical")
-        {
+        // verify's seed 004 breach test looks for an SLA/SLO page (critical,
+        // category sla: the burn-rate pages and ServiceAvailabilityBelowSLA)
+        // by this prefix.
+        let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
+        let case = if is("category", "sla") && is("severity", "critical") {
             format!("slo page (seed 004 breach test): {name}")
         } else {
             name
         };
         cases.push(json!({"name": case, "labels": labels, "receivers": receivers}));
     }
+    // By the tier they reach (critical first, as TIERS lists them), then name.
+    let tier_rank = |case: &Value| {
+        let first = case["receivers"]
+            .as_array()
+            .and_then(|r| r.get(webhooks.len()))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        TIERS
+            .iter()
+            .position(|t| *t == first)
+            .unwrap_or(TIERS.len())
+    };
+    cases.sort_by(|a, b| {
+        tier_rank(a)
+            .cmp(&tier_rank(b))
+            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
+    });
     let mut inhibitions = Vec::new();
     for rule in inhibitions_for(&fired) {
         for (source, target) in rule.pairs(&fired) {
