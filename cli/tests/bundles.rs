@@ -9,6 +9,7 @@ use common::*;
 use serde_json::Value;
 use telltale::lint;
 use telltale::model::Source;
+use telltale::render::alertmanager;
 use telltale::render::rules::parse_rule_file;
 
 #[test]
@@ -112,13 +113,38 @@ fn snapshots_of_every_profile() {
     }
 }
 
+/// promtool 3 (on PATH) and promtool 2 (`TELLTALE_TEST_PROMTOOL2`): the
+/// bundle claims both majors, so both must accept it.
+fn promtools() -> Vec<(String, std::path::PathBuf)> {
+    let three = require_tool("promtool");
+    let two = std::env::var_os("TELLTALE_TEST_PROMTOOL2")
+        .map(std::path::PathBuf::from)
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "TELLTALE_TEST_PROMTOOL2 must name promtool 2.x; run `. \"$(scripts/tools --env)\"` (scripts/tools installs it)"
+            )
+        });
+    let mut out = Vec::new();
+    for (want, path) in [("3", three), ("2", two)] {
+        let version = run_ok(Command::new(&path).arg("--version"));
+        assert!(
+            version.contains(&format!("version {want}.")),
+            "{} is not promtool {want}.x: {version}",
+            path.display()
+        );
+        out.push((format!("promtool {want}"), path));
+    }
+    out
+}
+
 #[test]
-fn promtool_checks_and_tests_every_profile() {
-    require_tool("promtool");
+fn promtool_2_and_3_check_and_test_every_profile() {
+    let promtools = promtools();
     for profile in PROFILES {
         let dir = tempfile::tempdir().unwrap();
         write(&render_profile(profile), dir.path());
-        let rules: Vec<String> = std::fs::read_dir(dir.path().join("prometheus/rules"))
+        let mut rules: Vec<String> = std::fs::read_dir(dir.path().join("prometheus/rules"))
             .unwrap()
             .map(|e| {
                 format!(
@@ -127,25 +153,80 @@ fn promtool_checks_and_tests_every_profile() {
                 )
             })
             .collect();
+        rules.sort();
         assert!(!rules.is_empty(), "{profile}: no rule files");
-        run_ok(
-            Command::new("promtool")
-                .current_dir(dir.path())
-                .args(["check", "rules"])
-                .args(&rules),
-        );
-        let tests: Vec<String> = std::fs::read_dir(dir.path().join("prometheus/tests"))
+        let mut tests: Vec<String> = std::fs::read_dir(dir.path().join("prometheus/tests"))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
-        let out = run_ok(
-            Command::new("promtool")
-                .current_dir(dir.path().join("prometheus/tests"))
-                .args(["test", "rules"])
-                .args(&tests),
-        );
-        assert!(!out.contains("FAILED"), "{profile}: {out}");
+        tests.sort();
+        for (name, promtool) in &promtools {
+            run_ok(
+                Command::new(promtool)
+                    .current_dir(dir.path())
+                    .args(["check", "rules"])
+                    .args(&rules),
+            );
+            let out = run_ok(
+                Command::new(promtool)
+                    .current_dir(dir.path().join("prometheus/tests"))
+                    .args(["test", "rules"])
+                    .args(&tests),
+            );
+            assert!(!out.contains("FAILED"), "{profile} ({name}): {out}");
+            eprintln!(
+                "{profile}: {name} checked {} rule files, {} test files",
+                rules.len(),
+                tests.len()
+            );
+        }
     }
+}
+
+/// The integer-formatted `le`/`quantile` matchers of one bundle file: every
+/// string of a JSON file (dashboards), the text of any other.
+fn integer_bounds_in(path: &str, text: &str) -> Vec<String> {
+    fn strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::String(s) => out.push(s),
+            Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            Value::Object(o) => o.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let check = telltale::render::rules::integer_bound_matchers;
+    if path.ends_with(".json") {
+        let json: Value = serde_json::from_str(text).unwrap();
+        let mut all = Vec::new();
+        strings(&json, &mut all);
+        all.into_iter().flat_map(check).collect()
+    } else {
+        check(text)
+    }
+}
+
+/// Every PromQL-bearing string of every bundle (rules, dashboards, KEDA and
+/// adapter manifests, helm values): no integer-formatted `le`/`quantile`.
+#[test]
+fn no_bundle_selects_an_integer_formatted_le_or_quantile() {
+    let mut scanned = 0;
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        for (path, text) in &bundle.files {
+            let found = integer_bounds_in(path, text);
+            assert!(found.is_empty(), "{profile}: {path}: {found:?}");
+            scanned += 1;
+        }
+    }
+    assert!(scanned > 100, "only {scanned} files scanned");
+    // The scan can fail: a dashboard panel with the matcher the production
+    // SLO used before Prometheus 3.
+    let panel = serde_json::json!({"panels": [{"targets": [{"expr": "sum(rate(h_bucket{job=\"api\",le=\"5\"}[5m]))"}]}]});
+    assert_eq!(integer_bounds_in("d.json", &panel.to_string()).len(), 1);
+    assert_eq!(
+        integer_bounds_in("keda.yaml", "query: 'h_bucket{le=\"5\"}'").len(),
+        1
+    );
 }
 
 #[test]
@@ -368,4 +449,82 @@ fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed
     let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  sloSelector: 'job=\"checkout\"'\n";
     let custom = render_with("production", Some(config), &[]);
     assert!(custom.files["prometheus/rules/telltale-slo-errors.yaml"].contains("job=\"checkout\""));
+}
+
+/// The label sets every profile's alerts fire with (its promtool tests).
+fn fired(bundle: &telltale::render::Bundle) -> Vec<alertmanager::Labels> {
+    alertmanager::fired_alerts(
+        files_with_prefix(bundle, "prometheus/tests/")
+            .into_iter()
+            .map(|(_, t)| t),
+    )
+}
+
+#[test]
+fn every_inhibition_works_on_the_labels_the_alerts_really_carry() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let fired = fired(&bundle);
+        let rules = alertmanager::inhibitions_for(&fired);
+        let problems = alertmanager::inhibition_problems(&rules, &fired);
+        assert!(problems.is_empty(), "{profile}:\n{}", problems.join("\n"));
+        let am = &bundle.files["alertmanager/alertmanager.yaml"];
+        let rendered = am.matches("source_matchers").count();
+        assert_eq!(rendered, rules.len(), "{profile}: {am}");
+        // Every pair in routes-test.yaml is made of real label sets: the
+        // source as it fires, the target as it fires for the same object.
+        let spec = common::routes_test(&bundle);
+        for pair in spec["inhibitions"].as_array().unwrap() {
+            let source: alertmanager::Labels =
+                serde_json::from_value(pair["source"].clone()).unwrap();
+            let mut source = source;
+            source.remove("cluster");
+            assert!(fired.contains(&source), "{profile}: {source:?} never fires");
+        }
+    }
+    // Production has every seed pair.
+    let names: Vec<&str> = alertmanager::inhibitions_for(&fired(&render_profile("production")))
+        .iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+}
+
+#[test]
+fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
+    // v0.1's bug: pod alerts without `node`, HTTP alerts without the label
+    // the service rule compares. Strip them from the real label sets.
+    let mut fired = fired(&render_profile("production"));
+    for labels in &mut fired {
+        if labels["alertname"] == "PodCrashLooping" {
+            labels.remove("node");
+        }
+        if labels["alertname"] == "ServiceTargetsDown" {
+            labels.remove("service");
+        }
+    }
+    let problems = alertmanager::inhibition_problems(&alertmanager::all_inhibitions(), &fired);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("ServiceTargetsDown") && p.contains("`service`")),
+        "{problems:#?}"
+    );
+    // PodCrashLooping without a node is no longer selected by the target
+    // matchers (node=~".+"): the pair NodeDown → PodCrashLooping disappears.
+    let node_rule = alertmanager::all_inhibitions().remove(0);
+    assert!(
+        !node_rule
+            .pairs(&fired)
+            .iter()
+            .any(|(_, t)| t["alertname"] == "PodCrashLooping")
+    );
+    // A rule whose matchers select nothing is reported too.
+    let mut typo = alertmanager::all_inhibitions().remove(2);
+    typo.source[0].value = "PersistentVolumeFul";
+    let problems = alertmanager::inhibition_problems(&[typo], &fired);
+    assert!(
+        problems.iter().any(|p| p.contains("select no alert")),
+        "{problems:#?}"
+    );
 }

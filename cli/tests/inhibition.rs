@@ -1,6 +1,8 @@
 //! The inhibition rules of every profile's alertmanager.yaml, proven in a real
 //! Alertmanager: `amtool config routes test` only knows routing, so each
-//! inhibited pair of routes-test.yaml is posted to a live instance.
+//! inhibited pair of routes-test.yaml (label sets derived from the rule tests)
+//! is posted to a live instance; and end to end, Prometheus 3 evaluating the
+//! production rules over synthetic series and notifying Alertmanager 0.3x.
 
 mod common;
 
@@ -8,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use common::{PROFILES, local, render_profile, write};
+use common::{PROFILES, local, render_profile, run_ok, write};
 
 fn post(am: &local::Daemon, alerts: Value) {
     ureq::post(&format!("{}/api/v2/alerts", am.url))
@@ -124,5 +126,261 @@ fn every_inhibited_pair_is_suppressed_by_its_source_in_a_real_alertmanager() {
             );
             eprintln!("{profile}: {} — ok", pair["name"]);
         }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// End to end: real Prometheus 3 evaluates the production bundle's rules over
+// synthetic series and notifies a real Alertmanager running the bundle's
+// alertmanager.yaml. Only `for:` is changed (to 0s): Prometheus keeps pending
+// time in memory, and a test cannot wait the 24h CertificateExpiringSoon
+// needs. The expressions and static labels (what an inhibit rule reads) are
+// the bundle's.
+
+/// A one-page exporter on 127.0.0.1: the synthetic series, counters growing
+/// with wall time so rate()/increase() see traffic.
+fn synthetic_exporter() -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let start = Instant::now();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let t = start.elapsed().as_secs_f64();
+            let now = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let body = synthetic_series(t, now);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (addr, stop)
+}
+
+fn synthetic_series(t: f64, now: f64) -> String {
+    let errors = 100.0 * t; // 6000 5xx per minute
+    [
+        // Node worker-1 lost contact (Ready=Unknown); worker-2 is fine.
+        r#"kube_node_info{node="worker-1"} 1"#.to_string(),
+        r#"kube_node_info{node="worker-2"} 1"#.to_string(),
+        r#"kube_node_status_condition{node="worker-1",condition="Ready",status="unknown"} 1"#.to_string(),
+        r#"kube_node_status_condition{node="worker-2",condition="Ready",status="unknown"} 0"#.to_string(),
+        // Two Pending pods: web-0 on worker-1 (silenced), api-0 on worker-2 (delivered).
+        r#"kube_pod_status_phase{namespace="prod",pod="web-0",phase="Pending"} 1"#.to_string(),
+        r#"kube_pod_info{namespace="prod",pod="web-0",node="worker-1",uid="u1"} 1"#.to_string(),
+        r#"kube_pod_status_phase{namespace="prod",pod="api-0",phase="Pending"} 1"#.to_string(),
+        r#"kube_pod_info{namespace="prod",pod="api-0",node="worker-2",uid="u2"} 1"#.to_string(),
+        // 5xx from services prod/api (down: silenced) and prod/web (delivered).
+        format!(r#"http_requests_total{{namespace="prod",service="api",code="500"}} {errors}"#),
+        format!(r#"http_requests_total{{namespace="prod",service="web",code="500"}} {errors}"#),
+        // PVC data-db-0 is 95% full: Full and NearFull both fire.
+        r#"kubelet_volume_stats_used_bytes{namespace="prod",persistentvolumeclaim="data-db-0"} 95"#.to_string(),
+        r#"kubelet_volume_stats_capacity_bytes{namespace="prod",persistentvolumeclaim="data-db-0"} 100"#.to_string(),
+        // Certificate prod/api-tls expires in 2 days: Critical and ExpiringSoon.
+        format!(
+            r#"certmanager_certificate_expiration_timestamp_seconds{{namespace="prod",name="api-tls",issuer_name="letsencrypt",issuer_kind="ClusterIssuer"}} {}"#,
+            now + 2.0 * 86400.0
+        ),
+        // The Airflow scheduler stopped beating: Down and HeartbeatSlow.
+        r#"airflow_scheduler_heartbeat{job="airflow-statsd",instance="10.0.0.5:9102"} 1200"#.to_string(),
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// A Prometheus killed (and reaped) when the test ends.
+struct Prometheus {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Prometheus {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn prometheus(dir: &std::path::Path, config: &std::path::Path) -> Prometheus {
+    let bin = common::require_tool("prometheus");
+    let version = run_ok(std::process::Command::new(&bin).arg("--version"));
+    assert!(
+        version.contains("version 3."),
+        "Prometheus 3 expected: {version}"
+    );
+    let port = local::free_port();
+    let log = dir.join("prometheus.log");
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--rules.alert.resend-delay=1s")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prometheus starts");
+    Prometheus { child, log }
+}
+
+#[test]
+fn prometheus_3_fires_the_production_rules_and_alertmanager_inhibits_each_seed_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = render_profile("production");
+    write(&bundle, &dir.path().join("bundle"));
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let for_ = regex::Regex::new(r"(?m)^(\s+)for: \S+$").unwrap();
+    for (path, text) in common::files_with_prefix(&bundle, "prometheus/rules/") {
+        let name = path.trim_start_matches("prometheus/rules/");
+        std::fs::write(
+            rules.join(name),
+            for_.replace_all(text, "${1}for: 0s").as_ref(),
+        )
+        .unwrap();
+    }
+    let am = local::alertmanager(
+        &dir.path().join("bundle/alertmanager/alertmanager.yaml"),
+        dir.path(),
+    );
+    let (exporter, stop) = synthetic_exporter();
+    let am_host = am.url.trim_start_matches("http://");
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s, external_labels: {{cluster: e2e}}}}\n\
+             rule_files: ['{}/*.yaml']\n\
+             alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{am_host}']}}]}}]}}\n\
+             scrape_configs:\n\
+             - {{job_name: synthetic, honor_labels: true, static_configs: [{{targets: ['{exporter}']}}]}}\n\
+             # Service prod/api: its only target refuses connections (up == 0).\n\
+             - {{job_name: api, static_configs: [{{targets: ['127.0.0.1:{}'], labels: {{namespace: prod, service: api}}}}]}}\n",
+            rules.display(),
+            local::free_port()
+        ),
+    )
+    .unwrap();
+    let prom = prometheus(dir.path(), &config);
+
+    // (source, suppressed target, delivered control), by labels.
+    let pairs = [
+        (
+            json!({"alertname": "NodeDown", "node": "worker-1"}),
+            json!({"alertname": "PodStuckPending", "pod": "web-0", "node": "worker-1"}),
+            Some(json!({"alertname": "PodStuckPending", "pod": "api-0", "node": "worker-2"})),
+        ),
+        (
+            json!({"alertname": "ServiceTargetsDown", "namespace": "prod", "service": "api"}),
+            json!({"alertname": "HTTP5xxSpike", "namespace": "prod", "service": "api"}),
+            Some(json!({"alertname": "HTTP5xxSpike", "namespace": "prod", "service": "web"})),
+        ),
+        (
+            json!({"alertname": "PersistentVolumeFull", "persistentvolumeclaim": "data-db-0"}),
+            json!({"alertname": "PersistentVolumeNearFull", "persistentvolumeclaim": "data-db-0"}),
+            None,
+        ),
+        (
+            json!({"alertname": "CertificateExpiryCritical", "name": "api-tls"}),
+            json!({"alertname": "CertificateExpiringSoon", "name": "api-tls"}),
+            None,
+        ),
+        (
+            json!({"alertname": "SchedulerDown", "instance": "10.0.0.5:9102"}),
+            json!({"alertname": "SchedulerHeartbeatSlow", "instance": "10.0.0.5:9102"}),
+            None,
+        ),
+    ];
+    let has = |a: &Value, labels: &Value| {
+        labels
+            .as_object()
+            .unwrap()
+            .iter()
+            .all(|(k, v)| &a["labels"][k] == v)
+    };
+    let deadline = Instant::now() + Duration::from_secs(50);
+    let mut last = Vec::new();
+    let mut missing = Vec::new();
+    while Instant::now() < deadline {
+        last = alerts(&am);
+        missing.clear();
+        for (source, target, control) in &pairs {
+            let src = last
+                .iter()
+                .find(|a| has(a, source) && a["status"]["state"] == "active");
+            let Some(src) = src else {
+                missing.push(format!("{source} not active"));
+                continue;
+            };
+            let suppressed = last.iter().any(|a| {
+                has(a, target)
+                    && a["status"]["state"] == "suppressed"
+                    && a["status"]["inhibitedBy"]
+                        .as_array()
+                        .is_some_and(|by| by.contains(&src["fingerprint"]))
+            });
+            if !suppressed {
+                missing.push(format!("{target} not suppressed by {source}"));
+            }
+            if let Some(control) = control
+                && !last
+                    .iter()
+                    .any(|a| has(a, control) && a["status"]["state"] == "active")
+            {
+                missing.push(format!("{control} not delivered (active)"));
+            }
+        }
+        if missing.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let summary: Vec<String> = last
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                a["labels"]["alertname"], a["status"]["state"], a["labels"]
+            )
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "after 50 s:\n{}\nalerts in Alertmanager:\n{}\nprometheus log tail:\n{}",
+        missing.join("\n"),
+        summary.join("\n"),
+        prom.log()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    for (source, target, _) in &pairs {
+        eprintln!("{} suppresses {}", source["alertname"], target["alertname"]);
     }
 }

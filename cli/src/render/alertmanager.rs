@@ -5,6 +5,8 @@
 //! hold the integrations configured for it. Secrets appear only as `*_file`
 //! paths into the Secret that `up` creates and Alertmanager mounts.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -203,7 +205,12 @@ fn webhook_receiver(w: &Webhook) -> Value {
     json!({"name": w.receiver, "webhook_configs": [{"url": w.url, "send_resolved": true}]})
 }
 
-pub fn config(alerting: &Alerting, namespace: &str, webhooks: &[Webhook]) -> Value {
+pub fn config(
+    alerting: &Alerting,
+    namespace: &str,
+    webhooks: &[Webhook],
+    fired: &[Labels],
+) -> Value {
     let hours = alerting.business_hours.clone().unwrap_or_default();
     let mut global = json!({"resolve_timeout": "5m"});
     if let Some(e) = &alerting.receivers.email {
@@ -224,7 +231,7 @@ pub fn config(alerting: &Alerting, namespace: &str, webhooks: &[Webhook]) -> Val
             "repeat_interval": "12h",
             "routes": routes(webhooks),
         },
-        "inhibit_rules": inhibit_rules(),
+        "inhibit_rules": inhibitions_for(fired).iter().map(Inhibition::to_json).collect::<Vec<_>>(),
         "receivers": receivers(alerting, namespace)
             .into_iter()
             .chain(webhooks.iter().map(webhook_receiver))
@@ -257,29 +264,6 @@ fn routes(webhooks: &[Webhook]) -> Vec<Value> {
     ]);
     routes.extend(tiers.as_array().cloned().unwrap_or_default());
     routes
-}
-
-fn inhibit_rules() -> Value {
-    json!([
-            // A down node silences the alerts of the pods on it.
-            {
-                "source_matchers": ["alertname=~\"NodeDown|NodeNotReady\""],
-                "target_matchers": ["alertname=~\"PodCrashLooping|PodStuckPending|OOMKilled|CPUThrottlingHigh\""],
-                "equal": ["node"],
-            },
-            // Critical silences the warning of the same alert on the same cluster.
-            {
-                "source_matchers": ["severity=\"critical\""],
-                "target_matchers": ["severity=\"warning\""],
-                "equal": ["alertname", "cluster"],
-            },
-            // A down service silences its latency and error alerts.
-            {
-                "source_matchers": ["alertname=~\"ScrapeTargetDown|ServiceDown\""],
-                "target_matchers": ["category=~\"latency|errors\""],
-                "equal": ["job"],
-            },
-    ])
 }
 
 /// The label `telltale verify` puts on the alerts it posts to prove delivery.
@@ -321,50 +305,340 @@ fn business_hours(h: &BusinessHours) -> Value {
     })
 }
 
-/// Label sets and the receivers Alertmanager must pick for them; the suite
-/// runs each through `amtool config routes test`, verify replays them live.
-pub fn routes_test(webhooks: &[Webhook]) -> Value {
-    let mut cases = routes_test_cases();
-    // Every real alert reaches the plugins' webhooks first.
-    for case in cases["cases"].as_array_mut().into_iter().flatten() {
-        if let Some(receivers) = case["receivers"].as_array_mut() {
-            for (i, w) in webhooks.iter().enumerate() {
-                receivers.insert(i, json!(w.receiver));
+/// Label sets and the receivers Alertmanager must pick for them, and the
+/// inhibited pairs; the suite runs each case through `amtool config routes
+/// test` and every pair through a real Alertmanager, verify replays them live.
+/// Nothing here is invented: every label set is one an alert of the bundle
+/// carries as its promtool tests fire it (see [`fired_alerts`]).
+pub fn routes_test(webhooks: &[Webhook], fired: &[Labels], cluster: &str) -> Value {
+    let fired: Vec<Labels> = fired.iter().map(|l| with_external(l, cluster)).collect();
+    let mut cases = Vec::new();
+    let mut seen = BTreeSet::new();
+    for labels in &fired {
+        let name = labels.get("alertname").cloned().unwrap_or_default();
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let mut receivers: Vec<String> = webhooks.iter().map(|w| w.receiver.clone()).collect();
+        receivers.extend(expected_receivers(labels));
+        // verify's seed 004 breach test looks for an SLA/SLO page (critical,
+        // category sla: the burn-rate pages and ServiceAvailabilityBelowSLA)
+        // by this prefix.
+        let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
+        let case = if is("category", "sla") && is("severity", "critical") {
+            format!("slo page (seed 004 breach test): {name}")
+        } else {
+            name
+        };
+        cases.push(json!({"name": case, "labels": labels, "receivers": receivers}));
+    }
+    // By the tier they reach (critical first, as TIERS lists them), then name.
+    let tier_rank = |case: &Value| {
+        let first = case["receivers"]
+            .as_array()
+            .and_then(|r| r.get(webhooks.len()))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        TIERS
+            .iter()
+            .position(|t| *t == first)
+            .unwrap_or(TIERS.len())
+    };
+    cases.sort_by(|a, b| {
+        tier_rank(a)
+            .cmp(&tier_rank(b))
+            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
+    });
+    let mut inhibitions = Vec::new();
+    for rule in inhibitions_for(&fired) {
+        for (source, target) in rule.pairs(&fired) {
+            inhibitions.push(json!({
+                "name": format!("{}: {} silences {}", rule.name, source["alertname"], target["alertname"]),
+                "source": source,
+                "target": target,
+                "equal": rule.equal,
+            }));
+        }
+    }
+    json!({"cases": cases, "inhibitions": inhibitions})
+}
+
+/// The routing contract, stated apart from the tree that implements it
+/// (amtool checks the two agree on every real label set): security alerts
+/// to `security`; SLA breaches to `sla` and then their severity's tier;
+/// capacity to `warning` (business hours); every other alert to the tier of
+/// its severity.
+pub fn expected_receivers(labels: &Labels) -> Vec<String> {
+    let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
+    let tier = match get("severity") {
+        s @ ("critical" | "warning" | "info") => s,
+        _ => "warning",
+    };
+    match get("category") {
+        "security" => vec!["security".into()],
+        "sla" => vec!["sla".into(), tier.into()],
+        "capacity" => vec!["warning".into()],
+        _ => vec![tier.into()],
+    }
+}
+
+/// An alert's labels, alertname included.
+pub type Labels = BTreeMap<String, String>;
+
+/// Labels Prometheus adds to every alert it sends (its external labels;
+/// kube-prometheus-stack's values set `cluster`). Rule tests never show them.
+pub const EXTERNAL_LABELS: [&str; 1] = ["cluster"];
+
+fn with_external(labels: &Labels, cluster: &str) -> Labels {
+    let mut l = labels.clone();
+    // An empty external label is no label (no cluster name configured).
+    if cluster.is_empty() {
+        return l;
+    }
+    for name in EXTERNAL_LABELS {
+        l.entry(name.to_string())
+            .or_insert_with(|| cluster.to_string());
+    }
+    l
+}
+
+/// Every alert the bundle's promtool tests expect to fire, with its full
+/// label set: promtool compares `exp_labels` with the alert's labels
+/// exactly, so a passing test proves these are the labels the rule's
+/// expression and static labels produce. Files that do not parse are
+/// skipped here (promtool reports them).
+pub fn fired_alerts<'a>(tests: impl IntoIterator<Item = &'a String>) -> Vec<Labels> {
+    let mut out: Vec<Labels> = Vec::new();
+    for text in tests {
+        let Ok(doc) = serde_saphyr::from_str::<Value>(text) else {
+            continue;
+        };
+        for test in doc["tests"].as_array().into_iter().flatten() {
+            for case in test["alert_rule_test"].as_array().into_iter().flatten() {
+                let Some(alertname) = case["alertname"].as_str() else {
+                    continue;
+                };
+                for alert in case["exp_alerts"].as_array().into_iter().flatten() {
+                    let mut labels = Labels::new();
+                    labels.insert("alertname".into(), alertname.into());
+                    for (k, v) in alert["exp_labels"].as_object().into_iter().flatten() {
+                        let v = match v {
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        labels.insert(k.clone(), v);
+                    }
+                    if !out.contains(&labels) {
+                        out.push(labels);
+                    }
+                }
             }
         }
     }
-    cases
+    out
 }
 
-fn routes_test_cases() -> Value {
-    json!({
-        "cases": [
-            {"name": "critical", "labels": {"alertname": "NodeDown", "severity": "critical"}, "receivers": ["critical"]},
-            {"name": "warning", "labels": {"alertname": "HTTP5xxSpike", "severity": "warning"}, "receivers": ["warning"]},
-            {"name": "info", "labels": {"alertname": "ComputeScaleUp", "severity": "info"}, "receivers": ["info"]},
-            {"name": "security", "labels": {"alertname": "KubeAPIUnauthorizedRequests", "severity": "critical", "category": "security"}, "receivers": ["security"]},
-            {"name": "sla breach", "labels": {"alertname": "ServiceAvailabilityBelowSLA", "severity": "critical", "category": "sla"}, "receivers": ["sla", "critical"]},
-            {"name": "slo page (seed 004 breach test)", "labels": {"alertname": "AvailabilityBudgetBurnFast", "severity": "critical", "category": "sla", "slo": "availability"}, "receivers": ["sla", "critical"]},
-            {"name": "capacity (business hours only)", "labels": {"alertname": "CPUSaturated", "severity": "warning", "category": "capacity"}, "receivers": ["warning"]},
-        ],
-        "inhibitions": [
-            {
-                "name": "node down silences its pods' alerts",
-                "source": {"alertname": "NodeDown", "severity": "critical", "node": "node-1"},
-                "target": {"alertname": "PodCrashLooping", "severity": "critical", "node": "node-1"},
-            },
-            {
-                "name": "critical silences the warning of the same alert",
-                "source": {"alertname": "CertificateExpiry", "severity": "critical", "cluster": "c1"},
-                "target": {"alertname": "CertificateExpiry", "severity": "warning", "cluster": "c1"},
-            },
-            {
-                "name": "a down service silences its latency and error alerts",
-                "source": {"alertname": "ScrapeTargetDown", "severity": "warning", "job": "api"},
-                "target": {"alertname": "HTTPLatencyP95High", "severity": "warning", "category": "latency", "job": "api"},
-            },
-        ],
-    })
+/// One Alertmanager label matcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matcher {
+    pub label: &'static str,
+    pub op: &'static str,
+    pub value: &'static str,
+}
+
+const fn m(label: &'static str, op: &'static str, value: &'static str) -> Matcher {
+    Matcher { label, op, value }
+}
+
+impl Matcher {
+    fn render(&self) -> String {
+        format!("{}{}\"{}\"", self.label, self.op, self.value)
+    }
+
+    /// Alertmanager's semantics: a missing label is the empty string, regexes
+    /// are anchored.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        let v = labels
+            .get(self.label)
+            .map(String::as_str)
+            .unwrap_or_default();
+        let re = || {
+            regex::Regex::new(&format!("^(?:{})$", self.value))
+                .map(|re| re.is_match(v))
+                .unwrap_or(false)
+        };
+        match self.op {
+            "=" => v == self.value,
+            "!=" => v != self.value,
+            "=~" => re(),
+            "!~" => !re(),
+            _ => false,
+        }
+    }
+}
+
+/// An inhibit rule: while an alert matching `source` fires, alerts matching
+/// `target` with the same values of `equal` are not notified.
+#[derive(Debug, Clone)]
+pub struct Inhibition {
+    pub name: &'static str,
+    pub source: Vec<Matcher>,
+    pub target: Vec<Matcher>,
+    pub equal: Vec<&'static str>,
+}
+
+impl Inhibition {
+    pub fn selects(matchers: &[Matcher], labels: &Labels) -> bool {
+        matchers.iter().all(|m| m.matches(labels))
+    }
+
+    /// One (source, target) pair per pair of alert names the rule joins,
+    /// the target taking the source's values of the `equal` labels (the
+    /// same node, service, volume…): the two fire together.
+    pub fn pairs(&self, fired: &[Labels]) -> Vec<(Labels, Labels)> {
+        let sources: Vec<&Labels> = fired
+            .iter()
+            .filter(|l| Self::selects(&self.source, l))
+            .collect();
+        let targets: Vec<&Labels> = fired
+            .iter()
+            .filter(|l| Self::selects(&self.target, l))
+            .collect();
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        let same = |s: &Labels, t: &Labels| {
+            self.equal
+                .iter()
+                .filter(|e| !EXTERNAL_LABELS.contains(e))
+                .all(|e| s.get(*e) == t.get(*e))
+        };
+        for s in &sources {
+            // Targets about the same object as the source first (the same
+            // certificate in the same test), then any other.
+            let mut ordered: Vec<&&Labels> = targets.iter().filter(|t| same(s, t)).collect();
+            ordered.extend(targets.iter().filter(|t| !same(s, t)));
+            for t in ordered {
+                if *s == *t || !seen.insert((s.get("alertname"), t.get("alertname"))) {
+                    continue;
+                }
+                let mut target = (*t).clone();
+                for e in &self.equal {
+                    if let Some(v) = s.get(*e) {
+                        target.insert((*e).to_string(), v.clone());
+                    }
+                }
+                out.push(((*s).clone(), target));
+            }
+        }
+        out
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "source_matchers": self.source.iter().map(Matcher::render).collect::<Vec<_>>(),
+            "target_matchers": self.target.iter().map(Matcher::render).collect::<Vec<_>>(),
+            "equal": self.equal,
+        })
+    }
+}
+
+/// The seeds' inhibitions (000 and 002: "prevent alert spam during outages,
+/// suppress component alerts when the service is down"), on the labels the
+/// alerts really carry. `cluster` is in every `equal`: one Alertmanager may
+/// serve several clusters' Prometheus, each adding its own.
+pub fn all_inhibitions() -> Vec<Inhibition> {
+    vec![
+        Inhibition {
+            name: "a down node silences the alerts of the pods on it",
+            source: vec![
+                m("alertname", "=~", "NodeDown|NodeNotReady"),
+                m("node", "=~", ".+"),
+            ],
+            target: vec![m("pod", "=~", ".+"), m("node", "=~", ".+")],
+            equal: vec!["cluster", "node"],
+        },
+        Inhibition {
+            name: "a down service silences its latency and error alerts",
+            source: vec![m("alertname", "=", "ServiceTargetsDown")],
+            target: vec![
+                m("category", "=~", "latency|errors"),
+                m("service", "=~", ".+"),
+            ],
+            equal: vec!["cluster", "namespace", "service"],
+        },
+        Inhibition {
+            name: "a full volume silences its near-full warning",
+            source: vec![m("alertname", "=", "PersistentVolumeFull")],
+            target: vec![m("alertname", "=", "PersistentVolumeNearFull")],
+            equal: vec!["cluster", "namespace", "persistentvolumeclaim"],
+        },
+        Inhibition {
+            name: "a certificate about to expire silences its expiring-soon warning",
+            source: vec![m("alertname", "=", "CertificateExpiryCritical")],
+            target: vec![m("alertname", "=", "CertificateExpiringSoon")],
+            equal: vec!["cluster", "namespace", "name"],
+        },
+        Inhibition {
+            name: "a down scheduler silences its slow-heartbeat warning",
+            source: vec![
+                m("alertname", "=", "SchedulerDown"),
+                m("instance", "=~", ".+"),
+            ],
+            target: vec![m("alertname", "=", "SchedulerHeartbeatSlow")],
+            equal: vec!["cluster", "job", "instance"],
+        },
+    ]
+}
+
+/// The inhibitions whose source and target both select an alert of this
+/// bundle (a profile without cert-manager gets no certificate rule).
+pub fn inhibitions_for(fired: &[Labels]) -> Vec<Inhibition> {
+    all_inhibitions()
+        .into_iter()
+        .filter(|rule| !rule.pairs(fired).is_empty())
+        .collect()
+}
+
+/// Why an inhibit rule cannot work on the alerts of the bundle: an alert its
+/// matchers select lacks one of its `equal` labels (so it never matches, or
+/// matches everything lacking it too), or its source and target never fire
+/// together. `fired` are [`fired_alerts`]; external labels count as carried.
+pub fn inhibition_problems(rules: &[Inhibition], fired: &[Labels]) -> Vec<String> {
+    let fired: Vec<Labels> = fired.iter().map(|l| with_external(l, "c")).collect();
+    let mut problems = Vec::new();
+    for rule in rules {
+        for (side, matchers) in [("source", &rule.source), ("target", &rule.target)] {
+            let selected: Vec<&Labels> = fired
+                .iter()
+                .filter(|l| Inhibition::selects(matchers, l))
+                .collect();
+            if selected.is_empty() {
+                problems.push(format!(
+                    "inhibition `{}`: its {side} matchers select no alert of the bundle",
+                    rule.name
+                ));
+            }
+            for labels in selected {
+                for e in &rule.equal {
+                    if labels.get(*e).is_none_or(|v| v.is_empty()) {
+                        problems.push(format!(
+                            "inhibition `{}`: {side} alert {} ({}) does not carry the equal label `{e}`",
+                            rule.name,
+                            labels.get("alertname").map(String::as_str).unwrap_or("?"),
+                            labels.iter().filter(|(k, _)| *k != "alertname").map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+                        ));
+                    }
+                }
+            }
+        }
+        if rule.pairs(&fired).is_empty() {
+            problems.push(format!(
+                "inhibition `{}`: no source alert and target alert of the bundle fire together",
+                rule.name
+            ));
+        }
+    }
+    problems
 }
 
 /// Which integrations each tier receiver holds.

@@ -415,7 +415,16 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     }
 
     // Alerting: plain alertmanager.yaml (secrets as *_file) and the Secret that carries it.
-    let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks);
+    // The alerts as their promtool tests fire them: the label sets the
+    // inhibitions and the routing cases are built from.
+    let fired = alertmanager::fired_alerts(
+        files
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("prometheus/tests/"))
+            .map(|(_, t)| t),
+    );
+    let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
         "alertmanager config",
@@ -429,7 +438,11 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         "core",
         to_yaml(
             "alertmanager/routes-test.yaml",
-            &alertmanager::routes_test(&webhooks),
+            &alertmanager::routes_test(
+                &webhooks,
+                &fired,
+                r.cluster.name.as_deref().unwrap_or_default(),
+            ),
         )?,
     )?;
     // In the secrets phase, not alerting: Alertmanager starts in the metrics

@@ -24,7 +24,7 @@ pub struct SloFiles {
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "SLO `{name}`: {field} is not valid PromQL once `{{{{window}}}}` and `{{{{selector}}}}` are filled in: {message}"
+    "SLO `{name}`: {field}, once `{{{{window}}}}` and `{{{{selector}}}}` are filled in: {message}"
 )]
 pub struct SloError {
     pub name: String,
@@ -92,11 +92,18 @@ pub fn render(slos: &[Slo], selector: &str, runbook_base: &str) -> Result<SloFil
                 fill(&slo.total, window, selector),
             );
             for (field, q) in [("errors", &errors), ("total", &total)] {
-                promql_parser::parser::parse(q).map_err(|message| SloError {
+                promql_parser::parser::parse(q).map_err(|e| SloError {
                     name: slo.name.clone(),
                     field,
-                    message,
+                    message: format!("invalid PromQL: {e}"),
                 })?;
+                if let Some(message) = super::rules::integer_bound_matchers(q).into_iter().next() {
+                    return Err(SloError {
+                        name: slo.name.clone(),
+                        field,
+                        message,
+                    });
+                }
             }
             recordings.push(Rule {
                 alert: None,
@@ -316,6 +323,25 @@ pub fn rule_file(group: &RuleGroup) -> RuleFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_integer_formatted_le_in_an_slo_is_refused() {
+        let slo = Slo {
+            name: "latency".into(),
+            objective: 95.0,
+            window: "30d".into(),
+            description: None,
+            errors: "sum(rate(h_bucket{ {{selector}}, le=\"5\" }[{{window}}]))".into(),
+            total: "sum(rate(h_count{ {{selector}} }[{{window}}]))".into(),
+        };
+        let e = render(&[slo], "job=\"api\"", "https://x")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("Prometheus 3")),
+            "{e:?}"
+        );
+    }
 
     #[test]
     fn numbers_print_like_prometheus() {

@@ -188,26 +188,34 @@ fn promtool_problems(tree: &Tree, scratch: &Path) -> Result<Vec<String>, Command
     }
     let mut problems = Vec::new();
     let rule_args: Vec<String> = rules.iter().map(|(f, _)| format!("rules/{f}")).collect();
-    let mut args = vec!["check", "rules"];
-    args.extend(rule_args.iter().map(String::as_str));
-    record(
-        &mut problems,
-        "promtool",
-        tools::run("promtool", &args, &root),
-    )?;
     let tests: Vec<String> = tree
         .files_in("tests", "_test.yaml")
         .into_iter()
         .map(|(f, _)| f)
         .collect();
-    if !tests.is_empty() {
-        let mut args = vec!["test", "rules"];
-        args.extend(tests.iter().map(String::as_str));
+    // promtool on PATH, and a second major when TELLTALE_PROMTOOL2 names one:
+    // range selectors and le/quantile values differ between Prometheus 2 and 3.
+    let mut promtools = vec!["promtool".to_string()];
+    if let Some(two) = std::env::var_os("TELLTALE_PROMTOOL2").filter(|p| !p.is_empty()) {
+        promtools.push(two.to_string_lossy().into_owned());
+    }
+    for promtool in &promtools {
+        let mut args = vec!["check", "rules"];
+        args.extend(rule_args.iter().map(String::as_str));
         record(
             &mut problems,
             "promtool",
-            tools::run("promtool", &args, &root.join("tests")),
+            tools::run(promtool, &args, &root),
         )?;
+        if !tests.is_empty() {
+            let mut args = vec!["test", "rules"];
+            args.extend(tests.iter().map(String::as_str));
+            record(
+                &mut problems,
+                "promtool",
+                tools::run(promtool, &args, &root.join("tests")),
+            )?;
+        }
     }
     Ok(problems)
 }
@@ -242,7 +250,18 @@ fn render_problems(
     };
     let root = scratch.join("bundle");
     super::super::plan::write_bundle(&bundle, &root)?;
-    let mut problems = Vec::new();
+    // Inhibitions on the label sets the bundle's alerts really fire with.
+    let fired = render::alertmanager::fired_alerts(
+        bundle
+            .files
+            .iter()
+            .filter(|(p, _)| p.starts_with("prometheus/tests/"))
+            .map(|(_, t)| t),
+    );
+    let mut problems = render::alertmanager::inhibition_problems(
+        &render::alertmanager::inhibitions_for(&fired),
+        &fired,
+    );
     record(
         &mut problems,
         "amtool",
