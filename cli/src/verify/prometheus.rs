@@ -53,7 +53,7 @@ const MAX_LISTED: usize = 20;
 pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
     let expected = &ctx.bundle.plan.expectations.targets;
     let api = format!("{url}/api/v1/targets?state=active");
-    settle(ctx.timeout, || async {
+    settle(ctx.deadline, || async {
         let targets: Envelope<Targets> = match ctx.http.get_json(&api).await {
             Ok(t) => t,
             Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),
@@ -127,7 +127,7 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
 pub async fn rules(ctx: &Context<'_>, url: &str) -> Finding {
     let expected: BTreeSet<&String> = ctx.bundle.plan.expectations.rule_groups.iter().collect();
     let api = format!("{url}/api/v1/rules");
-    settle(ctx.timeout, || async {
+    settle(ctx.deadline, || async {
         let rules: Envelope<Rules> = match ctx.http.get_json(&api).await {
             Ok(r) => r,
             Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),
