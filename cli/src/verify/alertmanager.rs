@@ -323,7 +323,14 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
             slo_page.join(" and ")
         ));
     }
-    if failures.is_empty() {
+    if failures.is_empty() && posted.is_empty() {
+        // Nothing was sent, so nothing was proven: not a pass.
+        let mut finding = Finding::skip(
+            "no receiver has an integration configured: nothing to deliver (configure alerting.receivers)",
+        );
+        finding.evidence = evidence;
+        finding
+    } else if failures.is_empty() {
         Finding::pass(
             format!(
                 "{} receiver(s) proven end to end ({} routing cases)",

@@ -181,7 +181,10 @@ impl Http {
         url: &str,
         limit: usize,
     ) -> Result<(Vec<u8>, bool), HttpError> {
-        let mut body = Vec::new();
+        // Sized once from the announced length (never past the cap), so a
+        // big answer is not copied over and over as the buffer doubles.
+        let announced = response.content_length().unwrap_or(0);
+        let mut body = Vec::with_capacity(announced.min(limit as u64 + 1) as usize);
         while let Some(chunk) = response
             .chunk()
             .await

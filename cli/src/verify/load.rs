@@ -47,6 +47,11 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
             );
         }
     };
+    if ctx.load.engine == Engine::K6 && ctx.kube.is_none() {
+        return Finding::skip(
+            "could not run: the k6 engine needs a cluster; pass --load-engine builtin to load from here",
+        );
+    }
     let rate = ctx.load.rate.unwrap_or(want.rate);
     let mut evidence = vec![format!(
         "{} at {rate}/s for {}s against {url}",
@@ -96,9 +101,7 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
         }
         Engine::K6 => {
             let Some(kube) = &ctx.kube else {
-                return Finding::skip(
-                    "could not run: the k6 engine needs a cluster; pass --load-engine builtin to load from here",
-                );
+                return Finding::fail("the k6 engine needs a cluster", evidence);
             };
             let started = Instant::now();
             match loadjob::run(
