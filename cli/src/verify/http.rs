@@ -23,6 +23,8 @@ const ERROR_BODY_CAP: usize = 4 * 1024;
 const QUOTE_CAP: usize = 200;
 /// No single request waits longer than this, deadline or not.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// The message of a request the deadline cut short.
+pub const CUT_BY_DEADLINE: &str = "no answer before verify's --timeout ran out";
 /// What replaces a credential in quoted text.
 pub const REDACTED: &str = "[redacted]";
 
@@ -155,10 +157,7 @@ impl Http {
         };
         match tokio::time::timeout_at(deadline, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(self.error(
-                url,
-                "no answer before verify's --timeout ran out".to_string(),
-            )),
+            Err(_) => Err(self.error(url, CUT_BY_DEADLINE.to_string())),
         }
     }
 

@@ -338,11 +338,22 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Finding>,
 {
+    let mut last: Option<Finding> = None;
     loop {
         let finding = attempt().await;
-        if finding.status != Status::Fail || Instant::now() >= deadline {
+        if finding.status != Status::Fail {
             return finding;
         }
+        if Instant::now() >= deadline {
+            // An attempt the deadline cut short says less than the one
+            // before it (why the stack had not settled).
+            let cut = finding.summary.contains(http::CUT_BY_DEADLINE);
+            return match last {
+                Some(previous) if cut => previous,
+                _ => finding,
+            };
+        }
+        last = Some(finding);
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

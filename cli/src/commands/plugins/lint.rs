@@ -242,7 +242,14 @@ fn render_problems(
     };
     let root = scratch.join("bundle");
     super::super::plan::write_bundle(&bundle, &root)?;
-    let mut problems = Vec::new();
+    // An expectation nothing in the bundle backs and no `requires:` excuses.
+    let mut problems: Vec<String> = bundle
+        .plan
+        .warnings
+        .iter()
+        .filter(|w| w.starts_with(render::UNBACKED))
+        .cloned()
+        .collect();
     record(
         &mut problems,
         "amtool",
