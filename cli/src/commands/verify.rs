@@ -291,10 +291,22 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     report_to_result(&report)
 }
 
-/// Exit 1 naming the failed checks.
+/// Exit 1 naming the failed checks; exit 3 when no check could run.
 pub fn report_to_result(report: &Report) -> Result<(), CommandError> {
     if report.ok {
         return Ok(());
+    }
+    if verify::proved_nothing(&report.checks) {
+        let skipped: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| c.summary.starts_with(verify::COULD_NOT_RUN))
+            .map(|c| c.id.name())
+            .collect();
+        return Err(CommandError::environment(format!(
+            "nothing was verified: {} could not run here",
+            skipped.join(", ")
+        )));
     }
     let failed: Vec<&str> = report
         .checks

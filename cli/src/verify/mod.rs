@@ -179,6 +179,16 @@ fn undeclared(id: CheckId) -> Finding {
     })
 }
 
+/// How the summary of a check that could not run here begins.
+pub const COULD_NOT_RUN: &str = "could not run";
+
+/// Nothing ran (every check skipped) and something could not run: the run
+/// proved nothing, which is no success.
+pub fn proved_nothing(checks: &[CheckResult]) -> bool {
+    checks.iter().all(|c| c.status == Status::Skip)
+        && checks.iter().any(|c| c.summary.starts_with(COULD_NOT_RUN))
+}
+
 /// Where a check's service answers; without it the check cannot run here,
 /// and is skipped with the flag that would make it run.
 fn need<'a>(url: &'a Option<String>, flag: &str) -> Result<&'a str, Finding> {
@@ -186,7 +196,7 @@ fn need<'a>(url: &'a Option<String>, flag: &str) -> Result<&'a str, Finding> {
         .map(|u| u.trim_end_matches('/'))
         .ok_or_else(|| {
             Finding::skip(format!(
-                "could not run: no endpoint (pass {flag}, or run where port-forwarding reaches the cluster)"
+                "{COULD_NOT_RUN}: no endpoint (pass {flag}, or run where port-forwarding reaches the cluster)"
             ))
         })
 }
@@ -326,7 +336,7 @@ pub async fn run(ctx: &Context<'_>, checks: &[CheckId], progress: &dyn Progress)
     };
     progress.finished();
     Report {
-        ok: checks.iter().all(|c| c.status != Status::Fail),
+        ok: checks.iter().all(|c| c.status != Status::Fail) && !proved_nothing(&checks),
         checks,
     }
 }
