@@ -380,7 +380,7 @@ pub async fn execute(
     let deadline = tokio::time::Instant::now() + options.timeout;
     let http = Http::new(options.auth.clone())
         .map_err(|e| CommandError::environment(e.to_string()))?
-        .with_deadline(deadline);
+        .with_deadline(deadline + verify::REQUEST_GRACE);
     let mut endpoints = options.endpoints.clone();
     if let Some(kube) = &kube {
         forward_missing(

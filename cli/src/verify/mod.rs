@@ -262,6 +262,10 @@ async fn run_check(id: CheckId, ctx: &Context<'_>) -> Finding {
     result.unwrap_or_else(|finding| finding)
 }
 
+/// How long after the deadline a request may still finish: the last look
+/// of a check that polls, started at the deadline, gets to see its answer.
+pub const REQUEST_GRACE: Duration = Duration::from_millis(500);
+
 /// A check that has not answered this long after the deadline is stopped:
 /// its requests already ended at the deadline, this is what they may take to
 /// say so.
@@ -364,7 +368,9 @@ where
             };
         }
         last = Some(finding);
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The last look happens at the deadline, not after it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_millis(500))).await;
     }
 }
 
