@@ -190,6 +190,8 @@ fn main() {
     bundle.plan.expectations.targets = vec![TargetExpectation {
         job: "bench".into(),
         min: TARGETS as u32,
+        requires: None,
+        scraped_by: None,
     }];
     bundle.plan.expectations.rule_groups = groups;
     bundle.plan.alerting.receivers = vec![TierIntegrations {
@@ -213,19 +215,20 @@ fn main() {
                 ..Endpoints::default()
             },
             timeout: Duration::from_secs(120),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(120),
             run_id: verify::run_id(),
             kube: None,
             grafana: Http::new(Auth::None).unwrap(),
             load: Default::default(),
         };
         // Settle: every target scraped and every rule evaluated once.
-        let first = verify::run(&ctx, &[CheckId::Targets, CheckId::Rules]).await;
+        let first = verify::run(&ctx, &[CheckId::Targets, CheckId::Rules], &verify::Quiet).await;
         assert!(first.ok, "the bench stack did not settle: {first:#?}");
 
         let mut times = Vec::new();
         for _ in 0..10 {
             let start = Instant::now();
-            let report = verify::run(&ctx, &[CheckId::Targets, CheckId::Rules]).await;
+            let report = verify::run(&ctx, &[CheckId::Targets, CheckId::Rules], &verify::Quiet).await;
             times.push(start.elapsed());
             assert!(report.ok, "{report:#?}");
         }
@@ -245,13 +248,14 @@ fn main() {
                 http: ctx.http.clone(),
                 endpoints: ctx.endpoints.clone(),
                 timeout: ctx.timeout,
+                deadline: tokio::time::Instant::now() + ctx.timeout,
                 run_id: verify::run_id(),
                 kube: None,
                 grafana: ctx.grafana.clone(),
                 load: Default::default(),
             };
             let start = Instant::now();
-            let report = verify::run(&ctx, &[CheckId::Notifications]).await;
+            let report = verify::run(&ctx, &[CheckId::Notifications], &verify::Quiet).await;
             times.push(start.elapsed());
             assert!(report.ok, "{report:#?}");
         }

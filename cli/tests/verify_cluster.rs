@@ -112,29 +112,41 @@ fn autoscaling_names_an_unserved_metric_and_an_hpa_without_a_value() {
 }
 
 #[test]
-fn autoscaling_without_a_cluster_fails_saying_so() {
+fn autoscaling_without_a_cluster_is_skipped_saying_so() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("telltale")
-        .unwrap()
-        .current_dir(dir.path())
-        .env("KUBECONFIG", dir.path().join("missing"))
-        .args([
-            "verify",
-            "--profile",
-            &format!("{FIXTURES}/profiles/green.yaml"),
-        ])
-        .args(["--plugin-dir", &format!("{FIXTURES}/plugins")])
-        .args(["--config", &format!("{FIXTURES}/configs/green-scale.yaml")])
-        .args(["--checks", "autoscaling", "-o", "json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    let run = |extra: &[&str]| {
+        Command::cargo_bin("telltale")
+            .unwrap()
+            .current_dir(dir.path())
+            .env("KUBECONFIG", dir.path().join("missing"))
+            .args([
+                "verify",
+                "--profile",
+                &format!("{FIXTURES}/profiles/green.yaml"),
+            ])
+            .args(["--plugin-dir", &format!("{FIXTURES}/plugins")])
+            .args(["--config", &format!("{FIXTURES}/configs/green-scale.yaml")])
+            .args(["--checks", "autoscaling", "-o", "json"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // Nothing at all to verify against: the environment, exit 3.
+    let out = run(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("no cluster reachable"), "{stderr}");
+    // With a URL: autoscaling could not run, and says why; a run that
+    // proved nothing is still no success (exit 3), with the report.
+    let out = run(&["--prometheus-url", "http://127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(3));
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["checks"][0]["status"], "skip", "{report:#}");
     assert!(
         report["checks"][0]["summary"]
             .as_str()
             .unwrap()
-            .starts_with("needs a cluster"),
+            .starts_with("could not run: no cluster reachable"),
         "{report:#}"
     );
 }

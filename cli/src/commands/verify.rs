@@ -1,5 +1,6 @@
 //! `telltale verify`: prove the stack live.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,10 +22,12 @@ use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, repo
 /// through every integration of every receiver, logs from every namespace,
 /// every dashboard panel answering, external metrics and HPAs, and a load
 /// test that moves the SLO series. What to expect comes from the bundle's
-/// plan.json (same profile and config as `up`). Exits 1 when any check fails.
+/// plan.json (same profile and config as `up`): by default the checks the
+/// profile declares. A check that cannot run here is skipped with the
+/// reason. Exits 1 when any check fails, 3 when nothing can be reached.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// Checks to run (comma-separated) [default: all]
+    /// Checks to run (comma-separated) [default: those the profile declares]
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub checks: Vec<CheckId>,
     /// Prometheus base URL
@@ -45,11 +48,16 @@ pub struct VerifyArgs {
     /// Environment variable holding USER:PASSWORD for basic auth
     #[arg(long, value_name = "VAR")]
     pub basic_auth_env: Option<String>,
+    /// Send credentials over plain http to a host other than this machine
+    /// (they travel readable by anyone on the path)
+    #[arg(long)]
+    pub allow_insecure_credentials: bool,
     /// Write a JUnit XML report here (for CI)
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// How long a check may wait for the stack to settle
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    /// The wall-clock bound of the run, every request included (the load
+    /// check adds the load's duration); at most 24h
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_timeout)]
     pub timeout: Duration,
     /// Where the load check's requests come from: a k6 Job in the cluster,
     /// or telltale's own generator on this machine
@@ -58,12 +66,90 @@ pub struct VerifyArgs {
     /// Send the load here instead of plan.json's URL (e.g. a port-forward)
     #[arg(long, value_name = "URL")]
     pub load_url: Option<String>,
-    /// Requests per second instead of plan.json's
-    #[arg(long, value_name = "N")]
+    /// Requests per second instead of plan.json's (1 to 10000)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_LOAD_RATE as i64))]
     pub load_rate: Option<u32>,
-    /// How long to load instead of plan.json's
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// How long to load instead of plan.json's; at most 1h
+    #[arg(long, value_name = "DURATION", value_parser = parse_load_duration)]
     pub load_duration: Option<Duration>,
+}
+
+/// The longest `--timeout`: a day is already longer than any stack takes
+/// to settle, and far from the overflow of a clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The longest `--load-duration`.
+pub const MAX_LOAD_DURATION: Duration = Duration::from_secs(3600);
+/// The highest `--load-rate`: the generator holds one task per request in
+/// flight, and k6's constant-arrival-rate needs as many VUs.
+pub const MAX_LOAD_RATE: u32 = 10_000;
+
+fn bounded_duration(text: &str, max: Duration) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(1) {
+        return Err("must be at least 1s".into());
+    }
+    if d > max {
+        return Err(format!(
+            "must be at most {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, MAX_TIMEOUT)
+}
+
+fn parse_load_duration(text: &str) -> Result<Duration, String> {
+    bounded_duration(text, MAX_LOAD_DURATION)
+}
+
+/// Refuses, before any request, a URL verify could not use safely: not
+/// http(s), credentials in the URL itself, or plain http to another host
+/// while credentials are to be sent (unless `allow_insecure`). The message
+/// names the flag, never the URL (it may carry a password).
+fn check_url(
+    flag: &str,
+    url: &str,
+    credentials: bool,
+    allow_insecure: bool,
+) -> Result<(), CommandError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| CommandError::bad_input(format!("{flag}: not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(CommandError::bad_input(format!(
+            "{flag}: the scheme must be http or https, not `{}`",
+            parsed.scheme()
+        )));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(CommandError::bad_input(format!(
+            "{flag} carries credentials (user:password@): pass them with --basic-auth-env instead"
+        ))
+        .with_hint("the URL is not repeated here, since it holds a password"));
+    }
+    if credentials && !allow_insecure && insecure(&parsed) {
+        return Err(CommandError::bad_input(format!(
+            "{flag} is plain http to {}: the credentials would travel unencrypted",
+            parsed.host_str().unwrap_or_default()
+        ))
+        .with_hint(
+            "use https, a port-forward to 127.0.0.1, or pass --allow-insecure-credentials",
+        ));
+    }
+    Ok(())
+}
+
+/// Plain http to a host other than this machine.
+pub fn insecure(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    url.scheme() == "http" && !loopback
 }
 
 fn secret_env(var: &str) -> Result<Secret, CommandError> {
@@ -83,6 +169,8 @@ pub struct Options {
     /// Whether credentials were given: without them Grafana's admin
     /// credentials are read from the cluster.
     pub explicit_auth: bool,
+    /// Credentials may go over plain http to another host.
+    pub allow_insecure: bool,
     pub timeout: Duration,
     pub load: LoadOptions,
 }
@@ -90,23 +178,12 @@ pub struct Options {
 impl Options {
     /// The checks plan.json's verify step lists, with no URLs (port-forward).
     pub fn for_up(bundle: &Bundle) -> Options {
-        let checks = bundle
-            .plan
-            .phases
-            .iter()
-            .flat_map(|p| &p.steps)
-            .filter_map(|s| match s {
-                crate::render::plan::Step::Verify { checks } => Some(checks),
-                _ => None,
-            })
-            .flatten()
-            .filter_map(|c| CheckId::ALL.into_iter().find(|id| id.name() == c))
-            .collect();
         Options {
-            checks,
+            checks: verify::declared(bundle),
             endpoints: Endpoints::default(),
             auth: Auth::None,
             explicit_auth: false,
+            allow_insecure: false,
             timeout: Duration::from_secs(60),
             load: LoadOptions::default(),
         }
@@ -131,8 +208,23 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         }
         (None, None) => Auth::None,
     };
+    let urls = [
+        ("--prometheus-url", &args.prometheus_url),
+        ("--alertmanager-url", &args.alertmanager_url),
+        ("--grafana-url", &args.grafana_url),
+        ("--loki-url", &args.loki_url),
+    ];
+    for (flag, url) in urls {
+        if let Some(url) = url {
+            check_url(flag, url, auth.is_some(), args.allow_insecure_credentials)?;
+        }
+    }
+    if let Some(url) = &args.load_url {
+        // The load carries no credentials, but a password in it would be printed.
+        check_url("--load-url", url, false, true)?;
+    }
     let checks = if args.checks.is_empty() {
-        CheckId::ALL.to_vec()
+        verify::declared(&bundle)
     } else {
         let mut c = args.checks.clone();
         c.sort();
@@ -147,8 +239,9 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
             grafana: args.grafana_url.clone(),
             loki: args.loki_url.clone(),
         },
-        explicit_auth: !matches!(auth, Auth::None),
+        explicit_auth: auth.is_some(),
         auth,
+        allow_insecure: args.allow_insecure_credentials,
         timeout: args.timeout,
         load: LoadOptions {
             engine: args.load_engine,
@@ -159,7 +252,30 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     };
     let runtime = super::access::runtime()?;
     let report = runtime.block_on(async {
-        let kube = connect_if_needed(global, printer, &options).await;
+        let kube = match connect_if_needed(global, &options).await {
+            Reach::Connected(kube) => Some(kube),
+            Reach::NotNeeded => None,
+            Reach::Unreachable(why) => {
+                let e = &options.endpoints;
+                if e.prometheus.is_none()
+                    && e.alertmanager.is_none()
+                    && e.grafana.is_none()
+                    && e.loki.is_none()
+                {
+                    return Err(CommandError::environment(format!(
+                        "nothing to verify against: no cluster reachable ({why}) and no URL given"
+                    ))
+                    .with_hint(
+                        "point --kubeconfig/--context at the cluster, or pass --prometheus-url, \
+                         --alertmanager-url, --grafana-url and --loki-url",
+                    ));
+                }
+                printer.warn(&format!(
+                    "no cluster reachable ({why}): the checks that need it are skipped"
+                ));
+                None
+            }
+        };
         execute(&bundle, options, kube, printer).await
     })?;
     if let Some(path) = &args.junit {
@@ -175,10 +291,22 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     report_to_result(&report)
 }
 
-/// Exit 1 naming the failed checks.
+/// Exit 1 naming the failed checks; exit 3 when no check could run.
 pub fn report_to_result(report: &Report) -> Result<(), CommandError> {
     if report.ok {
         return Ok(());
+    }
+    if verify::proved_nothing(&report.checks) {
+        let skipped: Vec<&str> = report
+            .checks
+            .iter()
+            .filter(|c| c.summary.starts_with(verify::COULD_NOT_RUN))
+            .map(|c| c.id.name())
+            .collect();
+        return Err(CommandError::environment(format!(
+            "nothing was verified: {} could not run here",
+            skipped.join(", ")
+        )));
     }
     let failed: Vec<&str> = report
         .checks
@@ -192,13 +320,19 @@ pub fn report_to_result(report: &Report) -> Result<(), CommandError> {
     ))
 }
 
-/// The cluster, when a selected check or a missing URL needs it. Without
-/// one, the checks that need it fail and say so.
-async fn connect_if_needed(
-    global: &GlobalArgs,
-    printer: &Printer,
-    options: &Options,
-) -> Option<Kube> {
+enum Reach {
+    Connected(Kube),
+    NotNeeded,
+    /// Why not, in a few words.
+    Unreachable(String),
+}
+
+/// How long verify waits for the API server's first answer.
+const API_PROBE: Duration = Duration::from_secs(5);
+
+/// The cluster, when a selected check or a missing URL needs it, and only
+/// when its API server answers (a kubeconfig alone proves nothing).
+async fn connect_if_needed(global: &GlobalArgs, options: &Options) -> Reach {
     let e = &options.endpoints;
     let wants = options.checks.iter().any(|c| {
         matches!(c, CheckId::Logs | CheckId::Autoscaling)
@@ -209,18 +343,28 @@ async fn connect_if_needed(
         || e.loki.is_none())
         && !options.checks.is_empty();
     if !wants {
-        return None;
+        return Reach::NotNeeded;
     }
     let connected = match super::access::target_for_read(global) {
         Ok((target, config)) => super::access::connect(target, config).await,
         Err(e) => Err(e),
     };
-    match connected {
-        Ok(kube) => Some(kube),
-        Err(e) => {
-            printer.warn(&format!("no cluster reachable: {}", e.message));
-            None
-        }
+    let kube = match connected {
+        Ok(kube) => kube,
+        Err(e) => return Reach::Unreachable(e.message),
+    };
+    let probe = API_PROBE.min(options.timeout);
+    match tokio::time::timeout(probe, kube.client.apiserver_version()).await {
+        Ok(Ok(_)) => Reach::Connected(kube),
+        Ok(Err(e)) => Reach::Unreachable(format!(
+            "the API server {} did not answer: {e}",
+            kube.target.server
+        )),
+        Err(_) => Reach::Unreachable(format!(
+            "the API server {} did not answer within {}s",
+            kube.target.server,
+            probe.as_secs()
+        )),
     }
 }
 
@@ -232,8 +376,11 @@ pub async fn execute(
     kube: Option<Kube>,
     printer: &Printer,
 ) -> Result<Report, CommandError> {
-    let http =
-        Http::new(options.auth.clone()).map_err(|e| CommandError::environment(e.to_string()))?;
+    // The clock starts before the port-forwards: they count against --timeout.
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let http = Http::new(options.auth.clone())
+        .map_err(|e| CommandError::environment(e.to_string()))?
+        .with_deadline(deadline + verify::REQUEST_GRACE);
     let mut endpoints = options.endpoints.clone();
     if let Some(kube) = &kube {
         forward_missing(
@@ -245,11 +392,24 @@ pub async fn execute(
         )
         .await;
     }
+    let grafana_insecure = endpoints
+        .grafana
+        .as_deref()
+        .and_then(|u| reqwest::Url::parse(u).ok())
+        .is_some_and(|u| insecure(&u));
     let grafana = match (&kube, options.explicit_auth) {
         (Some(kube), false) if options.checks.contains(&CheckId::Dashboards) => {
-            match grafana_admin(kube, &bundle.plan.namespace).await {
-                Some(auth) => http.with_credentials(auth),
-                None => http.clone(),
+            if grafana_insecure && !options.allow_insecure {
+                printer.warn(
+                    "--grafana-url is plain http to another host: Grafana's admin credentials \
+                     are not sent (use https or a port-forward, or pass --allow-insecure-credentials)",
+                );
+                http.clone()
+            } else {
+                match grafana_admin(kube, &bundle.plan.namespace).await {
+                    Some(auth) => http.with_credentials(auth),
+                    None => http.clone(),
+                }
             }
         }
         _ => http.clone(),
@@ -259,6 +419,7 @@ pub async fn execute(
         http,
         endpoints,
         timeout: options.timeout,
+        deadline,
         run_id: verify::run_id(),
         kube,
         grafana,
@@ -270,7 +431,43 @@ pub async fn execute(
         bundle.plan.profile,
         ctx.run_id
     ));
-    Ok(verify::run(&ctx, &options.checks).await)
+    let line = WaitLine {
+        enabled: !printer.is_json()
+            && !printer.quiet
+            && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    Ok(verify::run(&ctx, &options.checks, &line).await)
+}
+
+/// The progress line while checks wait: which are still running and how
+/// long until the deadline, rewritten in place on a terminal only.
+struct WaitLine {
+    enabled: bool,
+}
+
+impl verify::Progress for WaitLine {
+    fn waiting(&self, pending: &[CheckId], left: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let names: Vec<&str> = pending.iter().map(|c| c.name()).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K  waiting for {} — {}s left",
+            names.join(", "),
+            left.as_secs()
+        );
+        let _ = err.flush();
+    }
+
+    fn finished(&self) {
+        if self.enabled {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
 }
 
 /// Grafana's admin credentials from the Secret `up` generated.

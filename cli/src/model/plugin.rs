@@ -131,9 +131,23 @@ impl LoadExpectation {
     }
 }
 
+/// A Prometheus job that must have `min` targets up. Something must make
+/// Prometheus scrape it: a ServiceMonitor, PodMonitor, Probe or ScrapeConfig
+/// among the bundle's objects whose job this is, or the plugin's own chart
+/// (`scrapedBy: chart`, for charts that create their monitors). A job that
+/// lives outside the bundle (a Pushgateway, Vault, Trino the cluster already
+/// runs) says so with `requires: <system>`: verify checks it only when
+/// Prometheus discovered it, and reports it skipped otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TargetExpectation {
     pub job: String,
     pub min: u32,
+    /// The system outside the bundle this job belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<String>,
+    /// In a plugin: `chart` when the plugin's chart creates the monitor. In
+    /// plan.json: what scrapes the job (`ServiceMonitor/name`, `chart name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scraped_by: Option<String>,
 }

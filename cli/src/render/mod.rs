@@ -326,7 +326,19 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             });
         }
         let ex = &spec.expectations;
-        expectations.targets.extend(ex.targets.iter().cloned());
+        for t in &ex.targets {
+            // `scrapedBy: chart` holds only for a plugin that has a chart.
+            let by_chart = t.scraped_by.as_deref() == Some("chart");
+            expectations
+                .targets
+                .push(crate::model::plugin::TargetExpectation {
+                    scraped_by: match (&spec.chart, by_chart) {
+                        (Some(chart), true) => Some(format!("chart {}", chart.name)),
+                        _ => None,
+                    },
+                    ..t.clone()
+                });
+        }
         expectations
             .log_namespaces
             .extend(ex.log_namespaces.iter().cloned());
@@ -546,7 +558,16 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     groups.sort();
     expectations.rule_groups = groups;
     expectations.receivers = alertmanager::TIERS.iter().map(|s| s.to_string()).collect();
-    expectations.targets = merge_targets(expectations.targets);
+    expectations.targets = merge_targets(expectations.targets, &scraped_jobs(&objects));
+    for t in &expectations.targets {
+        if t.scraped_by.is_none() && t.requires.is_none() {
+            warnings.push(format!(
+                "{UNBACKED} `{}`: nothing in the bundle scrapes it (add a ServiceMonitor, or \
+                 declare the system it belongs to with `requires:` in the plugin's expectation)",
+                t.job
+            ));
+        }
+    }
     let mut log_ns: BTreeSet<String> = expectations.log_namespaces.drain(..).collect();
     if r.plugins
         .iter()
@@ -786,17 +807,81 @@ fn verify_checks(ex: &Expectations) -> Vec<String> {
     checks.into_iter().map(String::from).collect()
 }
 
-/// One expectation per job, the highest minimum wins.
+/// How a plan warning about an expected job nothing scrapes begins (the
+/// lint of every profile looks for it).
+pub const UNBACKED: &str = "expected target job";
+
+/// The jobs the bundle's monitors make Prometheus scrape, each with the
+/// object that does: a relabelling that sets `job`, a Probe's `jobName`, or
+/// else (a ServiceMonitor's job is its Service's name) the monitor's name
+/// and the names its selector matches.
+fn scraped_jobs(objects: &[(Phase, Object)]) -> BTreeMap<String, String> {
+    let mut jobs = BTreeMap::new();
+    for (_, o) in objects {
+        let kind = o.kind();
+        if !matches!(
+            kind,
+            "ServiceMonitor" | "PodMonitor" | "Probe" | "ScrapeConfig"
+        ) {
+            continue;
+        }
+        let by = format!("{kind}/{}", o.name());
+        let spec = &o.value["spec"];
+        let mut names: Vec<String> = Vec::new();
+        for endpoints in ["endpoints", "podMetricsEndpoints"] {
+            for e in spec[endpoints].as_array().into_iter().flatten() {
+                for r in e["relabelings"].as_array().into_iter().flatten() {
+                    if r["targetLabel"] == "job"
+                        && let Some(job) = r["replacement"].as_str()
+                    {
+                        names.push(job.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(job) = spec["jobName"].as_str() {
+            names.push(job.to_string());
+        }
+        if names.is_empty() {
+            names.push(o.name().to_string());
+            if let Some(labels) = spec["selector"]["matchLabels"].as_object() {
+                names.extend(labels.values().filter_map(|v| v.as_str().map(String::from)));
+            }
+        }
+        for name in names {
+            jobs.entry(name).or_insert_with(|| by.clone());
+        }
+    }
+    jobs
+}
+
+/// One expectation per job: the highest minimum wins, what scrapes it is
+/// the bundle's monitor or the plugin's chart, and a job the bundle scrapes
+/// needs no outside system.
 fn merge_targets(
     targets: Vec<crate::model::plugin::TargetExpectation>,
+    scraped: &BTreeMap<String, String>,
 ) -> Vec<crate::model::plugin::TargetExpectation> {
-    let mut by_job: BTreeMap<String, u32> = BTreeMap::new();
+    let mut by_job: BTreeMap<String, crate::model::plugin::TargetExpectation> = BTreeMap::new();
     for t in targets {
-        let min = by_job.entry(t.job).or_default();
-        *min = (*min).max(t.min);
+        match by_job.get_mut(&t.job) {
+            Some(known) => {
+                known.min = known.min.max(t.min);
+                known.scraped_by = known.scraped_by.take().or(t.scraped_by);
+                known.requires = known.requires.take().or(t.requires);
+            }
+            None => {
+                by_job.insert(t.job.clone(), t);
+            }
+        }
     }
     by_job
-        .into_iter()
-        .map(|(job, min)| crate::model::plugin::TargetExpectation { job, min })
+        .into_values()
+        .map(|mut t| {
+            if let Some(by) = scraped.get(&t.job) {
+                t.scraped_by = Some(by.clone());
+            }
+            t
+        })
         .collect()
 }

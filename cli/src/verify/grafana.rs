@@ -78,7 +78,7 @@ const LISTED: usize = 10;
 /// Retried until it passes or the timeout: on a fresh stack `rate()` panels
 /// need two scrapes before they have data.
 pub async fn dashboards(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
-    settle(ctx.timeout, || attempt(ctx, url, http)).await
+    settle(ctx.deadline, || attempt(ctx, url, http)).await
 }
 
 async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
@@ -111,12 +111,16 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         };
         let api = format!("{url}/api/datasources/uid/{}/health", encode(&ds.uid));
         match http.get_for_json::<DatasourceHealth>(&api).await {
-            Ok((_, h)) if h.status == "OK" => {
-                evidence.push(format!("datasource {} ({kind}): {}", ds.name, h.message))
-            }
+            Ok((_, h)) if h.status == "OK" => evidence.push(format!(
+                "datasource {} ({kind}): {}",
+                ds.name,
+                super::http::cap(&h.message, 200)
+            )),
             Ok((_, h)) => problems.push(format!(
                 "datasource {} ({kind}) is unhealthy: {} {}",
-                ds.name, h.status, h.message
+                ds.name,
+                super::http::cap(&h.status, 40),
+                super::http::cap(&h.message, 200)
             )),
             Err(e) => problems.push(format!("datasource {} ({kind}): {e}", ds.name)),
         }

@@ -3,7 +3,9 @@
 //! query (seed 003: logs from all namespaces).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use serde::Deserialize;
 
@@ -43,7 +45,12 @@ const WINDOW: &str = "10m";
 pub async fn logs(ctx: &Context<'_>, url: &str) -> Finding {
     match ctx.http.get_text(&format!("{url}/ready")).await {
         Ok(body) if body.trim() == "ready" => {}
-        Ok(body) => return Finding::fail(format!("Loki is not ready: {}", body.trim()), vec![]),
+        Ok(body) => {
+            return Finding::fail(
+                format!("Loki is not ready: {}", super::http::cap(&body, 200)),
+                vec![],
+            );
+        }
         Err(e) => return Finding::fail(format!("Loki did not answer: {e}"), vec![]),
     }
     let namespace = &ctx.bundle.plan.namespace;
@@ -63,7 +70,7 @@ pub async fn logs(ctx: &Context<'_>, url: &str) -> Finding {
         }),
     };
 
-    let counts = settle(ctx.timeout, || per_namespace(ctx, url, &expected)).await;
+    let counts = settle(ctx.deadline, || per_namespace(ctx, url, &expected)).await;
     let found = match &written {
         Ok(_) => find_marker(ctx, url, namespace, &marker).await,
         Err(e) => Err(e.clone()),
@@ -184,7 +191,7 @@ async fn find_marker(
     marker: &str,
 ) -> Result<(), String> {
     let query = format!("{{namespace=\"{namespace}\"}} |= \"{marker}\"");
-    let deadline = Instant::now() + ctx.timeout;
+    let deadline = ctx.deadline;
     loop {
         let now = unix_nanos();
         let start = now - 10 * 60 * 1_000_000_000;

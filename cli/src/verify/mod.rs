@@ -12,7 +12,9 @@ pub mod loki;
 pub mod prometheus;
 pub mod report;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -92,8 +94,11 @@ pub struct Context<'a> {
     pub http: Http,
     pub endpoints: Endpoints,
     /// How long a check may wait for the stack to settle (targets scraped,
-    /// rules evaluated, notifications delivered).
+    /// rules evaluated, notifications delivered): `--timeout`.
     pub timeout: Duration,
+    /// When the run ends: `timeout` after it started. Every request and every
+    /// wait ends by then (the load check adds the load's own duration).
+    pub deadline: Instant,
     /// Labels synthetic alerts with this run, so they can be told apart.
     pub run_id: String,
     /// The cluster, when reachable: logs (namespaces, the marker pod),
@@ -145,20 +150,77 @@ impl Finding {
     }
 }
 
+/// The checks plan.json's verify step lists: those the profile declares
+/// something for (no `load` without a load test, no `logs` without logs).
+pub fn declared(bundle: &Bundle) -> Vec<CheckId> {
+    bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match s {
+            crate::render::plan::Step::Verify { checks } => Some(checks),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|c| CheckId::ALL.into_iter().find(|id| id.name() == c))
+        .collect()
+}
+
+/// What a check asked for by name proves when the profile declares nothing
+/// for it: it is skipped, saying so.
+fn undeclared(id: CheckId) -> Finding {
+    Finding::skip(match id {
+        CheckId::Load => "the profile declares no load test (the k6 plugin does)",
+        CheckId::Autoscaling => "the profile declares no external metric and no HPA",
+        CheckId::Logs => "the profile collects no logs",
+        CheckId::Dashboards => "the profile installs no dashboard",
+        _ => "the profile declares nothing for this check",
+    })
+}
+
+/// How the summary of a check that could not run here begins.
+pub const COULD_NOT_RUN: &str = "could not run";
+
+/// Nothing ran (every check skipped) and something could not run: the run
+/// proved nothing, which is no success.
+pub fn proved_nothing(checks: &[CheckResult]) -> bool {
+    checks.iter().all(|c| c.status == Status::Skip)
+        && checks.iter().any(|c| c.summary.starts_with(COULD_NOT_RUN))
+}
+
+/// Where a check's service answers; without it the check cannot run here,
+/// and is skipped with the flag that would make it run.
 fn need<'a>(url: &'a Option<String>, flag: &str) -> Result<&'a str, Finding> {
     url.as_deref()
         .map(|u| u.trim_end_matches('/'))
         .ok_or_else(|| {
-            Finding::fail(
-                format!(
-                    "no endpoint: pass {flag} (or run where port-forwarding reaches the cluster)"
-                ),
-                vec![],
-            )
+            Finding::skip(format!(
+                "{COULD_NOT_RUN}: no endpoint (pass {flag}, or run where port-forwarding reaches the cluster)"
+            ))
         })
 }
 
+/// Told while checks run, so a terminal can show what is being waited on.
+pub trait Progress: Sync {
+    /// Every second: the checks still running and the time left.
+    fn waiting(&self, pending: &[CheckId], left: Duration);
+    /// All checks are done.
+    fn finished(&self);
+}
+
+/// No progress shown (JSON output, tests, `up`'s own display).
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn waiting(&self, _: &[CheckId], _: Duration) {}
+    fn finished(&self) {}
+}
+
 async fn run_check(id: CheckId, ctx: &Context<'_>) -> Finding {
+    if !declared(ctx.bundle).contains(&id) {
+        return undeclared(id);
+    }
     let result = async {
         Ok::<Finding, Finding>(match id {
             CheckId::Targets => {
@@ -200,41 +262,115 @@ async fn run_check(id: CheckId, ctx: &Context<'_>) -> Finding {
     result.unwrap_or_else(|finding| finding)
 }
 
+/// How long after the deadline a request may still finish: the last look
+/// of a check that polls, started at the deadline, gets to see its answer.
+pub const REQUEST_GRACE: Duration = Duration::from_millis(500);
+
+/// A check that has not answered this long after the deadline is stopped:
+/// its requests already ended at the deadline, this is what they may take to
+/// say so.
+const GRACE: Duration = Duration::from_secs(1);
+
+/// The most a line of evidence or a summary may carry.
+const LINE_CAP: usize = 2000;
+
+/// How long the load check may run past the deadline: the load's own length.
+pub fn load_duration(ctx: &Context<'_>) -> Duration {
+    ctx.load.duration.unwrap_or_else(|| {
+        ctx.bundle
+            .plan
+            .expectations
+            .load
+            .as_ref()
+            .and_then(|l| humantime::parse_duration(&l.duration).ok())
+            .unwrap_or_default()
+    })
+}
+
 /// Runs the selected checks concurrently and collects their results in the
-/// order asked.
-pub async fn run(ctx: &Context<'_>, checks: &[CheckId]) -> Report {
+/// order asked. No check outlives the deadline (plus [`GRACE`]), and nothing
+/// in the report carries the credentials the run sent.
+pub async fn run(ctx: &Context<'_>, checks: &[CheckId], progress: &dyn Progress) -> Report {
+    let pending = std::sync::Mutex::new(checks.to_vec());
+    let pending = &pending;
+    let mut secrets = ctx.http.secrets();
+    secrets.extend(ctx.grafana.secrets());
+    secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    let secrets = &secrets;
     let futures = checks.iter().map(|id| async move {
         let started = Instant::now();
-        let finding = run_check(*id, ctx).await;
+        let mut end = ctx.deadline + GRACE;
+        if *id == CheckId::Load {
+            end += load_duration(ctx);
+        }
+        let finding = tokio::time::timeout_at(end, run_check(*id, ctx))
+            .await
+            .unwrap_or_else(|_| {
+                Finding::fail(
+                    format!(
+                        "did not finish within --timeout {}",
+                        humantime::format_duration(ctx.timeout)
+                    ),
+                    vec![],
+                )
+            });
+        if let Ok(mut left) = pending.lock() {
+            left.retain(|c| c != id);
+        }
+        let clean = |text: &str| http::cap(&http::redact(text, secrets), LINE_CAP);
         CheckResult {
             id: *id,
             status: finding.status,
             duration_ms: started.elapsed().as_millis(),
-            summary: finding.summary,
-            evidence: finding.evidence,
+            summary: clean(&finding.summary),
+            evidence: finding.evidence.iter().map(|e| clean(e)).collect(),
         }
     });
-    let checks = futures::future::join_all(futures).await;
+    let all = futures::future::join_all(futures);
+    tokio::pin!(all);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let checks = loop {
+        tokio::select! {
+            done = &mut all => break done,
+            _ = tick.tick() => {
+                let left = pending.lock().map(|p| p.clone()).unwrap_or_default();
+                progress.waiting(&left, ctx.deadline.saturating_duration_since(Instant::now()));
+            }
+        }
+    };
+    progress.finished();
     Report {
-        ok: checks.iter().all(|c| c.status != Status::Fail),
+        ok: checks.iter().all(|c| c.status != Status::Fail) && !proved_nothing(&checks),
         checks,
     }
 }
 
-/// Polls `attempt` until it passes or the deadline passes; the last finding
+/// Polls `attempt` until it passes or `deadline` passes; the last finding
 /// is the answer. Used for things that settle (first scrapes, evaluations).
-pub async fn settle<F, Fut>(timeout: Duration, mut attempt: F) -> Finding
+pub async fn settle<F, Fut>(deadline: Instant, mut attempt: F) -> Finding
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Finding>,
 {
-    let deadline = Instant::now() + timeout;
+    let mut last: Option<Finding> = None;
     loop {
         let finding = attempt().await;
-        if finding.status != Status::Fail || Instant::now() >= deadline {
+        if finding.status != Status::Fail {
             return finding;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if Instant::now() >= deadline {
+            // An attempt the deadline cut short says less than the one
+            // before it (why the stack had not settled).
+            let cut = finding.summary.contains(http::CUT_BY_DEADLINE);
+            return match last {
+                Some(previous) if cut => previous,
+                _ => finding,
+            };
+        }
+        last = Some(finding);
+        // The last look happens at the deadline, not after it.
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_millis(500))).await;
     }
 }
 

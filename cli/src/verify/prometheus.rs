@@ -49,17 +49,20 @@ struct Rule {
 const MAX_LISTED: usize = 20;
 
 /// Every expected job has at least its minimum of targets up; every down
-/// target is listed with its last error.
+/// target is listed with its last error. A job that belongs to a system
+/// outside the bundle (`requires`) is checked only when Prometheus
+/// discovered it, and listed as skipped, with the reason, otherwise.
 pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
     let expected = &ctx.bundle.plan.expectations.targets;
     let api = format!("{url}/api/v1/targets?state=active");
-    settle(ctx.timeout, || async {
+    settle(ctx.deadline, || async {
         let targets: Envelope<Targets> = match ctx.http.get_json(&api).await {
             Ok(t) => t,
             Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),
         };
         let mut evidence = Vec::new();
         let mut short = Vec::new();
+        let mut skipped = Vec::new();
         let (mut up_total, mut total) = (0, 0);
         for want in expected {
             let of_job: Vec<&Target> = targets
@@ -68,6 +71,15 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
                 .iter()
                 .filter(|t| t.labels.get("job") == Some(&want.job))
                 .collect();
+            if let (Some(system), true) = (&want.requires, of_job.is_empty()) {
+                evidence.push(format!(
+                    "{}: skipped: requires {system}, which lives outside the bundle, and \
+                     Prometheus discovered no target of it",
+                    want.job
+                ));
+                skipped.push(format!("{} (requires {system})", want.job));
+                continue;
+            }
             let up = of_job.iter().filter(|t| t.health == "up").count();
             up_total += up;
             total += of_job.len();
@@ -107,9 +119,23 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
                 ));
             }
         }
-        if short.is_empty() {
+        let skipped_note = if skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; skipped: {}", skipped.join(", "))
+        };
+        if short.is_empty() && skipped.len() == expected.len() && !expected.is_empty() {
+            let mut finding = Finding::skip(format!(
+                "every expected job lives outside the bundle{skipped_note}"
+            ));
+            finding.evidence = evidence;
+            finding
+        } else if short.is_empty() {
             Finding::pass(
-                format!("{} jobs, {up_total}/{total} targets up", expected.len()),
+                format!(
+                    "{} jobs, {up_total}/{total} targets up{skipped_note}",
+                    expected.len() - skipped.len()
+                ),
                 evidence,
             )
         } else {
@@ -127,7 +153,7 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
 pub async fn rules(ctx: &Context<'_>, url: &str) -> Finding {
     let expected: BTreeSet<&String> = ctx.bundle.plan.expectations.rule_groups.iter().collect();
     let api = format!("{url}/api/v1/rules");
-    settle(ctx.timeout, || async {
+    settle(ctx.deadline, || async {
         let rules: Envelope<Rules> = match ctx.http.get_json(&api).await {
             Ok(r) => r,
             Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),

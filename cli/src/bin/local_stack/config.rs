@@ -255,6 +255,11 @@ pub struct TargetExpectation {
     pub job: String,
     #[serde(default = "one")]
     pub min: u32,
+    /// A system outside the bundle (plan.json's `requires`): the local
+    /// stack, like a fresh cluster, does not run it, so it gets no stand-in
+    /// and verify reports it skipped.
+    #[serde(default)]
+    pub requires: Option<String>,
 }
 
 fn one() -> u32 {
@@ -302,7 +307,8 @@ pub struct ScrapeAddresses {
 }
 
 /// `STATE/prometheus.yml`: the bundle's rule files, the local Alertmanager,
-/// and one scrape job per expected job with at least `min` targets.
+/// and one scrape job per expected job with at least `min` targets; none
+/// for a job of a system that lives outside the bundle.
 pub fn prometheus(
     rules_dir: &Path,
     targets: &[TargetExpectation],
@@ -313,6 +319,7 @@ pub fn prometheus(
     let timeout = prometheus_duration(interval.min(Duration::from_secs(10)));
     let scrape_configs: Vec<Value> = targets
         .iter()
+        .filter(|target| target.requires.is_none())
         .map(|target| {
             let backend = Backend::for_job(&target.job);
             let address = match backend {
@@ -469,10 +476,17 @@ mod tests {
             TargetExpectation {
                 job: "node-exporter".into(),
                 min: 1,
+                requires: None,
             },
             TargetExpectation {
                 job: "loki".into(),
                 min: 3,
+                requires: None,
+            },
+            TargetExpectation {
+                job: "pushgateway".into(),
+                min: 1,
+                requires: Some("pushgateway".into()),
             },
         ];
         let c = prometheus(
@@ -494,6 +508,8 @@ mod tests {
                 .all(|s| s["labels"]["telltale_standin"] == "true")
         );
         assert_eq!(loki[2]["labels"]["replica"], "2");
+        // The system outside the bundle gets no stand-in.
+        assert_eq!(c["scrape_configs"].as_array().unwrap().len(), 2);
     }
 
     #[test]

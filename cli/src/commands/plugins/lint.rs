@@ -262,6 +262,15 @@ fn render_problems(
         &render::alertmanager::inhibitions_for(&fired),
         &fired,
     );
+    // An expectation nothing in the bundle backs and no `requires:` excuses.
+    problems.extend(
+        bundle
+            .plan
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with(render::UNBACKED))
+            .cloned(),
+    );
     record(
         &mut problems,
         "amtool",
