@@ -1432,6 +1432,10 @@ fn down_deletes_nothing_an_edited_journal_points_at_outside_what_telltale_owns()
             .as_array_mut()
             .unwrap()
             .push(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "name": "cluster-admin"}));
+        // A release telltale never installs (the team's own database).
+        j["phases"]["logs"]["releases"].as_array_mut().unwrap().push(
+            json!({"name": "team-postgres", "chart": "postgresql", "version": "16.0.0", "revision": 1}),
+        );
     });
     stack.api.insert(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
         "metadata": {"name": "cluster-admin", "labels": {"app.kubernetes.io/managed-by": "telltale"}}, "rules": []}));
@@ -1497,6 +1501,7 @@ fn down_deletes_nothing_an_edited_journal_points_at_outside_what_telltale_owns()
         ),
         ("ConfigMap/lookalike in monitoring", "another install"),
         ("ClusterRole/cluster-admin", "cluster-scoped"),
+        ("helm release team-postgres", "telltale installs no release"),
     ] {
         assert!(
             skipped.contains(name) && skipped.contains(why),
@@ -1504,6 +1509,19 @@ fn down_deletes_nothing_an_edited_journal_points_at_outside_what_telltale_owns()
         );
         assert!(err.contains(&format!("skipped {name}")), "{err}");
     }
+    let uninstalled: Vec<String> = stack
+        .helm_commands()
+        .into_iter()
+        .filter(|c| c.contains("uninstall"))
+        .collect();
+    assert!(
+        !uninstalled.iter().any(|c| c.contains("team-postgres")),
+        "{uninstalled:?}"
+    );
+    assert!(
+        uninstalled.iter().any(|c| c.contains("loki")),
+        "{uninstalled:?}"
+    );
 }
 
 #[test]

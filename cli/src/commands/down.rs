@@ -9,7 +9,7 @@ use super::access::{self, ConfirmArgs};
 use super::up::{end_to_result, lock_error};
 use crate::cluster::{journal, lock};
 use crate::error::CommandError;
-use crate::install::down::{DownOptions, Skipped, down};
+use crate::install::down::{AllowedReleases, DownOptions, Skipped, down};
 use crate::install::interrupt::Interrupt;
 use crate::install::{PhaseResult, RunEnd};
 use crate::ui::progress::Progress;
@@ -63,9 +63,27 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             "not confirmed; nothing was changed",
         ));
     }
+    let releases: AllowedReleases = match &rendered {
+        Some(bundle) => bundle
+            .plan
+            .releases
+            .iter()
+            .map(|r| r.name.clone())
+            .collect(),
+        None => global
+            .catalog()?
+            .plugins
+            .iter()
+            .filter_map(|(name, entry)| {
+                let chart = entry.plugin.spec.chart.as_ref()?;
+                Some(chart.release_name(name).to_string())
+            })
+            .collect(),
+    };
     let options = DownOptions {
         keep_crds: args.keep_crds,
         keep_data: args.keep_data,
+        releases,
     };
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
@@ -95,7 +113,7 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             );
         }
         let (results, end, skipped) = down(
-            &kube, &helm, &namespace, journal, options, &progress, &interrupt,
+            &kube, &helm, &namespace, journal, &options, &progress, &interrupt,
         )
         .await;
         let released = lock.release().await;

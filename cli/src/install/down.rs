@@ -20,11 +20,20 @@ use crate::cluster::objects::{self, ObjectRef, Objects};
 use crate::helm::Helm;
 use crate::ui::progress::Progress;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DownOptions {
     pub keep_crds: bool,
     pub keep_data: bool,
+    pub releases: AllowedReleases,
 }
+
+/// The helm releases `down` may uninstall: the journal cannot prove a
+/// release is telltale's (helm's own records carry no install id), so a
+/// journal entry is acted on only when telltale itself would install a
+/// release of that name (the current plan's, or any catalogue plugin's when
+/// there is no config). Anything else is reported and left alone, with its
+/// PersistentVolumeClaims.
+pub type AllowedReleases = std::collections::BTreeSet<String>;
 
 /// A journal entry `down` refused to act on, and why.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -56,7 +65,7 @@ pub async fn down<H: Helm>(
     helm: &H,
     namespace: &str,
     mut journal: Journal,
-    options: DownOptions,
+    options: &DownOptions,
     progress: &Progress,
     interrupt: &Interrupt,
 ) -> (Vec<PhaseResult>, RunEnd, Vec<Skipped>) {
@@ -75,6 +84,14 @@ pub async fn down<H: Helm>(
         let mut changes = Vec::new();
         let mut failure = None;
         for release in record.releases.iter().rev() {
+            if !options.releases.contains(&release.name) {
+                skipped.push(Skipped {
+                    object: format!("helm release {}", release.name),
+                    reason: "telltale installs no release of that name (not in the plan or the catalogue)"
+                        .into(),
+                });
+                continue;
+            }
             progress.step(phase, &format!("helm uninstall {}", release.name));
             match helm.uninstall(&release.name, namespace).await {
                 Ok(()) => changes.push(format!("uninstalled release {}", release.name)),
