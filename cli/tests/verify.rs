@@ -130,7 +130,7 @@ fn all_green_on_the_local_stack_and_every_integration_receives() {
         assert!(!c["evidence"].as_array().unwrap().is_empty(), "{c:#}");
     }
     let evidence = check(&report, "notifications")["evidence"].to_string();
-    assert!(evidence.contains("seed 004 breach test"), "{evidence}");
+    assert!(evidence.contains("SLO breach test"), "{evidence}");
 
     // The sink got every integration: Slack, PagerDuty, e-mail, the SMS bridge.
     let received = stack.received();

@@ -326,7 +326,7 @@ pub fn routes_test(webhooks: &[Webhook], fired: &[Labels], cluster: &str) -> Val
         // by this prefix.
         let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
         let case = if is("category", "sla") && is("severity", "critical") {
-            format!("slo page (seed 004 breach test): {name}")
+            format!("slo page (breach test): {name}")
         } else {
             name
         };

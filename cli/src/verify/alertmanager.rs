@@ -319,7 +319,7 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
         .collect::<Vec<_>>();
     if !slo_page.is_empty() && failures.is_empty() {
         evidence.push(format!(
-            "seed 004 breach test: a synthetic SLO page reached {}",
+            "SLO breach test: a synthetic SLO page reached {}",
             slo_page.join(" and ")
         ));
     }
