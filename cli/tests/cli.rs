@@ -257,3 +257,37 @@ fn completions_are_generated() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("telltale"));
 }
+
+#[test]
+fn version_names_the_commit_and_what_it_supports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = telltale(dir.path())
+        .args(["version", "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["version"], env!("CARGO_PKG_VERSION"));
+    // Built from this checkout, so the commit is git's, not "unknown".
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(report["commit"], head.as_str());
+    assert_eq!(report["kubernetes"], ">= 1.28");
+    let charts = report["charts"].as_array().unwrap();
+    let kps = charts
+        .iter()
+        .find(|c| c["plugin"] == "kube-prometheus-stack")
+        .unwrap();
+    assert!(kps["version"].as_str().unwrap().contains('.'), "{kps}");
+    let short = telltale(dir.path()).arg("--version").output().unwrap();
+    let short = String::from_utf8_lossy(&short.stdout);
+    assert!(short.contains(&format!("(commit {head})")), "{short}");
+}

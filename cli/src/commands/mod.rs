@@ -14,6 +14,7 @@ pub mod status;
 pub mod unlock;
 pub mod up;
 pub mod verify;
+pub mod version;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use crate::ui::{OutputFormat, Printer};
 
 /// Bootstrap, verify and hand to GitOps an observability stack on Kubernetes.
 #[derive(Debug, Parser)]
-#[command(name = "telltale", version, about, long_about = None, propagate_version = true)]
+#[command(name = "telltale", version = version::LONG_VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -116,6 +117,8 @@ pub enum Command {
     Runbook(runbook::RunbookArgs),
     /// Print shell completions
     Completions(completions::CompletionsArgs),
+    /// Print telltale's version, git commit and the versions it supports
+    Version(version::VersionArgs),
     /// An executable plugin: `telltale NAME …` runs `telltale-NAME …` from PATH
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -178,6 +181,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Unlock(args) => unlock::run(args, &cli.global, &printer),
         Command::Runbook(args) => runbook::run(args, &cli.global, &printer),
         Command::Completions(args) => completions::run(args),
+        Command::Version(args) => version::run(args, &cli.global, &printer),
         Command::External(args) => external::run(args),
     }
 }
