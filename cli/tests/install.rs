@@ -972,7 +972,12 @@ spec:\n  profile: kind\n  cluster: {{context: kind-telltale, server: \"{server}\
         .unwrap();
     };
     config("https://10.1.2.3:6443", &digest);
-    for args in [&["up", "-y"][..], &["down", "-y"][..], &["status"][..]] {
+    for args in [
+        &["up", "-y"][..],
+        &["down", "-y"][..],
+        &["status"][..],
+        &["verify"][..],
+    ] {
         let out = stack.cmd(args).output().unwrap();
         assert_eq!(code(&out), 3, "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains("pins API server"), "{}", stderr(&out));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::cluster::Kube;
+use crate::cluster::{Kube, Pin};
 use crate::error::{CommandError, ErrorKind};
 use crate::render;
 use crate::render::Bundle;
@@ -252,9 +252,11 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     };
     let runtime = super::access::runtime()?;
     let report = runtime.block_on(async {
-        let kube = match connect_if_needed(global, &options).await {
+        let pin = super::access::pin_of(Some(&bundle));
+        let kube = match connect_if_needed(global, &pin, &options).await {
             Reach::Connected(kube) => Some(kube),
             Reach::NotNeeded => None,
+            Reach::Refused(e) => return Err(e),
             Reach::Unreachable(why) => {
                 let e = &options.endpoints;
                 if e.prometheus.is_none()
@@ -325,6 +327,10 @@ enum Reach {
     NotNeeded,
     /// Why not, in a few words.
     Unreachable(String),
+    /// The kubeconfig points at another cluster than the config pins: no
+    /// request is made, and verify stops (proof from the wrong cluster is
+    /// worse than none).
+    Refused(CommandError),
 }
 
 /// How long verify waits for the API server's first answer.
@@ -332,7 +338,7 @@ const API_PROBE: Duration = Duration::from_secs(5);
 
 /// The cluster, when a selected check or a missing URL needs it, and only
 /// when its API server answers (a kubeconfig alone proves nothing).
-async fn connect_if_needed(global: &GlobalArgs, options: &Options) -> Reach {
+async fn connect_if_needed(global: &GlobalArgs, pin: &Pin<'_>, options: &Options) -> Reach {
     let e = &options.endpoints;
     let wants = options.checks.iter().any(|c| {
         matches!(c, CheckId::Logs | CheckId::Autoscaling)
@@ -346,7 +352,10 @@ async fn connect_if_needed(global: &GlobalArgs, options: &Options) -> Reach {
         return Reach::NotNeeded;
     }
     let connected = match super::access::target_for_read(global) {
-        Ok((target, config)) => super::access::connect(target, config).await,
+        Ok(_) => match super::access::target_pinned(global, pin) {
+            Ok((target, config)) => super::access::connect(target, config).await,
+            Err(e) => return Reach::Refused(e),
+        },
         Err(e) => Err(e),
     };
     let kube = match connected {
