@@ -291,3 +291,35 @@ fn version_names_the_commit_and_what_it_supports() {
     let short = String::from_utf8_lossy(&short.stdout);
     assert!(short.contains(&format!("(commit {head})")), "{short}");
 }
+
+#[test]
+fn command_help_keeps_global_flags_apart_and_shows_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    for command in ["plan", "up", "verify", "gitops", "down"] {
+        let out = telltale(dir.path())
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout).to_string();
+        let (own, rest) = help
+            .split_once("Global Flags:")
+            .unwrap_or_else(|| panic!("`{command} --help` has no Global Flags section:\n{help}"));
+        assert!(!own.contains("--kubeconfig"), "{command}: {own}");
+        assert!(
+            rest.contains("--kubeconfig") && rest.contains("--set"),
+            "{command}: {rest}"
+        );
+        let examples = rest
+            .split_once("Examples:")
+            .unwrap_or_else(|| panic!("`{command} --help` has no examples:\n{help}"))
+            .1;
+        assert!(
+            examples
+                .lines()
+                .filter(|l| l.trim_start().starts_with(&format!("telltale {command}")))
+                .count()
+                >= 2,
+            "{command}: {examples}"
+        );
+    }
+}

@@ -621,7 +621,11 @@ fn the_readme_documents_every_init_flag() {
     let answers = help
         .split("Answers:")
         .nth(1)
-        .expect("init --help has its Answers heading");
+        .expect("init --help has its Answers heading")
+        // The flags every command takes have their own heading after it.
+        .split("Global Flags:")
+        .next()
+        .unwrap();
     let flags: Vec<&str> = answers
         .split_whitespace()
         .filter(|w| w.starts_with("--") && w.len() > 2)

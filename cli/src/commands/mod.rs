@@ -37,7 +37,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The flags every command takes, shown under their own heading in each
+/// command's help (as kubectl and helm do), apart from the command's own.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global Flags")]
 pub struct GlobalArgs {
     /// Kubeconfig context to use
     #[arg(long, global = true, value_name = "NAME")]
@@ -100,16 +103,31 @@ pub enum Command {
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
     /// Render the bundle to a directory and print the phases; no cluster needed
+    #[command(
+        after_help = "Examples:\n  telltale plan --profile homelab                 # render into ./telltale-out\n  telltale plan -f telltale.yaml --out bundle     # the config's stack into ./bundle\n  telltale plan --profile kind -o json | jq .releases"
+    )]
     Plan(plan::PlanArgs),
     /// Install or upgrade the stack phase by phase (resumable, idempotent)
+    #[command(
+        after_help = "Examples:\n  telltale up --yes                               # preflight, every phase, then verify\n  telltale up --dry-run                           # what would change, nothing written\n  telltale up --from-phase alerting --skip-verify\n  telltale up --yes --confirm-context prod-eu-1   # a production-looking context"
+    )]
     Up(up::UpArgs),
     /// Prove the stack live: metrics, alerts, logs, dashboards, load
+    #[command(
+        after_help = "Examples:\n  telltale verify                                 # port-forwards to the stack, every declared check\n  telltale verify --checks targets,rules --timeout 30s\n  telltale verify --prometheus-url http://127.0.0.1:9090 --alertmanager-url http://127.0.0.1:9093\n  telltale verify -o json --junit verify.xml"
+    )]
     Verify(Box<verify::VerifyArgs>),
     /// Phases from the in-cluster journal, release versions and drift
     Status(status::StatusArgs),
     /// Commit the rendered state on a branch and open or update one pull request
+    #[command(
+        after_help = "Examples:\n  telltale gitops --repo ../infra --no-pr         # a local repository, push only\n  telltale gitops --repo git@github.com:org/infra.git --verify-report verify.json\n  telltale gitops --layout argocd --secrets external-secrets"
+    )]
     Gitops(gitops::GitopsArgs),
     /// Uninstall in reverse phase order (keeps CRDs and volumes by default)
+    #[command(
+        after_help = "Examples:\n  telltale down --yes                             # keeps CRDs and volumes\n  telltale down --yes --keep-data=false           # also the namespace and its volumes"
+    )]
     Down(down::DownArgs),
     /// Break a stale lock, naming its holder
     Unlock(unlock::UnlockArgs),
