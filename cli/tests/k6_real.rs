@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::stack::LocalStack;
 use serde_json::Value;
 use telltale::cluster::loadjob;
 
@@ -21,59 +20,28 @@ fn k6() -> PathBuf {
     }
 }
 
-/// The local stack for `profile`'s bundle; SIGTERM on drop.
+/// The local stack for `profile`'s bundle, with its state in a temp dir.
 struct Stack {
-    child: Child,
-    urls: Value,
+    stack: LocalStack,
     _dir: tempfile::TempDir,
 }
 
 impl Stack {
     fn start(profile: &str) -> Stack {
-        for tool in [
-            "prometheus",
-            "prometheus-alertmanager",
-            "prometheus-node-exporter",
-        ] {
-            common::require_tool(tool);
-        }
         let dir = tempfile::tempdir().expect("temp dir");
         let bundle = dir.path().join("bundle");
         common::write(&common::render_profile(profile), &bundle);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"))
-            .arg("--bundle")
-            .arg(&bundle)
-            .arg("--state")
-            .arg(dir.path().join("state"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the local stack starts");
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let read = BufReader::new(stdout).read_line(&mut line);
-        let urls: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the local stack's JSON line ({e}, {read:?}): {line:?}"));
-        Stack {
-            child,
-            urls,
-            _dir: dir,
-        }
+        let state = dir.path().join("state");
+        let stack = LocalStack::start(&bundle, &["--state".as_ref(), state.as_os_str()]);
+        Stack { stack, _dir: dir }
     }
 
     fn standin(&self) -> String {
-        self.urls["standin"]
-            .as_str()
-            .expect("standin URL")
-            .to_string()
+        self.stack.url("standin").to_string()
     }
 
     fn prometheus(&self) -> String {
-        self.urls["prometheus"]
-            .as_str()
-            .expect("prometheus URL")
-            .to_string()
+        self.stack.url("prometheus").to_string()
     }
 
     /// The stand-in's own request counter.
@@ -88,15 +56,6 @@ impl Stack {
             .filter(|l| l.starts_with("telltale_standin_http_requests_total"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,67 +4,22 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
+use common::stack::LocalStack;
 use serde_json::Value;
 
 const CONFIG: &str = include_str!("fixtures/configs/kind-receivers.yaml");
 
-/// A running local stack, stopped (SIGTERM, then reaped) on drop.
-struct LocalStack {
-    child: Child,
-    urls: Value,
-}
-
-impl LocalStack {
-    fn start(bundle: &Path, extra: &[&str]) -> LocalStack {
-        for tool in [
-            "prometheus",
-            "prometheus-alertmanager",
-            "prometheus-node-exporter",
-        ] {
-            common::require_tool(tool);
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"))
-            .arg("--bundle")
-            .arg(bundle)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the local stack starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let urls: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the local stack prints its URLs as JSON ({e}): {line:?}"));
-        LocalStack { child, urls }
-    }
-
-    fn url(&self, name: &str) -> &str {
-        self.urls[name].as_str().unwrap()
-    }
-
-    fn received(&self) -> Vec<Value> {
-        ureq::get(&format!("{}/received", self.url("sink")))
-            .call()
-            .unwrap()
-            .body_mut()
-            .read_json::<Vec<Value>>()
-            .unwrap()
-    }
-}
-
-impl Drop for LocalStack {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
+/// The sink's deliveries, as `GET /received` lists them.
+fn received(stack: &LocalStack) -> Vec<Value> {
+    ureq::get(&format!("{}/received", stack.url("sink")))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json::<Vec<Value>>()
+        .unwrap()
 }
 
 fn bundle_dir(dir: &Path) -> PathBuf {
@@ -133,7 +88,7 @@ fn all_green_on_the_local_stack_and_every_integration_receives() {
     assert!(evidence.contains("SLO breach test"), "{evidence}");
 
     // The sink got every integration: Slack, PagerDuty, e-mail, the SMS bridge.
-    let received = stack.received();
+    let received = received(&stack);
     for integration in ["slack", "pagerduty", "email", "webhook"] {
         assert!(
             received.iter().any(|n| n["integration"] == integration),
@@ -215,7 +170,10 @@ fn a_rule_that_fails_to_evaluate_fails_rules_naming_it() {
 #[test]
 fn a_sink_answering_500_fails_notifications_naming_receiver_and_integration() {
     let dir = tempfile::tempdir().unwrap();
-    let stack = LocalStack::start(&bundle_dir(dir.path()), &["--sink-status", "slack=500"]);
+    let stack = LocalStack::start(
+        &bundle_dir(dir.path()),
+        &["--sink-status".as_ref(), "slack=500".as_ref()],
+    );
     let (code, report, _) = verify(dir.path(), &stack, "notifications", &["--timeout", "20s"]);
     assert_eq!(code, 1, "{report:#}");
     let n = check(&report, "notifications");

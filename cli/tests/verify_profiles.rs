@@ -5,55 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
+use common::stack::LocalStack;
 use serde_json::Value;
-
-/// The local stack of a bundle, stopped (SIGTERM, then reaped) on drop.
-struct Stack {
-    child: Child,
-    urls: Value,
-}
-
-impl Stack {
-    fn start(bundle: &std::path::Path) -> Stack {
-        for tool in [
-            "prometheus",
-            "prometheus-alertmanager",
-            "prometheus-node-exporter",
-        ] {
-            common::require_tool(tool);
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"))
-            .arg("--bundle")
-            .arg(bundle)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the local stack starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let urls = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the local stack prints its URLs ({e}): {line:?}"));
-        Stack { child, urls }
-    }
-
-    fn url(&self, name: &str) -> &str {
-        self.urls[name].as_str().unwrap()
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn every_profile_is_green_on_its_own_local_stack_with_outside_systems_skipped() {
@@ -62,7 +15,7 @@ fn every_profile_is_green_on_its_own_local_stack_with_outside_systems_skipped() 
         let bundle = common::render_profile(profile);
         let out = dir.path().join("bundle");
         common::write(&bundle, &out);
-        let stack = Stack::start(&out);
+        let stack = LocalStack::start(&out, &[]);
         let result = common::telltale(dir.path())
             .args(["verify", "--profile", profile, "-o", "json"])
             .args(["--checks", "targets,rules,alertmanager"])

@@ -3,6 +3,8 @@
 
 pub mod fake_api;
 pub mod local;
+#[cfg(feature = "local-stack")]
+pub mod stack;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
