@@ -10,6 +10,7 @@ use serde_json::Value;
 use telltale::lint;
 use telltale::model::Source;
 use telltale::render::alertmanager;
+use telltale::render::alertmanager::InhibitionPairs;
 use telltale::render::rules::parse_rule_file;
 
 #[test]
@@ -465,7 +466,7 @@ fn every_inhibition_works_on_the_labels_the_alerts_really_carry() {
     for profile in PROFILES {
         let bundle = render_profile(profile);
         let fired = fired(&bundle);
-        let rules = alertmanager::inhibitions_for(&fired);
+        let rules = alertmanager::inhibitions_for(&bundle.inhibitions, &fired);
         let problems = alertmanager::inhibition_problems(&rules, &fired);
         assert!(problems.is_empty(), "{profile}:\n{}", problems.join("\n"));
         let am = &bundle.files["alertmanager/alertmanager.yaml"];
@@ -483,10 +484,12 @@ fn every_inhibition_works_on_the_labels_the_alerts_really_carry() {
         }
     }
     // Production has every seed pair.
-    let names: Vec<&str> = alertmanager::inhibitions_for(&fired(&render_profile("production")))
-        .iter()
-        .map(|r| r.name)
-        .collect();
+    let production = render_profile("production");
+    let names: Vec<String> =
+        alertmanager::inhibitions_for(&production.inhibitions, &fired(&production))
+            .into_iter()
+            .map(|r| r.name)
+            .collect();
     assert_eq!(names.len(), 5, "{names:?}");
 }
 
@@ -494,7 +497,9 @@ fn every_inhibition_works_on_the_labels_the_alerts_really_carry() {
 fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
     // v0.1's bug: pod alerts without `node`, HTTP alerts without the label
     // the service rule compares. Strip them from the real label sets.
-    let mut fired = fired(&render_profile("production"));
+    let production = render_profile("production");
+    let declared = production.inhibitions.clone();
+    let mut fired = fired(&production);
     for labels in &mut fired {
         if labels["alertname"] == "PodCrashLooping" {
             labels.remove("node");
@@ -503,7 +508,7 @@ fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
             labels.remove("service");
         }
     }
-    let problems = alertmanager::inhibition_problems(&alertmanager::all_inhibitions(), &fired);
+    let problems = alertmanager::inhibition_problems(&declared, &fired);
     assert!(
         problems
             .iter()
@@ -512,7 +517,7 @@ fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
     );
     // PodCrashLooping without a node is no longer selected by the target
     // matchers (node=~".+"): the pair NodeDown → PodCrashLooping disappears.
-    let node_rule = alertmanager::all_inhibitions().remove(0);
+    let node_rule = &declared[0];
     assert!(
         !node_rule
             .pairs(&fired)
@@ -520,8 +525,8 @@ fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
             .any(|(_, t)| t["alertname"] == "PodCrashLooping")
     );
     // A rule whose matchers select nothing is reported too.
-    let mut typo = alertmanager::all_inhibitions().remove(2);
-    typo.source[0].value = "PersistentVolumeFul";
+    let mut typo = declared[2].clone();
+    typo.source[0].value = "PersistentVolumeFul".into();
     let problems = alertmanager::inhibition_problems(&[typo], &fired);
     assert!(
         problems.iter().any(|p| p.contains("select no alert")),

@@ -404,3 +404,57 @@ fn an_executable_on_path_runs_as_a_subcommand_with_telltale_set() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+/// Inhibit rules are plugin data: a plugin declares the ones its alerts are
+/// the source of. A matcher Alertmanager would refuse stops `plan` with the
+/// file and key path; a rule that selects none of the plugin's alerts (a
+/// typo in an alert name) fails `plugins lint` instead of vanishing.
+#[test]
+fn a_plugins_inhibitions_are_checked_where_they_are_declared() {
+    require_tool("promtool");
+    require_tool("amtool");
+    let dir = tempfile::tempdir().unwrap();
+    telltale(dir.path())
+        .args(["plugins", "new", "demo"])
+        .assert()
+        .success();
+    let plugin = dir.path().join("demo/plugin.yaml");
+    let original = std::fs::read_to_string(&plugin).unwrap();
+    let with_rule = |source: &str| {
+        format!(
+            "{original}  inhibitions:\n    - name: a down demo silences its pods\n      source: ['{source}']\n      target: ['pod=~\".+\"']\n      equal: [cluster, namespace]\n"
+        )
+    };
+    std::fs::write(&plugin, with_rule("alertname=~\"(Demo\"")).unwrap();
+    let output = telltale(dir.path())
+        .args([
+            "plan",
+            "--profile",
+            "kind",
+            "--plugin-dir",
+            "demo",
+            "--out",
+            "out",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plugin.yaml"), "{stderr}");
+    assert!(stderr.contains("inhibitions"), "{stderr}");
+    assert!(!dir.path().join("out").exists(), "nothing written");
+
+    std::fs::write(&plugin, with_rule("alertname=\"DemoDwn\"")).unwrap();
+    let output = with_tools(&mut telltale(dir.path()))
+        .args(["plugins", "lint", "demo"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains(
+            "inhibition `a down demo silences its pods`: its source matchers select no alert"
+        ),
+        "{stdout}"
+    );
+}

@@ -38,6 +38,10 @@ pub struct PluginSpec {
     /// An Alertmanager webhook every alert is also sent to (Robusta-style
     /// enrichment): its own receiver, matched first with `continue: true`.
     pub alert_webhook: Option<AlertWebhook>,
+    /// Inhibit rules whose source alerts this plugin ships (seeds 000 and
+    /// 002: "suppress component alerts when the service is down").
+    #[serde(default)]
+    pub inhibitions: Vec<super::inhibition::Inhibition>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::model::Alerting;
 use crate::model::alerting::{BusinessHours, PagerDuty};
+pub use crate::model::inhibition::{Inhibition, MatchOp, Matcher};
 
 /// The Secret holding receiver credentials; kube-prometheus-stack mounts it
 /// (alertmanagerSpec.secrets) under /etc/alertmanager/secrets/<name>/.
@@ -209,6 +210,7 @@ pub fn config(
     alerting: &Alerting,
     namespace: &str,
     webhooks: &[Webhook],
+    declared: &[Inhibition],
     fired: &[Labels],
 ) -> Value {
     let hours = alerting.business_hours.clone().unwrap_or_default();
@@ -231,7 +233,7 @@ pub fn config(
             "repeat_interval": "12h",
             "routes": routes(webhooks),
         },
-        "inhibit_rules": inhibitions_for(fired).iter().map(Inhibition::to_json).collect::<Vec<_>>(),
+        "inhibit_rules": inhibitions_for(declared, fired).iter().map(InhibitionPairs::to_json).collect::<Vec<_>>(),
         "receivers": receivers(alerting, namespace)
             .into_iter()
             .chain(webhooks.iter().map(webhook_receiver))
@@ -310,7 +312,12 @@ fn business_hours(h: &BusinessHours) -> Value {
 /// test` and every pair through a real Alertmanager, verify replays them live.
 /// Nothing here is invented: every label set is one an alert of the bundle
 /// carries as its promtool tests fire it (see [`fired_alerts`]).
-pub fn routes_test(webhooks: &[Webhook], fired: &[Labels], cluster: &str) -> Value {
+pub fn routes_test(
+    webhooks: &[Webhook],
+    declared: &[Inhibition],
+    fired: &[Labels],
+    cluster: &str,
+) -> Value {
     let fired: Vec<Labels> = fired.iter().map(|l| with_external(l, cluster)).collect();
     let mut cases = Vec::new();
     let mut seen = BTreeSet::new();
@@ -350,7 +357,7 @@ pub fn routes_test(webhooks: &[Webhook], fired: &[Labels], cluster: &str) -> Val
             .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
     });
     let mut inhibitions = Vec::new();
-    for rule in inhibitions_for(&fired) {
+    for rule in inhibitions_for(declared, &fired) {
         for (source, target) in rule.pairs(&fired) {
             inhibitions.push(json!({
                 "name": format!("{}: {} silences {}", rule.name, source["alertname"], target["alertname"]),
@@ -438,79 +445,32 @@ pub fn fired_alerts<'a>(tests: impl IntoIterator<Item = &'a String>) -> Vec<Labe
     out
 }
 
-/// One Alertmanager label matcher.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matcher {
-    pub label: &'static str,
-    pub op: &'static str,
-    pub value: &'static str,
+/// How an inhibit rule works on the bundle's alerts.
+pub trait InhibitionPairs {
+    fn pairs(&self, fired: &[Labels]) -> Vec<(Labels, Labels)>;
+    fn to_json(&self) -> Value;
 }
 
-const fn m(label: &'static str, op: &'static str, value: &'static str) -> Matcher {
-    Matcher { label, op, value }
-}
-
-impl Matcher {
-    fn render(&self) -> String {
-        format!("{}{}\"{}\"", self.label, self.op, self.value)
-    }
-
-    /// Alertmanager's semantics: a missing label is the empty string, regexes
-    /// are anchored.
-    pub fn matches(&self, labels: &Labels) -> bool {
-        let v = labels
-            .get(self.label)
-            .map(String::as_str)
-            .unwrap_or_default();
-        let re = || {
-            regex::Regex::new(&format!("^(?:{})$", self.value))
-                .map(|re| re.is_match(v))
-                .unwrap_or(false)
-        };
-        match self.op {
-            "=" => v == self.value,
-            "!=" => v != self.value,
-            "=~" => re(),
-            "!~" => !re(),
-            _ => false,
-        }
-    }
-}
-
-/// An inhibit rule: while an alert matching `source` fires, alerts matching
-/// `target` with the same values of `equal` are not notified.
-#[derive(Debug, Clone)]
-pub struct Inhibition {
-    pub name: &'static str,
-    pub source: Vec<Matcher>,
-    pub target: Vec<Matcher>,
-    pub equal: Vec<&'static str>,
-}
-
-impl Inhibition {
-    pub fn selects(matchers: &[Matcher], labels: &Labels) -> bool {
-        matchers.iter().all(|m| m.matches(labels))
-    }
-
+impl InhibitionPairs for Inhibition {
     /// One (source, target) pair per pair of alert names the rule joins,
     /// the target taking the source's values of the `equal` labels (the
     /// same node, service, volume…): the two fire together.
-    pub fn pairs(&self, fired: &[Labels]) -> Vec<(Labels, Labels)> {
+    fn pairs(&self, fired: &[Labels]) -> Vec<(Labels, Labels)> {
         let sources: Vec<&Labels> = fired
             .iter()
-            .filter(|l| Self::selects(&self.source, l))
+            .filter(|l| Inhibition::selects(&self.source, l))
             .collect();
         let targets: Vec<&Labels> = fired
             .iter()
-            .filter(|l| Self::selects(&self.target, l))
+            .filter(|l| Inhibition::selects(&self.target, l))
             .collect();
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
         let same = |s: &Labels, t: &Labels| {
             self.equal
                 .iter()
-                .filter(|e| !EXTERNAL_LABELS.contains(e))
-                .all(|e| s.get(*e) == t.get(*e))
+                .filter(|e| !EXTERNAL_LABELS.contains(&e.as_str()))
+                .all(|e| s.get(e) == t.get(e))
         };
         for s in &sources {
             // Targets about the same object as the source first (the same
@@ -523,8 +483,8 @@ impl Inhibition {
                 }
                 let mut target = (*t).clone();
                 for e in &self.equal {
-                    if let Some(v) = s.get(*e) {
-                        target.insert((*e).to_string(), v.clone());
+                    if let Some(v) = s.get(e) {
+                        target.insert(e.clone(), v.clone());
                     }
                 }
                 out.push(((*s).clone(), target));
@@ -535,67 +495,20 @@ impl Inhibition {
 
     fn to_json(&self) -> Value {
         json!({
-            "source_matchers": self.source.iter().map(Matcher::render).collect::<Vec<_>>(),
-            "target_matchers": self.target.iter().map(Matcher::render).collect::<Vec<_>>(),
+            "source_matchers": self.source.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "target_matchers": self.target.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "equal": self.equal,
         })
     }
 }
 
-/// The seeds' inhibitions (000 and 002: "prevent alert spam during outages,
-/// suppress component alerts when the service is down"), on the labels the
-/// alerts really carry. `cluster` is in every `equal`: one Alertmanager may
-/// serve several clusters' Prometheus, each adding its own.
-pub fn all_inhibitions() -> Vec<Inhibition> {
-    vec![
-        Inhibition {
-            name: "a down node silences the alerts of the pods on it",
-            source: vec![
-                m("alertname", "=~", "NodeDown|NodeNotReady"),
-                m("node", "=~", ".+"),
-            ],
-            target: vec![m("pod", "=~", ".+"), m("node", "=~", ".+")],
-            equal: vec!["cluster", "node"],
-        },
-        Inhibition {
-            name: "a down service silences its latency and error alerts",
-            source: vec![m("alertname", "=", "ServiceTargetsDown")],
-            target: vec![
-                m("category", "=~", "latency|errors"),
-                m("service", "=~", ".+"),
-            ],
-            equal: vec!["cluster", "namespace", "service"],
-        },
-        Inhibition {
-            name: "a full volume silences its near-full warning",
-            source: vec![m("alertname", "=", "PersistentVolumeFull")],
-            target: vec![m("alertname", "=", "PersistentVolumeNearFull")],
-            equal: vec!["cluster", "namespace", "persistentvolumeclaim"],
-        },
-        Inhibition {
-            name: "a certificate about to expire silences its expiring-soon warning",
-            source: vec![m("alertname", "=", "CertificateExpiryCritical")],
-            target: vec![m("alertname", "=", "CertificateExpiringSoon")],
-            equal: vec!["cluster", "namespace", "name"],
-        },
-        Inhibition {
-            name: "a down scheduler silences its slow-heartbeat warning",
-            source: vec![
-                m("alertname", "=", "SchedulerDown"),
-                m("instance", "=~", ".+"),
-            ],
-            target: vec![m("alertname", "=", "SchedulerHeartbeatSlow")],
-            equal: vec!["cluster", "job", "instance"],
-        },
-    ]
-}
-
-/// The inhibitions whose source and target both select an alert of this
-/// bundle (a profile without cert-manager gets no certificate rule).
-pub fn inhibitions_for(fired: &[Labels]) -> Vec<Inhibition> {
-    all_inhibitions()
-        .into_iter()
+/// The declared inhibitions whose source and target both select an alert
+/// of this bundle (a rule whose target plugin is not enabled is left out).
+pub fn inhibitions_for(declared: &[Inhibition], fired: &[Labels]) -> Vec<Inhibition> {
+    declared
+        .iter()
         .filter(|rule| !rule.pairs(fired).is_empty())
+        .cloned()
         .collect()
 }
 
@@ -620,7 +533,7 @@ pub fn inhibition_problems(rules: &[Inhibition], fired: &[Labels]) -> Vec<String
             }
             for labels in selected {
                 for e in &rule.equal {
-                    if labels.get(*e).is_none_or(|v| v.is_empty()) {
+                    if labels.get(e).is_none_or(|v| v.is_empty()) {
                         problems.push(format!(
                             "inhibition `{}`: {side} alert {} ({}) does not carry the equal label `{e}`",
                             rule.name,

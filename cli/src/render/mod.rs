@@ -70,6 +70,9 @@ pub struct Bundle {
     pub plan: Plan,
     /// plan.json as written.
     pub plan_json: String,
+    /// The enabled plugins' inhibit rules, as declared (alertmanager.yaml
+    /// holds those that select alerts of this bundle).
+    pub inhibitions: Vec<alertmanager::Inhibition>,
 }
 
 pub fn to_yaml<T: Serialize>(path: &str, value: &T) -> Result<String, RenderError> {
@@ -177,6 +180,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut releases = Vec::new();
     let mut groups: Vec<String> = Vec::new();
     let mut webhooks: Vec<alertmanager::Webhook> = Vec::new();
+    let mut inhibitions: Vec<alertmanager::Inhibition> = Vec::new();
 
     for p in &r.plugins {
         let name = p.name();
@@ -278,6 +282,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 keys: secret_keys,
             });
         }
+        inhibitions.extend(spec.inhibitions.iter().cloned());
         if let Some(hook) = &spec.alert_webhook {
             let source = crate::model::Source::new(tree.display("plugin.yaml"), hook.url.clone());
             let url = template::render(&source, &ctx)?.text;
@@ -436,7 +441,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             .filter(|(p, _)| p.starts_with("prometheus/tests/"))
             .map(|(_, t)| t),
     );
-    let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &fired);
+    let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &inhibitions, &fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
         "alertmanager config",
@@ -452,6 +457,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             "alertmanager/routes-test.yaml",
             &alertmanager::routes_test(
                 &webhooks,
+                &inhibitions,
                 &fired,
                 r.cluster.name.as_deref().unwrap_or_default(),
             ),
@@ -680,6 +686,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         files: files.files,
         plan,
         plan_json,
+        inhibitions,
     })
 }
 

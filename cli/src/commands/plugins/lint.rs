@@ -258,10 +258,19 @@ fn render_problems(
             .filter(|(p, _)| p.starts_with("prometheus/tests/"))
             .map(|(_, t)| t),
     );
-    let mut problems = render::alertmanager::inhibition_problems(
-        &render::alertmanager::inhibitions_for(&fired),
-        &fired,
-    );
+    // The linted plugin's own rules are checked whether or not they select
+    // anything (a typo in an alert name must not just drop the rule); the
+    // others only where they apply to this bundle.
+    let own = &entry.plugin.spec.inhibitions;
+    let others: Vec<_> = bundle
+        .inhibitions
+        .iter()
+        .filter(|rule| !own.contains(rule))
+        .cloned()
+        .collect();
+    let mut rules = own.clone();
+    rules.extend(render::alertmanager::inhibitions_for(&others, &fired));
+    let mut problems = render::alertmanager::inhibition_problems(&rules, &fired);
     // An expectation nothing in the bundle backs and no `requires:` excuses.
     problems.extend(
         bundle
