@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::GlobalArgs;
 use super::access;
 use crate::error::{CommandError, ErrorKind};
+use crate::gitops::digest::{self, DigestKey};
 use crate::gitops::github::{self, PrAction, PrRequest, RepoName};
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, VerifyReport};
@@ -85,6 +86,8 @@ struct Report {
     pull_request: Option<PrReport>,
     /// Secret sources whose values could not be checked here (unset, in the cluster).
     unchecked_sources: Vec<String>,
+    /// Secrets the cluster must hold that the branch does not deliver.
+    out_of_band: Vec<pr::OutOfBand>,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,6 +198,13 @@ fn execute(
     let token = env("GITHUB_TOKEN")
         .filter(|t| !t.is_empty())
         .map(Secret::new);
+    if let Some(k) = env(digest::KEY_ENV).filter(|k| !k.is_empty()) {
+        // The digest key must never reach Git either.
+        canaries.push(scan::Canary {
+            source: format!("env:{}", digest::KEY_ENV),
+            value: Secret::new(k),
+        });
+    }
     if let Some(t) = &token {
         // The token is a secret too: never committed, never in a message.
         canaries.push(scan::Canary {
@@ -242,11 +252,17 @@ fn execute(
 
     let mut files = rendered.files.clone();
     if !rendered.pending.is_empty() {
+        let key = DigestKey::load(&env).map_err(|e| {
+            CommandError::environment(format!("no key for the content digest: {e}")).with_hint(
+                format!("set {} (e.g. a CI secret), or HOME", digest::KEY_ENV),
+            )
+        })?;
         let sealed = seal::seal(
             &rendered.pending,
             &target,
             &|p| checkout.read(p),
             args.reseal,
+            &key,
             &env,
             &|tool| tool.to_string(),
         )
@@ -362,6 +378,7 @@ fn execute(
         pushed,
         pull_request,
         unchecked_sources: unchecked,
+        out_of_band: pr::out_of_band(&target, &rendered.secrets),
     };
     Ok(report)
 }
@@ -424,11 +441,14 @@ fn target(
             .or(config.path.clone())
             .unwrap_or_else(|| format!("clusters/{cluster}/observability")),
     )?;
+    let layout = args.layout.or(config.layout).unwrap_or_default();
+    let secrets = args.secrets.or(config.secrets).unwrap_or_default();
+    refuse_undecryptable(layout, secrets)?;
     Ok(Target {
         cluster,
         path,
-        layout: args.layout.or(config.layout).unwrap_or_default(),
-        secrets: args.secrets.or(config.secrets).unwrap_or_default(),
+        layout,
+        secrets,
         external_secrets: config.external_secrets.clone(),
         sops: config.sops.clone(),
         sealed_secrets: config.sealed_secrets.clone(),
@@ -438,12 +458,44 @@ fn target(
     })
 }
 
+/// sops files are decrypted by Flux's kustomize-controller only. Argo CD
+/// has no native sops support (KSOPS and helm-secrets are plugins telltale
+/// does not set up), and the plain layout is applied as it is: either would
+/// apply ciphertext, so both are refused before anything is fetched.
+fn refuse_undecryptable(layout: Layout, secrets: SecretsMode) -> Result<(), CommandError> {
+    if secrets != SecretsMode::Sops || layout == Layout::Flux {
+        return Ok(());
+    }
+    let who = match layout {
+        Layout::Argocd => "Argo CD does not decrypt sops files (it has no native sops support)",
+        _ => "the plain layout is applied as it is, and nothing in it decrypts sops files",
+    };
+    Err(CommandError::bad_input(format!(
+        "secrets mode sops with layout {layout}: {who}, so the encrypted Secrets would reach the cluster as ciphertext"
+    ))
+    .with_hint(format!(
+        "use --secrets sealed-secrets or --secrets external-secrets with layout {layout}, or --layout flux (Flux decrypts sops)"
+    )))
+}
+
 fn print_report(printer: &Printer, r: &Report) {
     if printer.is_json() {
         printer.json(r);
         return;
     }
     printer.out(&summary(r));
+    if !r.out_of_band.is_empty() {
+        printer.out("the cluster must hold these Secrets out of band (never in Git):");
+        for s in &r.out_of_band {
+            printer.out(&format!(
+                "  {}/{} (keys: {}): {}",
+                s.namespace,
+                s.name,
+                s.keys.join(", "),
+                s.create
+            ));
+        }
+    }
     match &r.pull_request {
         Some(pr) => printer.out(&format!(
             "pull request #{} {}: {}",
