@@ -65,7 +65,7 @@ pub struct GitopsArgs {
     /// Commit author email [default: git config user.email]
     #[arg(long, value_name = "EMAIL")]
     pub author_email: Option<String>,
-    /// sops/sealed-secrets: encrypt again even when the committed file has the same keys
+    /// sops/sealed-secrets: encrypt again even when the committed content digest matches
     #[arg(long)]
     pub reseal: bool,
 }

@@ -210,7 +210,10 @@ fn with_digest(sealed: String, content: &str) -> String {
         return sealed;
     }
     match serde_saphyr::from_str::<Value>(&sealed) {
-        Ok(mut value) if value["metadata"].is_object() => {
+        Ok(mut value) if value.is_object() => {
+            if !value["metadata"].is_object() {
+                value["metadata"] = json!({});
+            }
             if !value["metadata"]["annotations"].is_object() {
                 value["metadata"]["annotations"] = json!({});
             }
