@@ -913,7 +913,13 @@ fn real_sops_reencrypts_exactly_when_the_content_changes() {
             c.env("PATH", sops.path());
         })
     };
-    let (stdout, _) = run();
+    let (stdout, stderr) = run();
+    // No cluster here: the generated Grafana password is new, and said so
+    // (never rotated silently).
+    assert!(
+        stderr.contains("admin-password: a new value was generated (no cluster"),
+        "{stderr}"
+    );
     // The handover names the decryption key the cluster needs, not its value.
     assert!(
         stdout.contains("flux-system/sops-age (keys: age.agekey)"),
@@ -952,8 +958,9 @@ fn real_sops_reencrypts_exactly_when_the_content_changes() {
     let (ok, _) = sops.run(&tree, &["updatekeys", "-y", &receivers]);
     assert!(ok, "sops updatekeys finds the creation rule in .sops.yaml");
 
-    // Same content: nothing is encrypted again, no commit.
-    run();
+    // Same content: nothing is encrypted again, no commit, no new password.
+    let (_, stderr) = run();
+    assert!(!stderr.contains("a new value was generated"), "{stderr}");
     assert_eq!(commits_on(&s.repo(), BRANCH), 2);
     assert_eq!(files_on(&s.repo(), BRANCH, PATH), first);
 

@@ -1,6 +1,7 @@
 //! `telltale gitops`: render, lay out for Flux/Argo CD/plain, scan for
 //! secrets, commit on the telltale branch, push it, open or update one PR.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -257,12 +258,14 @@ fn execute(
                 format!("set {} (e.g. a CI secret), or HOME", digest::KEY_ENV),
             )
         })?;
+        let cluster = ClusterSecrets::new(global, &bundle);
         let sealed = seal::seal(
             &rendered.pending,
             &target,
             &|p| checkout.read(p),
             args.reseal,
             &key,
+            &|ns, name, key| cluster.get(ns, name, key),
             &env,
             &|tool| tool.to_string(),
         )
@@ -278,9 +281,15 @@ fn execute(
             err.hint = hint;
             redact(err)
         })?;
+        for what in &sealed.generated {
+            printer.warn(&format!(
+                "{what}: a new value was generated ({}); the cluster's is replaced once this branch is applied",
+                cluster.why_not()
+            ));
+        }
         // The encrypted output goes through the same gate.
-        refuse_findings(scan::scan(&sealed, &canaries))?;
-        files.extend(sealed);
+        refuse_findings(scan::scan(&sealed.files, &canaries))?;
+        files.extend(sealed.files);
     }
 
     let author = checkout
@@ -381,6 +390,68 @@ fn execute(
         out_of_band: pr::out_of_band(&target, &rendered.secrets),
     };
     Ok(report)
+}
+
+/// The values generated keys already have in the cluster (the Grafana
+/// admin password `up` made), read on first use, from the config's pinned
+/// cluster only. Unreachable is not an error: the caller warns instead.
+struct ClusterSecrets<'a> {
+    global: &'a GlobalArgs,
+    bundle: &'a render::Bundle,
+    read: std::cell::RefCell<BTreeMap<(String, String), Result<BTreeMap<String, Secret>, String>>>,
+}
+
+impl<'a> ClusterSecrets<'a> {
+    fn new(global: &'a GlobalArgs, bundle: &'a render::Bundle) -> Self {
+        ClusterSecrets {
+            global,
+            bundle,
+            read: Default::default(),
+        }
+    }
+
+    fn get(&self, namespace: &str, name: &str, key: &str) -> Option<Secret> {
+        let id = (namespace.to_string(), name.to_string());
+        let mut read = self.read.borrow_mut();
+        let data = read
+            .entry(id)
+            .or_insert_with(|| self.fetch(namespace, name));
+        data.as_ref().ok()?.get(key).cloned()
+    }
+
+    /// Why a generated value could not be read, for the warning.
+    fn why_not(&self) -> String {
+        self.read
+            .borrow()
+            .values()
+            .find_map(|r| r.as_ref().err().cloned())
+            .unwrap_or_else(|| "the cluster's Secret has no such key".into())
+    }
+
+    fn fetch(&self, namespace: &str, name: &str) -> Result<BTreeMap<String, Secret>, String> {
+        use k8s_openapi::api::core::v1::Secret as KubeSecret;
+        let pin = access::pin_of(Some(self.bundle));
+        let (target, config) = access::target_pinned(self.global, &pin)
+            .map_err(|e| format!("no cluster: {}", e.message))?;
+        let runtime = access::runtime().map_err(|e| e.message)?;
+        runtime.block_on(async {
+            let kube = access::connect(target, config)
+                .await
+                .map_err(|e| format!("cluster unreachable: {}", e.message))?;
+            let api: kube::Api<KubeSecret> = kube::Api::namespaced(kube.client.clone(), namespace);
+            let secret = api
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("cannot read {namespace}/{name}: {e}"))?
+                .ok_or_else(|| format!("{namespace}/{name} is not in the cluster"))?;
+            Ok(secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, Secret::new(v))))
+                .collect())
+        })
+    }
 }
 
 fn summary(r: &Report) -> String {

@@ -58,18 +58,34 @@ impl SealError {
     }
 }
 
-/// The encrypted files, path → content. `existing` reads the file as the
-/// branch holds it; `env` is the process environment, passed in.
+/// What [`seal`] made.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// The encrypted files, path → content.
+    pub files: BTreeMap<String, String>,
+    /// `namespace/name key` of each generated value that got a new random
+    /// value because the cluster's could not be read (the caller warns).
+    pub generated: Vec<String>,
+}
+
+/// Encrypts the pending Secrets. `existing` reads the file as the branch
+/// holds it; `cluster` the value a generated key has in the cluster
+/// (namespace, name, key), reused so that encrypting again never rotates
+/// a password Grafana and `verify` already use; `env` is the process
+/// environment, passed in.
+#[allow(clippy::too_many_arguments)]
 pub fn seal(
     pending: &[Pending],
     target: &Target,
     existing: &dyn Fn(&str) -> Option<String>,
     reseal: bool,
     key: &DigestKey,
+    cluster: &dyn Fn(&str, &str, &str) -> Option<Secret>,
     env: &dyn Fn(&str) -> Option<String>,
     tool: &dyn Fn(&'static str) -> String,
-) -> Result<BTreeMap<String, String>, SealError> {
+) -> Result<Sealed, SealError> {
     let mut out = BTreeMap::new();
+    let mut generated = Vec::new();
     for p in pending {
         // Every value but the generated ones, which are made only when the
         // Secret is encrypted (a kept file keeps its generated password).
@@ -95,12 +111,18 @@ pub fn seal(
         for (name, value) in values {
             let value = match value {
                 Some(v) => v,
-                None => generate().map_err(|e| SealError::Source {
-                    mode: target.secrets,
-                    secret: p.secret.name.clone(),
-                    key: name.clone(),
-                    problem: e.0,
-                })?,
+                None => match cluster(&p.secret.namespace, &p.secret.name, &name) {
+                    Some(v) => v,
+                    None => {
+                        generated.push(format!("{}/{} {name}", p.secret.namespace, p.secret.name));
+                        generate().map_err(|e| SealError::Source {
+                            mode: target.secrets,
+                            secret: p.secret.name.clone(),
+                            key: name.clone(),
+                            problem: e.0,
+                        })?
+                    }
+                },
             };
             data.insert(name, json!(value.expose()));
         }
@@ -160,7 +182,10 @@ pub fn seal(
         };
         out.insert(p.path.clone(), encrypted);
     }
-    Ok(out)
+    Ok(Sealed {
+        files: out,
+        generated,
+    })
 }
 
 /// A value as `up` would read it; `None` for a generated one.
