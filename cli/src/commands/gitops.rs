@@ -398,8 +398,11 @@ fn execute(
 struct ClusterSecrets<'a> {
     global: &'a GlobalArgs,
     bundle: &'a render::Bundle,
-    read: std::cell::RefCell<BTreeMap<(String, String), Result<BTreeMap<String, Secret>, String>>>,
+    read: std::cell::RefCell<BTreeMap<(String, String), ClusterData>>,
 }
+
+/// A Secret's data as the cluster holds it, or why it could not be read.
+type ClusterData = Result<BTreeMap<String, Secret>, String>;
 
 impl<'a> ClusterSecrets<'a> {
     fn new(global: &'a GlobalArgs, bundle: &'a render::Bundle) -> Self {
@@ -428,7 +431,7 @@ impl<'a> ClusterSecrets<'a> {
             .unwrap_or_else(|| "the cluster's Secret has no such key".into())
     }
 
-    fn fetch(&self, namespace: &str, name: &str) -> Result<BTreeMap<String, Secret>, String> {
+    fn fetch(&self, namespace: &str, name: &str) -> ClusterData {
         use k8s_openapi::api::core::v1::Secret as KubeSecret;
         let pin = access::pin_of(Some(self.bundle));
         let (target, config) = access::target_pinned(self.global, &pin)
