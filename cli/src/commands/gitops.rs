@@ -1,6 +1,7 @@
 //! `telltale gitops`: render, lay out for Flux/Argo CD/plain, scan for
 //! secrets, commit on the telltale branch, push it, open or update one PR.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -9,6 +10,7 @@ use serde::Serialize;
 use super::GlobalArgs;
 use super::access;
 use crate::error::{CommandError, ErrorKind};
+use crate::gitops::digest::{self, DigestKey};
 use crate::gitops::github::{self, PrAction, PrRequest, RepoName};
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, VerifyReport};
@@ -64,7 +66,7 @@ pub struct GitopsArgs {
     /// Commit author email [default: git config user.email]
     #[arg(long, value_name = "EMAIL")]
     pub author_email: Option<String>,
-    /// sops/sealed-secrets: encrypt again even when the committed file has the same keys
+    /// sops/sealed-secrets: encrypt again even when the committed content digest matches
     #[arg(long)]
     pub reseal: bool,
 }
@@ -85,6 +87,8 @@ struct Report {
     pull_request: Option<PrReport>,
     /// Secret sources whose values could not be checked here (unset, in the cluster).
     unchecked_sources: Vec<String>,
+    /// Secrets the cluster must hold that the branch does not deliver.
+    out_of_band: Vec<pr::OutOfBand>,
 }
 
 #[derive(Debug, Serialize)]
@@ -195,6 +199,13 @@ fn execute(
     let token = env("GITHUB_TOKEN")
         .filter(|t| !t.is_empty())
         .map(Secret::new);
+    if let Some(k) = env(digest::KEY_ENV).filter(|k| !k.is_empty()) {
+        // The digest key must never reach Git either.
+        canaries.push(scan::Canary {
+            source: format!("env:{}", digest::KEY_ENV),
+            value: Secret::new(k),
+        });
+    }
     if let Some(t) = &token {
         // The token is a secret too: never committed, never in a message.
         canaries.push(scan::Canary {
@@ -242,11 +253,19 @@ fn execute(
 
     let mut files = rendered.files.clone();
     if !rendered.pending.is_empty() {
+        let key = DigestKey::load(&env).map_err(|e| {
+            CommandError::environment(format!("no key for the content digest: {e}")).with_hint(
+                format!("set {} (e.g. a CI secret), or HOME", digest::KEY_ENV),
+            )
+        })?;
+        let cluster = ClusterSecrets::new(global, &bundle);
         let sealed = seal::seal(
             &rendered.pending,
             &target,
             &|p| checkout.read(p),
             args.reseal,
+            &key,
+            &|ns, name, key| cluster.get(ns, name, key),
             &env,
             &|tool| tool.to_string(),
         )
@@ -262,9 +281,15 @@ fn execute(
             err.hint = hint;
             redact(err)
         })?;
+        for what in &sealed.generated {
+            printer.warn(&format!(
+                "{what}: a new value was generated ({}); the cluster's is replaced once this branch is applied",
+                cluster.why_not()
+            ));
+        }
         // The encrypted output goes through the same gate.
-        refuse_findings(scan::scan(&sealed, &canaries))?;
-        files.extend(sealed);
+        refuse_findings(scan::scan(&sealed.files, &canaries))?;
+        files.extend(sealed.files);
     }
 
     let author = checkout
@@ -362,8 +387,74 @@ fn execute(
         pushed,
         pull_request,
         unchecked_sources: unchecked,
+        out_of_band: pr::out_of_band(&target, &rendered.secrets),
     };
     Ok(report)
+}
+
+/// The values generated keys already have in the cluster (the Grafana
+/// admin password `up` made), read on first use, from the config's pinned
+/// cluster only. Unreachable is not an error: the caller warns instead.
+struct ClusterSecrets<'a> {
+    global: &'a GlobalArgs,
+    bundle: &'a render::Bundle,
+    read: std::cell::RefCell<BTreeMap<(String, String), ClusterData>>,
+}
+
+/// A Secret's data as the cluster holds it, or why it could not be read.
+type ClusterData = Result<BTreeMap<String, Secret>, String>;
+
+impl<'a> ClusterSecrets<'a> {
+    fn new(global: &'a GlobalArgs, bundle: &'a render::Bundle) -> Self {
+        ClusterSecrets {
+            global,
+            bundle,
+            read: Default::default(),
+        }
+    }
+
+    fn get(&self, namespace: &str, name: &str, key: &str) -> Option<Secret> {
+        let id = (namespace.to_string(), name.to_string());
+        let mut read = self.read.borrow_mut();
+        let data = read
+            .entry(id)
+            .or_insert_with(|| self.fetch(namespace, name));
+        data.as_ref().ok()?.get(key).cloned()
+    }
+
+    /// Why a generated value could not be read, for the warning.
+    fn why_not(&self) -> String {
+        self.read
+            .borrow()
+            .values()
+            .find_map(|r| r.as_ref().err().cloned())
+            .unwrap_or_else(|| "the cluster's Secret has no such key".into())
+    }
+
+    fn fetch(&self, namespace: &str, name: &str) -> ClusterData {
+        use k8s_openapi::api::core::v1::Secret as KubeSecret;
+        let pin = access::pin_of(Some(self.bundle));
+        let (target, config) = access::target_pinned(self.global, &pin)
+            .map_err(|e| format!("no cluster: {}", e.message))?;
+        let runtime = access::runtime().map_err(|e| e.message)?;
+        runtime.block_on(async {
+            let kube = access::connect(target, config)
+                .await
+                .map_err(|e| format!("cluster unreachable: {}", e.message))?;
+            let api: kube::Api<KubeSecret> = kube::Api::namespaced(kube.client.clone(), namespace);
+            let secret = api
+                .get_opt(name)
+                .await
+                .map_err(|e| format!("cannot read {namespace}/{name}: {e}"))?
+                .ok_or_else(|| format!("{namespace}/{name} is not in the cluster"))?;
+            Ok(secret
+                .data
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(k, v)| String::from_utf8(v.0).ok().map(|v| (k, Secret::new(v))))
+                .collect())
+        })
+    }
 }
 
 fn summary(r: &Report) -> String {
@@ -424,11 +515,14 @@ fn target(
             .or(config.path.clone())
             .unwrap_or_else(|| format!("clusters/{cluster}/observability")),
     )?;
+    let layout = args.layout.or(config.layout).unwrap_or_default();
+    let secrets = args.secrets.or(config.secrets).unwrap_or_default();
+    refuse_undecryptable(layout, secrets)?;
     Ok(Target {
         cluster,
         path,
-        layout: args.layout.or(config.layout).unwrap_or_default(),
-        secrets: args.secrets.or(config.secrets).unwrap_or_default(),
+        layout,
+        secrets,
         external_secrets: config.external_secrets.clone(),
         sops: config.sops.clone(),
         sealed_secrets: config.sealed_secrets.clone(),
@@ -438,12 +532,44 @@ fn target(
     })
 }
 
+/// sops files are decrypted by Flux's kustomize-controller only. Argo CD
+/// has no native sops support (KSOPS and helm-secrets are plugins telltale
+/// does not set up), and the plain layout is applied as it is: either would
+/// apply ciphertext, so both are refused before anything is fetched.
+fn refuse_undecryptable(layout: Layout, secrets: SecretsMode) -> Result<(), CommandError> {
+    if secrets != SecretsMode::Sops || layout == Layout::Flux {
+        return Ok(());
+    }
+    let who = match layout {
+        Layout::Argocd => "Argo CD does not decrypt sops files (it has no native sops support)",
+        _ => "the plain layout is applied as it is, and nothing in it decrypts sops files",
+    };
+    Err(CommandError::bad_input(format!(
+        "secrets mode sops with layout {layout}: {who}, so the encrypted Secrets would reach the cluster as ciphertext"
+    ))
+    .with_hint(format!(
+        "use --secrets sealed-secrets or --secrets external-secrets with layout {layout}, or --layout flux (Flux decrypts sops)"
+    )))
+}
+
 fn print_report(printer: &Printer, r: &Report) {
     if printer.is_json() {
         printer.json(r);
         return;
     }
     printer.out(&summary(r));
+    if !r.out_of_band.is_empty() {
+        printer.out("the cluster must hold these Secrets out of band (never in Git):");
+        for s in &r.out_of_band {
+            printer.out(&format!(
+                "  {}/{} (keys: {}): {}",
+                s.namespace,
+                s.name,
+                s.keys.join(", "),
+                s.create
+            ));
+        }
+    }
     match &r.pull_request {
         Some(pr) => printer.out(&format!(
             "pull request #{} {}: {}",

@@ -95,11 +95,33 @@ pub enum LayoutError {
 }
 
 pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError> {
-    match target.layout {
-        Layout::Flux => super::flux::render(bundle, target),
-        Layout::Argocd => super::argocd::render(bundle, target),
-        Layout::Plain => super::plain::render(bundle, target),
+    let mut rendered = match target.layout {
+        Layout::Flux => super::flux::render(bundle, target)?,
+        Layout::Argocd => super::argocd::render(bundle, target)?,
+        Layout::Plain => super::plain::render(bundle, target)?,
+    };
+    if target.secrets == SecretsMode::Sops
+        && let Some(sops) = &target.sops
+    {
+        rendered
+            .files
+            .insert(target.join(".sops.yaml"), sops_config(sops));
     }
+    Ok(rendered)
+}
+
+/// `.sops.yaml` beside the layout: one creation rule for the Secret files
+/// telltale encrypts, with the same recipients and encrypted fields as the
+/// encryption itself, so `sops updatekeys` and `sops edit` work on them.
+/// The regex matches the path whether sops sees it relative or absolute.
+pub fn sops_config(sops: &Sops) -> String {
+    yaml(&json!({
+        "creation_rules": [{
+            "path_regex": "(^|/)manifests/[^/]+/Secret_[^/]+\\.yaml$",
+            "encrypted_regex": "^(data|stringData)$",
+            "age": sops.age.join(","),
+        }],
+    }))
 }
 
 /// The bundle's manifests, `manifests/NN-phase/file.yaml` → content, with

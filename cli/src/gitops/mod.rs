@@ -8,6 +8,7 @@
 //! here prints: the command layer reports.
 
 pub mod argocd;
+pub mod digest;
 pub mod flux;
 pub mod github;
 pub mod layout;

@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::SecretsMode;
 use super::layout::{KeyValue, NeededSecret, Target};
@@ -100,6 +100,23 @@ pub fn body(
             .collect();
         let _ = writeln!(b, "- `{}/{}`: {}", s.namespace, s.name, keys.join(", "));
     }
+    let needed = out_of_band(target, secrets);
+    if !needed.is_empty() {
+        let _ = writeln!(
+            b,
+            "\n### Out of band\n\nThe cluster must hold these before the branch reconciles (values never go into Git):\n"
+        );
+        for s in &needed {
+            let _ = writeln!(
+                b,
+                "- `{}/{}` (keys: {}): {}",
+                s.namespace,
+                s.name,
+                s.keys.join(", "),
+                s.create
+            );
+        }
+    }
     let _ = writeln!(b, "\n### Verify\n");
     match verify {
         Some(report) => {
@@ -153,5 +170,79 @@ fn secrets_note(mode: SecretsMode) -> &'static str {
             "Each Secret below is committed encrypted with sops for the configured age recipients:"
         }
         SecretsMode::SealedSecrets => "Each Secret below is committed as a SealedSecret:",
+    }
+}
+
+/// A Secret the cluster must hold that the branch does not deliver: names
+/// and keys only, and how to create it in the chosen mode.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutOfBand {
+    pub name: String,
+    pub namespace: String,
+    pub keys: Vec<String>,
+    pub create: String,
+}
+
+/// What the branch leaves to the operator, per secrets mode: every Secret
+/// (reference); those no ExternalSecret produces (external-secrets); the key
+/// that decrypts (sops: Flux's age key; sealed-secrets: the controller's
+/// key pair, which must be restored on a new cluster).
+pub fn out_of_band(target: &Target, secrets: &[NeededSecret]) -> Vec<OutOfBand> {
+    let keys = |s: &NeededSecret| s.keys.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    let create_generic = |s: &NeededSecret| {
+        let literals: Vec<String> = s
+            .keys
+            .iter()
+            .map(|(k, _)| format!("--from-literal={k}=…"))
+            .collect();
+        format!(
+            "`telltale up` creates it, or `kubectl -n {} create secret generic {} {}`",
+            s.namespace,
+            s.name,
+            literals.join(" ")
+        )
+    };
+    match target.secrets {
+        SecretsMode::Reference => secrets
+            .iter()
+            .map(|s| OutOfBand {
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                keys: keys(s),
+                create: create_generic(s),
+            })
+            .collect(),
+        // Rendered content (the Alertmanager config) has no ExternalSecret.
+        SecretsMode::ExternalSecrets => secrets
+            .iter()
+            .filter(|s| s.keys.iter().all(|(_, v)| matches!(v, KeyValue::Known(_))))
+            .map(|s| OutOfBand {
+                name: s.name.clone(),
+                namespace: s.namespace.clone(),
+                keys: keys(s),
+                create: "`telltale up` creates it from the rendered bundle (it holds no credentials)".into(),
+            })
+            .collect(),
+        SecretsMode::Sops => {
+            let name = target
+                .sops
+                .as_ref()
+                .map(|s| s.decryption_secret.clone())
+                .unwrap_or_default();
+            vec![OutOfBand {
+                create: format!(
+                    "the age private key of one of the recipients: `kubectl -n flux-system create secret generic {name} --from-file=age.agekey=KEY_FILE`"
+                ),
+                name,
+                namespace: "flux-system".into(),
+                keys: vec!["age.agekey".into()],
+            }]
+        }
+        SecretsMode::SealedSecrets => vec![OutOfBand {
+            name: "sealed-secrets-key…".into(),
+            namespace: "kube-system".into(),
+            keys: vec!["tls.crt".into(), "tls.key".into()],
+            create: "the controller's key pair behind spec.gitops.sealedSecrets.cert, labelled `sealedsecrets.bitnami.com/sealed-secrets-key=active`: back it up (`kubectl -n kube-system get secret -l sealedsecrets.bitnami.com/sealed-secrets-key -o yaml`) and restore it before the controller starts on a new cluster".into(),
+        }],
     }
 }

@@ -2,17 +2,19 @@
 //! sources and handed on stdin to `sops` (age recipients) or `kubeseal`
 //! (the controller's certificate); only their encrypted output is kept.
 //!
-//! Encryption is not deterministic, so a file already committed with the
-//! same keys is kept as it is (no new commit on every run); `--reseal`
-//! encrypts again, e.g. after a value changed.
+//! Encryption is not deterministic, so each encrypted object carries a
+//! keyed digest of its plaintext ([`super::digest`]): a committed file with
+//! the same digest is kept as it is (no new commit on every run), any
+//! content change encrypts again; `--reseal` encrypts again regardless.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
 use super::SecretsMode;
+use super::digest::{self, DigestKey};
 use super::layout::{KeyValue, Pending, Target};
 use crate::install::secrets::{KeySource, generate};
 use crate::secrets::Secret;
@@ -56,45 +58,80 @@ impl SealError {
     }
 }
 
-/// The encrypted files, path → content. `existing` reads the file as the
-/// branch holds it; `env` is the process environment, passed in.
+/// What [`seal`] made.
+#[derive(Debug, Default)]
+pub struct Sealed {
+    /// The encrypted files, path → content.
+    pub files: BTreeMap<String, String>,
+    /// `namespace/name key` of each generated value that got a new random
+    /// value because the cluster's could not be read (the caller warns).
+    pub generated: Vec<String>,
+}
+
+/// Encrypts the pending Secrets. `existing` reads the file as the branch
+/// holds it; `cluster` the value a generated key has in the cluster
+/// (namespace, name, key), reused so that encrypting again never rotates
+/// a password Grafana and `verify` already use; `env` is the process
+/// environment, passed in.
+#[allow(clippy::too_many_arguments)]
 pub fn seal(
     pending: &[Pending],
     target: &Target,
     existing: &dyn Fn(&str) -> Option<String>,
     reseal: bool,
+    key: &DigestKey,
+    cluster: &dyn Fn(&str, &str, &str) -> Option<Secret>,
     env: &dyn Fn(&str) -> Option<String>,
     tool: &dyn Fn(&'static str) -> String,
-) -> Result<BTreeMap<String, String>, SealError> {
+) -> Result<Sealed, SealError> {
     let mut out = BTreeMap::new();
+    let mut generated = Vec::new();
     for p in pending {
-        let wanted: BTreeSet<&str> = p.secret.keys.iter().map(|(k, _)| k.as_str()).collect();
+        // Every value but the generated ones, which are made only when the
+        // Secret is encrypted (a kept file keeps its generated password).
+        let mut values = Vec::new();
+        for (name, value) in &p.secret.keys {
+            let value = resolve(value, env).map_err(|problem| SealError::Source {
+                mode: target.secrets,
+                secret: p.secret.name.clone(),
+                key: name.clone(),
+                problem,
+            })?;
+            values.push((name.clone(), value));
+        }
+        let content = key.digest(&p.secret.namespace, &p.secret.name, &values);
         if !reseal
             && let Some(text) = existing(&p.path)
-            && committed_keys(&text)
-                .iter()
-                .map(String::as_str)
-                .collect::<BTreeSet<_>>()
-                == wanted
+            && committed_digest(&text).as_deref() == Some(content.as_str())
         {
             out.insert(p.path.clone(), text);
             continue;
         }
         let mut data = serde_json::Map::new();
-        for (key, value) in &p.secret.keys {
-            let value = resolve(value, env).map_err(|problem| SealError::Source {
-                mode: target.secrets,
-                secret: p.secret.name.clone(),
-                key: key.clone(),
-                problem,
-            })?;
-            data.insert(key.clone(), json!(value.expose()));
+        for (name, value) in values {
+            let value = match value {
+                Some(v) => v,
+                None => match cluster(&p.secret.namespace, &p.secret.name, &name) {
+                    Some(v) => v,
+                    None => {
+                        generated.push(format!("{}/{} {name}", p.secret.namespace, p.secret.name));
+                        generate().map_err(|e| SealError::Source {
+                            mode: target.secrets,
+                            secret: p.secret.name.clone(),
+                            key: name.clone(),
+                            problem: e.0,
+                        })?
+                    }
+                },
+            };
+            data.insert(name, json!(value.expose()));
         }
         let secret = json!({
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
-            "metadata": {"name": p.secret.name, "namespace": p.secret.namespace},
+            "metadata": {"name": p.secret.name, "namespace": p.secret.namespace,
+                         "annotations": {digest::ANNOTATION: content}},
             "stringData": data,
         });
         let plain = Secret::new(super::yaml(&secret));
@@ -132,37 +169,44 @@ pub fn seal(
                     .as_ref()
                     .map(|s| s.cert.clone())
                     .unwrap_or_default();
-                run(
+                let sealed = run(
                     "kubeseal",
                     &tool("kubeseal"),
                     &["--cert", &cert, "--format", "yaml"],
                     &plain,
                     &name,
                     target.secrets,
-                )?
+                )?;
+                with_digest(sealed, &content)
             }
         };
         out.insert(p.path.clone(), encrypted);
     }
-    Ok(out)
+    Ok(Sealed {
+        files: out,
+        generated,
+    })
 }
 
-fn resolve(value: &KeyValue, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+/// A value as `up` would read it; `None` for a generated one.
+fn resolve(
+    value: &KeyValue,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Secret>, String> {
     let source = match value {
-        KeyValue::Known(text) => return Ok(Secret::new(text.clone())),
+        KeyValue::Known(text) => return Ok(Some(Secret::new(text.clone()))),
         KeyValue::Source(s) => s,
     };
     match KeySource::parse(source) {
         KeySource::Env(var) => env(&var)
             .filter(|v| !v.is_empty())
-            .map(Secret::new)
+            .map(|v| Some(Secret::new(v)))
             .ok_or_else(|| format!("environment variable {var} is not set")),
         KeySource::File(path) => std::fs::read_to_string(&path)
-            .map(|v| Secret::new(v.trim_end_matches(['\n', '\r'])))
+            .map(|v| Some(Secret::new(v.trim_end_matches(['\n', '\r']))))
             .map_err(|e| format!("cannot read {path}: {e}")),
-        KeySource::Fixed(v) => Ok(Secret::new(v)),
-        // Kept afterwards: a committed file with the same keys is not re-sealed.
-        KeySource::Generated => generate().map_err(|e| e.0),
+        KeySource::Fixed(v) => Ok(Some(Secret::new(v))),
+        KeySource::Generated => Ok(None),
         KeySource::SecretRef { name, key } => Err(format!(
             "secretRef {name}/{key} lives in the cluster and is not read here"
         )),
@@ -170,21 +214,39 @@ fn resolve(value: &KeyValue, env: &dyn Fn(&str) -> Option<String>) -> Result<Sec
     }
 }
 
-/// The keys a committed sops Secret or SealedSecret holds (key names stay
-/// readable in both).
-fn committed_keys(text: &str) -> Vec<String> {
-    let Ok(value) = serde_saphyr::from_str::<Value>(text) else {
-        return Vec::new();
-    };
-    let keys = |v: &Value| -> Vec<String> {
-        v.as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default()
-    };
-    let mut out = keys(&value["stringData"]);
-    out.extend(keys(&value["data"]));
-    out.extend(keys(&value["spec"]["encryptedData"]));
-    out
+/// The content digest a committed sops Secret or SealedSecret was made
+/// from: on the object (sops keeps metadata in clear) or, as kubeseal
+/// copies it, on the SealedSecret's template.
+fn committed_digest(text: &str) -> Option<String> {
+    let value = serde_saphyr::from_str::<Value>(text).ok()?;
+    [
+        &value["metadata"]["annotations"][digest::ANNOTATION],
+        &value["spec"]["template"]["metadata"]["annotations"][digest::ANNOTATION],
+    ]
+    .iter()
+    .find_map(|v| v.as_str().map(str::to_string))
+}
+
+/// kubeseal's output with the digest on the SealedSecret itself, so a
+/// later run finds it whatever kubeseal copied (the annotation is not
+/// part of what the controller decrypts).
+fn with_digest(sealed: String, content: &str) -> String {
+    if committed_digest(&sealed).as_deref() == Some(content) {
+        return sealed;
+    }
+    match serde_saphyr::from_str::<Value>(&sealed) {
+        Ok(mut value) if value.is_object() => {
+            if !value["metadata"].is_object() {
+                value["metadata"] = json!({});
+            }
+            if !value["metadata"]["annotations"].is_object() {
+                value["metadata"]["annotations"] = json!({});
+            }
+            value["metadata"]["annotations"][digest::ANNOTATION] = json!(content);
+            super::yaml(&value)
+        }
+        _ => sealed,
+    }
 }
 
 fn run(
