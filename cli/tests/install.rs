@@ -1942,7 +1942,29 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
     assert!(stderr(&out).contains("--gitops needs spec.gitops.repo"));
     assert!(stack.api.requests().is_empty());
 
+    // Argo CD cannot decrypt sops files: refused before the install too.
     let repo = root.join("R.git");
+    std::fs::write(
+        root.join("telltale.yaml"),
+        format!(
+            "{config}  gitops: {{repo: {}, layout: argocd, secrets: sops, github: {{base: main}}}}\n",
+            repo.display()
+        ),
+    )
+    .unwrap();
+    let out = stack
+        .cmd(&["up", "-y", "--gitops", "--skip-verify"])
+        .env("HOME", root.join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Argo CD does not decrypt sops"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stack.api.requests().is_empty());
+
     std::fs::write(
         root.join("telltale.yaml"),
         format!(

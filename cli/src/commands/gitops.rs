@@ -119,8 +119,18 @@ pub fn run_after_up(global: &GlobalArgs, printer: &Printer) -> Result<(), Comman
     Ok(())
 }
 
-/// `up --gitops` needs a repository in the config; said before installing.
-pub fn check_configured(bundle: &crate::render::Bundle) -> Result<(), CommandError> {
+/// `up --gitops` needs a repository in the config, and a layout that can
+/// decrypt its secrets mode; both said before installing, not after.
+pub fn check_configured(
+    bundle: &crate::render::Bundle,
+    global: &GlobalArgs,
+) -> Result<(), CommandError> {
+    let resolved = render::resolve(&global.catalog()?, &global.request()?)?;
+    let config = resolved.gitops.unwrap_or_default();
+    refuse_undecryptable(
+        config.layout.unwrap_or_default(),
+        config.secrets.unwrap_or_default(),
+    )?;
     let configured = bundle
         .plan
         .phases

@@ -80,7 +80,7 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
     }
     if args.gitops {
         // Refused before the cluster is touched, not after the install.
-        super::gitops::check_configured(&bundle)?;
+        super::gitops::check_configured(&bundle, global)?;
     }
     let pin = access::pin_of(Some(&bundle));
     let (target, config) = access::target_for_write(global, &pin, &args.confirm, "up")?;
