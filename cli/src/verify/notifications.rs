@@ -358,10 +358,21 @@ fn ambiguity(
             })
         }
     };
-    let clashing: Vec<String> = others
-        .iter()
-        .filter(|(_, receivers)| receivers.iter().any(|r| shares(r)))
-        .map(|(name, receivers)| format!("{name} (→ {})", receivers.join(", ")))
+    // alertname and receivers → how many such alerts.
+    let mut clashes: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for (name, receivers) in others {
+        if receivers.iter().any(|r| shares(r)) {
+            *clashes
+                .entry((name.as_str(), receivers.join(", ")))
+                .or_default() += 1;
+        }
+    }
+    let clashing: Vec<String> = clashes
+        .into_iter()
+        .map(|((name, receivers), n)| match n {
+            1 => format!("{name} (→ {receivers})"),
+            n => format!("{n}× {name} (→ {receivers})"),
+        })
         .collect();
     (!clashing.is_empty()).then(|| {
         format!(
