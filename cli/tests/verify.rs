@@ -288,6 +288,48 @@ fn unrelated_notifications_on_the_same_receiver_make_notifications_ambiguous() {
     assert!(evidence.contains("warning: delivered"), "{evidence}");
 }
 
+#[test]
+fn verify_bundle_reads_plan_json_and_refuses_an_edited_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_dir(dir.path());
+    let stack = LocalStack::start(&bundle, &[]);
+    // No telltale.yaml anywhere: only the bundle says what to expect.
+    let cwd = tempfile::tempdir().unwrap();
+    let run = || {
+        assert_cmd::Command::cargo_bin("telltale")
+            .unwrap()
+            .current_dir(cwd.path())
+            .args([
+                "verify",
+                "-o",
+                "json",
+                "--checks",
+                "alertmanager,notifications",
+            ])
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(["--timeout", "30s"])
+            .args(["--alertmanager-url", stack.url("alertmanager")])
+            .output()
+            .unwrap()
+    };
+    let (code, report, stderr) = json_outcome(run());
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(check(&report, "notifications")["status"], "pass");
+
+    let routes = bundle.join("alertmanager/routes-test.yaml");
+    let mut text = std::fs::read_to_string(&routes).unwrap();
+    text.push_str("# edited\n");
+    std::fs::write(&routes, text).unwrap();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alertmanager/routes-test.yaml differs from the plan.json digest"),
+        "{stderr}"
+    );
+}
+
 // ---- logs, dashboards and load, through the fake Loki and Grafana ----
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
