@@ -325,6 +325,10 @@ async fn others(
         .collect())
 }
 
+/// A target, its outcome (time to delivery), the counts before its alert
+/// was posted and at the last look.
+type Proof<'a> = (&'a Target, Result<Duration, String>, Counts, Option<Counts>);
+
 /// Why a delivered target's proof is ambiguous, if it is.
 fn ambiguity(
     t: &Target,
@@ -459,8 +463,7 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
                 .collect(),
         )
     };
-    // (target, outcome, counts before, counts after), in target order.
-    let mut proofs: Vec<(&Target, Result<Duration, String>, Counts, Option<Counts>)> = Vec::new();
+    let mut proofs: Vec<Proof> = Vec::new();
     let mut posted: Vec<&Target> = Vec::new();
     if per_receiver {
         evidence.push(format!(
