@@ -184,6 +184,152 @@ fn a_sink_answering_500_fails_notifications_naming_receiver_and_integration() {
     );
 }
 
+/// The tier receivers of the bundle's plan.json and their integrations.
+fn tier_integrations(bundle: &Path) -> Vec<(String, Vec<String>)> {
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("plan.json")).unwrap()).unwrap();
+    plan["alerting"]["receivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let integrations = r["integrations"].as_array().unwrap();
+            (
+                r["receiver"].as_str().unwrap().to_string(),
+                integrations
+                    .iter()
+                    .map(|i| i.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn receivers_that_share_an_integration_are_proven_each_on_its_own_counters() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_dir(dir.path());
+    let tiers = tier_integrations(&bundle);
+    let integrations = |name: &str| &tiers.iter().find(|(r, _)| r == name).unwrap().1;
+    let shared: Vec<&String> = integrations("critical")
+        .iter()
+        .filter(|i| integrations("security").contains(i))
+        .collect();
+    assert!(
+        !shared.is_empty(),
+        "critical and security share no integration: {tiers:?}"
+    );
+    let stack = LocalStack::start(&bundle, &[]);
+    let (code, report, stderr) = verify(dir.path(), &stack, "notifications", &[]);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let n = check(&report, "notifications");
+    assert_eq!(n["status"], "pass", "{n:#}");
+    let evidence: Vec<&str> = n["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        evidence[0].starts_with("per-receiver counters"),
+        "{evidence:#?}"
+    );
+    for receiver in ["critical", "security"] {
+        let line = evidence
+            .iter()
+            .find(|e| e.starts_with(&format!("{receiver}: delivered")))
+            .unwrap_or_else(|| panic!("no proof for {receiver}: {evidence:#?}"));
+        assert!(
+            line.contains(&format!("counted on receiver_name=\"{receiver}\"")),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn unrelated_notifications_on_the_same_receiver_make_notifications_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&bundle_dir(dir.path()), &[]);
+    let alerts = format!("{}/api/v2/alerts", stack.url("alertmanager"));
+    // Real traffic on the critical receiver while verify runs: a new page
+    // every 50 ms, from just before the run until it ends.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pager = {
+        let stop = stop.clone();
+        let alerts = alerts.clone();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = serde_json::json!([{"labels": {
+                    "alertname": "UnrelatedPage",
+                    "severity": "critical",
+                    "instance": format!("node-{n}"),
+                }}]);
+                ureq::post(&alerts).send_json(&body).unwrap();
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let (code, report, stderr) = verify(dir.path(), &stack, "notifications", &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pager.join().unwrap();
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    assert_eq!(report["ok"], false);
+    let n = check(&report, "notifications");
+    assert_eq!(n["status"], "fail", "{n:#}");
+    let summary = n["summary"].as_str().unwrap();
+    assert!(summary.starts_with("ambiguous: "), "{n:#}");
+    assert!(summary.contains("critical: other alerts"), "{n:#}");
+    assert!(summary.contains("UnrelatedPage"), "{n:#}");
+    // Receivers nobody else used are still proven.
+    let evidence = n["evidence"].to_string();
+    assert!(evidence.contains("warning: delivered"), "{evidence}");
+}
+
+#[test]
+fn verify_bundle_reads_plan_json_and_refuses_an_edited_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = bundle_dir(dir.path());
+    let stack = LocalStack::start(&bundle, &[]);
+    // No telltale.yaml anywhere: only the bundle says what to expect.
+    let cwd = tempfile::tempdir().unwrap();
+    let run = || {
+        assert_cmd::Command::cargo_bin("telltale")
+            .unwrap()
+            .current_dir(cwd.path())
+            .args([
+                "verify",
+                "-o",
+                "json",
+                "--checks",
+                "alertmanager,notifications",
+            ])
+            .arg("--bundle")
+            .arg(&bundle)
+            .args(["--timeout", "30s"])
+            .args(["--alertmanager-url", stack.url("alertmanager")])
+            .output()
+            .unwrap()
+    };
+    let (code, report, stderr) = json_outcome(run());
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    assert_eq!(check(&report, "notifications")["status"], "pass");
+
+    let routes = bundle.join("alertmanager/routes-test.yaml");
+    let mut text = std::fs::read_to_string(&routes).unwrap();
+    text.push_str("# edited\n");
+    std::fs::write(&routes, text).unwrap();
+    let out = run();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("alertmanager/routes-test.yaml differs from the plan.json digest"),
+        "{stderr}"
+    );
+}
+
 // ---- logs, dashboards and load, through the fake Loki and Grafana ----
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");

@@ -450,6 +450,8 @@ fn start_daemons(
             // Links in notifications point here rather than at the hostname.
             format!("--web.external-url=http://{am_addr}"),
             "--cluster.listen-address=".into(),
+            // As the bundle's alertmanagerSpec.enableFeatures: counters by receiver.
+            "--enable-feature=receiver-name-in-metrics".into(),
         ],
         am_addr,
         "/-/ready",

@@ -27,6 +27,10 @@ use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, repo
 /// reason. Exits 1 when any check fails, 3 when nothing can be reached.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Use the bundle `telltale plan --out DIR` wrote (its plan.json and the
+    /// files it lists, each digest checked) instead of rendering it again
+    #[arg(long, value_name = "DIR")]
+    pub bundle: Option<PathBuf>,
     /// Checks to run (comma-separated) [default: those the profile declares]
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub checks: Vec<CheckId>,
@@ -191,8 +195,10 @@ impl Options {
 }
 
 pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
-    let catalog = global.catalog()?;
-    let bundle = render::render(&catalog, &global.request()?)?;
+    let bundle = match &args.bundle {
+        Some(dir) => read_bundle(dir)?,
+        None => render::render(&global.catalog()?, &global.request()?)?,
+    };
     let auth = match (&args.bearer_token_env, &args.basic_auth_env) {
         (Some(var), _) => Auth::Bearer(secret_env(var)?),
         (None, Some(var)) => {
@@ -557,4 +563,56 @@ async fn forward_missing(
             Err(e) => printer.warn(&format!("{what}: cannot port-forward: {e}")),
         }
     }
+}
+
+/// The bundle in `dir`: plan.json and every file it lists, refused when a
+/// file is missing or its sha256 differs from plan.json's (an edited bundle
+/// would be verified against expectations it no longer has).
+fn read_bundle(dir: &std::path::Path) -> Result<Bundle, CommandError> {
+    use sha2::{Digest, Sha256};
+    let read = |rel: &str| {
+        std::fs::read_to_string(dir.join(rel)).map_err(|e| {
+            CommandError::bad_input(format!(
+                "--bundle {}: cannot read {rel}: {e}",
+                dir.display()
+            ))
+        })
+    };
+    let plan_json = read("plan.json")?;
+    let plan: render::plan::Plan = serde_json::from_str(&plan_json).map_err(|e| {
+        CommandError::bad_input(format!(
+            "--bundle {}: plan.json is not a telltale plan: {e}",
+            dir.display()
+        ))
+    })?;
+    let mut files = std::collections::BTreeMap::new();
+    for (rel, digest) in &plan.files {
+        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(CommandError::bad_input(format!(
+                "--bundle {}: plan.json lists a path outside the bundle: {rel}",
+                dir.display()
+            )));
+        }
+        let text = read(rel)?;
+        let actual: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if &actual != digest {
+            return Err(CommandError::bad_input(format!(
+                "--bundle {}: {rel} differs from the plan.json digest (run `telltale plan --out {}` again)",
+                dir.display(),
+                dir.display()
+            )));
+        }
+        files.insert(rel.clone(), text);
+    }
+    Ok(Bundle {
+        files,
+        plan,
+        plan_json,
+        // The declared rules are render's input, not a file: verify reads
+        // the inhibited pairs it replays from routes-test.yaml.
+        inhibitions: Vec::new(),
+    })
 }

@@ -128,7 +128,7 @@ fn receiver(
 }
 
 /// The integrations each tier holds, by name, for plan output and tests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct TierIntegrations {
     pub receiver: String,
     pub integrations: Vec<String>,

@@ -2,14 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::alertmanager::TierIntegrations;
 use crate::model::Phase;
 use crate::model::config::Cluster;
 use crate::model::plugin::{HpaExpectation, LoadExpectation, TargetExpectation};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     #[serde(rename = "apiVersion")]
     pub api_version: String,
@@ -31,7 +31,7 @@ pub struct Plan {
     pub files: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanPlugin {
     pub name: String,
     pub version: String,
@@ -39,7 +39,7 @@ pub struct PlanPlugin {
     pub builtin: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Release {
     pub name: String,
     pub plugin: String,
@@ -53,7 +53,7 @@ pub struct Release {
     pub crds: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanPhase {
     pub name: Phase,
     pub index: usize,
@@ -63,7 +63,7 @@ pub struct PlanPhase {
     pub steps: Vec<Step>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     Check {
@@ -125,7 +125,7 @@ impl Step {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SecretKey {
     pub key: String,
     /// `env:VAR`, `file:PATH`, `secretRef:name/key`, `prompt`, `generated` (kept once
@@ -133,12 +133,12 @@ pub struct SecretKey {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanAlerting {
     pub receivers: Vec<TierIntegrations>,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Expectations {
     pub targets: Vec<TargetExpectation>,
     pub rule_groups: Vec<String>,

@@ -9,6 +9,7 @@ pub mod http;
 pub mod load;
 pub mod loadgen;
 pub mod loki;
+pub mod notifications;
 pub mod prometheus;
 pub mod report;
 
@@ -237,7 +238,7 @@ async fn run_check(id: CheckId, ctx: &Context<'_>) -> Finding {
                 .await
             }
             CheckId::Notifications => {
-                alertmanager::notifications(
+                notifications::notifications(
                     ctx,
                     need(&ctx.endpoints.alertmanager, "--alertmanager-url")?,
                 )
