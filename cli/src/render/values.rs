@@ -131,6 +131,14 @@ pub fn parse_sets(
                     None,
                 ));
             }
+            // An argument without `=` may be a secret pasted in the wrong
+            // place: it is not quoted back, not even as a key.
+            if !raw.contains('=') {
+                return Err(refuse(
+                    format!("the argument has no `=`; {SET_EXPECTED}"),
+                    None,
+                ));
+            }
             let mut own = Map::new();
             strvals::parse_into(raw, &mut own, *mode, &mut cached)
                 .and_then(|()| strvals::parse_into(raw, &mut out.merged, *mode, &mut cached))
@@ -561,7 +569,8 @@ mod tests {
     fn malformed_set_is_located() {
         let e = parse_set("loki").unwrap_err();
         assert_eq!(e.file, "--set #1");
-        assert!(e.message.contains("has no value"), "{e}");
+        assert!(e.message.contains("no `=`"), "{e}");
+        assert!(!e.to_string().contains("loki"), "{e}");
         let deep = format!("loki.{}=1", vec!["a"; 40_000].join("."));
         let e = parse_set(&deep).unwrap_err();
         assert!(e.message.contains("too long"), "{e}");
