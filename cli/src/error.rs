@@ -42,6 +42,11 @@ pub struct CommandError {
     pub hint: Option<String>,
     /// The offending source line, for located errors.
     pub snippet: Option<String>,
+    /// `file:line:col` (and the key path) of a located error: a config file,
+    /// a profile, or the flag (`--set #2`).
+    pub location: Option<String>,
+    /// The offending key's dotted path, when known.
+    pub key_path: Option<String>,
 }
 
 impl CommandError {
@@ -52,6 +57,8 @@ impl CommandError {
             causes: Vec::new(),
             hint: None,
             snippet: None,
+            location: None,
+            key_path: None,
         }
     }
 
@@ -82,6 +89,19 @@ impl CommandError {
     }
 }
 
+impl ErrorKind {
+    /// The kind's name in JSON error documents.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Failed => "failed",
+            ErrorKind::BadInput => "bad_input",
+            ErrorKind::Environment => "environment",
+            ErrorKind::Locked => "locked",
+            ErrorKind::Interrupted => "interrupted",
+        }
+    }
+}
+
 impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.message)
@@ -96,6 +116,8 @@ impl From<LocatedError> for CommandError {
             causes: Vec::new(),
             hint: e.hint.clone(),
             snippet: e.snippet.clone(),
+            location: Some(format!("{}:{}:{}", e.file, e.line, e.column)),
+            key_path: e.key_path.clone(),
         }
     }
 }

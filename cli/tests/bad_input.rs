@@ -189,11 +189,57 @@ fn a_malformed_set() {
     });
     check(Case {
         args: &["--profile", "kind", "--set", "loki..x=1"],
-        expect: &["--set #1:1:6: loki..x:", "empty segment"],
+        expect: &["--set #1:1:1: loki..x:", "has no value"],
     });
     check(Case {
         args: &["--profile", "kind", "--set", "lokii.a=1"],
         expect: &["--set #1:1:1: lokii:", "did you mean `loki`?"],
+    });
+    // A misspelt key next to the one telltale knows, the second of two
+    // assignments in one flag.
+    check(Case {
+        args: &[
+            "--profile",
+            "kind",
+            "--set",
+            "loki.singleBinary.replicas=1,kube-prometheus-stack.prometheus.prometheusSpec.retension=30d",
+        ],
+        expect: &[
+            "--set #1:1:1: kube-prometheus-stack.prometheus.prometheusSpec.retension: unknown key",
+            "retentionSize",
+            "did you mean `retention`?",
+        ],
+    });
+    check(Case {
+        args: &[
+            "--profile",
+            "kind",
+            "--set-string",
+            "loki.singleBinry.replicas=1",
+        ],
+        expect: &[
+            "--set-string #1:1:1: loki.singleBinry:",
+            "did you mean `singleBinary`?",
+        ],
+    });
+    check(Case {
+        args: &["--profile", "kind", "--set", "loki.extraArgs[10001]=x"],
+        expect: &[
+            "--set #1:1:1: loki.extraArgs:",
+            "largest supported index, 10000",
+        ],
+    });
+    check(Case {
+        args: &[
+            "--profile",
+            "kind",
+            "--set-file",
+            "loki.note=no-such-note.txt",
+        ],
+        expect: &[
+            "--set-file #1:1:1: loki.note:",
+            "cannot read file no-such-note.txt",
+        ],
     });
 }
 

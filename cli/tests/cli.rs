@@ -323,3 +323,59 @@ fn command_help_keeps_global_flags_apart_and_shows_examples() {
         );
     }
 }
+
+#[test]
+fn with_json_output_an_error_is_one_json_document_and_the_exit_code_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["plan", "--profile", "kind", "-o", "json", "--out", "b"])
+        .args([
+            "--set",
+            "kube-prometheus-stack.prometheus.prometheusSpec.retension=30d",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let v: Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], 2);
+    assert_eq!(v["error"]["kind"], "bad_input");
+    assert_eq!(v["error"]["location"], "--set #1:1:1");
+    assert_eq!(
+        v["error"]["path"],
+        "kube-prometheus-stack.prometheus.prometheusSpec.retension"
+    );
+    assert_eq!(v["error"]["hint"], "did you mean `retention`?");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown key")
+    );
+    // The text report is still on stderr, and nothing was rendered.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("error: --set #1"));
+    assert!(!dir.path().join("b").exists());
+
+    // An error without a location, and a value that looks like a secret is
+    // not repeated in the document.
+    let output = telltale(dir.path())
+        .args(["plan", "--profile", "kind", "-o", "json"])
+        .args(["--set", "xoxb-CANARY-5ec7e7"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains("CANARY"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(v["error"]["message"].as_str().unwrap().contains("no `=`"));
+
+    // Without -o json, stdout stays empty on error.
+    let output = telltale(dir.path())
+        .args(["plan", "--set", "loki"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+}

@@ -476,16 +476,18 @@ fn secrets() {
         Case::new("--set credential inside a list", 2)
             .args(&["--profile", "kind"])
             .arg("--set".into())
-            .arg(format!("loki.extraArgs=[a, \"{dsn}\"]")),
+            .arg(format!("loki.extraArgs={{a,{dsn}}}"))
+            .expect("URL with a password"),
         Case::new("--set without = that is a secret", 2)
             .args(&["--profile", "kind"])
             .arg("--set".into())
             .arg(c.clone())
             .expect("has no `=`"),
-        Case::new("--set value that is not YAML", 2)
+        Case::new("--set list value without its closing brace", 2)
             .args(&["--profile", "kind"])
             .arg("--set".into())
-            .arg(format!("loki.x=[{c}")),
+            .arg(format!("loki.x={{a,{c}"))
+            .expect("must end with `}`"),
         Case::new("--set unknown plugin with a secret value", 2)
             .args(&["--profile", "kind"])
             .arg("--set".into())
@@ -629,12 +631,12 @@ fn bounds() {
             .args(&["--profile", "kind"])
             .arg("--set".into())
             .arg(deep_set)
-            .expect("too long"),
+            .expect("nested more than 30"),
         Case::new("--set path of 100 segments", 2)
             .args(&["--profile", "kind"])
             .arg("--set".into())
             .arg(format!("loki.{}=1", vec!["a"; 100].join(".")))
-            .expect("at most 32"),
+            .expect("more than 30"),
         Case::new("--set value of 100 KiB", 2)
             .args(&["--profile", "kind"])
             .arg("--set".into())

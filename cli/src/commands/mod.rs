@@ -57,9 +57,15 @@ pub struct GlobalArgs {
     /// Profile: a built-in name or a path to a Profile file (overrides the config's)
     #[arg(long, global = true, value_name = "NAME|PATH")]
     pub profile: Option<String>,
-    /// Override a plugin value: plugin.key.path=value (repeatable; wins over everything)
+    /// Override plugin values as helm's --set does: plugin.key=v,plugin.list[0]=v (repeatable; wins over everything)
     #[arg(long = "set", global = true, value_name = "PLUGIN.KEY=VALUE")]
     pub set: Vec<String>,
+    /// As --set, but every value stays a string
+    #[arg(long = "set-string", global = true, value_name = "PLUGIN.KEY=VALUE")]
+    pub set_string: Vec<String>,
+    /// As --set, the value being the contents of a file (at most 1 MiB)
+    #[arg(long = "set-file", global = true, value_name = "PLUGIN.KEY=PATH")]
+    pub set_file: Vec<String>,
     /// Add plugins from a directory (a plugin, or a directory of plugins; repeatable)
     #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
     pub plugin_dir: Vec<PathBuf>,
@@ -180,6 +186,8 @@ impl GlobalArgs {
             profile: self.profile.clone(),
             namespace: self.namespace.clone(),
             sets: self.set.clone(),
+            set_strings: self.set_string.clone(),
+            set_files: self.set_file.clone(),
         })
     }
 }

@@ -11,6 +11,7 @@ pub mod resolve;
 pub mod rules;
 pub mod sachet;
 pub mod slo;
+pub mod strvals;
 pub mod template;
 pub mod values;
 

@@ -8,9 +8,11 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::RenderError;
+use super::strvals::Mode;
 use super::template;
 use super::values::{
-    SetArg, json_strings, merge, nest, parse_set, split_path, take_secrets, typed,
+    SetArgs, json_strings, merge, misspelt_key, nest, parse_sets, read_set_file, split_path,
+    take_secrets, typed,
 };
 use crate::catalog::{Catalog, PluginEntry, locate, locate_key};
 use crate::model::check;
@@ -35,6 +37,10 @@ pub struct Request {
     pub namespace: Option<String>,
     /// `--set` arguments, raw.
     pub sets: Vec<String>,
+    /// `--set-string` arguments, raw.
+    pub set_strings: Vec<String>,
+    /// `--set-file` arguments, raw (paths relative to the working directory).
+    pub set_files: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,12 +160,14 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         };
         validate::dns_subdomain(name).map_err(|i| check::refuse(source, path, i))?;
     }
-    let sets = request
-        .sets
-        .iter()
-        .enumerate()
-        .map(|(i, raw)| parse_set(i, raw))
-        .collect::<Result<Vec<_>, _>>()?;
+    let sets = parse_sets(
+        &[
+            (Mode::Typed, &request.sets),
+            (Mode::String, &request.set_strings),
+            (Mode::File, &request.set_files),
+        ],
+        &mut read_set_file,
+    )?;
 
     let namespace = request
         .namespace
@@ -259,7 +267,7 @@ fn profile_name_of(chain: &[(String, crate::catalog::ProfileEntry)]) -> String {
 fn enabled_plugins(
     catalog: &Catalog,
     layers: &[Layer],
-    sets: &[SetArg],
+    sets: &SetArgs,
     ctx: &template::Context,
 ) -> Result<Vec<EnabledPlugin>, RenderError> {
     // Which plugins are on, and the layer that decided it (for error locations).
@@ -293,7 +301,7 @@ fn enabled_plugins(
             }
         }
     }
-    for set in sets {
+    for set in &sets.args {
         if !catalog.plugins.contains_key(&set.plugin) {
             return Err(LocatedError::new(
                 &set.source,
@@ -441,47 +449,11 @@ fn enabled_plugins(
             }
             apply_layer_set(layer, name, &mut values, &secret_paths)?;
         }
-        for set in sets.iter().filter(|s| s.plugin == *name) {
-            let joined = set.path.join(".");
-            if secret_paths.contains(&joined) {
-                return Err(
-                    LocatedError::new(&set.source, 1, 1, crate::secrets::LITERAL_SECRET)
-                        .at_path(format!("{name}.{joined}"))
-                        .into(),
-                );
-            }
-            let column = (set.source.text.find('=').unwrap_or(0) + 2) as u64;
-            let last = set.path.last().map(String::as_str).unwrap_or_default();
-            let mut strings = Vec::new();
-            json_strings(&set.value, last, &mut strings);
-            for (key, text) in strings {
-                if let Some(why) = validate::credential(Some(key), text) {
-                    return Err(check::refuse_credential(
-                        &set.source,
-                        1,
-                        column,
-                        &format!("{name}.{joined}"),
-                        &why,
-                    )
-                    .into());
-                }
-            }
-            let default = set.path.iter().try_fold(&values, |v, k| v.get(k.as_str()));
-            if let Some((bad, invalid)) = typed(default, &set.path, &set.value) {
-                let e = LocatedError::new(
-                    &set.source,
-                    1,
-                    column,
-                    format!("expected {}", invalid.expected),
-                )
-                .at_path(format!("{name}.{bad}"));
-                return Err(match invalid.hint {
-                    Some(h) => e.with_hint(h),
-                    None => e,
-                }
-                .into());
-            }
-            merge(&mut values, nest(&set.path, set.value.clone()));
+        for set in sets.args.iter().filter(|s| s.plugin == *name) {
+            check_set(name, set, &values, &secret_paths)?;
+        }
+        if let Some(tree) = sets.merged.get(name.as_str()) {
+            merge(&mut values, tree.clone());
         }
         secrets.sort_by(|a, b| a.0.cmp(&b.0));
         out.push(EnabledPlugin {
@@ -589,6 +561,67 @@ fn apply_layer_set(
             .into());
         }
         merge(values, nest(&path, json));
+    }
+    Ok(())
+}
+
+/// One flag's keys for one plugin, against the values before any flag:
+/// no secret path, no credential, no misspelt key, the defaults' types.
+fn check_set(
+    name: &str,
+    set: &super::values::SetArg,
+    values: &Value,
+    secret_paths: &[String],
+) -> Result<(), RenderError> {
+    let at = |path: String, message: String| {
+        LocatedError::new(&set.source, 1, 1, message).at_path(format!("{name}.{path}"))
+    };
+    for secret in secret_paths {
+        let parts = split_path(secret);
+        if parts
+            .iter()
+            .try_fold(&set.value, |v, k| v.get(k.as_str()))
+            .is_some()
+        {
+            return Err(at(secret.clone(), crate::secrets::LITERAL_SECRET.into()).into());
+        }
+    }
+    let mut strings = Vec::new();
+    json_strings(&set.value, "", &mut strings);
+    for (key, text) in strings {
+        if let Some(why) = validate::credential(Some(key), text) {
+            return Err(check::refuse_credential(
+                &set.source,
+                1,
+                1,
+                &format!("{name} (key `{key}`)"),
+                &why,
+            )
+            .into());
+        }
+    }
+    if let Some((path, known, close)) = misspelt_key(values, &set.value, &mut Vec::new()) {
+        let mut listed: Vec<&str> = known.iter().map(String::as_str).take(12).collect();
+        if known.len() > listed.len() {
+            listed.push("…");
+        }
+        return Err(at(
+            path,
+            format!(
+                "unknown key; the keys telltale knows here are {}",
+                listed.join(", ")
+            ),
+        )
+        .with_hint(format!("did you mean `{close}`?"))
+        .into());
+    }
+    if let Some((bad, invalid)) = typed(Some(values), &[], &set.value) {
+        let e = at(bad, format!("expected {}", invalid.expected));
+        return Err(match invalid.hint {
+            Some(h) => e.with_hint(h),
+            None => e,
+        }
+        .into());
     }
     Ok(())
 }

@@ -5,11 +5,16 @@
 //! (helm's semantics). Secret paths declared by a plugin are taken out of the
 //! values here, so no secret source or value can reach a values file.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
+
+use super::strvals::{self, FileReader, Mode};
+use crate::model::suggest::did_you_mean;
 
 use crate::model::node::{Located, Node};
 use crate::model::validate::{self, Invalid};
-use crate::model::yaml::{LocatedError, Source, parse};
+use crate::model::yaml::{LocatedError, Source};
 use crate::secrets::{LITERAL_SECRET, SecretSource};
 
 /// Deep-merges `over` into `base`.
@@ -67,118 +72,172 @@ pub fn nest(path: &[String], value: Value) -> Value {
     })
 }
 
-/// One `--set plugin.key.path=value`.
+/// The keys one `--set`, `--set-string` or `--set-file` flag gives one
+/// plugin, checked on their own so an error names the flag.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetArg {
     pub plugin: String,
-    pub path: Vec<String>,
+    /// The values this flag sets below the plugin (a mapping).
     pub value: Value,
-    /// Where it came from, to report errors (`--set #2`).
+    /// Where it came from, to report errors (`--set #2`). Its text is empty:
+    /// a snippet could show a value, and a value may be a secret.
     pub source: Source,
 }
 
-/// Bounds on one `--set`: a longer argument or a deeper path is refused
-/// before it is parsed (a 20,000-segment path would otherwise nest values
-/// deeper than any code that walks them can go).
-pub const MAX_SET_LEN: usize = 64 * 1024;
-pub const MAX_SET_KEY_LEN: usize = 1024;
-pub const MAX_SET_DEPTH: usize = 32;
+/// Every override flag parsed: each flag's own keys (to check and report),
+/// and all of them parsed into one tree in helm's order (`--set`, then
+/// `--set-string`, then `--set-file`), so `a[0]=x` and `a[1]=y` in two flags
+/// build one list as with helm. The tree's top-level keys are plugins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SetArgs {
+    pub args: Vec<SetArg>,
+    pub merged: Map<String, Value>,
+}
 
-pub fn parse_set(index: usize, raw: &str) -> Result<SetArg, LocatedError> {
-    let name = format!("--set #{}", index + 1);
-    let expected = "expected plugin.key.path=value, e.g. kube-prometheus-stack.prometheus.prometheusSpec.retention=15d";
-    // Errors show the key, never the value: a refused value may be a secret.
-    let Some((key, value)) = raw.split_once('=') else {
-        return Err(LocatedError::new(
-            &Source::new(name, "<not shown>"),
-            1,
-            1,
-            format!("the argument has no `=`; {expected}"),
-        ));
+/// Bounds on one flag: a longer argument is refused before it is parsed,
+/// and a `--set-file` larger than [`MAX_SET_FILE`] is not read.
+pub const MAX_SET_LEN: usize = 64 * 1024;
+pub const MAX_SET_DEPTH: usize = strvals::MAX_NESTING;
+pub const MAX_SET_FILE: u64 = 1024 * 1024;
+
+/// Parses the flags in helm's order. `read` gives a `--set-file` path's
+/// contents (relative paths are the caller's business: the working directory).
+pub fn parse_sets(
+    flags: &[(Mode, &[String])],
+    read: &mut FileReader<'_>,
+) -> Result<SetArgs, LocatedError> {
+    let mut out = SetArgs::default();
+    // Each file is read once even though each flag is parsed twice.
+    let mut cache: BTreeMap<String, Result<String, String>> = BTreeMap::new();
+    let mut cached = |path: &str| {
+        cache
+            .entry(path.to_string())
+            .or_insert_with(|| read(path))
+            .clone()
     };
-    let source = Source::new(name, format!("{key}=<value>"));
-    if raw.len() > MAX_SET_LEN || key.len() > MAX_SET_KEY_LEN {
-        return Err(LocatedError::new(
-            &Source::new(source.name.clone(), ""),
-            1,
-            1,
-            format!(
-                "the argument is too long (at most {MAX_SET_KEY_LEN} bytes of key and {MAX_SET_LEN} in all)"
-            ),
-        ));
+    for (mode, texts) in flags {
+        for (index, raw) in texts.iter().enumerate() {
+            let source = Source::new(format!("{} #{}", mode.flag(), index + 1), "");
+            let refuse = |message: String, path: Option<String>| {
+                let e = LocatedError::new(&source, 1, 1, message);
+                match path {
+                    Some(p) => e.at_path(p),
+                    None => e,
+                }
+            };
+            if raw.len() > MAX_SET_LEN {
+                return Err(refuse(
+                    format!("the argument is too long (at most {MAX_SET_LEN} bytes)"),
+                    None,
+                ));
+            }
+            // An argument without `=` may be a secret pasted in the wrong
+            // place: it is not quoted back, not even as a key.
+            if !raw.contains('=') {
+                return Err(refuse(
+                    format!("the argument has no `=`; {SET_EXPECTED}"),
+                    None,
+                ));
+            }
+            let mut own = Map::new();
+            strvals::parse_into(raw, &mut own, *mode, &mut cached)
+                .and_then(|()| strvals::parse_into(raw, &mut out.merged, *mode, &mut cached))
+                .map_err(|e| refuse(format!("{}; {}", e.message, SET_EXPECTED), e.key_path))?;
+            if own.is_empty() {
+                return Err(refuse(format!("nothing to set; {SET_EXPECTED}"), None));
+            }
+            for (plugin, value) in own {
+                if !value.is_object() {
+                    return Err(refuse(
+                        format!("`{plugin}` names no key inside the plugin; {SET_EXPECTED}"),
+                        Some(plugin),
+                    ));
+                }
+                out.args.push(SetArg {
+                    plugin,
+                    value,
+                    source: source.clone(),
+                });
+            }
+        }
     }
-    let parts = split_path(key);
-    if parts.len() > MAX_SET_DEPTH + 1 {
-        return Err(LocatedError::new(
-            &Source::new(source.name.clone(), ""),
-            1,
-            1,
-            format!(
-                "the key path has {} segments; at most {MAX_SET_DEPTH} below the plugin",
-                parts.len()
-            ),
-        ));
-    }
-    if let Some(i) = parts.iter().position(String::is_empty) {
-        let column = parts.iter().take(i).map(|p| p.len() + 1).sum::<usize>() + 1;
-        return Err(LocatedError::new(
-            &source,
-            1,
-            column as u64,
-            format!("empty segment in `{key}`; {expected}"),
-        )
-        .at_path(key));
-    }
-    if parts.len() < 2 {
-        return Err(LocatedError::new(
-            &source,
-            1,
-            1,
-            format!("`{key}` names no key inside the plugin; {expected}"),
-        )
-        .at_path(key));
-    }
-    let value = if value.trim().is_empty() {
-        Value::String(String::new())
-    } else {
-        let value_source = Source::new(source.name.clone(), value);
-        parse::<Node>(&value_source, "a YAML value")
-            .map_err(|e| {
-                LocatedError::new(
-                    &source,
-                    1,
-                    (key.len() + 2) as u64,
-                    format!("the value is not valid YAML ({})", strip_quoted(&e.message)),
-                )
-                .at_path(key)
-            })?
-            .to_json()
-    };
-    Ok(SetArg {
-        plugin: parts[0].clone(),
-        path: parts[1..].to_vec(),
-        value,
-        source,
+    Ok(out)
+}
+
+/// One `--set` flag on its own, no files (tests, and checking one argument).
+pub fn parse_set(raw: &str) -> Result<SetArgs, LocatedError> {
+    parse_sets(&[(Mode::Typed, &[raw.to_string()])], &mut |_| {
+        Err("no files here".into())
     })
 }
 
-/// A parser message without anything it quotes from the input.
-fn strip_quoted(message: &str) -> String {
-    let mut out = String::new();
-    let mut quoted = false;
-    for c in message.chars() {
-        match c {
-            '"' | '`' | '\'' => {
-                quoted = !quoted;
-                if quoted {
-                    out.push('…');
+const SET_EXPECTED: &str = "expected plugin.key.path=value[,plugin.key=value…] as with helm, e.g. kube-prometheus-stack.prometheus.prometheusSpec.retention=15d";
+
+/// Reads a `--set-file` path (relative to the working directory), bounded.
+pub fn read_set_file(path: &str) -> Result<String, String> {
+    let p = std::path::Path::new(path);
+    let meta = std::fs::metadata(p).map_err(|e| format!("cannot read file {path}: {e}"))?;
+    if !meta.is_file() {
+        return Err(format!("{path} is not a file"));
+    }
+    if meta.len() > MAX_SET_FILE {
+        return Err(format!(
+            "{path} is {} bytes; a --set-file value is at most {MAX_SET_FILE} bytes",
+            meta.len()
+        ));
+    }
+    std::fs::read_to_string(p).map_err(|e| format!("cannot read file {path}: {e}"))
+}
+
+/// Near enough to be a slip of the keyboard, not a different key the chart
+/// has and telltale's defaults do not mention (`podLabels` is no typo of
+/// `podAnnotations`): one edit for short keys, two from 8 characters.
+fn is_typo(key: &str, known: &str) -> bool {
+    let edits = strsim::damerau_levenshtein(&key.to_lowercase(), &known.to_lowercase());
+    let allowed = if key.chars().count() >= 8 { 2 } else { 1 };
+    key.chars().count() >= 4 && edits <= allowed
+}
+
+/// The first key of `new` that the known values do not have but nearly do
+/// (`retension` next to `retention`): its path, the keys known there and
+/// the closest one. A key that is simply new passes, since the chart has
+/// keys telltale's defaults do not mention.
+pub fn misspelt_key(
+    known: &Value,
+    new: &Value,
+    path: &mut Vec<String>,
+) -> Option<(String, Vec<String>, String)> {
+    let (Value::Object(known), Value::Object(new)) = (known, new) else {
+        return None;
+    };
+    if path.len() > 64 {
+        return None;
+    }
+    for (key, value) in new {
+        match known.get(key) {
+            Some(k) => {
+                path.push(key.clone());
+                let found = misspelt_key(k, value, path);
+                path.pop();
+                if found.is_some() {
+                    return found;
                 }
             }
-            _ if !quoted => out.push(c),
-            _ => {}
+            None => {
+                let names: Vec<String> = known.keys().cloned().collect();
+                if let Some(close) = did_you_mean(key, names.iter().map(String::as_str))
+                    && is_typo(key, close)
+                {
+                    let close = close.to_string();
+                    path.push(key.clone());
+                    let at = path.join(".");
+                    path.pop();
+                    return Some((at, names, close));
+                }
+            }
         }
     }
-    out.chars().take(200).collect()
+    None
 }
 
 /// Why `new` cannot go at `path` (keys below the plugin), judged by the
@@ -395,21 +454,100 @@ mod tests {
     }
 
     #[test]
-    fn set_parses_typed_scalars_and_escaped_dots() {
+    fn set_splits_by_plugin_and_keeps_helm_typing() {
         let s = parse_set(
-            0,
-            "kube-prometheus-stack.prometheus.prometheusSpec.retention=15d",
+            r"kube-prometheus-stack.prometheus.prometheusSpec.retention=15d,loki.singleBinary.replicas=3,loki.podAnnotations.a\.b/c=x",
         )
         .unwrap();
-        assert_eq!(s.plugin, "kube-prometheus-stack");
-        assert_eq!(s.path, ["prometheus", "prometheusSpec", "retention"]);
-        assert_eq!(s.value, json!("15d"));
+        assert_eq!(s.args.len(), 2);
+        assert_eq!(s.args[0].plugin, "kube-prometheus-stack");
         assert_eq!(
-            parse_set(0, "loki.singleBinary.replicas=3").unwrap().value,
-            json!(3)
+            s.args[0].value,
+            json!({"prometheus": {"prometheusSpec": {"retention": "15d"}}})
         );
-        let s = parse_set(0, r"loki.podAnnotations.a\.b/c=x").unwrap();
-        assert_eq!(s.path, ["podAnnotations", "a.b/c"]);
+        assert_eq!(
+            s.args[1].value,
+            json!({"singleBinary": {"replicas": 3}, "podAnnotations": {"a.b/c": "x"}})
+        );
+        assert_eq!(s.args[1].source.name, "--set #1");
+    }
+
+    #[test]
+    fn set_flags_build_one_tree_in_helms_order() {
+        let sets = [r"loki.l[0]=1".to_string(), "loki.l[1]=true".to_string()];
+        let strings = ["loki.s=true".to_string()];
+        let files = ["loki.f=a.txt".to_string()];
+        let s = parse_sets(
+            &[
+                (Mode::Typed, &sets),
+                (Mode::String, &strings),
+                (Mode::File, &files),
+            ],
+            &mut |p| Ok(format!("<{p}>")),
+        )
+        .unwrap();
+        assert_eq!(
+            s.merged["loki"],
+            json!({"l": [1, true], "s": "true", "f": "<a.txt>"})
+        );
+        assert_eq!(s.args.len(), 4);
+        assert_eq!(s.args[3].source.name, "--set-file #1");
+        let e = parse_sets(&[(Mode::File, &files)], &mut |p| {
+            Err(format!("cannot read file {p}: not found"))
+        })
+        .unwrap_err();
+        assert_eq!(e.file, "--set-file #1");
+        assert_eq!(e.key_path.as_deref(), Some("loki.f"));
+        assert!(e.message.contains("cannot read file a.txt"), "{e}");
+    }
+
+    #[test]
+    fn set_file_reads_bounded_files() {
+        let dir = std::env::temp_dir().join(format!("telltale-setfile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("small.txt");
+        std::fs::write(&small, "line 1\nline 2\n").unwrap();
+        assert_eq!(
+            read_set_file(small.to_str().unwrap()).unwrap(),
+            "line 1\nline 2\n"
+        );
+        let big = dir.join("big.txt");
+        std::fs::write(&big, vec![b'x'; MAX_SET_FILE as usize + 1]).unwrap();
+        assert!(
+            read_set_file(big.to_str().unwrap())
+                .unwrap_err()
+                .contains("at most")
+        );
+        assert!(
+            read_set_file(dir.join("missing").to_str().unwrap())
+                .unwrap_err()
+                .contains("cannot read file")
+        );
+        assert!(
+            read_set_file(dir.to_str().unwrap())
+                .unwrap_err()
+                .contains("not a file")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn misspelt_keys_are_found_and_new_keys_pass() {
+        let known = json!({"prometheus": {"prometheusSpec": {"retention": "15d", "retentionSize": "10GB"}}, "podAnnotations": {}});
+        let typo = json!({"prometheus": {"prometheusSpec": {"retension": "30d"}}});
+        let (path, keys, close) = misspelt_key(&known, &typo, &mut Vec::new()).unwrap();
+        assert_eq!(path, "prometheus.prometheusSpec.retension");
+        assert_eq!(keys, ["retention", "retentionSize"]);
+        assert_eq!(close, "retention");
+        for fine in [
+            json!({"podLabels": {"a": "b"}}),
+            json!({"prometheus": {"prometheusSpec": {"retention": "30d", "replicas": 2}}}),
+            json!({"prometheus": {"ingress": {"enabled": true}}}),
+        ] {
+            assert_eq!(misspelt_key(&known, &fine, &mut Vec::new()), None, "{fine}");
+        }
+        let (path, ..) = misspelt_key(&known, &json!({"promethues": {}}), &mut Vec::new()).unwrap();
+        assert_eq!(path, "promethues");
     }
 
     #[test]
@@ -429,18 +567,26 @@ mod tests {
 
     #[test]
     fn malformed_set_is_located() {
-        let e = parse_set(1, "loki").unwrap_err();
-        assert_eq!(e.file, "--set #2");
-        assert!(e.message.contains("no `=`"));
-        let deep = format!("loki.{}=1", vec!["a"; 20_000].join("."));
-        let e = parse_set(0, &deep).unwrap_err();
+        let e = parse_set("loki").unwrap_err();
+        assert_eq!(e.file, "--set #1");
+        assert!(e.message.contains("no `=`"), "{e}");
+        assert!(!e.to_string().contains("loki"), "{e}");
+        let deep = format!("loki.{}=1", vec!["a"; 40_000].join("."));
+        let e = parse_set(&deep).unwrap_err();
         assert!(e.message.contains("too long"), "{e}");
-        let deep = format!("loki.{}=1", vec!["a"; 400].join("."));
-        let e = parse_set(0, &deep).unwrap_err();
-        assert!(e.message.contains("at most 32"), "{e}");
-        let e = parse_set(0, "loki..x=1").unwrap_err();
-        assert_eq!(e.column, 6);
-        let e = parse_set(0, "loki=1").unwrap_err();
-        assert!(e.message.contains("names no key"));
+        let deep = format!("loki.{}=1", vec!["a"; 40].join("."));
+        let e = parse_set(&deep).unwrap_err();
+        assert!(e.message.contains("more than 30"), "{e}");
+        let e = parse_set("loki..x=1").unwrap_err();
+        assert!(e.message.contains("has no value"), "{e}");
+        let e = parse_set("loki=1").unwrap_err();
+        assert!(e.message.contains("names no key"), "{e}");
+        let e = parse_set(",loki.a=1").unwrap_err();
+        assert!(e.message.contains("cannot end with ,"), "{e}");
+        let e = parse_set("=1").unwrap_err();
+        assert!(e.message.contains("nothing to set"), "{e}");
+        let e = parse_set("loki.a=secret-ish,loki.b").unwrap_err();
+        assert!(!e.to_string().contains("secret-ish"), "{e}");
+        assert_eq!(e.key_path.as_deref(), Some("loki.b"));
     }
 }

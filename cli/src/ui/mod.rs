@@ -5,6 +5,7 @@ pub mod prompt;
 pub mod table;
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::CommandError;
 
@@ -13,6 +14,26 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Whether anything went to stdout, so an error never adds a second document.
+static STDOUT_USED: AtomicBool = AtomicBool::new(false);
+
+/// `{"ok": false, "error": {…}}`: the same words as the text report (which
+/// never holds a secret), without the snippet, which quotes input.
+pub fn error_document(error: &CommandError) -> serde_json::Value {
+    serde_json::json!({
+        "ok": false,
+        "error": {
+            "code": error.exit_code(),
+            "kind": error.kind.name(),
+            "message": error.message,
+            "location": error.location,
+            "path": error.key_path,
+            "hint": error.hint,
+            "causes": error.causes.iter().skip_while(|c| **c == error.message).collect::<Vec<_>>(),
+        }
+    })
 }
 
 /// Where a command's results and messages go. With JSON output stdout holds
@@ -32,6 +53,7 @@ impl Printer {
 
     /// A result line on stdout. A closed pipe is not an error (`telltale … | head`).
     pub fn out(&self, text: &str) {
+        STDOUT_USED.store(true, Ordering::Relaxed);
         let mut stdout = io::stdout().lock();
         let _ = writeln!(stdout, "{text}");
     }
@@ -60,7 +82,13 @@ impl Printer {
         }
     }
 
+    /// The error on stderr; with `-o json`, also as one JSON document on
+    /// stdout, unless the command already printed its document there (a
+    /// verify report with a failed check is the result, not a second error).
     pub fn report_error(&self, error: &CommandError) {
+        if self.is_json() && !STDOUT_USED.load(Ordering::Relaxed) {
+            self.json(&error_document(error));
+        }
         let mut stderr = io::stderr().lock();
         let _ = writeln!(stderr, "{}: {}", self.paint("error", "31"), error.message);
         if let Some(snippet) = &error.snippet {

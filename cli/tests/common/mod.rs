@@ -30,6 +30,7 @@ pub fn render_with(profile: &str, config: Option<&str>, sets: &[&str]) -> Bundle
         profile: Some(profile.to_string()),
         namespace: None,
         sets: sets.iter().map(|s| s.to_string()).collect(),
+        ..Request::default()
     };
     render(&catalog(), &request).unwrap_or_else(|e| panic!("profile {profile} renders: {e}"))
 }

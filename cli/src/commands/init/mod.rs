@@ -101,7 +101,7 @@ pub struct InitArgs {
 }
 
 pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
-    if !global.set.is_empty() {
+    if !(global.set.is_empty() && global.set_string.is_empty() && global.set_file.is_empty()) {
         return Err(CommandError::bad_input("init does not take --set").with_hint(
             "init writes the answers it asks for; add other values under spec.set in the file, or pass --set to plan and up",
         ));
