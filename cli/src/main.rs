@@ -3,7 +3,8 @@
 use clap::Parser;
 
 fn main() {
-    let cli = telltale::commands::Cli::parse();
+    let cli = telltale::commands::Cli::try_parse()
+        .unwrap_or_else(|e| telltale::ui::usage::exit_with(e, std::env::args_os()));
     let printer = cli.global.printer();
     let code = match telltale::commands::run(cli) {
         Ok(()) => 0,

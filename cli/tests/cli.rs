@@ -379,3 +379,42 @@ fn with_json_output_an_error_is_one_json_document_and_the_exit_code_stays() {
     assert_eq!(output.status.code(), Some(2));
     assert!(output.stdout.is_empty());
 }
+
+/// clap's own usage errors (a misspelt flag) are the same JSON document
+/// under `-o json`, with clap's tip as the hint; help stays help.
+#[test]
+fn with_json_output_a_usage_error_is_a_json_document_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = telltale(dir.path())
+        .args(["plan", "-o", "json", "--profle", "kind"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let v: Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], 2);
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("--profle"), "{message}");
+    assert!(
+        v["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--profile"),
+        "{v:#}"
+    );
+    // clap's text is still on stderr; without -o json stdout stays empty.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--profle"));
+    let output = telltale(dir.path())
+        .args(["plan", "--profle", "kind"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
+    let help = telltale(dir.path())
+        .args(["plan", "--help", "-o", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage"));
+}

@@ -3,6 +3,7 @@
 pub mod progress;
 pub mod prompt;
 pub mod table;
+pub mod usage;
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
