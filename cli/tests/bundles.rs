@@ -533,3 +533,90 @@ fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
         "{problems:#?}"
     );
 }
+
+/// A healthy production cluster without the optional systems its plugins
+/// watch: the StatsD exporter runs but no Airflow sends to it, the
+/// postgres-exporter runs but no database is behind its DSN, no sachet pod.
+/// Real Prometheus 3 evaluates the bundle's own rules (every `for:` at 0s, so
+/// anything that could ever fire does) over those series: nothing critical
+/// fires, and each absence is reported as the setup alert that says so.
+#[test]
+fn absent_optional_systems_never_page_on_a_healthy_production_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = render_profile("production");
+    let cluster = common::local::exporter(|_, _| {
+        [
+            r#"kube_node_info{job="kube-state-metrics",node="worker-1"} 1"#,
+            r#"kube_node_status_condition{job="kube-state-metrics",node="worker-1",condition="Ready",status="true"} 1"#,
+            r#"kube_node_status_condition{job="kube-state-metrics",node="worker-1",condition="Ready",status="false"} 0"#,
+            r#"kube_node_status_condition{job="kube-state-metrics",node="worker-1",condition="Ready",status="unknown"} 0"#,
+        ]
+        .join("\n")
+            + "\n"
+    });
+    // The StatsD exporter with nothing mapped yet: its own metrics only.
+    let statsd = common::local::exporter(|_, _| "statsd_exporter_build_info 1\n".into());
+    let postgres = common::local::exporter(|_, _| "pg_up 0\n".into());
+    let prometheus = common::local::rules_over(
+        &bundle,
+        dir.path(),
+        &[
+            ("kube-state-metrics", &cluster),
+            ("airflow-statsd", &statsd),
+            ("postgres-exporter", &postgres),
+        ],
+    );
+    let setup = [
+        "AirflowSchedulerNotReporting",
+        "PostgreSQLNeverReached",
+        "SMSBridgeMissing",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let mut seen_since: Option<std::time::Instant> = None;
+    let alerts = loop {
+        let alerts = common::local::prometheus_alerts(&prometheus);
+        let firing = |n: &str| {
+            alerts
+                .iter()
+                .any(|a| a["labels"]["alertname"] == n && a["state"] == "firing")
+        };
+        if setup.iter().all(|n| firing(n)) {
+            // A few more evaluations, so a slower rule has its say too.
+            let since = *seen_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > std::time::Duration::from_secs(4) {
+                break alerts;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 40 s the setup alerts {setup:?} are not all firing: {:#?}\n{}",
+            alerts
+                .iter()
+                .map(|a| format!("{} {}", a["labels"]["alertname"], a["state"]))
+                .collect::<Vec<_>>(),
+            prometheus.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let critical: Vec<String> = alerts
+        .iter()
+        .filter(|a| a["labels"]["severity"] == "critical")
+        .map(|a| {
+            format!(
+                "{} {} {}",
+                a["labels"]["alertname"], a["state"], a["labels"]
+            )
+        })
+        .collect();
+    assert!(
+        critical.is_empty(),
+        "critical alerts on a healthy cluster whose optional systems are absent:\n{}",
+        critical.join("\n")
+    );
+    for a in &alerts {
+        eprintln!(
+            "{} {} ({})",
+            a["labels"]["alertname"], a["state"], a["labels"]["severity"]
+        );
+    }
+}

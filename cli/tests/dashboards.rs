@@ -1,6 +1,7 @@
 //! Every dashboard of every profile's bundle: unique panel ids, gridPos
 //! inside 24 columns without overlaps, a datasource and a query on every
-//! panel, PromQL that parses, a 12h default range.
+//! panel, PromQL that parses, a 12h default range; and the Alert History
+//! table evaluated by real Prometheus 3.
 
 mod common;
 
@@ -204,4 +205,164 @@ fn the_postgres_section_needs_a_postgres_datasource() {
             .iter()
             .any(|v| v["name"] == "postgres")
     );
+}
+
+fn query(prometheus: &local::Daemon, promql: &str) -> Vec<Value> {
+    let body: Value = ureq::get(&format!("{}/api/v1/query", prometheus.url))
+        .query("query", promql)
+        .call()
+        .unwrap_or_else(|e| panic!("query {promql}: {e}"))
+        .body_mut()
+        .read_json()
+        .unwrap();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The Alert History panel's target column: the first of pod, PVC, node,
+/// instance, job an alert carries (the panel's label_replace chain).
+fn history_target(labels: &Value) -> String {
+    ["pod", "persistentvolumeclaim", "node", "instance", "job"]
+        .iter()
+        .find_map(|l| labels[l].as_str().filter(|v| !v.is_empty()))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Synthetic series that make a handful of production alerts fire with
+/// values that do not move: a PVC 95% full (Full and NearFull), a node whose
+/// descriptors are 85% used, an OOM-killed Job pod and a Pending pod.
+fn history_series(_: f64, _: f64) -> String {
+    [
+        r#"kubelet_volume_stats_used_bytes{namespace="prod",persistentvolumeclaim="data-db-0"} 95"#,
+        r#"kubelet_volume_stats_capacity_bytes{namespace="prod",persistentvolumeclaim="data-db-0"} 100"#,
+        r#"node_filefd_allocated{instance="worker-1:9100"} 8500"#,
+        r#"node_filefd_maximum{instance="worker-1:9100"} 10000"#,
+        r#"kube_pod_container_status_restarts_total{namespace="ml",pod="ftf-run-7",container="train"} 0"#,
+        r#"kube_pod_container_status_terminated_reason{namespace="ml",pod="ftf-run-7",container="train",reason="OOMKilled"} 1"#,
+        r#"kube_pod_info{namespace="ml",pod="ftf-run-7",node="compute-1",uid="u1"} 1"#,
+        r#"kube_pod_status_phase{namespace="prod",pod="api-0",phase="Pending"} 1"#,
+        r#"kube_pod_info{namespace="prod",pod="api-0",node="worker-2",uid="u2"} 1"#,
+    ]
+    .join("\n")
+        + "\n"
+}
+
+/// The Alert History table of the production dashboard, evaluated by real
+/// Prometheus 3 on the bundle's own rules firing over synthetic series: each
+/// firing alert has a row whose value is the alert's value and whose runbook
+/// is the one its runbook_url annotation names, exactly as Prometheus' own
+/// /api/v1/alerts reports them, and a row with the time it became active.
+#[test]
+fn alert_history_shows_each_alerts_value_and_runbook_as_prometheus_reports_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = render_profile("production");
+    let exporter = local::exporter(history_series);
+    let prometheus = local::rules_over(&bundle, dir.path(), &[("synthetic", &exporter)]);
+
+    let dashboard: Value =
+        serde_json::from_str(&bundle.files["grafana/dashboards/telltale-infrastructure.json"])
+            .unwrap();
+    let history = panels(&dashboard)
+        .into_iter()
+        .find(|p| p["title"] == "Alert History")
+        .expect("the Alert History panel");
+    let expr = |ref_id: &str| {
+        let t = history["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["refId"] == ref_id)
+            .unwrap();
+        t["expr"].as_str().unwrap().replace("$__range", "10m")
+    };
+    let rename = &history["transformations"][1]["options"]["renameByName"];
+    assert_eq!(rename["Value #B"], "Value", "{rename}");
+    assert_eq!(rename["runbook"], "Runbook", "{rename}");
+
+    let wanted = [
+        "PersistentVolumeFull",
+        "PersistentVolumeNearFull",
+        "FileDescriptorsHigh",
+        "OOMKilled",
+        "PodStuckPending",
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let (alerts, values, times) = loop {
+        let alerts: Vec<Value> = local::prometheus_alerts(&prometheus)
+            .into_iter()
+            .filter(|a| a["state"] == "firing")
+            .collect();
+        let firing = |n: &str| alerts.iter().any(|a| a["labels"]["alertname"] == n);
+        let values = query(&prometheus, &expr("B"));
+        let times = query(&prometheus, &expr("A"));
+        // Every firing alert has its value row (the record is evaluated in
+        // its own group, a moment after the alert).
+        let rows = |rows: &[Value]| {
+            alerts.iter().all(|a| {
+                rows.iter().any(|r| {
+                    r["metric"]["alertname"] == a["labels"]["alertname"]
+                        && r["metric"]["target"].as_str().unwrap_or_default()
+                            == history_target(&a["labels"])
+                })
+            })
+        };
+        if wanted.iter().all(|n| firing(n)) && rows(&values) && rows(&times) {
+            break (alerts, values, times);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 40 s: firing {:?}, {} value rows, {} time rows\n{}",
+            alerts
+                .iter()
+                .map(|a| a["labels"]["alertname"].clone())
+                .collect::<Vec<_>>(),
+            values.len(),
+            times.len(),
+            prometheus.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    let number = |v: &Value| v.as_str().unwrap().parse::<f64>().unwrap();
+    for alert in &alerts {
+        let labels = &alert["labels"];
+        let name = labels["alertname"].as_str().unwrap();
+        let target = history_target(labels);
+        let row = values
+            .iter()
+            .find(|r| {
+                r["metric"]["alertname"] == name
+                    && r["metric"]["target"].as_str().unwrap_or_default() == target
+            })
+            .unwrap();
+        let (want, got) = (number(&alert["value"]), number(&row["value"][1]));
+        assert!(
+            (want - got).abs() <= 1e-9 * want.abs().max(1.0),
+            "{name} {target}: the table shows {got}, the alert's value is {want}"
+        );
+        assert_eq!(row["metric"]["severity"], labels["severity"], "{name}");
+        let url = alert["annotations"]["runbook_url"].as_str().unwrap();
+        let runbook = url.rsplit('/').next().unwrap().trim_end_matches(".md");
+        assert_eq!(row["metric"]["runbook"], runbook, "{name}: {url}");
+        let time = times
+            .iter()
+            .find(|r| {
+                r["metric"]["alertname"] == name
+                    && r["metric"]["target"].as_str().unwrap_or_default() == target
+            })
+            .unwrap();
+        let active = humantime::parse_rfc3339_weak(alert["activeAt"].as_str().unwrap())
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let shown = number(&time["value"][1]) / 1000.0;
+        assert!(
+            (shown - active).abs() < 2.0,
+            "{name}: active since {active}, the table shows {shown}"
+        );
+        eprintln!("{name} {target}: value {got}, runbook {runbook}");
+    }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use common::{PROFILES, local, render_profile, run_ok, write};
+use common::{PROFILES, local, render_profile, write};
 
 fn post(am: &local::Daemon, alerts: Value) {
     ureq::post(&format!("{}/api/v2/alerts", am.url))
@@ -137,41 +137,8 @@ fn every_inhibited_pair_is_suppressed_by_its_source_in_a_real_alertmanager() {
 // needs. The expressions and static labels (what an inhibit rule reads) are
 // the bundle's.
 
-/// A one-page exporter on 127.0.0.1: the synthetic series, counters growing
-/// with wall time so rate()/increase() see traffic.
-fn synthetic_exporter() -> (String, std::sync::Arc<std::sync::atomic::AtomicBool>) {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stopped = stop.clone();
-    let start = Instant::now();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok((mut conn, _)) = listener.accept() else {
-                std::thread::sleep(Duration::from_millis(20));
-                continue;
-            };
-            let _ = conn.set_nonblocking(false);
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let t = start.elapsed().as_secs_f64();
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64();
-            let body = synthetic_series(t, now);
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    (addr, stop)
-}
-
+/// The synthetic series, counters growing with wall time so rate()/increase()
+/// see traffic.
 fn synthetic_series(t: f64, now: f64) -> String {
     let errors = 100.0 * t; // 6000 5xx per minute
     [
@@ -203,49 +170,6 @@ fn synthetic_series(t: f64, now: f64) -> String {
         + "\n"
 }
 
-/// A Prometheus killed (and reaped) when the test ends.
-struct Prometheus {
-    child: std::process::Child,
-    log: std::path::PathBuf,
-}
-
-impl Prometheus {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn prometheus(dir: &std::path::Path, config: &std::path::Path) -> Prometheus {
-    let bin = common::require_tool("prometheus");
-    let version = run_ok(std::process::Command::new(&bin).arg("--version"));
-    assert!(
-        version.contains("version 3."),
-        "Prometheus 3 expected: {version}"
-    );
-    let port = local::free_port();
-    let log = dir.join("prometheus.log");
-    let child = std::process::Command::new(bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("prom-data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--rules.alert.resend-delay=1s")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("prometheus starts");
-    Prometheus { child, log }
-}
-
 #[test]
 fn prometheus_3_fires_the_production_rules_and_alertmanager_inhibits_each_seed_pair() {
     let dir = tempfile::tempdir().unwrap();
@@ -266,7 +190,7 @@ fn prometheus_3_fires_the_production_rules_and_alertmanager_inhibits_each_seed_p
         &dir.path().join("bundle/alertmanager/alertmanager.yaml"),
         dir.path(),
     );
-    let (exporter, stop) = synthetic_exporter();
+    let exporter = local::exporter(synthetic_series);
     let am_host = am.url.trim_start_matches("http://");
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
@@ -276,15 +200,16 @@ fn prometheus_3_fires_the_production_rules_and_alertmanager_inhibits_each_seed_p
              rule_files: ['{}/*.yaml']\n\
              alerting: {{alertmanagers: [{{static_configs: [{{targets: ['{am_host}']}}]}}]}}\n\
              scrape_configs:\n\
-             - {{job_name: synthetic, honor_labels: true, static_configs: [{{targets: ['{exporter}']}}]}}\n\
+             - {{job_name: synthetic, honor_labels: true, static_configs: [{{targets: ['{}']}}]}}\n\
              # Service prod/api: its only target refuses connections (up == 0).\n\
              - {{job_name: api, static_configs: [{{targets: ['127.0.0.1:{}'], labels: {{namespace: prod, service: api}}}}]}}\n",
             rules.display(),
+            exporter.addr,
             local::free_port()
         ),
     )
     .unwrap();
-    let prom = prometheus(dir.path(), &config);
+    let prom = local::prometheus(&config, dir.path());
 
     // (source, suppressed target, delivered control), by labels.
     let pairs = [
@@ -358,7 +283,7 @@ fn prometheus_3_fires_the_production_rules_and_alertmanager_inhibits_each_seed_p
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    drop(exporter);
     let summary: Vec<String> = last
         .iter()
         .map(|a| {

@@ -3,6 +3,7 @@
 //! Same input, same bytes: no timestamps, maps are sorted, lists keep the
 //! order of their sources, and every file's sha256 lands in plan.json.
 
+pub mod alert_values;
 pub mod alertmanager;
 pub mod dashboards;
 pub mod objects;
@@ -182,6 +183,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut groups: Vec<String> = Vec::new();
     let mut webhooks: Vec<alertmanager::Webhook> = Vec::new();
     let mut inhibitions: Vec<alertmanager::Inhibition> = Vec::new();
+    // Every alert rule of the bundle, for the derived alert-value records.
+    let mut alert_rules: Vec<rules::Rule> = Vec::new();
 
     for p in &r.plugins {
         let name = p.name();
@@ -208,6 +211,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 },
             )?;
             files.add("rule group", path, &source.name, text)?;
+            alert_rules.extend(group.rules.iter().filter(|r| r.alert.is_some()).cloned());
             objects.push((
                 Phase::Alerting,
                 objects::build(
@@ -405,6 +409,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                     test,
                 )?;
             }
+            alert_rules.extend(group.rules.iter().filter(|r| r.alert.is_some()).cloned());
             objects.push((
                 Phase::Alerting,
                 objects::build(
@@ -430,6 +435,30 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             dashboard_configmap("telltale-slo", &text, &r.namespace, "slos"),
         ));
         expectations.dashboards.push("telltale-slo".into());
+    }
+
+    // Each alert's value and runbook as a series, for the Alert History table.
+    if let Some(group) = alert_values::group(&alert_rules) {
+        let path = format!("prometheus/rules/{}.yaml", alert_values::GROUP);
+        let text = to_yaml(
+            &path,
+            &rules::RuleFile {
+                groups: vec![group.clone()],
+            },
+        )?;
+        files.add("rule group", path, "core", text)?;
+        objects.push((
+            Phase::Alerting,
+            objects::build(
+                "monitoring.coreos.com/v1",
+                "PrometheusRule",
+                alert_values::GROUP,
+                &r.namespace,
+                "core",
+                json!({"spec": {"groups": [group]}}),
+            ),
+        ));
+        groups.push(alert_values::GROUP.to_string());
     }
 
     // Alerting: plain alertmanager.yaml (secrets as *_file) and the Secret that carries it.

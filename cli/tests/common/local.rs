@@ -77,3 +77,134 @@ fn wait_ready(daemon: &Daemon, path: &str) {
         daemon.log()
     );
 }
+
+/// Starts Prometheus 3 with `config` on a free port, storage under `dir`,
+/// alerts re-sent every second, and waits until /-/ready answers.
+pub fn prometheus(config: &Path, dir: &Path) -> Daemon {
+    let bin = super::require_tool("prometheus");
+    let version = super::run_ok(Command::new(&bin).arg("--version"));
+    assert!(
+        version.contains("version 3."),
+        "Prometheus 3 expected: {version}"
+    );
+    let port = free_port();
+    let log = dir.join("prometheus.log");
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--rules.alert.resend-delay=1s")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("prometheus starts");
+    let daemon = Daemon {
+        name: "prometheus".into(),
+        url: format!("http://127.0.0.1:{port}"),
+        child,
+        log,
+    };
+    wait_ready(&daemon, "/-/ready");
+    daemon
+}
+
+/// A one-page exporter on 127.0.0.1 serving `body(seconds since start,
+/// unix time)` in the text format; stopped when dropped.
+pub struct Exporter {
+    pub addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+pub fn exporter(body: impl Fn(f64, f64) -> String + Send + 'static) -> Exporter {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopped = stop.clone();
+    let start = Instant::now();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs_f64();
+            let text = body(start.elapsed().as_secs_f64(), now);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    Exporter { addr, stop }
+}
+
+/// Prometheus 3 evaluating `bundle`'s rule files (every `for:` set to 0s, so
+/// what fires fires at once) every second, scraping each exporter as its job
+/// (labels the series carry are honoured), with no Alertmanager.
+pub fn rules_over(
+    bundle: &telltale::render::Bundle,
+    dir: &Path,
+    jobs: &[(&str, &Exporter)],
+) -> Daemon {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    let for_ = regex::Regex::new(r"(?m)^(\s+)for: \S+$").unwrap();
+    for (path, text) in super::files_with_prefix(bundle, "prometheus/rules/") {
+        let name = path.trim_start_matches("prometheus/rules/");
+        let text = for_.replace_all(text, "${1}for: 0s");
+        std::fs::write(rules.join(name), text.as_ref()).unwrap();
+    }
+    let scrape: String = jobs
+        .iter()
+        .map(|(job, e)| {
+            format!(
+                "- {{job_name: {job}, honor_labels: true, static_configs: [{{targets: ['{}']}}]}}\n",
+                e.addr
+            )
+        })
+        .collect();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 1s}}\n\
+             rule_files: ['{}/*.yaml']\n\
+             scrape_configs:\n{scrape}",
+            rules.display(),
+        ),
+    )
+    .unwrap();
+    prometheus(&config, dir)
+}
+
+/// The alerts Prometheus reports (`/api/v1/alerts`), pending and firing.
+pub fn prometheus_alerts(prometheus: &Daemon) -> Vec<serde_json::Value> {
+    let body: serde_json::Value = ureq::get(&format!("{}/api/v1/alerts", prometheus.url))
+        .call()
+        .unwrap_or_else(|e| panic!("GET /api/v1/alerts: {e}\n{}", prometheus.log()))
+        .body_mut()
+        .read_json()
+        .unwrap();
+    body["data"]["alerts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
