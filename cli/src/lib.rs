@@ -17,6 +17,7 @@ pub mod install;
 pub mod lint;
 pub mod model;
 pub mod outdir;
+pub mod plural;
 pub mod render;
 pub mod secrets;
 pub mod tools;

@@ -418,3 +418,60 @@ fn with_json_output_a_usage_error_is_a_json_document_too() {
     assert_eq!(help.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&help.stdout).contains("Usage"));
 }
+
+/// Errors a new user meets first say what is wrong in plain words and the
+/// next command to try: a refused connection names the server and
+/// `kubectl cluster-info`; a missing local repository says it is missing
+/// (not "unsupported URL protocol").
+#[test]
+fn first_hour_errors_say_what_is_wrong_and_what_to_try() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::local::free_port();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}'}}}}]\n\
+             users: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: x, context: {{cluster: c, user: u}}}}]\ncurrent-context: x\n"
+        ),
+    )
+    .unwrap();
+    let out = telltale(dir.path())
+        .args(["status", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.ends_with(&format!(
+            "failed: connection refused: nothing listens at https://127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: ") && stderr.contains("kubectl cluster-info"),
+        "{stderr}"
+    );
+
+    let out = telltale(dir.path())
+        .args([
+            "gitops",
+            "--repo",
+            "../no-such-infra",
+            "--no-pr",
+            "--profile",
+            "kind",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the repository ../no-such-infra does not exist: --repo is a local path"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("git init --bare"), "{stderr}");
+    assert!(!stderr.contains("unsupported URL protocol"), "{stderr}");
+}

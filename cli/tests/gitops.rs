@@ -754,6 +754,13 @@ fn bad_input_and_missing_environment_have_their_exit_codes() {
     assert!(e.contains("base branch `develop` does not exist"), "{e}");
     let missing = s.root().join("nope.git").display().to_string();
     let (_, e) = s.gitops(&["--repo", &missing, "--no-pr"], 3, |_| {});
+    assert!(e.contains("does not exist: --repo is a local path"), "{e}");
+    // A remote that does not answer is still "cannot reach".
+    let (_, e) = s.gitops(
+        &["--repo", "https://127.0.0.1:1/org/infra.git", "--no-pr"],
+        3,
+        |_| {},
+    );
     assert!(e.contains("cannot reach the repository"), "{e}");
     let (_, e) = s.gitops(
         &["--repo", &repo, "--no-pr", "--secrets", "sops"],

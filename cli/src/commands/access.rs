@@ -127,9 +127,74 @@ pub async fn helm(target: &Target) -> Result<HelmCli, HelmError> {
 }
 
 /// An API error while talking to the cluster after preflight.
-pub fn cluster_error(what: &str, server: &str, e: impl std::fmt::Display) -> CommandError {
+/// A failed call to the API server, in plain words: what telltale was doing,
+/// on which server, why it failed (connection refused, timed out, a name
+/// that does not resolve, an untrusted certificate, refused credentials) and
+/// the next command to try. The error chain stays in the causes.
+pub fn cluster_error(
+    what: &str,
+    server: &str,
+    e: impl std::error::Error + 'static,
+) -> CommandError {
+    let (why, hint) = plain_cause(&e);
     CommandError::new(
         ErrorKind::Environment,
-        format!("{what} on {server} failed: {e}"),
+        format!(
+            "{what} on {server} failed: {}",
+            why.replace("{server}", server)
+        ),
     )
+    .with_source(&e)
+    .with_hint(hint.replace("{server}", server))
+}
+
+/// Why a call to the API server failed, and what to try next.
+fn plain_cause(e: &(dyn std::error::Error + 'static)) -> (String, String) {
+    let check = "check the address and that the cluster runs: `kubectl cluster-info` with the same --context/--kubeconfig";
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut root = e.to_string();
+    while let Some(err) = current {
+        if let Some(kube::Error::Api(status)) = err.downcast_ref::<kube::Error>() {
+            return match status.code {
+                401 => (
+                    format!("the API server refused the credentials (401 Unauthorized: {})", status.message),
+                    "the token or certificate of this context is wrong or expired: log in again (e.g. refresh the cloud credentials) and retry".into(),
+                ),
+                403 => (
+                    format!("forbidden (403): {}", status.message),
+                    "this user lacks the RBAC permission named above: `kubectl auth can-i --list` shows what it may do".into(),
+                ),
+                code => (format!("the API server answered {code}: {}", status.message), check.into()),
+            };
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            let words = match io.kind() {
+                ConnectionRefused => Some("connection refused: nothing listens at {server}"),
+                TimedOut => Some("the connection timed out: {server} does not answer"),
+                ConnectionReset | ConnectionAborted => Some("the server closed the connection"),
+                HostUnreachable | NetworkUnreachable => Some("the host is unreachable from here"),
+                _ => None,
+            };
+            if let Some(words) = words {
+                return (words.to_string(), check.into());
+            }
+        }
+        let text = err.to_string();
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return (
+                "the server's host name does not resolve".into(),
+                "check the server address of this context (`kubectl config view --minify`) and your DNS or VPN".into(),
+            );
+        }
+        if text.contains("certificate") || text.contains("InvalidCertificate") {
+            return (
+                format!("the TLS handshake failed: {text}"),
+                "the context's certificate-authority-data does not match the server's certificate: fetch a fresh kubeconfig for this cluster".into(),
+            );
+        }
+        root = text;
+        current = err.source();
+    }
+    (root, check.into())
 }

@@ -613,6 +613,9 @@ fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError> {
 
 fn git_error(e: GitError) -> CommandError {
     let hint = match &e {
+        GitError::NoLocalRepo { .. } => Some(
+            "create it first (`git init --bare PATH`, or clone your infrastructure repository there), or pass the remote's URL (git@github.com:org/infra.git, https://…)",
+        ),
         GitError::NoBase { .. } => {
             Some("pass --base with an existing branch (the repository needs at least one commit)")
         }

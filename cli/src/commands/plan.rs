@@ -44,10 +44,10 @@ pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     }
     printer.out(&phase_table(&bundle));
     printer.status(&format!(
-        "\nprofile {} · {} plugins · {} files written to {} · digest {}",
+        "\nprofile {} · {} · {} written to {} · digest {}",
         bundle.plan.profile,
-        bundle.plan.plugins.len(),
-        bundle.files.len() + 1,
+        crate::plural::count(bundle.plan.plugins.len(), "plugin"),
+        crate::plural::count(bundle.files.len() + 1, "file"),
         args.out.display(),
         &bundle.plan.digest[..12],
     ));
@@ -75,7 +75,7 @@ pub fn phase_table(bundle: &Bundle) -> String {
                 }
             }
             if applies > 0 {
-                kinds.push(format!("apply {applies} objects"));
+                kinds.push(format!("apply {}", crate::plural::count(applies, "object")));
             }
             let checks = phase
                 .steps
@@ -83,7 +83,7 @@ pub fn phase_table(bundle: &Bundle) -> String {
                 .filter(|s| matches!(s, render::plan::Step::Check { .. }))
                 .count();
             if checks > 0 {
-                kinds.push(format!("{checks} checks"));
+                kinds.push(crate::plural::count(checks, "check"));
             }
             vec![
                 format!("{:02}", phase.index),

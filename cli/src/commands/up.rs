@@ -130,11 +130,14 @@ async fn up(
         failed.is_empty(),
         &if failed.is_empty() {
             format!(
-                "{} checks passed",
-                checks.iter().filter(|c| c.status == Status::Pass).count()
+                "{} passed",
+                crate::plural::count(
+                    checks.iter().filter(|c| c.status == Status::Pass).count(),
+                    "check"
+                )
             )
         } else {
-            format!("{} check(s) failed", failed.len())
+            format!("{} failed", crate::plural::count(failed.len(), "check"))
         },
     );
     let mut report = Report {

@@ -23,6 +23,10 @@ use crate::secrets::Secret;
 pub enum GitError {
     #[error("cannot reach the repository {repo}: {message}")]
     Connect { repo: String, message: String },
+    #[error(
+        "the repository {path} does not exist: --repo is a local path (it has no URL scheme) and nothing is there"
+    )]
+    NoLocalRepo { path: String },
     #[error("the base branch `{base}` does not exist in {repo}")]
     NoBase { repo: String, base: String },
     #[error("no commit author: {0}")]
@@ -57,6 +61,19 @@ fn remote_text(remote: &str) -> String {
 pub struct Access {
     /// For https remotes (GitHub accepts it as the password of `x-access-token`).
     pub token: Option<Secret>,
+}
+
+/// Whether `repo` names a local path rather than a remote: no URL scheme and
+/// not git's scp-like `host:path` form (a colon before the first slash).
+pub fn is_local_path(repo: &str) -> bool {
+    if repo.contains("://") {
+        return false;
+    }
+    match (repo.find(':'), repo.find('/')) {
+        (Some(colon), Some(slash)) => colon > slash,
+        (Some(_), None) => false,
+        _ => true,
+    }
 }
 
 /// A URL or path with any user:password part hidden, for messages.
@@ -127,6 +144,9 @@ impl Checkout {
         access: &Access,
     ) -> Result<Checkout, GitError> {
         let shown = display_repo(url);
+        if is_local_path(url) && !std::path::Path::new(url).exists() {
+            return Err(GitError::NoLocalRepo { path: shown });
+        }
         let connect = |e: git2::Error| GitError::Connect {
             repo: shown.clone(),
             message: e.message().to_string(),
@@ -297,6 +317,26 @@ impl Checkout {
             _ => Err(GitError::Author(
                 "user.name and user.email are not set in git config".into(),
             )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_and_remotes_are_told_apart() {
+        for local in ["../infra", "/srv/git/infra.git", "infra", "./a:b"] {
+            assert!(is_local_path(local), "{local}");
+        }
+        for remote in [
+            "git@github.com:org/infra.git",
+            "github.com:org/infra",
+            "https://github.com/org/infra.git",
+            "file:///srv/git/infra.git",
+        ] {
+            assert!(!is_local_path(remote), "{remote}");
         }
     }
 }

@@ -559,7 +559,10 @@ impl<'a, H: Helm> Installer<'a, H> {
                         (true, false) => "updated",
                         (true, true) => "would update",
                     };
-                    changes.push(format!("{verb} {r} ({} keys)", keys.len()));
+                    changes.push(format!(
+                        "{verb} {r} ({})",
+                        crate::plural::count(keys.len(), "key")
+                    ));
                 }
                 if !dry_run {
                     record.objects.push(r);

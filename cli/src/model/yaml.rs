@@ -121,6 +121,13 @@ fn located(source: &Source, path: &str, error: &serde_saphyr::Error, what: &str)
     let raw = error.without_snippet().to_string();
     let message = hide_literals(strip_location_suffix(&raw));
     let message = message.as_str();
+    // The scanner reports a tab inside a plain scalar at the scalar's start,
+    // which can be a line before the tab: point at the tab itself.
+    let (line, column) = if message.contains("tab") {
+        first_tab_from(&source.text, line, column).unwrap_or((line, column))
+    } else {
+        (line, column)
+    };
     // serde_path_to_error reports `?` for a key it could not name (a duplicate key).
     let path = path.trim_end_matches(".?").trim_end_matches('?');
     let mut err = LocatedError::new(source, line, column, describe(message, what)).at_path(path);
@@ -141,6 +148,27 @@ fn located(source: &Source, path: &str, error: &serde_saphyr::Error, what: &str)
         err = err.with_hint(hint);
     }
     err
+}
+
+/// The line and column (1-based) of the first tab at or after `line`:`column`.
+fn first_tab_from(text: &str, line: u64, column: u64) -> Option<(u64, u64)> {
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i as u64 + 1 == line {
+            let start = l
+                .char_indices()
+                .nth(column.saturating_sub(1) as usize)
+                .map_or(l.len(), |(b, _)| b);
+            offset += start;
+            break;
+        }
+        offset += l.len();
+    }
+    let at = offset + text.get(offset..)?.find('\t')?;
+    let before = &text[..at];
+    let tab_line = before.matches('\n').count() as u64 + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Some((tab_line, text[line_start..at].chars().count() as u64 + 1))
 }
 
 /// serde quotes the refused value (`invalid type: string "…"`); the value
@@ -259,6 +287,13 @@ mod tests {
             "{}",
             e.message
         );
+    }
+
+    #[test]
+    fn a_tab_after_a_plain_scalar_is_pointed_at_where_it_is() {
+        let e = err("spec:\n  profile: kind\n\tnamespace: x\n");
+        assert_eq!((e.line, e.column), (3, 1), "{}", e.message);
+        assert!(e.message.contains("tab"), "{}", e.message);
     }
 
     #[test]

@@ -111,7 +111,12 @@ impl Step {
         match self {
             Step::Check { id, .. } => format!("check {id}"),
             Step::Crds { chart, version, .. } => format!("crds of {chart}@{version} (server-side)"),
-            Step::Secret { name, keys, .. } => format!("secret {name} ({} keys)", keys.len()),
+            Step::Secret { name, keys, .. } => {
+                format!(
+                    "secret {name} ({})",
+                    crate::plural::count(keys.len(), "key")
+                )
+            }
             Step::Apply { kind, name, .. } => format!("apply {kind}/{name}"),
             Step::Helm {
                 release,

@@ -133,8 +133,8 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
         } else if short.is_empty() {
             Finding::pass(
                 format!(
-                    "{} jobs, {up_total}/{total} targets up{skipped_note}",
-                    expected.len() - skipped.len()
+                    "{}, {up_total}/{total} targets up{skipped_note}",
+                    crate::plural::count(expected.len() - skipped.len(), "job")
                 ),
                 evidence,
             )
@@ -239,8 +239,9 @@ pub async fn rules(ctx: &Context<'_>, url: &str) -> Finding {
         } else {
             Finding::pass(
                 format!(
-                    "{} groups loaded, {count} rules evaluate without error",
-                    expected.len()
+                    "{} loaded, {} evaluate without error",
+                    crate::plural::count(expected.len(), "group"),
+                    crate::plural::count(count, "rule")
                 ),
                 evidence,
             )
