@@ -475,3 +475,32 @@ fn first_hour_errors_say_what_is_wrong_and_what_to_try() {
     assert!(stderr.contains("git init --bare"), "{stderr}");
     assert!(!stderr.contains("unsupported URL protocol"), "{stderr}");
 }
+
+/// `-o yaml` is the `-o json` document, written as YAML, for results and
+/// for errors alike.
+#[test]
+fn yaml_output_is_the_json_document_as_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let both = |args: &[&str]| {
+        let run = |format: &str| {
+            let out = telltale(dir.path())
+                .args(args)
+                .args(["-o", format])
+                .output()
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stdout).unwrap())
+        };
+        let (json_code, json) = run("json");
+        let (yaml_code, yaml) = run("yaml");
+        assert_eq!(json_code, yaml_code, "{args:?}");
+        let json: Value = serde_json::from_str(&json).unwrap();
+        let yaml: Value = serde_saphyr::from_str(&yaml)
+            .unwrap_or_else(|e| panic!("{args:?}: -o yaml is YAML ({e}):\n{yaml}"));
+        assert_eq!(json, yaml, "{args:?}");
+        json_code
+    };
+    assert_eq!(both(&["profiles", "list"]), Some(0));
+    assert_eq!(both(&["plan", "--profile", "kind", "--out", "out"]), Some(0));
+    assert_eq!(both(&["runbook", "NodeDwn"]), Some(2));
+    assert_eq!(both(&["plan", "--no-such-flag"]), Some(2));
+}

@@ -39,7 +39,7 @@ pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     }
     write_bundle(&bundle, &args.out)?;
     if printer.is_json() {
-        printer.out(bundle.plan_json.trim_end());
+        printer.json_text(&bundle.plan_json);
         return Ok(());
     }
     printer.out(&phase_table(&bundle));

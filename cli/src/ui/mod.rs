@@ -15,6 +15,20 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
+    /// The same document as `json`, written as YAML (as kubectl's `-o yaml`).
+    Yaml,
+}
+
+impl OutputFormat {
+    /// `document` (JSON) in this format; text is given as JSON.
+    pub fn render(self, document: &serde_json::Value) -> String {
+        match self {
+            OutputFormat::Yaml => serde_saphyr::to_string(document)
+                .map(|y| y.trim_end().to_string())
+                .unwrap_or_else(|_| "null".into()),
+            _ => serde_json::to_string_pretty(document).unwrap_or_else(|_| "null".into()),
+        }
+    }
 }
 
 /// Whether anything went to stdout, so an error never adds a second document.
@@ -48,8 +62,10 @@ pub struct Printer {
 }
 
 impl Printer {
+    /// Whether stdout holds one machine-readable document (`-o json` or
+    /// `-o yaml`) instead of text.
     pub fn is_json(&self) -> bool {
-        self.format == OutputFormat::Json
+        matches!(self.format, OutputFormat::Json | OutputFormat::Yaml)
     }
 
     /// A result line on stdout. A closed pipe is not an error (`telltale … | head`).
@@ -59,9 +75,20 @@ impl Printer {
         let _ = writeln!(stdout, "{text}");
     }
 
+    /// The command's document, as JSON or YAML per `-o`.
     pub fn json<T: serde::Serialize>(&self, value: &T) {
-        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
-        self.out(&text);
+        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+        self.out(&self.format.render(&value));
+    }
+
+    /// A document that already exists as JSON text (plan.json): verbatim
+    /// with `-o json`, so it stays byte-identical to the file; converted with
+    /// `-o yaml`.
+    pub fn json_text(&self, text: &str) {
+        match (self.format, serde_json::from_str::<serde_json::Value>(text)) {
+            (OutputFormat::Yaml, Ok(value)) => self.out(&self.format.render(&value)),
+            _ => self.out(text.trim_end()),
+        }
     }
 
     /// A progress or status line on stderr, hidden with -q.

@@ -1,6 +1,7 @@
 //! clap's own usage errors (an unknown flag, a missing value) as the JSON
-//! error document when `-o json` was asked for: a script reading stdout gets
-//! one document whatever failed, not text it cannot parse.
+//! (or YAML) error document when `-o json` (`-o yaml`) was asked for: a
+//! script reading stdout gets one document whatever failed, not text it
+//! cannot parse.
 
 use std::ffi::OsString;
 
@@ -17,31 +18,39 @@ pub fn exit_with(error: clap::Error, args: impl IntoIterator<Item = OsString>) -
             | ClapKind::DisplayVersion
             | ClapKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    if !informational && json_requested(args) {
+    if !informational && let Some(format) = document_requested(args) {
         let document = super::error_document(&to_command_error(&error));
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&document).unwrap_or_else(|_| "null".into())
-        );
+        println!("{}", format.render(&document));
     }
     error.exit()
 }
 
 /// The parse failed, so the flag is found by hand: `-o json`, `-ojson`,
-/// `-o=json`, `--output json`, `--output=json`, before any `--`.
-fn json_requested(args: impl IntoIterator<Item = OsString>) -> bool {
+/// `-o=json`, `--output json`, `--output=json` (and the same with yaml),
+/// before any `--`.
+fn document_requested(args: impl IntoIterator<Item = OsString>) -> Option<super::OutputFormat> {
     let args: Vec<String> = args
         .into_iter()
         .map(|a| a.to_string_lossy().into_owned())
         .take_while(|a| a != "--")
         .collect();
-    args.iter().enumerate().any(|(i, a)| {
-        let next_is_json = || args.get(i + 1).is_some_and(|n| n == "json");
-        match a.as_str() {
-            "-o" | "--output" => next_is_json(),
-            other => ["-ojson", "-o=json", "--output=json"].contains(&other),
-        }
+    let format = |value: &str| match value {
+        "json" => Some(super::OutputFormat::Json),
+        "yaml" => Some(super::OutputFormat::Yaml),
+        _ => None,
+    };
+    args.iter().enumerate().find_map(|(i, a)| match a.as_str() {
+        "-o" | "--output" => args.get(i + 1).and_then(|n| format(n)),
+        other => ["-o=", "--output=", "-o"]
+            .iter()
+            .find_map(|p| other.strip_prefix(p))
+            .and_then(format),
     })
+}
+
+#[cfg(test)]
+fn json_requested(args: impl IntoIterator<Item = OsString>) -> bool {
+    document_requested(args) == Some(super::OutputFormat::Json)
 }
 
 /// clap renders `error: <message>`, usage, and `tip:` lines; the message
@@ -89,6 +98,21 @@ mod tests {
             "telltale plan -o",
         ] {
             assert!(!json_requested(args(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn yaml_output_is_found_too() {
+        for yes in [
+            "telltale plan -o yaml --nope",
+            "telltale -oyaml plan",
+            "telltale plan --output=yaml",
+        ] {
+            assert_eq!(
+                document_requested(args(yes)),
+                Some(crate::ui::OutputFormat::Yaml),
+                "{yes}"
+            );
         }
     }
 }
