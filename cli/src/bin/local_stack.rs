@@ -59,6 +59,15 @@ struct Args {
     /// command.
     #[arg(long = "sink-status", value_name = "INTEGRATION=CODE", value_parser = parse_sink_status)]
     sink_status: Vec<(Integration, u16)>,
+    /// Make the fake Grafana miss this dashboard (by uid), as if its
+    /// ConfigMap were never provisioned; repeatable.
+    #[arg(long = "grafana-drop-dashboard", value_name = "UID")]
+    grafana_drop_dashboard: Vec<String>,
+    /// Make the fake Loki drop every line of this namespace, pushed by the
+    /// shipper or through the push API, as if nothing collected it;
+    /// repeatable.
+    #[arg(long = "loki-drop-namespace", value_name = "NAMESPACE")]
+    loki_drop_namespace: Vec<String>,
     /// Prometheus' scrape and rule evaluation interval.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     scrape_interval: Duration,
@@ -332,7 +341,7 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     // Loki and Grafana cannot run here: fakes stand in (see their modules),
     // fed by a shipper that sends the daemons' own logs to Loki the way
     // Alloy would, under the stack's namespace.
-    let store = Arc::new(loki::Store::default());
+    let store = Arc::new(loki::Store::dropping(args.loki_drop_namespace.clone()));
     tokio::spawn(serve(loki_listener, loki::router(store.clone())));
     tokio::spawn(shipper::ship(
         store,
@@ -345,12 +354,16 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     let password = grafana_password();
     let password_file = secrets_dir.join("grafana-admin-password");
     write(&password_file, &password)?;
-    let fake_grafana = grafana::Grafana::new(
-        format!("http://{prom_addr}"),
-        format!("http://{loki_addr}"),
-        &bundle.join("grafana").join("dashboards"),
-        &password,
+    let provisioned = grafana::Provisioned::from_bundle(
+        &bundle,
+        &format!("http://{prom_addr}"),
+        &format!("http://{loki_addr}"),
+        &args.grafana_drop_dashboard,
     );
+    for note in &provisioned.notes {
+        eprintln!("telltale-local-stack: grafana: {note}");
+    }
+    let fake_grafana = grafana::Grafana::new(provisioned, &password);
     tokio::spawn(serve(
         grafana_listener,
         grafana::router(Arc::new(fake_grafana)),
@@ -429,11 +442,22 @@ fn start_daemons(
         &programs.node_exporter,
         &[
             format!("--web.listen-address={node_addr}"),
+            // The collectors the bundle's dashboards and rules read (the
+            // chart runs node-exporter's defaults, a superset); the rest
+            // stay off to keep scrapes of this shared machine cheap.
             "--collector.disable-defaults".into(),
             "--collector.cpu".into(),
             "--collector.meminfo".into(),
             "--collector.filesystem".into(),
             "--collector.loadavg".into(),
+            "--collector.uname".into(),
+            "--collector.netdev".into(),
+            "--collector.diskstats".into(),
+            "--collector.filefd".into(),
+            "--collector.stat".into(),
+            "--collector.time".into(),
+            "--collector.vmstat".into(),
+            "--collector.pressure".into(),
         ],
         node_addr,
         "/metrics",
