@@ -287,9 +287,11 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
     // Faults the stack is started with, one stack each.
     let faults: [(&[&str], &str, &str); 2] = [
         (
-            &["--sink-status", "slack=500"],
+            // One receiver's Slack answers 500: notifications fails for that
+            // receiver; the others on the same integration are delivered.
+            &["--sink-status", "warning/slack=500"],
             "notifications",
-            "delivery failed on slack",
+            "warning: delivery failed on slack",
         ),
         (
             &["--grafana-drop-dashboard", "telltale-slo"],
@@ -307,6 +309,20 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
             "{failing}: {:#}",
             run.check(failing)
         );
+        if failing == "notifications" {
+            let evidence = run.check(failing)["evidence"].to_string();
+            for receiver in ["critical", "security", "sla"] {
+                assert!(
+                    evidence.contains(&format!("{receiver}: delivered")),
+                    "{evidence}"
+                );
+            }
+            assert!(
+                !run.summary(failing).contains("critical"),
+                "{}",
+                run.summary(failing)
+            );
+        }
     }
 
     // Loki drops the bundle's only log namespace: logs names it. The logs

@@ -55,10 +55,11 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
     /// Make the sink answer CODE to INTEGRATION (slack, pagerduty, webhook,
-    /// email); repeatable. Email answers the code (4xx/5xx) to the DATA
-    /// command.
-    #[arg(long = "sink-status", value_name = "INTEGRATION=CODE", value_parser = parse_sink_status)]
-    sink_status: Vec<(Integration, u16)>,
+    /// email), or only to one receiver's (`warning/slack=500`; not email,
+    /// whose SMTP session does not name the receiver); repeatable. Email
+    /// answers the code (4xx/5xx) to the DATA command.
+    #[arg(long = "sink-status", value_name = "[RECEIVER/]INTEGRATION=CODE", value_parser = parse_sink_status)]
+    sink_status: Vec<((Option<String>, Integration), u16)>,
     /// Make the fake Grafana miss this dashboard (by uid), as if its
     /// ConfigMap were never provisioned; repeatable.
     #[arg(long = "grafana-drop-dashboard", value_name = "UID")]
@@ -99,11 +100,24 @@ struct Args {
     amtool_bin: PathBuf,
 }
 
-fn parse_sink_status(text: &str) -> Result<(Integration, u16), String> {
-    let (integration, code) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected INTEGRATION=CODE (e.g. slack=500), got `{text}`"))?;
+fn parse_sink_status(text: &str) -> Result<((Option<String>, Integration), u16), String> {
+    let (integration, code) = text.split_once('=').ok_or_else(|| {
+        format!("expected [RECEIVER/]INTEGRATION=CODE (e.g. slack=500), got `{text}`")
+    })?;
+    let (receiver, integration) = match integration.split_once('/') {
+        Some((receiver, integration)) if !receiver.trim().is_empty() => {
+            (Some(receiver.trim().to_string()), integration)
+        }
+        Some(_) => return Err(format!("`{text}`: the receiver before `/` is empty")),
+        None => (None, integration),
+    };
     let integration: Integration = integration.trim().parse()?;
+    if receiver.is_some() && integration == Integration::Email {
+        return Err(
+            "email cannot be scoped to a receiver (the SMTP session does not name it); use email=CODE"
+                .into(),
+        );
+    }
     let code: u16 = code
         .trim()
         .parse()
@@ -115,7 +129,7 @@ fn parse_sink_status(text: &str) -> Result<(Integration, u16), String> {
     if !valid {
         return Err(format!("{code} is not a valid status for {integration}"));
     }
-    Ok((integration, code))
+    Ok(((receiver, integration), code))
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -251,7 +265,7 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     // The daemons bind their own ports a moment later; the race is accepted.
     let [prom_addr, am_addr, node_addr] = free_addresses()?;
 
-    let statuses = Arc::new(Statuses(args.sink_status.iter().copied().collect()));
+    let statuses = Arc::new(Statuses(args.sink_status.iter().cloned().collect()));
     let recorder = Arc::new(
         Recorder::create(&state.join("sink.jsonl")).map_err(|source| LocalStackError::Write {
             path: state.join("sink.jsonl"),
@@ -658,4 +672,43 @@ fn to_yaml(value: &Value, path: &Path) -> Result<String, LocalStackError> {
         what: "YAML (while writing)",
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_status_is_per_integration_or_per_receiver() {
+        assert_eq!(
+            parse_sink_status("slack=500"),
+            Ok(((None, Integration::Slack), 500))
+        );
+        assert_eq!(
+            parse_sink_status("warning/slack=503"),
+            Ok(((Some("warning".into()), Integration::Slack), 503))
+        );
+        assert!(parse_sink_status("/slack=500").is_err());
+        assert!(parse_sink_status("critical/email=550").is_err());
+        let statuses = Statuses(
+            [
+                ((None, Integration::Slack), 500),
+                ((Some("warning".into()), Integration::Slack), 503),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(
+            statuses.for_path(Integration::Slack, "/slack/warning"),
+            Some(503)
+        );
+        assert_eq!(
+            statuses.for_path(Integration::Slack, "/slack/critical"),
+            Some(500)
+        );
+        assert_eq!(
+            statuses.for_path(Integration::PagerDuty, "/pagerduty/warning/v2/enqueue"),
+            None
+        );
+    }
 }

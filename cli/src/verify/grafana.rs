@@ -754,6 +754,55 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_panel_is_probed_by_each_selector_and_each_metric() {
+        let probes = prometheus_probes(&[
+            r#"1 - avg by (nodename) (rate(node_cpu_seconds_total{mode="idle"}[1m] offset 5m) * on (instance) group_left (nodename) node_uname_info)"#.into(),
+            r#"sum(rate({__name__=~"a_total|b_total", code!~"2.."}[1m]))"#.into(),
+            "vector(1)".into(),
+        ])
+        .unwrap();
+        let selectors: Vec<&str> = probes.selectors.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            selectors,
+            [
+                r#"{__name__="node_cpu_seconds_total",mode="idle"}"#,
+                r#"{__name__="node_uname_info"}"#,
+                r#"{__name__=~"a_total|b_total",code!~"2.."}"#,
+            ]
+        );
+        let metrics: Vec<(&str, &str)> = probes
+            .metrics
+            .iter()
+            .map(|(m, p)| (m.as_str(), p.as_str()))
+            .collect();
+        assert_eq!(
+            metrics,
+            [
+                (
+                    "node_cpu_seconds_total",
+                    r#"group({__name__="node_cpu_seconds_total"})"#
+                ),
+                ("node_uname_info", r#"group({__name__="node_uname_info"})"#),
+                ("a_total|b_total", r#"group({__name__=~"a_total|b_total"})"#),
+            ]
+        );
+        // Every probe is PromQL Prometheus accepts.
+        for (_, probe) in probes.selectors.iter().chain(&probes.metrics) {
+            promql_parser::parser::parse(probe).unwrap_or_else(|e| panic!("{probe}: {e}"));
+        }
+    }
+
+    #[test]
+    fn stream_selectors_skip_quoted_braces() {
+        assert_eq!(
+            stream_selectors(
+                r#"sum by (namespace) (count_over_time({namespace=~".+", app="x"} |~ "(?i){error}" [1m]))"#
+            ),
+            [r#"{namespace=~".+", app="x"}"#]
+        );
+    }
+
+    #[test]
     fn panels_inside_rows_are_found() {
         let dashboard = json!({"panels": [
             {"type": "row", "title": "r", "panels": [{"title": "inner"}]},

@@ -486,6 +486,52 @@ mod tests {
     }
 
     #[test]
+    fn grafana_gets_what_the_sidecars_would_load_from_the_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "helm/kube-prometheus-stack/values.yaml",
+            "grafana:\n  sidecar:\n    dashboards: {label: dash, labelValue: \"yes\"}\n    datasources: {uid: prom}\n",
+        );
+        let dashboard = |uid: &str, label: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {uid}\n  labels: {{{label}: \"yes\"}}\ndata:\n  {uid}.json: |\n    {{\"uid\": \"{uid}\", \"title\": \"T\"}}\n"
+            )
+        };
+        write("manifests/08/a.yaml", &dashboard("kept", "dash"));
+        write("manifests/08/b.yaml", &dashboard("dropped", "dash"));
+        write("manifests/08/c.yaml", &dashboard("unlabelled", "other"));
+        write(
+            "manifests/05/ds.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ds\n  labels: {grafana_datasource: \"1\"}\ndata:\n  loki.yaml: |\n    datasources:\n      - {name: Logs, type: loki, uid: logs}\n      - {name: PG, type: grafana-postgresql-datasource, uid: pg}\n",
+        );
+        let p = Provisioned::from_bundle(dir.path(), "http://p", "http://l", &["dropped".into()]);
+        assert_eq!(p.dashboards.keys().collect::<Vec<_>>(), ["kept"]);
+        let ds: Vec<(&str, &str, Option<&str>)> = p
+            .datasources
+            .iter()
+            .map(|d| (d.uid.as_str(), d.kind.as_str(), d.url.as_deref()))
+            .collect();
+        assert_eq!(
+            ds,
+            [
+                ("prom", "prometheus", Some("http://p")),
+                ("logs", "loki", Some("http://l")),
+                ("pg", "grafana-postgresql-datasource", None),
+            ]
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("dropped")),
+            "{:?}",
+            p.notes
+        );
+    }
+
+    #[test]
     fn relative_times() {
         assert_eq!(relative("now", 10_000), 10_000);
         assert_eq!(relative("now-1h", 10_000), 6_400);
