@@ -11,6 +11,8 @@
 //! runs; the red cases reuse the production stack where the fault can be
 //! made at run time (a rule file removed, node-exporter stopped) and start
 //! one stack per start-up fault (sink status, Loki drop, Grafana drop).
+//! A red run lasts its --timeout (the failing check retries until then),
+//! long enough for the passing dashboards check on a busy 2-core machine.
 
 mod common;
 
@@ -246,7 +248,7 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
     let kept = std::fs::read(&rules).unwrap();
     std::fs::remove_file(&rules).unwrap();
     reload(&stack);
-    let run = verify(dir.path(), &stack, profile, Some(&all), "12s");
+    let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
     run.only_fails("rules", profile);
     let rules_check = run.check("rules");
     assert!(
@@ -271,7 +273,7 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
             .unwrap()
             .success()
     );
-    let run = verify(dir.path(), &stack, profile, Some(&all), "12s");
+    let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
     run.only_fails("targets", profile);
     let node = stack
         .url("node_exporter")
@@ -302,7 +304,7 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
     for (flags, failing, says) in faults {
         let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
         let stack = LocalStack::start(&out, &flags);
-        let run = verify(dir.path(), &stack, profile, Some(&all), "12s");
+        let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
         run.only_fails(failing, profile);
         assert!(
             run.summary(failing).contains(says),
@@ -332,7 +334,7 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
         &out,
         &["--loki-drop-namespace".as_ref(), "monitoring".as_ref()],
     );
-    let run = verify(dir.path(), &stack, profile, Some(&all), "12s");
+    let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
     run.only_fail(&["logs", "dashboards"], profile);
     assert_eq!(
         run.summary("logs"),

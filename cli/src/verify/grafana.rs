@@ -152,6 +152,7 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
     let mut silent = Vec::new();
     let mut unexported: Vec<String> = Vec::new();
     let mut not_proven = 0;
+    let mut cut = false;
     for uid in &ctx.bundle.plan.expectations.dashboards {
         let api = format!("{url}/api/dashboards/uid/{}", encode(uid));
         let dashboard = match http.get_json::<DashboardEnvelope>(&api).await {
@@ -194,6 +195,7 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
             not_proven += 1;
         }
         for (title, why) in report.without {
+            cut |= why.contains(super::http::CUT_BY_DEADLINE);
             evidence.push(format!("  no data: {uid} / {title}: {why}"));
             silent.push(format!("{uid}/{title}"));
         }
@@ -232,6 +234,12 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
             evidence,
         )
     } else {
+        // A panel whose query (or probe) the deadline cut says nothing
+        // about the panel: the summary says so, and `settle` then reports
+        // the attempt before this one.
+        if cut {
+            problems.push(super::http::CUT_BY_DEADLINE.to_string());
+        }
         Finding::fail(problems.join("; "), evidence)
     }
 }
