@@ -398,7 +398,7 @@ fn a_critical_alert_reaches_slack_pagerduty_sms_and_email() {
     );
 
     let pagerduty = find("pagerduty");
-    assert_eq!(pagerduty["path"], "/pagerduty/v2/enqueue");
+    assert_eq!(pagerduty["path"], "/pagerduty/critical/v2/enqueue");
     assert_eq!(pagerduty["status"], 202);
     assert_eq!(
         pagerduty["body"]["routing_key"].as_str().map(str::len),

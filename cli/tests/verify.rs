@@ -440,7 +440,7 @@ fn logs_and_dashboards_pass_through_loki_and_grafana() {
         "datasource Loki (loki): Data source successfully connected",
         // Three panels with queries (one inside a collapsed row); the text
         // panel has none.
-        "telltale-green: 3 panel(s) with data, 0 without",
+        "telltale-green: 3 panel(s) with data, 0 empty by their conditions, 0 without",
     ] {
         assert!(evidence.contains(needle), "{needle} in {evidence}");
     }
@@ -490,9 +490,25 @@ fn a_namespace_without_logs_fails_logs_naming_it() {
 fn dashboards_name_missing_dashboards_and_panels_without_data() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = bundle_dir(dir.path());
-    // Grafana never got this one (as if its ConfigMap were not provisioned).
-    std::fs::remove_file(bundle.join("grafana/dashboards/telltale-logs-overview.json")).unwrap();
-    let stack = LocalStack::start(&bundle, &[]);
+    // A panel whose selector matches nothing although its metric exists
+    // (a wrong label value), in the ConfigMap Grafana's sidecar loads.
+    let config_map =
+        bundle.join("manifests/08-dashboards/ConfigMap_monitoring_telltale-dashboard-telltale-cluster-health.yaml");
+    let text = std::fs::read_to_string(&config_map).unwrap();
+    let broken = text.replace(
+        r#"node_cpu_seconds_total{mode=\"idle\"}"#,
+        r#"node_cpu_seconds_total{mode=\"no-such-mode\"}"#,
+    );
+    assert_ne!(broken, text);
+    std::fs::write(&config_map, broken).unwrap();
+    // Grafana never gets this one (as if its ConfigMap were not provisioned).
+    let stack = LocalStack::start(
+        &bundle,
+        &[
+            "--grafana-drop-dashboard".as_ref(),
+            "telltale-logs-overview".as_ref(),
+        ],
+    );
     std::fs::write(dir.path().join("telltale.yaml"), CONFIG).unwrap();
     let (code, report, _) = verify_all(dir.path(), &stack, &[], "dashboards", None, &[]);
     assert_eq!(code, 1, "{report:#}");
@@ -502,11 +518,20 @@ fn dashboards_name_missing_dashboards_and_panels_without_data() {
         summary.contains("dashboard telltale-logs-overview is missing"),
         "{summary}"
     );
-    assert!(summary.contains("panel(s) without data"), "{summary}");
-    // The local stack has no API server: its latency panel cannot have data.
+    assert!(summary.contains("1 panel(s) without data"), "{summary}");
     let evidence = dashboards["evidence"].to_string();
     assert!(
-        evidence.contains("no data: telltale-cluster-health / API Server Latency p99"),
+        evidence.contains(
+            r#"no data: telltale-cluster-health / Node CPU Utilization: empty result; {__name__=\"node_cpu_seconds_total\",mode=\"no-such-mode\"} match nothing"#
+        ),
+        "{evidence}"
+    );
+    // The local stack has no API server: its panels are skipped, saying
+    // why, never counted as having data and never failed.
+    assert!(
+        evidence.contains(
+            "skipped: telltale-cluster-health / API Server Latency p99: no series of apiserver_request_duration_seconds_bucket anywhere"
+        ),
         "{evidence}"
     );
 }

@@ -1,45 +1,353 @@
-//! Green on a fresh stack: the local stack (real Prometheus 3, Alertmanager
-//! and node-exporter on 127.0.0.1), started for each built-in profile with
-//! only what that profile's bundle installs, passes verify's checks that can
-//! run here, and lists the systems outside the bundle as skipped.
+//! Green on a fresh stack, red on a broken one. The local stack (real
+//! Prometheus 3, Alertmanager and node-exporter on 127.0.0.1, the sink, and
+//! the fake Loki and Grafana provisioned from the bundle), started for each
+//! built-in profile with only what that profile's bundle installs, passes
+//! every verify check that can run here, and lists what cannot (systems
+//! outside the bundle, panels whose metrics nothing here exports, the
+//! checks that need a cluster) as skipped with the reason. Breaking one
+//! component then makes exactly the matching check fail.
+//!
+//! Time: one stack per profile and one verify per stack for the green
+//! runs; the red cases reuse the production stack where the fault can be
+//! made at run time (a rule file removed, node-exporter stopped) and start
+//! one stack per start-up fault (sink status, Loki drop, Grafana drop).
+//! A red run lasts its --timeout (the failing check retries until then),
+//! long enough for the passing dashboards check on a busy 2-core machine.
 
 mod common;
+
+use std::path::Path;
+use std::process::Command;
 
 use common::stack::LocalStack;
 use serde_json::Value;
 
-#[test]
-fn every_profile_is_green_on_its_own_local_stack_with_outside_systems_skipped() {
-    for profile in common::PROFILES {
-        let dir = tempfile::tempdir().unwrap();
-        let bundle = common::render_profile(profile);
-        let out = dir.path().join("bundle");
-        common::write(&bundle, &out);
-        let stack = LocalStack::start(&out, &[]);
-        let result = common::telltale(dir.path())
-            .args(["verify", "--profile", profile, "-o", "json"])
-            .args(["--checks", "targets,rules,alertmanager"])
-            .args(["--prometheus-url", stack.url("prometheus")])
-            .args(["--alertmanager-url", stack.url("alertmanager")])
-            .args(["--timeout", "40s"])
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&result.stderr);
-        let report: Value = serde_json::from_slice(&result.stdout)
-            .unwrap_or_else(|e| panic!("{profile}: one JSON document ({e}): {stderr}"));
-        assert_eq!(result.status.code(), Some(0), "{profile}: {report:#}");
-        let targets = &report["checks"][0];
-        assert_eq!(targets["id"], "targets");
-        assert_eq!(targets["status"], "pass", "{profile}: {targets:#}");
-        // Every job of a system outside the bundle is listed as skipped.
-        let summary = targets["summary"].as_str().unwrap();
-        for t in &bundle.plan.expectations.targets {
-            if let Some(system) = &t.requires {
-                assert!(
-                    summary.contains(&format!("{} (requires {system})", t.job)),
-                    "{profile}: {summary}"
+/// Canary values for every receiver credential the profiles read from the
+/// environment: verify must never print them.
+const CANARIES: [(&str, &str); 4] = [
+    (
+        "SLACK_WEBHOOK_URL",
+        "https://hooks.slack.com/services/T0CANARY/B0CANARY/canarySlackWebhook0001",
+    ),
+    ("PAGERDUTY_ROUTING_KEY", "canarypagerdutyroutingkey0000001"),
+    ("TWILIO_AUTH_TOKEN", "canary-twilio-auth-token-0001"),
+    (
+        "POSTGRES_EXPORTER_DSN",
+        "postgresql://exporter:canary-dsn-password@db:5432/x",
+    ),
+];
+
+/// The checks a local stack can serve; autoscaling and load need a cluster
+/// (the external metrics API, HPAs, the k6 Job) and are skipped by verify
+/// itself with "could not run" when a profile declares them.
+const LOCAL: [&str; 6] = [
+    "targets",
+    "rules",
+    "alertmanager",
+    "notifications",
+    "logs",
+    "dashboards",
+];
+
+struct Run {
+    code: i32,
+    report: Value,
+    stderr: String,
+}
+
+impl Run {
+    fn check(&self, id: &str) -> &Value {
+        self.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {:#}", self.report))
+    }
+
+    fn status(&self, id: &str) -> &str {
+        self.check(id)["status"].as_str().unwrap()
+    }
+
+    fn summary(&self, id: &str) -> &str {
+        self.check(id)["summary"].as_str().unwrap()
+    }
+
+    /// Every check but `failing` passes (or is skipped for its own reason);
+    /// `failing` fails.
+    fn only_fails(&self, failing: &str, profile: &str) {
+        self.only_fail(&[failing], profile);
+    }
+
+    fn only_fail(&self, failing: &[&str], profile: &str) {
+        assert_eq!(
+            self.code, 1,
+            "{profile}: {:#}\n{}",
+            self.report, self.stderr
+        );
+        for check in self.report["checks"].as_array().unwrap() {
+            let id = check["id"].as_str().unwrap();
+            if failing.contains(&id) {
+                assert_eq!(check["status"], "fail", "{profile}: {check:#}");
+            } else {
+                assert_ne!(
+                    check["status"], "fail",
+                    "{profile}: {id} failed too: {check:#}"
                 );
             }
         }
+    }
+}
+
+/// `telltale verify` for `profile` against every URL of the stack, Grafana
+/// with the admin password the stack generated; no cluster.
+fn verify(
+    dir: &Path,
+    stack: &LocalStack,
+    profile: &str,
+    checks: Option<&str>,
+    timeout: &str,
+) -> Run {
+    let password = std::fs::read_to_string(stack.url("grafana_password_file")).unwrap();
+    let mut cmd = common::telltale(dir);
+    cmd.env("GRAFANA_AUTH", format!("admin:{password}"))
+        .env("KUBECONFIG", dir.join("no-kubeconfig"))
+        .envs(CANARIES)
+        .args(["verify", "--profile", profile, "-o", "json"])
+        .args(["--timeout", timeout])
+        .args(["--prometheus-url", stack.url("prometheus")])
+        .args(["--alertmanager-url", stack.url("alertmanager")])
+        .args(["--grafana-url", stack.url("grafana")])
+        .args(["--loki-url", stack.url("loki")])
+        .args(["--basic-auth-env", "GRAFANA_AUTH"]);
+    if let Some(checks) = checks {
+        cmd.args(["--checks", checks]);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    for (var, canary) in CANARIES {
+        assert!(!stdout.contains(canary), "{profile}: ${var} on stdout");
+        assert!(!stderr.contains(canary), "{profile}: ${var} on stderr");
+    }
+    let report: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{profile}: one JSON document ({e}): {stderr}"));
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        report,
+        stderr,
+    }
+}
+
+fn bundle(dir: &Path, profile: &str) -> (telltale::render::Bundle, std::path::PathBuf) {
+    let bundle = common::render_profile(profile);
+    let out = dir.join("bundle");
+    common::write(&bundle, &out);
+    (bundle, out)
+}
+
+/// The green run: every declared check that can run here passes; the
+/// rest are skipped, each with its reason.
+fn assert_green(profile: &str, bundle: &telltale::render::Bundle, run: &Run) {
+    assert_eq!(run.code, 0, "{profile}: {:#}\n{}", run.report, run.stderr);
+    let declared = telltale::verify::declared(bundle);
+    let has_integrations = bundle
+        .plan
+        .alerting
+        .receivers
+        .iter()
+        .any(|r| !r.integrations.is_empty());
+    for id in declared {
+        let name = id.name();
+        let (status, summary) = (run.status(name), run.summary(name));
+        match name {
+            "notifications" if !has_integrations => {
+                assert_eq!(status, "skip", "{profile}: {summary}");
+                assert!(
+                    summary.contains("no receiver has an integration"),
+                    "{profile}: {summary}"
+                );
+            }
+            "autoscaling" | "load" => {
+                // Without a cluster: no external metrics API, no HPA, no k6
+                // Job to run (the builtin engine is proven in verify.rs).
+                assert_eq!(status, "skip", "{profile}: {name}: {summary}");
+                assert!(
+                    summary.starts_with("could not run"),
+                    "{profile}: {name}: {summary}"
+                );
+            }
+            _ => {
+                assert!(LOCAL.contains(&name), "{profile}: unexpected check {name}");
+                assert_eq!(status, "pass", "{profile}: {name}: {:#}", run.check(name));
+            }
+        }
+    }
+    // Every job of a system outside the bundle is listed as skipped.
+    let targets = run.summary("targets");
+    for t in &bundle.plan.expectations.targets {
+        if let Some(system) = &t.requires {
+            assert!(
+                targets.contains(&format!("{} (requires {system})", t.job)),
+                "{profile}: {targets}"
+            );
+        }
+    }
+    // Every dashboard is there, and the panels nothing here can feed are
+    // named as skipped, never counted as having data.
+    let dashboards = run.check("dashboards");
+    let evidence = dashboards["evidence"].to_string();
+    for uid in &bundle.plan.expectations.dashboards {
+        assert!(
+            evidence.contains(&format!("\"{uid}: ")),
+            "{profile}: {uid}: {evidence}"
+        );
+    }
+    // node-exporter is real here: its panels have data, never skipped.
+    assert!(
+        !evidence.contains("no series of node_"),
+        "{profile}: {evidence}"
+    );
+    assert!(!evidence.contains("no data: "), "{profile}: {evidence}");
+}
+
+#[test]
+fn every_profile_is_green_on_its_own_local_stack_with_outside_systems_skipped() {
+    for profile in common::PROFILES {
+        if profile == "production" {
+            // Green and red on the same stack: below.
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (bundle, out) = bundle(dir.path(), profile);
+        let stack = LocalStack::start(&out, &[]);
+        let run = verify(dir.path(), &stack, profile, None, "40s");
+        assert_green(profile, &bundle, &run);
+    }
+}
+
+/// Prometheus re-reads its rule files.
+fn reload(stack: &LocalStack) {
+    ureq::post(&format!("{}/-/reload", stack.url("prometheus")))
+        .send_empty()
+        .unwrap();
+}
+
+#[test]
+fn production_is_green_then_each_broken_component_fails_its_check() {
+    let profile = "production";
+    let dir = tempfile::tempdir().unwrap();
+    let (bundle, out) = bundle(dir.path(), profile);
+    let stack = LocalStack::start(&out, &[]);
+    let run = verify(dir.path(), &stack, profile, None, "40s");
+    assert_green(profile, &bundle, &run);
+    let all = LOCAL.join(",");
+
+    // A rule file Prometheus no longer loads: rules names the group.
+    let rules = out.join("prometheus/rules/telltale-nodes.yaml");
+    let kept = std::fs::read(&rules).unwrap();
+    std::fs::remove_file(&rules).unwrap();
+    reload(&stack);
+    let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
+    run.only_fails("rules", profile);
+    let rules_check = run.check("rules");
+    assert!(
+        rules_check["summary"]
+            .as_str()
+            .unwrap()
+            .contains("not loaded")
+            && rules_check["evidence"]
+                .to_string()
+                .contains("telltale-nodes"),
+        "{rules_check:#}"
+    );
+    std::fs::write(&rules, kept).unwrap();
+    reload(&stack);
+
+    // node-exporter stopped: targets names the job and the instance.
+    let pid = stack.urls["pids"]["node_exporter"].as_u64().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
+    run.only_fails("targets", profile);
+    let node = stack
+        .url("node_exporter")
+        .trim_start_matches("http://")
+        .to_string();
+    let evidence = run.check("targets")["evidence"].to_string();
+    assert!(
+        evidence.contains(&format!("down: job node-exporter instance {node}")),
+        "{evidence}"
+    );
+    drop(stack);
+
+    // Faults the stack is started with, one stack each.
+    let faults: [(&[&str], &str, &str); 2] = [
+        (
+            // One receiver's Slack answers 500: notifications fails for that
+            // receiver; the others on the same integration are delivered.
+            &["--sink-status", "warning/slack=500"],
+            "notifications",
+            "warning: delivery failed on slack",
+        ),
+        (
+            &["--grafana-drop-dashboard", "telltale-slo"],
+            "dashboards",
+            "dashboard telltale-slo is missing",
+        ),
+    ];
+    for (flags, failing, says) in faults {
+        let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+        let stack = LocalStack::start(&out, &flags);
+        let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
+        run.only_fails(failing, profile);
+        assert!(
+            run.summary(failing).contains(says),
+            "{failing}: {:#}",
+            run.check(failing)
+        );
+        if failing == "notifications" {
+            let evidence = run.check(failing)["evidence"].to_string();
+            for receiver in ["critical", "security", "sla"] {
+                assert!(
+                    evidence.contains(&format!("{receiver}: delivered")),
+                    "{evidence}"
+                );
+            }
+            assert!(
+                !run.summary(failing).contains("critical"),
+                "{}",
+                run.summary(failing)
+            );
+        }
+    }
+
+    // Loki drops the bundle's only log namespace: logs names it. The logs
+    // dashboard reads the same lines, so its panels (and only those) lose
+    // their data too: the one failure shows in both places.
+    let stack = LocalStack::start(
+        &out,
+        &["--loki-drop-namespace".as_ref(), "monitoring".as_ref()],
+    );
+    let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
+    run.only_fail(&["logs", "dashboards"], profile);
+    assert_eq!(
+        run.summary("logs"),
+        "no log lines in the last 10m from namespace(s) monitoring"
+    );
+    let silent: Vec<&str> = run.check("dashboards")["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str()?.trim_start().strip_prefix("no data: "))
+        .collect();
+    assert!(!silent.is_empty(), "{:#}", run.check("dashboards"));
+    for line in silent {
+        assert!(line.starts_with("telltale-logs-overview / "), "{line}");
     }
 }

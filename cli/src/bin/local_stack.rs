@@ -55,10 +55,20 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     state: Option<PathBuf>,
     /// Make the sink answer CODE to INTEGRATION (slack, pagerduty, webhook,
-    /// email); repeatable. Email answers the code (4xx/5xx) to the DATA
-    /// command.
-    #[arg(long = "sink-status", value_name = "INTEGRATION=CODE", value_parser = parse_sink_status)]
-    sink_status: Vec<(Integration, u16)>,
+    /// email), or only to one receiver's (`warning/slack=500`; not email,
+    /// whose SMTP session does not name the receiver); repeatable. Email
+    /// answers the code (4xx/5xx) to the DATA command.
+    #[arg(long = "sink-status", value_name = "[RECEIVER/]INTEGRATION=CODE", value_parser = parse_sink_status)]
+    sink_status: Vec<((Option<String>, Integration), u16)>,
+    /// Make the fake Grafana miss this dashboard (by uid), as if its
+    /// ConfigMap were never provisioned; repeatable.
+    #[arg(long = "grafana-drop-dashboard", value_name = "UID")]
+    grafana_drop_dashboard: Vec<String>,
+    /// Make the fake Loki drop every line of this namespace, pushed by the
+    /// shipper or through the push API, as if nothing collected it;
+    /// repeatable.
+    #[arg(long = "loki-drop-namespace", value_name = "NAMESPACE")]
+    loki_drop_namespace: Vec<String>,
     /// Prometheus' scrape and rule evaluation interval.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     scrape_interval: Duration,
@@ -90,11 +100,24 @@ struct Args {
     amtool_bin: PathBuf,
 }
 
-fn parse_sink_status(text: &str) -> Result<(Integration, u16), String> {
-    let (integration, code) = text
-        .split_once('=')
-        .ok_or_else(|| format!("expected INTEGRATION=CODE (e.g. slack=500), got `{text}`"))?;
+fn parse_sink_status(text: &str) -> Result<((Option<String>, Integration), u16), String> {
+    let (integration, code) = text.split_once('=').ok_or_else(|| {
+        format!("expected [RECEIVER/]INTEGRATION=CODE (e.g. slack=500), got `{text}`")
+    })?;
+    let (receiver, integration) = match integration.split_once('/') {
+        Some((receiver, integration)) if !receiver.trim().is_empty() => {
+            (Some(receiver.trim().to_string()), integration)
+        }
+        Some(_) => return Err(format!("`{text}`: the receiver before `/` is empty")),
+        None => (None, integration),
+    };
     let integration: Integration = integration.trim().parse()?;
+    if receiver.is_some() && integration == Integration::Email {
+        return Err(
+            "email cannot be scoped to a receiver (the SMTP session does not name it); use email=CODE"
+                .into(),
+        );
+    }
     let code: u16 = code
         .trim()
         .parse()
@@ -106,7 +129,7 @@ fn parse_sink_status(text: &str) -> Result<(Integration, u16), String> {
     if !valid {
         return Err(format!("{code} is not a valid status for {integration}"));
     }
-    Ok((integration, code))
+    Ok(((receiver, integration), code))
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -242,7 +265,7 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     // The daemons bind their own ports a moment later; the race is accepted.
     let [prom_addr, am_addr, node_addr] = free_addresses()?;
 
-    let statuses = Arc::new(Statuses(args.sink_status.iter().copied().collect()));
+    let statuses = Arc::new(Statuses(args.sink_status.iter().cloned().collect()));
     let recorder = Arc::new(
         Recorder::create(&state.join("sink.jsonl")).map_err(|source| LocalStackError::Write {
             path: state.join("sink.jsonl"),
@@ -332,7 +355,7 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     // Loki and Grafana cannot run here: fakes stand in (see their modules),
     // fed by a shipper that sends the daemons' own logs to Loki the way
     // Alloy would, under the stack's namespace.
-    let store = Arc::new(loki::Store::default());
+    let store = Arc::new(loki::Store::dropping(args.loki_drop_namespace.clone()));
     tokio::spawn(serve(loki_listener, loki::router(store.clone())));
     tokio::spawn(shipper::ship(
         store,
@@ -345,12 +368,16 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     let password = grafana_password();
     let password_file = secrets_dir.join("grafana-admin-password");
     write(&password_file, &password)?;
-    let fake_grafana = grafana::Grafana::new(
-        format!("http://{prom_addr}"),
-        format!("http://{loki_addr}"),
-        &bundle.join("grafana").join("dashboards"),
-        &password,
+    let provisioned = grafana::Provisioned::from_bundle(
+        &bundle,
+        &format!("http://{prom_addr}"),
+        &format!("http://{loki_addr}"),
+        &args.grafana_drop_dashboard,
     );
+    for note in &provisioned.notes {
+        eprintln!("telltale-local-stack: grafana: {note}");
+    }
+    let fake_grafana = grafana::Grafana::new(provisioned, &password);
     tokio::spawn(serve(
         grafana_listener,
         grafana::router(Arc::new(fake_grafana)),
@@ -429,11 +456,22 @@ fn start_daemons(
         &programs.node_exporter,
         &[
             format!("--web.listen-address={node_addr}"),
+            // The collectors the bundle's dashboards and rules read (the
+            // chart runs node-exporter's defaults, a superset); the rest
+            // stay off to keep scrapes of this shared machine cheap.
             "--collector.disable-defaults".into(),
             "--collector.cpu".into(),
             "--collector.meminfo".into(),
             "--collector.filesystem".into(),
             "--collector.loadavg".into(),
+            "--collector.uname".into(),
+            "--collector.netdev".into(),
+            "--collector.diskstats".into(),
+            "--collector.filefd".into(),
+            "--collector.stat".into(),
+            "--collector.time".into(),
+            "--collector.vmstat".into(),
+            "--collector.pressure".into(),
         ],
         node_addr,
         "/metrics",
@@ -634,4 +672,43 @@ fn to_yaml(value: &Value, path: &Path) -> Result<String, LocalStackError> {
         what: "YAML (while writing)",
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_status_is_per_integration_or_per_receiver() {
+        assert_eq!(
+            parse_sink_status("slack=500"),
+            Ok(((None, Integration::Slack), 500))
+        );
+        assert_eq!(
+            parse_sink_status("warning/slack=503"),
+            Ok(((Some("warning".into()), Integration::Slack), 503))
+        );
+        assert!(parse_sink_status("/slack=500").is_err());
+        assert!(parse_sink_status("critical/email=550").is_err());
+        let statuses = Statuses(
+            [
+                ((None, Integration::Slack), 500),
+                ((Some("warning".into()), Integration::Slack), 503),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        assert_eq!(
+            statuses.for_path(Integration::Slack, "/slack/warning"),
+            Some(503)
+        );
+        assert_eq!(
+            statuses.for_path(Integration::Slack, "/slack/critical"),
+            Some(500)
+        );
+        assert_eq!(
+            statuses.for_path(Integration::PagerDuty, "/pagerduty/warning/v2/enqueue"),
+            None
+        );
+    }
 }

@@ -58,7 +58,21 @@ struct DataResponse {
 #[derive(Deserialize)]
 struct Frame {
     #[serde(default)]
+    schema: FrameSchema,
+    #[serde(default)]
     data: FrameData,
+}
+
+#[derive(Default, Deserialize)]
+struct FrameSchema {
+    #[serde(default)]
+    fields: Vec<Field>,
+}
+
+#[derive(Default, Deserialize)]
+struct Field {
+    #[serde(default)]
+    labels: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -126,7 +140,19 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         }
     }
 
+    // "Nothing here exports this metric" is only known once every expected
+    // job has been scraped (twice, so that rate() panels can have data):
+    // before that, every metric is missing.
+    if let Some(ds) = datasources.iter().find(|d| d.kind == "prometheus")
+        && let Err(waiting) = scraped_twice(ctx, http, url, ds).await
+    {
+        return Finding::fail(waiting, evidence);
+    }
+
     let mut silent = Vec::new();
+    let mut unexported: Vec<String> = Vec::new();
+    let mut not_proven = 0;
+    let mut cut = false;
     for uid in &ctx.bundle.plan.expectations.dashboards {
         let api = format!("{url}/api/dashboards/uid/{}", encode(uid));
         let dashboard = match http.get_json::<DashboardEnvelope>(&api).await {
@@ -138,9 +164,12 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         };
         let report = query_panels(http, url, &dashboard, &datasources).await;
         evidence.push(format!(
-            "{uid}: {} panel(s) with data, {} without, {} not queried{}",
+            "{uid}: {} panel(s) with data, {} empty by their conditions, {} without, \
+             {} not proven (nothing here exports their metrics), {} not queried{}",
             report.with_data,
+            report.empty_by_condition.len(),
             report.without.len(),
+            report.unexported.len(),
             report.skipped.len(),
             if report.skipped.is_empty() {
                 String::new()
@@ -148,7 +177,25 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
                 format!(" ({})", report.skipped.join(", "))
             }
         ));
+        for title in report.empty_by_condition {
+            evidence.push(format!(
+                "  empty by its condition: {uid} / {title}: its selectors match series, its filters select nothing now"
+            ));
+        }
+        for (title, metrics) in report.unexported {
+            evidence.push(format!(
+                "  skipped: {uid} / {title}: no series of {} anywhere: nothing here exports it",
+                metrics.join(", ")
+            ));
+            for metric in metrics {
+                if !unexported.contains(&metric) {
+                    unexported.push(metric);
+                }
+            }
+            not_proven += 1;
+        }
         for (title, why) in report.without {
+            cut |= why.contains(super::http::CUT_BY_DEADLINE);
             evidence.push(format!("  no data: {uid} / {title}: {why}"));
             silent.push(format!("{uid}/{title}"));
         }
@@ -166,14 +213,33 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         ));
     }
     if problems.is_empty() {
+        let rest = if not_proven == 0 {
+            String::new()
+        } else {
+            let mut listed: Vec<&str> =
+                unexported.iter().take(LISTED).map(String::as_str).collect();
+            if unexported.len() > LISTED {
+                listed.push("…");
+            }
+            format!(
+                "; skipped {not_proven} panel(s) whose metrics nothing here exports ({})",
+                listed.join(", ")
+            )
+        };
         Finding::pass(
             format!(
-                "Grafana healthy; {} dashboard(s) present and every panel has data",
+                "Grafana healthy; {} dashboard(s) present and every panel with exported metrics has data or is empty by its condition{rest}",
                 ctx.bundle.plan.expectations.dashboards.len()
             ),
             evidence,
         )
     } else {
+        // A panel whose query (or probe) the deadline cut says nothing
+        // about the panel: the summary says so, and `settle` then reports
+        // the attempt before this one.
+        if cut {
+            problems.push(super::http::CUT_BY_DEADLINE.to_string());
+        }
         Finding::fail(problems.join("; "), evidence)
     }
 }
@@ -181,6 +247,12 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
 #[derive(Default)]
 struct PanelsReport {
     with_data: usize,
+    /// Empty now, though every selector finds series: their conditions
+    /// (`> 0`, an error-line filter) select nothing yet.
+    empty_by_condition: Vec<String>,
+    /// Not proven here: a metric they need has no series at all, so nothing
+    /// here exports it (a system outside the bundle, or a stand-in).
+    unexported: Vec<(String, Vec<String>)>,
     without: Vec<(String, String)>,
     skipped: Vec<String>,
 }
@@ -227,45 +299,325 @@ async fn query_panels(
         if body.is_empty() {
             continue;
         }
+        let exprs: Vec<String> = body
+            .iter()
+            .filter_map(|q| q["expr"].as_str().map(str::to_string))
+            .collect();
         queries.push((
             title,
             json!({"queries": body, "from": "now-1h", "to": "now"}),
+            ds.clone(),
+            exprs,
         ));
     }
     let api = format!("{url}/api/ds/query");
-    let mut answers = futures::stream::iter(queries.into_iter().map(|(title, body)| {
+    let mut answers = futures::stream::iter(queries.into_iter().map(|(title, body, ds, exprs)| {
         let api = api.clone();
         async move {
             let answer = http.post_for_json::<QueryResponse>(&api, &body).await;
+            let answer = match answer {
+                Ok((_, response)) => {
+                    let errors: Vec<String> = response
+                        .results
+                        .values()
+                        .filter_map(|r| r.error.clone())
+                        .collect();
+                    if !errors.is_empty() {
+                        Err(errors.join("; "))
+                    } else if has_data(response.results.values()) {
+                        Ok(None)
+                    } else {
+                        Ok(Some(explain_empty(http, &api, &ds, &exprs).await))
+                    }
+                }
+                Err(e) => Err(e.to_string()),
+            };
             (title, answer)
         }
     }))
     .buffered(PARALLEL);
     while let Some((title, answer)) = answers.next().await {
         match answer {
-            Ok((_, response)) => {
-                let errors: Vec<String> = response
-                    .results
-                    .values()
-                    .filter_map(|r| r.error.clone())
-                    .collect();
-                let has_data = response.results.values().any(|r| {
-                    r.frames
-                        .iter()
-                        .any(|f| f.data.values.iter().skip(1).any(|v| !v.is_empty()))
-                });
-                if has_data && errors.is_empty() {
-                    report.with_data += 1;
-                } else if !errors.is_empty() {
-                    report.without.push((title, errors.join("; ")));
-                } else {
-                    report.without.push((title, "empty result".into()));
-                }
-            }
-            Err(e) => report.without.push((title, e.to_string())),
+            Ok(None) => report.with_data += 1,
+            Ok(Some(Empty::ByCondition)) => report.empty_by_condition.push(title),
+            Ok(Some(Empty::Unexported(metrics))) => report.unexported.push((title, metrics)),
+            Ok(Some(Empty::Unmatched(why))) => report.without.push((title, why)),
+            Err(why) => report.without.push((title, why)),
         }
     }
     report
+}
+
+/// Every expected job of plan.json (but those of systems outside the
+/// bundle) has an `up` series with at least two samples.
+async fn scraped_twice(
+    ctx: &Context<'_>,
+    http: &Http,
+    url: &str,
+    ds: &Datasource,
+) -> Result<(), String> {
+    let expected: Vec<&str> = ctx
+        .bundle
+        .plan
+        .expectations
+        .targets
+        .iter()
+        .filter(|t| t.requires.is_none())
+        .map(|t| t.job.as_str())
+        .collect();
+    if expected.is_empty() {
+        return Ok(());
+    }
+    let body = json!({
+        "queries": [{
+            "refId": "A",
+            "datasource": {"uid": ds.uid, "type": ds.kind},
+            "expr": "count by (job) (count_over_time(up[10m]) >= 2)",
+            "range": true,
+            "instant": false,
+            "intervalMs": 15000,
+            "maxDataPoints": 4,
+        }],
+        "from": "now-1m",
+        "to": "now",
+    });
+    let response = http
+        .post_for_json::<QueryResponse>(&format!("{url}/api/ds/query"), &body)
+        .await
+        .map_err(|e| format!("cannot ask Prometheus through Grafana which jobs were scraped: {e}"))?
+        .1;
+    let scraped: Vec<&str> = response
+        .results
+        .values()
+        .flat_map(|r| &r.frames)
+        .filter(|f| f.data.values.iter().skip(1).any(|v| !v.is_empty()))
+        .flat_map(|f| &f.schema.fields)
+        .filter_map(|f| f.labels.as_ref()?.get("job").map(String::as_str))
+        .collect();
+    let waiting: Vec<&str> = expected
+        .into_iter()
+        .filter(|job| !scraped.contains(job))
+        .collect();
+    if waiting.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "waiting for Prometheus to scrape job(s) {} twice: until then a panel's missing metric proves nothing",
+            waiting.join(", ")
+        ))
+    }
+}
+
+fn has_data<'a>(results: impl IntoIterator<Item = &'a DataResponse>) -> bool {
+    results.into_iter().any(|r| {
+        r.frames
+            .iter()
+            .any(|f| f.data.values.iter().skip(1).any(|v| !v.is_empty()))
+    })
+}
+
+/// Why a panel's queries returned nothing.
+#[derive(Debug, PartialEq)]
+enum Empty {
+    /// Every metric it reads has series and every one of its selectors
+    /// matches some: what is empty is its condition (no restarts, no error
+    /// lines), which is a healthy answer.
+    ByCondition,
+    /// These metrics have no series at all: nothing here exports them.
+    Unexported(Vec<String>),
+    /// Its data is missing though its metrics exist (or its stream
+    /// selectors have no lines): broken. Says which selectors.
+    Unmatched(String),
+}
+
+/// Asks the same datasource, through Grafana, what the panel's selectors
+/// find over the same hour: each selector as written, and each metric name
+/// alone. One request per empty panel.
+async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]) -> Empty {
+    let probes = match ds.kind.as_str() {
+        "prometheus" => prometheus_probes(exprs),
+        "loki" => loki_probes(exprs),
+        _ => Ok(Probes::default()),
+    };
+    let probes = match probes {
+        Ok(p) => p,
+        Err(e) => return Empty::Unmatched(format!("empty result; {e}")),
+    };
+    if probes.selectors.is_empty() {
+        return Empty::Unmatched("empty result".into());
+    }
+    let mut queries = Vec::new();
+    for (i, (_, probe)) in probes.selectors.iter().enumerate() {
+        queries.push((format!("s{i}"), probe.clone()));
+    }
+    for (i, (_, probe)) in probes.metrics.iter().enumerate() {
+        queries.push((format!("m{i}"), probe.clone()));
+    }
+    let body = json!({
+        "queries": queries.iter().map(|(ref_id, expr)| json!({
+            "refId": ref_id,
+            "datasource": {"uid": ds.uid, "type": ds.kind},
+            "expr": expr,
+            "range": true,
+            "instant": false,
+            "intervalMs": 60000,
+            "maxDataPoints": 60,
+        })).collect::<Vec<_>>(),
+        "from": "now-1h",
+        "to": "now",
+    });
+    let response = match http.post_for_json::<QueryResponse>(api, &body).await {
+        Ok((_, r)) => r,
+        Err(e) => {
+            return Empty::Unmatched(format!("empty result; probing its selectors failed: {e}"));
+        }
+    };
+    let found = |ref_id: &str| {
+        response
+            .results
+            .get(ref_id)
+            .is_some_and(|r| has_data(std::iter::once(r)))
+    };
+    let unexported: Vec<String> = probes
+        .metrics
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !found(&format!("m{i}")))
+        .map(|(_, (name, _))| name.clone())
+        .collect();
+    if !unexported.is_empty() {
+        return Empty::Unexported(unexported);
+    }
+    // Every selector must find series: one that finds none while its
+    // metric exists is a wrong label (or no such event yet), not a filter.
+    let unmatched: Vec<&str> = probes
+        .selectors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !found(&format!("s{i}")))
+        .map(|(_, (s, _))| s.as_str())
+        .collect();
+    if unmatched.is_empty() {
+        return Empty::ByCondition;
+    }
+    let selectors = unmatched;
+    Empty::Unmatched(format!(
+        "empty result; {} match nothing in the last hour",
+        super::http::cap(&selectors.join(", "), 300)
+    ))
+}
+
+/// What to ask about an empty panel: `(selector, probe query)` and
+/// `(metric name, probe query)`.
+#[derive(Debug, Default)]
+struct Probes {
+    selectors: Vec<(String, String)>,
+    metrics: Vec<(String, String)>,
+}
+
+/// Every vector selector of the panel's PromQL (offset and `@` dropped, as
+/// the probe looks at the same hour), and every metric name it selects.
+fn prometheus_probes(exprs: &[String]) -> Result<Probes, String> {
+    use promql_parser::label::{MatchOp, Matchers};
+    use promql_parser::parser::{Expr, VectorSelector};
+    struct Collect(Vec<VectorSelector>);
+    impl promql_parser::util::ExprVisitor for Collect {
+        type Error = std::convert::Infallible;
+        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
+            match expr {
+                Expr::VectorSelector(vs) => self.0.push(vs.clone()),
+                Expr::MatrixSelector(ms) => self.0.push(ms.vs.clone()),
+                _ => {}
+            }
+            Ok(true)
+        }
+    }
+    let mut out = Probes::default();
+    for expr in exprs {
+        let parsed = promql_parser::parser::parse(expr)
+            .map_err(|e| format!("its query does not parse: {e}"))?;
+        let mut collect = Collect(Vec::new());
+        let _ = promql_parser::util::walk_expr(&mut collect, &parsed);
+        for vs in collect.0 {
+            let mut matchers = vs.matchers.matchers.clone();
+            if let Some(name) = &vs.name {
+                matchers.retain(|m| m.name != "__name__");
+                matchers.insert(
+                    0,
+                    promql_parser::label::Matcher::new(MatchOp::Equal, "__name__", name),
+                );
+            }
+            let selector = format!("{{{}}}", Matchers::new(matchers.clone()));
+            let names: Vec<_> = matchers
+                .iter()
+                .filter(|m| m.name == "__name__")
+                .cloned()
+                .collect();
+            if !out.selectors.iter().any(|(s, _)| *s == selector) {
+                out.selectors
+                    .push((selector.clone(), format!("group({selector})")));
+            }
+            if names.is_empty() {
+                continue;
+            }
+            let metric = match (&vs.name, names.as_slice()) {
+                (Some(name), _) => name.clone(),
+                (None, [one]) => one.value.clone(),
+                _ => format!("{{{}}}", Matchers::new(names.clone())),
+            };
+            if !out.metrics.iter().any(|(m, _)| *m == metric) {
+                let probe = format!("group({{{}}})", Matchers::new(names));
+                out.metrics.push((metric, probe));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every stream selector (`{…}` outside quotes) of the panel's LogQL: an
+/// empty panel whose streams have lines is empty by its line filter.
+fn loki_probes(exprs: &[String]) -> Result<Probes, String> {
+    let mut out = Probes::default();
+    for expr in exprs {
+        for selector in stream_selectors(expr) {
+            if !out.selectors.iter().any(|(s, _)| *s == selector) {
+                let probe = format!("sum(count_over_time({selector}[1h]))");
+                out.selectors.push((selector, probe));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The `{…}` groups of a LogQL query, skipping quoted strings.
+fn stream_selectors(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut start = None;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in expr.char_indices() {
+        if let Some(q) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && q == '"' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '`' => quote = Some(c),
+            '{' if start.is_none() => start = Some(i),
+            '}' => {
+                if let Some(s) = start.take() {
+                    out.push(expr[s..=i].to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Every panel, including those folded into rows.
@@ -406,6 +758,55 @@ mod tests {
                 &vars
             ),
             r#"sum(rate(x{namespace=~".+", c=~".*", n=~"(a|b)", p=~"finetune.*"}[1m])) $price"#
+        );
+    }
+
+    #[test]
+    fn an_empty_panel_is_probed_by_each_selector_and_each_metric() {
+        let probes = prometheus_probes(&[
+            r#"1 - avg by (nodename) (rate(node_cpu_seconds_total{mode="idle"}[1m] offset 5m) * on (instance) group_left (nodename) node_uname_info)"#.into(),
+            r#"sum(rate({__name__=~"a_total|b_total", code!~"2.."}[1m]))"#.into(),
+            "vector(1)".into(),
+        ])
+        .unwrap();
+        let selectors: Vec<&str> = probes.selectors.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(
+            selectors,
+            [
+                r#"{__name__="node_cpu_seconds_total",mode="idle"}"#,
+                r#"{__name__="node_uname_info"}"#,
+                r#"{__name__=~"a_total|b_total",code!~"2.."}"#,
+            ]
+        );
+        let metrics: Vec<(&str, &str)> = probes
+            .metrics
+            .iter()
+            .map(|(m, p)| (m.as_str(), p.as_str()))
+            .collect();
+        assert_eq!(
+            metrics,
+            [
+                (
+                    "node_cpu_seconds_total",
+                    r#"group({__name__="node_cpu_seconds_total"})"#
+                ),
+                ("node_uname_info", r#"group({__name__="node_uname_info"})"#),
+                ("a_total|b_total", r#"group({__name__=~"a_total|b_total"})"#),
+            ]
+        );
+        // Every probe is PromQL Prometheus accepts.
+        for (_, probe) in probes.selectors.iter().chain(&probes.metrics) {
+            promql_parser::parser::parse(probe).unwrap_or_else(|e| panic!("{probe}: {e}"));
+        }
+    }
+
+    #[test]
+    fn stream_selectors_skip_quoted_braces() {
+        assert_eq!(
+            stream_selectors(
+                r#"sum by (namespace) (count_over_time({namespace=~".+", app="x"} |~ "(?i){error}" [1m]))"#
+            ),
+            [r#"{namespace=~".+", app="x"}"#]
         );
     }
 

@@ -184,7 +184,14 @@ fn rewrite_integration(
                 DUMMY_ROUTING_KEY,
             );
             config.insert(file.into(), key);
-            config.insert("url".into(), json!(pagerduty_url(endpoints)));
+            // Per receiver, so the sink can tell (and fail) one receiver's.
+            config.insert(
+                "url".into(),
+                json!(format!(
+                    "{}/pagerduty/{receiver}/v2/enqueue",
+                    endpoints.sink
+                )),
+            );
         }
         "email" => {
             config.insert("smarthost".into(), json!(endpoints.smtp));
@@ -413,7 +420,10 @@ mod tests {
         );
         assert_eq!(r["slack_configs"][0]["channel"], "#ops");
         let pd = &r["pagerduty_configs"][0];
-        assert_eq!(pd["url"], "http://127.0.0.1:1000/pagerduty/v2/enqueue");
+        assert_eq!(
+            pd["url"],
+            "http://127.0.0.1:1000/pagerduty/critical/v2/enqueue"
+        );
         let key_file = PathBuf::from(pd["routing_key_file"].as_str().unwrap());
         assert_eq!(out.secrets[&key_file].len(), 32);
         let email = &r["email_configs"][0];

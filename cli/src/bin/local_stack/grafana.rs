@@ -3,9 +3,9 @@
 //! shapes (https://grafana.com/docs/grafana/latest/developers/http_api/):
 //! `GET /api/health`, `GET /api/datasources`,
 //! `GET /api/datasources/uid/<uid>/health`, `GET /api/dashboards/uid/<uid>`,
-//! `GET /api/search` and `POST /api/ds/query` (data frames). Dashboards are
-//! the bundle's `grafana/dashboards/*.json`, as the sidecar would provision
-//! them; queries go to the real local Prometheus and the fake Loki, so a
+//! `GET /api/search` and `POST /api/ds/query` (data frames). Dashboards and
+//! datasources are the bundle's, as Grafana's sidecars would provision them
+//! (see [`Provisioned`]); queries go to the real local Prometheus and the fake Loki, so a
 //! panel has data exactly when its query returns some. Every /api call but
 //! /api/health needs the admin's basic auth, like Grafana.
 
@@ -24,46 +24,202 @@ use serde_json::{Value, json};
 use telltale::verify::http::{Auth, Http, encode};
 
 pub struct Grafana {
-    pub prometheus: String,
-    pub loki: String,
     pub dashboards: BTreeMap<String, Value>,
+    /// The datasources Grafana was provisioned with, in the bundle's order.
+    pub datasources: Vec<Datasource>,
     /// `Basic base64(admin:password)`.
     pub authorization: String,
     http: Http,
 }
 
+/// A provisioned datasource, as Grafana lists it.
+#[derive(Debug, Clone)]
+pub struct Datasource {
+    pub uid: String,
+    pub name: String,
+    pub kind: String,
+    /// Where the fake sends its queries: the local Prometheus or the fake
+    /// Loki; none for the kinds it cannot query (PostgreSQL).
+    pub url: Option<String>,
+}
+
 /// The version reported by /api/health: a current Grafana, marked as fake.
 const VERSION: &str = "12.3.0-telltale-fake";
 
-impl Grafana {
-    pub fn new(
-        prometheus: String,
-        loki: String,
-        dashboards_dir: &FsPath,
-        password: &str,
-    ) -> Grafana {
-        let mut dashboards = BTreeMap::new();
-        for entry in std::fs::read_dir(dashboards_dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "json")
-                && let Ok(text) = std::fs::read_to_string(&path)
-                && let Ok(json) = serde_json::from_str::<Value>(&text)
-                && let Some(uid) = json["uid"].as_str()
-            {
-                dashboards.insert(uid.to_string(), json);
+/// What Grafana is provisioned with, read from a bundle the way Grafana's
+/// sidecars read the cluster: the dashboards and datasources are the
+/// ConfigMaps under `manifests/` carrying the sidecar labels that
+/// kube-prometheus-stack's values set (`grafana.sidecar.dashboards.label`,
+/// `grafana.sidecar.datasources.label`, value `labelValue`), and the
+/// chart's own default Prometheus datasource (`sidecar.datasources.uid`).
+#[derive(Debug, Default)]
+pub struct Provisioned {
+    pub dashboards: BTreeMap<String, Value>,
+    pub datasources: Vec<Datasource>,
+    /// Said on stderr: what was left out and why.
+    pub notes: Vec<String>,
+}
+
+impl Provisioned {
+    /// `drop` names dashboards Grafana does not get (a fault: as if their
+    /// ConfigMap were never picked up by the sidecar).
+    pub fn from_bundle(bundle: &FsPath, prometheus: &str, loki: &str, drop: &[String]) -> Self {
+        let mut out = Provisioned::default();
+        let values = std::fs::read_to_string(bundle.join("helm/kube-prometheus-stack/values.yaml"))
+            .ok()
+            .and_then(|t| serde_saphyr::from_str::<Value>(&t).ok());
+        let Some(values) = values else {
+            // No kube-prometheus-stack: no Grafana in the bundle (the test
+            // plugins). Grafana's stock datasources keep the fake usable,
+            // and the dashboards are the bundle's files.
+            out.notes.push(
+                "the bundle installs no kube-prometheus-stack (no Grafana values): \
+                 the fake Grafana gets the default Prometheus and Loki datasources"
+                    .into(),
+            );
+            out.datasources = vec![
+                Datasource::new("prometheus", "Prometheus", "prometheus", prometheus, loki),
+                Datasource::new("loki", "Loki", "loki", prometheus, loki),
+            ];
+            for (uid, json) in dashboard_files(&bundle.join("grafana/dashboards")) {
+                out.add_dashboard(uid, json, drop);
+            }
+            return out;
+        };
+        let sidecar = &values["grafana"]["sidecar"];
+        let label = |kind: &str, default: &str| {
+            let s = &sidecar[kind];
+            (
+                s["label"].as_str().unwrap_or(default).to_string(),
+                s["labelValue"].as_str().unwrap_or("1").to_string(),
+            )
+        };
+        let dashboard_label = label("dashboards", "grafana_dashboard");
+        let datasource_label = label("datasources", "grafana_datasource");
+        if sidecar["datasources"]["defaultDatasourceEnabled"] != Value::Bool(false) {
+            let uid = sidecar["datasources"]["uid"]
+                .as_str()
+                .unwrap_or("prometheus");
+            out.datasources.push(Datasource::new(
+                uid,
+                "Prometheus",
+                "prometheus",
+                prometheus,
+                loki,
+            ));
+        }
+        for config_map in config_maps(&bundle.join("manifests")) {
+            let labels = &config_map["metadata"]["labels"];
+            let has =
+                |(key, value): &(String, String)| labels[key.as_str()].as_str() == Some(value);
+            let data = config_map["data"].as_object().cloned().unwrap_or_default();
+            for (key, text) in data {
+                let Some(text) = text.as_str() else { continue };
+                if has(&dashboard_label) && key.ends_with(".json") {
+                    match serde_json::from_str::<Value>(text) {
+                        Ok(json) => match json["uid"].as_str() {
+                            Some(uid) => out.add_dashboard(uid.to_string(), json.clone(), drop),
+                            None => out.notes.push(format!("{key}: a dashboard without uid")),
+                        },
+                        Err(e) => out.notes.push(format!("{key}: not JSON ({e})")),
+                    }
+                }
+                if has(&datasource_label) {
+                    let doc: Value = serde_saphyr::from_str(text).unwrap_or_default();
+                    for ds in doc["datasources"].as_array().into_iter().flatten() {
+                        let (Some(uid), Some(kind)) = (ds["uid"].as_str(), ds["type"].as_str())
+                        else {
+                            continue;
+                        };
+                        let name = ds["name"].as_str().unwrap_or(uid);
+                        out.datasources
+                            .push(Datasource::new(uid, name, kind, prometheus, loki));
+                    }
+                }
             }
         }
+        out
+    }
+
+    fn add_dashboard(&mut self, uid: String, json: Value, drop: &[String]) {
+        if drop.contains(&uid) {
+            self.notes.push(format!(
+                "dashboard {uid} left out (--grafana-drop-dashboard)"
+            ));
+        } else {
+            self.dashboards.insert(uid, json);
+        }
+    }
+}
+
+impl Datasource {
+    fn new(uid: &str, name: &str, kind: &str, prometheus: &str, loki: &str) -> Self {
+        let url = match kind {
+            "prometheus" => Some(prometheus.to_string()),
+            "loki" => Some(loki.to_string()),
+            _ => None,
+        };
+        Datasource {
+            uid: uid.into(),
+            name: name.into(),
+            kind: kind.into(),
+            url,
+        }
+    }
+}
+
+/// `DIR/*.json` dashboards by uid.
+fn dashboard_files(dir: &FsPath) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "json")
+            && let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(json) = serde_json::from_str::<Value>(&text)
+            && let Some(uid) = json["uid"].as_str()
+        {
+            out.push((uid.to_string(), json));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// Every ConfigMap under `dir` (the bundle's manifests, one object a file).
+fn config_maps(dir: &FsPath) -> Vec<Value> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .filter_map(|t| serde_saphyr::from_str::<Value>(&t).ok())
+        .filter(|v| v["kind"] == "ConfigMap")
+        .collect()
+}
+
+impl Grafana {
+    pub fn new(provisioned: Provisioned, password: &str) -> Grafana {
         Grafana {
-            prometheus,
-            loki,
-            dashboards,
+            dashboards: provisioned.dashboards,
+            datasources: provisioned.datasources,
             authorization: format!("Basic {}", base64(&format!("admin:{password}"))),
             http: Http::new(Auth::None).expect("an HTTP client"),
         }
+    }
+
+    fn datasource(&self, uid: &str) -> Option<&Datasource> {
+        self.datasources.iter().find(|d| d.uid == uid)
     }
 }
 
@@ -116,12 +272,18 @@ fn authorized(g: &Grafana, headers: &HeaderMap) -> Result<(), Response> {
 }
 
 fn datasource_list(g: &Grafana) -> Value {
-    json!([
-        {"id": 1, "uid": "prometheus", "orgId": 1, "name": "Prometheus", "type": "prometheus",
-         "typeName": "Prometheus", "access": "proxy", "url": g.prometheus, "isDefault": true, "readOnly": true},
-        {"id": 2, "uid": "loki", "orgId": 1, "name": "Loki", "type": "loki",
-         "typeName": "Loki", "access": "proxy", "url": g.loki, "isDefault": false, "readOnly": true},
-    ])
+    let default = g.datasources.iter().position(|d| d.kind == "prometheus");
+    Value::Array(
+        g.datasources
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                json!({"id": i + 1, "uid": d.uid, "orgId": 1, "name": d.name, "type": d.kind,
+                       "typeName": d.kind, "access": "proxy", "url": d.url.clone().unwrap_or_default(),
+                       "isDefault": Some(i) == default, "readOnly": true})
+            })
+            .collect(),
+    )
 }
 
 async fn datasources(State(g): State<Arc<Grafana>>) -> Response {
@@ -129,18 +291,26 @@ async fn datasources(State(g): State<Arc<Grafana>>) -> Response {
 }
 
 async fn datasource_health(State(g): State<Arc<Grafana>>, Path(uid): Path<String>) -> Response {
+    let Some(ds) = g.datasource(&uid) else {
+        return not_found("Data source not found");
+    };
     // The probes Grafana's own health checks make.
-    let (probe, ok) = match uid.as_str() {
-        "prometheus" => (
-            format!("{}/api/v1/query?query=1%2B1", g.prometheus),
+    let (probe, ok) = match (ds.kind.as_str(), &ds.url) {
+        ("prometheus", Some(url)) => (
+            format!("{url}/api/v1/query?query=1%2B1"),
             "Successfully queried the Prometheus API.",
         ),
-        "loki" => (
-            format!("{}/loki/api/v1/labels", g.loki),
+        ("loki", Some(url)) => (
+            format!("{url}/loki/api/v1/labels"),
             "Data source successfully connected.",
         ),
         _ => {
-            return not_found("Data source not found");
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"status": "ERROR", "message": format!(
+                    "the fake Grafana cannot reach a {} datasource", ds.kind)})),
+            )
+                .into_response();
         }
     };
     match g.http.get_text(&probe).await {
@@ -185,11 +355,12 @@ async fn ds_query(State(g): State<Arc<Grafana>>, Json(body): Json<Value>) -> Res
         let ref_id = q["refId"].as_str().unwrap_or("A").to_string();
         let expr = q["expr"].as_str().unwrap_or_default();
         let step = (q["intervalMs"].as_i64().unwrap_or(60_000) / 1000).max(1);
-        let answer = match q["datasource"]["uid"].as_str().unwrap_or_default() {
-            "prometheus" => {
+        let uid = q["datasource"]["uid"].as_str().unwrap_or_default();
+        let ds = g.datasource(uid);
+        let answer = match ds.map(|d| (d.kind.as_str(), d.url.as_deref())) {
+            Some(("prometheus", Some(prometheus))) => {
                 let url = format!(
-                    "{}/api/v1/query_range?query={}&start={from}&end={to}&step={step}",
-                    g.prometheus,
+                    "{prometheus}/api/v1/query_range?query={}&start={from}&end={to}&step={step}",
                     encode(expr)
                 );
                 g.http
@@ -197,10 +368,9 @@ async fn ds_query(State(g): State<Arc<Grafana>>, Json(body): Json<Value>) -> Res
                     .await
                     .map(|v| frames(&ref_id, &v, "metric"))
             }
-            "loki" => {
+            Some(("loki", Some(loki))) => {
                 let url = format!(
-                    "{}/loki/api/v1/query_range?query={}&start={}&end={}&step={step}",
-                    g.loki,
+                    "{loki}/loki/api/v1/query_range?query={}&start={}&end={}&step={step}",
                     encode(expr),
                     from * 1_000_000_000,
                     to * 1_000_000_000
@@ -210,9 +380,9 @@ async fn ds_query(State(g): State<Arc<Grafana>>, Json(body): Json<Value>) -> Res
                     .await
                     .map(|v| frames(&ref_id, &v, "metric"))
             }
-            other => Err(telltale::verify::http::HttpError::Failed {
+            _ => Err(telltale::verify::http::HttpError::Failed {
                 url: String::new(),
-                message: format!("data source {other} not found"),
+                message: format!("data source {uid} not found"),
             }),
         };
         let entry = match answer {
@@ -313,6 +483,52 @@ mod tests {
         assert_eq!(base64("admin:admin"), "YWRtaW46YWRtaW4=");
         assert_eq!(base64("a"), "YQ==");
         assert_eq!(base64("ab"), "YWI=");
+    }
+
+    #[test]
+    fn grafana_gets_what_the_sidecars_would_load_from_the_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str, text: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        };
+        write(
+            "helm/kube-prometheus-stack/values.yaml",
+            "grafana:\n  sidecar:\n    dashboards: {label: dash, labelValue: \"yes\"}\n    datasources: {uid: prom}\n",
+        );
+        let dashboard = |uid: &str, label: &str| {
+            format!(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {uid}\n  labels: {{{label}: \"yes\"}}\ndata:\n  {uid}.json: |\n    {{\"uid\": \"{uid}\", \"title\": \"T\"}}\n"
+            )
+        };
+        write("manifests/08/a.yaml", &dashboard("kept", "dash"));
+        write("manifests/08/b.yaml", &dashboard("dropped", "dash"));
+        write("manifests/08/c.yaml", &dashboard("unlabelled", "other"));
+        write(
+            "manifests/05/ds.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ds\n  labels: {grafana_datasource: \"1\"}\ndata:\n  loki.yaml: |\n    datasources:\n      - {name: Logs, type: loki, uid: logs}\n      - {name: PG, type: grafana-postgresql-datasource, uid: pg}\n",
+        );
+        let p = Provisioned::from_bundle(dir.path(), "http://p", "http://l", &["dropped".into()]);
+        assert_eq!(p.dashboards.keys().collect::<Vec<_>>(), ["kept"]);
+        let ds: Vec<(&str, &str, Option<&str>)> = p
+            .datasources
+            .iter()
+            .map(|d| (d.uid.as_str(), d.kind.as_str(), d.url.as_deref()))
+            .collect();
+        assert_eq!(
+            ds,
+            [
+                ("prom", "prometheus", Some("http://p")),
+                ("logs", "loki", Some("http://l")),
+                ("pg", "grafana-postgresql-datasource", None),
+            ]
+        );
+        assert!(
+            p.notes.iter().any(|n| n.contains("dropped")),
+            "{:?}",
+            p.notes
+        );
     }
 
     #[test]

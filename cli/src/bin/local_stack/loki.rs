@@ -36,11 +36,27 @@ struct Entry {
 #[derive(Default)]
 pub struct Store {
     entries: Mutex<Vec<Entry>>,
+    /// Namespaces whose lines are dropped on arrival (`--loki-drop-namespace`).
+    dropped: BTreeSet<String>,
 }
 
 impl Store {
+    /// A store that drops every line of `namespaces`.
+    pub fn dropping(namespaces: Vec<String>) -> Self {
+        Store {
+            entries: Mutex::default(),
+            dropped: namespaces.into_iter().collect(),
+        }
+    }
+
     /// Appends one line, as a log shipper's push would.
     pub fn push(&self, labels: Labels, ts: i128, line: String) {
+        if labels
+            .get("namespace")
+            .is_some_and(|ns| self.dropped.contains(ns))
+        {
+            return;
+        }
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -67,13 +67,29 @@ impl FromStr for Integration {
     }
 }
 
-/// The status the sink answers per integration (`--sink-status`).
+/// The status the sink answers (`--sink-status`): per integration, or per
+/// receiver and integration (`(Some("warning"), Slack)`), which wins.
 #[derive(Debug, Clone, Default)]
-pub struct Statuses(pub BTreeMap<Integration, u16>);
+pub struct Statuses(pub BTreeMap<(Option<String>, Integration), u16>);
 
 impl Statuses {
+    /// The status for `integration` on any receiver.
     pub fn get(&self, integration: Integration) -> Option<u16> {
-        self.0.get(&integration).copied()
+        self.0.get(&(None, integration)).copied()
+    }
+
+    /// The status for what arrived at `path` (`/slack/<receiver>`, …): the
+    /// receiver's own, else the integration's.
+    pub fn for_path(&self, integration: Integration, path: &str) -> Option<u16> {
+        let receiver = path
+            .trim_start_matches('/')
+            .split('/')
+            .nth(1)
+            .map(str::to_string);
+        self.0
+            .get(&(receiver, integration))
+            .or_else(|| self.0.get(&(None, integration)))
+            .copied()
     }
 }
 
@@ -131,7 +147,8 @@ struct Sink {
     statuses: Arc<Statuses>,
 }
 
-/// `POST /slack/...`, `POST /pagerduty/...`, `POST /webhook/...`, `GET /received`.
+/// `POST /slack/<receiver>`, `POST /pagerduty/<receiver>/v2/enqueue`,
+/// `POST /webhook/<receiver>`, `GET /received`.
 pub fn router(recorder: Arc<Recorder>, statuses: Arc<Statuses>) -> Router {
     Router::new()
         .route("/slack/{*rest}", post(slack))
@@ -154,7 +171,10 @@ async fn accept(
     body: &Bytes,
     default: u16,
 ) -> (u16, Value) {
-    let status = sink.statuses.get(integration).unwrap_or(default);
+    let status = sink
+        .statuses
+        .for_path(integration, uri.path())
+        .unwrap_or(default);
     let parsed = parse_body(body);
     sink.recorder
         .record(integration, uri.path(), parsed.clone(), status)
