@@ -247,15 +247,59 @@ fn readme_documents_every_command_and_help_agrees() {
     }
 }
 
+/// The completions a user gets in a real bash: the script `telltale
+/// completions bash` prints is sourced, and bash's completion function asks
+/// the binary for profile, plugin and alert names and kubeconfig contexts.
 #[test]
-fn completions_are_generated() {
+fn bash_completes_profiles_plugins_alerts_and_contexts_from_the_binary() {
     let dir = tempfile::tempdir().unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("telltale");
     let output = telltale(dir.path())
         .args(["completions", "bash"])
         .output()
         .unwrap();
     assert!(output.status.success());
-    assert!(String::from_utf8_lossy(&output.stdout).contains("telltale"));
+    let script = dir.path().join("telltale.bash");
+    std::fs::write(&script, &output.stdout).unwrap();
+    std::fs::write(
+        dir.path().join("kubeconfig"),
+        "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: 'https://127.0.0.1:6443'}}]\n\
+         users: [{name: u, user: {token: t}}]\ncontexts: [{name: kind-telltale, context: {cluster: c, user: u}}, {name: prod-eu-1, context: {cluster: c, user: u}}]\n\
+         current-context: kind-telltale\n",
+    )
+    .unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let program = format!(
+            "source {script}; COMP_WORDS=({words}); COMP_CWORD={cword}; COMP_TYPE=9; \
+             _clap_complete_telltale telltale '{cur}'; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script = script.display(),
+            words = quoted.join(" "),
+            cword = words.len() - 1,
+            cur = words.last().unwrap(),
+        );
+        let out = std::process::Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.parent().unwrap().display()))
+            .env("HOME", dir.path())
+            .env("KUBECONFIG", dir.path().join("kubeconfig"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    assert_eq!(complete("telltale plan --profile pro"), ["production"]);
+    assert!(complete("telltale runbook NodeD").contains(&"NodeDown".to_string()));
+    assert!(
+        complete("telltale plugins show kube-pro").contains(&"kube-prometheus-stack".to_string())
+    );
+    assert_eq!(complete("telltale status --context prod"), ["prod-eu-1"]);
+    assert!(complete("telltale verify --checks tar").contains(&"targets".to_string()));
 }
 
 #[test]
@@ -500,7 +544,10 @@ fn yaml_output_is_the_json_document_as_yaml() {
         json_code
     };
     assert_eq!(both(&["profiles", "list"]), Some(0));
-    assert_eq!(both(&["plan", "--profile", "kind", "--out", "out"]), Some(0));
+    assert_eq!(
+        both(&["plan", "--profile", "kind", "--out", "out"]),
+        Some(0)
+    );
     assert_eq!(both(&["runbook", "NodeDwn"]), Some(2));
     assert_eq!(both(&["plan", "--no-such-flag"]), Some(2));
 }

@@ -1,20 +1,44 @@
-//! `telltale completions SHELL`
+//! `telltale completions SHELL`: the shell code that asks telltale itself
+//! for completions (clap_complete's `COMPLETE=SHELL` protocol), so profile,
+//! plugin and alert names and kubeconfig contexts complete with the values
+//! this binary knows.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
+use clap_complete::env::EnvCompleter;
 
-use super::Cli;
 use crate::error::CommandError;
 
 /// Print shell completions to stdout
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  source <(telltale completions bash)               # in ~/.bashrc\n  telltale completions zsh > \"${fpath[1]}/_telltale\"\n  telltale completions fish | source"
+)]
 pub struct CompletionsArgs {
     /// The shell to generate completions for
     pub shell: Shell,
 }
 
 pub fn run(args: CompletionsArgs) -> Result<(), CommandError> {
-    let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "telltale", &mut std::io::stdout());
+    let shell: &dyn EnvCompleter = match args.shell {
+        Shell::Bash => &clap_complete::env::Bash,
+        Shell::Elvish => &clap_complete::env::Elvish,
+        Shell::Fish => &clap_complete::env::Fish,
+        Shell::PowerShell => &clap_complete::env::Powershell,
+        Shell::Zsh => &clap_complete::env::Zsh,
+        other => {
+            return Err(CommandError::bad_input(format!(
+                "completions for {other} are not supported"
+            )));
+        }
+    };
+    let mut out = Vec::new();
+    // The completer is `telltale` as found on PATH when the shell completes,
+    // so the script survives an upgrade of the binary.
+    shell
+        .write_registration("COMPLETE", "telltale", "telltale", "telltale", &mut out)
+        .map_err(|e| CommandError::environment(format!("writing the completions: {e}")))?;
+    use std::io::Write as _;
+    let _ = std::io::stdout().write_all(&out);
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand with its Args and `run`.
 
 pub mod access;
+pub mod complete;
 pub mod completions;
 pub mod down;
 pub mod external;
@@ -43,7 +44,7 @@ pub struct Cli {
 #[command(next_help_heading = "Global Flags")]
 pub struct GlobalArgs {
     /// Kubeconfig context to use
-    #[arg(long, global = true, value_name = "NAME")]
+    #[arg(long, global = true, value_name = "NAME", add = clap_complete::ArgValueCompleter::new(complete::contexts))]
     pub context: Option<String>,
     /// Path to the kubeconfig file
     #[arg(long, global = true, value_name = "FILE", env = "KUBECONFIG")]
@@ -55,7 +56,7 @@ pub struct GlobalArgs {
     #[arg(short = 'f', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Profile: a built-in name or a path to a Profile file (overrides the config's)
-    #[arg(long, global = true, value_name = "NAME|PATH")]
+    #[arg(long, global = true, value_name = "NAME|PATH", add = clap_complete::ArgValueCompleter::new(complete::profiles))]
     pub profile: Option<String>,
     /// Override plugin values as helm's --set does: plugin.key=v,plugin.list[0]=v (repeatable; wins over everything)
     #[arg(long = "set", global = true, value_name = "PLUGIN.KEY=VALUE")]

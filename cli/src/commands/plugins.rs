@@ -30,6 +30,7 @@ pub enum PluginsCommand {
 
 #[derive(Debug, Args)]
 pub struct ShowArgs {
+    #[arg(add = clap_complete::ArgValueCompleter::new(super::complete::plugins))]
     pub name: String,
 }
 

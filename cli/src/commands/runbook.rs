@@ -13,6 +13,7 @@ use crate::ui::Printer;
 #[derive(Debug, Args)]
 pub struct RunbookArgs {
     /// The alert name, e.g. NodeDown
+    #[arg(add = clap_complete::ArgValueCompleter::new(super::complete::alerts))]
     pub alert: String,
 }
 

@@ -36,10 +36,10 @@ pub struct InitArgs {
     #[arg(long, value_name = "NAME")]
     pub cluster_name: Option<String>,
     /// Enable a plugin beyond the profile's (repeatable)
-    #[arg(long = "plugin", value_name = "NAME")]
+    #[arg(long = "plugin", value_name = "NAME", add = clap_complete::ArgValueCompleter::new(crate::commands::complete::plugins))]
     pub plugins: Vec<String>,
     /// Drop one of the profile's plugins (repeatable)
-    #[arg(long = "no-plugin", value_name = "NAME")]
+    #[arg(long = "no-plugin", value_name = "NAME", add = clap_complete::ArgValueCompleter::new(crate::commands::complete::plugins))]
     pub no_plugins: Vec<String>,
     /// Notify through KIND (slack, pagerduty, email, sms) with its secret from
     /// SOURCE: env:VAR, file:PATH, secretRef:NAME/KEY or prompt (asked at `up`)
