@@ -16,7 +16,7 @@ use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, VerifyReport};
 use crate::gitops::repo::{self, Access, Checkout, Committed, GitError};
 use crate::gitops::scan::{self, Finding};
-use crate::gitops::{Layout, SecretsMode, seal};
+use crate::gitops::{Layout, SecretsMode, reconcile, seal};
 use crate::model::config::GitOps;
 use crate::render;
 use crate::secrets::Secret;
@@ -169,7 +169,7 @@ fn execute(
         }
     };
 
-    let target = target(args, &config, &bundle)?;
+    let mut target = target(args, &config, &bundle)?;
     let (repo_url, base, branch, path) = (
         target.repo_url.clone(),
         target.revision.clone(),
@@ -193,6 +193,7 @@ fn execute(
         None => None,
     };
 
+    target.chart_crds = fetch_chart_crds(&bundle, printer)?;
     let rendered = layout::render(&bundle, &target).map_err(|e| match e {
         LayoutError::MissingSettings { mode, key } => located(
             "spec.gitops",
@@ -302,6 +303,21 @@ fn execute(
         files.extend(sealed.files);
     }
 
+    // The lint: the branch alone (and the Secrets it names as out of band)
+    // must build the stack on an empty cluster, in the controllers' order.
+    let out_of_band = pr::out_of_band(&target, &rendered.secrets);
+    reconcile::simulate(
+        &files,
+        &[],
+        &target,
+        &rendered.secrets,
+        reconcile::initial_state(&target, &out_of_band),
+    )
+    .map_err(|e| {
+        CommandError::new(ErrorKind::Failed, format!("{e}; nothing was committed"))
+            .with_hint("this is telltale's layout failing its own check: please report it with the profile and the secrets mode")
+    })?;
+
     let author = checkout
         .author(args.author_name.as_deref(), args.author_email.as_deref())
         .map_err(|e| {
@@ -397,7 +413,7 @@ fn execute(
         pushed,
         pull_request,
         unchecked_sources: unchecked,
-        out_of_band: pr::out_of_band(&target, &rendered.secrets),
+        out_of_band,
     };
     Ok(report)
 }
@@ -539,6 +555,44 @@ fn target(
         repo_url,
         revision: base,
         branch,
+        chart_crds: BTreeMap::new(),
+    })
+}
+
+/// `helm show crds` of every release whose CRDs telltale manages, exactly
+/// as `up`'s crds phase reads them: the branch commits them so that it
+/// alone can build a new cluster.
+fn fetch_chart_crds(
+    bundle: &render::Bundle,
+    printer: &Printer,
+) -> Result<BTreeMap<String, String>, CommandError> {
+    use crate::helm::{Chart, Helm, HelmCli};
+    let mut out = BTreeMap::new();
+    let releases: Vec<_> = bundle.plan.releases.iter().filter(|r| r.crds).collect();
+    if releases.is_empty() {
+        return Ok(out);
+    }
+    let helm_failed = |e: crate::helm::HelmError| {
+        CommandError::environment(format!("the CRDs for the crds layer: {e}")).with_hint(
+            "the branch commits the pinned charts' CRDs (`helm show crds`, as `up` applies them): helm >= 3.14 and the chart registry must be reachable",
+        )
+    };
+    let runtime = access::runtime()?;
+    runtime.block_on(async {
+        let helm = HelmCli::detect(Vec::new()).await.map_err(helm_failed)?;
+        for r in releases {
+            printer.status(&format!("reading the CRDs of {}@{}", r.chart, r.version));
+            let chart = Chart {
+                release: &r.name,
+                namespace: &r.namespace,
+                chart: &r.chart,
+                repository: &r.repository,
+                version: &r.version,
+            };
+            let text = helm.show_crds(&chart).await.map_err(helm_failed)?;
+            out.insert(r.name.clone(), text);
+        }
+        Ok(out)
     })
 }
 
