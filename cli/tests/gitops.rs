@@ -82,6 +82,21 @@ spec:
         self.dir.path()
     }
 
+    /// The remote URL Argo CD is given for the local repository.
+    fn add_origin(&self) {
+        git(
+            self.root(),
+            &[
+                "--git-dir",
+                "R.git",
+                "remote",
+                "add",
+                "origin",
+                "git@github.com:org/infra.git",
+            ],
+        );
+    }
+
     fn repo(&self) -> PathBuf {
         self.root().join("R.git")
     }
@@ -1570,6 +1585,7 @@ fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
     let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
         + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: cert.pem}, layout: argocd}\n  grafana: {}\n";
     std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    s.add_origin();
     // A stand-in for kubeseal: checks it was given the certificate, reads the
     // Secret on stdin and answers a SealedSecret with opaque values.
     let bin = s.root().join("bin");
@@ -1777,4 +1793,42 @@ fn the_blob_search_finds_a_planted_canary() {
     let repo = git2::Repository::open_bare(s.repo()).unwrap();
     repo.blob(format!("url: {SLACK}\n").as_bytes()).unwrap();
     assert_no_canary_in_repo(&s.repo());
+}
+
+#[test]
+fn argo_cd_gets_the_remote_url_of_a_local_repository_or_a_refusal() {
+    let s = Setup::new();
+    let repo = s.repo().display().to_string();
+    let (_, e) = s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "argocd"],
+        2,
+        |_| {},
+    );
+    assert!(e.contains("without an `origin` remote"), "{e}");
+    assert!(e.contains("remote add origin"), "the hint says how: {e}");
+    assert!(
+        ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none(),
+        "nothing pushed"
+    );
+    // The layouts that do not fetch on their own take the path as it is.
+    s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "plain"],
+        0,
+        |_| {},
+    );
+
+    s.add_origin();
+    s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "argocd"],
+        0,
+        |_| {},
+    );
+    let files = files_on(&s.repo(), BRANCH, PATH);
+    for app in ["root.yaml", "apps/crds.yaml", "apps/manifests.yaml"] {
+        let a: Value = serde_saphyr::from_str(&files[app]).unwrap();
+        assert_eq!(
+            a["spec"]["source"]["repoURL"], "git@github.com:org/infra.git",
+            "{app}"
+        );
+    }
 }

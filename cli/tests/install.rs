@@ -1917,6 +1917,18 @@ fn up_with_gitops_commits_the_branch_as_its_last_phase_and_refuses_early_without
         )
     };
     git(root, &["init", "-q", "--bare", "-b", "main", "R.git"]);
+    // Argo CD is given the repository's remote URL, not the local path.
+    git(
+        root,
+        &[
+            "--git-dir",
+            "R.git",
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/org/infra.git",
+        ],
+    );
     git(root, &["clone", "-q", "R.git", "seed"]);
     std::fs::write(root.join("seed/README.md"), "infra\n").unwrap();
     git(&root.join("seed"), &["add", "README.md"]);

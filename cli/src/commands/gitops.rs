@@ -169,9 +169,8 @@ fn execute(
         }
     };
 
-    let mut target = target(args, &config, &bundle)?;
-    let (repo_url, base, branch, path) = (
-        target.repo_url.clone(),
+    let (mut target, repo_url) = target(args, &config, &bundle)?;
+    let (base, branch, path) = (
         target.revision.clone(),
         target.branch.clone(),
         target.path.clone(),
@@ -495,12 +494,14 @@ fn summary(r: &Report) -> String {
 }
 
 /// Where the state goes: flags over the config over the defaults, checked
-/// before anything is fetched.
+/// before anything is fetched. Also returns the repository as given
+/// (where telltale fetches and pushes), which for Argo CD may differ from
+/// the URL the controller fetches.
 fn target(
     args: &GitopsArgs,
     config: &GitOps,
     bundle: &render::Bundle,
-) -> Result<Target, CommandError> {
+) -> Result<(Target, String), CommandError> {
     let cluster = bundle
         .plan
         .cluster
@@ -544,19 +545,71 @@ fn target(
     let layout = args.layout.or(config.layout).unwrap_or_default();
     let secrets = args.secrets.or(config.secrets).unwrap_or_default();
     refuse_undecryptable(layout, secrets)?;
-    Ok(Target {
-        cluster,
-        path,
-        layout,
-        secrets,
-        external_secrets: config.external_secrets.clone(),
-        sops: config.sops.clone(),
-        sealed_secrets: config.sealed_secrets.clone(),
+    let controller_url = match layout {
+        Layout::Argocd => controller_url(&repo_url)?,
+        _ => repo_url.clone(),
+    };
+    Ok((
+        Target {
+            cluster,
+            path,
+            layout,
+            secrets,
+            external_secrets: config.external_secrets.clone(),
+            sops: config.sops.clone(),
+            sealed_secrets: config.sealed_secrets.clone(),
+            repo_url: controller_url,
+            revision: base,
+            branch,
+            chart_crds: BTreeMap::new(),
+        },
         repo_url,
-        revision: base,
-        branch,
-        chart_crds: BTreeMap::new(),
-    })
+    ))
+}
+
+/// A path on this machine (or `file://`), not a URL another machine can fetch.
+fn is_local(repo: &str) -> bool {
+    if let Some(rest) = repo.strip_prefix("file://") {
+        return !rest.is_empty();
+    }
+    if repo.contains("://") {
+        return false;
+    }
+    // scp-like `git@host:org/repo.git`: a colon before any slash.
+    match (repo.find(':'), repo.find('/')) {
+        (Some(colon), Some(slash)) => colon > slash,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Argo CD fetches the repository itself, from inside the cluster, where a
+/// path on this machine means nothing: for a local repository its
+/// `origin` remote is what Argo CD is given.
+fn controller_url(repo: &str) -> Result<String, CommandError> {
+    if !is_local(repo) {
+        return Ok(repo.to_string());
+    }
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    let origin = git2::Repository::open(path).ok().and_then(|r| {
+        r.find_remote("origin")
+            .ok()
+            .and_then(|o| o.url().ok().map(str::to_string))
+    });
+    match origin {
+        Some(url) if !is_local(&url) => Ok(url),
+        found => Err(CommandError::bad_input(format!(
+            "--layout argocd: Argo CD fetches the repository from the cluster, and {} is a local repository {}",
+            repo::display_repo(repo),
+            match found {
+                Some(url) => format!("whose origin is local too ({})", repo::display_repo(&url)),
+                None => "without an `origin` remote".to_string(),
+            }
+        ))
+        .with_hint(format!(
+            "pass the repository's URL as --repo, or give the local one its remote: git -C {path} remote add origin git@github.com:org/infra.git"
+        ))),
+    }
 }
 
 /// `helm show crds` of every release whose CRDs telltale manages, exactly
