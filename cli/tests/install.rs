@@ -1985,6 +1985,33 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
         ),
     )
     .unwrap();
+    // Argo CD cannot fetch a local path: without its remote URL, refused
+    // before the install as well.
+    git(root, &["--git-dir", "R.git", "remote", "remove", "origin"]);
+    let out = stack
+        .cmd(&["up", "-y", "--gitops", "--skip-verify"])
+        .env("HOME", root.join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("without an `origin` remote"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stack.api.requests().is_empty());
+    git(
+        root,
+        &[
+            "--git-dir",
+            "R.git",
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/org/infra.git",
+        ],
+    );
+
     let main_before = git(root, &["--git-dir", "R.git", "rev-parse", "main"]);
     let out = stack
         .cmd(&["up", "-y", "--gitops", "--skip-verify", "-o", "json"])

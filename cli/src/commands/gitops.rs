@@ -131,6 +131,12 @@ pub fn check_configured(
         config.layout.unwrap_or_default(),
         config.secrets.unwrap_or_default(),
     )?;
+    // Argo CD needs a URL it can fetch: said before installing, not after.
+    if config.layout == Some(Layout::Argocd)
+        && let Some(repo) = &config.repo
+    {
+        controller_url(repo)?;
+    }
     let configured = bundle
         .plan
         .phases
