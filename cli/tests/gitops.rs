@@ -68,6 +68,7 @@ spec:
             ),
         )
         .unwrap();
+        write_helm_stub(root);
         git(root, &["init", "-q", "--bare", "-b", "main", "R.git"]);
         git(root, &["clone", "-q", "R.git", "seed"]);
         std::fs::write(root.join("seed/README.md"), "infra\n").unwrap();
@@ -79,6 +80,21 @@ spec:
 
     fn root(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The remote URL Argo CD is given for the local repository.
+    fn add_origin(&self) {
+        git(
+            self.root(),
+            &[
+                "--git-dir",
+                "R.git",
+                "remote",
+                "add",
+                "origin",
+                "git@github.com:org/infra.git",
+            ],
+        );
     }
 
     fn repo(&self) -> PathBuf {
@@ -94,6 +110,8 @@ spec:
             .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY)
             .env("TWILIO_AUTH_TOKEN", TWILIO)
             .env("POSTGRES_EXPORTER_DSN", DSN)
+            // The crds layer reads the chart's CRDs through helm.
+            .env("TELLTALE_HELM", self.root().join("helm"))
             .current_dir(self.root());
         cmd
     }
@@ -121,6 +139,36 @@ spec:
         assert_no_canary("stderr", &stderr);
         (stdout, stderr)
     }
+}
+
+/// A stand-in for helm that answers what `gitops` asks (`version --short`,
+/// `show crds CHART --version V`) with two of the chart's CRDs, reduced;
+/// shell builtins only, since the tests clear PATH.
+fn write_helm_stub(root: &Path) {
+    let crd = |kind: &str, plural: &str| {
+        format!(
+            "---\n# Source: kube-prometheus-stack/charts/crds/crds/crd-{plural}.yaml\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {plural}.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {{kind: {kind}, plural: {plural}}}\n  scope: Namespaced\n"
+        )
+    };
+    let crds = [
+        crd("Prometheus", "prometheuses"),
+        crd("Alertmanager", "alertmanagers"),
+        crd("ServiceMonitor", "servicemonitors"),
+        crd("PodMonitor", "podmonitors"),
+        crd("PrometheusRule", "prometheusrules"),
+    ]
+    .concat();
+    let path = root.join("helm");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\ncase \"$1 $2\" in\n  'version --short') echo v3.16.2+gstub ;;\n  'show crds') printf '%s' '{crds}' ;;\n  *) echo \"unexpected: $*\" >&2; exit 1 ;;\nesac\n"
+        ),
+    )
+    .unwrap();
+    let mut perms = std::fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+    std::fs::set_permissions(&path, perms).unwrap();
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
@@ -246,8 +294,11 @@ fn flux_branch_on_a_bare_repo_leaves_main_alone_holds_no_secret_and_reruns_witho
     let files = files_on(&repo, BRANCH, PATH);
     for expected in [
         "kustomization.yaml",
+        "sync-crds.yaml",
         "sync-releases.yaml",
         "sync-manifests.yaml",
+        "crds/kustomization.yaml",
+        "crds/Namespace__monitoring.yaml",
         "releases/kustomization.yaml",
         "releases/kube-prometheus-stack.yaml",
         "releases/sources/kube-prometheus-stack-oci.yaml",
@@ -819,10 +870,10 @@ fn sops_output_is_scanned_and_kept_when_the_content_did_not_change() {
         c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
     });
     let files = files_on(&s.repo(), BRANCH, PATH);
-    let receivers =
-        &files["manifests/03-secrets/Secret_monitoring_telltale-alertmanager-receivers.yaml"];
+    let receivers = &files["secrets/Secret_monitoring_telltale-alertmanager-receivers.yaml"];
     assert!(receivers.contains("slack-webhook-url: ENC["), "{receivers}");
-    assert!(files["sync-manifests.yaml"].contains("provider: sops"));
+    assert!(files["sync-secrets.yaml"].contains("provider: sops"));
+    assert!(!files["sync-manifests.yaml"].contains("provider: sops"));
     assert_no_canary_in_repo(&s.repo());
     // The fake's output differs on every run; same content, so no new commit.
     s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
@@ -941,8 +992,7 @@ fn real_sops_reencrypts_exactly_when_the_content_changes() {
         .find(|k| first[k.as_str()].contains("alertmanager.yaml: ENC["))
         .map(|k| k.to_string())
         .expect("the Alertmanager config Secret is encrypted");
-    let receivers =
-        "manifests/03-secrets/Secret_monitoring_telltale-alertmanager-receivers.yaml".to_string();
+    let receivers = "secrets/Secret_monitoring_telltale-alertmanager-receivers.yaml".to_string();
     for k in &secrets {
         assert!(
             first[k.as_str()].contains("telltale.dev/content-digest: hmac-sha256:"),
@@ -1265,6 +1315,22 @@ fn target(layout: Layout, secrets: SecretsMode) -> Target {
         repo_url: "https://github.com/org/infra.git".into(),
         revision: "main".into(),
         branch: BRANCH.into(),
+        // What `helm show crds` prints, reduced to one CRD (the real ones
+        // are in tests/gitops_reconcile.rs and tests/schemas.rs).
+        chart_crds: [(
+            "kube-prometheus-stack".to_string(),
+            "---\n# Source: crds/crd-prometheusrules.yaml\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n".to_string(),
+        )]
+        .into(),
+    }
+}
+
+/// Where a bundle manifest is committed: the Namespace in the crds layer,
+/// the rest where the bundle has it.
+fn committed_path(path: &str) -> String {
+    match path.strip_prefix("manifests/01-namespace/") {
+        Some(rest) => format!("{PATH}/crds/{rest}"),
+        None => format!("{PATH}/{path}"),
     }
 }
 
@@ -1295,7 +1361,11 @@ fn check_kustomizations(files: &BTreeMap<String, String>, dirs: &[&str]) {
         );
         let listed: Vec<String> = k.resources.iter().map(|r| format!("{base}{r}")).collect();
         for path in &listed {
-            assert!(files.contains_key(path), "{key} names {path}, which exists");
+            assert!(
+                files.contains_key(path)
+                    || files.contains_key(&format!("{path}/kustomization.yaml")),
+                "{key} names {path}, which exists"
+            );
         }
         if dir.is_empty() {
             continue;
@@ -1311,7 +1381,7 @@ fn the_flux_layout_parses_into_flux_and_kustomize_shapes() {
     let bundle = production();
     let out = layout::render(&bundle, &target(Layout::Flux, SecretsMode::Reference)).unwrap();
     let f = &out.files;
-    check_kustomizations(f, &["", "releases", "manifests"]);
+    check_kustomizations(f, &["", "crds", "releases", "manifests"]);
     for release in &bundle.plan.releases {
         let path = format!("{PATH}/releases/{}.yaml", release.name);
         let hr: shapes::Object<shapes::HelmReleaseSpec> = shapes::parse(&path, &f[&path]);
@@ -1362,7 +1432,11 @@ fn the_flux_layout_parses_into_flux_and_kustomize_shapes() {
             assert_eq!(repo.spec.url, release.repository);
         }
     }
-    for (file, depends) in [("sync-releases.yaml", false), ("sync-manifests.yaml", true)] {
+    for (file, depends) in [
+        ("sync-crds.yaml", false),
+        ("sync-releases.yaml", true),
+        ("sync-manifests.yaml", true),
+    ] {
         let path = format!("{PATH}/{file}");
         let k: shapes::Object<shapes::FluxKustomizationSpec> = shapes::parse(&path, &f[&path]);
         assert_eq!(
@@ -1380,7 +1454,7 @@ fn the_flux_layout_parses_into_flux_and_kustomize_shapes() {
         .iter()
         .filter(|(p, _)| p.starts_with("manifests/"))
     {
-        let committed = f.get(&format!("{PATH}/{path}"));
+        let committed = f.get(&committed_path(path));
         if path.contains("/Secret_") {
             assert!(
                 committed.is_none(),
@@ -1397,7 +1471,7 @@ fn the_argocd_layout_parses_into_application_shapes() {
     let bundle = production();
     let out = layout::render(&bundle, &target(Layout::Argocd, SecretsMode::Reference)).unwrap();
     let f = &out.files;
-    check_kustomizations(f, &["manifests"]);
+    check_kustomizations(f, &["crds", "manifests"]);
     let app = |path: &str| -> shapes::Object<shapes::ApplicationSpec> {
         let a: shapes::Object<shapes::ApplicationSpec> = shapes::parse(path, &f[path]);
         assert_eq!(
@@ -1422,8 +1496,8 @@ fn the_argocd_layout_parses_into_application_shapes() {
         .collect();
     assert_eq!(
         apps.len(),
-        bundle.plan.releases.len() + 1,
-        "one per release plus the manifests"
+        bundle.plan.releases.len() + 2,
+        "one per release plus the crds and the manifests"
     );
     for release in &bundle.plan.releases {
         let a = app(&format!("{PATH}/apps/{}.yaml", release.name));
@@ -1456,14 +1530,14 @@ fn the_plain_layout_is_the_bundle_without_its_secret() {
     let out = layout::render(&bundle, &target(Layout::Plain, SecretsMode::Reference)).unwrap();
     assert_eq!(out.files[&format!("{PATH}/plan.json")], bundle.plan_json);
     for (path, content) in &bundle.files {
-        let committed = out.files.get(&format!("{PATH}/{path}"));
+        let committed = out.files.get(&committed_path(path));
         if path.contains("/Secret_") {
             assert!(committed.is_none());
         } else {
             assert_eq!(committed, Some(content), "{path}");
         }
     }
-    check_kustomizations(&out.files, &["manifests"]);
+    check_kustomizations(&out.files, &["", "crds", "manifests"]);
 }
 
 #[test]
@@ -1481,7 +1555,7 @@ fn external_secrets_produce_the_secrets_up_creates_same_names_same_keys() {
             continue;
         };
         planned += 1;
-        let path = format!("{PATH}/manifests/03-secrets/ExternalSecret_{namespace}_{name}.yaml");
+        let path = format!("{PATH}/secrets/ExternalSecret_{namespace}_{name}.yaml");
         let es: shapes::Object<shapes::ExternalSecretSpec> =
             shapes::parse(&path, &out.files[&path]);
         assert_eq!(
@@ -1518,6 +1592,7 @@ fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
     let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
         + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: cert.pem}, layout: argocd}\n  grafana: {}\n";
     std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
+    s.add_origin();
     // A stand-in for kubeseal: checks it was given the certificate, reads the
     // Secret on stdin and answers a SealedSecret with opaque values.
     let bin = s.root().join("bin");
@@ -1526,8 +1601,9 @@ fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
         bin.join("kubeseal"),
         r#"#!/bin/sh
 [ "$1" = "--cert" ] && [ -f "$2" ] || { echo "no certificate" >&2; exit 1; }
-awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n  encryptedData:"}
-     /^stringData:/{s=1;next} s&&/^  [^ ]/{split($0,a,":");print "    "a[1]": AgBy3i4OJSWK+PiTySYZZA=="} s&&!/^ /{s=0}' -
+awk 'BEGIN{} /^metadata:/{m=1;next} m&&!/^ /{m=0} m&&/^  name:/{name=$2} m&&/^  namespace:/{ns=$2}
+     /^stringData:/{s=1;next} s&&/^  [^ ]/{split($0,a,":");keys=keys "    "a[1]": AgBy3i4OJSWK+PiTySYZZA==\n"} s&&!/^ /{s=0}
+     END{printf "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  encryptedData:\n%s", name, ns, keys}' -
 "#,
     )
     .unwrap();
@@ -1541,8 +1617,7 @@ awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n 
         c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
     });
     let files = files_on(&s.repo(), BRANCH, PATH);
-    let sealed =
-        &files["manifests/03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"];
+    let sealed = &files["secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"];
     assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
     for key in [
         "slack-webhook-url",
@@ -1555,8 +1630,8 @@ awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n 
         );
     }
     assert!(
-        files["manifests/kustomization.yaml"]
-            .contains("03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml")
+        files["secrets/kustomization.yaml"]
+            .contains("- SealedSecret_monitoring_telltale-alertmanager-receivers.yaml")
     );
     assert!(
         !files.keys().any(|k| k.contains("/Secret_")),
@@ -1599,7 +1674,7 @@ awk 'BEGIN{print "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nspec:\n 
         "{changed:?}"
     );
     assert_eq!(
-        after["manifests/03-secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"],
+        after["secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"],
         *sealed
     );
 }
@@ -1725,4 +1800,42 @@ fn the_blob_search_finds_a_planted_canary() {
     let repo = git2::Repository::open_bare(s.repo()).unwrap();
     repo.blob(format!("url: {SLACK}\n").as_bytes()).unwrap();
     assert_no_canary_in_repo(&s.repo());
+}
+
+#[test]
+fn argo_cd_gets_the_remote_url_of_a_local_repository_or_a_refusal() {
+    let s = Setup::new();
+    let repo = s.repo().display().to_string();
+    let (_, e) = s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "argocd"],
+        2,
+        |_| {},
+    );
+    assert!(e.contains("without an `origin` remote"), "{e}");
+    assert!(e.contains("remote add origin"), "the hint says how: {e}");
+    assert!(
+        ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none(),
+        "nothing pushed"
+    );
+    // The layouts that do not fetch on their own take the path as it is.
+    s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "plain"],
+        0,
+        |_| {},
+    );
+
+    s.add_origin();
+    s.gitops(
+        &["--repo", &repo, "--no-pr", "--layout", "argocd"],
+        0,
+        |_| {},
+    );
+    let files = files_on(&s.repo(), BRANCH, PATH);
+    for app in ["root.yaml", "apps/crds.yaml", "apps/manifests.yaml"] {
+        let a: Value = serde_saphyr::from_str(&files[app]).unwrap();
+        assert_eq!(
+            a["spec"]["source"]["repoURL"], "git@github.com:org/infra.git",
+            "{app}"
+        );
+    }
 }

@@ -1917,6 +1917,18 @@ fn up_with_gitops_commits_the_branch_as_its_last_phase_and_refuses_early_without
         )
     };
     git(root, &["init", "-q", "--bare", "-b", "main", "R.git"]);
+    // Argo CD is given the repository's remote URL, not the local path.
+    git(
+        root,
+        &[
+            "--git-dir",
+            "R.git",
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/org/infra.git",
+        ],
+    );
     git(root, &["clone", "-q", "R.git", "seed"]);
     std::fs::write(root.join("seed/README.md"), "infra\n").unwrap();
     git(&root.join("seed"), &["add", "README.md"]);
@@ -1973,6 +1985,33 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
         ),
     )
     .unwrap();
+    // Argo CD cannot fetch a local path: without its remote URL, refused
+    // before the install as well.
+    git(root, &["--git-dir", "R.git", "remote", "remove", "origin"]);
+    let out = stack
+        .cmd(&["up", "-y", "--gitops", "--skip-verify"])
+        .env("HOME", root.join("home"))
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("without an `origin` remote"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stack.api.requests().is_empty());
+    git(
+        root,
+        &[
+            "--git-dir",
+            "R.git",
+            "remote",
+            "add",
+            "origin",
+            "https://github.com/org/infra.git",
+        ],
+    );
+
     let main_before = git(root, &["--git-dir", "R.git", "rev-parse", "main"]);
     let out = stack
         .cmd(&["up", "-y", "--gitops", "--skip-verify", "-o", "json"])

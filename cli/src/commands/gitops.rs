@@ -16,7 +16,7 @@ use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, VerifyReport};
 use crate::gitops::repo::{self, Access, Checkout, Committed, GitError};
 use crate::gitops::scan::{self, Finding};
-use crate::gitops::{Layout, SecretsMode, seal};
+use crate::gitops::{Layout, SecretsMode, reconcile, seal};
 use crate::model::config::GitOps;
 use crate::render;
 use crate::secrets::Secret;
@@ -131,6 +131,12 @@ pub fn check_configured(
         config.layout.unwrap_or_default(),
         config.secrets.unwrap_or_default(),
     )?;
+    // Argo CD needs a URL it can fetch: said before installing, not after.
+    if config.layout == Some(Layout::Argocd)
+        && let Some(repo) = &config.repo
+    {
+        controller_url(repo)?;
+    }
     let configured = bundle
         .plan
         .phases
@@ -169,9 +175,8 @@ fn execute(
         }
     };
 
-    let target = target(args, &config, &bundle)?;
-    let (repo_url, base, branch, path) = (
-        target.repo_url.clone(),
+    let (mut target, repo_url) = target(args, &config, &bundle)?;
+    let (base, branch, path) = (
         target.revision.clone(),
         target.branch.clone(),
         target.path.clone(),
@@ -193,6 +198,7 @@ fn execute(
         None => None,
     };
 
+    target.chart_crds = fetch_chart_crds(&bundle, printer)?;
     let rendered = layout::render(&bundle, &target).map_err(|e| match e {
         LayoutError::MissingSettings { mode, key } => located(
             "spec.gitops",
@@ -302,6 +308,21 @@ fn execute(
         files.extend(sealed.files);
     }
 
+    // The lint: the branch alone (and the Secrets it names as out of band)
+    // must build the stack on an empty cluster, in the controllers' order.
+    let out_of_band = pr::out_of_band(&target, &rendered.secrets);
+    reconcile::simulate(
+        &files,
+        &[],
+        &target,
+        &rendered.secrets,
+        reconcile::initial_state(&target, &out_of_band),
+    )
+    .map_err(|e| {
+        CommandError::new(ErrorKind::Failed, format!("{e}; nothing was committed"))
+            .with_hint("this is telltale's layout failing its own check: please report it with the profile and the secrets mode")
+    })?;
+
     let author = checkout
         .author(args.author_name.as_deref(), args.author_email.as_deref())
         .map_err(|e| {
@@ -397,7 +418,7 @@ fn execute(
         pushed,
         pull_request,
         unchecked_sources: unchecked,
-        out_of_band: pr::out_of_band(&target, &rendered.secrets),
+        out_of_band,
     };
     Ok(report)
 }
@@ -479,12 +500,14 @@ fn summary(r: &Report) -> String {
 }
 
 /// Where the state goes: flags over the config over the defaults, checked
-/// before anything is fetched.
+/// before anything is fetched. Also returns the repository as given
+/// (where telltale fetches and pushes), which for Argo CD may differ from
+/// the URL the controller fetches.
 fn target(
     args: &GitopsArgs,
     config: &GitOps,
     bundle: &render::Bundle,
-) -> Result<Target, CommandError> {
+) -> Result<(Target, String), CommandError> {
     let cluster = bundle
         .plan
         .cluster
@@ -528,17 +551,107 @@ fn target(
     let layout = args.layout.or(config.layout).unwrap_or_default();
     let secrets = args.secrets.or(config.secrets).unwrap_or_default();
     refuse_undecryptable(layout, secrets)?;
-    Ok(Target {
-        cluster,
-        path,
-        layout,
-        secrets,
-        external_secrets: config.external_secrets.clone(),
-        sops: config.sops.clone(),
-        sealed_secrets: config.sealed_secrets.clone(),
+    let controller_url = match layout {
+        Layout::Argocd => controller_url(&repo_url)?,
+        _ => repo_url.clone(),
+    };
+    Ok((
+        Target {
+            cluster,
+            path,
+            layout,
+            secrets,
+            external_secrets: config.external_secrets.clone(),
+            sops: config.sops.clone(),
+            sealed_secrets: config.sealed_secrets.clone(),
+            repo_url: controller_url,
+            revision: base,
+            branch,
+            chart_crds: BTreeMap::new(),
+        },
         repo_url,
-        revision: base,
-        branch,
+    ))
+}
+
+/// A path on this machine (or `file://`), not a URL another machine can fetch.
+fn is_local(repo: &str) -> bool {
+    if let Some(rest) = repo.strip_prefix("file://") {
+        return !rest.is_empty();
+    }
+    if repo.contains("://") {
+        return false;
+    }
+    // scp-like `git@host:org/repo.git`: a colon before any slash.
+    match (repo.find(':'), repo.find('/')) {
+        (Some(colon), Some(slash)) => colon > slash,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
+}
+
+/// Argo CD fetches the repository itself, from inside the cluster, where a
+/// path on this machine means nothing: for a local repository its
+/// `origin` remote is what Argo CD is given.
+fn controller_url(repo: &str) -> Result<String, CommandError> {
+    if !is_local(repo) {
+        return Ok(repo.to_string());
+    }
+    let path = repo.strip_prefix("file://").unwrap_or(repo);
+    let origin = git2::Repository::open(path).ok().and_then(|r| {
+        r.find_remote("origin")
+            .ok()
+            .and_then(|o| o.url().ok().map(str::to_string))
+    });
+    match origin {
+        Some(url) if !is_local(&url) => Ok(url),
+        found => Err(CommandError::bad_input(format!(
+            "--layout argocd: Argo CD fetches the repository from the cluster, and {} is a local repository {}",
+            repo::display_repo(repo),
+            match found {
+                Some(url) => format!("whose origin is local too ({})", repo::display_repo(&url)),
+                None => "without an `origin` remote".to_string(),
+            }
+        ))
+        .with_hint(format!(
+            "pass the repository's URL as --repo, or give the local one its remote: git -C {path} remote add origin git@github.com:org/infra.git"
+        ))),
+    }
+}
+
+/// `helm show crds` of every release whose CRDs telltale manages, exactly
+/// as `up`'s crds phase reads them: the branch commits them so that it
+/// alone can build a new cluster.
+fn fetch_chart_crds(
+    bundle: &render::Bundle,
+    printer: &Printer,
+) -> Result<BTreeMap<String, String>, CommandError> {
+    use crate::helm::{Chart, Helm, HelmCli};
+    let mut out = BTreeMap::new();
+    let releases: Vec<_> = bundle.plan.releases.iter().filter(|r| r.crds).collect();
+    if releases.is_empty() {
+        return Ok(out);
+    }
+    let helm_failed = |e: crate::helm::HelmError| {
+        CommandError::environment(format!("the CRDs for the crds layer: {e}")).with_hint(
+            "the branch commits the pinned charts' CRDs (`helm show crds`, as `up` applies them): helm >= 3.14 and the chart registry must be reachable",
+        )
+    };
+    let runtime = access::runtime()?;
+    runtime.block_on(async {
+        let helm = HelmCli::detect(Vec::new()).await.map_err(helm_failed)?;
+        for r in releases {
+            printer.status(&format!("reading the CRDs of {}@{}", r.chart, r.version));
+            let chart = Chart {
+                release: &r.name,
+                namespace: &r.namespace,
+                chart: &r.chart,
+                repository: &r.repository,
+                version: &r.version,
+            };
+            let text = helm.show_crds(&chart).await.map_err(helm_failed)?;
+            out.insert(r.name.clone(), text);
+        }
+        Ok(out)
     })
 }
 

@@ -1,12 +1,16 @@
-//! The Argo CD layout: an Application per Helm release (chart version
-//! pinned, values inline), one Application for the manifests, and a root
-//! Application over them all (app of apps). Sync waves follow the phases.
+//! The Argo CD layout: an Application per layer and per Helm release
+//! (chart version pinned, values inline) and a root Application over them
+//! all (app of apps). Sync waves follow the phases, so an empty cluster is
+//! built in the order `up` follows: Namespace and CRDs (wave 2), Secrets
+//! (3), the releases (their phase, 4–9), the objects (11).
 //!
 //! ```text
 //! <path>/root.yaml                  Application → <path>/apps (apply this one by hand, once)
+//! <path>/apps/crds.yaml             Application → <path>/crds (the Namespace and the CRDs; no prune)
+//! <path>/apps/secrets.yaml          Application → <path>/secrets (absent in reference mode)
 //! <path>/apps/<release>.yaml        Application (argoproj.io/v1alpha1), Helm source
 //! <path>/apps/manifests.yaml        Application → <path>/manifests
-//! <path>/manifests/…                the bundle's manifests + kustomization.yaml
+//! <path>/{crds,secrets,manifests}/… the layers + kustomization.yaml each
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,15 +38,30 @@ pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError>
             yaml(&helm_application(&prefix, release, values)),
         );
     }
-    let manifests = application(
-        &format!("{prefix}-manifests"),
-        // After every release: the objects need the CRDs the charts bring.
-        Phase::Gitops.index(),
-        json!({"repoURL": target.repo_url, "targetRevision": target.revision,
-               "path": target.join("manifests")}),
-        ns,
-    );
-    files.insert(target.join("apps/manifests.yaml"), yaml(&manifests));
+    let layers = layout::layer_dirs(&m, target, &mut files);
+    for (layer, wave) in [
+        (layout::CRDS, Phase::Crds),
+        (layout::SECRETS, Phase::Secrets),
+        // After every release: the objects need the CRDs, and some the releases.
+        (layout::MANIFESTS, Phase::Gitops),
+    ] {
+        if !layers.contains(&layer) {
+            continue;
+        }
+        let mut app = application(
+            &format!("{prefix}-{layer}"),
+            wave.index(),
+            json!({"repoURL": target.repo_url, "targetRevision": target.revision,
+                   "path": target.join(layer)}),
+            ns,
+        );
+        if layer == layout::CRDS {
+            // Removing a CRD deletes every object of its kind, the Namespace
+            // everything in it: never because a file left Git.
+            app["spec"]["syncPolicy"]["automated"]["prune"] = json!(false);
+        }
+        files.insert(target.join(&format!("apps/{layer}.yaml")), yaml(&app));
+    }
     let root = application(
         &prefix,
         0,
@@ -51,7 +70,6 @@ pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError>
         ARGOCD_NAMESPACE,
     );
     files.insert(target.join("root.yaml"), yaml(&root));
-    layout::manifests_dir(&m, target, &mut files);
     Ok(Rendered {
         files,
         pending: m.pending,
@@ -72,7 +90,8 @@ fn helm_application(prefix: &str, release: &Release, values: Value) -> Value {
     };
     let mut helm = json!({"releaseName": release.name, "valuesObject": values});
     if release.crds {
-        helm["skipCrds"] = json!(false);
+        // Committed in the crds layer (wave 2) instead, as `up` applies them.
+        helm["skipCrds"] = json!(true);
     }
     application(
         &format!("{prefix}-{}", release.name),

@@ -1,17 +1,20 @@
 //! The Flux layout: one source and one HelmRelease per release (chart
-//! version pinned, values from the bundle), the manifests in their own
-//! directory, and two Flux Kustomizations tying them together so the
-//! manifests (PrometheusRules, ServiceMonitors…) wait for the CRDs the
-//! releases bring.
+//! version pinned, values from the bundle), and a Flux Kustomization per
+//! layer, each depending on the one before, so an empty cluster is built
+//! in the order `up` follows: Namespace and CRDs, Secrets, releases, objects.
 //!
 //! ```text
-//! <path>/kustomization.yaml            → sync-releases.yaml, sync-manifests.yaml
-//! <path>/sync-releases.yaml            Kustomization (kustomize.toolkit.fluxcd.io/v1) → ./<path>/releases
-//! <path>/sync-manifests.yaml           Kustomization → ./<path>/manifests, dependsOn releases
+//! <path>/kustomization.yaml            → the sync-*.yaml below, in order
+//! <path>/sync-crds.yaml                Kustomization (kustomize.toolkit.fluxcd.io/v1) → ./<path>/crds (prune: false)
+//! <path>/sync-secrets.yaml             → ./<path>/secrets, dependsOn crds (absent in reference mode; sops decryption here)
+//! <path>/sync-releases.yaml            → ./<path>/releases, dependsOn secrets (or crds)
+//! <path>/sync-manifests.yaml           → ./<path>/manifests, dependsOn releases
+//! <path>/crds/…                        the Namespace and the pinned charts' CRDs + kustomization.yaml
+//! <path>/secrets/…                     ExternalSecrets, sops Secrets or SealedSecrets + kustomization.yaml
 //! <path>/releases/kustomization.yaml
 //! <path>/releases/sources/<name>.yaml  HelmRepository or OCIRepository (source.toolkit.fluxcd.io/v1)
 //! <path>/releases/<release>.yaml       HelmRelease (helm.toolkit.fluxcd.io/v2)
-//! <path>/manifests/…                   the bundle's manifests + kustomization.yaml
+//! <path>/manifests/…                   the bundle's other objects + kustomization.yaml
 //! ```
 
 use std::collections::BTreeMap;
@@ -65,24 +68,48 @@ pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError>
         layout::kustomization(&resources),
     );
 
-    layout::manifests_dir(&m, target, &mut files);
+    let layers = layout::layer_dirs(&m, target, &mut files);
 
-    let releases_name = format!("{prefix}-releases");
-    let releases = flux_kustomization(&releases_name, &target.join("releases"), &[], None);
-    let decryption = (target.secrets == SecretsMode::Sops).then(|| {
-        json!({"provider": "sops", "secretRef": {"name": target.sops.as_ref().map(|s| s.decryption_secret.clone()).unwrap_or_default()}})
-    });
-    let manifests = flux_kustomization(
-        &format!("{prefix}-manifests"),
-        &target.join("manifests"),
-        &[releases_name.as_str()],
-        decryption,
-    );
-    files.insert(target.join("sync-releases.yaml"), yaml(&releases));
-    files.insert(target.join("sync-manifests.yaml"), yaml(&manifests));
+    // The order a new cluster needs, and the only one: the Namespace and
+    // the CRDs, then the Secrets (in the Namespace), then the releases
+    // (which read the Secrets and create custom resources), then the
+    // objects (ServiceMonitors, PrometheusRules…). Each Kustomization waits
+    // for its objects to be healthy before the next one starts.
+    let name = |layer: &str| format!("{prefix}-{layer}");
+    let mut syncs = Vec::new();
+    let mut previous: Option<String> = None;
+    for layer in [layout::CRDS, layout::SECRETS, "releases", layout::MANIFESTS] {
+        if layer != "releases" && !layers.contains(&layer) {
+            continue;
+        }
+        let decryption = (layer == layout::SECRETS && target.secrets == SecretsMode::Sops)
+            .then(|| {
+                json!({"provider": "sops", "secretRef": {"name": target.sops.as_ref().map(|s| s.decryption_secret.clone()).unwrap_or_default()}})
+            });
+        let mut k = flux_kustomization(
+            &name(layer),
+            &target.join(layer),
+            previous
+                .as_deref()
+                .into_iter()
+                .collect::<Vec<_>>()
+                .as_slice(),
+            decryption,
+        );
+        if layer == layout::CRDS {
+            // Removing a CRD deletes every object of its kind, and removing
+            // the Namespace everything in it: never as a side effect of a
+            // file disappearing from Git.
+            k["spec"]["prune"] = json!(false);
+        }
+        let file = format!("sync-{layer}.yaml");
+        files.insert(target.join(&file), yaml(&k));
+        syncs.push(file);
+        previous = Some(name(layer));
+    }
     files.insert(
         target.join("kustomization.yaml"),
-        layout::kustomization(&["sync-releases.yaml".into(), "sync-manifests.yaml".into()]),
+        layout::kustomization(&syncs),
     );
     Ok(Rendered {
         files,
@@ -152,9 +179,11 @@ fn helm_release(release: &Release, values: Value, depends: &[&Release]) -> Value
         }});
     }
     if release.crds {
-        // `up` applies these CRDs itself; under Flux the controller owns them.
-        spec["install"]["crds"] = json!("CreateReplace");
-        spec["upgrade"]["crds"] = json!("CreateReplace");
+        // The chart's CRDs are committed in the crds layer, applied before
+        // any release (as `up` applies them before helm runs); the chart
+        // itself runs with them disabled.
+        spec["install"]["crds"] = json!("Skip");
+        spec["upgrade"]["crds"] = json!("Skip");
     }
     if !depends.is_empty() {
         spec["dependsOn"] = Value::Array(

@@ -34,6 +34,10 @@ pub struct Target {
     pub revision: String,
     /// The branch telltale commits on.
     pub branch: String,
+    /// `helm show crds` of every release whose CRDs telltale manages
+    /// (release name → multi-document YAML): the branch commits them in its
+    /// crds layer, because the charts run with their CRDs disabled.
+    pub chart_crds: BTreeMap<String, String>,
 }
 
 impl Target {
@@ -92,7 +96,24 @@ pub enum LayoutError {
     },
     #[error("{path}: {message}")]
     Values { path: String, message: String },
+    #[error(
+        "the CRDs of release {release} ({chart}@{version}) are needed for the crds layer: {message}"
+    )]
+    Crds {
+        release: String,
+        chart: String,
+        version: String,
+        message: String,
+    },
 }
+
+/// The layers every layout commits, in the order they reach a cluster:
+/// `crds/` (the Namespace and the CRDs), `secrets/` (the Secrets, in the
+/// form the secrets mode commits), then the releases (each layout's own),
+/// then `manifests/` (the objects that need the CRDs and the releases).
+pub const CRDS: &str = "crds";
+pub const SECRETS: &str = "secrets";
+pub const MANIFESTS: &str = "manifests";
 
 pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError> {
     let mut rendered = match target.layout {
@@ -117,15 +138,16 @@ pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError>
 pub fn sops_config(sops: &Sops) -> String {
     yaml(&json!({
         "creation_rules": [{
-            "path_regex": "(^|/)manifests/[^/]+/Secret_[^/]+\\.yaml$",
+            "path_regex": "(^|/)secrets/Secret_[^/]+\\.yaml$",
             "encrypted_regex": "^(data|stringData)$",
             "age": sops.age.join(","),
         }],
     }))
 }
 
-/// The bundle's manifests, `manifests/NN-phase/file.yaml` → content, with
-/// Secret objects replaced per the secrets mode; plus the Secrets needed.
+/// The bundle's manifests split into the layers, target-relative path
+/// (`crds/…`, `secrets/…`, `manifests/NN-phase/…`) → content, with Secret
+/// objects replaced per the secrets mode; plus the Secrets needed.
 pub struct Manifests {
     pub files: BTreeMap<String, String>,
     pub pending: Vec<Pending>,
@@ -136,6 +158,7 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
     let mut files = BTreeMap::new();
     let mut pending = Vec::new();
     let mut secrets = Vec::new();
+    let namespace_dir = format!("manifests/{}/", Phase::Namespace.dir_name());
     for (path, content) in bundle.files.range("manifests/".to_string()..) {
         if !path.starts_with("manifests/") {
             break;
@@ -144,6 +167,12 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
             path: path.clone(),
             message: e.to_string(),
         })?;
+        let file = path.rsplit('/').next().unwrap_or(path);
+        if let Some(rest) = path.strip_prefix(&namespace_dir) {
+            // The Namespace comes first, with the CRDs: everything else lives in it.
+            files.insert(format!("{CRDS}/{rest}"), content.clone());
+            continue;
+        }
         if object["kind"] != "Secret" {
             files.insert(path.clone(), content.clone());
             continue;
@@ -172,11 +201,22 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
                 .unwrap_or_default(),
         };
         secrets.push(secret.clone());
-        if let Some(file) = sealed_path(target.secrets, path) {
+        if let Some(file) = sealed_path(target.secrets, file) {
             pending.push(Pending {
-                path: target.join(&file),
+                path: target.join(&format!("{SECRETS}/{file}")),
                 secret,
             });
+        }
+    }
+    for release in bundle.plan.releases.iter().filter(|r| r.crds) {
+        for (name, crd) in chart_crds(target, release)? {
+            files.insert(
+                format!(
+                    "{CRDS}/{}/CustomResourceDefinition_{name}.yaml",
+                    release.name
+                ),
+                yaml(&crd),
+            );
         }
     }
     for step in bundle.plan.phases.iter().flat_map(|p| &p.steps) {
@@ -196,7 +236,6 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
                 .map(|SecretKey { key, source }| (key.clone(), KeyValue::Source(source.clone())))
                 .collect(),
         };
-        let dir = format!("manifests/{}", Phase::Secrets.dir_name());
         match target.secrets {
             SecretsMode::Reference => {}
             SecretsMode::ExternalSecrets => {
@@ -209,15 +248,15 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
                             key: "externalSecrets",
                         })?;
                 files.insert(
-                    format!("{dir}/ExternalSecret_{namespace}_{name}.yaml"),
+                    format!("{SECRETS}/ExternalSecret_{namespace}_{name}.yaml"),
                     yaml(&external_secret(&secret, settings, &target.cluster)),
                 );
             }
             SecretsMode::Sops | SecretsMode::SealedSecrets => {
-                let own = format!("{dir}/Secret_{namespace}_{name}.yaml");
+                let own = format!("Secret_{namespace}_{name}.yaml");
                 if let Some(file) = sealed_path(target.secrets, &own) {
                     pending.push(Pending {
-                        path: target.join(&file),
+                        path: target.join(&format!("{SECRETS}/{file}")),
                         secret: secret.clone(),
                     });
                 }
@@ -247,14 +286,72 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
     })
 }
 
-/// Where an encrypted Secret goes, in the modes that commit one.
-fn sealed_path(mode: SecretsMode, secret_path: &str) -> Option<String> {
-    match mode {
-        SecretsMode::Sops => Some(secret_path.to_string()),
-        SecretsMode::SealedSecrets => {
-            let (dir, file) = secret_path.rsplit_once('/').unwrap_or(("", secret_path));
-            Some(format!("{dir}/Sealed{file}"))
+/// The CRDs of a release's pinned chart (`helm show crds`, as `up` applies
+/// them), by name. Anything that is not a CRD is refused: the crds layer
+/// holds nothing else.
+fn chart_crds(
+    target: &Target,
+    release: &crate::render::plan::Release,
+) -> Result<BTreeMap<String, Value>, LayoutError> {
+    let failed = |message: String| LayoutError::Crds {
+        release: release.name.clone(),
+        chart: release.chart.clone(),
+        version: release.version.clone(),
+        message,
+    };
+    let text = target
+        .chart_crds
+        .get(&release.name)
+        .ok_or_else(|| failed("they were not fetched".into()))?;
+    let mut out = BTreeMap::new();
+    for doc in split_documents(text) {
+        let crd: Value =
+            serde_saphyr::from_str(doc).map_err(|e| failed(format!("not valid YAML: {e}")))?;
+        if crd.is_null() {
+            continue;
         }
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default();
+        if crd["kind"] != "CustomResourceDefinition" || name.is_empty() {
+            return Err(failed(format!(
+                "a document of kind {} (name `{name}`) is not a named CustomResourceDefinition",
+                crd["kind"]
+            )));
+        }
+        out.insert(name.to_string(), crd);
+    }
+    if out.is_empty() {
+        return Err(failed("the chart shows no CRDs".into()));
+    }
+    Ok(out)
+}
+
+/// The documents of a multi-document YAML stream (`---` lines).
+pub fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.trim_end() == "---" || line.starts_with("--- ") {
+            docs.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push(&text[start..]);
+    // A document of comments only (helm's `# Source:` lines) holds nothing.
+    docs.into_iter()
+        .filter(|d| {
+            d.lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        })
+        .collect()
+}
+
+/// Where an encrypted Secret goes, in the modes that commit one.
+fn sealed_path(mode: SecretsMode, file: &str) -> Option<String> {
+    match mode {
+        SecretsMode::Sops => Some(file.to_string()),
+        SecretsMode::SealedSecrets => Some(format!("Sealed{file}")),
         SecretsMode::Reference | SecretsMode::ExternalSecrets => None,
     }
 }
@@ -307,29 +404,44 @@ pub fn kustomization(resources: &[String]) -> String {
     }))
 }
 
-/// The manifests directory with its kustomization.yaml (files in phase order),
-/// placed under `target.path/manifests/`.
-pub fn manifests_dir(m: &Manifests, target: &Target, out: &mut BTreeMap<String, String>) {
-    let pending_prefix = target.join("manifests/");
-    let mut resources: Vec<String> = m
-        .files
-        .keys()
-        .map(|p| p.trim_start_matches("manifests/").to_string())
-        .chain(
-            m.pending
-                .iter()
-                .map(|p| p.path.trim_start_matches(&pending_prefix).to_string()),
-        )
-        .collect();
-    resources.sort();
-    resources.dedup();
-    out.insert(
-        target.join("manifests/kustomization.yaml"),
-        kustomization(&resources),
-    );
+/// The layer directories (`crds/`, `secrets/`, `manifests/`) under
+/// `target.path`, each with a kustomization.yaml listing its files (the
+/// encrypted ones included) in order. Returns the layers that hold
+/// something: `secrets/` is absent in reference mode.
+pub fn layer_dirs(
+    m: &Manifests,
+    target: &Target,
+    out: &mut BTreeMap<String, String>,
+) -> Vec<&'static str> {
+    let mut present = Vec::new();
+    for layer in [CRDS, SECRETS, MANIFESTS] {
+        let prefix = format!("{layer}/");
+        let pending_prefix = target.join(&prefix);
+        let mut resources: Vec<String> = m
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(&prefix).map(str::to_string))
+            .chain(
+                m.pending
+                    .iter()
+                    .filter_map(|p| p.path.strip_prefix(&pending_prefix).map(str::to_string)),
+            )
+            .collect();
+        if resources.is_empty() {
+            continue;
+        }
+        resources.sort();
+        resources.dedup();
+        out.insert(
+            target.join(&format!("{layer}/kustomization.yaml")),
+            kustomization(&resources),
+        );
+        present.push(layer);
+    }
     for (path, content) in &m.files {
         out.insert(target.join(path), content.clone());
     }
+    present
 }
 
 /// A release's values from the bundle, as an object.

@@ -14,6 +14,7 @@ pub mod github;
 pub mod layout;
 pub mod plain;
 pub mod pr;
+pub mod reconcile;
 pub mod repo;
 pub mod scan;
 pub mod seal;

@@ -1,5 +1,8 @@
 //! The plain layout: the bundle as `plan --out` writes it, under the path,
-//! with its Secrets handled per the secrets mode like the other layouts.
+//! with its Secrets handled per the secrets mode like the other layouts,
+//! its objects in the same layers, and a top kustomization.yaml listing the
+//! layers in the order they are applied (crds, secrets, manifests; the
+//! releases, from plan.json and values/, go between secrets and manifests).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,11 @@ pub fn render(bundle: &Bundle, target: &Target) -> Result<Rendered, LayoutError>
         }
     }
     files.insert(target.join("plan.json"), bundle.plan_json.clone());
-    layout::manifests_dir(&m, target, &mut files);
+    let layers = layout::layer_dirs(&m, target, &mut files);
+    files.insert(
+        target.join("kustomization.yaml"),
+        layout::kustomization(&layers.iter().map(|l| l.to_string()).collect::<Vec<_>>()),
+    );
     Ok(Rendered {
         files,
         pending: m.pending,

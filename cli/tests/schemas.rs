@@ -1,0 +1,367 @@
+//! Every custom resource telltale writes, validated against the real,
+//! upstream CRD schemas (tests/fixtures/crds, see its README): the bundle's
+//! manifests of every profile and the objects of every GitOps branch (every
+//! layout and secrets mode). As on an API server with structural schemas,
+//! a field the schema does not declare is an error unless the schema
+//! preserves unknown fields there; a kind without a fixture schema is an
+//! error too, so a new kind cannot slip by unvalidated.
+//!
+//! Core kinds (Namespace, ConfigMap, Deployment, Service, the CRDs
+//! themselves…) go through the PyPI package `kubernetes-validate --strict`
+//! (installed by scripts/tools), which carries the Kubernetes OpenAPI
+//! schemas and works offline.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+use telltale::gitops::layout::{self, Target};
+use telltale::gitops::{Layout, SecretsMode};
+
+/// `group/version/Kind` → the JSON Schema of that served version.
+fn schemas() -> BTreeMap<String, Value> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crds");
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for doc in layout::split_documents(&text) {
+                let crd: Value = serde_saphyr::from_str(doc)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                if crd["kind"] != "CustomResourceDefinition" {
+                    continue;
+                }
+                let group = crd["spec"]["group"].as_str().unwrap();
+                let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+                for v in crd["spec"]["versions"].as_array().unwrap() {
+                    if v["served"] != true {
+                        continue;
+                    }
+                    let schema = structural(&v["schema"]["openAPIV3Schema"]);
+                    out.insert(
+                        format!("{group}/{}/{kind}", v["name"].as_str().unwrap()),
+                        schema,
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An OpenAPI v3 structural schema as JSON Schema with the API server's
+/// rules: undeclared fields are errors (`additionalProperties: false`
+/// where the schema lists properties and neither preserves unknown fields
+/// nor says what extra properties are), int-or-string, nullable.
+fn structural(schema: &Value) -> Value {
+    let Value::Object(map) = schema else {
+        return schema.clone();
+    };
+    let mut out = serde_json::Map::new();
+    for (k, v) in map {
+        let converted = match k.as_str() {
+            "properties" | "patternProperties" => Value::Object(
+                v.as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(name, s)| (name.clone(), structural(s)))
+                    .collect(),
+            ),
+            "items" | "additionalProperties" | "not" => structural(v),
+            "allOf" | "anyOf" | "oneOf" => {
+                Value::Array(v.as_array().unwrap().iter().map(structural).collect())
+            }
+            _ => v.clone(),
+        };
+        out.insert(k.clone(), converted);
+    }
+    let preserve = map.get("x-kubernetes-preserve-unknown-fields") == Some(&json!(true));
+    if map.contains_key("properties") && !map.contains_key("additionalProperties") && !preserve {
+        out.insert("additionalProperties".into(), json!(false));
+    }
+    if map.get("x-kubernetes-int-or-string") == Some(&json!(true)) {
+        out.remove("type");
+        out.insert(
+            "anyOf".into(),
+            json!([{"type": "integer"}, {"type": "string"}]),
+        );
+    }
+    if map.get("nullable") == Some(&json!(true))
+        && let Some(t) = out.get("type").cloned()
+    {
+        out.insert("type".into(), json!([t, "null"]));
+    }
+    Value::Object(out)
+}
+
+fn is_builtin(group: &str) -> bool {
+    group.is_empty()
+        || !group.contains('.')
+        || group.ends_with(".k8s.io")
+        || group == "kustomize.config.k8s.io"
+}
+
+/// Validates every custom object of `files`; returns how many were checked.
+fn validate(
+    what: &str,
+    files: &BTreeMap<String, String>,
+    schemas: &BTreeMap<String, Value>,
+    compiled: &mut BTreeMap<String, jsonschema::Validator>,
+    errors: &mut Vec<String>,
+) -> usize {
+    let mut checked = 0;
+    for (path, text) in files {
+        if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") {
+            continue;
+        }
+        let Ok(object) = serde_saphyr::from_str::<Value>(text) else {
+            continue;
+        };
+        let Some(api) = object["apiVersion"].as_str() else {
+            continue;
+        };
+        let (group, version) = api.rsplit_once('/').unwrap_or(("", api));
+        if is_builtin(group) {
+            continue;
+        }
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let key = format!("{group}/{version}/{kind}");
+        let Some(schema) = schemas.get(&key) else {
+            errors.push(format!("{what}: {path}: no upstream schema for {key}"));
+            continue;
+        };
+        let validator = compiled
+            .entry(key.clone())
+            .or_insert_with(|| jsonschema::validator_for(schema).expect("the schema compiles"));
+        for e in validator.iter_errors(&object) {
+            errors.push(format!(
+                "{what}: {path}: {key} at {}: {e}",
+                e.instance_path()
+            ));
+        }
+        checked += 1;
+    }
+    checked
+}
+
+fn target(bundle: &telltale::render::Bundle, layout: Layout, secrets: SecretsMode) -> Target {
+    // The crds layer's CRDs are a core kind (checked with kubernetes-validate
+    // below); one reduced CRD keeps 60 renders fast.
+    let crds = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n  versions: []\n".to_string();
+    Target {
+        cluster: "c1".into(),
+        path: "clusters/c1/observability".into(),
+        layout,
+        secrets,
+        external_secrets: Some(telltale::model::config::ExternalSecrets {
+            store: "vault-backend".into(),
+            store_kind: Default::default(),
+            key_prefix: None,
+            refresh_interval: "1h".into(),
+        }),
+        sops: Some(telltale::model::config::Sops {
+            age: vec!["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".into()],
+            decryption_secret: "sops-age".into(),
+        }),
+        sealed_secrets: Some(telltale::model::config::SealedSecrets {
+            cert: "pub-cert.pem".into(),
+        }),
+        repo_url: "https://github.com/org/infra.git".into(),
+        revision: "main".into(),
+        branch: "telltale/c1".into(),
+        chart_crds: bundle
+            .plan
+            .releases
+            .iter()
+            .filter(|r| r.crds)
+            .map(|r| (r.name.clone(), crds.clone()))
+            .collect(),
+    }
+}
+
+/// Every file telltale writes: each profile's bundle (and production with
+/// every receiver), and each GitOps branch of it, every layout × secrets
+/// mode that is not refused. (label, path → content).
+fn everything() -> Vec<(String, BTreeMap<String, String>)> {
+    let config = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/configs/production-receivers.yaml"),
+    )
+    .unwrap();
+    let mut bundles: Vec<(String, telltale::render::Bundle)> = common::PROFILES
+        .iter()
+        .map(|p| (p.to_string(), common::render_profile(p)))
+        .collect();
+    bundles.push((
+        "production+receivers".into(),
+        common::render_with("production", Some(&config), &[]),
+    ));
+    let mut out = Vec::new();
+    for (name, bundle) in &bundles {
+        out.push((name.clone(), bundle.files.clone()));
+        for layout in [Layout::Flux, Layout::Argocd, Layout::Plain] {
+            for mode in [
+                SecretsMode::Reference,
+                SecretsMode::ExternalSecrets,
+                SecretsMode::SealedSecrets,
+                SecretsMode::Sops,
+            ] {
+                if mode == SecretsMode::Sops && layout != Layout::Flux {
+                    continue; // refused (tests/gitops.rs)
+                }
+                let rendered = layout::render(bundle, &target(bundle, layout, mode)).unwrap();
+                out.push((format!("{name} × {layout} × {mode}"), rendered.files));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_custom_resource_matches_its_upstream_schema() {
+    let schemas = schemas();
+    assert!(
+        schemas.len() >= 15,
+        "the fixture CRDs load: {:?}",
+        schemas.keys()
+    );
+    let mut compiled = BTreeMap::new();
+    let mut errors = Vec::new();
+    let mut checked = 0;
+    for (what, files) in everything() {
+        checked += validate(&what, &files, &schemas, &mut compiled, &mut errors);
+    }
+    assert!(
+        errors.is_empty(),
+        "{} schema errors:\n{}",
+        errors.len(),
+        errors[..errors.len().min(40)].join("\n")
+    );
+    assert!(checked > 500, "{checked} objects checked");
+}
+
+/// `$TELLTALE_TEST_KUBERNETES_VALIDATE`, else `kubernetes-validate` on PATH
+/// (`scripts/tools` installs it from PyPI).
+fn kubernetes_validate() -> std::path::PathBuf {
+    match std::env::var_os("TELLTALE_TEST_KUBERNETES_VALIDATE").map(std::path::PathBuf::from) {
+        Some(path) if path.is_file() => path,
+        _ => common::require_tool("kubernetes-validate"),
+    }
+}
+
+/// The Kubernetes version the core kinds are validated against (the
+/// oldest the charts and telltale's preflight support).
+const KUBERNETES: &str = "1.33.0";
+
+#[test]
+fn every_core_object_passes_kubernetes_validate_strict() {
+    let tool = kubernetes_validate();
+    // Each distinct object once (most are the same in every branch), and
+    // the crds layer with the chart's real CRDs.
+    let mut unique: BTreeMap<String, String> = BTreeMap::new();
+    let mut all = everything();
+    let bundle = common::render_profile("production");
+    let mut real = target(&bundle, Layout::Flux, SecretsMode::Reference);
+    let full: String = {
+        let dir =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crds/prometheus-operator");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| format!("---\n{}", std::fs::read_to_string(p).unwrap()))
+            .collect()
+    };
+    for text in real.chart_crds.values_mut() {
+        *text = full.clone();
+    }
+    all.push((
+        "production × flux (real CRDs)".into(),
+        layout::render(&bundle, &real).unwrap().files,
+    ));
+    for (what, files) in &all {
+        for (path, text) in files {
+            if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") {
+                continue;
+            }
+            let Ok(object) = serde_saphyr::from_str::<Value>(text) else {
+                continue;
+            };
+            let api = object["apiVersion"].as_str().unwrap_or_default();
+            let group = api.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+            if api.is_empty() || !is_builtin(group) || group == "kustomize.config.k8s.io" {
+                continue;
+            }
+            if object["kind"] == "CustomResourceDefinition"
+                && object["spec"]["versions"] == json!([])
+            {
+                continue; // the reduced stand-in above, not something telltale writes
+            }
+            unique
+                .entry(text.clone())
+                .or_insert_with(|| format!("{what}: {path}"));
+        }
+    }
+    assert!(unique.len() > 30, "{} distinct core objects", unique.len());
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = BTreeMap::new();
+    for (i, (text, label)) in unique.iter().enumerate() {
+        let file = dir.path().join(format!("{i:04}.yaml"));
+        std::fs::write(&file, text).unwrap();
+        names.insert(file.display().to_string(), label.clone());
+    }
+    let output = std::process::Command::new(&tool)
+        .args(["--strict", "--quiet", "-k", KUBERNETES])
+        .args(names.keys())
+        .output()
+        .expect("kubernetes-validate runs");
+    let report = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    // Name the object each temp file stands for.
+    let mut report = report;
+    for (file, label) in &names {
+        report = report.replace(file, label);
+    }
+    assert!(
+        output.status.success() && !report.contains("ERROR"),
+        "kubernetes-validate --strict -k {KUBERNETES} found errors:\n{report}"
+    );
+}
+
+#[test]
+fn an_unknown_field_is_an_error_as_on_the_api_server() {
+    let schemas = schemas();
+    let schema = &schemas["kustomize.toolkit.fluxcd.io/v1/Kustomization"];
+    let v = jsonschema::validator_for(schema).unwrap();
+    let good = json!({"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization",
+        "metadata": {"name": "x"},
+        "spec": {"interval": "10m", "path": "./x", "prune": true,
+                 "sourceRef": {"kind": "GitRepository", "name": "flux-system"}}});
+    assert!(
+        v.is_valid(&good),
+        "{:?}",
+        v.iter_errors(&good)
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+    );
+    let mut bad = good.clone();
+    bad["spec"]["dependsOn"] = json!([{"name": "a", "namespce": "typo"}]);
+    assert!(!v.is_valid(&bad), "a misspelt field is refused");
+    let mut bad = good;
+    bad["spec"]["prune"] = json!("yes");
+    assert!(!v.is_valid(&bad), "a wrong type is refused");
+}
