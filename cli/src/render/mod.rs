@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod dashboards;
+pub mod escalation;
 pub mod objects;
 pub mod plan;
 pub mod resolve;
@@ -182,6 +183,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut groups: Vec<String> = Vec::new();
     let mut webhooks: Vec<alertmanager::Webhook> = Vec::new();
     let mut inhibitions: Vec<alertmanager::Inhibition> = Vec::new();
+    // Every rule of the bundle: the escalation rules derive from its critical alerts.
+    let mut all_rules: Vec<rules::Rule> = Vec::new();
 
     for p in &r.plugins {
         let name = p.name();
@@ -200,6 +203,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 rules::rebase_runbooks(&source.text, runbook_base),
             );
             let group = rules::parse_rule_file(&source, stem)?;
+            all_rules.extend(group.rules.iter().cloned());
             let path = format!("prometheus/rules/{stem}.yaml");
             let text = to_yaml(
                 &path,
@@ -287,7 +291,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         if let Some(hook) = &spec.alert_webhook {
             let source = crate::model::Source::new(tree.display("plugin.yaml"), hook.url.clone());
             let url = template::render(&source, &ctx)?.text;
-            if alertmanager::TIERS.contains(&hook.receiver.as_str())
+            if alertmanager::receiver_names(&r.alerting).contains(&hook.receiver)
                 || webhooks.iter().any(|w| w.receiver == hook.receiver)
             {
                 return Err(crate::catalog::locate(
@@ -390,6 +394,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         let base = runbook_base.unwrap_or(rules::DEFAULT_RUNBOOK_BASE);
         let generated = slo::render(&r.slos, &r.slo_selector, base)?;
         for (name, group, test) in generated.groups {
+            all_rules.extend(group.rules.iter().cloned());
             let path = format!("prometheus/rules/{name}.yaml");
             files.add(
                 "rule group",
@@ -442,6 +447,49 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             .filter(|(p, _)| p.starts_with("prometheus/tests/"))
             .map(|(_, t)| t),
     );
+    // The escalation chain: rules derived from the critical alerts, with
+    // their test (after `fired`: the copies are not inhibition sources).
+    warnings.extend(alertmanager::unconfigured_levels(&r.alerting));
+    let mut escalated = Vec::new();
+    if let Some(e) = escalation::render(
+        alertmanager::levels(&r.alerting),
+        &escalation::critical_alerts(&all_rules),
+        &fired,
+    ) {
+        let name = escalation::GROUP;
+        let path = format!("prometheus/rules/{name}.yaml");
+        files.add(
+            "rule group",
+            path.clone(),
+            "escalation",
+            to_yaml(
+                &path,
+                &rules::RuleFile {
+                    groups: vec![e.group.clone()],
+                },
+            )?,
+        )?;
+        let test_path = format!("prometheus/tests/{name}_test.yaml");
+        files.add(
+            "rule test",
+            test_path.clone(),
+            "escalation",
+            to_yaml(&test_path, &e.test)?,
+        )?;
+        objects.push((
+            Phase::Alerting,
+            objects::build(
+                "monitoring.coreos.com/v1",
+                "PrometheusRule",
+                name,
+                &r.namespace,
+                "escalation",
+                json!({"spec": {"groups": [e.group]}}),
+            ),
+        ));
+        groups.push(name.to_string());
+        escalated = e.fired;
+    }
     let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &inhibitions, &fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
@@ -460,6 +508,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 &webhooks,
                 &inhibitions,
                 &fired,
+                &escalated,
                 r.cluster.name.as_deref().unwrap_or_default(),
             ),
         )?,
@@ -564,7 +613,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
 
     groups.sort();
     expectations.rule_groups = groups;
-    expectations.receivers = alertmanager::TIERS.iter().map(|s| s.to_string()).collect();
+    expectations.receivers = alertmanager::receiver_names(&r.alerting);
     expectations.targets = merge_targets(expectations.targets, &scraped_jobs(&objects));
     for t in &expectations.targets {
         if t.scraped_by.is_none() && t.requires.is_none() {
