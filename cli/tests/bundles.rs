@@ -337,10 +337,10 @@ fn production_routes_by_tier() {
             .map(|(_, i)| i.clone())
             .unwrap()
     };
-    assert_eq!(
-        get("critical"),
-        ["slack", "pagerduty", "email", "sms-bridge"]
-    );
+    // The escalation chain: level 1 at once, PagerDuty at level 3.
+    assert_eq!(get("critical"), ["slack", "email", "sms-bridge"]);
+    assert_eq!(get("escalation-2"), ["slack", "sms-bridge"]);
+    assert_eq!(get("escalation-3"), ["pagerduty"]);
     assert_eq!(get("warning"), ["slack"]);
     assert!(get("info").is_empty(), "info is annotation-only");
     assert_eq!(get("sla"), ["email"]);
@@ -412,20 +412,38 @@ fn promtail_is_legacy_and_warns() {
 #[test]
 fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed_slos() {
     let bundle = render_profile("production");
-    let critical = bundle
-        .plan
-        .alerting
-        .receivers
-        .iter()
-        .find(|t| t.receiver == "critical")
-        .unwrap();
-    for integration in ["slack", "pagerduty", "sms-bridge"] {
+    let tier = |name: &str| {
+        bundle
+            .plan
+            .alerting
+            .receivers
+            .iter()
+            .find(|t| t.receiver == name)
+            .unwrap_or_else(|| panic!("no receiver {name}"))
+            .integrations
+            .clone()
+    };
+    // Seed 000's chain: Slack + SMS at once, the next on-call after 15m,
+    // PagerDuty after 30m.
+    for (receiver, integration) in [
+        ("critical", "slack"),
+        ("critical", "sms-bridge"),
+        ("escalation-2", "slack"),
+        ("escalation-2", "sms-bridge"),
+        ("escalation-3", "pagerduty"),
+    ] {
         assert!(
-            critical.integrations.iter().any(|i| i == integration),
-            "{:?}",
-            critical.integrations
+            tier(receiver).iter().any(|i| i == integration),
+            "{receiver}: {:?}",
+            tier(receiver)
         );
     }
+    assert!(!tier("critical").iter().any(|i| i == "pagerduty"));
+    let rules = &bundle.files["prometheus/rules/telltale-escalation.yaml"];
+    assert!(
+        rules.contains("for: 15m") && rules.contains("for: 30m"),
+        "{rules}"
+    );
     for slo in ["availability", "latency", "errors"] {
         assert!(
             bundle

@@ -229,11 +229,7 @@ pub const MAX_ESCALATION_LEVELS: usize = 5;
 
 /// The chain: levels under `policy: levels` only, the first at `0s`, each
 /// later one strictly later, every level notifying something.
-fn escalation(
-    src: &Source,
-    p: &str,
-    e: &super::alerting::Escalation,
-) -> Result<(), LocatedError> {
+fn escalation(src: &Source, p: &str, e: &super::alerting::Escalation) -> Result<(), LocatedError> {
     use super::alerting::EscalationPolicy;
     if e.policy == EscalationPolicy::Pagerduty {
         if !e.levels.is_empty() {
@@ -278,7 +274,8 @@ fn escalation(
                 src,
                 &format!("{l}.after"),
                 Invalid {
-                    expected: "whole seconds (Prometheus evaluates `for` per evaluation interval)".into(),
+                    expected: "whole seconds (Prometheus evaluates `for` per evaluation interval)"
+                        .into(),
                     hint: None,
                 },
             ));
@@ -289,8 +286,12 @@ fn escalation(
                     src,
                     &format!("{l}.after"),
                     Invalid {
-                        expected: "`0s` for the first level (it is notified when the alert fires)".into(),
-                        hint: Some("a delay before the first notification belongs in the alert's `for`".into()),
+                        expected: "`0s` for the first level (it is notified when the alert fires)"
+                            .into(),
+                        hint: Some(
+                            "a delay before the first notification belongs in the alert's `for`"
+                                .into(),
+                        ),
                     },
                 ));
             }

@@ -10,7 +10,7 @@
 //!
 //! ```yaml
 //! - alert: NodeDown
-//!   expr: max without (alertstate) (ALERTS{alertname="NodeDown", alertstate="firing", escalation=""})
+//!   expr: max without (alertstate) (ALERTS{alertname="NodeDown", alertstate="firing", escalation=""}) * 2
 //!   for: 15m
 //!   labels: {escalation: "2"}
 //! ```
@@ -100,17 +100,20 @@ fn annotations(
             (s.clone(), s)
         }
     };
-    let description = format!(
-        "{name} has fired for {after} and nobody acknowledged it (`telltale ack {name}` silences it): escalation level {level} ({}). The first notification has the details.",
-        level_receiver(level - 1)
-    );
+    // The rule's value is its level (see `render`).
+    let description = |value: &str| {
+        format!(
+            "{name} has fired for {after} and nobody acknowledged it (`telltale ack {name}` silences it): escalation level {value} ({}). The first notification has the details.",
+            level_receiver(level - 1)
+        )
+    };
     let mut rule_annotations = BTreeMap::from([
         ("summary".to_string(), template),
-        ("description".to_string(), description.clone()),
+        ("description".to_string(), description("{{ $value }}")),
     ]);
     let mut test_annotations = BTreeMap::from([
         ("summary".to_string(), expanded),
-        ("description".to_string(), description),
+        ("description".to_string(), description(&level.to_string())),
     ]);
     // The runbook and SLA of the alert itself, when they are plain text.
     for key in ["runbook_url", "sla"] {
@@ -178,15 +181,25 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
             let number = i + 1;
             let (rule_annotations, test_annotations) =
                 annotations(rule, name, number, &level.after, &labels);
+            // The alert's static labels again (the series carries them;
+            // stated so the rule reads as what it is), and the level.
+            let mut rule_labels: BTreeMap<String, String> = rule
+                .labels
+                .iter()
+                .filter(|(_, v)| !v.contains("{{"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            rule_labels.insert(ESCALATION_LABEL.to_string(), number.to_string());
             rules.push(Rule {
                 alert: Some(name.to_string()),
                 record: None,
+                // ALERTS is 1; times the level, the value says which level.
                 expr: format!(
-                    "max without (alertstate) (ALERTS{{alertname=\"{name}\", alertstate=\"firing\", {ESCALATION_LABEL}=\"\"}})"
+                    "max without (alertstate) (ALERTS{{alertname=\"{name}\", alertstate=\"firing\", {ESCALATION_LABEL}=\"\"}}) * {number}"
                 ),
                 for_: Some(level.after.clone()),
                 keep_firing_for: None,
-                labels: BTreeMap::from([(ESCALATION_LABEL.to_string(), number.to_string())]),
+                labels: rule_labels,
                 annotations: rule_annotations,
             });
             let mut exp_labels = labels.clone();

@@ -43,9 +43,7 @@ pub fn config(alerting: &Alerting) -> Value {
     let Some(sms) = &alerting.receivers.sms else {
         return json!({"providers": {}, "receivers": []});
     };
-    let entry = |name: String, to: &[String]| {
-        json!({"name": name, "provider": "twilio", "to": to, "from": sms.twilio.from})
-    };
+    let entry = |name: String, to: &[String]| json!({"name": name, "provider": "twilio", "to": to, "from": sms.twilio.from});
     let levels = super::alertmanager::levels(alerting);
     let mut receivers = Vec::new();
     if levels.is_empty() {
