@@ -278,3 +278,95 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
         fired: escalated,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::alerting::Integration;
+
+    fn alert(name: &str, labels: &[(&str, &str)]) -> Rule {
+        Rule {
+            alert: Some(name.into()),
+            record: None,
+            expr: "up == 0".into(),
+            for_: None,
+            keep_firing_for: None,
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::from([(
+                "summary".to_string(),
+                "Node {{ $labels.node }} is down".to_string(),
+            )]),
+        }
+    }
+
+    fn level(after: &str) -> EscalationLevel {
+        EscalationLevel {
+            after: after.into(),
+            notify: vec![Integration::Slack],
+            slack_channel: None,
+            sms_to: None,
+            email_to: None,
+        }
+    }
+
+    #[test]
+    fn only_alerts_that_reach_the_critical_tier_escalate() {
+        let rules = [
+            alert("A", &[("severity", "critical")]),
+            alert("A", &[("severity", "critical")]),
+            alert("Sla", &[("severity", "critical"), ("category", "sla")]),
+            alert("Sec", &[("severity", "critical"), ("category", "security")]),
+            alert("Cap", &[("severity", "critical"), ("category", "capacity")]),
+            alert("W", &[("severity", "warning")]),
+            alert("P", &[("severity", "page")]),
+        ];
+        let names: Vec<_> = critical_alerts(&rules)
+            .iter()
+            .filter_map(|r| r.alert.as_deref())
+            .collect();
+        assert_eq!(names, ["A", "P", "Sla"]);
+    }
+
+    #[test]
+    fn each_later_level_is_a_rule_of_the_same_name_with_its_delay() {
+        let rules = [alert("NodeDown", &[("severity", "critical")])];
+        let fired = vec![Labels::from([
+            ("alertname".to_string(), "NodeDown".to_string()),
+            ("node".to_string(), "n1".to_string()),
+            ("severity".to_string(), "critical".to_string()),
+        ])];
+        let levels = [level("0s"), level("15m"), level("30m")];
+        let e = render(&levels, &critical_alerts(&rules), &fired).unwrap();
+        let r = &e.group.rules;
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].alert.as_deref(), Some("NodeDown"));
+        assert_eq!(r[0].for_.as_deref(), Some("15m"));
+        assert_eq!(r[1].for_.as_deref(), Some("30m"));
+        assert_eq!(r[1].labels["escalation"], "3");
+        assert!(r[0].expr.contains(r#"escalation="""#), "{}", r[0].expr);
+        assert!(r[0].annotations["description"].contains("$value"));
+        assert_eq!(e.fired.len(), 2);
+        // The test: 14m silent, 15m level 2, 29m level 2, 30m both.
+        let cases = e.test["tests"][0]["alert_rule_test"].as_array().unwrap();
+        let at: Vec<(String, usize)> = cases
+            .iter()
+            .map(|c| {
+                (
+                    c["eval_time"].as_str().unwrap().to_string(),
+                    c["exp_alerts"].as_array().unwrap().len(),
+                )
+            })
+            .collect();
+        let want = [("14m", 0), ("15m", 1), ("29m", 1), ("30m", 2)];
+        assert_eq!(at, want.map(|(t, n)| (t.to_string(), n)).to_vec());
+        assert_eq!(
+            cases[1]["exp_alerts"][0]["exp_annotations"]["summary"],
+            "Node n1 is down (unacknowledged for 15m, escalated to level 2)"
+        );
+        // One level only, or none: nothing to render.
+        assert!(render(&levels[..1], &critical_alerts(&rules), &fired).is_none());
+    }
+}
