@@ -230,6 +230,94 @@ fn no_bundle_selects_an_integer_formatted_le_or_quantile() {
     );
 }
 
+/// The routes no alert of the bundle exercises through routes-test.yaml:
+/// `severity=page` (the ML serving SLO's paging severity) in every
+/// profile, and where the chain is configured the escalation levels, ahead
+/// of the category routes.
+#[test]
+fn amtool_routes_severity_page_and_each_escalation_level() {
+    require_tool("amtool");
+    for profile in PROFILES {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = render_profile(profile);
+        write(&bundle, dir.path());
+        // The tier and level receivers amtool resolves (plugins' webhooks,
+        // which see every alert, left aside).
+        let ours: Vec<String> = bundle
+            .plan
+            .alerting
+            .receivers
+            .iter()
+            .map(|t| t.receiver.clone())
+            .collect();
+        let route = |dir: &std::path::Path, labels: &[&str], want: &str| {
+            let out = run_ok(
+                Command::new("amtool")
+                    .args(["config", "routes", "test", "--config.file"])
+                    .arg(dir.join("alertmanager/alertmanager.yaml"))
+                    .args(labels),
+            );
+            let resolved: Vec<&str> = out
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|r| ours.iter().any(|o| o == r))
+                .collect();
+            assert_eq!(resolved, [want], "{profile} {labels:?}: {out}");
+        };
+        route(
+            dir.path(),
+            &["alertname=ModelLatencyPage", "severity=page"],
+            "critical",
+        );
+        let chain = bundle
+            .files
+            .contains_key("prometheus/rules/telltale-escalation.yaml");
+        // production and the profiles that extend it carry the chain.
+        assert_eq!(
+            chain,
+            ["production", "data-platform", "ml-slo"].contains(&profile),
+            "{profile}"
+        );
+        if chain {
+            let base = [
+                "alertname=NodeDown",
+                "severity=critical",
+                "category=availability",
+            ];
+            route(dir.path(), &base, "critical");
+            route(
+                dir.path(),
+                &[&base[..], &["escalation=2"]].concat(),
+                "escalation-2",
+            );
+            route(
+                dir.path(),
+                &[&base[..], &["escalation=3"]].concat(),
+                "escalation-3",
+            );
+            // An SLA breach told management at level 1; its levels go to the on-call only.
+            route(
+                dir.path(),
+                &[
+                    "alertname=ServiceAvailabilityBelowSLA",
+                    "severity=critical",
+                    "category=sla",
+                    "escalation=2",
+                ],
+                "escalation-2",
+            );
+        } else {
+            // No chain configured: no escalation receivers in the bundle.
+            assert!(
+                !bundle.files["alertmanager/alertmanager.yaml"].contains("escalation-2"),
+                "{profile}"
+            );
+        }
+    }
+}
+
 #[test]
 fn amtool_checks_the_config_and_every_route_case() {
     require_tool("amtool");
