@@ -230,6 +230,94 @@ fn no_bundle_selects_an_integer_formatted_le_or_quantile() {
     );
 }
 
+/// The routes no alert of the bundle exercises through routes-test.yaml:
+/// `severity=page` (the ML serving SLO's paging severity) in every
+/// profile, and where the chain is configured the escalation levels, ahead
+/// of the category routes.
+#[test]
+fn amtool_routes_severity_page_and_each_escalation_level() {
+    require_tool("amtool");
+    for profile in PROFILES {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = render_profile(profile);
+        write(&bundle, dir.path());
+        // The tier and level receivers amtool resolves (plugins' webhooks,
+        // which see every alert, left aside).
+        let ours: Vec<String> = bundle
+            .plan
+            .alerting
+            .receivers
+            .iter()
+            .map(|t| t.receiver.clone())
+            .collect();
+        let route = |dir: &std::path::Path, labels: &[&str], want: &str| {
+            let out = run_ok(
+                Command::new("amtool")
+                    .args(["config", "routes", "test", "--config.file"])
+                    .arg(dir.join("alertmanager/alertmanager.yaml"))
+                    .args(labels),
+            );
+            let resolved: Vec<&str> = out
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .split(',')
+                .filter(|r| ours.iter().any(|o| o == r))
+                .collect();
+            assert_eq!(resolved, [want], "{profile} {labels:?}: {out}");
+        };
+        route(
+            dir.path(),
+            &["alertname=ModelLatencyPage", "severity=page"],
+            "critical",
+        );
+        let chain = bundle
+            .files
+            .contains_key("prometheus/rules/telltale-escalation.yaml");
+        // production and the profiles that extend it carry the chain.
+        assert_eq!(
+            chain,
+            ["production", "data-platform", "ml-slo"].contains(&profile),
+            "{profile}"
+        );
+        if chain {
+            let base = [
+                "alertname=NodeDown",
+                "severity=critical",
+                "category=availability",
+            ];
+            route(dir.path(), &base, "critical");
+            route(
+                dir.path(),
+                &[&base[..], &["escalation=2"]].concat(),
+                "escalation-2",
+            );
+            route(
+                dir.path(),
+                &[&base[..], &["escalation=3"]].concat(),
+                "escalation-3",
+            );
+            // An SLA breach told management at level 1; its levels go to the on-call only.
+            route(
+                dir.path(),
+                &[
+                    "alertname=ServiceAvailabilityBelowSLA",
+                    "severity=critical",
+                    "category=sla",
+                    "escalation=2",
+                ],
+                "escalation-2",
+            );
+        } else {
+            // No chain configured: no escalation receivers in the bundle.
+            assert!(
+                !bundle.files["alertmanager/alertmanager.yaml"].contains("escalation-2"),
+                "{profile}"
+            );
+        }
+    }
+}
+
 #[test]
 fn amtool_checks_the_config_and_every_route_case() {
     require_tool("amtool");
@@ -337,10 +425,10 @@ fn production_routes_by_tier() {
             .map(|(_, i)| i.clone())
             .unwrap()
     };
-    assert_eq!(
-        get("critical"),
-        ["slack", "pagerduty", "email", "sms-bridge"]
-    );
+    // The escalation chain: level 1 at once, PagerDuty at level 3.
+    assert_eq!(get("critical"), ["slack", "email", "sms-bridge"]);
+    assert_eq!(get("escalation-2"), ["slack", "sms-bridge"]);
+    assert_eq!(get("escalation-3"), ["pagerduty"]);
     assert_eq!(get("warning"), ["slack"]);
     assert!(get("info").is_empty(), "info is annotation-only");
     assert_eq!(get("sla"), ["email"]);
@@ -412,20 +500,38 @@ fn promtail_is_legacy_and_warns() {
 #[test]
 fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed_slos() {
     let bundle = render_profile("production");
-    let critical = bundle
-        .plan
-        .alerting
-        .receivers
-        .iter()
-        .find(|t| t.receiver == "critical")
-        .unwrap();
-    for integration in ["slack", "pagerduty", "sms-bridge"] {
+    let tier = |name: &str| {
+        bundle
+            .plan
+            .alerting
+            .receivers
+            .iter()
+            .find(|t| t.receiver == name)
+            .unwrap_or_else(|| panic!("no receiver {name}"))
+            .integrations
+            .clone()
+    };
+    // Seed 000's chain: Slack + SMS at once, the next on-call after 15m,
+    // PagerDuty after 30m.
+    for (receiver, integration) in [
+        ("critical", "slack"),
+        ("critical", "sms-bridge"),
+        ("escalation-2", "slack"),
+        ("escalation-2", "sms-bridge"),
+        ("escalation-3", "pagerduty"),
+    ] {
         assert!(
-            critical.integrations.iter().any(|i| i == integration),
-            "{:?}",
-            critical.integrations
+            tier(receiver).iter().any(|i| i == integration),
+            "{receiver}: {:?}",
+            tier(receiver)
         );
     }
+    assert!(!tier("critical").iter().any(|i| i == "pagerduty"));
+    let rules = &bundle.files["prometheus/rules/telltale-escalation.yaml"];
+    assert!(
+        rules.contains("for: 15m") && rules.contains("for: 30m"),
+        "{rules}"
+    );
     for slo in ["availability", "latency", "errors"] {
         assert!(
             bundle

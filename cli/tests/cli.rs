@@ -281,12 +281,19 @@ fn bash_completes_profiles_plugins_alerts_and_contexts_from_the_binary() {
         );
         let out = std::process::Command::new("bash")
             .args(["--norc", "-c", &program])
-            .env("PATH", format!("{}:/usr/bin:/bin", bin.parent().unwrap().display()))
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", bin.parent().unwrap().display()),
+            )
             .env("HOME", dir.path())
             .env("KUBECONFIG", dir.path().join("kubeconfig"))
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| l.trim().to_string())

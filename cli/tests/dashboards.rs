@@ -293,7 +293,9 @@ fn alert_history_shows_each_alerts_value_and_runbook_as_prometheus_reports_them(
     let (alerts, values, times) = loop {
         let alerts: Vec<Value> = local::prometheus_alerts(&prometheus)
             .into_iter()
-            .filter(|a| a["state"] == "firing")
+            // An escalation copy (label `escalation`) carries the level as
+            // its value and shares its alert's row.
+            .filter(|a| a["state"] == "firing" && a["labels"]["escalation"].is_null())
             .collect();
         let firing = |n: &str| alerts.iter().any(|a| a["labels"]["alertname"] == n);
         let values = query(&prometheus, &expr("B"));

@@ -370,7 +370,32 @@ fn validation() {
             "  alerting:\n    receivers:\n      email:\n        to: {to}\n        from: am@example.com\n        smarthost: {smarthost}\n"
         )
     };
+    let chain = |body: &str| format!("  alerting:\n    escalation:\n{body}");
     run_all(vec![
+        Case::new("escalation: first level later than 0s", 2)
+            .config(&chain("      policy: levels\n      levels: [{after: 5m, notify: [slack]}]\n"))
+            .expect("spec.alerting.escalation.levels.0.after")
+            .expect("`0s` for the first level"),
+        Case::new("escalation: levels out of order", 2)
+            .config(&chain("      policy: levels\n      levels: [{after: 0s, notify: [slack]}, {after: 30m, notify: [sms]}, {after: 15m, notify: [pagerduty]}]\n"))
+            .expect("spec.alerting.escalation.levels.2.after")
+            .expect("longer than level 2's `30m`"),
+        Case::new("escalation: not a duration", 2)
+            .config(&chain("      policy: levels\n      levels: [{after: 0s, notify: [slack]}, {after: 15 minutes, notify: [sms]}]\n"))
+            .expect("spec.alerting.escalation.levels.1.after"),
+        Case::new("escalation: unknown integration suggests one", 2)
+            .config(&chain("      policy: levels\n      levels: [{after: 0s, notify: [slak]}]\n"))
+            .expect("did you mean `slack`?"),
+        Case::new("escalation: a level that notifies nothing", 2)
+            .config(&chain("      policy: levels\n      levels: [{after: 0s, notify: []}]\n"))
+            .expect("spec.alerting.escalation.levels.0.notify"),
+        Case::new("escalation: levels with policy pagerduty", 2)
+            .config(&chain("      policy: pagerduty\n      levels: [{after: 0s, notify: [slack]}]\n"))
+            .expect("spec.alerting.escalation.levels")
+            .expect("policy: levels"),
+        Case::new("escalation: unknown policy", 2)
+            .config(&chain("      policy: pagerdty\n"))
+            .expect("did you mean `pagerduty`?"),
         Case::new("business hours start 25:00", 2)
             .config(&hours("      start: \"25:00\"\n"))
             .expect("spec.alerting.businessHours.start")

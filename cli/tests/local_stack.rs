@@ -447,6 +447,14 @@ fn sink_status_makes_alertmanager_see_failed_notifications() {
         ],
     );
     post_critical_alert(&stack);
+    // Production pages PagerDuty at escalation level 3: the copy
+    // Prometheus' escalation rules send after 30 unacknowledged minutes.
+    ureq::post(&format!("{}/api/v2/alerts", stack.url("alertmanager")))
+        .send_json(json!([{
+            "labels": {"alertname": "LocalStackTest", "severity": "critical", "cluster": "local", "escalation": "3"},
+            "annotations": {"summary": "the local stack delivers", "runbook_url": "https://example.com/rb"},
+        }]))
+        .expect("Alertmanager accepts the escalated alert");
     let metrics_url = format!("{}/metrics", stack.url("alertmanager"));
     // A 5xx is retried until the group_interval runs out, so Alertmanager
     // counts each failed attempt at once but the failed notification only

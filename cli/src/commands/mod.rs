@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand with its Args and `run`.
 
 pub mod access;
+pub mod ack;
 pub mod complete;
 pub mod completions;
 pub mod down;
@@ -140,6 +141,11 @@ pub enum Command {
     Unlock(unlock::UnlockArgs),
     /// Print the runbook of an alert
     Runbook(runbook::RunbookArgs),
+    /// Acknowledge a firing alert: an Alertmanager silence that stops its escalation
+    #[command(
+        after_help = "Examples:\n  telltale ack NodeDown --alertmanager-url http://127.0.0.1:9093\n  telltale ack PodCrashLooping --matcher namespace=prod --comment 'looking into it' --duration 1h --alertmanager-url http://127.0.0.1:9093"
+    )]
+    Ack(ack::AckArgs),
     /// Print shell completions
     Completions(completions::CompletionsArgs),
     /// Print telltale's version, git commit and the versions it supports
@@ -207,6 +213,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Down(args) => down::run(args, &cli.global, &printer),
         Command::Unlock(args) => unlock::run(args, &cli.global, &printer),
         Command::Runbook(args) => runbook::run(args, &cli.global, &printer),
+        Command::Ack(args) => ack::run(args, &cli.global, &printer),
         Command::Completions(args) => completions::run(args),
         Command::Version(args) => version::run(args, &cli.global, &printer),
         Command::External(args) => external::run(args),

@@ -161,7 +161,7 @@ fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
             &root,
         ),
         |_| {
-            "alertmanager/alertmanager.yaml comes from spec.alerting (receivers, security, sla, businessHours) of the config and its profiles, and the plugins' alertWebhook".to_string()
+            "alertmanager/alertmanager.yaml comes from spec.alerting (receivers, security, sla, businessHours, escalation) of the config and its profiles, and the plugins' alertWebhook".to_string()
         },
     )
 }
@@ -198,6 +198,8 @@ fn rule_origins(catalog: &Catalog, bundle: &Bundle, rules: &[&str]) -> String {
             .trim_end_matches(".yaml");
         let from = if let Some(slo) = stem.strip_prefix("telltale-slo-") {
             format!("SLO `{slo}` in spec.slos")
+        } else if stem == crate::render::escalation::GROUP {
+            "spec.alerting.escalation and the bundle's critical alerts".to_string()
         } else {
             bundle
                 .plan

@@ -113,7 +113,7 @@ fn parse_load_duration(text: &str) -> Result<Duration, String> {
 /// http(s), credentials in the URL itself, or plain http to another host
 /// while credentials are to be sent (unless `allow_insecure`). The message
 /// names the flag, never the URL (it may carry a password).
-fn check_url(
+pub(crate) fn check_url(
     flag: &str,
     url: &str,
     credentials: bool,

@@ -17,6 +17,77 @@ pub struct Alerting {
     pub sla: Option<SlaTier>,
     /// Capacity alerts are only sent inside these hours, seed 002.
     pub business_hours: Option<BusinessHours>,
+    /// Who a critical alert reaches, and when, while nobody acknowledges it.
+    pub escalation: Option<Escalation>,
+}
+
+/// The escalation of critical alerts (seed 000: first on-call at once, the
+/// next after 15 minutes, a PagerDuty incident after 30).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Escalation {
+    pub policy: EscalationPolicy,
+    /// The levels, first one `after: 0s`; only with `policy: levels`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<EscalationLevel>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EscalationPolicy {
+    /// telltale's levels: Prometheus rules raise an `escalation` label on
+    /// critical alerts still firing after each delay, Alertmanager routes
+    /// it; an Alertmanager silence acknowledges.
+    Levels,
+    /// Every critical integration at once, PagerDuty included; PagerDuty's
+    /// own escalation policy escalates (and its acknowledgement stops it).
+    Pagerduty,
+}
+
+/// One level: after how long unacknowledged, which integrations.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EscalationLevel {
+    /// A Prometheus duration since the alert started firing (`0s` for the first level).
+    pub after: String,
+    /// The configured integrations (alerting.receivers) this level notifies.
+    pub notify: Vec<Integration>,
+    /// Slack channel of this level (default: the Slack receiver's).
+    pub slack_channel: Option<String>,
+    /// Numbers this level texts (default: the SMS receiver's).
+    pub sms_to: Option<Vec<String>>,
+    /// Addresses this level mails (default: the email receiver's).
+    pub email_to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Integration {
+    Slack,
+    Sms,
+    Pagerduty,
+    Email,
+}
+
+impl Integration {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Integration::Slack => "slack",
+            Integration::Sms => "sms",
+            Integration::Pagerduty => "pagerduty",
+            Integration::Email => "email",
+        }
+    }
+}
+
+impl Escalation {
+    /// The levels in effect: none under `policy: pagerduty`.
+    pub fn levels(&self) -> &[EscalationLevel] {
+        match self.policy {
+            EscalationPolicy::Levels => &self.levels,
+            EscalationPolicy::Pagerduty => &[],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -155,6 +226,10 @@ impl Alerting {
         }
         if over.business_hours.is_some() {
             self.business_hours.clone_from(&over.business_hours);
+        }
+        // A chain is one decision: a later layer replaces it whole.
+        if over.escalation.is_some() {
+            self.escalation.clone_from(&over.escalation);
         }
     }
 }

@@ -193,6 +193,9 @@ fn alerting(src: &Source, a: &super::Alerting) -> Result<(), LocatedError> {
     {
         at(src, &format!("{p}.sla.email"), address(email))?;
     }
+    if let Some(e) = &a.escalation {
+        escalation(src, &format!("{p}.escalation"), e)?;
+    }
     if let Some(bh) = &a.business_hours {
         let b = format!("{p}.businessHours");
         at(
@@ -216,6 +219,129 @@ fn alerting(src: &Source, a: &super::Alerting) -> Result<(), LocatedError> {
         }
         for (i, w) in bh.weekdays.iter().enumerate() {
             at(src, &format!("{b}.weekdays.{i}"), weekdays(w))?;
+        }
+    }
+    Ok(())
+}
+
+/// At most this many levels: each is a rule per critical alert.
+pub const MAX_ESCALATION_LEVELS: usize = 5;
+
+/// The chain: levels under `policy: levels` only, the first at `0s`, each
+/// later one strictly later, every level notifying something.
+fn escalation(src: &Source, p: &str, e: &super::alerting::Escalation) -> Result<(), LocatedError> {
+    use super::alerting::EscalationPolicy;
+    if e.policy == EscalationPolicy::Pagerduty {
+        if !e.levels.is_empty() {
+            return Err(refuse(
+                src,
+                &format!("{p}.levels"),
+                Invalid {
+                    expected: "no levels with `policy: pagerduty` (PagerDuty's escalation policy escalates)".into(),
+                    hint: Some("use `policy: levels` for telltale's chain, or remove `levels`".into()),
+                },
+            ));
+        }
+        return Ok(());
+    }
+    if e.levels.is_empty() || e.levels.len() > MAX_ESCALATION_LEVELS {
+        return Err(refuse(
+            src,
+            &format!("{p}.levels"),
+            Invalid {
+                expected: format!(
+                    "1 to {MAX_ESCALATION_LEVELS} levels, e.g. [{{after: 0s, notify: [slack, sms]}}, {{after: 15m, notify: [pagerduty]}}]"
+                ),
+                hint: None,
+            },
+        ));
+    }
+    let mut previous: Option<u64> = None;
+    for (i, level) in e.levels.iter().enumerate() {
+        let l = format!("{p}.levels.{i}");
+        let Some(ms) = validate::prom_duration_ms(&level.after) else {
+            return Err(refuse(
+                src,
+                &format!("{l}.after"),
+                Invalid {
+                    expected: "a Prometheus duration such as 0s, 15m or 1h30m".into(),
+                    hint: None,
+                },
+            ));
+        };
+        if ms % 1000 != 0 {
+            return Err(refuse(
+                src,
+                &format!("{l}.after"),
+                Invalid {
+                    expected: "whole seconds (Prometheus evaluates `for` per evaluation interval)"
+                        .into(),
+                    hint: None,
+                },
+            ));
+        }
+        match previous {
+            None if ms != 0 => {
+                return Err(refuse(
+                    src,
+                    &format!("{l}.after"),
+                    Invalid {
+                        expected: "`0s` for the first level (it is notified when the alert fires)"
+                            .into(),
+                        hint: Some(
+                            "a delay before the first notification belongs in the alert's `for`"
+                                .into(),
+                        ),
+                    },
+                ));
+            }
+            Some(before) if ms <= before => {
+                return Err(refuse(
+                    src,
+                    &format!("{l}.after"),
+                    Invalid {
+                        expected: format!(
+                            "a delay longer than level {}'s `{}`",
+                            i,
+                            e.levels[i - 1].after
+                        ),
+                        hint: None,
+                    },
+                ));
+            }
+            _ => {}
+        }
+        previous = Some(ms);
+        if level.notify.is_empty() {
+            return Err(refuse(
+                src,
+                &format!("{l}.notify"),
+                Invalid {
+                    expected: "at least one of slack, sms, pagerduty, email".into(),
+                    hint: None,
+                },
+            ));
+        }
+        if let Some(c) = &level.slack_channel {
+            no_credential(src, &format!("{l}.slackChannel"), "slackChannel", c)?;
+        }
+        if let Some(to) = &level.email_to {
+            at(src, &format!("{l}.emailTo"), address(to))?;
+        }
+        if let Some(numbers) = &level.sms_to {
+            if numbers.is_empty() {
+                return Err(refuse(
+                    src,
+                    &format!("{l}.smsTo"),
+                    Invalid {
+                        expected: "at least one phone number".into(),
+                        hint: None,
+                    },
+                ));
+            }
+            for (j, n) in numbers.iter().enumerate() {
+                no_credential(src, &format!("{l}.smsTo.{j}"), "smsTo", n)?;
+            }
         }
     }
     Ok(())

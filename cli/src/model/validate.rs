@@ -115,6 +115,33 @@ pub fn prom_duration(text: &str) -> Check {
     Ok(())
 }
 
+/// The length of a Prometheus duration in milliseconds (`0s` is 0); None
+/// when it is not one.
+pub fn prom_duration_ms(text: &str) -> Option<u64> {
+    if text.is_empty() || text.len() > 32 {
+        return None;
+    }
+    let caps = PROM_DURATION.captures(text)?;
+    // (capture group of the number, milliseconds per unit): y w d h m s ms.
+    let units: [(usize, u64); 7] = [
+        (2, 365 * 86_400_000),
+        (4, 7 * 86_400_000),
+        (6, 86_400_000),
+        (8, 3_600_000),
+        (10, 60_000),
+        (12, 1_000),
+        (14, 1),
+    ];
+    let mut total: u64 = 0;
+    for (group, unit) in units {
+        if let Some(n) = caps.get(group) {
+            let n: u64 = n.as_str().parse().ok()?;
+            total = total.checked_add(n.checked_mul(unit)?)?;
+        }
+    }
+    Some(total)
+}
+
 static QUANTITY: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"^[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$",

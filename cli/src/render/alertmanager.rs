@@ -2,8 +2,11 @@
 //! inhibition, and the routing test cases that go with them.
 //!
 //! Receivers are named by tier (critical, warning, info, security, sla) and
-//! hold the integrations configured for it. Secrets appear only as `*_file`
-//! paths into the Secret that `up` creates and Alertmanager mounts.
+//! hold the integrations configured for it; with `alerting.escalation`
+//! levels, `critical` is level 1 and `escalation-2`, `escalation-3`… the
+//! later levels (render/escalation.rs raises the label they route on).
+//! Secrets appear only as `*_file` paths into the Secret that `up` creates
+//! and Alertmanager mounts.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::model::Alerting;
-use crate::model::alerting::{BusinessHours, PagerDuty};
+use crate::model::alerting::{BusinessHours, EscalationLevel, Integration, PagerDuty};
 pub use crate::model::inhibition::{Inhibition, MatchOp, Matcher};
 
 /// The Secret holding receiver credentials; kube-prometheus-stack mounts it
@@ -134,19 +137,114 @@ pub struct TierIntegrations {
     pub integrations: Vec<String>,
 }
 
+/// The label the escalation rules put on a critical alert still firing,
+/// unacknowledged, after a level's delay: `"2"`, `"3"`… (level 1, the
+/// alert itself, has none).
+pub const ESCALATION_LABEL: &str = "escalation";
+
+/// The receiver of escalation level `index` (0-based): level 1 is the
+/// `critical` tier, later levels `escalation-2`, `escalation-3`…
+pub fn level_receiver(index: usize) -> String {
+    if index == 0 {
+        "critical".into()
+    } else {
+        format!("escalation-{}", index + 1)
+    }
+}
+
+/// The escalation levels in effect (none under `policy: pagerduty` or
+/// without `alerting.escalation`).
+pub fn levels(alerting: &Alerting) -> &[EscalationLevel] {
+    alerting
+        .escalation
+        .as_ref()
+        .map(|e| e.levels())
+        .unwrap_or_default()
+}
+
+/// Every receiver telltale renders besides the plugins' webhooks: the
+/// tiers, then the escalation levels after the first.
+pub fn receiver_names(alerting: &Alerting) -> Vec<String> {
+    let mut names: Vec<String> = TIERS.iter().map(|t| t.to_string()).collect();
+    names.extend((1..levels(alerting).len()).map(level_receiver));
+    names
+}
+
+/// One level's receiver: the integrations it names that are configured,
+/// with its own Slack channel and mail addresses (its SMS numbers are the
+/// bridge's receiver of the same name, see sachet.rs).
+fn level(alerting: &Alerting, namespace: &str, index: usize, level: &EscalationLevel) -> Value {
+    let has = |i: Integration| level.notify.contains(&i);
+    receiver(
+        &level_receiver(index),
+        has(Integration::Slack)
+            .then(|| slack(alerting, level.slack_channel.as_deref()))
+            .flatten(),
+        has(Integration::Pagerduty)
+            .then(|| {
+                alerting
+                    .receivers
+                    .pagerduty
+                    .as_ref()
+                    .map(|p| pagerduty(p, "pagerduty-routing-key"))
+            })
+            .flatten(),
+        has(Integration::Email)
+            .then(|| email(alerting, level.email_to.as_deref()))
+            .flatten(),
+        has(Integration::Sms)
+            .then(|| sms(alerting, namespace))
+            .flatten(),
+    )
+}
+
+/// The integrations a level names that `alerting.receivers` does not
+/// configure (the level notifies the others; `plan` warns).
+pub fn unconfigured_levels(alerting: &Alerting) -> Vec<String> {
+    let r = &alerting.receivers;
+    let mut out = Vec::new();
+    for (i, l) in levels(alerting).iter().enumerate() {
+        for integration in &l.notify {
+            let configured = match integration {
+                Integration::Slack => r.slack.is_some(),
+                Integration::Sms => r.sms.is_some(),
+                Integration::Pagerduty => r.pagerduty.is_some(),
+                Integration::Email => r.email.is_some(),
+            };
+            if !configured {
+                out.push(format!(
+                    "alerting.escalation.levels.{i} notifies {} but alerting.receivers.{} is not configured: level {} ({}) goes without it",
+                    integration.as_str(),
+                    integration.as_str(),
+                    i + 1,
+                    level_receiver(i)
+                ));
+            }
+        }
+    }
+    out
+}
+
 pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
     let r = &alerting.receivers;
     let pd_main = r
         .pagerduty
         .as_ref()
         .map(|p| pagerduty(p, "pagerduty-routing-key"));
-    let critical = receiver(
-        "critical",
-        slack(alerting, None),
-        pd_main.clone(),
-        email(alerting, None),
-        sms(alerting, namespace),
-    );
+    let chain = levels(alerting);
+    // With escalation levels the critical tier is level 1 (PagerDuty comes
+    // at its level); without, every integration at once (PagerDuty's own
+    // escalation policy escalates).
+    let critical = match chain.first() {
+        Some(first) => level(alerting, namespace, 0, first),
+        None => receiver(
+            "critical",
+            slack(alerting, None),
+            pd_main.clone(),
+            email(alerting, None),
+            sms(alerting, namespace),
+        ),
+    };
     // Warning is Slack only (seed 000); without Slack it falls back to email.
     let warning_slack = slack(alerting, None);
     let warning_email = if warning_slack.is_none() {
@@ -192,7 +290,15 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
             None,
         ),
     };
-    vec![critical, warning, info, security, sla]
+    let mut all = vec![critical, warning, info, security, sla];
+    all.extend(
+        chain
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(i, l)| level(alerting, namespace, i, l)),
+    );
+    all
 }
 
 /// A plugin's webhook that receives every alert besides the tiers (enrichment).
@@ -231,7 +337,7 @@ pub fn config(
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "12h",
-            "routes": routes(webhooks),
+            "routes": routes(alerting, webhooks),
         },
         "inhibit_rules": inhibitions_for(declared, fired).iter().map(InhibitionPairs::to_json).collect::<Vec<_>>(),
         "receivers": receivers(alerting, namespace)
@@ -244,13 +350,24 @@ pub fn config(
 
 /// The tier routes after verify's synthetic ones and the plugins' webhooks
 /// (which see every real alert and let it continue to its tier).
-fn routes(webhooks: &[Webhook]) -> Vec<Value> {
-    let mut routes = synthetic_routes();
+fn routes(alerting: &Alerting, webhooks: &[Webhook]) -> Vec<Value> {
+    let mut routes = synthetic_routes(&receiver_names(alerting));
     routes.extend(
         webhooks
             .iter()
             .map(|w| json!({"receiver": w.receiver, "continue": true})),
     );
+    // Escalated copies of critical alerts (rules/escalation.rs) go to their
+    // level only, before the category routes: the SLA receiver heard of
+    // the alert at level 1. Same timing as the critical tier.
+    routes.extend((1..levels(alerting).len()).map(|i| {
+        json!({
+            "receiver": level_receiver(i),
+            "matchers": [format!("{ESCALATION_LABEL}=\"{}\"", i + 1)],
+            "group_wait": "10s",
+            "repeat_interval": "15m",
+        })
+    }));
     let tiers = json!([
                 // Seed 002: security alerts go to the security team.
                 {"receiver": "security", "matchers": ["category=\"security\""]},
@@ -258,9 +375,12 @@ fn routes(webhooks: &[Webhook]) -> Vec<Value> {
                 {"receiver": "sla", "matchers": ["category=\"sla\""], "continue": true},
                 // Seed 002: capacity alerts only during business hours.
                 {"receiver": "warning", "matchers": ["category=\"capacity\""], "active_time_intervals": ["business-hours"]},
-                // Seed 000: critical re-notifies every 15 minutes until resolved;
-                // acknowledgement-based escalation is the paging service's job.
+                // Seed 000: critical re-notifies every 15 minutes until resolved
+                // or acknowledged (silenced); the later levels of the chain
+                // are the escalation routes above, or PagerDuty's policy.
                 {"receiver": "critical", "matchers": ["severity=\"critical\""], "group_wait": "10s", "repeat_interval": "15m"},
+                // `severity=page` (the ML serving SLO pages) pages like critical.
+                {"receiver": "critical", "matchers": ["severity=\"page\""], "group_wait": "10s", "repeat_interval": "15m"},
                 {"receiver": "warning", "matchers": ["severity=\"warning\""]},
                 {"receiver": "info", "matchers": ["severity=\"info\""]},
     ]);
@@ -277,8 +397,8 @@ pub const SYNTHETIC_RECEIVER_LABEL: &str = "telltale_receiver";
 /// straight to the tier receiver it names, at once (group_wait 0s), in a
 /// group of its own, outside business-hours muting, so a delivery test takes
 /// seconds. Real alerts never carry the label.
-fn synthetic_routes() -> Vec<Value> {
-    TIERS
+fn synthetic_routes(receivers: &[String]) -> Vec<Value> {
+    receivers
         .iter()
         .map(|tier| {
             json!({
@@ -316,16 +436,27 @@ pub fn routes_test(
     webhooks: &[Webhook],
     declared: &[Inhibition],
     fired: &[Labels],
+    escalated: &[Labels],
     cluster: &str,
 ) -> Value {
     let fired: Vec<Labels> = fired.iter().map(|l| with_external(l, cluster)).collect();
+    let escalated: Vec<Labels> = escalated
+        .iter()
+        .map(|l| with_external(l, cluster))
+        .collect();
     let mut cases = Vec::new();
     let mut seen = BTreeSet::new();
-    for labels in &fired {
+    for labels in fired.iter().chain(&escalated) {
         let name = labels.get("alertname").cloned().unwrap_or_default();
-        if !seen.insert(name.clone()) {
+        let level = labels.get(ESCALATION_LABEL).cloned();
+        if !seen.insert((name.clone(), level.clone())) {
             continue;
         }
+        // An escalated copy is its own case, named by its level.
+        let name = match level {
+            Some(level) => format!("{name} escalation {level}"),
+            None => name,
+        };
         let mut receivers: Vec<String> = webhooks.iter().map(|w| w.receiver.clone()).collect();
         receivers.extend(expected_receivers(labels));
         // verify's seed 004 breach test looks for an SLA/SLO page (critical,
@@ -346,10 +477,14 @@ pub fn routes_test(
             .and_then(|r| r.get(webhooks.len()))
             .and_then(Value::as_str)
             .unwrap_or_default();
-        TIERS
-            .iter()
-            .position(|t| *t == first)
-            .unwrap_or(TIERS.len())
+        // Escalation levels after the tiers, in level order.
+        TIERS.iter().position(|t| *t == first).unwrap_or_else(|| {
+            TIERS.len()
+                + first
+                    .strip_prefix("escalation-")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .unwrap_or(usize::MAX - TIERS.len())
+        })
     };
     cases.sort_by(|a, b| {
         tier_rank(a)
@@ -373,12 +508,18 @@ pub fn routes_test(
 /// The routing contract, stated apart from the tree that implements it
 /// (amtool checks the two agree on every real label set): security alerts
 /// to `security`; SLA breaches to `sla` and then their severity's tier;
-/// capacity to `warning` (business hours); every other alert to the tier of
-/// its severity.
+/// capacity to `warning` (business hours); an escalated copy
+/// (`escalation="N"`) to its level's receiver only; `severity=page` to
+/// `critical`; every other alert to the tier of its severity.
 pub fn expected_receivers(labels: &Labels) -> Vec<String> {
     let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
+    // An escalated critical alert: its level's receiver only.
+    if let Some(level) = labels.get(ESCALATION_LABEL).filter(|l| !l.is_empty()) {
+        return vec![format!("escalation-{level}")];
+    }
     let tier = match get("severity") {
         s @ ("critical" | "warning" | "info") => s,
+        "page" => "critical",
         _ => "warning",
     };
     match get("category") {

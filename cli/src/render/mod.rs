@@ -6,6 +6,7 @@
 pub mod alert_values;
 pub mod alertmanager;
 pub mod dashboards;
+pub mod escalation;
 pub mod objects;
 pub mod plan;
 pub mod resolve;
@@ -183,8 +184,9 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut groups: Vec<String> = Vec::new();
     let mut webhooks: Vec<alertmanager::Webhook> = Vec::new();
     let mut inhibitions: Vec<alertmanager::Inhibition> = Vec::new();
-    // Every alert rule of the bundle, for the derived alert-value records.
-    let mut alert_rules: Vec<rules::Rule> = Vec::new();
+    // Every rule of the bundle: the escalation rules derive from its critical
+    // alerts, the alert-value records from all its alerts.
+    let mut all_rules: Vec<rules::Rule> = Vec::new();
 
     for p in &r.plugins {
         let name = p.name();
@@ -203,6 +205,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 rules::rebase_runbooks(&source.text, runbook_base),
             );
             let group = rules::parse_rule_file(&source, stem)?;
+            all_rules.extend(group.rules.iter().cloned());
             let path = format!("prometheus/rules/{stem}.yaml");
             let text = to_yaml(
                 &path,
@@ -211,7 +214,6 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 },
             )?;
             files.add("rule group", path, &source.name, text)?;
-            alert_rules.extend(group.rules.iter().filter(|r| r.alert.is_some()).cloned());
             objects.push((
                 Phase::Alerting,
                 objects::build(
@@ -291,7 +293,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         if let Some(hook) = &spec.alert_webhook {
             let source = crate::model::Source::new(tree.display("plugin.yaml"), hook.url.clone());
             let url = template::render(&source, &ctx)?.text;
-            if alertmanager::TIERS.contains(&hook.receiver.as_str())
+            if alertmanager::receiver_names(&r.alerting).contains(&hook.receiver)
                 || webhooks.iter().any(|w| w.receiver == hook.receiver)
             {
                 return Err(crate::catalog::locate(
@@ -394,6 +396,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         let base = runbook_base.unwrap_or(rules::DEFAULT_RUNBOOK_BASE);
         let generated = slo::render(&r.slos, &r.slo_selector, base)?;
         for (name, group, test) in generated.groups {
+            all_rules.extend(group.rules.iter().cloned());
             let path = format!("prometheus/rules/{name}.yaml");
             files.add(
                 "rule group",
@@ -409,7 +412,6 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                     test,
                 )?;
             }
-            alert_rules.extend(group.rules.iter().filter(|r| r.alert.is_some()).cloned());
             objects.push((
                 Phase::Alerting,
                 objects::build(
@@ -438,7 +440,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     }
 
     // Each alert's value and runbook as a series, for the Alert History table.
-    if let Some(group) = alert_values::group(&alert_rules) {
+    if let Some(group) = alert_values::group(&all_rules) {
         let path = format!("prometheus/rules/{}.yaml", alert_values::GROUP);
         let text = to_yaml(
             &path,
@@ -471,6 +473,49 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             .filter(|(p, _)| p.starts_with("prometheus/tests/"))
             .map(|(_, t)| t),
     );
+    // The escalation chain: rules derived from the critical alerts, with
+    // their test (after `fired`: the copies are not inhibition sources).
+    warnings.extend(alertmanager::unconfigured_levels(&r.alerting));
+    let mut escalated = Vec::new();
+    if let Some(e) = escalation::render(
+        alertmanager::levels(&r.alerting),
+        &escalation::critical_alerts(&all_rules),
+        &fired,
+    ) {
+        let name = escalation::GROUP;
+        let path = format!("prometheus/rules/{name}.yaml");
+        files.add(
+            "rule group",
+            path.clone(),
+            "escalation",
+            to_yaml(
+                &path,
+                &rules::RuleFile {
+                    groups: vec![e.group.clone()],
+                },
+            )?,
+        )?;
+        let test_path = format!("prometheus/tests/{name}_test.yaml");
+        files.add(
+            "rule test",
+            test_path.clone(),
+            "escalation",
+            to_yaml(&test_path, &e.test)?,
+        )?;
+        objects.push((
+            Phase::Alerting,
+            objects::build(
+                "monitoring.coreos.com/v1",
+                "PrometheusRule",
+                name,
+                &r.namespace,
+                "escalation",
+                json!({"spec": {"groups": [e.group]}}),
+            ),
+        ));
+        groups.push(name.to_string());
+        escalated = e.fired;
+    }
     let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &inhibitions, &fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
@@ -489,6 +534,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 &webhooks,
                 &inhibitions,
                 &fired,
+                &escalated,
                 r.cluster.name.as_deref().unwrap_or_default(),
             ),
         )?,
@@ -593,7 +639,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
 
     groups.sort();
     expectations.rule_groups = groups;
-    expectations.receivers = alertmanager::TIERS.iter().map(|s| s.to_string()).collect();
+    expectations.receivers = alertmanager::receiver_names(&r.alerting);
     expectations.targets = merge_targets(expectations.targets, &scraped_jobs(&objects));
     for t in &expectations.targets {
         if t.scraped_by.is_none() && t.requires.is_none() {

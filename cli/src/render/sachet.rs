@@ -36,23 +36,36 @@ pub fn secret_keys(alerting: &Alerting) -> Vec<SecretKey> {
         .collect()
 }
 
-/// sachet's config: one receiver per tier that holds the sms integration
-/// (Alertmanager posts the receiver name, sachet looks it up).
+/// sachet's config: one receiver per Alertmanager receiver that holds the
+/// sms integration (Alertmanager posts the receiver name, sachet looks it
+/// up): `critical`, or each escalation level that texts.
 pub fn config(alerting: &Alerting) -> Value {
     let Some(sms) = &alerting.receivers.sms else {
         return json!({"providers": {}, "receivers": []});
     };
+    let entry = |name: String, to: &[String]| json!({"name": name, "provider": "twilio", "to": to, "from": sms.twilio.from});
+    let levels = super::alertmanager::levels(alerting);
+    let mut receivers = Vec::new();
+    if levels.is_empty() {
+        receivers.push(entry("critical".into(), &sms.to));
+    }
+    // Each escalation level that texts is a receiver of its own, with the
+    // level's numbers (the next on-call's) or the SMS receiver's.
+    for (i, level) in levels.iter().enumerate() {
+        if level
+            .notify
+            .contains(&crate::model::alerting::Integration::Sms)
+        {
+            let to = level.sms_to.as_deref().unwrap_or(&sms.to);
+            receivers.push(entry(super::alertmanager::level_receiver(i), to));
+        }
+    }
     json!({
         "providers": {"twilio": {
             "account_sid": sms.twilio.account_sid,
             "auth_token": TOKEN_PLACEHOLDER,
         }},
-        "receivers": [{
-            "name": "critical",
-            "provider": "twilio",
-            "to": sms.to,
-            "from": sms.twilio.from,
-        }],
+        "receivers": receivers,
     })
 }
 
