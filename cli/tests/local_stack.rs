@@ -41,6 +41,12 @@ struct Stack {
 
 impl Stack {
     fn start(profile: &str, config: Option<&str>, extra: &[&str]) -> Stack {
+        Stack::start_with(profile, config, extra, true)
+    }
+
+    /// `own_state`: pass `--state` (kept after the stack stops); without it
+    /// the stack makes its own state directory and removes it when it stops.
+    fn start_with(profile: &str, config: Option<&str>, extra: &[&str], own_state: bool) -> Stack {
         for tool in [
             "prometheus",
             "prometheus-alertmanager",
@@ -54,11 +60,12 @@ impl Stack {
         let bundle = dir.path().join("bundle");
         common::write(&common::render_with(profile, config, &[]), &bundle);
         let stderr = dir.path().join("stderr.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"))
-            .arg("--bundle")
-            .arg(&bundle)
-            .arg("--state")
-            .arg(dir.path().join("state"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"));
+        command.arg("--bundle").arg(&bundle);
+        if own_state {
+            command.arg("--state").arg(dir.path().join("state"));
+        }
+        let mut child = command
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -217,7 +224,7 @@ fn accepts_connections(url: &str) -> bool {
 
 #[test]
 fn serves_the_bundle_and_stops_cleanly_on_sigterm() {
-    let mut stack = Stack::start("kind", None, &[]);
+    let mut stack = Stack::start_with("kind", None, &[], false);
     let prometheus = stack.url("prometheus");
 
     // Every expected job, with at least `min` targets; node-exporter is real and up.
@@ -324,6 +331,8 @@ fn serves_the_bundle_and_stops_cleanly_on_sigterm() {
         .iter()
         .map(|k| stack.info["pids"][k].as_u64().expect("pid"))
         .collect();
+    let state = PathBuf::from(stack.info["state"].as_str().expect("the state directory"));
+    assert!(state.join("secrets").is_dir(), "{}", state.display());
     let status = stack
         .stop()
         .expect("the local stack exits within 20 s of SIGTERM");
@@ -344,6 +353,9 @@ fn serves_the_bundle_and_stops_cleanly_on_sigterm() {
             "daemon {pid} still exists"
         );
     }
+    // The state directory it made itself (its receivers' secret files among
+    // them) is gone with it.
+    assert!(!state.exists(), "{} is left behind", state.display());
 }
 
 #[test]

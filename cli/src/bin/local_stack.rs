@@ -248,6 +248,10 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     }
 
     let state = state_dir(args.state.as_deref())?;
+    // A state directory the stack made itself (no --state) holds the
+    // receivers' secret files and the daemons' data: it goes when the stack
+    // stops, on every path, so test runs never pile up in the temp dir.
+    let _cleanup = RemoveOnDrop(args.state.is_none().then(|| state.clone()));
     let secrets_dir = state.join("secrets");
     create_dir(&secrets_dir)?;
 
@@ -618,6 +622,17 @@ fn free_addresses() -> Result<[SocketAddr; 3], LocalStackError> {
             .map_err(LocalStackError::Bind)?;
     }
     Ok(out)
+}
+
+/// Removes the directory it holds when dropped (best effort).
+struct RemoveOnDrop(Option<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.0 {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 fn state_dir(requested: Option<&Path>) -> Result<PathBuf, LocalStackError> {

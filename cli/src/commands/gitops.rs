@@ -518,6 +518,13 @@ fn target(
         CommandError::bad_input("no repository: pass --repo PATH|URL or set spec.gitops.repo")
             .with_hint("e.g. --repo git@github.com:org/infra.git, or a local clone's path")
     })?;
+    // A local path that is not there is said first, before the CRDs are
+    // fetched or anything is rendered.
+    if crate::gitops::repo::is_local_path(&repo_url) && !std::path::Path::new(&repo_url).exists() {
+        return Err(git_error(GitError::NoLocalRepo {
+            path: crate::gitops::repo::display_repo(&repo_url),
+        }));
+    }
     let base = args
         .base
         .clone()
