@@ -333,7 +333,10 @@ pub fn config(
         "global": global,
         "route": {
             "receiver": "warning",
-            "group_by": ["alertname", "cluster", "namespace"],
+            // The seed's ['alertname', 'cluster', 'service'], plus the
+            // namespace: a Service is namespaced, and two namespaces' `api`
+            // services must not share one notification.
+            "group_by": ["alertname", "cluster", "namespace", "service"],
             "group_wait": "30s",
             "group_interval": "5m",
             "repeat_interval": "12h",
