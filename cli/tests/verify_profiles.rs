@@ -226,11 +226,37 @@ fn every_profile_is_green_on_its_own_local_stack_with_outside_systems_skipped() 
     }
 }
 
-/// Prometheus re-reads its rule files.
-fn reload(stack: &LocalStack) {
-    ureq::post(&format!("{}/-/reload", stack.url("prometheus")))
-        .send_empty()
-        .unwrap();
+/// Prometheus re-reads its rule files, and the test waits (at most 20 s)
+/// until its rules API shows `group` loaded or not, as `loaded` says: the
+/// fault must be in place before verify looks, or a green verify would
+/// prove nothing.
+fn reload(stack: &LocalStack, group: &str, loaded: bool) {
+    let prometheus = stack.url("prometheus");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        ureq::post(&format!("{prometheus}/-/reload"))
+            .send_empty()
+            .unwrap();
+        let rules: Value = ureq::get(&format!("{prometheus}/api/v1/rules"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        let present = rules["data"]["groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|g| g["name"] == group);
+        if present == loaded {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 20 s of reloads Prometheus still shows group {group} loaded = {present}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
 }
 
 #[test]
@@ -247,7 +273,7 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
     let rules = out.join("prometheus/rules/telltale-nodes.yaml");
     let kept = std::fs::read(&rules).unwrap();
     std::fs::remove_file(&rules).unwrap();
-    reload(&stack);
+    reload(&stack, "telltale-nodes", false);
     let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
     run.only_fails("rules", profile);
     let rules_check = run.check("rules");
@@ -262,7 +288,7 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
         "{rules_check:#}"
     );
     std::fs::write(&rules, kept).unwrap();
-    reload(&stack);
+    reload(&stack, "telltale-nodes", true);
 
     // node-exporter stopped: targets names the job and the instance.
     let pid = stack.urls["pids"]["node_exporter"].as_u64().unwrap();
