@@ -27,7 +27,7 @@ use serde_json::Value;
 const CANARIES: [(&str, &str); 4] = [
     (
         "SLACK_WEBHOOK_URL",
-        "https://hooks.slack.com/services/T0CANARY/B0CANARY/canarySlackWebhook0001",
+        "https://slack.invalid/canary-webhook-0001",
     ),
     ("PAGERDUTY_ROUTING_KEY", "canarypagerdutyroutingkey0000001"),
     ("TWILIO_AUTH_TOKEN", "canary-twilio-auth-token-0001"),
@@ -299,6 +299,31 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
             .unwrap()
             .success()
     );
+    // Prometheus marks the target down at its next failed scrape: wait for
+    // that (at most 20 s), so verify looks at the fault, not the last scrape.
+    let prometheus = stack.url("prometheus");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let targets: Value = ureq::get(&format!("{prometheus}/api/v1/targets"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        let down = targets["data"]["activeTargets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["labels"]["job"] == "node-exporter" && t["health"] == "down");
+        if down {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus never saw node-exporter down: {targets}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     let run = verify(dir.path(), &stack, profile, Some(&all), "20s");
     run.only_fails("targets", profile);
     let node = stack
