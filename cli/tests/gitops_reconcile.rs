@@ -60,35 +60,7 @@ fn target(bundle: &Bundle, layout: Layout, secrets: SecretsMode) -> Target {
 }
 
 fn target_with(bundle: &Bundle, layout: Layout, secrets: SecretsMode, crds: &str) -> Target {
-    Target {
-        cluster: "c1".into(),
-        path: PATH.into(),
-        layout,
-        secrets,
-        external_secrets: Some(telltale::model::config::ExternalSecrets {
-            store: "vault-backend".into(),
-            store_kind: Default::default(),
-            key_prefix: None,
-            refresh_interval: "1h".into(),
-        }),
-        sops: Some(telltale::model::config::Sops {
-            age: vec!["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".into()],
-            decryption_secret: "sops-age".into(),
-        }),
-        sealed_secrets: Some(telltale::model::config::SealedSecrets {
-            cert: "pub-cert.pem".into(),
-        }),
-        repo_url: "https://github.com/org/infra.git".into(),
-        revision: "main".into(),
-        branch: "telltale/c1".into(),
-        chart_crds: bundle
-            .plan
-            .releases
-            .iter()
-            .filter(|r| r.crds)
-            .map(|r| (r.name.clone(), crds.to_string()))
-            .collect(),
-    }
+    common::gitops_target(bundle, layout, secrets, crds)
 }
 
 /// Every profile, and production with every receiver (more Secrets).

@@ -159,35 +159,7 @@ fn target(bundle: &telltale::render::Bundle, layout: Layout, secrets: SecretsMod
     // The crds layer's CRDs are a core kind (checked with kubernetes-validate
     // below); one reduced CRD keeps 60 renders fast.
     let crds = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n  versions: []\n".to_string();
-    Target {
-        cluster: "c1".into(),
-        path: "clusters/c1/observability".into(),
-        layout,
-        secrets,
-        external_secrets: Some(telltale::model::config::ExternalSecrets {
-            store: "vault-backend".into(),
-            store_kind: Default::default(),
-            key_prefix: None,
-            refresh_interval: "1h".into(),
-        }),
-        sops: Some(telltale::model::config::Sops {
-            age: vec!["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".into()],
-            decryption_secret: "sops-age".into(),
-        }),
-        sealed_secrets: Some(telltale::model::config::SealedSecrets {
-            cert: "pub-cert.pem".into(),
-        }),
-        repo_url: "https://github.com/org/infra.git".into(),
-        revision: "main".into(),
-        branch: "telltale/c1".into(),
-        chart_crds: bundle
-            .plan
-            .releases
-            .iter()
-            .filter(|r| r.crds)
-            .map(|r| (r.name.clone(), crds.clone()))
-            .collect(),
-    }
+    common::gitops_target(bundle, layout, secrets, &crds)
 }
 
 /// Every file telltale writes: each profile's bundle (and production with

@@ -114,3 +114,44 @@ pub fn telltale(dir: &Path) -> assert_cmd::Command {
         .current_dir(dir);
     cmd
 }
+
+/// A GitOps target for cluster `c1` at `clusters/c1/observability` with every
+/// secrets mode configured (a test age key, a sealed-secrets certificate
+/// path, an External Secrets store), each CRD-carrying release of `bundle`
+/// given `crds` as its chart's CRDs.
+pub fn gitops_target(
+    bundle: &Bundle,
+    layout: telltale::gitops::Layout,
+    secrets: telltale::gitops::SecretsMode,
+    crds: &str,
+) -> telltale::gitops::layout::Target {
+    telltale::gitops::layout::Target {
+        cluster: "c1".into(),
+        path: "clusters/c1/observability".into(),
+        layout,
+        secrets,
+        external_secrets: Some(telltale::model::config::ExternalSecrets {
+            store: "vault-backend".into(),
+            store_kind: Default::default(),
+            key_prefix: None,
+            refresh_interval: "1h".into(),
+        }),
+        sops: Some(telltale::model::config::Sops {
+            age: vec!["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq".into()],
+            decryption_secret: "sops-age".into(),
+        }),
+        sealed_secrets: Some(telltale::model::config::SealedSecrets {
+            cert: "pub-cert.pem".into(),
+        }),
+        repo_url: "https://github.com/org/infra.git".into(),
+        revision: "main".into(),
+        branch: "telltale/c1".into(),
+        chart_crds: bundle
+            .plan
+            .releases
+            .iter()
+            .filter(|r| r.crds)
+            .map(|r| (r.name.clone(), crds.to_string()))
+            .collect(),
+    }
+}
