@@ -499,7 +499,37 @@ fn promtail_is_legacy_and_warns() {
 
 #[test]
 fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed_slos() {
-    let bundle = render_profile("production");
+    // Bare, production leaves out what only the site knows, warning once
+    // per integration, and no placeholder reaches the bundle.
+    let bare = render_profile("production");
+    for left_out in [
+        "alerting.receivers.email is left out",
+        "alerting.receivers.sms is left out",
+        "alerting.security.soc is left out",
+        "alerting.sla.email is not set",
+    ] {
+        let n = bare
+            .plan
+            .warnings
+            .iter()
+            .filter(|w| w.contains(left_out))
+            .count();
+        assert_eq!(n, 1, "{left_out}: {:#?}", bare.plan.warnings);
+    }
+    assert_eq!(bare.plan.warnings.len(), 5, "{:#?}", bare.plan.warnings);
+    let placeholder = regex::Regex::new(r"ACxx|\+1555|example\.(com|org)|xxxx").unwrap();
+    for (path, text) in &bare.files {
+        assert!(!placeholder.is_match(text), "{path} holds a placeholder");
+    }
+    // With the site's values the whole seed routing is there.
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  alerting:\n    receivers:\n      email: {to: ops@corp.test, from: am@corp.test, smarthost: 'smtp.corp.test:587'}\n      sms: {to: ['+441000'], twilio: {accountSid: AC1, from: '+442000'}}\n    security: {soc: {url: 'https://soc.corp.test/hook'}}\n    sla: {email: execs@corp.test}\n";
+    let bundle = render_with("production", Some(config), &[]);
+    assert_eq!(
+        bundle.plan.warnings.len(),
+        2,
+        "only the PostgreSQL panels and level 2's numbers remain: {:#?}",
+        bundle.plan.warnings
+    );
     let tier = |name: &str| {
         bundle
             .plan
@@ -519,6 +549,10 @@ fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed
         ("escalation-2", "slack"),
         ("escalation-2", "sms-bridge"),
         ("escalation-3", "pagerduty"),
+        ("critical", "email"),
+        ("sla", "email"),
+        ("security", "pagerduty"),
+        ("security", "soc-webhook"),
     ] {
         assert!(
             tier(receiver).iter().any(|i| i == integration),
@@ -527,6 +561,10 @@ fn production_profile_pages_through_slack_sms_and_pagerduty_and_carries_the_seed
         );
     }
     assert!(!tier("critical").iter().any(|i| i == "pagerduty"));
+    // The security team pages on its own PagerDuty service.
+    assert!(
+        bundle.files["alertmanager/alertmanager.yaml"].contains("security-pagerduty-routing-key")
+    );
     let rules = &bundle.files["prometheus/rules/telltale-escalation.yaml"];
     assert!(
         rules.contains("for: 15m") && rules.contains("for: 30m"),

@@ -175,13 +175,7 @@ fn every_profile_plans_with_its_plugins_and_names_them() {
     let expected: [(&str, &[&str]); 4] = [
         (
             "homelab",
-            &[
-                "node-textfile",
-                "speedtest-exporter",
-                "robusta",
-                "grafana-oidc",
-                "loki-s3",
-            ],
+            &["node-textfile", "speedtest-exporter", "robusta"],
         ),
         (
             "data-platform",
@@ -312,7 +306,7 @@ fn ml_slo_expects_external_metrics_an_hpa_and_a_load_that_moves_the_model_series
 fn plugin_secrets_reach_only_secret_steps() {
     // Canary env names: a source is a name, never a value, and it lands in a secret
     // step of plan.json, never in a values file or a manifest.
-    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: homelab\n  plugins:\n    robusta: {values: {slackApiKey: {env: CANARY_SLACK}}}\n    grafana-oidc: {values: {clientSecret: {env: CANARY_OIDC}}}\n    loki-s3: {values: {secretAccessKey: {env: CANARY_S3}}}\n";
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: homelab\n  plugins:\n    robusta: {values: {slackApiKey: {env: CANARY_SLACK}}}\n    grafana-oidc: {values: {issuer: 'https://sso.corp.test', rootUrl: 'https://grafana.corp.test', clientSecret: {env: CANARY_OIDC}}}\n    loki-s3: {values: {endpoint: 'https://s3.corp.test', secretAccessKey: {env: CANARY_S3}}}\n";
     let bundle = render_with("homelab", Some(config), &[]);
     for (path, text) in &bundle.files {
         assert!(!text.contains("CANARY_"), "{path} names a secret source");

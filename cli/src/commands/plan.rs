@@ -43,6 +43,13 @@ pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         return Ok(());
     }
     printer.out(&phase_table(&bundle));
+    let needs = bundle.plan.requirements();
+    if !needs.is_empty() {
+        printer.status(&format!(
+            "\n`telltale up` will read (secret sources; the values never enter the bundle):\n  {}",
+            needs.join("\n  ")
+        ));
+    }
     printer.status(&format!(
         "\nprofile {} · {} · {} written to {} · digest {}",
         bundle.plan.profile,

@@ -308,7 +308,9 @@ mod tests {
         assert_eq!(config.spec.plugins["cert-manager"].enabled, Some(true));
         let set = &config.spec.set["kube-prometheus-stack"];
         assert_eq!(set.len(), 2);
-        let r = config.spec.alerting.unwrap().receivers;
+        let (resolved, warnings) = config.spec.alerting.unwrap().resolve();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let r = resolved.receivers;
         assert_eq!(r.slack, a.receivers.slack);
         assert_eq!(r.pagerduty, a.receivers.pagerduty);
         assert_eq!(r.email, a.receivers.email);

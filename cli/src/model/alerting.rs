@@ -1,21 +1,49 @@
 //! Alerting settings: receivers by integration, tier routing knobs.
+//!
+//! [`AlertingLayer`] is what one document (profile or config) says, every
+//! receiver field optional; [`Alerting`] is what the merged layers resolve
+//! to: only complete integrations, which is all the renderers see.
 
 use serde::{Deserialize, Serialize};
 
+use super::receiver_layer::{
+    PagerDutyLayer, ReceiversLayer, Resolution, WebhookLayer, example, merge_layer, take,
+};
 use crate::secrets::SecretSource;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// The alerting settings in effect: the layers merged, incomplete
+/// integrations left out.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Alerting {
     /// Where the bundle's runbooks/ are published; alerts link to `<base>/<NAME>.md`.
     pub runbook_base_url: Option<String>,
-    #[serde(default)]
     pub receivers: Receivers,
-    /// Security alerts (`category=security`) go here, seed 002.
+    /// Security alerts (`category=security`) go here.
     pub security: Option<SecurityTier>,
-    /// SLA breaches (`category=sla`) go here, seed 002: management by email.
+    /// SLA breaches (`category=sla`) go here: management by email.
     pub sla: Option<SlaTier>,
-    /// Capacity alerts are only sent inside these hours, seed 002.
+    /// Capacity alerts are only sent inside these hours.
+    pub business_hours: Option<BusinessHours>,
+    /// Who a critical alert reaches, and when, while nobody acknowledges it.
+    pub escalation: Option<Escalation>,
+    /// Integrations declared but left out as incomplete (`slack`,
+    /// `security.soc`…): a warning already says so.
+    pub left_out: Vec<String>,
+}
+
+/// `spec.alerting` of one profile or config.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AlertingLayer {
+    /// Where the bundle's runbooks/ are published; alerts link to `<base>/<NAME>.md`.
+    pub runbook_base_url: Option<String>,
+    #[serde(default)]
+    pub receivers: ReceiversLayer,
+    /// Security alerts (`category=security`) go to the security team.
+    pub security: Option<SecurityLayer>,
+    /// SLA breaches (`category=sla`) reach the executives by email.
+    pub sla: Option<SlaTier>,
+    /// Capacity alerts are only sent inside these hours.
     pub business_hours: Option<BusinessHours>,
     /// Who a critical alert reaches, and when, while nobody acknowledges it.
     pub escalation: Option<Escalation>,
@@ -90,8 +118,9 @@ impl Escalation {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// The complete integrations (see receiver_layer.rs for how a document
+/// states them).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Receivers {
     pub slack: Option<Slack>,
     pub pagerduty: Option<PagerDuty>,
@@ -99,35 +128,30 @@ pub struct Receivers {
     pub sms: Option<Sms>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Slack {
     pub channel: String,
     pub webhook_url: SecretSource,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PagerDuty {
     pub routing_key: SecretSource,
     /// Events API endpoint; only set to reach a proxy or a test sink.
     pub url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Email {
     pub to: String,
     pub from: String,
     pub smarthost: String,
     pub username: Option<String>,
     pub password: Option<SecretSource>,
-    #[serde(default = "default_true")]
     pub require_tls: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sms {
     pub to: Vec<String>,
     pub twilio: Twilio,
@@ -136,21 +160,43 @@ pub struct Sms {
     pub bridge_url: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Twilio {
     pub account_sid: String,
     pub from: String,
     pub auth_token: SecretSource,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// Where security alerts go, resolved.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecurityTier {
     pub email: Option<String>,
     pub slack_channel: Option<String>,
-    /// A separate PagerDuty service for the security team; default: the main one.
+    /// The security team's own PagerDuty service; without it, the main one.
     pub pagerduty: Option<PagerDuty>,
+    /// The security operations centre's webhook.
+    pub soc: Option<Webhook>,
+}
+
+/// `alerting.security` of one document.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecurityLayer {
+    /// Addresses the security team reads (needs alerting.receivers.email).
+    pub email: Option<String>,
+    /// The security team's channel (needs alerting.receivers.slack).
+    pub slack_channel: Option<String>,
+    /// The security team's own PagerDuty service; default: the main one.
+    pub pagerduty: Option<PagerDutyLayer>,
+    /// The security operations centre's webhook (URL, and a token source).
+    pub soc: Option<WebhookLayer>,
+}
+
+/// A webhook receiver: its URL, and a bearer token if it takes one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Webhook {
+    pub url: String,
+    pub token: Option<SecretSource>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -183,9 +229,6 @@ impl Default for BusinessHours {
     }
 }
 
-fn default_true() -> bool {
-    true
-}
 fn default_timezone() -> String {
     "UTC".into()
 }
@@ -199,28 +242,14 @@ fn default_end() -> String {
     "17:00".into()
 }
 
-impl Alerting {
-    /// Later layers win field by field; receivers are replaced per integration.
-    pub fn merge(&mut self, over: &Alerting) {
+impl AlertingLayer {
+    /// Later layers win field by field; an escalation chain is replaced whole.
+    pub fn merge(&mut self, over: &AlertingLayer) {
         if over.runbook_base_url.is_some() {
             self.runbook_base_url.clone_from(&over.runbook_base_url);
         }
-        let r = &over.receivers;
-        if r.slack.is_some() {
-            self.receivers.slack.clone_from(&r.slack);
-        }
-        if r.pagerduty.is_some() {
-            self.receivers.pagerduty.clone_from(&r.pagerduty);
-        }
-        if r.email.is_some() {
-            self.receivers.email.clone_from(&r.email);
-        }
-        if r.sms.is_some() {
-            self.receivers.sms.clone_from(&r.sms);
-        }
-        if over.security.is_some() {
-            self.security.clone_from(&over.security);
-        }
+        self.receivers.merge(&over.receivers);
+        merge_layer(&mut self.security, &over.security, SecurityLayer::merge);
         if over.sla.is_some() {
             self.sla.clone_from(&over.sla);
         }
@@ -231,5 +260,137 @@ impl Alerting {
         if over.escalation.is_some() {
             self.escalation.clone_from(&over.escalation);
         }
+    }
+
+    /// The settings in effect, and one warning per integration that is
+    /// declared but incomplete (it is left out, never rendered half-set)
+    /// and per recipient it leaves unreachable.
+    pub fn resolve(&self) -> (Alerting, Vec<String>) {
+        let (receivers, mut notes) = self.receivers.resolve();
+        let security = self.security.as_ref().map(|s| {
+            let mut n = Vec::new();
+            let tier = SecurityTier {
+                email: s.email.clone(),
+                slack_channel: s.slack_channel.clone(),
+                pagerduty: take(
+                    &mut n,
+                    "pagerduty",
+                    s.pagerduty.as_ref().map(|p| p.resolve()),
+                ),
+                soc: take(&mut n, "soc", s.soc.as_ref().map(|w| w.resolve())),
+            };
+            (tier, n)
+        });
+        let mut left: Vec<String> = notes
+            .iter()
+            .filter(|(_, r)| matches!(r, Resolution::Incomplete(_)))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let mut warnings: Vec<String> = notes
+            .drain(..)
+            .filter_map(|(name, r)| left_out(&format!("alerting.receivers.{name}"), &r))
+            .collect();
+        let security = security.map(|(tier, n)| {
+            left.extend(
+                n.iter()
+                    .filter(|(_, r)| matches!(r, Resolution::Incomplete(_)))
+                    .map(|(name, _)| format!("security.{name}")),
+            );
+            warnings.extend(
+                n.iter()
+                    .filter_map(|(name, r)| left_out(&format!("alerting.security.{name}"), r)),
+            );
+            tier
+        });
+        let alerting = Alerting {
+            runbook_base_url: self.runbook_base_url.clone(),
+            receivers,
+            security,
+            sla: self.sla.clone(),
+            business_hours: self.business_hours.clone(),
+            escalation: self.escalation.clone(),
+            left_out: left,
+        };
+        warnings.extend(alerting.unreachable_recipients());
+        (alerting, warnings)
+    }
+}
+
+impl SecurityLayer {
+    fn merge(&mut self, over: &SecurityLayer) {
+        if over.email.is_some() {
+            self.email.clone_from(&over.email);
+        }
+        if over.slack_channel.is_some() {
+            self.slack_channel.clone_from(&over.slack_channel);
+        }
+        merge_layer(&mut self.pagerduty, &over.pagerduty, PagerDutyLayer::merge);
+        merge_layer(&mut self.soc, &over.soc, WebhookLayer::merge);
+    }
+}
+
+/// The warning for an integration left out because it is incomplete, with
+/// the keys to add (none for one turned off on purpose).
+fn left_out(path: &str, r: &Resolution<()>) -> Option<String> {
+    let Resolution::Incomplete(missing) = r else {
+        return None;
+    };
+    // `twilio.from` and `twilio.accountSid` become `twilio: {accountSid: …, from: …}`.
+    let mut snippet: Vec<(String, Vec<String>)> = Vec::new();
+    for key in missing {
+        let value = match (path.ends_with("email"), *key) {
+            (true, "to" | "from") => "ADDRESS",
+            _ => example(key),
+        };
+        let (head, field) = key.split_once('.').unwrap_or(("", key));
+        match snippet.iter_mut().find(|(h, _)| h == head) {
+            Some((_, fields)) if !head.is_empty() => fields.push(format!("{field}: {value}")),
+            _ => snippet.push((head.to_string(), vec![format!("{field}: {value}")])),
+        }
+    }
+    let snippet: Vec<String> = snippet
+        .into_iter()
+        .map(|(head, fields)| match head.as_str() {
+            "" => fields.join(", "),
+            _ => format!("{head}: {{{}}}", fields.join(", ")),
+        })
+        .collect();
+    Some(format!(
+        "{path} is left out: it needs {}; nothing is sent through it until telltale.yaml sets `spec.{path}: {{{}}}` (or `enabled: false` to drop it)",
+        missing
+            .iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        snippet.join(", "),
+    ))
+}
+
+impl Alerting {
+    /// Recipients a document names whose integration is not configured:
+    /// they would silently hear nothing.
+    fn unreachable_recipients(&self) -> Vec<String> {
+        let r = &self.receivers;
+        let mut out = Vec::new();
+        if let Some(sla) = &self.sla {
+            match (&sla.email, &r.email) {
+                (None, _) => out.push(
+                    "alerting.sla.email is not set: SLA breaches reach operations only, not the executives; set `spec.alerting.sla.email: ADDRESS` (with alerting.receivers.email)".to_string(),
+                ),
+                (Some(_), None) => out.push(
+                    "alerting.sla.email is set but alerting.receivers.email is not configured: the executives get no SLA breach mail".to_string(),
+                ),
+                _ => {}
+            }
+        }
+        if let Some(sec) = &self.security {
+            if sec.email.is_some() && r.email.is_none() {
+                out.push("alerting.security.email is set but alerting.receivers.email is not configured: the security team gets no mail".into());
+            }
+            if sec.slack_channel.is_some() && r.slack.is_none() {
+                out.push("alerting.security.slackChannel is set but alerting.receivers.slack is not configured: the security channel hears nothing".into());
+            }
+        }
+        out
     }
 }

@@ -139,7 +139,7 @@ pub fn layer(layer: &Layer) -> Result<(), LocatedError> {
     Ok(())
 }
 
-fn alerting(src: &Source, a: &super::Alerting) -> Result<(), LocatedError> {
+fn alerting(src: &Source, a: &super::alerting::AlertingLayer) -> Result<(), LocatedError> {
     let p = "spec.alerting";
     if let Some(url) = &a.runbook_base_url {
         let path = format!("{p}.runbookBaseUrl");
@@ -147,24 +147,40 @@ fn alerting(src: &Source, a: &super::Alerting) -> Result<(), LocatedError> {
         at(src, &path, plain_url(url))?;
     }
     let r = &a.receivers;
-    if let Some(pd) = &r.pagerduty
-        && let Some(url) = &pd.url
+    let pagerduty_urls = [
+        (format!("{p}.receivers.pagerduty.url"), r.pagerduty.as_ref()),
+        (
+            format!("{p}.security.pagerduty.url"),
+            a.security.as_ref().and_then(|s| s.pagerduty.as_ref()),
+        ),
+    ];
+    for (path, pd) in pagerduty_urls {
+        if let Some(url) = pd.and_then(|pd| pd.url.as_ref()) {
+            no_credential(src, &path, "url", url)?;
+            at(src, &path, plain_url(url))?;
+        }
+    }
+    if let Some(url) = a
+        .security
+        .as_ref()
+        .and_then(|s| s.soc.as_ref())
+        .and_then(|w| w.url.as_ref())
     {
-        let path = format!("{p}.receivers.pagerduty.url");
+        let path = format!("{p}.security.soc.url");
         no_credential(src, &path, "url", url)?;
         at(src, &path, plain_url(url))?;
     }
     if let Some(email) = &r.email {
         let e = format!("{p}.receivers.email");
-        at(
-            src,
-            &format!("{e}.smarthost"),
-            validate::host_port(&email.smarthost),
-        )?;
+        if let Some(host) = &email.smarthost {
+            at(src, &format!("{e}.smarthost"), validate::host_port(host))?;
+        }
         for (key, value) in [("to", &email.to), ("from", &email.from)] {
-            let path = format!("{e}.{key}");
-            no_credential(src, &path, key, value)?;
-            at(src, &path, address(value))?;
+            if let Some(value) = value {
+                let path = format!("{e}.{key}");
+                no_credential(src, &path, key, value)?;
+                at(src, &path, address(value))?;
+            }
         }
         if let Some(user) = &email.username {
             no_credential(src, &format!("{e}.username"), "username", user)?;
@@ -176,12 +192,14 @@ fn alerting(src: &Source, a: &super::Alerting) -> Result<(), LocatedError> {
             no_credential(src, &path, "bridgeUrl", url)?;
             at(src, &path, plain_url(url))?;
         }
-        no_credential(
-            src,
-            &format!("{p}.receivers.sms.twilio.accountSid"),
-            "accountSid",
-            &sms.twilio.account_sid,
-        )?;
+        if let Some(sid) = sms.twilio.as_ref().and_then(|t| t.account_sid.as_ref()) {
+            no_credential(
+                src,
+                &format!("{p}.receivers.sms.twilio.accountSid"),
+                "accountSid",
+                sid,
+            )?;
+        }
     }
     if let Some(sec) = &a.security
         && let Some(email) = &sec.email

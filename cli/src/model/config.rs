@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::alerting::Alerting;
+use super::alerting::AlertingLayer;
 use super::node::{Located, Node};
 use crate::secrets::SecretSource;
 
@@ -39,7 +39,7 @@ pub struct ConfigSpec {
     pub plugins: BTreeMap<String, PluginSettings>,
     #[serde(default)]
     pub set: BTreeMap<String, BTreeMap<String, Located>>,
-    pub alerting: Option<Alerting>,
+    pub alerting: Option<AlertingLayer>,
     #[serde(default)]
     pub slos: Vec<Slo>,
     /// PromQL label matchers for the service the SLOs measure, put in for
@@ -67,7 +67,7 @@ pub struct ProfileSpec {
     pub plugins: BTreeMap<String, PluginSettings>,
     #[serde(default)]
     pub set: BTreeMap<String, BTreeMap<String, Located>>,
-    pub alerting: Option<Alerting>,
+    pub alerting: Option<AlertingLayer>,
     #[serde(default)]
     pub slos: Vec<Slo>,
     pub slo_selector: Option<String>,
@@ -404,7 +404,7 @@ pub struct Layer {
     pub namespace: Option<String>,
     pub plugins: BTreeMap<String, PluginSettings>,
     pub set: BTreeMap<String, BTreeMap<String, Located>>,
-    pub alerting: Option<Alerting>,
+    pub alerting: Option<AlertingLayer>,
     pub slos: Vec<Slo>,
     pub slo_selector: Option<String>,
     pub grafana: Option<Grafana>,

@@ -11,6 +11,7 @@ pub mod inhibition;
 pub mod node;
 pub mod phase;
 pub mod plugin;
+pub mod receiver_layer;
 pub mod suggest;
 pub mod validate;
 pub mod yaml;

@@ -33,6 +33,11 @@ pub struct PluginSpec {
     pub deprecated: Option<String>,
     #[serde(default)]
     pub secrets: Vec<SecretValue>,
+    /// Values only the site knows (an endpoint, an issuer URL): no default
+    /// stands in for them; until a layer sets them the plugin is left out
+    /// with a warning naming them.
+    #[serde(default)]
+    pub required: Vec<SecretValue>,
     #[serde(default)]
     pub expectations: Expectations,
     /// An Alertmanager webhook every alert is also sent to (Robusta-style

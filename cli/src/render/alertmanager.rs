@@ -51,8 +51,19 @@ pub fn receiver_secret_keys(alerting: &Alerting) -> Vec<(String, crate::secrets:
     if let Some(password) = r.email.as_ref().and_then(|e| e.password.clone()) {
         keys.push(("smtp-password".to_string(), password));
     }
+    if let Some(token) = alerting
+        .security
+        .as_ref()
+        .and_then(|s| s.soc.as_ref())
+        .and_then(|w| w.token.clone())
+    {
+        keys.push((SOC_KEY.to_string(), token));
+    }
     keys
 }
+
+/// The receiver Secret's key holding the SOC webhook's bearer token.
+const SOC_KEY: &str = "soc-webhook-token";
 
 fn slack(alerting: &Alerting, channel: Option<&str>) -> Option<Value> {
     let s = alerting.receivers.slack.as_ref()?;
@@ -204,6 +215,13 @@ pub fn unconfigured_levels(alerting: &Alerting) -> Vec<String> {
     let r = &alerting.receivers;
     let mut out = Vec::new();
     for (i, l) in levels(alerting).iter().enumerate() {
+        // A later level texting the first level's numbers reaches the same
+        // person again, not the next on-call.
+        if i > 0 && l.notify.contains(&Integration::Sms) && l.sms_to.is_none() && r.sms.is_some() {
+            out.push(format!(
+                "alerting.escalation.levels.{i} texts the same numbers as level 1: set `smsTo: [\"+NUMBER\", …]` on it to reach the next on-call"
+            ));
+        }
         for integration in &l.notify {
             let configured = match integration {
                 Integration::Slack => r.slack.is_some(),
@@ -211,7 +229,8 @@ pub fn unconfigured_levels(alerting: &Alerting) -> Vec<String> {
                 Integration::Pagerduty => r.pagerduty.is_some(),
                 Integration::Email => r.email.is_some(),
             };
-            if !configured {
+            // An integration declared but incomplete has its own warning.
+            if !configured && !alerting.left_out.iter().any(|l| l == integration.as_str()) {
                 out.push(format!(
                     "alerting.escalation.levels.{i} notifies {} but alerting.receivers.{} is not configured: level {} ({}) goes without it",
                     integration.as_str(),
@@ -269,7 +288,15 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
                 .email
                 .as_deref()
                 .and_then(|to| email(alerting, Some(to)));
-            receiver("security", sl, pd, em, None)
+            let soc = sec.soc.as_ref().map(|w| {
+                let mut v = json!({"url": w.url, "send_resolved": true, "max_alerts": 10});
+                if w.token.is_some() {
+                    v["http_config"] =
+                        json!({"authorization": {"credentials_file": secret_file(SOC_KEY)}});
+                }
+                v
+            });
+            receiver("security", sl, pd, em, soc)
         }
         // No security team configured: security alerts page like critical ones.
         None => receiver(
@@ -704,11 +731,17 @@ pub fn tier_integrations(alerting: &Alerting, namespace: &str) -> Vec<TierIntegr
         .iter()
         .map(|r| {
             let mut integrations = Vec::new();
+            // The security tier's webhook is the SOC's; every other the SMS bridge.
+            let webhook = if r["name"] == "security" {
+                "soc-webhook"
+            } else {
+                "sms-bridge"
+            };
             for (key, name) in [
                 ("slack_configs", "slack"),
                 ("pagerduty_configs", "pagerduty"),
                 ("email_configs", "email"),
-                ("webhook_configs", "sms-bridge"),
+                ("webhook_configs", webhook),
             ] {
                 if r.get(key).is_some() {
                     integrations.push(name.to_string());

@@ -44,6 +44,19 @@ pub fn prepare(source: &Source, uid: &str, available: &[&str]) -> Result<Value, 
     Ok(dashboard)
 }
 
+/// Whether any panel of a dashboard needs `requirement` (a datasource name).
+pub fn needs(source: &Source, requirement: &str) -> bool {
+    fn any(panels: &Value, requirement: &str) -> bool {
+        panels.as_array().is_some_and(|ps| {
+            ps.iter().any(|p| {
+                p.get(REQUIRES_KEY).and_then(Value::as_str) == Some(requirement)
+                    || any(&p["panels"], requirement)
+            })
+        })
+    }
+    serde_json::from_str::<Value>(&source.text).is_ok_and(|d| any(&d["panels"], requirement))
+}
+
 fn resolve_panels(panels: &mut Vec<Value>, available: &[&str]) {
     panels.retain(|p| match p.get(REQUIRES_KEY).and_then(Value::as_str) {
         Some(requirement) => available.contains(&requirement),

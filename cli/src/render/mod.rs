@@ -180,6 +180,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         vec![]
     };
     let mut secret_steps: Vec<Step> = Vec::new();
+    // Dashboards with panels left out for want of the PostgreSQL datasource.
+    let mut needs_postgres: Vec<String> = Vec::new();
     let mut releases = Vec::new();
     let mut groups: Vec<String> = Vec::new();
     let mut webhooks: Vec<alertmanager::Webhook> = Vec::new();
@@ -242,6 +244,9 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 source.name.clone(),
                 rules::rebase_runbooks(&source.text, runbook_base),
             );
+            if postgres.is_none() && dashboards::needs(&source, "postgres") {
+                needs_postgres.push(uid.to_string());
+            }
             let dashboard = dashboards::prepare(&source, uid, &available)?;
             let text = pretty_json(&dashboard);
             files.add(
@@ -274,7 +279,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             .collect();
         if name == sachet::PLUGIN {
             // The SMS bridge takes its numbers and token from alerting.receivers.sms.
-            if r.alerting.receivers.sms.is_none() {
+            if r.alerting.receivers.sms.is_none() && !r.alerting.left_out.iter().any(|l| l == "sms")
+            {
                 warnings.push("plugin sachet is enabled but alerting.receivers.sms is not configured: no SMS will be sent".into());
             }
             secret_keys.extend(sachet::secret_keys(&r.alerting));
@@ -389,6 +395,15 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 expectations.load = Some(load.clone());
             }
         }
+    }
+    // The PostgreSQL panels show the fine-tune jobs' results: worth a word
+    // only where those jobs are monitored.
+    if !needs_postgres.is_empty() && r.plugins.iter().any(|p| p.name() == "ml-training") {
+        warnings.push(format!(
+            "the PostgreSQL panels of {} {} are left out: grafana.datasources.postgres is not configured; set `spec.grafana.datasources.postgres: {{host: HOST:PORT, database: DB, user: USER, password: {{secretRef: {{name: SECRET, key: KEY}}}}}}` to show them",
+            if needs_postgres.len() == 1 { "dashboard" } else { "dashboards" },
+            needs_postgres.join(", ")
+        ));
     }
 
     // SLOs: recording rules, burn-rate alerts, their tests and a dashboard.

@@ -138,6 +138,57 @@ pub struct SecretKey {
     pub source: String,
 }
 
+impl Plan {
+    /// What `up` will read to fill the bundle's Secrets, in words: the
+    /// environment variables, files and existing Secrets its sources name,
+    /// and how many values it will ask for. Never a value.
+    pub fn requirements(&self) -> Vec<String> {
+        let mut env = std::collections::BTreeSet::new();
+        let mut files = std::collections::BTreeSet::new();
+        let mut secrets = std::collections::BTreeSet::new();
+        let mut prompts = 0;
+        for step in self.phases.iter().flat_map(|p| &p.steps) {
+            let Step::Secret { keys, .. } = step else {
+                continue;
+            };
+            for k in keys {
+                if let Some(var) = k.source.strip_prefix("env:") {
+                    env.insert(var.to_string());
+                } else if let Some(path) = k.source.strip_prefix("file:") {
+                    files.insert(path.to_string());
+                } else if let Some(r) = k.source.strip_prefix("secretRef:") {
+                    secrets.insert(r.to_string());
+                } else if k.source == "prompt" {
+                    prompts += 1;
+                }
+            }
+        }
+        let join =
+            |s: std::collections::BTreeSet<String>| s.into_iter().collect::<Vec<_>>().join(", ");
+        let mut out = Vec::new();
+        if !env.is_empty() {
+            out.push(format!("environment: {}", join(env)));
+        }
+        if !files.is_empty() {
+            out.push(format!("files: {}", join(files)));
+        }
+        if !secrets.is_empty() {
+            out.push(format!(
+                "existing Secrets in {}: {}",
+                self.namespace,
+                join(secrets)
+            ));
+        }
+        if prompts > 0 {
+            out.push(format!(
+                "asked for at the terminal: {}",
+                crate::plural::count(prompts, "value")
+            ));
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanAlerting {
     pub receivers: Vec<TierIntegrations>,

@@ -15,6 +15,7 @@ use super::values::{
     take_secrets, typed,
 };
 use crate::catalog::{Catalog, PluginEntry, locate, locate_key};
+use crate::model::alerting::AlertingLayer;
 use crate::model::check;
 use crate::model::config::{Cluster, GitOps, Grafana};
 use crate::model::document::parse_document;
@@ -205,9 +206,9 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         profile: selected.profile.metadata.name.clone(),
     };
 
-    let plugins = enabled_plugins(catalog, &layers, &sets, &ctx)?;
+    let (plugins, left_out) = enabled_plugins(catalog, &layers, &sets, &ctx)?;
 
-    let mut alerting = Alerting::default();
+    let mut alerting = AlertingLayer::default();
     let mut slos: Vec<Slo> = Vec::new();
     let mut grafana = Grafana::default();
     for layer in &layers {
@@ -224,7 +225,8 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         }
     }
 
-    let mut warnings = Vec::new();
+    let (alerting, mut warnings): (Alerting, Vec<String>) = alerting.resolve();
+    warnings.extend(left_out);
     for p in &plugins {
         if let Some(message) = &p.entry.plugin.spec.deprecated {
             warnings.push(format!("plugin `{}` is deprecated: {message}", p.name()));
@@ -269,7 +271,7 @@ fn enabled_plugins(
     layers: &[Layer],
     sets: &SetArgs,
     ctx: &template::Context,
-) -> Result<Vec<EnabledPlugin>, RenderError> {
+) -> Result<(Vec<EnabledPlugin>, Vec<String>), RenderError> {
     // Which plugins are on, and the layer that decided it (for error locations).
     let mut enabled: BTreeMap<String, (bool, usize)> = BTreeMap::new();
     for (i, layer) in layers.iter().enumerate() {
@@ -363,6 +365,7 @@ fn enabled_plugins(
     }
 
     let mut out = Vec::new();
+    let mut left_out = Vec::new();
     for name in on {
         let entry = catalog.plugins[name].clone();
         let secret_paths: Vec<String> = entry
@@ -456,6 +459,44 @@ fn enabled_plugins(
             merge(&mut values, tree.clone());
         }
         secrets.sort_by(|a, b| a.0.cmp(&b.0));
+        let unset: Vec<&crate::model::plugin::SecretValue> = entry
+            .plugin
+            .spec
+            .required
+            .iter()
+            .filter(|r| {
+                split_path(&r.path)
+                    .iter()
+                    .try_fold(&values, |v, k| v.get(k.as_str()))
+                    .is_none_or(Value::is_null)
+            })
+            .collect();
+        if !unset.is_empty() {
+            let needed_by = enabled
+                .iter()
+                .filter(|(_, (on, _))| *on)
+                .find(|(other, _)| catalog.plugins[*other].plugin.spec.requires.contains(name));
+            let keys: Vec<String> = unset
+                .iter()
+                .map(|r| format!("`{}` ({})", r.path, r.description))
+                .collect();
+            if let Some((other, _)) = needed_by {
+                return Err(RenderError::Invalid(LocatedError::new(
+                    &entry.files.get("plugin.yaml").unwrap_or_default(),
+                    1,
+                    1,
+                    format!(
+                        "plugin `{name}` needs {} and plugin `{other}` requires it: set spec.plugins.{name}.values in telltale.yaml",
+                        keys.join(", ")
+                    ),
+                )));
+            }
+            left_out.push(format!(
+                "plugin {name} is left out: it needs {}; set them under `spec.plugins.{name}.values` in telltale.yaml (or `enabled: false` to drop it)",
+                keys.join(", ")
+            ));
+            continue;
+        }
         out.push(EnabledPlugin {
             entry,
             values,
@@ -463,7 +504,7 @@ fn enabled_plugins(
         });
     }
     apply_overlays(&mut out, ctx)?;
-    Ok(install_order(out))
+    Ok((install_order(out), left_out))
 }
 
 /// `overlays/<target>.yaml` of an enabled plugin: values it needs of another

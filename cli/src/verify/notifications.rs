@@ -42,10 +42,10 @@ const GROUP_WAIT: Duration = Duration::from_secs(30);
 const QUIET_RESOLVE: Duration = Duration::from_secs(120);
 
 /// The integration label Alertmanager's counters use for an integration of
-/// plan.json (the SMS bridge is a webhook).
+/// plan.json (the SMS bridge and the SOC are webhooks).
 fn metric_integration(name: &str) -> &str {
     match name {
-        "sms-bridge" => "webhook",
+        "sms-bridge" | "soc-webhook" => "webhook",
         other => other,
     }
 }
