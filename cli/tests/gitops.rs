@@ -108,6 +108,7 @@ spec:
             .env("NO_COLOR", "1")
             .env("SLACK_WEBHOOK_URL", SLACK)
             .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY)
+            .env("SECURITY_PAGERDUTY_ROUTING_KEY", PAGERDUTY)
             .env("TWILIO_AUTH_TOKEN", TWILIO)
             .env("POSTGRES_EXPORTER_DSN", DSN)
             // The crds layer reads the chart's CRDs through helm.

@@ -1101,12 +1101,22 @@ fn canary_secrets_never_appear_in_output_journal_or_helm_arguments() {
         .insert(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}}));
     stack.api.insert(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "grafana-postgres", "namespace": NS},
         "data": {"password": b64(POSTGRES)}}));
+    // Production leaves SMS and the PostgreSQL datasource out until the
+    // site's values are set: set them, so every secret kind is exercised.
+    let config = stack.dir.path().join("telltale.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: kind-telltale}\nspec:\n  profile: production\n  alerting:\n    receivers:\n      sms: {to: ['+441000'], twilio: {accountSid: AC1, from: '+442000'}}\n  grafana:\n    datasources:\n      postgres: {host: 'db.ml.svc:5432', database: results, user: reader, password: {secretRef: {name: grafana-postgres, key: password}}}\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_string();
     let run = |extra: &[&str]| {
-        let mut args = vec!["up", "--profile", "production", "-y", "-v", "--skip-verify"];
+        let mut args = vec!["up", "-f", config.as_str(), "-y", "-v", "--skip-verify"];
         args.extend_from_slice(extra);
         let mut cmd = stack.cmd(&args);
         cmd.env("SLACK_WEBHOOK_URL", SLACK)
             .env("PAGERDUTY_ROUTING_KEY", PAGERDUTY)
+            .env("SECURITY_PAGERDUTY_ROUTING_KEY", PAGERDUTY)
             .env("POSTGRES_EXPORTER_DSN", DSN)
             .env("TWILIO_AUTH_TOKEN", TWILIO);
         cmd.output().unwrap()
