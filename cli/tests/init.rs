@@ -109,21 +109,30 @@ impl Workspace {
     }
 
     fn pty(&self, args: &[&str]) -> Pty {
-        Pty::spawn(self.command(args))
+        Pty::spawn(self.command(args), 200, 50)
+    }
+
+    /// The wizard on the smallest common terminal.
+    fn small_pty(&self, args: &[&str]) -> Pty {
+        Pty::spawn(self.command(args), COLS, ROWS)
     }
 }
 
+const COLS: u16 = 80;
+const ROWS: u16 = 24;
+
 impl Pty {
-    fn spawn(command: Command) -> Pty {
+    fn spawn(command: Command, cols: u16, rows: u16) -> Pty {
         let mut session = Session::spawn(command).expect("spawn on a pty");
         session
             .get_process_mut()
-            .set_window_size(200, 50)
+            .set_window_size(cols, rows)
             .expect("pty size");
         session.set_expect_timeout(Some(Duration::from_secs(30)));
         Pty {
             session,
             transcript: Vec::new(),
+            ended: false,
         }
     }
 }
@@ -139,6 +148,8 @@ struct Outcome {
 struct Pty {
     session: OsSession,
     transcript: Vec<u8>,
+    /// The terminal closed: the wizard exited.
+    ended: bool,
 }
 
 impl Pty {
@@ -151,6 +162,42 @@ impl Pty {
             ),
         }
         self.session.send(keys).expect("keys sent");
+    }
+
+    /// Reads what the terminal is shown until it has been quiet a moment:
+    /// the wizard is then waiting for a key.
+    fn settle(&mut self) {
+        let mut buf = [0u8; 8192];
+        let mut quiet = Duration::ZERO;
+        let step = Duration::from_millis(50);
+        while quiet < Duration::from_millis(400) {
+            match self.session.try_read(&mut buf) {
+                Ok(0) => {
+                    self.ended = true;
+                    break;
+                }
+                Ok(n) => {
+                    self.transcript.extend_from_slice(&buf[..n]);
+                    quiet = Duration::ZERO;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    std::thread::sleep(step);
+                    quiet += step;
+                }
+                // EIO: the terminal closed, the wizard has exited.
+                Err(_) => {
+                    self.ended = true;
+                    break;
+                }
+            }
+        }
+    }
+
+    /// The screen as an 80×24 terminal shows it now: every byte so far
+    /// through a terminal emulator, so wrapped lines, scrolling and lines
+    /// left behind count as a user would see them.
+    fn screen(&self) -> Vec<String> {
+        screen_of(&self.transcript)
     }
 
     /// Reads to the end and returns the exit code.
@@ -173,6 +220,13 @@ impl Pty {
             .expect("init is waited for");
         (status, text)
     }
+}
+
+fn screen_of(bytes: &[u8]) -> Vec<String> {
+    let size = |n: u16| std::num::NonZeroU16::new(n).unwrap();
+    let mut parser = vt100::Parser::new(size(ROWS), size(COLS), 0);
+    parser.process(bytes);
+    parser.screen().rows(0, COLS).collect()
 }
 
 /// Enter at every prompt of a fresh directory (profile homelab on context lab).
@@ -268,10 +322,30 @@ fn typed_choices_equal_their_flags_byte_for_byte() {
         &format!("{}{ENTER}", DOWN.repeat(production_at - kind_at)),
     );
     pty.answer("Plugins", &format!(" {ENTER}"));
-    pty.answer("Notification receivers", &format!(" {ENTER}")); // slack
-    pty.answer("Slack channel", "#ops-alerts\r");
+    // Production's four receivers come ticked: keep them.
+    pty.answer("Notification receivers", ENTER);
+    // The profile's channel is the default; a new one is written.
+    pty.answer("Slack channel", "#ops-primary\r");
     pty.answer("Slack webhook URL: where does it come from?", ENTER); // env
     pty.answer("Slack webhook URL: environment variable", "OPS_SLACK_URL\r");
+    // The rest as the profile says: nothing of theirs is written.
+    for prompt in [
+        "PagerDuty routing key: where does it come from?",
+        "PagerDuty routing key: environment variable",
+        "Email to (empty",
+        "Email from (empty",
+        "SMTP server (host:port) (empty",
+        "SMTP user name",
+        "SMTP password: where does it come from?",
+        "SMTP password: environment variable",
+        "SMS recipients (comma-separated) (empty",
+        "Twilio account SID (empty",
+        "Twilio sender number (empty",
+        "Twilio auth token: where does it come from?",
+        "Twilio auth token: environment variable",
+    ] {
+        pty.answer(prompt, ENTER);
+    }
     pty.answer("Add an availability SLO", "y");
     pty.answer("Prometheus job of the service", "api\r");
     pty.answer("Objective in percent", "99.5\r");
@@ -307,7 +381,7 @@ fn typed_choices_equal_their_flags_byte_for_byte() {
         "--receiver",
         "slack=env:OPS_SLACK_URL",
         "--slack-channel",
-        "#ops-alerts",
+        "#ops-primary",
         "--slo-job",
         "api",
         "--slo-objective",
@@ -327,7 +401,7 @@ fn typed_choices_equal_their_flags_byte_for_byte() {
         "context: kind-telltale",
         "profile: production",
         "webhookUrl: {env: OPS_SLACK_URL}",
-        "channel: \"#ops-alerts\"",
+        "channel: \"#ops-primary\"",
         "objective: 99.5",
         "prometheus.prometheusSpec.retention: 7d",
         "layout: argocd",
@@ -349,7 +423,7 @@ fn a_secret_typed_at_up_is_recorded_as_a_prompt_and_never_read_by_init() {
     command
         .env("PAGERDUTY_ROUTING_KEY", CANARY)
         .env("SLACK_WEBHOOK_URL", CANARY);
-    let mut cmd_pty = Pty::spawn(command);
+    let mut cmd_pty = Pty::spawn(command, 200, 50);
     for prompt in ["Kube context", "Cluster name", "Profile", "Plugins"] {
         cmd_pty.answer(prompt, ENTER);
     }
@@ -649,9 +723,10 @@ fn ctrl_c_at_a_prompt_exits_130_and_writes_nothing() {
         pty.answer(interrupted, "\x03");
         let (code, shown) = pty.finish();
         assert_eq!(code, 130, "{shown}");
-        assert!(
-            shown.contains("interrupted; nothing was written"),
-            "{shown}"
+        assert_eq!(
+            shown.matches("interrupted; nothing was written").count(),
+            1,
+            "said once:\n{shown}"
         );
         // dialoguer hides the cursor while a list is shown; it must come back.
         assert!(shown.ends_with_cursor_shown(), "{shown:?}");
@@ -686,4 +761,205 @@ fn without_a_current_context_yes_does_not_guess_one() {
     // A kind-* context picks the kind profile.
     assert!(ws.read("telltale.yaml").contains("profile: kind\n"));
     ws.plan_accepts("telltale.yaml");
+}
+
+/// Enter whenever the wizard waits, until it exits: whatever the profile
+/// asks, in whatever order. Returns the exit code and what was shown.
+fn enter_until_done(mut pty: Pty) -> (i32, String) {
+    for _ in 0..80 {
+        pty.settle();
+        if pty.ended {
+            break;
+        }
+        pty.session.send(ENTER).expect("keys sent");
+    }
+    pty.finish()
+}
+
+#[test]
+fn enter_everywhere_on_every_profile_writes_what_yes_writes() {
+    for profile in common::PROFILES {
+        let typed = Workspace::new();
+        let (code, shown) =
+            enter_until_done(typed.small_pty(&["init", "--context", "lab", "--profile", profile]));
+        assert_eq!(code, 0, "{profile}:\n{shown}");
+        let flags = Workspace::new();
+        let out = flags.run(&["init", "--yes", "--context", "lab", "--profile", profile]);
+        assert_eq!(out.code, Some(0), "{profile}: {}", out.stderr);
+        assert_eq!(
+            typed.read("telltale.yaml"),
+            flags.read("telltale.yaml"),
+            "{profile}"
+        );
+        // The summary said what the bundle leaves out and what `up` reads,
+        // exactly as --yes said it after writing.
+        for line in out.stderr.lines().filter(|l| l.starts_with("warning: ")) {
+            let warning = line.trim_start_matches("warning: ");
+            let head: String = warning.chars().take(40).collect();
+            assert!(
+                shown.contains(&head),
+                "{profile}: the wizard did not show `{head}`"
+            );
+        }
+        if let Some(env) = out
+            .stderr
+            .lines()
+            .find(|l| l.trim_start().starts_with("environment: "))
+        {
+            let vars = env.trim().trim_start_matches("environment: ");
+            assert!(shown.contains(vars), "{profile}: the summary lacks {vars}");
+        }
+        typed.plan_accepts("telltale.yaml");
+    }
+}
+
+#[test]
+fn the_profiles_receivers_are_ticked_and_unticking_one_writes_enabled_false() {
+    let ws = Workspace::new();
+    let mut pty = ws.small_pty(&["init", "--context", "lab", "--profile", "production"]);
+    pty.answer("Cluster name", ENTER);
+    pty.answer("Plugins", ENTER);
+    pty.answer("Notification receivers", "");
+    pty.settle();
+    let screen = pty.screen().join("\n");
+    for kind in ["slack", "pagerduty", "email", "sms"] {
+        let row = pty
+            .screen()
+            .into_iter()
+            .find(|r| r.contains(&format!("{kind} ")) && r.contains("(the profile"))
+            .unwrap_or_else(|| panic!("{kind} is not shown as the profile's:\n{screen}"));
+        assert!(
+            row.trim_start().starts_with("✔"),
+            "{kind} is not ticked: {row}"
+        );
+    }
+    // Untick pagerduty (the second item), take the rest as they are.
+    pty.session.send(format!("{DOWN} {ENTER}")).unwrap();
+    let (code, shown) = enter_until_done(pty);
+    assert_eq!(code, 0, "{shown}");
+    let text = ws.read("telltale.yaml");
+    assert!(
+        text.contains("      pagerduty: {enabled: false}\n"),
+        "{text}"
+    );
+    let flags = Workspace::new();
+    let out = flags.run(&[
+        "init",
+        "--yes",
+        "--context",
+        "lab",
+        "--profile",
+        "production",
+        "--no-receiver",
+        "pagerduty",
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(flags.read("telltale.yaml"), text);
+    // What the profile leaves to the site was offered, and left empty: said.
+    assert!(
+        shown.contains("Email to (empty: leave email out until it is set)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("alerting.receivers.email is left out"),
+        "{shown}"
+    );
+    let plan = ws.run(&["plan", "-o", "json", "--out", "bundle"]);
+    assert_eq!(plan.code, Some(0), "{}", plan.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+    // The ops PagerDuty is gone from every tier; the security team's own
+    // service (alerting.security) is not the receiver that was unticked.
+    for tier in plan["alerting"]["receivers"].as_array().unwrap() {
+        let integrations = tier["integrations"].to_string();
+        if tier["receiver"] != "security" {
+            assert!(!integrations.contains("pagerduty"), "{tier}");
+        }
+        if tier["receiver"] == "critical" {
+            assert!(integrations.contains("slack"), "{tier}");
+        }
+    }
+}
+
+#[test]
+fn at_80x24_long_lists_page_and_leave_no_stale_lines() {
+    let names: Vec<String> = common::catalog().plugins.keys().cloned().collect();
+    let last = names.last().unwrap().clone();
+    let ws = Workspace::new();
+    let mut pty = ws.small_pty(&["init", "--context", "lab", "--profile", "homelab"]);
+    pty.answer("Cluster name", ENTER);
+    pty.answer("Plugins", "");
+    pty.session
+        .send(DOWN.repeat(names.len() - 1))
+        .expect("keys sent");
+    pty.settle();
+    let screen = pty.screen();
+    let shown = screen.join("\n");
+    // The question and the cursor's item are both in view.
+    assert!(
+        screen.iter().any(|r| r.contains("Plugins (space toggles")),
+        "the question scrolled away:\n{shown}"
+    );
+    assert!(
+        screen.iter().any(|r| r.contains(&format!("{last} "))),
+        "the cursor's item `{last}` is not in view:\n{shown}"
+    );
+    // Tick the last plugin, then Enter everywhere.
+    pty.session.send(format!(" {ENTER}")).unwrap();
+    let (code, text) = enter_until_done(pty);
+    assert_eq!(code, 0, "{text}");
+    let screen = screen_of(text.as_bytes());
+    // An item row is a mark (cursor ❯, ticked ✔, unticked ⬚) then a name;
+    // the answered question's line is "✔ Plugins …", not an item.
+    let stale: Vec<&String> = screen
+        .iter()
+        .filter(|r| {
+            let words: Vec<&str> = r
+                .split_whitespace()
+                .skip_while(|w| ["❯", "✔", "⬚"].contains(w))
+                .take(1)
+                .collect();
+            words.first().is_some_and(|w| names.iter().any(|n| n == w))
+        })
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "list lines left on screen:\n{}",
+        screen.join("\n")
+    );
+    let flags = Workspace::new();
+    let out = flags.run(&[
+        "init",
+        "--yes",
+        "--context",
+        "lab",
+        "--profile",
+        "homelab",
+        "--plugin",
+        &last,
+    ]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert_eq!(ws.read("telltale.yaml"), flags.read("telltale.yaml"));
+}
+
+#[test]
+fn enter_on_an_empty_required_answer_says_one_is_needed() {
+    let ws = Workspace::new();
+    // homelab declares no email: adding it makes its address required.
+    let mut pty = ws.small_pty(&[
+        "init",
+        "--context",
+        "lab",
+        "--profile",
+        "homelab",
+        "--receiver",
+        "email",
+    ]);
+    pty.answer("Cluster name", ENTER);
+    pty.answer("Plugins", ENTER);
+    pty.answer("Email to", ENTER);
+    pty.answer("an answer is needed here", "ops@example.com\r");
+    pty.answer("Email from", "\x03");
+    let (code, shown) = pty.finish();
+    assert_eq!(code, 130, "{shown}");
+    assert!(!ws.file("telltale.yaml").exists());
 }

@@ -2054,3 +2054,99 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
         main_before
     );
 }
+
+/// The first hour, for every profile: `init --yes` then `plan` then
+/// `up --dry-run`. Whatever `up` needs from outside (environment variables,
+/// files, existing Secrets) was said by `init` and is what `plan` lists; with
+/// exactly those given, `up --dry-run` succeeds; without them it stops,
+/// naming nothing else.
+#[test]
+fn a_fresh_config_meets_at_up_only_what_init_and_plan_named() {
+    for profile in common::PROFILES {
+        let stack = Stack::new("lab-1");
+        // Production runs HA: room for it.
+        stack.api.insert(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-2"},
+            "status": {"allocatable": {"cpu": "64", "memory": "256Gi"}}}),
+        );
+        let init = stack
+            .cmd(&["init", "--yes", "--context", "lab-1", "--profile", profile])
+            .output()
+            .unwrap();
+        assert_eq!(code(&init), 0, "{profile}: {}", stderr(&init));
+        let said = format!("{}{}", String::from_utf8_lossy(&init.stdout), stderr(&init));
+
+        let plan = stack.cmd(&["plan", "-o", "json"]).output().unwrap();
+        assert_eq!(code(&plan), 0, "{profile}: {}", stderr(&plan));
+        let sources: Vec<String> = report(&plan)["phases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|p| p["steps"].as_array().unwrap().clone())
+            .filter(|s| s["action"] == "secret")
+            .flat_map(|s| s["keys"].as_array().unwrap().clone())
+            .map(|k| k["source"].as_str().unwrap().to_string())
+            .collect();
+        let mut env = Vec::new();
+        for source in &sources {
+            let (kind, name) = source.split_once(':').unwrap_or((source, ""));
+            match kind {
+                "generated" | "fixed" => {}
+                "env" => env.push(name.to_string()),
+                other => panic!("{profile}: a fresh config reads `{other}` sources ({source})"),
+            }
+            if kind == "env" {
+                assert!(
+                    said.contains(name),
+                    "{profile}: init never named {name}:\n{said}"
+                );
+            }
+        }
+        let dry_run = ["up", "-y", "--dry-run", "-o", "json", "--skip-verify"];
+        if !env.is_empty() {
+            let out = stack.cmd(&dry_run).output().unwrap();
+            assert_ne!(code(&out), 0, "{profile}: up ran without {env:?}");
+            let err = stderr(&out);
+            let error = err.split("error:").nth(1).unwrap_or_default();
+            let words = regex_upper_words(error);
+            for word in &words {
+                assert!(
+                    env.contains(word),
+                    "{profile}: up asked for {word}, which init and plan never named:\n{}",
+                    stderr(&out)
+                );
+            }
+            assert!(!words.is_empty(), "{profile}: {}", stderr(&out));
+        }
+        let canary = |var: &str| format!("canary-{}-4b1d", var.to_lowercase());
+        let mut cmd = stack.cmd(&dry_run);
+        for var in &env {
+            cmd.env(var, canary(var));
+        }
+        let out = cmd.output().unwrap();
+        assert_eq!(code(&out), 0, "{profile}: {}", stderr(&out));
+        let r = report(&out);
+        assert!(
+            outcomes(&r).iter().all(|(_, o)| o == "dry-run"),
+            "{profile}: {r}"
+        );
+        let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+        for var in &env {
+            assert!(
+                !all.contains(&canary(var)),
+                "{profile}: {var}'s value printed"
+            );
+        }
+        assert!(stack.api.writes().is_empty(), "{profile}: a dry run wrote");
+    }
+}
+
+/// The environment-variable-shaped words of a message (`SLACK_WEBHOOK_URL`).
+fn regex_upper_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
+        .filter(|w| {
+            w.len() > 3 && w.contains('_') && w.starts_with(|c: char| c.is_ascii_uppercase())
+        })
+        .map(str::to_string)
+        .collect()
+}

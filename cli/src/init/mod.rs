@@ -13,7 +13,8 @@ use std::fmt;
 
 pub use render::render_config;
 
-use crate::model::alerting::{Email, PagerDuty, Slack, Sms, Twilio};
+use crate::cluster::production_word;
+use crate::model::receiver_layer::ReceiversLayer;
 use crate::model::suggest::did_you_mean;
 use crate::secrets::SecretSource;
 
@@ -39,42 +40,11 @@ pub struct Answers {
     pub gitops: Option<GitOpsAnswer>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ReceiverAnswers {
-    pub slack: Option<Slack>,
-    pub pagerduty: Option<PagerDuty>,
-    pub email: Option<Email>,
-    pub sms: Option<Sms>,
-}
-
-impl ReceiverAnswers {
-    pub fn is_empty(&self) -> bool {
-        self.slack.is_none()
-            && self.pagerduty.is_none()
-            && self.email.is_none()
-            && self.sms.is_none()
-    }
-
-    /// Every secret source, named for the summary.
-    pub fn secrets(&self) -> Vec<(&'static str, &SecretSource)> {
-        let mut out = Vec::new();
-        if let Some(s) = &self.slack {
-            out.push(("slack webhook URL", &s.webhook_url));
-        }
-        if let Some(p) = &self.pagerduty {
-            out.push(("PagerDuty routing key", &p.routing_key));
-        }
-        if let Some(e) = &self.email
-            && let Some(p) = &e.password
-        {
-            out.push(("SMTP password", p));
-        }
-        if let Some(s) = &self.sms {
-            out.push(("Twilio auth token", &s.twilio.auth_token));
-        }
-        out
-    }
-}
+/// The receivers as the config states them over the profile's: only what
+/// differs from the profile is written (`enabled: false` for one the profile
+/// declares and the user dropped), so the profile stays the one place its
+/// defaults live.
+pub type ReceiverAnswers = ReceiversLayer;
 
 /// An availability SLO on a job's HTTP requests (5xx are the errors).
 #[derive(Debug, Clone, PartialEq)]
@@ -385,56 +355,18 @@ pub fn job_name(text: &str) -> Result<String, InitError> {
     }
 }
 
-/// Slack, email and SMS details with defaults where one is safe.
-pub fn slack(channel: &str, source: SecretSource) -> Slack {
-    Slack {
-        channel: channel.to_string(),
-        webhook_url: source,
-    }
-}
-
-pub fn pagerduty(source: SecretSource) -> PagerDuty {
-    PagerDuty {
-        routing_key: source,
-        url: None,
-    }
-}
-
-pub struct EmailFields {
-    pub to: String,
-    pub from: String,
-    pub smarthost: String,
-    pub username: Option<String>,
-    pub password: Option<SecretSource>,
-}
-
-pub fn email(f: EmailFields) -> Email {
-    Email {
-        to: f.to,
-        from: f.from,
-        smarthost: f.smarthost,
-        username: f.username,
-        password: f.password,
-        require_tls: true,
-    }
-}
-
-pub fn sms(to: Vec<String>, account_sid: String, from: String, token: SecretSource) -> Sms {
-    Sms {
-        to,
-        twilio: Twilio {
-            account_sid,
-            from,
-            auth_token: token,
-        },
-        bridge_url: None,
-    }
-}
-
-/// The default profile for a context: kind clusters get `kind`, the rest `homelab`.
+/// The default profile for a context: kind clusters get `kind`, contexts
+/// whose name says production (`prod-eu-1`, `shop-live`, the same words
+/// `up` asks a confirmation for) get `production`, the rest `homelab`.
 pub fn default_profile(context: Option<&str>, known: &[String]) -> String {
+    let production = |c: &str| {
+        c.to_lowercase()
+            .split(|ch: char| !ch.is_ascii_alphanumeric())
+            .any(production_word)
+    };
     let preferred = match context {
         Some(c) if c.starts_with("kind-") => "kind",
+        Some(c) if production(c) => "production",
         _ => "homelab",
     };
     if known.iter().any(|k| k == preferred) {
@@ -521,5 +453,9 @@ mod tests {
         assert_eq!(default_profile(Some("kind-telltale"), &known), "kind");
         assert_eq!(default_profile(Some("lab"), &known), "homelab");
         assert_eq!(default_profile(None, &known), "homelab");
+        let known = vec!["homelab".into(), "kind".into(), "production".into()];
+        assert_eq!(default_profile(Some("prod-eu-1"), &known), "production");
+        assert_eq!(default_profile(Some("shop-live"), &known), "production");
+        assert_eq!(default_profile(Some("products-dev"), &known), "homelab");
     }
 }

@@ -70,7 +70,7 @@ pub fn render_config(a: &Answers) -> String {
             );
         }
     }
-    if !a.receivers.is_empty() {
+    if a.receivers != ReceiverAnswers::default() {
         receivers(w, &a.receivers);
     }
     if let Some(slo) = &a.slo {
@@ -90,44 +90,71 @@ fn receivers(w: &mut String, r: &ReceiverAnswers) {
     comment(
         w,
         1,
-        "Alertmanager notifies these; tiers route to them by severity",
+        "Alertmanager notifies these (over the profile's); tiers route to them by severity",
     );
     line(w, 1, "alerting:");
     line(w, 2, "receivers:");
-    if let Some(s) = &r.slack {
-        line(w, 3, "slack:");
-        kv(w, 4, "channel", &s.channel);
-        source(w, 4, "webhookUrl", &s.webhook_url);
-    }
-    if let Some(p) = &r.pagerduty {
-        line(w, 3, "pagerduty:");
-        source(w, 4, "routingKey", &p.routing_key);
-    }
-    if let Some(e) = &r.email {
-        line(w, 3, "email:");
-        kv(w, 4, "to", &e.to);
-        kv(w, 4, "from", &e.from);
-        kv(w, 4, "smarthost", &e.smarthost);
-        if let Some(u) = &e.username {
-            kv(w, 4, "username", u);
+    let dropped = |w: &mut String, name: &str, enabled: Option<bool>| {
+        let off = enabled == Some(false);
+        if off {
+            line(w, 3, &format!("{name}: {{enabled: false}}"));
+        } else {
+            line(w, 3, &format!("{name}:"));
         }
-        if let Some(p) = &e.password {
-            source(w, 4, "password", p);
-        }
+        off
+    };
+    if let Some(s) = &r.slack
+        && !dropped(w, "slack", s.enabled)
+    {
+        opt(w, 4, "channel", &s.channel);
+        opt_source(w, 4, "webhookUrl", &s.webhook_url);
+    }
+    if let Some(p) = &r.pagerduty
+        && !dropped(w, "pagerduty", p.enabled)
+    {
+        opt_source(w, 4, "routingKey", &p.routing_key);
+    }
+    if let Some(e) = &r.email
+        && !dropped(w, "email", e.enabled)
+    {
+        opt(w, 4, "to", &e.to);
+        opt(w, 4, "from", &e.from);
+        opt(w, 4, "smarthost", &e.smarthost);
+        opt(w, 4, "username", &e.username);
+        opt_source(w, 4, "password", &e.password);
     }
     if let Some(s) = &r.sms {
-        comment(
-            w,
-            3,
-            "Alertmanager has no SMS receiver: the sachet plugin bridges to Twilio",
-        );
-        line(w, 3, "sms:");
-        let to: Vec<String> = s.to.iter().map(|t| scalar(t)).collect();
-        line(w, 4, &format!("to: [{}]", to.join(", ")));
-        line(w, 4, "twilio:");
-        kv(w, 5, "accountSid", &s.twilio.account_sid);
-        kv(w, 5, "from", &s.twilio.from);
-        source(w, 5, "authToken", &s.twilio.auth_token);
+        if s.enabled != Some(false) {
+            comment(
+                w,
+                3,
+                "Alertmanager has no SMS receiver: the sachet plugin bridges to Twilio",
+            );
+        }
+        if !dropped(w, "sms", s.enabled) {
+            if let Some(to) = &s.to {
+                let to: Vec<String> = to.iter().map(|t| scalar(t)).collect();
+                line(w, 4, &format!("to: [{}]", to.join(", ")));
+            }
+            if let Some(t) = &s.twilio {
+                line(w, 4, "twilio:");
+                opt(w, 5, "accountSid", &t.account_sid);
+                opt(w, 5, "from", &t.from);
+                opt_source(w, 5, "authToken", &t.auth_token);
+            }
+        }
+    }
+}
+
+fn opt(w: &mut String, depth: usize, key: &str, value: &Option<String>) {
+    if let Some(v) = value {
+        kv(w, depth, key, v);
+    }
+}
+
+fn opt_source(w: &mut String, depth: usize, key: &str, s: &Option<SecretSource>) {
+    if let Some(s) = s {
+        source(w, depth, key, s);
     }
 }
 
@@ -230,6 +257,9 @@ mod tests {
     use super::super::*;
     use super::*;
     use crate::model::document::parse_document;
+    use crate::model::receiver_layer::{
+        EmailLayer, PagerDutyLayer, SlackLayer, SmsLayer, TwilioLayer,
+    };
     use crate::model::{Config, Kind, Source};
 
     fn answers() -> Answers {
@@ -272,25 +302,37 @@ mod tests {
         a.plugins.insert("alloy".into(), false);
         a.retention = Some("15d".into());
         a.storage = Some("50Gi".into());
+        let env = |v: &str| Some(SecretSource::Env(v.into()));
         a.receivers = ReceiverAnswers {
-            slack: Some(slack("#ops: alerts", SecretSource::Env("SLACK".into()))),
-            pagerduty: Some(pagerduty(SecretSource::File("/run/secrets/pd key".into()))),
-            email: Some(email(EmailFields {
-                to: "ops@example.com".into(),
-                from: "am@example.com".into(),
-                smarthost: "smtp.example.com:587".into(),
+            slack: Some(SlackLayer {
+                channel: Some("#ops: alerts".into()),
+                webhook_url: env("SLACK"),
+                ..Default::default()
+            }),
+            pagerduty: Some(PagerDutyLayer {
+                routing_key: Some(SecretSource::File("/run/secrets/pd key".into())),
+                ..Default::default()
+            }),
+            email: Some(EmailLayer {
+                to: Some("ops@example.com".into()),
+                from: Some("am@example.com".into()),
+                smarthost: Some("smtp.example.com:587".into()),
                 username: Some("am@example.com".into()),
                 password: Some(SecretSource::SecretRef {
                     name: "smtp".into(),
                     key: "password".into(),
                 }),
-            })),
-            sms: Some(sms(
-                vec!["+15550100".into()],
-                "AC123".into(),
-                "+15550199".into(),
-                SecretSource::Prompt,
-            )),
+                ..Default::default()
+            }),
+            sms: Some(SmsLayer {
+                to: Some(vec!["+15550100".into()]),
+                twilio: Some(TwilioLayer {
+                    account_sid: Some("AC123".into()),
+                    from: Some("+15550199".into()),
+                    auth_token: Some(SecretSource::Prompt),
+                }),
+                ..Default::default()
+            }),
         };
         a.slo = Some(SloAnswer {
             job: "api".into(),
@@ -308,13 +350,18 @@ mod tests {
         assert_eq!(config.spec.plugins["cert-manager"].enabled, Some(true));
         let set = &config.spec.set["kube-prometheus-stack"];
         assert_eq!(set.len(), 2);
-        let (resolved, warnings) = config.spec.alerting.unwrap().resolve();
+        let alerting = config.spec.alerting.unwrap();
+        assert_eq!(alerting.receivers, a.receivers, "the layer round-trips");
+        let (resolved, warnings) = alerting.resolve();
         assert!(warnings.is_empty(), "{warnings:?}");
         let r = resolved.receivers;
-        assert_eq!(r.slack, a.receivers.slack);
-        assert_eq!(r.pagerduty, a.receivers.pagerduty);
-        assert_eq!(r.email, a.receivers.email);
-        assert_eq!(r.sms, a.receivers.sms);
+        assert_eq!(r.slack.unwrap().channel, "#ops: alerts");
+        assert_eq!(
+            r.sms.unwrap().twilio.auth_token,
+            SecretSource::Prompt,
+            "complete integrations"
+        );
+        assert!(r.pagerduty.is_some() && r.email.is_some());
         assert_eq!(config.spec.slos[0].objective, 99.9);
         assert_eq!(config.spec.slos[0].name, "api-availability");
         assert!(
@@ -326,6 +373,26 @@ mod tests {
         assert_eq!(g.layout, Some(Layout::Argocd));
         assert_eq!(g.repo.as_deref(), Some("git@github.com:org/infra.git"));
         assert_eq!(render_config(&a), text, "deterministic");
+    }
+
+    #[test]
+    fn a_dropped_profile_receiver_is_written_enabled_false() {
+        let mut a = answers();
+        a.receivers.pagerduty = Some(PagerDutyLayer {
+            enabled: Some(false),
+            ..Default::default()
+        });
+        a.receivers.slack = Some(SlackLayer {
+            channel: Some("#lab".into()),
+            ..Default::default()
+        });
+        let text = render_config(&a);
+        assert!(
+            text.contains("      pagerduty: {enabled: false}\n"),
+            "{text}"
+        );
+        let alerting = parse(&text).spec.alerting.unwrap();
+        assert_eq!(alerting.receivers, a.receivers, "{text}");
     }
 
     #[test]

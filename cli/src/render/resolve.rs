@@ -20,6 +20,7 @@ use crate::model::check;
 use crate::model::config::{Cluster, GitOps, Grafana};
 use crate::model::document::parse_document;
 use crate::model::node::Node;
+use crate::model::receiver_layer::ReceiversLayer;
 use crate::model::validate;
 use crate::model::yaml::parse;
 use crate::model::{Alerting, Config, Kind, Layer, LocatedError, Slo, Source};
@@ -69,6 +70,9 @@ pub struct Resolved {
     pub cluster: Cluster,
     pub plugins: Vec<EnabledPlugin>,
     pub alerting: Alerting,
+    /// The receivers as the layers declare them, before incomplete ones are
+    /// left out: what `init` shows as the profile's.
+    pub declared_receivers: ReceiversLayer,
     pub slos: Vec<Slo>,
     pub slo_selector: String,
     pub grafana: Grafana,
@@ -225,6 +229,7 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         }
     }
 
+    let declared_receivers = alerting.receivers.clone();
     let (alerting, mut warnings): (Alerting, Vec<String>) = alerting.resolve();
     warnings.extend(left_out);
     for p in &plugins {
@@ -250,6 +255,7 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         },
         plugins,
         alerting,
+        declared_receivers,
         slos,
         slo_selector: layers
             .iter()

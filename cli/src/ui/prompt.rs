@@ -1,6 +1,10 @@
 //! dialoguer prompts, one theme. Callers ask only when the run is
 //! interactive (a terminal and no --yes).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dialoguer::console::{Term, truncate_str};
 use dialoguer::theme::{ColorfulTheme, Theme};
 use dialoguer::{Confirm, Input, MultiSelect, Password, Select};
 
@@ -42,22 +46,56 @@ pub fn confirm(question: &str) -> bool {
 // The wizard's questions (`telltale init`). Each returns the answer or the
 // error that ended the prompt (no terminal, interrupted).
 
+/// Set by whichever of the two Ctrl-C paths says "interrupted" first: the
+/// prompt's `Interrupted` error (raw mode reads Ctrl-C as a key) or the
+/// SIGINT handler (console raises the signal too). The other stays quiet,
+/// so the message is printed once.
+static INTERRUPT_SAID: AtomicBool = AtomicBool::new(false);
+
+const INTERRUPTED: &str = "interrupted; nothing was written";
+
 fn failed(question: &str, e: dialoguer::Error) -> CommandError {
     // Ctrl-C arrives as a key in raw mode; the cursor dialoguer hid must come back.
-    let _ = dialoguer::console::Term::stderr().show_cursor();
+    let _ = Term::stderr().show_cursor();
     let dialoguer::Error::IO(io) = &e;
     if io.kind() == std::io::ErrorKind::Interrupted {
-        return CommandError::new(ErrorKind::Interrupted, "interrupted; nothing was written");
+        if INTERRUPT_SAID.swap(true, Ordering::SeqCst) {
+            // The signal handler said it and is exiting with 130; give it
+            // the moment it needs rather than printing a second message.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        return CommandError::new(ErrorKind::Interrupted, INTERRUPTED);
     }
     CommandError::environment(format!("prompt `{question}` failed: {e}"))
+}
+
+/// Rows a list may take: the terminal's height less the prompt, the
+/// question above it and a margin, so the cursor never scrolls out of view
+/// (dialoguer pages the rest).
+fn list_rows() -> usize {
+    let (rows, _) = Term::stderr().size();
+    usize::from(rows).saturating_sub(4).max(3)
+}
+
+/// Items cut to the terminal's width: a wrapped item takes two lines that
+/// dialoguer does not count, and they stay on screen as stale lines.
+fn fitted(items: &[String]) -> Vec<String> {
+    let (_, cols) = Term::stderr().size();
+    // The theme's marks ("  [x] ", "> ") take up to 6 columns.
+    let width = usize::from(cols).saturating_sub(7).max(20);
+    items
+        .iter()
+        .map(|i| truncate_str(i, width, "…").into_owned())
+        .collect()
 }
 
 /// One of `items`; `default` is pre-selected.
 pub fn select(question: &str, items: &[String], default: usize) -> Result<usize, CommandError> {
     Select::with_theme(&ColorfulTheme::default())
         .with_prompt(question)
-        .items(items)
+        .items(fitted(items))
         .default(default)
+        .max_length(list_rows())
         .interact()
         .map_err(|e| failed(question, e))
 }
@@ -73,8 +111,9 @@ pub fn multi_select(
     let theme = ColorfulTheme::default();
     let picked = MultiSelect::with_theme(&theme)
         .with_prompt(question)
-        .items(items)
+        .items(fitted(items))
         .defaults(ticked)
+        .max_length(list_rows())
         .report(false)
         .interact()
         .map_err(|e| failed(question, e))?;
@@ -84,12 +123,14 @@ pub fn multi_select(
         .collect();
     let mut line = String::new();
     let _ = theme.format_multi_select_prompt_selection(&mut line, question, &chosen);
-    let _ = dialoguer::console::Term::stderr().write_line(&line);
+    let _ = Term::stderr().write_line(&line);
     Ok(picked)
 }
 
 /// A line of text. With a default, Enter takes it; `optional` lets an empty
 /// answer through; `check` turns a bad answer into a message and asks again.
+/// Enter on a required question without a default says an answer is needed
+/// (dialoguer alone would silently wait).
 pub fn text(
     question: &str,
     default: Option<&str>,
@@ -99,12 +140,12 @@ pub fn text(
     let theme = ColorfulTheme::default();
     let mut input = Input::<String>::with_theme(&theme)
         .with_prompt(question)
-        .allow_empty(optional)
+        .allow_empty(true)
         .validate_with(move |s: &String| -> Result<(), String> {
-            if s.is_empty() && optional {
-                Ok(())
-            } else {
-                check(s.trim())
+            match (s.trim().is_empty(), optional) {
+                (true, true) => Ok(()),
+                (true, false) => Err("an answer is needed here (Ctrl-C stops init)".into()),
+                (false, _) => check(s.trim()),
             }
         });
     if let Some(d) = default {
@@ -126,8 +167,7 @@ pub fn yes_no(question: &str, default: bool) -> Result<bool, CommandError> {
 
 /// Why an answer cannot be taken, before the question is asked again.
 pub fn problem(text: &str) {
-    let _ = dialoguer::console::Term::stderr()
-        .write_line(&format!("{} {text}", dialoguer::console::style("✘").red()));
+    let _ = Term::stderr().write_line(&format!("{} {text}", dialoguer::console::style("✘").red()));
 }
 
 /// Ctrl-C during the wizard: dialoguer restores the terminal mode and
@@ -148,8 +188,12 @@ pub fn exit_cleanly_on_interrupt() {
     std::thread::spawn(move || {
         runtime.block_on(async {
             if sigint.recv().await.is_some() {
-                let _ = dialoguer::console::Term::stderr().show_cursor();
-                eprintln!("\ninterrupted; nothing was written");
+                if INTERRUPT_SAID.swap(true, Ordering::SeqCst) {
+                    // The prompt's error path says it and exits 130.
+                    return;
+                }
+                let _ = Term::stderr().show_cursor();
+                eprintln!("\n{INTERRUPTED}");
                 std::process::exit(130);
             }
         });

@@ -16,7 +16,9 @@ use crate::secrets::SecretSource;
 pub(super) struct Flags {
     pub(super) context: Option<String>,
     pub(super) profile: Option<String>,
-    pub(super) receivers: Option<BTreeMap<ReceiverKind, Option<SecretSource>>>,
+    /// `--receiver KIND[=SOURCE]` (Some: ticked, with its source if given)
+    /// and `--no-receiver KIND` (None: unticked), over the profile's.
+    pub(super) receivers: Option<BTreeMap<ReceiverKind, Option<Option<SecretSource>>>>,
     pub(super) slo_objective: Option<f64>,
 }
 
@@ -53,9 +55,18 @@ impl Flags {
         let mut receivers = BTreeMap::new();
         for text in &args.receivers {
             let (kind, source) = init::parse_receiver_flag(text).map_err(bad)?;
-            if receivers.insert(kind, source).is_some() {
+            if receivers.insert(kind, Some(source)).is_some() {
                 return Err(CommandError::bad_input(format!(
                     "--receiver {} is given twice",
+                    kind.as_str()
+                )));
+            }
+        }
+        for text in &args.no_receivers {
+            let kind = ReceiverKind::parse(text).map_err(|e| bad(flag("--no-receiver", e)))?;
+            if receivers.insert(kind, None).is_some() {
+                return Err(CommandError::bad_input(format!(
+                    "--receiver {0} and --no-receiver {0} contradict each other",
                     kind.as_str()
                 )));
             }
@@ -78,28 +89,6 @@ impl Flags {
             .map(init::objective)
             .transpose()
             .map_err(|e| bad(flag("--slo-objective", e)))?;
-        for (name, given) in [
-            ("--slack-channel", args.slack_channel.is_some()),
-            ("--email-to", args.email_to.is_some()),
-            ("--email-from", args.email_from.is_some()),
-            ("--email-smarthost", args.email_smarthost.is_some()),
-            ("--email-username", args.email_username.is_some()),
-            ("--sms-to", !args.sms_to.is_empty()),
-            ("--twilio-account-sid", args.twilio_account_sid.is_some()),
-            ("--twilio-from", args.twilio_from.is_some()),
-        ] {
-            let kind = match name {
-                "--slack-channel" => ReceiverKind::Slack,
-                n if n.starts_with("--email") => ReceiverKind::Email,
-                _ => ReceiverKind::Sms,
-            };
-            if given && !args.receivers.is_empty() && !receivers.contains_key(&kind) {
-                return Err(CommandError::bad_input(format!(
-                    "{name} is given but not --receiver {}",
-                    kind.as_str()
-                )));
-            }
-        }
         Ok(Flags {
             context: global.context.clone(),
             profile: global.profile.clone(),

@@ -24,8 +24,8 @@ use super::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{Answers, Layout, render_config};
 use crate::model::Source;
+use crate::render::plan::{Plan, Step};
 use crate::render::{self, Request};
-use crate::secrets::SecretSource;
 use crate::ui::{Printer, prompt};
 
 /// The answers as flags (the help text is on `Command::Init`).
@@ -47,6 +47,10 @@ pub struct InitArgs {
     /// env:SMTP_PASSWORD, env:TWILIO_AUTH_TOKEN] (repeatable)
     #[arg(long = "receiver", value_name = "KIND[=SOURCE]")]
     pub receivers: Vec<String>,
+    /// Drop one of the profile's receivers (repeatable): written as
+    /// `enabled: false`, so the profile's integration is left out
+    #[arg(long = "no-receiver", value_name = "KIND")]
+    pub no_receivers: Vec<String>,
     /// Slack channel [default: #alerts]
     #[arg(long, value_name = "CHANNEL")]
     pub slack_channel: Option<String>,
@@ -162,7 +166,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     let text = render_config(&answers);
     // The file must be one `plan` accepts: render it the way plan does.
     let source = Source::new(path.display().to_string(), text.clone());
-    render::render(
+    let bundle = render::render(
         &catalog,
         &Request {
             config: Some(source),
@@ -175,7 +179,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     })?;
     if mode == Mode::Ask {
         printer.status("");
-        for (what, value) in summary(&answers) {
+        for (what, value) in summary(&answers, &bundle.plan) {
             printer.status(&format!("  {what:<12} {value}"));
         }
         let question = if exists {
@@ -200,6 +204,20 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         return Ok(());
     }
     printer.status(&format!("Wrote {}.", path.display()));
+    if mode != Mode::Ask {
+        // Nobody saw a summary: what the file leaves out and what `up` will
+        // need are said now, as `plan` would say them.
+        for warning in &bundle.plan.warnings {
+            printer.warn(warning);
+        }
+        let needs = bundle.plan.requirements();
+        if !needs.is_empty() {
+            printer.status(&format!(
+                "`telltale up` will read (secret sources; the values never enter the bundle):\n  {}",
+                needs.join("\n  ")
+            ));
+        }
+    }
     let mut file = if global.config.is_some() {
         format!(" -f {}", path.display())
     } else {
@@ -213,11 +231,12 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         "Next:\n  telltale plan{file}      # render the bundle to ./telltale-out (no cluster needed)\n  telltale up{file}        # install on context {}\n  telltale verify{file}    # prove it live",
         answers.context
     ));
-    if answers
-        .receivers
-        .secrets()
+    if bundle
+        .plan
+        .phases
         .iter()
-        .any(|(_, s)| **s == SecretSource::Prompt)
+        .flat_map(|p| &p.steps)
+        .any(|step| matches!(step, Step::Secret { keys, .. } if keys.iter().any(|k| k.source == "prompt")))
     {
         printer.status("Note: `up` asks for the prompt secrets, so it needs a terminal; CI uses env: or file: sources.");
     }
@@ -252,45 +271,30 @@ fn write_whole(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         })
 }
 
-/// One line per choice, for the confirmation.
-fn summary(a: &Answers) -> Vec<(&'static str, String)> {
+/// One line per choice, then what the bundle will hold, for the
+/// confirmation: the plugins and receivers it deploys, what it leaves out
+/// and why, and the secret sources `up` will read.
+fn summary(a: &Answers, plan: &Plan) -> Vec<(&'static str, String)> {
     let mut lines = vec![
         ("context", a.context.clone()),
         ("cluster", a.cluster_name.clone()),
         ("profile", a.profile.clone()),
         ("namespace", a.namespace.clone()),
     ];
-    if !a.plugins.is_empty() {
-        let changes: Vec<String> = a
-            .plugins
-            .iter()
-            .map(|(n, on)| format!("{}{n}", if *on { "+" } else { "-" }))
-            .collect();
-        lines.push(("plugins", format!("the profile's, {}", changes.join(" "))));
-    } else {
-        lines.push(("plugins", "the profile's".into()));
+    let plugins: Vec<&str> = plan.plugins.iter().map(|p| p.name.as_str()).collect();
+    lines.push(("plugins", plugins.join(", ")));
+    let mut integrations = std::collections::BTreeSet::new();
+    for tier in &plan.alerting.receivers {
+        integrations.extend(tier.integrations.iter().map(String::as_str));
     }
-    let r = &a.receivers;
-    let names: Vec<&str> = [
-        r.slack.as_ref().map(|_| "slack"),
-        r.pagerduty.as_ref().map(|_| "pagerduty"),
-        r.email.as_ref().map(|_| "email"),
-        r.sms.as_ref().map(|_| "sms"),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
     lines.push((
         "receivers",
-        if names.is_empty() {
+        if integrations.is_empty() {
             "none (alerts show in Alertmanager and Grafana only)".into()
         } else {
-            names.join(", ")
+            integrations.into_iter().collect::<Vec<_>>().join(", ")
         },
     ));
-    for (what, source) in a.receivers.secrets() {
-        lines.push(("secret", format!("{what} from {source}")));
-    }
     if let Some(slo) = &a.slo {
         lines.push((
             "slo",
@@ -310,6 +314,12 @@ fn summary(a: &Answers) -> Vec<(&'static str, String)> {
             "gitops",
             format!("{} {} ({})", g.repo, g.path, g.layout.as_str()),
         ));
+    }
+    for warning in &plan.warnings {
+        lines.push(("warning", warning.clone()));
+    }
+    for need in plan.requirements() {
+        lines.push(("up reads", need));
     }
     lines
 }

@@ -15,6 +15,7 @@ use crate::commands::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{self, Answers, GitOpsAnswer, Layout, SloAnswer};
 use crate::model::Source;
+use crate::model::receiver_layer::ReceiversLayer;
 use crate::render::resolve::DEFAULT_NAMESPACE;
 use crate::render::{self, Request, resolve};
 use crate::ui::prompt;
@@ -25,6 +26,8 @@ pub(super) struct ProfileFacts {
     plugins: BTreeSet<String>,
     retention: Option<String>,
     storage: Option<String>,
+    /// Its receivers as declared, complete or not: shown ticked.
+    receivers: ReceiversLayer,
 }
 
 const KPS: &str = "kube-prometheus-stack";
@@ -46,6 +49,7 @@ pub(super) fn profile_facts(
     Ok(ProfileFacts {
         description: resolved.profile_description.clone(),
         plugins: resolved.plugins.iter().map(|p| p.name().to_string()).collect(),
+        receivers: resolved.declared_receivers.clone(),
         retention: spec.and_then(|s| text(&s["retention"])),
         storage: spec.and_then(|s| {
             text(&s["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"])
@@ -175,7 +179,7 @@ pub(super) fn ask_all(
         .copied()
         .unwrap_or(facts.plugins.contains(KPS));
 
-    let receivers = ask_receivers(q, args, flags.receivers)?;
+    let receivers = ask_receivers(q, args, flags.receivers, &facts.receivers)?;
 
     // One availability SLO, optional.
     let slo_job = q
