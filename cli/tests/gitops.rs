@@ -1551,6 +1551,7 @@ fn external_secrets_produce_the_secrets_up_creates_same_names_same_keys() {
             name,
             namespace,
             keys,
+            ..
         } = step
         else {
             continue;

@@ -2150,3 +2150,109 @@ fn regex_upper_words(text: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// The sealed-secrets hand-over. In that GitOps mode the Secrets `up`
+/// creates carry `sealedsecrets.bitnami.com/managed: "true"`, without which
+/// the controller refuses them ("already exists and is not managed by
+/// SealedSecret"). Once the controller adopted one (as its
+/// pkg/controller/controller.go does: the template's labels and
+/// annotations, its ownerReference, its data), `up` leaves it alone and
+/// `down` does not delete it.
+#[test]
+fn in_the_sealed_secrets_mode_secrets_are_adoptable_and_adopted_ones_left_alone() {
+    let stack = Stack::new("kind-telltale");
+    std::fs::write(
+        stack.dir.path().join("telltale.yaml"),
+        "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: kind-telltale}\nspec:\n  profile: kind\n  cluster: {context: kind-telltale}\n  gitops: {repo: ../infra, secrets: sealed-secrets, sealedSecrets: {cert: cert.pem}}\n",
+    )
+    .unwrap();
+    let up = || {
+        stack
+            .cmd(&["up", "-y", "-o", "json", "--skip-verify"])
+            .output()
+            .unwrap()
+    };
+    let out = up();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let secret = |name: &str| stack.api.get("v1", "Secret", Some(NS), name).unwrap();
+    let admin = secret("telltale-grafana-admin");
+    assert_eq!(
+        admin["metadata"]["annotations"]["sealedsecrets.bitnami.com/managed"], "true",
+        "{admin}"
+    );
+
+    // The controller adopts it: the SealedSecret's data and controller
+    // reference. (In its patch mode, `sealedsecrets.bitnami.com/patch`, the
+    // Secret's own labels stay, telltale's marks among them.)
+    let from_git = "ZnJvbS1naXQ="; // base64("from-git")
+    let labels = admin["metadata"]["labels"].clone();
+    stack.api.insert(
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "telltale-grafana-admin", "namespace": NS, "labels": labels,
+            "annotations": {"telltale.dev/content-digest": "hmac-sha256:k:m",
+                "sealedsecrets.bitnami.com/patch": "true"},
+            "ownerReferences": [{"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret",
+                "name": "telltale-grafana-admin", "uid": "5eed", "controller": true}]},
+        "data": {"admin-user": "YWRtaW4=", "admin-password": from_git}}),
+    );
+    let before = stack.api.writes().len();
+    let out = up();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    // Even a phase run on purpose leaves it to the controller, and says so.
+    let out = stack
+        .cmd(&[
+            "up",
+            "-y",
+            "-o",
+            "json",
+            "--skip-verify",
+            "--only",
+            "secrets",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        report(&out).to_string().contains(
+            "left Secret/telltale-grafana-admin in monitoring to the sealed-secrets controller (owned by SealedSecret/telltale-grafana-admin)"
+        ),
+        "{}",
+        report(&out)
+    );
+    let admin = secret("telltale-grafana-admin");
+    assert_eq!(admin["data"]["admin-password"], from_git, "up overwrote it");
+    let rewritten: Vec<String> = stack.api.writes()[before..]
+        .iter()
+        .map(|w| format!("{} {}", w.method, w.path))
+        .filter(|w| w.contains("telltale-grafana-admin"))
+        .collect();
+    assert!(rewritten.is_empty(), "{rewritten:?}");
+
+    // Adopted after the last `up`: the journal still names it as telltale's.
+    let mut receivers = secret("telltale-alertmanager-receivers");
+    receivers["metadata"]["ownerReferences"] = json!([{"apiVersion": "bitnami.com/v1alpha1",
+        "kind": "SealedSecret", "name": "telltale-alertmanager-receivers", "uid": "5eee",
+        "controller": true}]);
+    stack.api.insert(receivers);
+
+    let out = stack.cmd(&["down", "-y", "-o", "json"]).output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    for name in ["telltale-grafana-admin", "telltale-alertmanager-receivers"] {
+        assert!(
+            stack.api.get("v1", "Secret", Some(NS), name).is_some(),
+            "down deleted {name}, which the sealed-secrets controller owns"
+        );
+    }
+    assert!(
+        stack
+            .api
+            .get(
+                "monitoring.coreos.com/v1",
+                "PrometheusRule",
+                Some(NS),
+                "telltale-nodes"
+            )
+            .is_none(),
+        "down still deletes what is telltale's"
+    );
+}

@@ -21,6 +21,11 @@ pub const INSTALL_ID: &str = "telltale.dev/install-id";
 /// Whether a live object carries telltale's marks for this install: the
 /// managed-by label and the install id. `Err` says which mark is missing.
 pub fn owned(live: &Value, install_id: &str) -> Result<(), String> {
+    // A controller that took the object over (the sealed-secrets controller
+    // adopting a Secret `up` created) owns it now, whatever labels remain.
+    if let Some(owner) = controller(live) {
+        return Err(format!("it is controlled by {owner}"));
+    }
     let labels = &live["metadata"]["labels"];
     if labels[MANAGED_BY.0].as_str() != Some(MANAGED_BY.1) {
         return Err(format!("it has no {}={} label", MANAGED_BY.0, MANAGED_BY.1));
@@ -30,6 +35,22 @@ pub fn owned(live: &Value, install_id: &str) -> Result<(), String> {
         Some(_) => Err(format!("its {INSTALL_ID} label is another install's")),
         None => Err(format!("it has no {INSTALL_ID} label")),
     }
+}
+
+/// The controller a live object belongs to, as `Kind/name` of its
+/// ownerReference with `controller: true`.
+pub fn controller(live: &Value) -> Option<String> {
+    live["metadata"]["ownerReferences"]
+        .as_array()?
+        .iter()
+        .find(|r| r["controller"].as_bool() == Some(true))
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or("?"),
+                r["name"].as_str().unwrap_or("?")
+            )
+        })
 }
 
 /// Which object: what the journal records and `down` deletes.
@@ -308,6 +329,21 @@ mod tests {
         assert!(owned(&no_id, id).is_err());
         // A journal without an install id owns nothing.
         assert!(owned(&ours, "").is_err());
+        // Adopted by a controller: its object now, marks or not.
+        let mut adopted = ours.clone();
+        adopted["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "bitnami.com/v1alpha1", "kind": "SealedSecret", "name": "s", "uid": "u", "controller": true}
+        ]);
+        assert_eq!(
+            owned(&adopted, id),
+            Err("it is controlled by SealedSecret/s".into())
+        );
+        adopted["metadata"]["ownerReferences"][0]["controller"] = json!(false);
+        assert_eq!(
+            owned(&adopted, id),
+            Ok(()),
+            "a plain owner is not a controller"
+        );
     }
 
     #[test]

@@ -224,6 +224,7 @@ pub fn manifests(bundle: &Bundle, target: &Target) -> Result<Manifests, LayoutEr
             name,
             namespace,
             keys,
+            ..
         } = step
         else {
             continue;

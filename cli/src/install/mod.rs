@@ -335,6 +335,8 @@ impl<'a, H: Helm> Installer<'a, H> {
         for object in &record.objects {
             match self.objects.get(object).await? {
                 None => drifted.push(format!("{object} (missing)")),
+                // Handed over (a SealedSecret's controller adopted it): not drift.
+                Some(live) if handed_over(&live) => {}
                 Some(live) => {
                     if let Err(why) = objects::owned(&live, &self.install_id) {
                         drifted.push(format!("{object} ({why})"));
@@ -361,10 +363,16 @@ impl<'a, H: Helm> Installer<'a, H> {
                     name,
                     namespace,
                     keys,
+                    annotations,
                 } => {
                     let existing = self.secret(namespace, name).await?;
+                    if existing.as_ref().is_some_and(secret_handed_over) {
+                        continue;
+                    }
                     let data = self.secrets.data(keys, existing.as_ref())?;
-                    if !secrets::matches(existing.as_ref(), &data) {
+                    if !secrets::matches(existing.as_ref(), &data)
+                        || !secrets::annotated(existing.as_ref(), annotations)
+                    {
                         // Names the Secret, never its content.
                         drifted.push(format!("Secret/{name} in {namespace} (data changed)"));
                     }
@@ -511,20 +519,33 @@ impl<'a, H: Helm> Installer<'a, H> {
                 name,
                 namespace,
                 keys,
+                annotations,
             } => {
                 let existing = self.secret(namespace, name).await?;
-                let data = self.secrets.data(keys, existing.as_ref())?;
                 let r = ObjectRef {
                     api_version: "v1".into(),
                     kind: "Secret".into(),
                     namespace: namespace.clone(),
                     name: name.clone(),
                 };
-                if !secrets::matches(existing.as_ref(), &data) {
+                // The sealed-secrets controller adopted it: the SealedSecret
+                // in Git is its source now. Writing it again would fight the
+                // controller, and it is no longer telltale's to record.
+                if let Some(owner) = existing.as_ref().and_then(sealed_owner) {
+                    changes.push(format!(
+                        "left {r} to the sealed-secrets controller (owned by {owner})"
+                    ));
+                    return Ok(());
+                }
+                let data = self.secrets.data(keys, existing.as_ref())?;
+                if !secrets::matches(existing.as_ref(), &data)
+                    || !secrets::annotated(existing.as_ref(), annotations)
+                {
                     let secret = KubeSecret {
                         metadata: ObjectMeta {
                             name: Some(name.clone()),
                             namespace: Some(namespace.clone()),
+                            annotations: (!annotations.is_empty()).then(|| annotations.clone()),
                             labels: Some(
                                 [
                                     (MANAGED_BY.0.to_string(), MANAGED_BY.1.to_string()),
@@ -670,4 +691,25 @@ fn result(
         changes,
         duration_ms: started.map(|s| s.elapsed().as_millis()).unwrap_or(0),
     }
+}
+
+/// The SealedSecret controlling a live Secret (`SealedSecret/name`): the
+/// sealed-secrets controller adopted it.
+fn sealed_owner(secret: &KubeSecret) -> Option<String> {
+    secret
+        .metadata
+        .owner_references
+        .as_ref()?
+        .iter()
+        .find(|r| r.controller == Some(true) && r.kind == "SealedSecret")
+        .map(|r| format!("SealedSecret/{}", r.name))
+}
+
+fn secret_handed_over(secret: &KubeSecret) -> bool {
+    sealed_owner(secret).is_some()
+}
+
+/// A live object a SealedSecret's controller took over.
+fn handed_over(live: &Value) -> bool {
+    objects::controller(live).is_some_and(|c| c.starts_with("SealedSecret/"))
 }

@@ -57,6 +57,7 @@ fn secret_steps(plan: &Plan) -> impl Iterator<Item = (&String, &String, &Vec<Sec
                 name,
                 namespace,
                 keys,
+                ..
             } => Some((name, namespace, keys)),
             _ => None,
         })
@@ -194,6 +195,14 @@ pub fn matches(existing: Option<&KubeSecret>, data: &BTreeMap<String, Secret>) -
         && data
             .iter()
             .all(|(k, v)| live.get(k).is_some_and(|b| b.0 == v.expose().as_bytes()))
+}
+
+/// Whether the live Secret carries every annotation the step asks for.
+pub fn annotated(existing: Option<&KubeSecret>, wanted: &BTreeMap<String, String>) -> bool {
+    let live = existing.and_then(|s| s.metadata.annotations.as_ref());
+    wanted
+        .iter()
+        .all(|(k, v)| live.and_then(|a| a.get(k)) == Some(v))
 }
 
 pub fn to_bytes(data: &BTreeMap<String, Secret>) -> BTreeMap<String, ByteString> {

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod resolve;
 pub mod rules;
 pub mod sachet;
+pub mod sealed;
 pub mod slo;
 pub mod strvals;
 pub mod template;
@@ -293,6 +294,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 name: format!("telltale-{name}"),
                 namespace: r.namespace.clone(),
                 keys: secret_keys,
+                annotations: BTreeMap::new(),
             });
         }
         inhibitions.extend(spec.inhibitions.iter().cloned());
@@ -580,6 +582,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                     source: source.to_string(),
                 })
                 .collect(),
+            annotations: BTreeMap::new(),
         },
     );
     secret_steps.insert(
@@ -597,6 +600,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                     source: "generated".into(),
                 },
             ],
+            annotations: BTreeMap::new(),
         },
     );
     if let Some(pg) = postgres {
@@ -607,6 +611,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 key: "password".into(),
                 source: pg.password.to_string(),
             }],
+            annotations: BTreeMap::new(),
         });
         let provisioning = json!({
             "apiVersion": 1,
@@ -695,7 +700,12 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                     });
                 }
             }
-            Phase::Secrets => steps.extend(secret_steps.iter().cloned()),
+            Phase::Secrets => steps.extend(
+                secret_steps
+                    .iter()
+                    .cloned()
+                    .map(|s| sealed::adoptable(s, r.gitops.as_ref())),
+            ),
             Phase::Verify => steps.push(Step::Verify {
                 checks: verify_checks(&expectations),
             }),

@@ -80,6 +80,11 @@ pub enum Step {
         name: String,
         namespace: String,
         keys: Vec<SecretKey>,
+        /// Annotations `up` writes on the Secret besides telltale's marks:
+        /// in the sealed-secrets mode, the controller's adoption mark, so
+        /// the SealedSecret the GitOps branch brings can take it over.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        annotations: BTreeMap<String, String>,
     },
     Apply {
         file: String,
