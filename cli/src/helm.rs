@@ -9,11 +9,11 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::io::AsyncWriteExt;
+
+use crate::process::{ProcessError, Program};
 
 /// The oldest helm telltale drives (`--dry-run=server`, OCI charts by digest).
 pub const MIN_VERSION: semver::Version = semver::Version::new(3, 14, 0);
@@ -30,6 +30,16 @@ pub enum HelmError {
     Failed { command: String, message: String },
     #[error("cannot run helm: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl HelmError {
+    /// The release does not exist. helm exits 1 for every failure; a missing
+    /// release is told by its last line, `Error: release: not found` (helm
+    /// 3.x and 4.x alike, checked against both in tests/helm_real.rs). A
+    /// missing helm binary is not a missing release.
+    pub fn is_missing_release(&self) -> bool {
+        matches!(self, HelmError::Failed { message, .. } if message.ends_with("release: not found"))
+    }
 }
 
 /// One chart release to install or upgrade.
@@ -114,18 +124,21 @@ impl HelmCli {
     }
 
     /// [`HelmCli::detect`] for a given binary (the real-helm tests run helm 3
-    /// and helm 4 side by side).
+    /// and helm 4 side by side). A binary that is missing, does not run or
+    /// does not print a version is not a helm telltale can drive.
     pub async fn detect_at(bin: PathBuf, kube_args: Vec<String>) -> Result<HelmCli, HelmError> {
-        let output = tokio::process::Command::new(&bin)
-            .args(["version", "--short"])
-            .stdin(Stdio::null())
-            .output()
+        let probe = Program::new(&bin).args(["version", "--short"]);
+        let finished = probe
+            .run_async(Some(PROBE_TIMEOUT), |_| ())
             .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => HelmError::NotFound(bin.display().to_string()),
-                _ => HelmError::Io(e),
+            .map_err(|e| match e {
+                ProcessError::NotFound { .. } => HelmError::NotFound(bin.display().to_string()),
+                other => HelmError::Failed {
+                    command: "version".into(),
+                    message: describe(&other),
+                },
             })?;
-        let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        let text = finished.stdout_text().trim().to_string();
         let version = parse_version(&text).ok_or_else(|| HelmError::Failed {
             command: "version".into(),
             message: format!("unexpected output {text:?}"),
@@ -138,46 +151,53 @@ impl HelmCli {
         })
     }
 
+    /// helm with these arguments and the cluster flags, values on stdin,
+    /// in its own process group (tracked, so a second Ctrl-C or a panic
+    /// kills it). helm bounds its own waits with `--timeout`.
     async fn run(&self, args: &[String], stdin: Option<&str>) -> Result<String, HelmError> {
-        let mut cmd = std::process::Command::new(&self.bin);
-        cmd.args(args)
+        let mut program = Program::new(&self.bin)
+            .args(args)
             .args(&self.kube_args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Its own process group: the terminal's SIGINT is telltale's to handle.
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()?;
-        // Killed with its group on a second Ctrl-C or a panic.
-        let _group = crate::install::interrupt::HelmGroup::track(child.id());
+            .own_process_group();
         if let Some(input) = stdin {
-            let mut pipe = child.stdin.take().expect("stdin is piped");
-            pipe.write_all(input.as_bytes()).await?;
-            drop(pipe);
+            program = program.stdin(input.as_bytes());
         }
-        let output = child.wait_with_output().await?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            Err(HelmError::Failed {
-                command: args.iter().take(2).cloned().collect::<Vec<_>>().join(" "),
-                message: stderr
-                    .trim()
-                    .lines()
-                    .last()
-                    .unwrap_or("no output")
-                    .to_string(),
-            })
+        let command = args.iter().take(2).cloned().collect::<Vec<_>>().join(" ");
+        match program
+            .run_async(None, crate::install::interrupt::HelmGroup::track)
+            .await
+        {
+            Ok(finished) => Ok(finished.stdout_text()),
+            Err(ProcessError::NotFound { .. }) => {
+                Err(HelmError::NotFound(self.bin.display().to_string()))
+            }
+            Err(e) => Err(HelmError::Failed {
+                command,
+                message: describe(&e),
+            }),
         }
     }
 }
+
+/// What a failed helm said: the last line of its stderr (helm ends with
+/// `Error: …`), or why it did not run.
+fn describe(e: &ProcessError) -> String {
+    match e {
+        ProcessError::Failed { .. } => {
+            let last = e.stderr_tail(1);
+            if last.is_empty() {
+                "no output".into()
+            } else {
+                last
+            }
+        }
+        ProcessError::Spawn { source, .. } => format!("cannot run helm: {source}"),
+        other => other.to_string(),
+    }
+}
+
+/// `helm version` answers at once; a binary that hangs is not helm.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn parse_version(text: &str) -> Option<semver::Version> {
     let core = text.trim().trim_start_matches('v');
@@ -297,7 +317,7 @@ impl Helm for HelmCli {
             .into();
         match self.run(&args, None).await {
             Ok(text) => parse_status(&text).map(Some),
-            Err(HelmError::Failed { message, .. }) if message.contains("not found") => Ok(None),
+            Err(e) if e.is_missing_release() => Ok(None),
             Err(e) => Err(e),
         }
     }

@@ -18,6 +18,7 @@ pub mod lint;
 pub mod model;
 pub mod outdir;
 pub mod plural;
+pub mod process;
 pub mod render;
 pub mod secrets;
 pub mod tools;

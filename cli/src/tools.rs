@@ -1,8 +1,8 @@
-//! External validators (promtool, amtool) via std::process, like jj's
-//! git_subprocess: LC_ALL=C, stdin null, output captured, typed errors.
+//! External validators (promtool, amtool), run through [`crate::process`].
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+
+use crate::process::{ProcessError, Program};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
@@ -12,7 +12,7 @@ pub enum ToolError {
     Spawn {
         tool: String,
         #[source]
-        source: std::io::Error,
+        source: ProcessError,
     },
     #[error("`{command}` exited with {status}:\n{output}")]
     Failed {
@@ -38,36 +38,25 @@ impl ToolError {
 
 /// Runs `tool args…` in `cwd`, returning stdout+stderr on success.
 pub fn run(tool: &str, args: &[&str], cwd: &Path) -> Result<String, ToolError> {
-    let output = Command::new(tool)
-        .args(args)
-        .current_dir(cwd)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| match source.kind() {
-            std::io::ErrorKind::NotFound => ToolError::NotFound {
-                tool: tool.to_string(),
-            },
-            _ => ToolError::Spawn {
-                tool: tool.to_string(),
-                source,
-            },
-        })?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
+    let program = Program::new(tool).args(args).current_dir(cwd);
+    let finished = program.output().map_err(|e| match e {
+        ProcessError::NotFound { .. } => ToolError::NotFound {
+            tool: tool.to_string(),
+        },
+        other => ToolError::Spawn {
+            tool: tool.to_string(),
+            source: other,
+        },
+    })?;
+    let text = format!("{}{}", finished.stdout_text(), finished.stderr_text());
+    if finished.status.success() {
         Ok(text)
     } else {
         // The tail is what says what went wrong; promtool prints a lot before it.
-        let lines: Vec<&str> = text.lines().collect();
-        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
         Err(ToolError::Failed {
             command: format!("{tool} {}", args.join(" ")),
-            status: output.status.to_string(),
-            output: tail,
+            status: finished.status.to_string(),
+            output: crate::process::tail(&text, 40),
         })
     }
 }

@@ -7,7 +7,6 @@
 //! machine (no cluster), which is how the suite proves both against real k6.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::batch::v1::Job;
@@ -17,6 +16,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::Kube;
+use crate::process::{ProcessError, Program};
 
 /// The ConfigMap the k6 plugin ships.
 pub const SCRIPT_CONFIGMAP: &str = "telltale-k6-script";
@@ -171,7 +171,8 @@ pub async fn run_local(
         ENTRY.replace("'/scripts/script.js'", "'./script.js'"),
     )
     .map_err(spawn_error)?;
-    let child = tokio::process::Command::new(k6)
+    let limit = duration + Duration::from_secs(60);
+    let output = Program::new(k6)
         .args([
             "run",
             "--quiet",
@@ -180,21 +181,22 @@ pub async fn run_local(
             "run.js",
         ])
         .current_dir(dir.path())
-        .env("LC_ALL", "C")
         .env("TARGET_URL", url)
         .env("RATE", rate.to_string())
         .env("DURATION", format!("{}s", duration.as_secs().max(1)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(spawn_error)?;
-    let limit = duration + Duration::from_secs(60);
-    let output = match tokio::time::timeout(limit, child.wait_with_output()).await {
-        Ok(output) => output.map_err(spawn_error)?,
-        Err(_) => return Err(LoadJobError::Timeout("k6 (local)".into(), limit.as_secs())),
-    };
+        .output_async(Some(limit), |_| ())
+        .await
+        .map_err(|e| match e {
+            ProcessError::Timeout { .. } => {
+                LoadJobError::Timeout("k6 (local)".into(), limit.as_secs())
+            }
+            ProcessError::NotFound { .. } => spawn_error(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not found",
+            )),
+            ProcessError::Spawn { source, .. } => spawn_error(source),
+            other => spawn_error(std::io::Error::other(other.to_string())),
+        })?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let tail: String = stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ");

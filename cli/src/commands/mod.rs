@@ -158,6 +158,9 @@ pub enum Command {
 impl GlobalArgs {
     pub fn printer(&self) -> Printer {
         let no_color = self.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        if self.verbose > 0 {
+            crate::process::set_trace(crate::ui::trace);
+        }
         Printer {
             format: self.output,
             color: !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()),

@@ -8,8 +8,6 @@
 //! content change encrypts again; `--reseal` encrypts again regardless.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
@@ -17,6 +15,7 @@ use super::SecretsMode;
 use super::digest::{self, DigestKey};
 use super::layout::{KeyValue, Pending, Target};
 use crate::install::secrets::{KeySource, generate};
+use crate::process::{ProcessError, Program};
 use crate::secrets::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -257,48 +256,23 @@ fn run(
     secret: &str,
     mode: SecretsMode,
 ) -> Result<String, SealError> {
-    let mut child = Command::new(program)
+    // The plaintext goes on stdin only; the arguments name files and keys.
+    let finished = Program::new(program)
         .args(args)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SealError::Missing { tool, mode },
-            _ => SealError::Failed {
+        .stdin(input.expose().as_bytes())
+        .run()
+        .map_err(|e| match e {
+            ProcessError::NotFound { .. } => SealError::Missing { tool, mode },
+            ProcessError::Failed { status, .. } => SealError::Failed {
                 tool,
                 secret: secret.to_string(),
-                output: format!("could not run it: {e}"),
+                output: format!("exited with {status}: {}", e.stderr_tail(10)),
+            },
+            other => SealError::Failed {
+                tool,
+                secret: secret.to_string(),
+                output: format!("could not run it: {other}"),
             },
         })?;
-    let mut stdin = child.stdin.take();
-    let text = input.expose().to_string();
-    // Written from a thread so a tool that answers before reading all of
-    // its input cannot deadlock on a full pipe.
-    let writer = std::thread::spawn(move || {
-        if let Some(s) = stdin.as_mut() {
-            let _ = s.write_all(text.as_bytes());
-        }
-    });
-    let output = child.wait_with_output().map_err(|e| SealError::Failed {
-        tool,
-        secret: secret.to_string(),
-        output: e.to_string(),
-    })?;
-    let _ = writer.join();
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let lines: Vec<&str> = stderr.lines().collect();
-        return Err(SealError::Failed {
-            tool,
-            secret: secret.to_string(),
-            output: format!(
-                "exited with {}: {}",
-                output.status,
-                lines[lines.len().saturating_sub(10)..].join("\n")
-            ),
-        });
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).to_string())
+    Ok(finished.stdout_text())
 }

@@ -95,7 +95,7 @@ pub async fn down<H: Helm>(
             progress.step(phase, &format!("helm uninstall {}", release.name));
             match helm.uninstall(&release.name, namespace).await {
                 Ok(()) => changes.push(format!("uninstalled release {}", release.name)),
-                Err(e) if e.to_string().contains("not found") => {}
+                Err(e) if e.is_missing_release() => {}
                 Err(e) => {
                     failure = Some(e.to_string());
                     break;

@@ -36,6 +36,11 @@ static STDOUT_USED: AtomicBool = AtomicBool::new(false);
 
 /// `{"ok": false, "error": {…}}`: the same words as the text report (which
 /// never holds a secret), without the snippet, which quotes input.
+/// A `-v` line on stderr: the programs telltale starts, as they start.
+pub fn trace(text: &str) {
+    eprintln!("  {text}");
+}
+
 pub fn error_document(error: &CommandError) -> serde_json::Value {
     serde_json::json!({
         "ok": false,
