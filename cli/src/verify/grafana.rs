@@ -2,8 +2,17 @@
 //! pass their health checks, every dashboard of the bundle is there by uid,
 //! and every panel's query returns data through Grafana (/api/ds/query),
 //! the way a browser would ask. Panels without data are listed.
+//!
+//! Each dashboard is loaded as a browser loads it (seed 000: "dashboard
+//! loads < 3 s with a 12 h range"): every panel's queries over the last
+//! 12 hours, each panel one /api/ds/query request with the points its width
+//! gives and the interval they make, at most six requests at a time (a
+//! browser's connections to one host); the time from the first request to
+//! the last answer is the dashboard's load time, reported for each and
+//! failed above [`LOAD_LIMIT`].
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Deserialize;
@@ -26,6 +35,10 @@ pub struct Datasource {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// Grafana's settings of the datasource; `timeInterval` (the scrape
+    /// interval) is the lowest interval the frontend asks for.
+    #[serde(default, rename = "jsonData")]
+    pub json_data: Value,
 }
 
 #[derive(Deserialize)]
@@ -84,8 +97,17 @@ struct FrameData {
 /// The datasource types whose panels verify queries; others (PostgreSQL) are
 /// counted and named, not queried.
 const QUERIED: [&str; 2] = ["prometheus", "loki"];
-/// Panels queried at once: Grafana serves a browser's dozens in parallel too.
+/// Panel requests in flight at once: a browser opens at most six HTTP/1.1
+/// connections to one host (HTTP/2 would allow more: this is the slower case).
+const BROWSER_CONNECTIONS: usize = 6;
+/// Empty panels probed at once (after the load is timed).
 const PARALLEL: usize = 8;
+/// The range a dashboard is loaded over (seed 000), and its load limit.
+const LOAD_RANGE: Duration = Duration::from_secs(12 * 3600);
+pub const LOAD_LIMIT: Duration = Duration::from_secs(3);
+/// A browser window's width in pixels: a panel `w` columns wide of 24 draws
+/// `w / 24` of it, one point a pixel (Grafana's maxDataPoints).
+const VIEWPORT_PX: u64 = 1920;
 /// Panels without data listed in the summary; the evidence lists them all.
 const LISTED: usize = 10;
 
@@ -153,6 +175,9 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
     let mut unexported: Vec<String> = Vec::new();
     let mut not_proven = 0;
     let mut cut = false;
+    // Each dashboard's load time, and those over the limit.
+    let mut loads: Vec<(String, Duration)> = Vec::new();
+    let mut slow: Vec<String> = Vec::new();
     for uid in &ctx.bundle.plan.expectations.dashboards {
         let api = format!("{url}/api/dashboards/uid/{}", encode(uid));
         let dashboard = match http.get_json::<DashboardEnvelope>(&api).await {
@@ -163,9 +188,18 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
             }
         };
         let report = query_panels(http, url, &dashboard, &datasources).await;
+        let seconds = report.load.as_secs_f64();
+        loads.push((uid.clone(), report.load));
+        if report.load > LOAD_LIMIT {
+            slow.push(format!("{uid} ({seconds:.2} s)"));
+        }
         evidence.push(format!(
-            "{uid}: {} panel(s) with data, {} empty by their conditions, {} without, \
+            "{uid}: loads in {seconds:.2} s over 12 h ({} panel request(s), {} queries, {} at a time); \
+             {} panel(s) with data, {} empty by their conditions, {} without, \
              {} not proven (nothing here exports their metrics), {} not queried{}",
+            report.requests,
+            report.queries,
+            BROWSER_CONNECTIONS,
             report.with_data,
             report.empty_by_condition.len(),
             report.without.len(),
@@ -201,6 +235,14 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         }
     }
 
+    if !slow.is_empty() {
+        problems.push(format!(
+            "{} dashboard(s) load slower than {} s over 12 h: {}",
+            slow.len(),
+            LOAD_LIMIT.as_secs(),
+            slow.join(", ")
+        ));
+    }
     if !silent.is_empty() {
         let mut listed: Vec<&str> = silent.iter().take(LISTED).map(String::as_str).collect();
         if silent.len() > LISTED {
@@ -226,9 +268,20 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
                 listed.join(", ")
             )
         };
+        let slowest = loads
+            .iter()
+            .max_by_key(|(_, d)| *d)
+            .map(|(uid, d)| {
+                format!(
+                    "; each loads in under {} s over 12 h (slowest {uid}: {:.2} s)",
+                    LOAD_LIMIT.as_secs(),
+                    d.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
         Finding::pass(
             format!(
-                "Grafana healthy; {} dashboard(s) present and every panel with exported metrics has data or is empty by its condition{rest}",
+                "Grafana healthy; {} dashboard(s) present and every panel with exported metrics has data or is empty by its condition{slowest}{rest}",
                 ctx.bundle.plan.expectations.dashboards.len()
             ),
             evidence,
@@ -255,17 +308,35 @@ struct PanelsReport {
     unexported: Vec<(String, Vec<String>)>,
     without: Vec<(String, String)>,
     skipped: Vec<String>,
+    /// From the first panel request to the last answer.
+    load: Duration,
+    /// Panel requests (one a panel) and the queries in them.
+    requests: usize,
+    queries: usize,
 }
 
-async fn query_panels(
-    http: &Http,
-    url: &str,
+/// One panel's request, as the browser sends it.
+struct PanelQuery {
+    title: String,
+    body: Value,
+    ds: Datasource,
+    /// The queries with their template variables filled in (Grafana's
+    /// macros left for its backend), for the probes of an empty panel.
+    exprs: Vec<String>,
+}
+
+/// What the browser sends for each panel of `dashboard`: its queries with
+/// the template variables at their current values, the points its width
+/// gives (or its own maxDataPoints), the interval those points make over
+/// the range (never below the panel's min interval or the datasource's
+/// scrape interval), instant or range as each query says.
+fn panel_queries(
     dashboard: &Value,
     datasources: &[Datasource],
-) -> PanelsReport {
+    report: &mut PanelsReport,
+) -> Vec<PanelQuery> {
     let vars = variables(dashboard);
-    let mut report = PanelsReport::default();
-    let mut queries = Vec::new();
+    let mut out = Vec::new();
     for panel in panels(dashboard) {
         let title = panel["title"].as_str().unwrap_or("(untitled)").to_string();
         let Some(targets) = panel["targets"].as_array().filter(|t| !t.is_empty()) else {
@@ -280,19 +351,35 @@ async fn query_panels(
             report.skipped.push(format!("{title}: {kind}"));
             continue;
         }
+        let width = panel["gridPos"]["w"].as_u64().unwrap_or(24).clamp(1, 24);
+        let max_data_points = panel["maxDataPoints"]
+            .as_u64()
+            .unwrap_or(VIEWPORT_PX * width / 24);
+        let min_interval = panel["interval"].as_str().unwrap_or_default();
+        let low_limit = super::grafana_time::parse_interval(min_interval).or_else(|| {
+            ds.json_data["timeInterval"]
+                .as_str()
+                .and_then(super::grafana_time::parse_interval)
+        });
+        let interval =
+            super::grafana_time::frontend_interval(LOAD_RANGE, max_data_points, low_limit);
         let body: Vec<Value> = targets
             .iter()
             .filter(|t| t["hide"] != json!(true))
             .filter_map(|t| {
-                let expr = t["expr"].as_str()?;
+                let expr = interpolate_variables(t["expr"].as_str()?, &vars);
+                let instant = t["instant"] == json!(true) && t["range"] != json!(true);
                 Some(json!({
                     "refId": t["refId"].as_str().unwrap_or("A"),
                     "datasource": {"uid": ds.uid, "type": ds.kind},
-                    "expr": interpolate(expr, &vars),
-                    "range": true,
-                    "instant": false,
-                    "intervalMs": 60000,
-                    "maxDataPoints": 60,
+                    "expr": expr,
+                    "range": !instant,
+                    "instant": instant,
+                    "interval": t["interval"].as_str().filter(|i| !i.is_empty()).unwrap_or(min_interval),
+                    "intervalFactor": t["intervalFactor"].as_u64().unwrap_or(1),
+                    "intervalMs": interval.as_millis() as u64,
+                    "maxDataPoints": max_data_points,
+                    "format": t["format"].as_str().unwrap_or("time_series"),
                 }))
             })
             .collect();
@@ -301,22 +388,58 @@ async fn query_panels(
         }
         let exprs: Vec<String> = body
             .iter()
-            .filter_map(|q| q["expr"].as_str().map(str::to_string))
+            .filter_map(|q| q["expr"].as_str().map(|e| interpolate(e, &vars)))
             .collect();
-        queries.push((
+        out.push(PanelQuery {
             title,
-            json!({"queries": body, "from": "now-1h", "to": "now"}),
-            ds.clone(),
+            body: json!({"queries": body, "from": "now-12h", "to": "now"}),
+            ds: ds.clone(),
             exprs,
-        ));
+        });
     }
+    out
+}
+
+async fn query_panels(
+    http: &Http,
+    url: &str,
+    dashboard: &Value,
+    datasources: &[Datasource],
+) -> PanelsReport {
+    let mut report = PanelsReport::default();
+    let queries = panel_queries(dashboard, datasources, &mut report);
+    report.requests = queries.len();
+    report.queries = queries
+        .iter()
+        .map(|q| q.body["queries"].as_array().map_or(0, Vec::len))
+        .sum();
     let api = format!("{url}/api/ds/query");
-    let mut answers = futures::stream::iter(queries.into_iter().map(|(title, body, ds, exprs)| {
+    // The load, timed: every panel at once, as many in flight as a browser
+    // keeps; each answer is kept for the verdict below.
+    let started = Instant::now();
+    let answers: Vec<(PanelQuery, Result<QueryResponse, String>)> =
+        futures::stream::iter(queries.into_iter().map(|q| {
+            let api = api.clone();
+            async move {
+                let answer = http
+                    .post_for_json::<QueryResponse>(&api, &q.body)
+                    .await
+                    .map(|(_, r)| r)
+                    .map_err(|e| e.to_string());
+                (q, answer)
+            }
+        }))
+        .buffer_unordered(BROWSER_CONNECTIONS)
+        .collect()
+        .await;
+    report.load = started.elapsed();
+
+    // Then why the empty ones are empty (not timed: no browser asks that).
+    let mut verdicts = futures::stream::iter(answers.into_iter().map(|(q, answer)| {
         let api = api.clone();
         async move {
-            let answer = http.post_for_json::<QueryResponse>(&api, &body).await;
-            let answer = match answer {
-                Ok((_, response)) => {
+            let verdict = match answer {
+                Ok(response) => {
                     let errors: Vec<String> = response
                         .results
                         .values()
@@ -327,16 +450,16 @@ async fn query_panels(
                     } else if has_data(response.results.values()) {
                         Ok(None)
                     } else {
-                        Ok(Some(explain_empty(http, &api, &ds, &exprs).await))
+                        Ok(Some(explain_empty(http, &api, &q.ds, &q.exprs).await))
                     }
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
-            (title, answer)
+            (q.title, verdict)
         }
     }))
     .buffered(PARALLEL);
-    while let Some((title, answer)) = answers.next().await {
+    while let Some((title, answer)) = verdicts.next().await {
         match answer {
             Ok(None) => report.with_data += 1,
             Ok(Some(Empty::ByCondition)) => report.empty_by_condition.push(title),
@@ -681,10 +804,22 @@ pub fn variables(dashboard: &Value) -> BTreeMap<String, String> {
 }
 
 /// Replaces `$name`, `${name}`, `${name:format}` and `[[name]]` with the
-/// variable's value, and Grafana's interval macros with fixed ones.
+/// variable's value, and Grafana's interval macros with fixed ones (for the
+/// probes of an empty panel, which look at the last hour).
 pub fn interpolate(expr: &str, vars: &BTreeMap<String, String>) -> String {
+    substitute(expr, vars, true)
+}
+
+/// What the browser sends: the template variables filled in, Grafana's
+/// macros (`$__rate_interval`, `$__range`…) left for its backend.
+pub fn interpolate_variables(expr: &str, vars: &BTreeMap<String, String>) -> String {
+    substitute(expr, vars, false)
+}
+
+fn substitute(expr: &str, vars: &BTreeMap<String, String>, macros: bool) -> String {
     let lookup = |name: &str| -> Option<String> {
         match name {
+            _ if name.starts_with("__") && !macros => None,
             "__rate_interval" | "__interval" | "__auto" => Some("1m".into()),
             "__interval_ms" => Some("60000".into()),
             "__range" => Some("1h".into()),
