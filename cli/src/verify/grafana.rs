@@ -171,6 +171,17 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         return Finding::fail(waiting, evidence);
     }
 
+    // The jobs the bundle has Prometheus scrape: a panel that selects
+    // another job (the site's own service, an SLO's) cannot be fed here.
+    let jobs: Vec<String> = ctx
+        .bundle
+        .plan
+        .expectations
+        .targets
+        .iter()
+        .filter(|t| t.requires.is_none())
+        .map(|t| t.job.clone())
+        .collect();
     let mut silent = Vec::new();
     let mut unexported: Vec<String> = Vec::new();
     let mut not_proven = 0;
@@ -187,7 +198,7 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
                 continue;
             }
         };
-        let report = query_panels(http, url, &dashboard, &datasources).await;
+        let report = query_panels(http, url, &dashboard, &datasources, &jobs).await;
         let seconds = report.load.as_secs_f64();
         loads.push((uid.clone(), report.load));
         if report.load > LOAD_LIMIT {
@@ -405,6 +416,7 @@ async fn query_panels(
     url: &str,
     dashboard: &Value,
     datasources: &[Datasource],
+    jobs: &[String],
 ) -> PanelsReport {
     let mut report = PanelsReport::default();
     let queries = panel_queries(dashboard, datasources, &mut report);
@@ -447,10 +459,12 @@ async fn query_panels(
                         .collect();
                     if !errors.is_empty() {
                         Err(errors.join("; "))
-                    } else if has_data(response.results.values()) {
+                    } else if has_data(response.results.values())
+                        || recheck(http, &api, &q.body).await
+                    {
                         Ok(None)
                     } else {
-                        Ok(Some(explain_empty(http, &api, &q.ds, &q.exprs).await))
+                        Ok(Some(explain_empty(http, &api, &q.ds, &q.exprs, jobs).await))
                     }
                 }
                 Err(e) => Err(e),
@@ -469,6 +483,31 @@ async fn query_panels(
         }
     }
     report
+}
+
+/// A step fine enough to see the last seconds: Grafana aligns a range to
+/// its step, so on a stack minutes old a coarse step can end before the
+/// first samples. The probes ask with it.
+const FINE_MS: u64 = 1_000;
+const FINE_POINTS: u64 = 3_600;
+
+/// An empty panel asked again as instant queries at this moment (Grafana
+/// evaluates an instant query at the end of the range, unaligned): whether
+/// it has data after all, on a stack younger than the panel's step.
+async fn recheck(http: &Http, api: &str, body: &Value) -> bool {
+    let mut body = body.clone();
+    body["from"] = json!("now-1h");
+    for q in body["queries"].as_array_mut().into_iter().flatten() {
+        q["intervalMs"] = json!(FINE_MS);
+        q["maxDataPoints"] = json!(FINE_POINTS);
+        q["interval"] = json!("");
+        q["instant"] = json!(true);
+        q["range"] = json!(false);
+    }
+    match http.post_for_json::<QueryResponse>(api, &body).await {
+        Ok((_, r)) => has_data(r.results.values()),
+        Err(_) => false,
+    }
 }
 
 /// Every expected job of plan.json (but those of systems outside the
@@ -496,8 +535,10 @@ async fn scraped_twice(
             "refId": "A",
             "datasource": {"uid": ds.uid, "type": ds.kind},
             "expr": "count by (job) (count_over_time(up[10m]) >= 2)",
-            "range": true,
-            "instant": false,
+            // At `to` itself: a range query's steps are aligned down to
+            // the step, and could end before a fresh stack's second scrape.
+            "range": false,
+            "instant": true,
             "intervalMs": 15000,
             "maxDataPoints": 4,
         }],
@@ -556,7 +597,13 @@ enum Empty {
 /// Asks the same datasource, through Grafana, what the panel's selectors
 /// find over the same hour: each selector as written, and each metric name
 /// alone. One request per empty panel.
-async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]) -> Empty {
+async fn explain_empty(
+    http: &Http,
+    api: &str,
+    ds: &Datasource,
+    exprs: &[String],
+    jobs: &[String],
+) -> Empty {
     let probes = match ds.kind.as_str() {
         "prometheus" => prometheus_probes(exprs),
         "loki" => loki_probes(exprs),
@@ -583,8 +630,8 @@ async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]
             "expr": expr,
             "range": true,
             "instant": false,
-            "intervalMs": 60000,
-            "maxDataPoints": 60,
+            "intervalMs": FINE_MS,
+            "maxDataPoints": FINE_POINTS,
         })).collect::<Vec<_>>(),
         "from": "now-1h",
         "to": "now",
@@ -623,11 +670,36 @@ async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]
     if unmatched.is_empty() {
         return Empty::ByCondition;
     }
+    // Selectors that name a job the bundle does not scrape (the site's own
+    // service, e.g. an SLO's `job="api"`) cannot match here: not proven,
+    // said so, rather than failed.
+    let outside: Vec<String> = unmatched
+        .iter()
+        .filter_map(|s| selected_job(s).filter(|job| !jobs.iter().any(|j| j == job)))
+        .map(|job| format!("job {job} (not scraped by the bundle)"))
+        .collect();
+    if outside.len() == unmatched.len() {
+        let mut outside = outside;
+        outside.dedup();
+        return Empty::Unexported(outside);
+    }
     let selectors = unmatched;
     Empty::Unmatched(format!(
         "empty result; {} match nothing in the last hour",
         super::http::cap(&selectors.join(", "), 300)
     ))
+}
+
+/// The job a probe selector (`{__name__="up",job="api"}`) pins by equality.
+fn selected_job(selector: &str) -> Option<String> {
+    let at = selector.find("job=\"")? + "job=\"".len();
+    // Not `job=~`, and not another label ending in `job`.
+    let before = selector[..at - "job=\"".len()].chars().last();
+    if !matches!(before, Some('{') | Some(',')) {
+        return None;
+    }
+    let rest = &selector[at..];
+    Some(rest[..rest.find('"')?].to_string())
 }
 
 /// What to ask about an empty panel: `(selector, probe query)` and
@@ -933,6 +1005,16 @@ mod tests {
         for (_, probe) in probes.selectors.iter().chain(&probes.metrics) {
             promql_parser::parser::parse(probe).unwrap_or_else(|e| panic!("{probe}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_selected_job_is_read_from_an_equality_matcher_only() {
+        assert_eq!(
+            selected_job(r#"{__name__="up",job="api"}"#).as_deref(),
+            Some("api")
+        );
+        assert_eq!(selected_job(r#"{__name__="up",job=~"api|x"}"#), None);
+        assert_eq!(selected_job(r#"{__name__="up",cronjob="x"}"#), None);
     }
 
     #[test]
