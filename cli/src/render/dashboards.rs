@@ -138,7 +138,7 @@ fn check_names(
                             DATASOURCES.join(", ")
                         ),
                     )
-                    .at_path(&format!("{here}.{REQUIRES_KEY}")));
+                    .at_path(format!("{here}.{REQUIRES_KEY}")));
                 }
             }
         }
