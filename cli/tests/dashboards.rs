@@ -187,10 +187,20 @@ fn the_postgres_section_needs_a_postgres_datasource() {
         serde_json::from_str(&bundle.files["grafana/dashboards/telltale-infrastructure.json"])
             .unwrap();
     let all = panels(&d);
-    assert_eq!(
-        all.iter().filter(|p| p["type"] == "row").count(),
-        10,
-        "no drift section without PostgreSQL"
+    let rows: Vec<&str> = all
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .filter_map(|p| p["title"].as_str())
+        .collect();
+    // No drift section without PostgreSQL, no Airflow section without the
+    // airflow plugin (kind has neither).
+    assert_eq!(rows.len(), 9, "{rows:?}");
+    assert!(!rows.contains(&"Airflow Health"), "{rows:?}");
+    assert!(
+        !all.iter().any(|p| p["title"] == "Scheduler Heartbeat"
+            || p["title"] == "DB Connections"
+            || p["title"] == "Certificate Expiry"),
+        "panels of plugins kind does not enable"
     );
     assert!(
         !bundle.files["grafana/dashboards/telltale-infrastructure.json"]

@@ -64,6 +64,10 @@ struct Args {
     /// ConfigMap were never provisioned; repeatable.
     #[arg(long = "grafana-drop-dashboard", value_name = "UID")]
     grafana_drop_dashboard: Vec<String>,
+    /// Make the fake Grafana answer every /api/ds/query this much later, as
+    /// a slow Prometheus would (a fault, to see verify's load time fail).
+    #[arg(long = "grafana-query-delay", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    grafana_query_delay: Option<Duration>,
     /// Make the fake Loki drop every line of this namespace, pushed by the
     /// shipper or through the push API, as if nothing collected it;
     /// repeatable.
@@ -381,7 +385,8 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     for note in &provisioned.notes {
         eprintln!("telltale-local-stack: grafana: {note}");
     }
-    let fake_grafana = grafana::Grafana::new(provisioned, &password);
+    let mut fake_grafana = grafana::Grafana::new(provisioned, &password);
+    fake_grafana.query_delay = args.grafana_query_delay.unwrap_or_default();
     tokio::spawn(serve(
         grafana_listener,
         grafana::router(Arc::new(fake_grafana)),

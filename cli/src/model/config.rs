@@ -219,6 +219,24 @@ pub struct Slo {
     pub errors: String,
     /// PromQL for all events per second, same placeholder.
     pub total: String,
+    /// What the SLO dashboard draws for it besides the SLI and budget: the
+    /// indicator itself (a response time, an error rate) against its line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panel: Option<SloPanel>,
+}
+
+/// A timeseries of the SLO's indicator with its threshold drawn as a line.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SloPanel {
+    pub title: String,
+    /// PromQL; `{{selector}}` is replaced by the service selector.
+    pub query: String,
+    /// A Grafana unit (`s`, `percentunit`…).
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// Where the dashed red line goes (5 for "p95 < 5 s", 0.01 for "< 1%").
+    pub threshold: f64,
 }
 
 fn default_window() -> String {

@@ -47,6 +47,21 @@ pub struct PluginSpec {
     /// 002: "suppress component alerts when the service is down").
     #[serde(default)]
     pub inhibitions: Vec<super::inhibition::Inhibition>,
+    /// The series the components this plugin installs or scrapes publish,
+    /// with where their names are documented.
+    #[serde(default)]
+    pub publishes: Vec<Publishes>,
+}
+
+/// Series one component exposes: exact names as Prometheus stores them
+/// (a histogram's `_bucket`, `_sum` and `_count`), and the documentation
+/// they were checked against.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Publishes {
+    pub component: String,
+    pub source: String,
+    pub metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

@@ -175,10 +175,16 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     }
 
     let postgres = r.grafana.datasources.postgres.as_ref();
-    let available: Vec<&str> = if postgres.is_some() {
-        vec!["postgres"]
-    } else {
-        vec![]
+    // What a dashboard panel may require, and what this bundle has.
+    let mut known: Vec<&str> = dashboards::DATASOURCES.to_vec();
+    known.extend(catalog.plugins.keys().map(String::as_str));
+    let mut available: Vec<&str> = r.plugins.iter().map(|p| p.name()).collect();
+    if postgres.is_some() {
+        available.push("postgres");
+    }
+    let requirements = dashboards::Requirements {
+        known: &known,
+        available: &available,
     };
     let mut secret_steps: Vec<Step> = Vec::new();
     // Dashboards with panels left out for want of the PostgreSQL datasource.
@@ -248,7 +254,10 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             if postgres.is_none() && dashboards::needs(&source, "postgres") {
                 needs_postgres.push(uid.to_string());
             }
-            let dashboard = dashboards::prepare(&source, uid, &available)?;
+            let Some(dashboard) = dashboards::prepare(&source, uid, requirements)? else {
+                // Every panel needs something this bundle does not have.
+                continue;
+            };
             let text = pretty_json(&dashboard);
             files.add(
                 "dashboard",

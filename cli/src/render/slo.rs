@@ -204,9 +204,19 @@ pub fn render(slos: &[Slo], selector: &str, runbook_base: &str) -> Result<SloFil
             Some(test),
         ));
     }
+    for slo in slos {
+        if let Some(panel) = &slo.panel {
+            let q = fill(&panel.query, "5m", selector);
+            promql_parser::parser::parse(&q).map_err(|e| SloError {
+                name: slo.name.clone(),
+                field: "panel.query",
+                message: format!("invalid PromQL: {e}"),
+            })?;
+        }
+    }
     Ok(SloFiles {
         groups,
-        dashboard: dashboard(slos),
+        dashboard: dashboard(slos, selector),
     })
 }
 
@@ -256,11 +266,22 @@ fn test_file(slo: &Slo, group: &str, budget: f64, fast: &Rule, slow: &Rule) -> S
     serde_saphyr::to_string(&doc).unwrap_or_default()
 }
 
-fn dashboard(slos: &[Slo]) -> Value {
+/// Seed 002's SLA dashboard: per SLO its SLI over 24 h (the seed's
+/// measurement window) beside the SLO's window and the error budget left,
+/// the burn rates, and its indicator against its line (response time with
+/// the 5 s line, error rate with the 1 % line) when the SLO names one; then
+/// the service's instance status and cardinality (series per scrape).
+/// Window-long averages are instant queries: as range queries they would
+/// read the whole window at every step of the 12 h view.
+fn dashboard(slos: &[Slo], selector: &str) -> Value {
     let ds = json!({"type": "prometheus", "uid": "${datasource}"});
     let mut panels = Vec::new();
     let mut id = 1;
     let mut y = 0;
+    let target = |ref_id: &str, expr: String, legend: &str, instant: bool| {
+        json!({"refId": ref_id, "expr": expr, "legendFormat": legend, "datasource": ds,
+               "range": !instant, "instant": instant})
+    };
     for slo in slos {
         let budget = decimal((100.0 - slo.objective) / 100.0);
         let sel = format!("{{slo=\"{}\"}}", slo.name);
@@ -269,37 +290,106 @@ fn dashboard(slos: &[Slo]) -> Value {
             "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
         id += 1;
         y += 1;
-        let stat = |id: i64, x: i64, title: &str, expr: String, unit: &str, steps: Value| {
+        let stat = |id: i64,
+                    x: i64,
+                    title: &str,
+                    description: &str,
+                    expr: String,
+                    unit: &str,
+                    steps: Value| {
             json!({
-                "id": id, "type": "stat", "title": title, "datasource": ds, "gridPos": {"x": x, "y": y, "w": 6, "h": 6},
-                "targets": [{"refId": "A", "expr": expr, "datasource": ds}],
+                "id": id, "type": "stat", "title": title, "description": description, "datasource": ds,
+                "gridPos": {"x": x, "y": y, "w": 4, "h": 6},
+                "targets": [target("A", expr, "", true)],
                 "fieldConfig": {"defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}}, "overrides": []},
-                "options": {"colorMode": "background", "reduceOptions": {"calcs": ["lastNotNull"]}},
+                "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
             })
         };
-        panels.push(stat(id, 0, "SLI (window)", format!("1 - avg_over_time({r1h}[{}])", slo.window), "percentunit",
-            json!([{"color": "red", "value": null}, {"color": "green", "value": slo.objective / 100.0}])));
-        panels.push(stat(id + 1, 6, "Error budget remaining", format!("1 - (avg_over_time({r1h}[{}]) / {budget})", slo.window), "percentunit",
+        let sli_steps = json!([{"color": "red", "value": null}, {"color": "green", "value": slo.objective / 100.0}]);
+        panels.push(stat(
+            id,
+            0,
+            "SLI (24h)",
+            "The SLI over the last 24 hours (seed 002's measurement window).",
+            format!("1 - {}{sel}", record_name("1d")),
+            "percentunit",
+            sli_steps.clone(),
+        ));
+        panels.push(stat(
+            id + 1,
+            4,
+            &format!("SLI ({})", slo.window),
+            "The SLI over the SLO's window.",
+            format!("1 - avg_over_time({r1h}[{}])", slo.window),
+            "percentunit",
+            sli_steps,
+        ));
+        panels.push(stat(id + 2, 8, &format!("Error budget remaining ({})", slo.window), "The share of the window's error budget not spent yet.",
+            format!("1 - (avg_over_time({r1h}[{}]) / {budget})", slo.window), "percentunit",
             json!([{"color": "red", "value": null}, {"color": "yellow", "value": 0.25}, {"color": "green", "value": 0.5}])));
         let burn_targets: Vec<Value> = ["5m", "1h", "6h", "1d"]
             .iter()
             .zip(["A", "B", "C", "D"])
-            .map(|(w, ref_id)| json!({"refId": ref_id, "datasource": ds, "legendFormat": w, "expr": format!("{}{sel} / {budget}", record_name(w))}))
+            .map(|(w, ref_id)| {
+                target(
+                    ref_id,
+                    format!("{}{sel} / {budget}", record_name(w)),
+                    w,
+                    false,
+                )
+            })
             .collect();
         panels.push(json!({
-            "id": id + 2, "type": "timeseries", "title": "Burn rate (1 = on budget)", "datasource": ds,
+            "id": id + 3, "type": "timeseries", "title": "Burn rate (1 = on budget)", "datasource": ds,
             "gridPos": {"x": 12, "y": y, "w": 12, "h": 6},
             "targets": burn_targets,
             "fieldConfig": {"defaults": {"unit": "short", "thresholds": {"mode": "absolute", "steps": [
                 {"color": "green", "value": null}, {"color": "yellow", "value": 6}, {"color": "red", "value": 14.4}]},
                 "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
         }));
-        id += 3;
+        id += 4;
         y += 6;
+        if let Some(panel) = &slo.panel {
+            panels.push(json!({
+                "id": id, "type": "timeseries", "title": panel.title, "datasource": ds,
+                "description": format!("The dashed red line is the SLO's threshold ({}).", panel.threshold),
+                "gridPos": {"x": 0, "y": y, "w": 24, "h": 7},
+                "targets": [target("A", fill(&panel.query, "$__rate_interval", selector), "", false)],
+                "fieldConfig": {"defaults": {"unit": panel.unit.clone().unwrap_or_else(|| "short".into()),
+                    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": panel.threshold}]},
+                    "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
+            }));
+            id += 1;
+            y += 7;
+        }
     }
+    // The service the SLOs measure: its instances and its cardinality.
+    panels.push(json!({"id": id, "type": "row", "title": "Service health and cardinality",
+        "description": "Prometheus' own series: up and scrape_samples_scraped / scrape_series_added for every target of the service, and the head series of the TSDB (metric explosion shows in both).",
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
+    y += 1;
+    panels.push(json!({
+        "id": id + 1, "type": "state-timeline", "title": "Instance status", "datasource": ds,
+        "description": "1 up (green), 0 down (red), per instance of the service.",
+        "gridPos": {"x": 0, "y": y, "w": 12, "h": 7},
+        "targets": [target("A", format!("max by (instance) (up{{ {selector} }})"), "{{instance}}", false)],
+        "fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}]}, "overrides": []},
+    }));
+    panels.push(json!({
+        "id": id + 2, "type": "timeseries", "title": "Cardinality", "datasource": ds,
+        "description": "Samples each scrape of the service returns, new series per scrape, and Prometheus' head series: a label that explodes shows here first (seed 002: cardinality monitoring).",
+        "gridPos": {"x": 12, "y": y, "w": 12, "h": 7},
+        "targets": [
+            target("A", format!("sum by (instance) (scrape_samples_scraped{{ {selector} }})"), "{{instance}} samples/scrape", false),
+            target("B", format!("sum by (instance) (scrape_series_added{{ {selector} }})"), "{{instance}} series added", false),
+            target("C", "sum(prometheus_tsdb_head_series)".to_string(), "Prometheus head series", false),
+        ],
+        "fieldConfig": {"defaults": {"unit": "short"}, "overrides": []},
+    }));
     json!({
         "uid": "telltale-slo",
         "title": "SLOs",
+        "description": "Seed 002's SLA dashboard: each SLO's SLI over 24 hours and over its window, the error budget and burn rates, its indicator against its threshold, and the service's instance status and cardinality.",
         "tags": ["telltale", "slo"],
         "schemaVersion": 39,
         "editable": false,
@@ -333,6 +423,7 @@ mod tests {
             description: None,
             errors: "sum(rate(h_bucket{ {{selector}}, le=\"5\" }[{{window}}]))".into(),
             total: "sum(rate(h_count{ {{selector}} }[{{window}}]))".into(),
+            panel: None,
         };
         let e = render(&[slo], "job=\"api\"", "https://x")
             .err()
@@ -360,6 +451,7 @@ mod tests {
             description: None,
             errors: "sum(rate(e{ {{selector}} }[{{window}}]))".into(),
             total: "sum(rate(t{ {{selector}} }[{{window}}]))".into(),
+            panel: None,
         };
         let files = render(&[slo], "job=\"api\"", "https://x").unwrap();
         let (_, alerts, test) = &files.groups[1];

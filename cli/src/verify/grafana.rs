@@ -2,8 +2,17 @@
 //! pass their health checks, every dashboard of the bundle is there by uid,
 //! and every panel's query returns data through Grafana (/api/ds/query),
 //! the way a browser would ask. Panels without data are listed.
+//!
+//! Each dashboard is loaded as a browser loads it (seed 000: "dashboard
+//! loads < 3 s with a 12 h range"): every panel's queries over the last
+//! 12 hours, each panel one /api/ds/query request with the points its width
+//! gives and the interval they make, at most six requests at a time (a
+//! browser's connections to one host); the time from the first request to
+//! the last answer is the dashboard's load time, reported for each and
+//! failed above [`LOAD_LIMIT`].
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde::Deserialize;
@@ -26,6 +35,10 @@ pub struct Datasource {
     pub name: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// Grafana's settings of the datasource; `timeInterval` (the scrape
+    /// interval) is the lowest interval the frontend asks for.
+    #[serde(default, rename = "jsonData")]
+    pub json_data: Value,
 }
 
 #[derive(Deserialize)]
@@ -84,8 +97,17 @@ struct FrameData {
 /// The datasource types whose panels verify queries; others (PostgreSQL) are
 /// counted and named, not queried.
 const QUERIED: [&str; 2] = ["prometheus", "loki"];
-/// Panels queried at once: Grafana serves a browser's dozens in parallel too.
+/// Panel requests in flight at once: a browser opens at most six HTTP/1.1
+/// connections to one host (HTTP/2 would allow more: this is the slower case).
+const BROWSER_CONNECTIONS: usize = 6;
+/// Empty panels probed at once (after the load is timed).
 const PARALLEL: usize = 8;
+/// The range a dashboard is loaded over (seed 000), and its load limit.
+const LOAD_RANGE: Duration = Duration::from_secs(12 * 3600);
+pub const LOAD_LIMIT: Duration = Duration::from_secs(3);
+/// A browser window's width in pixels: a panel `w` columns wide of 24 draws
+/// `w / 24` of it, one point a pixel (Grafana's maxDataPoints).
+const VIEWPORT_PX: u64 = 1920;
 /// Panels without data listed in the summary; the evidence lists them all.
 const LISTED: usize = 10;
 
@@ -149,10 +171,24 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         return Finding::fail(waiting, evidence);
     }
 
+    // The jobs the bundle has Prometheus scrape: a panel that selects
+    // another job (the site's own service, an SLO's) cannot be fed here.
+    let jobs: Vec<String> = ctx
+        .bundle
+        .plan
+        .expectations
+        .targets
+        .iter()
+        .filter(|t| t.requires.is_none())
+        .map(|t| t.job.clone())
+        .collect();
     let mut silent = Vec::new();
     let mut unexported: Vec<String> = Vec::new();
     let mut not_proven = 0;
     let mut cut = false;
+    // Each dashboard's load time, and those over the limit.
+    let mut loads: Vec<(String, Duration)> = Vec::new();
+    let mut slow: Vec<String> = Vec::new();
     for uid in &ctx.bundle.plan.expectations.dashboards {
         let api = format!("{url}/api/dashboards/uid/{}", encode(uid));
         let dashboard = match http.get_json::<DashboardEnvelope>(&api).await {
@@ -162,10 +198,19 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
                 continue;
             }
         };
-        let report = query_panels(http, url, &dashboard, &datasources).await;
+        let report = query_panels(http, url, &dashboard, &datasources, &jobs).await;
+        let seconds = report.load.as_secs_f64();
+        loads.push((uid.clone(), report.load));
+        if report.load > LOAD_LIMIT {
+            slow.push(format!("{uid} ({seconds:.2} s)"));
+        }
         evidence.push(format!(
-            "{uid}: {} panel(s) with data, {} empty by their conditions, {} without, \
+            "{uid}: loads in {seconds:.2} s over 12 h ({} panel request(s), {} queries, {} at a time); \
+             {} panel(s) with data, {} empty by their conditions, {} without, \
              {} not proven (nothing here exports their metrics), {} not queried{}",
+            report.requests,
+            report.queries,
+            BROWSER_CONNECTIONS,
             report.with_data,
             report.empty_by_condition.len(),
             report.without.len(),
@@ -201,6 +246,14 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         }
     }
 
+    if !slow.is_empty() {
+        problems.push(format!(
+            "{} dashboard(s) load slower than {} s over 12 h: {}",
+            slow.len(),
+            LOAD_LIMIT.as_secs(),
+            slow.join(", ")
+        ));
+    }
     if !silent.is_empty() {
         let mut listed: Vec<&str> = silent.iter().take(LISTED).map(String::as_str).collect();
         if silent.len() > LISTED {
@@ -226,9 +279,20 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
                 listed.join(", ")
             )
         };
+        let slowest = loads
+            .iter()
+            .max_by_key(|(_, d)| *d)
+            .map(|(uid, d)| {
+                format!(
+                    "; each loads in under {} s over 12 h (slowest {uid}: {:.2} s)",
+                    LOAD_LIMIT.as_secs(),
+                    d.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
         Finding::pass(
             format!(
-                "Grafana healthy; {} dashboard(s) present and every panel with exported metrics has data or is empty by its condition{rest}",
+                "Grafana healthy; {} dashboard(s) present and every panel with exported metrics has data or is empty by its condition{slowest}{rest}",
                 ctx.bundle.plan.expectations.dashboards.len()
             ),
             evidence,
@@ -255,17 +319,35 @@ struct PanelsReport {
     unexported: Vec<(String, Vec<String>)>,
     without: Vec<(String, String)>,
     skipped: Vec<String>,
+    /// From the first panel request to the last answer.
+    load: Duration,
+    /// Panel requests (one a panel) and the queries in them.
+    requests: usize,
+    queries: usize,
 }
 
-async fn query_panels(
-    http: &Http,
-    url: &str,
+/// One panel's request, as the browser sends it.
+struct PanelQuery {
+    title: String,
+    body: Value,
+    ds: Datasource,
+    /// The queries with their template variables filled in (Grafana's
+    /// macros left for its backend), for the probes of an empty panel.
+    exprs: Vec<String>,
+}
+
+/// What the browser sends for each panel of `dashboard`: its queries with
+/// the template variables at their current values, the points its width
+/// gives (or its own maxDataPoints), the interval those points make over
+/// the range (never below the panel's min interval or the datasource's
+/// scrape interval), instant or range as each query says.
+fn panel_queries(
     dashboard: &Value,
     datasources: &[Datasource],
-) -> PanelsReport {
+    report: &mut PanelsReport,
+) -> Vec<PanelQuery> {
     let vars = variables(dashboard);
-    let mut report = PanelsReport::default();
-    let mut queries = Vec::new();
+    let mut out = Vec::new();
     for panel in panels(dashboard) {
         let title = panel["title"].as_str().unwrap_or("(untitled)").to_string();
         let Some(targets) = panel["targets"].as_array().filter(|t| !t.is_empty()) else {
@@ -280,19 +362,35 @@ async fn query_panels(
             report.skipped.push(format!("{title}: {kind}"));
             continue;
         }
+        let width = panel["gridPos"]["w"].as_u64().unwrap_or(24).clamp(1, 24);
+        let max_data_points = panel["maxDataPoints"]
+            .as_u64()
+            .unwrap_or(VIEWPORT_PX * width / 24);
+        let min_interval = panel["interval"].as_str().unwrap_or_default();
+        let low_limit = super::grafana_time::parse_interval(min_interval).or_else(|| {
+            ds.json_data["timeInterval"]
+                .as_str()
+                .and_then(super::grafana_time::parse_interval)
+        });
+        let interval =
+            super::grafana_time::frontend_interval(LOAD_RANGE, max_data_points, low_limit);
         let body: Vec<Value> = targets
             .iter()
             .filter(|t| t["hide"] != json!(true))
             .filter_map(|t| {
-                let expr = t["expr"].as_str()?;
+                let expr = interpolate_variables(t["expr"].as_str()?, &vars);
+                let instant = t["instant"] == json!(true) && t["range"] != json!(true);
                 Some(json!({
                     "refId": t["refId"].as_str().unwrap_or("A"),
                     "datasource": {"uid": ds.uid, "type": ds.kind},
-                    "expr": interpolate(expr, &vars),
-                    "range": true,
-                    "instant": false,
-                    "intervalMs": 60000,
-                    "maxDataPoints": 60,
+                    "expr": expr,
+                    "range": !instant,
+                    "instant": instant,
+                    "interval": t["interval"].as_str().filter(|i| !i.is_empty()).unwrap_or(min_interval),
+                    "intervalFactor": t["intervalFactor"].as_u64().unwrap_or(1),
+                    "intervalMs": interval.as_millis() as u64,
+                    "maxDataPoints": max_data_points,
+                    "format": t["format"].as_str().unwrap_or("time_series"),
                 }))
             })
             .collect();
@@ -301,22 +399,59 @@ async fn query_panels(
         }
         let exprs: Vec<String> = body
             .iter()
-            .filter_map(|q| q["expr"].as_str().map(str::to_string))
+            .filter_map(|q| q["expr"].as_str().map(|e| interpolate(e, &vars)))
             .collect();
-        queries.push((
+        out.push(PanelQuery {
             title,
-            json!({"queries": body, "from": "now-1h", "to": "now"}),
-            ds.clone(),
+            body: json!({"queries": body, "from": "now-12h", "to": "now"}),
+            ds: ds.clone(),
             exprs,
-        ));
+        });
     }
+    out
+}
+
+async fn query_panels(
+    http: &Http,
+    url: &str,
+    dashboard: &Value,
+    datasources: &[Datasource],
+    jobs: &[String],
+) -> PanelsReport {
+    let mut report = PanelsReport::default();
+    let queries = panel_queries(dashboard, datasources, &mut report);
+    report.requests = queries.len();
+    report.queries = queries
+        .iter()
+        .map(|q| q.body["queries"].as_array().map_or(0, Vec::len))
+        .sum();
     let api = format!("{url}/api/ds/query");
-    let mut answers = futures::stream::iter(queries.into_iter().map(|(title, body, ds, exprs)| {
+    // The load, timed: every panel at once, as many in flight as a browser
+    // keeps; each answer is kept for the verdict below.
+    let started = Instant::now();
+    let answers: Vec<(PanelQuery, Result<QueryResponse, String>)> =
+        futures::stream::iter(queries.into_iter().map(|q| {
+            let api = api.clone();
+            async move {
+                let answer = http
+                    .post_for_json::<QueryResponse>(&api, &q.body)
+                    .await
+                    .map(|(_, r)| r)
+                    .map_err(|e| e.to_string());
+                (q, answer)
+            }
+        }))
+        .buffer_unordered(BROWSER_CONNECTIONS)
+        .collect()
+        .await;
+    report.load = started.elapsed();
+
+    // Then why the empty ones are empty (not timed: no browser asks that).
+    let mut verdicts = futures::stream::iter(answers.into_iter().map(|(q, answer)| {
         let api = api.clone();
         async move {
-            let answer = http.post_for_json::<QueryResponse>(&api, &body).await;
-            let answer = match answer {
-                Ok((_, response)) => {
+            let verdict = match answer {
+                Ok(response) => {
                     let errors: Vec<String> = response
                         .results
                         .values()
@@ -324,19 +459,21 @@ async fn query_panels(
                         .collect();
                     if !errors.is_empty() {
                         Err(errors.join("; "))
-                    } else if has_data(response.results.values()) {
+                    } else if has_data(response.results.values())
+                        || recheck(http, &api, &q.body).await
+                    {
                         Ok(None)
                     } else {
-                        Ok(Some(explain_empty(http, &api, &ds, &exprs).await))
+                        Ok(Some(explain_empty(http, &api, &q.ds, &q.exprs, jobs).await))
                     }
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             };
-            (title, answer)
+            (q.title, verdict)
         }
     }))
     .buffered(PARALLEL);
-    while let Some((title, answer)) = answers.next().await {
+    while let Some((title, answer)) = verdicts.next().await {
         match answer {
             Ok(None) => report.with_data += 1,
             Ok(Some(Empty::ByCondition)) => report.empty_by_condition.push(title),
@@ -346,6 +483,31 @@ async fn query_panels(
         }
     }
     report
+}
+
+/// A step fine enough to see the last seconds: Grafana aligns a range to
+/// its step, so on a stack minutes old a coarse step can end before the
+/// first samples. The probes ask with it.
+const FINE_MS: u64 = 1_000;
+const FINE_POINTS: u64 = 3_600;
+
+/// An empty panel asked again as instant queries at this moment (Grafana
+/// evaluates an instant query at the end of the range, unaligned): whether
+/// it has data after all, on a stack younger than the panel's step.
+async fn recheck(http: &Http, api: &str, body: &Value) -> bool {
+    let mut body = body.clone();
+    body["from"] = json!("now-1h");
+    for q in body["queries"].as_array_mut().into_iter().flatten() {
+        q["intervalMs"] = json!(FINE_MS);
+        q["maxDataPoints"] = json!(FINE_POINTS);
+        q["interval"] = json!("");
+        q["instant"] = json!(true);
+        q["range"] = json!(false);
+    }
+    match http.post_for_json::<QueryResponse>(api, &body).await {
+        Ok((_, r)) => has_data(r.results.values()),
+        Err(_) => false,
+    }
 }
 
 /// Every expected job of plan.json (but those of systems outside the
@@ -373,8 +535,10 @@ async fn scraped_twice(
             "refId": "A",
             "datasource": {"uid": ds.uid, "type": ds.kind},
             "expr": "count by (job) (count_over_time(up[10m]) >= 2)",
-            "range": true,
-            "instant": false,
+            // At `to` itself: a range query's steps are aligned down to
+            // the step, and could end before a fresh stack's second scrape.
+            "range": false,
+            "instant": true,
             "intervalMs": 15000,
             "maxDataPoints": 4,
         }],
@@ -433,7 +597,13 @@ enum Empty {
 /// Asks the same datasource, through Grafana, what the panel's selectors
 /// find over the same hour: each selector as written, and each metric name
 /// alone. One request per empty panel.
-async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]) -> Empty {
+async fn explain_empty(
+    http: &Http,
+    api: &str,
+    ds: &Datasource,
+    exprs: &[String],
+    jobs: &[String],
+) -> Empty {
     let probes = match ds.kind.as_str() {
         "prometheus" => prometheus_probes(exprs),
         "loki" => loki_probes(exprs),
@@ -460,8 +630,8 @@ async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]
             "expr": expr,
             "range": true,
             "instant": false,
-            "intervalMs": 60000,
-            "maxDataPoints": 60,
+            "intervalMs": FINE_MS,
+            "maxDataPoints": FINE_POINTS,
         })).collect::<Vec<_>>(),
         "from": "now-1h",
         "to": "now",
@@ -500,11 +670,36 @@ async fn explain_empty(http: &Http, api: &str, ds: &Datasource, exprs: &[String]
     if unmatched.is_empty() {
         return Empty::ByCondition;
     }
+    // Selectors that name a job the bundle does not scrape (the site's own
+    // service, e.g. an SLO's `job="api"`) cannot match here: not proven,
+    // said so, rather than failed.
+    let outside: Vec<String> = unmatched
+        .iter()
+        .filter_map(|s| selected_job(s).filter(|job| !jobs.iter().any(|j| j == job)))
+        .map(|job| format!("job {job} (not scraped by the bundle)"))
+        .collect();
+    if outside.len() == unmatched.len() {
+        let mut outside = outside;
+        outside.dedup();
+        return Empty::Unexported(outside);
+    }
     let selectors = unmatched;
     Empty::Unmatched(format!(
         "empty result; {} match nothing in the last hour",
         super::http::cap(&selectors.join(", "), 300)
     ))
+}
+
+/// The job a probe selector (`{__name__="up",job="api"}`) pins by equality.
+fn selected_job(selector: &str) -> Option<String> {
+    let at = selector.find("job=\"")? + "job=\"".len();
+    // Not `job=~`, and not another label ending in `job`.
+    let before = selector[..at - "job=\"".len()].chars().last();
+    if !matches!(before, Some('{') | Some(',')) {
+        return None;
+    }
+    let rest = &selector[at..];
+    Some(rest[..rest.find('"')?].to_string())
 }
 
 /// What to ask about an empty panel: `(selector, probe query)` and
@@ -681,10 +876,22 @@ pub fn variables(dashboard: &Value) -> BTreeMap<String, String> {
 }
 
 /// Replaces `$name`, `${name}`, `${name:format}` and `[[name]]` with the
-/// variable's value, and Grafana's interval macros with fixed ones.
+/// variable's value, and Grafana's interval macros with fixed ones (for the
+/// probes of an empty panel, which look at the last hour).
 pub fn interpolate(expr: &str, vars: &BTreeMap<String, String>) -> String {
+    substitute(expr, vars, true)
+}
+
+/// What the browser sends: the template variables filled in, Grafana's
+/// macros (`$__rate_interval`, `$__range`…) left for its backend.
+pub fn interpolate_variables(expr: &str, vars: &BTreeMap<String, String>) -> String {
+    substitute(expr, vars, false)
+}
+
+fn substitute(expr: &str, vars: &BTreeMap<String, String>, macros: bool) -> String {
     let lookup = |name: &str| -> Option<String> {
         match name {
+            _ if name.starts_with("__") && !macros => None,
             "__rate_interval" | "__interval" | "__auto" => Some("1m".into()),
             "__interval_ms" => Some("60000".into()),
             "__range" => Some("1h".into()),
@@ -798,6 +1005,16 @@ mod tests {
         for (_, probe) in probes.selectors.iter().chain(&probes.metrics) {
             promql_parser::parser::parse(probe).unwrap_or_else(|e| panic!("{probe}: {e}"));
         }
+    }
+
+    #[test]
+    fn a_selected_job_is_read_from_an_equality_matcher_only() {
+        assert_eq!(
+            selected_job(r#"{__name__="up",job="api"}"#).as_deref(),
+            Some("api")
+        );
+        assert_eq!(selected_job(r#"{__name__="up",job=~"api|x"}"#), None);
+        assert_eq!(selected_job(r#"{__name__="up",cronjob="x"}"#), None);
     }
 
     #[test]

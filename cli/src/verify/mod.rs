@@ -5,6 +5,7 @@
 pub mod alertmanager;
 pub mod autoscaling;
 pub mod grafana;
+pub mod grafana_time;
 pub mod http;
 pub mod load;
 pub mod loadgen;

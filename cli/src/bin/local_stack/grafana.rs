@@ -8,6 +8,15 @@
 //! (see [`Provisioned`]); queries go to the real local Prometheus and the fake Loki, so a
 //! panel has data exactly when its query returns some. Every /api call but
 //! /api/health needs the admin's basic auth, like Grafana.
+//!
+//! `/api/ds/query` does to a Prometheus query what Grafana's Prometheus
+//! backend does (telltale::verify::grafana_time): the step from the
+//! query's interval, points and the datasource's scrape interval, its
+//! macros (`$__rate_interval`, `$__interval`, `$__range`…) filled in, the
+//! range aligned to the step, instant queries at the end of the range, and
+//! the queries of one request run concurrently. So the time a dashboard
+//! takes through the fake is the real Prometheus' time for Grafana's
+//! queries.
 
 use std::collections::BTreeMap;
 use std::path::Path as FsPath;
@@ -29,6 +38,8 @@ pub struct Grafana {
     pub datasources: Vec<Datasource>,
     /// `Basic base64(admin:password)`.
     pub authorization: String,
+    /// Added to every /api/ds/query answer (`--grafana-query-delay`).
+    pub query_delay: std::time::Duration,
     http: Http,
 }
 
@@ -41,6 +52,10 @@ pub struct Datasource {
     /// Where the fake sends its queries: the local Prometheus or the fake
     /// Loki; none for the kinds it cannot query (PostgreSQL).
     pub url: Option<String>,
+    /// `jsonData.timeInterval`: the scrape interval Grafana is told, the
+    /// lowest step it asks for (kube-prometheus-stack sets it to
+    /// Prometheus' scrape interval, 30s by default).
+    pub time_interval: Option<String>,
 }
 
 /// The version reported by /api/health: a current Grafana, marked as fake.
@@ -100,13 +115,17 @@ impl Provisioned {
             let uid = sidecar["datasources"]["uid"]
                 .as_str()
                 .unwrap_or("prometheus");
-            out.datasources.push(Datasource::new(
-                uid,
-                "Prometheus",
-                "prometheus",
-                prometheus,
-                loki,
-            ));
+            let mut ds = Datasource::new(uid, "Prometheus", "prometheus", prometheus, loki);
+            // The chart's datasource template: defaultDatasourceScrapeInterval,
+            // else Prometheus' scrapeInterval, else 30s.
+            ds.time_interval = Some(
+                sidecar["datasources"]["defaultDatasourceScrapeInterval"]
+                    .as_str()
+                    .or(values["prometheus"]["prometheusSpec"]["scrapeInterval"].as_str())
+                    .unwrap_or("30s")
+                    .to_string(),
+            );
+            out.datasources.push(ds);
         }
         for config_map in config_maps(&bundle.join("manifests")) {
             let labels = &config_map["metadata"]["labels"];
@@ -132,8 +151,9 @@ impl Provisioned {
                             continue;
                         };
                         let name = ds["name"].as_str().unwrap_or(uid);
-                        out.datasources
-                            .push(Datasource::new(uid, name, kind, prometheus, loki));
+                        let mut d = Datasource::new(uid, name, kind, prometheus, loki);
+                        d.time_interval = ds["jsonData"]["timeInterval"].as_str().map(String::from);
+                        out.datasources.push(d);
                     }
                 }
             }
@@ -164,6 +184,7 @@ impl Datasource {
             name: name.into(),
             kind: kind.into(),
             url,
+            time_interval: None,
         }
     }
 }
@@ -214,6 +235,7 @@ impl Grafana {
             dashboards: provisioned.dashboards,
             datasources: provisioned.datasources,
             authorization: format!("Basic {}", base64(&format!("admin:{password}"))),
+            query_delay: std::time::Duration::ZERO,
             http: Http::new(Auth::None).expect("an HTTP client"),
         }
     }
@@ -278,9 +300,13 @@ fn datasource_list(g: &Grafana) -> Value {
             .iter()
             .enumerate()
             .map(|(i, d)| {
+                let mut json_data = json!({});
+                if let Some(t) = &d.time_interval {
+                    json_data["timeInterval"] = json!(t);
+                }
                 json!({"id": i + 1, "uid": d.uid, "orgId": 1, "name": d.name, "type": d.kind,
                        "typeName": d.kind, "access": "proxy", "url": d.url.clone().unwrap_or_default(),
-                       "isDefault": Some(i) == default, "readOnly": true})
+                       "isDefault": Some(i) == default, "readOnly": true, "jsonData": json_data})
             })
             .collect(),
     )
@@ -344,47 +370,20 @@ async fn search(State(g): State<Arc<Grafana>>) -> Response {
 }
 
 async fn ds_query(State(g): State<Arc<Grafana>>, Json(body): Json<Value>) -> Response {
+    tokio::time::sleep(g.query_delay).await;
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| d.as_millis() as i64);
     let from = relative(body["from"].as_str().unwrap_or("now-1h"), now);
     let to = relative(body["to"].as_str().unwrap_or("now"), now);
+    let queries: Vec<Value> = body["queries"].as_array().cloned().unwrap_or_default();
+    // Grafana runs the queries of one request concurrently.
+    let answers =
+        futures::future::join_all(queries.iter().map(|q| one_query(&g, q, from, to))).await;
     let mut results = serde_json::Map::new();
     let mut any_error = false;
-    for q in body["queries"].as_array().into_iter().flatten() {
+    for (q, answer) in queries.iter().zip(answers) {
         let ref_id = q["refId"].as_str().unwrap_or("A").to_string();
-        let expr = q["expr"].as_str().unwrap_or_default();
-        let step = (q["intervalMs"].as_i64().unwrap_or(60_000) / 1000).max(1);
-        let uid = q["datasource"]["uid"].as_str().unwrap_or_default();
-        let ds = g.datasource(uid);
-        let answer = match ds.map(|d| (d.kind.as_str(), d.url.as_deref())) {
-            Some(("prometheus", Some(prometheus))) => {
-                let url = format!(
-                    "{prometheus}/api/v1/query_range?query={}&start={from}&end={to}&step={step}",
-                    encode(expr)
-                );
-                g.http
-                    .get_json::<Value>(&url)
-                    .await
-                    .map(|v| frames(&ref_id, &v, "metric"))
-            }
-            Some(("loki", Some(loki))) => {
-                let url = format!(
-                    "{loki}/loki/api/v1/query_range?query={}&start={}&end={}&step={step}",
-                    encode(expr),
-                    from * 1_000_000_000,
-                    to * 1_000_000_000
-                );
-                g.http
-                    .get_json::<Value>(&url)
-                    .await
-                    .map(|v| frames(&ref_id, &v, "metric"))
-            }
-            _ => Err(telltale::verify::http::HttpError::Failed {
-                url: String::new(),
-                message: format!("data source {uid} not found"),
-            }),
-        };
         let entry = match answer {
             Ok(frames) => json!({"status": 200, "frames": frames}),
             Err(e) => {
@@ -404,33 +403,117 @@ async fn ds_query(State(g): State<Arc<Grafana>>, Json(body): Json<Value>) -> Res
     (status, Json(json!({"results": results}))).into_response()
 }
 
+/// One query of a /api/ds/query request, `from` and `to` in epoch ms.
+async fn one_query(
+    g: &Grafana,
+    q: &Value,
+    from: i64,
+    to: i64,
+) -> Result<Value, telltale::verify::http::HttpError> {
+    use telltale::verify::grafana_time as gt;
+    let ref_id = q["refId"].as_str().unwrap_or("A");
+    let expr = q["expr"].as_str().unwrap_or_default();
+    let uid = q["datasource"]["uid"].as_str().unwrap_or_default();
+    let ds = g.datasource(uid);
+    match ds.map(|d| (d.kind.as_str(), d.url.as_deref())) {
+        Some(("prometheus", Some(prometheus))) => {
+            let range = std::time::Duration::from_millis((to - from).max(1) as u64);
+            let scrape = ds.and_then(|d| d.time_interval.clone()).unwrap_or_default();
+            let b = gt::backend(
+                expr,
+                range,
+                q["interval"].as_str().unwrap_or_default(),
+                q["intervalMs"].as_u64().unwrap_or(0),
+                q["maxDataPoints"].as_u64().unwrap_or(0),
+                q["intervalFactor"].as_u64().unwrap_or(1),
+                &scrape,
+            );
+            let seconds = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
+            let instant = q["instant"] == json!(true) && q["range"] != json!(true);
+            if instant {
+                let url = format!(
+                    "{prometheus}/api/v1/query?query={}&time={}",
+                    encode(&b.expr),
+                    seconds(to)
+                );
+                g.http
+                    .get_json::<Value>(&url)
+                    .await
+                    .map(|v| frames(ref_id, &v, "metric"))
+            } else {
+                let url = format!(
+                    "{prometheus}/api/v1/query_range?query={}&start={}&end={}&step={}",
+                    encode(&b.expr),
+                    seconds(gt::align(from, b.step)),
+                    seconds(gt::align(to, b.step)),
+                    b.step.as_secs_f64()
+                );
+                g.http
+                    .get_json::<Value>(&url)
+                    .await
+                    .map(|v| frames(ref_id, &v, "metric"))
+            }
+        }
+        Some(("loki", Some(loki))) => {
+            let range = std::time::Duration::from_millis((to - from).max(1) as u64);
+            let b = gt::loki_backend(expr, range, q["intervalMs"].as_u64().unwrap_or(60_000));
+            let step = b.step.as_secs().max(1);
+            let url = format!(
+                "{loki}/loki/api/v1/query_range?query={}&start={}&end={}&step={step}",
+                encode(&b.expr),
+                from * 1_000_000,
+                to * 1_000_000
+            );
+            g.http
+                .get_json::<Value>(&url)
+                .await
+                .map(|v| frames(ref_id, &v, "metric"))
+        }
+        _ => Err(telltale::verify::http::HttpError::Failed {
+            url: String::new(),
+            message: format!("data source {uid} not found"),
+        }),
+    }
+}
+
 fn not_found(message: &str) -> Response {
     (StatusCode::NOT_FOUND, Json(json!({"message": message}))).into_response()
 }
 
-/// `now`, `now-1h`, `now-15m` or epoch milliseconds → epoch seconds.
+/// `now`, `now-1h`, `now-15m` or epoch milliseconds → epoch milliseconds
+/// (`now` given in milliseconds).
 fn relative(text: &str, now: i64) -> i64 {
     if let Some(rest) = text.strip_prefix("now") {
         return match rest.strip_prefix('-') {
-            Some(d) => now - humantime::parse_duration(d).map_or(3600, |d| d.as_secs() as i64),
+            Some(d) => {
+                now - humantime::parse_duration(d).map_or(3_600_000, |d| d.as_millis() as i64)
+            }
             None => now,
         };
     }
-    text.parse::<i64>().map_or(now, |ms| ms / 1000)
+    text.parse::<i64>().unwrap_or(now)
 }
 
 /// A Prometheus or Loki matrix as data frames: one frame per series, a time
 /// field and a value field carrying the series' labels.
+/// An instant answer (a vector, or a scalar) is one point per series.
 fn frames(ref_id: &str, answer: &Value, label_key: &str) -> Value {
-    let series = answer["data"]["result"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let series = match answer["data"]["resultType"].as_str() {
+        Some("scalar") => vec![json!({"value": answer["data"]["result"]})],
+        _ => answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default(),
+    };
     Value::Array(
         series
             .iter()
             .map(|s| {
-                let points = s["values"].as_array().cloned().unwrap_or_default();
+                let points = match (&s["values"], &s["value"]) {
+                    (Value::Array(points), _) => points.clone(),
+                    (_, Value::Array(point)) => vec![Value::Array(point.clone())],
+                    _ => Vec::new(),
+                };
                 let times: Vec<Value> = points
                     .iter()
                     .map(|p| json!((p[0].as_f64().unwrap_or(0.0) * 1000.0) as i64))
@@ -533,8 +616,8 @@ mod tests {
 
     #[test]
     fn relative_times() {
-        assert_eq!(relative("now", 10_000), 10_000);
-        assert_eq!(relative("now-1h", 10_000), 6_400);
-        assert_eq!(relative("5000000", 10_000), 5_000);
+        assert_eq!(relative("now", 10_000_000), 10_000_000);
+        assert_eq!(relative("now-1h", 10_000_000), 6_400_000);
+        assert_eq!(relative("5000000", 10_000_000), 5_000_000);
     }
 }

@@ -129,7 +129,14 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
         .map(|(_, s)| s)
         .collect();
     for (file, source) in tree.files_in("dashboards", ".json") {
-        dashboards::prepare(&source, file.trim_end_matches(".json"), &["postgres"])?;
+        let mut known: Vec<&str> = dashboards::DATASOURCES.to_vec();
+        known.extend(catalog.plugins.keys().map(String::as_str));
+        known.push(entry.name());
+        let requirements = dashboards::Requirements {
+            known: &known,
+            available: &known,
+        };
+        dashboards::prepare(&source, file.trim_end_matches(".json"), requirements)?;
     }
     let runbook_exists =
         |name: &str| tree.contains(&format!("runbooks/{name}")) || catalog.runbooks.contains(name);
