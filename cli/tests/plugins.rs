@@ -452,3 +452,50 @@ fn a_plugins_inhibitions_are_checked_where_they_are_declared() {
         "{stdout}"
     );
 }
+
+/// What users read (profiles, plugins, runbooks, every rendered bundle)
+/// says what a thing does, never which internal requirement document asked
+/// for it: that traceability lives in docs/ only.
+#[test]
+fn product_text_never_cites_the_requirement_documents() {
+    let citation = regex::Regex::new(r"(?i)\bseeds?\b").unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut found = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = ["profiles", "plugins", "runbooks"]
+        .iter()
+        .map(|d| root.join(d))
+        .collect();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        for (n, line) in text.lines().enumerate() {
+            if citation.is_match(line) {
+                found.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(files > 100, "the content was read ({files} files)");
+    for profile in PROFILES {
+        for (path, text) in &render_profile(profile).files {
+            for (n, line) in text.lines().enumerate() {
+                if citation.is_match(line) {
+                    found.push(format!(
+                        "{profile} bundle {path}:{}: {}",
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "cites the requirement documents:\n{}",
+        found.join("\n")
+    );
+}

@@ -310,7 +310,7 @@ fn dashboard(slos: &[Slo], selector: &str) -> Value {
             id,
             0,
             "SLI (24h)",
-            "The SLI over the last 24 hours (seed 002's measurement window).",
+            "The SLI over the last 24 hours (the SLA's measurement window).",
             format!("1 - {}{sel}", record_name("1d")),
             "percentunit",
             sli_steps.clone(),
@@ -377,7 +377,7 @@ fn dashboard(slos: &[Slo], selector: &str) -> Value {
     }));
     panels.push(json!({
         "id": id + 2, "type": "timeseries", "title": "Cardinality", "datasource": ds,
-        "description": "Samples each scrape of the service returns, new series per scrape, and Prometheus' head series: a label that explodes shows here first (seed 002: cardinality monitoring).",
+        "description": "Samples each scrape of the service returns, new series per scrape, and Prometheus' head series: a label that explodes shows here first.",
         "gridPos": {"x": 12, "y": y, "w": 12, "h": 7},
         "targets": [
             target("A", format!("sum by (instance) (scrape_samples_scraped{{ {selector} }})"), "{{instance}} samples/scrape", false),
@@ -389,7 +389,7 @@ fn dashboard(slos: &[Slo], selector: &str) -> Value {
     json!({
         "uid": "telltale-slo",
         "title": "SLOs",
-        "description": "Seed 002's SLA dashboard: each SLO's SLI over 24 hours and over its window, the error budget and burn rates, its indicator against its threshold, and the service's instance status and cardinality.",
+        "description": "The SLA dashboard: each SLO's SLI over 24 hours and over its window, the error budget and burn rates, its indicator against its threshold, and the service's instance status and cardinality.",
         "tags": ["telltale", "slo"],
         "schemaVersion": 39,
         "editable": false,
