@@ -4,7 +4,10 @@
 //! Receivers are named by tier (critical, warning, info, security, sla) and
 //! hold the integrations configured for it; with `alerting.escalation`
 //! levels, `critical` is level 1 and `escalation-2`, `escalation-3`… the
-//! later levels (render/escalation.rs raises the label they route on).
+//! later levels (render/escalation.rs raises the label they route on);
+//! `alerting.defaultReceiver: email` adds `default`, the operations email,
+//! for alerts no tier claims. Their texts come from the notification
+//! templates (render/notify_template.rs).
 //! Secrets appear only as `*_file` paths into the Secret that `up` creates
 //! and Alertmanager mounts.
 
