@@ -95,6 +95,31 @@ fn a_wrong_type() {
 }
 
 #[test]
+fn a_grafana_url_that_would_open_a_template_action() {
+    // grafanaUrl is written into the notification templates.
+    check(Case {
+        args: &["-f", "grafana-url-template.yaml"],
+        expect: &[
+            "grafana-url-template.yaml:8:",
+            "spec.alerting.grafanaUrl",
+            "URL characters only (found `{`)",
+        ],
+    });
+}
+
+#[test]
+fn a_misspelt_default_receiver() {
+    check(Case {
+        args: &["-f", "default-receiver-typo.yaml"],
+        expect: &[
+            "default-receiver-typo.yaml:8:",
+            "spec.alerting.defaultReceiver",
+            "email",
+        ],
+    });
+}
+
+#[test]
 fn an_unknown_plugin() {
     check(Case {
         args: &["-f", "unknown-plugin.yaml"],

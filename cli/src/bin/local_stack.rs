@@ -295,7 +295,10 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
         sink: format!("http://{sink_addr}"),
         smtp: smtp_addr.to_string(),
     };
-    let am = config::alertmanager(am_bundle, &secrets_dir, &endpoints);
+    let mut am = config::alertmanager(am_bundle, &secrets_dir, &endpoints);
+    // The notification templates are the bundle's own files, next to its
+    // alertmanager.yaml (in the pod: /etc/alertmanager/config/).
+    telltale::render::notify_template::templates_from(&mut am.config, &bundle.join("alertmanager"));
     for warning in &am.warnings {
         eprintln!("telltale-local-stack: warning: {warning}");
     }

@@ -161,6 +161,20 @@ fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
             )
         })?;
     }
+    // amtool reads the bundle's own template files (in the pod they are in
+    // /etc/alertmanager/config/), so a template that does not parse is
+    // refused here too.
+    let am_path = root.join("alertmanager/alertmanager.yaml");
+    if let Some(text) = bundle.files.get("alertmanager/alertmanager.yaml")
+        && let Ok(mut config) = serde_saphyr::from_str::<serde_json::Value>(text)
+    {
+        render::notify_template::templates_from(&mut config, &root.join("alertmanager"));
+        let staged = render::to_yaml("alertmanager/alertmanager.yaml", &config)
+            .map_err(|e| CommandError::environment(e.to_string()))?;
+        std::fs::write(&am_path, staged).map_err(|e| {
+            CommandError::environment(format!("cannot write {}: {e}", am_path.display()))
+        })?;
+    }
     refused(
         tools::run(
             "amtool",

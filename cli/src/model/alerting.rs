@@ -26,6 +26,10 @@ pub struct Alerting {
     pub business_hours: Option<BusinessHours>,
     /// Who a critical alert reaches, and when, while nobody acknowledges it.
     pub escalation: Option<Escalation>,
+    /// Who hears of alerts no tier route claims (no or unknown severity).
+    pub default_receiver: DefaultReceiver,
+    /// Grafana's external URL: notifications link each alert's dashboard.
+    pub grafana_url: Option<String>,
     /// Integrations declared but left out as incomplete (`slack`,
     /// `security.soc`…): a warning already says so.
     pub left_out: Vec<String>,
@@ -47,6 +51,25 @@ pub struct AlertingLayer {
     pub business_hours: Option<BusinessHours>,
     /// Who a critical alert reaches, and when, while nobody acknowledges it.
     pub escalation: Option<Escalation>,
+    /// Who hears of alerts no tier route claims: `warning` (its Slack) or
+    /// `email` (the operations address of alerting.receivers.email).
+    pub default_receiver: Option<DefaultReceiver>,
+    /// Grafana's external URL (`https://grafana.example.com`): each
+    /// notification links the dashboard of its alert.
+    pub grafana_url: Option<String>,
+}
+
+/// The receiver of the route tree's root: what catches the alerts that no
+/// tier route claims.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultReceiver {
+    /// The `warning` tier (Slack; email without Slack).
+    #[default]
+    Warning,
+    /// A receiver `default` mailing the operations address
+    /// (alerting.receivers.email.to), as a team-email default does.
+    Email,
 }
 
 /// The escalation of critical alerts (seed 000: first on-call at once, the
@@ -260,6 +283,12 @@ impl AlertingLayer {
         if over.escalation.is_some() {
             self.escalation.clone_from(&over.escalation);
         }
+        if over.default_receiver.is_some() {
+            self.default_receiver = over.default_receiver;
+        }
+        if over.grafana_url.is_some() {
+            self.grafana_url.clone_from(&over.grafana_url);
+        }
     }
 
     /// The settings in effect, and one warning per integration that is
@@ -309,6 +338,8 @@ impl AlertingLayer {
             sla: self.sla.clone(),
             business_hours: self.business_hours.clone(),
             escalation: self.escalation.clone(),
+            default_receiver: self.default_receiver.unwrap_or_default(),
+            grafana_url: self.grafana_url.clone(),
             left_out: left,
         };
         warnings.extend(alerting.unreachable_recipients());
@@ -382,6 +413,14 @@ impl Alerting {
                 ),
                 _ => {}
             }
+        }
+        // An email default the site has not completed is already warned
+        // about as a left-out integration.
+        if self.default_receiver == DefaultReceiver::Email
+            && r.email.is_none()
+            && !self.left_out.iter().any(|l| l == "email")
+        {
+            out.push("alerting.defaultReceiver is email but alerting.receivers.email is not configured: alerts no tier route claims go to the warning receiver".into());
         }
         if let Some(sec) = &self.security {
             if sec.email.is_some() && r.email.is_none() {

@@ -146,6 +146,29 @@ fn alerting(src: &Source, a: &super::alerting::AlertingLayer) -> Result<(), Loca
         no_credential(src, &path, "runbookBaseUrl", url)?;
         at(src, &path, plain_url(url))?;
     }
+    if let Some(url) = &a.grafana_url {
+        let path = format!("{p}.grafanaUrl");
+        no_credential(src, &path, "grafanaUrl", url)?;
+        at(src, &path, plain_url(url))?;
+        // It is written into the notification templates: no character
+        // that could end a string or open an action there.
+        if let Some(c) = url
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~:/?#[]@!$&()*+,;=%".contains(*c)))
+        {
+            return Err(refuse(
+                src,
+                &path,
+                Invalid {
+                    expected: format!(
+                        "a URL of URL characters only (found `{}`), e.g. https://grafana.example.com",
+                        c.escape_default()
+                    ),
+                    hint: None,
+                },
+            ));
+        }
+    }
     let r = &a.receivers;
     let pagerduty_urls = [
         (format!("{p}.receivers.pagerduty.url"), r.pagerduty.as_ref()),

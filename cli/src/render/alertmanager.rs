@@ -4,7 +4,10 @@
 //! Receivers are named by tier (critical, warning, info, security, sla) and
 //! hold the integrations configured for it; with `alerting.escalation`
 //! levels, `critical` is level 1 and `escalation-2`, `escalation-3`… the
-//! later levels (render/escalation.rs raises the label they route on).
+//! later levels (render/escalation.rs raises the label they route on);
+//! `alerting.defaultReceiver: email` adds `default`, the operations email,
+//! for alerts no tier claims. Their texts come from the notification
+//! templates (render/notify_template.rs).
 //! Secrets appear only as `*_file` paths into the Secret that `up` creates
 //! and Alertmanager mounts.
 
@@ -13,8 +16,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::notify_template as nt;
 use crate::model::Alerting;
-use crate::model::alerting::{BusinessHours, EscalationLevel, Integration, PagerDuty};
+use crate::model::alerting::{
+    BusinessHours, DefaultReceiver, EscalationLevel, Integration, PagerDuty,
+};
 pub use crate::model::inhibition::{Inhibition, MatchOp, Matcher};
 
 /// The Secret holding receiver credentials; kube-prometheus-stack mounts it
@@ -71,22 +77,19 @@ fn slack(alerting: &Alerting, channel: Option<&str>) -> Option<Value> {
         "api_url_file": secret_file("slack-webhook-url"),
         "channel": channel.unwrap_or(&s.channel),
         "send_resolved": true,
-        "title": "[{{ .Status | toUpper }}{{ if eq .Status \"firing\" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .CommonLabels.alertname }}",
-        "text": "{{ range .Alerts }}*{{ .Annotations.summary }}*\n{{ .Annotations.description }}\nSLA: {{ .Annotations.sla }}\nRunbook: {{ .Annotations.runbook_url }}\n{{ end }}",
+        "title": nt::call(nt::TITLE),
+        "text": nt::call(nt::TEXT),
     }))
 }
 
-fn pagerduty(pd: &PagerDuty, key: &str) -> Value {
+fn pagerduty(alerting: &Alerting, pd: &PagerDuty, key: &str) -> Value {
     let mut v = json!({
         "routing_key_file": secret_file(key),
         "send_resolved": true,
         "severity": "{{ if eq .CommonLabels.severity \"critical\" }}critical{{ else }}warning{{ end }}",
-        "description": "{{ .CommonLabels.alertname }}: {{ .CommonAnnotations.summary }}",
-        "details": {
-            "runbook": "{{ .CommonAnnotations.runbook_url }}",
-            "sla": "{{ .CommonAnnotations.sla }}",
-            "firing": "{{ .Alerts.Firing | len }}",
-        },
+        "description": nt::call(nt::PAGERDUTY_DESCRIPTION),
+        "details": nt::pagerduty_details(alerting.grafana_url.is_some()),
+        "links": nt::pagerduty_links(alerting.grafana_url.is_some()),
     });
     if let Some(url) = &pd.url {
         v["url"] = json!(url);
@@ -99,7 +102,9 @@ fn email(alerting: &Alerting, to: Option<&str>) -> Option<Value> {
     let mut v = json!({
         "to": to.unwrap_or(&e.to),
         "send_resolved": true,
-        "headers": {"Subject": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }} ({{ .CommonLabels.severity }})"},
+        "headers": {"Subject": nt::call(nt::EMAIL_SUBJECT)},
+        "html": nt::call(nt::EMAIL_HTML),
+        "text": nt::call(nt::TEXT),
     });
     if e.password.is_some() {
         v["auth_password_file"] = json!(secret_file("smtp-password"));
@@ -178,7 +183,24 @@ pub fn levels(alerting: &Alerting) -> &[EscalationLevel] {
 pub fn receiver_names(alerting: &Alerting) -> Vec<String> {
     let mut names: Vec<String> = TIERS.iter().map(|t| t.to_string()).collect();
     names.extend((1..levels(alerting).len()).map(level_receiver));
+    if root_receiver(alerting) == DEFAULT_RECEIVER {
+        names.push(DEFAULT_RECEIVER.into());
+    }
     names
+}
+
+/// The receiver `alerting.defaultReceiver: email` adds: the operations
+/// address, for the alerts no tier route claims.
+pub const DEFAULT_RECEIVER: &str = "default";
+
+/// The receiver of the route tree's root (and its catch-all route):
+/// `default` (the operations email) when `defaultReceiver: email` and the
+/// email integration is configured, else `warning`.
+pub fn root_receiver(alerting: &Alerting) -> &'static str {
+    match (alerting.default_receiver, &alerting.receivers.email) {
+        (DefaultReceiver::Email, Some(_)) => DEFAULT_RECEIVER,
+        _ => "warning",
+    }
 }
 
 /// One level's receiver: the integrations it names that are configured,
@@ -197,7 +219,7 @@ fn level(alerting: &Alerting, namespace: &str, index: usize, level: &EscalationL
                     .receivers
                     .pagerduty
                     .as_ref()
-                    .map(|p| pagerduty(p, "pagerduty-routing-key"))
+                    .map(|p| pagerduty(alerting, p, "pagerduty-routing-key"))
             })
             .flatten(),
         has(Integration::Email)
@@ -249,7 +271,7 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
     let pd_main = r
         .pagerduty
         .as_ref()
-        .map(|p| pagerduty(p, "pagerduty-routing-key"));
+        .map(|p| pagerduty(alerting, p, "pagerduty-routing-key"));
     let chain = levels(alerting);
     // With escalation levels the critical tier is level 1 (PagerDuty comes
     // at its level); without, every integration at once (PagerDuty's own
@@ -277,7 +299,7 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
     let security = match &alerting.security {
         Some(sec) => {
             let pd = match &sec.pagerduty {
-                Some(p) => Some(pagerduty(p, "security-pagerduty-routing-key")),
+                Some(p) => Some(pagerduty(alerting, p, "security-pagerduty-routing-key")),
                 None => pd_main.clone(),
             };
             let sl = sec
@@ -318,6 +340,15 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
         ),
     };
     let mut all = vec![critical, warning, info, security, sla];
+    if root_receiver(alerting) == DEFAULT_RECEIVER {
+        all.push(receiver(
+            DEFAULT_RECEIVER,
+            None,
+            None,
+            email(alerting, None),
+            None,
+        ));
+    }
     all.extend(
         chain
             .iter()
@@ -358,8 +389,9 @@ pub fn config(
     }
     json!({
         "global": global,
+        "templates": [nt::glob()],
         "route": {
-            "receiver": "warning",
+            "receiver": root_receiver(alerting),
             // The seed's ['alertname', 'cluster', 'service'], plus the
             // namespace: a Service is namespaced, and two namespaces' `api`
             // services must not share one notification.
@@ -403,8 +435,10 @@ fn routes(alerting: &Alerting, webhooks: &[Webhook]) -> Vec<Value> {
                 {"receiver": "security", "matchers": ["category=\"security\""]},
                 // Seed 002: SLA breaches notify management, then follow severity.
                 {"receiver": "sla", "matchers": ["category=\"sla\""], "continue": true},
-                // Seed 002: capacity alerts only during business hours.
-                {"receiver": "warning", "matchers": ["category=\"capacity\""], "active_time_intervals": ["business-hours"]},
+                // Seed 002: capacity planning (trends, forecasts, queue
+                // build-up) only during business hours; a critical or
+                // paging alert is never held, whatever its category.
+                {"receiver": "warning", "matchers": ["category=\"capacity\"", "severity!~\"critical|page\""], "active_time_intervals": ["business-hours"]},
                 // Seed 000: critical re-notifies every 15 minutes until resolved
                 // or acknowledged (silenced); the later levels of the chain
                 // are the escalation routes above, or PagerDuty's policy.
@@ -413,6 +447,11 @@ fn routes(alerting: &Alerting, webhooks: &[Webhook]) -> Vec<Value> {
                 {"receiver": "critical", "matchers": ["severity=\"page\""], "group_wait": "10s", "repeat_interval": "15m"},
                 {"receiver": "warning", "matchers": ["severity=\"warning\""]},
                 {"receiver": "info", "matchers": ["severity=\"info\""]},
+                // Alerts without a known severity: the default receiver.
+                // A route of its own, not only the root's receiver: the
+                // root's is used only when no route matched, and the
+                // plugins' webhook routes above match everything.
+                {"receiver": root_receiver(alerting)},
     ]);
     routes.extend(tiers.as_array().cloned().unwrap_or_default());
     routes
@@ -468,6 +507,7 @@ pub fn routes_test(
     fired: &[Labels],
     escalated: &[Labels],
     cluster: &str,
+    root: &str,
 ) -> Value {
     let fired: Vec<Labels> = fired.iter().map(|l| with_external(l, cluster)).collect();
     let escalated: Vec<Labels> = escalated
@@ -488,7 +528,7 @@ pub fn routes_test(
             None => name,
         };
         let mut receivers: Vec<String> = webhooks.iter().map(|w| w.receiver.clone()).collect();
-        receivers.extend(expected_receivers(labels));
+        receivers.extend(expected_receivers(labels, root));
         // verify's seed 004 breach test looks for an SLA/SLO page (critical,
         // category sla: the burn-rate pages and ServiceAvailabilityBelowSLA)
         // by this prefix.
@@ -538,10 +578,12 @@ pub fn routes_test(
 /// The routing contract, stated apart from the tree that implements it
 /// (amtool checks the two agree on every real label set): security alerts
 /// to `security`; SLA breaches to `sla` and then their severity's tier;
-/// capacity to `warning` (business hours); an escalated copy
-/// (`escalation="N"`) to its level's receiver only; `severity=page` to
-/// `critical`; every other alert to the tier of its severity.
-pub fn expected_receivers(labels: &Labels) -> Vec<String> {
+/// capacity planning below critical to `warning` (business hours); an
+/// escalated copy (`escalation="N"`) to its level's receiver only;
+/// `severity=page` to `critical`; every other alert to the tier of its
+/// severity, and one without a known severity to `root` (the default
+/// receiver, [`root_receiver`]).
+pub fn expected_receivers(labels: &Labels, root: &str) -> Vec<String> {
     let get = |k: &str| labels.get(k).map(String::as_str).unwrap_or_default();
     // An escalated critical alert: its level's receiver only.
     if let Some(level) = labels.get(ESCALATION_LABEL).filter(|l| !l.is_empty()) {
@@ -550,12 +592,12 @@ pub fn expected_receivers(labels: &Labels) -> Vec<String> {
     let tier = match get("severity") {
         s @ ("critical" | "warning" | "info") => s,
         "page" => "critical",
-        _ => "warning",
+        _ => root,
     };
     match get("category") {
         "security" => vec!["security".into()],
         "sla" => vec!["sla".into(), tier.into()],
-        "capacity" => vec!["warning".into()],
+        "capacity" if tier != "critical" => vec!["warning".into()],
         _ => vec![tier.into()],
     }
 }

@@ -56,29 +56,66 @@ pub fn critical_alerts(rules: &[Rule]) -> Vec<&Rule> {
             let Some(name) = &r.alert else { return false };
             let mut labels: Labels = r.labels.clone();
             labels.insert("alertname".into(), name.clone());
-            expected_receivers(&labels).iter().any(|r| r == "critical") && seen.insert(name.clone())
+            // The root receiver is never `critical`: which one does not matter.
+            expected_receivers(&labels, "warning")
+                .iter()
+                .any(|r| r == "critical")
+                && seen.insert(name.clone())
         })
         .collect();
     out.sort_by(|a, b| a.alert.cmp(&b.alert));
     out
 }
 
-/// `{{ $labels.x }}` only: such a summary is expanded in the test; any
-/// other template (`{{ if }}`, `$value`, which is always 1 on ALERTS) is
+/// A summary made of text, `{{ $labels.x }}` and `{{ if $labels.x }}…{{ else
+/// }}…{{ end }}` is expanded here for the test, as Prometheus expands it for
+/// the rule (the copy carries the alert's labels); any other template
+/// (`$value`, which is always the level on ALERTS, functions, pipelines) is
 /// replaced by a fixed text.
 fn simple_summary(summary: &str, labels: &Labels) -> Option<String> {
+    static ACTION: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\{\{(.*?)\}\}").ok());
     static LABEL: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\{\{\s*\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*\}\}").ok()
+        regex::Regex::new(r"^\s*(if\s+)?\$labels\.([a-zA-Z_][a-zA-Z0-9_]*)\s*$").ok()
     });
-    let re = LABEL.as_ref()?;
-    let mut missing = false;
-    let expanded = re.replace_all(summary, |c: &regex::Captures<'_>| {
-        labels.get(&c[1]).cloned().unwrap_or_else(|| {
-            missing = true;
-            String::new()
-        })
-    });
-    (!missing && !expanded.contains("{{")).then(|| expanded.into_owned())
+    let (action, label) = (ACTION.as_ref()?, LABEL.as_ref()?);
+    let mut out = String::new();
+    // Per open `if`: whether its branch being read is emitted.
+    let mut open: Vec<(bool, bool)> = Vec::new();
+    let emitting = |open: &[(bool, bool)]| open.iter().all(|(outer, on)| *outer && *on);
+    let mut rest = 0;
+    for m in action.captures_iter(summary) {
+        let whole = m.get(0)?;
+        if emitting(&open) {
+            out.push_str(&summary[rest..whole.start()]);
+        }
+        rest = whole.end();
+        let inner = &m[1];
+        match inner.trim() {
+            "else" => {
+                let (_, on) = open.last_mut()?;
+                *on = !*on;
+            }
+            "end" => {
+                open.pop()?;
+            }
+            _ => {
+                let c = label.captures(inner)?;
+                let value = labels.get(&c[2]).filter(|v| !v.is_empty());
+                if c.get(1).is_some() {
+                    let outer = emitting(&open);
+                    open.push((outer, value.is_some()));
+                } else if emitting(&open) {
+                    out.push_str(value?);
+                }
+            }
+        }
+    }
+    if !open.is_empty() {
+        return None;
+    }
+    out.push_str(&summary[rest..]);
+    Some(out)
 }
 
 fn annotations(
@@ -313,13 +350,42 @@ mod tests {
     }
 
     #[test]
+    fn summaries_with_label_conditions_are_expanded_and_others_are_not() {
+        let labels = Labels::from([("node".to_string(), "n1".to_string())]);
+        let s = "{{ if $labels.node }}Node {{ $labels.node }} is down{{ else }}No node is reported{{ end }}";
+        assert_eq!(
+            simple_summary(s, &labels).as_deref(),
+            Some("Node n1 is down")
+        );
+        assert_eq!(
+            simple_summary(s, &Labels::new()).as_deref(),
+            Some("No node is reported")
+        );
+        assert_eq!(
+            simple_summary("Pod {{ $labels.node }} x", &labels).as_deref(),
+            Some("Pod n1 x")
+        );
+        for other in [
+            "{{ $value }} left",
+            "{{ $labels.node | toUpper }}",
+            "{{ if $labels.node }}open",
+            "{{ end }}",
+            "{{ $labels.pod }} is down",
+        ] {
+            assert_eq!(simple_summary(other, &labels), None, "{other}");
+        }
+    }
+
+    #[test]
     fn only_alerts_that_reach_the_critical_tier_escalate() {
         let rules = [
             alert("A", &[("severity", "critical")]),
             alert("A", &[("severity", "critical")]),
             alert("Sla", &[("severity", "critical"), ("category", "sla")]),
             alert("Sec", &[("severity", "critical"), ("category", "security")]),
+            // Critical capacity is never held for business hours: it pages.
             alert("Cap", &[("severity", "critical"), ("category", "capacity")]),
+            alert("CapW", &[("severity", "warning"), ("category", "capacity")]),
             alert("W", &[("severity", "warning")]),
             alert("P", &[("severity", "page")]),
         ];
@@ -327,7 +393,7 @@ mod tests {
             .iter()
             .filter_map(|r| r.alert.as_deref())
             .collect();
-        assert_eq!(names, ["A", "P", "Sla"]);
+        assert_eq!(names, ["A", "Cap", "P", "Sla"]);
     }
 
     #[test]

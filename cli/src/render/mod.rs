@@ -7,6 +7,7 @@ pub mod alert_values;
 pub mod alertmanager;
 pub mod dashboards;
 pub mod escalation;
+pub mod notify_template;
 pub mod objects;
 pub mod plan;
 pub mod resolve;
@@ -196,6 +197,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     // Every rule of the bundle: the escalation rules derive from its critical
     // alerts, the alert-value records from all its alerts.
     let mut all_rules: Vec<rules::Rule> = Vec::new();
+    // The dashboard each alert's notifications link (notify_template.rs).
+    let mut alert_dashboards = notify_template::AlertDashboards::default();
 
     for p in &r.plugins {
         let name = p.name();
@@ -207,6 +210,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 objects.push((spec.phase, o));
             }
         }
+        let mut plugin_alerts: Vec<String> = Vec::new();
+        let mut plugin_dashboards: Vec<String> = Vec::new();
         for (file, source) in tree.files_in("rules", ".yaml") {
             let stem = file.trim_end_matches(".yaml");
             let source = crate::model::Source::new(
@@ -214,6 +219,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 rules::rebase_runbooks(&source.text, runbook_base),
             );
             let group = rules::parse_rule_file(&source, stem)?;
+            plugin_alerts.extend(group.rules.iter().filter_map(|r| r.alert.clone()));
             all_rules.extend(group.rules.iter().cloned());
             let path = format!("prometheus/rules/{stem}.yaml");
             let text = to_yaml(
@@ -259,6 +265,11 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 continue;
             };
             let text = pretty_json(&dashboard);
+            plugin_dashboards.push(uid.to_string());
+            // The Alert History table reads the alert-value records.
+            if alert_dashboards.fallback.is_none() && text.contains(alert_values::METRIC) {
+                alert_dashboards.fallback = Some(uid.to_string());
+            }
             files.add(
                 "dashboard",
                 format!("grafana/dashboards/{uid}.json"),
@@ -271,6 +282,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             ));
             expectations.dashboards.push(uid.to_string());
         }
+        alert_dashboards.add_plugin(&plugin_alerts, &plugin_dashboards);
         for (file, source) in tree.files_in("runbooks", ".md") {
             files.add(
                 "runbook",
@@ -422,6 +434,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         let base = runbook_base.unwrap_or(rules::DEFAULT_RUNBOOK_BASE);
         let generated = slo::render(&r.slos, &r.slo_selector, base)?;
         for (name, group, test) in generated.groups {
+            let alerts: Vec<String> = group.rules.iter().filter_map(|r| r.alert.clone()).collect();
+            alert_dashboards.link("telltale-slo", &alerts);
             all_rules.extend(group.rules.iter().cloned());
             let path = format!("prometheus/rules/{name}.yaml");
             files.add(
@@ -550,6 +564,13 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         "core",
         am_text.clone(),
     )?;
+    let templates = notify_template::render(r.alerting.grafana_url.as_deref(), &alert_dashboards);
+    files.add(
+        "notification templates",
+        notify_template::BUNDLE_PATH.into(),
+        "core",
+        templates.clone(),
+    )?;
     files.add(
         "routing tests",
         "alertmanager/routes-test.yaml".into(),
@@ -562,6 +583,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 &fired,
                 &escalated,
                 r.cluster.name.as_deref().unwrap_or_default(),
+                alertmanager::root_receiver(&r.alerting),
             ),
         )?,
     )?;
@@ -575,7 +597,11 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             alertmanager::CONFIG_SECRET,
             &r.namespace,
             "core",
-            json!({"type": "Opaque", "stringData": {"alertmanager.yaml": am_text}}),
+            // The operator mounts every other key in /etc/alertmanager/config/.
+            json!({"type": "Opaque", "stringData": {
+                "alertmanager.yaml": am_text,
+                notify_template::FILE: templates,
+            }}),
         ),
     ));
     let receiver_keys = alertmanager::receiver_secret_keys(&r.alerting);
