@@ -187,9 +187,9 @@ fn the_postgres_section_needs_a_postgres_datasource() {
         serde_json::from_str(&bundle.files["grafana/dashboards/telltale-infrastructure.json"])
             .unwrap();
     let all = panels(&d);
-    assert_eq!(
-        all.iter().filter(|p| p["type"] == "row").count(),
-        10,
+    assert!(
+        !all.iter()
+            .any(|p| p["title"] == "Performance Drift Indicators"),
         "no drift section without PostgreSQL"
     );
     assert!(

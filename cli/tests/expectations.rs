@@ -112,7 +112,7 @@ fn jobs_of_systems_outside_the_bundle_say_so_in_plan_json() {
     let bundle = common::render_profile("data-platform");
     let plan: serde_json::Value = serde_json::from_str(&bundle.plan_json).unwrap();
     let targets = plan["expectations"]["targets"].as_array().unwrap();
-    for system in ["pushgateway", "vault", "trino", "datahub", "superset"] {
+    for system in ["vault", "trino", "datahub", "superset"] {
         let t = targets
             .iter()
             .find(|t| t["job"] == system)
@@ -240,7 +240,7 @@ fn verify_skips_absent_outside_systems_and_checks_present_ones() {
     assert_eq!(code, 0, "{check}");
     assert_eq!(check["status"], "pass", "{check}");
     let summary = check["summary"].as_str().unwrap();
-    for system in ["pushgateway", "vault", "trino", "datahub", "superset"] {
+    for system in ["vault", "trino", "datahub", "superset"] {
         assert!(
             summary.contains(&format!("{system} (requires {system})")),
             "{summary}"

@@ -47,6 +47,24 @@ pub struct PluginSpec {
     /// 002: "suppress component alerts when the service is down").
     #[serde(default)]
     pub inhibitions: Vec<super::inhibition::Inhibition>,
+    /// The metrics this plugin's components expose (metric provenance: a
+    /// rule or panel of the bundle reading a name no component declares is
+    /// reported by `plan`).
+    #[serde(default)]
+    pub publishes: Vec<Publishes>,
+}
+
+/// Series one component exposes, exactly as Prometheus stores them
+/// (histograms as `_bucket`, `_sum`, `_count`), and where that list is
+/// documented so a reviewer can check it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Publishes {
+    /// Who exposes the series, e.g. `node-exporter`, `postgres_exporter`.
+    pub component: String,
+    /// Where the names are documented (a URL, or the file that defines them).
+    pub source: String,
+    pub metrics: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]

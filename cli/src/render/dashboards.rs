@@ -1,10 +1,17 @@
 //! Grafana dashboards: validated, with optional sections resolved.
+//!
+//! A panel, a row or a single query may need something the bundle may not
+//! have: a datasource the site configures (`postgres`) or a plugin whose
+//! exporter publishes its series (`airflow`, `postgres-exporter`…). It
+//! says so with `"x-telltale-requires": NAME` and is left out of a bundle
+//! without it, so no panel reads a metric nothing publishes.
 
 use serde_json::Value;
 
 use crate::model::{LocatedError, Source};
 
-/// Panels (and rows) that need a datasource carry this key with its name.
+/// Panels, rows and queries that need a datasource or a plugin carry this
+/// key with its name.
 pub const REQUIRES_KEY: &str = "x-telltale-requires";
 
 /// Parses a dashboard and drops the panels whose required datasource is not
@@ -57,17 +64,48 @@ pub fn needs(source: &Source, requirement: &str) -> bool {
     serde_json::from_str::<Value>(&source.text).is_ok_and(|d| any(&d["panels"], requirement))
 }
 
-fn resolve_panels(panels: &mut Vec<Value>, available: &[&str]) {
-    panels.retain(|p| match p.get(REQUIRES_KEY).and_then(Value::as_str) {
+/// Whether everything `item` requires is available.
+fn kept(item: &Value, available: &[&str]) -> bool {
+    match item.get(REQUIRES_KEY).and_then(Value::as_str) {
         Some(requirement) => available.contains(&requirement),
         None => true,
-    });
+    }
+}
+
+fn resolve_panels(panels: &mut Vec<Value>, available: &[&str]) {
+    panels.retain(|p| kept(p, available));
     for panel in panels.iter_mut() {
         if let Value::Object(map) = panel {
             map.remove(REQUIRES_KEY);
+        }
+        if let Some(targets) = panel.get_mut("targets").and_then(Value::as_array_mut) {
+            targets.retain(|t| kept(t, available));
+            for target in targets.iter_mut() {
+                if let Value::Object(map) = target {
+                    map.remove(REQUIRES_KEY);
+                }
+            }
         }
         if let Some(children) = panel.get_mut("panels").and_then(Value::as_array_mut) {
             resolve_panels(children, available);
         }
     }
+}
+
+/// The names a dashboard's panels, rows and queries require.
+pub fn requirements(dashboard: &Value) -> std::collections::BTreeSet<String> {
+    fn walk(panels: &Value, out: &mut std::collections::BTreeSet<String>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let targets = p["targets"].as_array().into_iter().flatten();
+            for item in std::iter::once(p).chain(targets) {
+                if let Some(r) = item.get(REQUIRES_KEY).and_then(Value::as_str) {
+                    out.insert(r.to_string());
+                }
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(&dashboard["panels"], &mut out);
+    out
 }

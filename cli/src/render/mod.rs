@@ -7,6 +7,7 @@ pub mod alert_values;
 pub mod alertmanager;
 pub mod dashboards;
 pub mod escalation;
+pub mod metrics;
 pub mod objects;
 pub mod plan;
 pub mod resolve;
@@ -174,11 +175,12 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     }
 
     let postgres = r.grafana.datasources.postgres.as_ref();
-    let available: Vec<&str> = if postgres.is_some() {
-        vec!["postgres"]
-    } else {
-        vec![]
-    };
+    // What dashboard parts may require: the configured datasources and the
+    // enabled plugins (whose exporters publish the series they read).
+    let mut available: Vec<&str> = r.plugins.iter().map(|p| p.name()).collect();
+    if postgres.is_some() {
+        available.push("postgres");
+    }
     let mut secret_steps: Vec<Step> = Vec::new();
     // Dashboards with panels left out for want of the PostgreSQL datasource.
     let mut needs_postgres: Vec<String> = Vec::new();
@@ -189,6 +191,9 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     // Every rule of the bundle: the escalation rules derive from its critical
     // alerts, the alert-value records from all its alerts.
     let mut all_rules: Vec<rules::Rule> = Vec::new();
+    // Metric provenance: what every rule and panel reads, and who publishes it.
+    let mut reads = Reads::default();
+    let mut publishers = metrics::Publishers::with_synthetic();
 
     for p in &r.plugins {
         let name = p.name();
@@ -208,6 +213,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             );
             let group = rules::parse_rule_file(&source, stem)?;
             all_rules.extend(group.rules.iter().cloned());
+            reads.rules(&group, &mut publishers, &mut warnings);
             let path = format!("prometheus/rules/{stem}.yaml");
             let text = to_yaml(
                 &path,
@@ -248,6 +254,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 needs_postgres.push(uid.to_string());
             }
             let dashboard = dashboards::prepare(&source, uid, &available)?;
+            reads.dashboard(uid, &dashboard, &mut warnings);
             let text = pretty_json(&dashboard);
             files.add(
                 "dashboard",
@@ -296,6 +303,12 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             });
         }
         inhibitions.extend(spec.inhibitions.iter().cloned());
+        for p in &spec.publishes {
+            let by = format!("{} ({name})", p.component);
+            for metric in &p.metrics {
+                publishers.add(metric, &by);
+            }
+        }
         if let Some(hook) = &spec.alert_webhook {
             let source = crate::model::Source::new(tree.display("plugin.yaml"), hook.url.clone());
             let url = template::render(&source, &ctx)?.text;
@@ -412,6 +425,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         let generated = slo::render(&r.slos, &r.slo_selector, base)?;
         for (name, group, test) in generated.groups {
             all_rules.extend(group.rules.iter().cloned());
+            reads.rules(&group, &mut publishers, &mut warnings);
             let path = format!("prometheus/rules/{name}.yaml");
             files.add(
                 "rule group",
@@ -440,6 +454,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             ));
             groups.push(name);
         }
+        reads.dashboard("telltale-slo", &generated.dashboard, &mut warnings);
         let text = pretty_json(&generated.dashboard);
         files.add(
             "dashboard",
@@ -456,6 +471,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
 
     // Each alert's value and runbook as a series, for the Alert History table.
     if let Some(group) = alert_values::group(&all_rules) {
+        reads.rules(&group, &mut publishers, &mut warnings);
         let path = format!("prometheus/rules/{}.yaml", alert_values::GROUP);
         let text = to_yaml(
             &path,
@@ -498,6 +514,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         &fired,
     ) {
         let name = escalation::GROUP;
+        reads.rules(&e.group, &mut publishers, &mut warnings);
         let path = format!("prometheus/rules/{name}.yaml");
         files.add(
             "rule group",
@@ -531,6 +548,15 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         groups.push(name.to_string());
         escalated = e.fired;
     }
+    // Every name read, who publishes it; a warning per name nobody does.
+    let table = metrics::provenance(&reads.uses, &publishers);
+    warnings.extend(metrics::warnings(&table, &elsewhere(catalog, r)));
+    files.add(
+        "metric provenance",
+        METRICS_FILE.into(),
+        "core",
+        pretty_json(&serde_json::json!({ "metrics": table })),
+    )?;
     let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &inhibitions, &fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
@@ -779,6 +805,59 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         plan_json,
         inhibitions,
     })
+}
+
+/// The bundle file listing every metric read and its publishers.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// What the bundle's rules and dashboards read, and what its recording
+/// rules publish.
+#[derive(Default)]
+struct Reads {
+    uses: Vec<metrics::Use>,
+}
+
+impl Reads {
+    fn rules(
+        &mut self,
+        group: &rules::RuleGroup,
+        publishers: &mut metrics::Publishers,
+        warnings: &mut Vec<String>,
+    ) {
+        for rule in &group.rules {
+            if let Some(record) = &rule.record {
+                publishers.add(record, &format!("recording rule {}", group.name));
+            }
+        }
+        match metrics::rule_uses(&group.name, &group.rules) {
+            Ok(uses) => self.uses.extend(uses),
+            Err(e) => warnings.push(format!("cannot read the metrics of {e}")),
+        }
+    }
+
+    fn dashboard(&mut self, uid: &str, dashboard: &serde_json::Value, warnings: &mut Vec<String>) {
+        match metrics::dashboard_uses(uid, dashboard) {
+            Ok(uses) => self.uses.extend(uses),
+            Err(e) => warnings.push(format!("cannot read the metrics of {e}")),
+        }
+    }
+}
+
+/// What the catalogue's plugins outside this bundle publish: named in the
+/// warning about a metric nothing in the bundle publishes.
+fn elsewhere(catalog: &Catalog, r: &Resolved) -> metrics::Publishers {
+    let mut out = metrics::Publishers::default();
+    for (name, entry) in &catalog.plugins {
+        if r.plugins.iter().any(|p| p.name() == name) {
+            continue;
+        }
+        for p in &entry.plugin.spec.publishes {
+            for metric in &p.metrics {
+                out.add(metric, &format!("plugin {name}"));
+            }
+        }
+    }
+    out
 }
 
 /// Object names become file names and API paths: a Kubernetes name, kind
