@@ -91,6 +91,15 @@ fn per_run(rows: &[Row], field: fn(&Row) -> f64) -> BTreeMap<i64, f64> {
     by.into_iter().map(|(k, v)| (k, mean(v))).collect()
 }
 
+/// A run panel: its title, its value column, the fixture's field, and its
+/// alert lines (column, factor of the moving average).
+type Series = (
+    &'static str,
+    &'static str,
+    fn(&Row) -> f64,
+    &'static [(&'static str, f64)],
+);
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * b.abs().max(1.0)
 }
@@ -133,7 +142,7 @@ fn the_drift_panels_run_the_seeds_queries_on_a_real_postgresql_with_the_seeds_ta
 
     // F1, action rate, CUSUM rate, training samples: one point per run, the
     // 7-run moving average, and each alert line as a factor of it.
-    let series: [(&str, &str, fn(&Row) -> f64, &[(&str, f64)]); 4] = [
+    let series: [Series; 4] = [
         (
             "F1 Macro Trend",
             "f1_macro",
