@@ -123,6 +123,30 @@ pub struct Expectations {
     pub hpas: Vec<HpaExpectation>,
     /// The load verify generates, and the series that must move under it.
     pub load: Option<LoadExpectation>,
+    /// What an autoscaler scales out on: the bundle sizes verify's load from
+    /// it so the load crosses the thresholds (see [`ScaleOutExpectation`]).
+    pub scale_out: Option<ScaleOutExpectation>,
+}
+
+/// An autoscaler's scale-out point, declared by the plugin that ships it.
+/// Every field is a template with `namespace` and the plugin's `values`, so
+/// the numbers are the ones its objects are rendered with. The renderer sets
+/// the bundle's load to twice the throughput `minReplicas` replicas absorb,
+/// for the rate window plus a polling interval plus 30 s, against this HPA.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScaleOutExpectation {
+    /// `namespace/name` of the HPA (KEDA's is `keda-hpa-<ScaledObject>`).
+    pub hpa: String,
+    /// The replicas it starts from.
+    pub min_replicas: String,
+    /// Requests per second one replica absorbs (the throughput trigger's
+    /// per-replica target).
+    pub requests_per_replica: String,
+    /// The rate window of the autoscaler's query (e.g. `2m`).
+    pub window: String,
+    /// How often the autoscaler reads the metric (e.g. `15s`).
+    pub interval: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
@@ -147,6 +171,10 @@ pub struct LoadExpectation {
     pub moves: Vec<String>,
     /// `namespace/name` of an HPA that must scale out under the load.
     pub hpa: Option<String>,
+    /// In plan.json: how rate and duration were derived from the
+    /// autoscaler's thresholds (none when the plugin's values are used as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<String>,
 }
 
 impl LoadExpectation {

@@ -7,6 +7,7 @@ pub mod alert_values;
 pub mod alertmanager;
 pub mod dashboards;
 pub mod escalation;
+pub mod load;
 pub mod metrics;
 pub mod objects;
 pub mod plan;
@@ -193,6 +194,8 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut all_rules: Vec<rules::Rule> = Vec::new();
     // Metric provenance: what every rule and panel reads, and who publishes it.
     let mut reads = Reads::default();
+    // The autoscaler's scale-out point, which sizes verify's load.
+    let mut scale_out: Option<load::ScaleOut> = None;
     let mut publishers = metrics::Publishers::with_synthetic();
 
     for p in &r.plugins {
@@ -408,6 +411,15 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 expectations.load = Some(load.clone());
             }
         }
+        if let Some(s) = &ex.scale_out {
+            let resolved = scale_out_of(s, tree, &ctx, &p.values)?;
+            if scale_out.is_none() {
+                scale_out = Some(resolved);
+            }
+        }
+    }
+    if let (Some(l), Some(s)) = (&expectations.load, &scale_out) {
+        expectations.load = Some(load::derive(l, s));
     }
     // The PostgreSQL panels show the fine-tune jobs' results: worth a word
     // only where those jobs are monitored.
@@ -804,6 +816,65 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         plan,
         plan_json,
         inhibitions,
+    })
+}
+
+/// An autoscaler's `expectations.scaleOut`, its templates rendered with the
+/// plugin's values and checked (file and key path on a bad one).
+fn scale_out_of(
+    s: &crate::model::plugin::ScaleOutExpectation,
+    tree: &crate::catalog::Tree,
+    ctx: &template::Context,
+    values: &serde_json::Value,
+) -> Result<load::ScaleOut, RenderError> {
+    let manifest = tree.get("plugin.yaml").unwrap_or_default();
+    let field = |text: &str| -> Result<String, RenderError> {
+        let source = crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
+        Ok(template::render_with_values(&source, ctx, values)?
+            .text
+            .trim()
+            .to_string())
+    };
+    let bad = |key: &str, value: &str, expected: &str| -> RenderError {
+        crate::catalog::locate(
+            &manifest,
+            &format!("spec.expectations.scaleOut.{key}"),
+            format!(
+                "`{}` is not {expected}",
+                value.chars().take(64).collect::<String>()
+            ),
+        )
+        .into()
+    };
+    let duration = |key: &str, text: &str| -> Result<std::time::Duration, RenderError> {
+        let value = field(text)?;
+        humantime::parse_duration(&value)
+            .ok()
+            .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
+            .ok_or_else(|| bad(key, &value, "a duration up to 1h (e.g. 2m)"))
+    };
+    let min = field(&s.min_replicas)?;
+    let rps = field(&s.requests_per_replica)?;
+    Ok(load::ScaleOut {
+        hpa: field(&s.hpa)?,
+        min_replicas: min
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad("minReplicas", &min, "a replica count from 1 to 1000"))?,
+        requests_per_replica: rps
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .ok_or_else(|| {
+                bad(
+                    "requestsPerReplica",
+                    &rps,
+                    "a positive number of requests per second",
+                )
+            })?,
+        window: duration("window", &s.window)?,
+        interval: duration("interval", &s.interval)?,
     })
 }
 
