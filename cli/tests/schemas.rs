@@ -185,6 +185,11 @@ fn everything() -> Vec<(String, BTreeMap<String, String>)> {
         "ml-slo+prometheus-adapter".into(),
         common::render_with("ml-slo", Some(adapter), &[]),
     ));
+    let preset = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  plugins:\n    keda:\n      enabled: true\n      values:\n        services: [{name: checkout, namespace: shop, selector: 'job=\"checkout\"'}]\n";
+    bundles.push((
+        "production+keda-seed-002-preset".into(),
+        common::render_with("production", Some(preset), &[]),
+    ));
     let mut out = Vec::new();
     for (name, bundle) in &bundles {
         out.push((name.clone(), bundle.files.clone()));

@@ -220,7 +220,9 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
             if replicas > replicas_before {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // Never past the deadline: the check's own bound is right after it.
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(Duration::from_secs(2).min(left)).await;
         }
         drop(watcher);
         evidence.push(format!(
@@ -231,7 +233,11 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
         }
         if let Some(kube) = &ctx.kube {
             let ns = name.split_once('/').map_or("default", |(ns, _)| ns);
-            evidence.extend(rescale_events(kube, ns, &n).await);
+            // Read at or after the deadline: within the grace a request gets.
+            let events = rescale_events(kube, ns, &n);
+            if let Ok(lines) = tokio::time::timeout(super::REQUEST_GRACE, events).await {
+                evidence.extend(lines);
+            }
         }
         if replicas <= replicas_before {
             problems.push(format!(
