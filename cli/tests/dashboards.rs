@@ -203,6 +203,11 @@ fn the_postgres_section_needs_a_postgres_datasource() {
         "panels of plugins kind does not enable"
     );
     assert!(
+        !all.iter()
+            .any(|p| p["title"] == "Performance Drift Indicators"),
+        "no drift section without PostgreSQL"
+    );
+    assert!(
         !bundle.files["grafana/dashboards/telltale-infrastructure.json"]
             .contains("x-telltale-requires")
     );

@@ -108,8 +108,7 @@ fn every_expectation_of_every_profile_is_backed_or_declares_what_it_requires() {
 }
 
 /// data-platform's jobs of systems outside the bundle, and those systems.
-const OUTSIDE: [(&str, &str); 7] = [
-    ("pushgateway", "pushgateway"),
+const OUTSIDE: [(&str, &str); 6] = [
     ("vault", "vault"),
     ("trino", "trino"),
     ("datahub", "datahub"),
@@ -276,4 +275,216 @@ fn verify_skips_absent_outside_systems_and_checks_present_ones() {
         check["summary"].as_str().unwrap().contains("vault"),
         "{check}"
     );
+}
+
+/// The objects of `kind` in the bundle, parsed (by their own `kind`).
+fn parsed(bundle: &Bundle, kind: &str) -> Vec<serde_json::Value> {
+    objects(bundle, kind)
+        .into_iter()
+        .map(|(_, text)| serde_saphyr::from_str::<serde_json::Value>(text).unwrap())
+        .filter(|o| o["kind"] == kind)
+        .collect()
+}
+
+/// The one object of `kind` in the bundle.
+fn object(bundle: &Bundle, kind: &str) -> serde_json::Value {
+    let found = parsed(bundle, kind);
+    assert_eq!(found.len(), 1, "one {kind}");
+    found.into_iter().next().unwrap()
+}
+
+fn number(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::Number(n) => n.as_f64().unwrap(),
+        serde_json::Value::String(s) => match s.strip_suffix('m') {
+            Some(milli) => milli.parse::<f64>().unwrap() / 1000.0,
+            None => s.parse().unwrap(),
+        },
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// The seconds podinfo's `/delay/N` waits, from the load's URL.
+fn delay_seconds(url: &str) -> f64 {
+    url.rsplit_once("/delay/")
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or_else(|| panic!("the load does not slow the requests down: {url}"))
+}
+
+/// A query with the bundle's recording rules it reads replaced by their
+/// expressions (the triggers read the model-serving records, whose rate
+/// windows are what the load must outlast).
+fn expanded(bundle: &Bundle, query: &str) -> String {
+    let mut out = query.to_string();
+    for (path, text) in &bundle.files {
+        if !path.starts_with("prometheus/rules/") {
+            continue;
+        }
+        let doc: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+        for group in doc["groups"].as_array().into_iter().flatten() {
+            for rule in group["rules"].as_array().into_iter().flatten() {
+                if let (Some(record), Some(expr)) = (rule["record"].as_str(), rule["expr"].as_str())
+                    && query.contains(record)
+                {
+                    out.push_str(&format!("\n{expr}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `[window]` of a rate() in PromQL, in seconds.
+fn rate_window(query: &str) -> u64 {
+    let w = regex::Regex::new(r"\[(\d+)m\]")
+        .unwrap()
+        .captures(query)
+        .unwrap_or_else(|| panic!("no [Nm] window in {query}"));
+    w[1].parse::<u64>().unwrap() * 60
+}
+
+fn seconds(duration: &str) -> u64 {
+    humantime::parse_duration(duration).unwrap().as_secs()
+}
+
+/// ml-slo's load crosses the thresholds of the ScaledObject the bundle
+/// really renders (read from it, with KEDA's and the HPA's semantics), and
+/// lasts as long as the triggers need to see it.
+#[test]
+fn ml_slos_load_crosses_the_keda_triggers_it_is_sized_from() {
+    let bundle = common::render_profile("ml-slo");
+    let load = bundle.plan.expectations.load.clone().unwrap();
+    let so = object(&bundle, "ScaledObject");
+    let min = number(&so["spec"]["minReplicaCount"]);
+    let triggers = so["spec"]["triggers"].as_array().unwrap();
+    let latency = triggers
+        .iter()
+        .find(|t| {
+            t["metadata"]["query"]
+                .as_str()
+                .unwrap()
+                .contains("p95")
+        })
+        .unwrap();
+    let throughput = triggers
+        .iter()
+        .find(|t| {
+            t["metadata"]["query"]
+                .as_str()
+                .unwrap()
+                .contains("http_requests")
+        })
+        .unwrap();
+    // p95 is one value for the service: compared as is.
+    assert_eq!(latency["metricType"], "Value");
+    assert_eq!(throughput["metricType"], "AverageValue");
+    // AverageValue: desired = ceil(rate / threshold), above the minimum.
+    let threshold = number(&throughput["metadata"]["threshold"]);
+    let desired = (f64::from(load.rate) / threshold).ceil();
+    assert!(
+        desired > min,
+        "rate {} → {desired} replicas, min {min}",
+        load.rate
+    );
+    // Value: desired = ceil(min × p95 / threshold); each request takes the delay.
+    let p95 = number(&latency["metadata"]["threshold"]);
+    assert!(
+        (min * delay_seconds(&load.url) / p95).ceil() > min,
+        "{} vs p95 threshold {p95}",
+        load.url
+    );
+    // Long enough for the trigger's rate window and a polling interval.
+    let window = rate_window(&expanded(
+        &bundle,
+        throughput["metadata"]["query"].as_str().unwrap(),
+    ));
+    let polling = number(&so["spec"]["pollingInterval"]) as u64;
+    assert!(
+        seconds(&load.duration) >= window + polling,
+        "{} < {window}s + {polling}s",
+        load.duration
+    );
+    assert_eq!(
+        load.hpa.as_deref(),
+        Some(
+            format!(
+                "monitoring/keda-hpa-{}",
+                so["metadata"]["name"].as_str().unwrap()
+            )
+            .as_str()
+        )
+    );
+    assert!(load.derived.unwrap().contains("wants"));
+}
+
+/// The Prometheus Adapter alternative: its HPA asks for one model and
+/// version, the adapter's rules keep those labels, the demo server's series
+/// carry them (pod labels through the ServiceMonitor), and the load crosses
+/// the HPA's targets.
+#[test]
+fn the_prometheus_adapter_hpa_selects_model_and_version_and_the_load_crosses_it() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: ml-slo\n  plugins:\n    keda: {enabled: false}\n    prometheus-adapter: {enabled: true}\n";
+    let bundle = common::render_with("ml-slo", Some(config), &[]);
+    let load = bundle.plan.expectations.load.clone().unwrap();
+    let hpa = object(&bundle, "HorizontalPodAutoscaler");
+    let metrics = hpa["spec"]["metrics"].as_array().unwrap();
+    let target = hpa["spec"]["scaleTargetRef"]["name"].clone();
+    let deployment = parsed(&bundle, "Deployment")
+        .into_iter()
+        .find(|d| d["metadata"]["name"] == target)
+        .unwrap_or_else(|| panic!("the HPA's target {target} is in the bundle"));
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let monitor = parsed(&bundle, "ServiceMonitor")
+        .into_iter()
+        .find(|m| m["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"] == "model-server")
+        .unwrap();
+    let carried: Vec<&str> = monitor["spec"]["podTargetLabels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    let values: serde_json::Value =
+        serde_saphyr::from_str(&bundle.files["helm/prometheus-adapter/values.yaml"]).unwrap();
+    let rules = values["rules"]["external"].as_array().unwrap();
+    for m in metrics {
+        let name = m["external"]["metric"]["name"].as_str().unwrap();
+        let selector = m["external"]["metric"]["selector"]["matchLabels"]
+            .as_object()
+            .unwrap();
+        let rule = rules
+            .iter()
+            .find(|r| r["name"]["as"] == name)
+            .unwrap_or_else(|| panic!("no adapter rule serves {name}"));
+        let query = rule["metricsQuery"].as_str().unwrap();
+        for (label, value) in selector {
+            assert_eq!(
+                &pod_labels[label], value,
+                "{name}: the pods are {label}={value}"
+            );
+            assert!(
+                carried.contains(&label.as_str()),
+                "{label} reaches the series"
+            );
+            assert!(
+                query.contains(label.as_str()),
+                "{name} keeps {label}: {query}"
+            );
+        }
+        assert_eq!(selector.len(), 2, "model and version");
+    }
+    let min = number(&hpa["spec"]["minReplicas"]);
+    let goal = |name: &str| {
+        &metrics
+            .iter()
+            .find(|m| m["external"]["metric"]["name"] == name)
+            .unwrap()["external"]["target"]
+    };
+    let rps = goal("model_requests_per_second");
+    assert_eq!(rps["type"], "AverageValue");
+    assert!((f64::from(load.rate) / number(&rps["averageValue"])).ceil() > min);
+    let p95 = goal("model_latency_p95_seconds");
+    assert_eq!(p95["type"], "Value");
+    assert!((min * delay_seconds(&load.url) / number(&p95["value"])).ceil() > min);
+    assert_eq!(load.hpa.as_deref(), Some("monitoring/model-server"));
 }

@@ -296,10 +296,12 @@ fn ml_slo_expects_external_metrics_an_hpa_and_a_load_that_moves_the_model_series
     let bundle = render_with("ml-slo", Some(config), &[]);
     let ex = &bundle.plan.expectations;
     assert_eq!(ex.hpas[0].namespace, "obs");
+    let load = ex.load.as_ref().unwrap();
     assert_eq!(
-        ex.load.as_ref().unwrap().url,
-        "http://model-server.obs.svc.cluster.local:9898/"
+        load.url,
+        "http://model-server.obs.svc.cluster.local:9898/delay/1"
     );
+    assert_eq!(load.hpa.as_deref(), Some("obs/keda-hpa-model-server"));
 }
 
 #[test]
@@ -497,5 +499,57 @@ fn product_text_never_cites_the_requirement_documents() {
         found.is_empty(),
         "cites the requirement documents:\n{}",
         found.join("\n")
+    );
+}
+
+/// HTTP-service scaling triggers, as the keda plugin's preset for a service
+/// the config names: one ScaledObject with each trigger at its
+/// threshold, its PromQL on the service's own selector.
+#[test]
+fn the_http_service_autoscaling_preset_scales_a_named_service_on_its_triggers() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  plugins:\n    keda:\n      enabled: true\n      values:\n        services:\n          - {name: checkout, namespace: shop, selector: 'job=\"checkout\"', minReplicas: 2, maxReplicas: 8}\n";
+    let bundle = render_with("production", Some(config), &[]);
+    let text = &bundle.files["manifests/09-autoscaling/ScaledObject_shop_checkout.yaml"];
+    let so: Value = serde_saphyr::from_str(text).unwrap();
+    assert_eq!(so["spec"]["scaleTargetRef"]["name"], "checkout");
+    assert_eq!(so["spec"]["minReplicaCount"], 2);
+    assert_eq!(so["spec"]["maxReplicaCount"], 8);
+    let triggers = so["spec"]["triggers"].as_array().unwrap();
+    let by_type = |ty: &str, name: Option<&str>| {
+        triggers
+            .iter()
+            .find(|t| t["type"] == ty && name.is_none_or(|n| t["name"] == n))
+            .unwrap_or_else(|| panic!("trigger {ty} {name:?} in {triggers:?}"))
+    };
+    // > 100 req/min, p95 > 5 s, errors > 1 %, CPU > 70 %, memory > 80 %.
+    let cases = [
+        (
+            by_type("prometheus", Some("requests-per-minute")),
+            "AverageValue",
+            "100",
+        ),
+        (by_type("prometheus", Some("p95-seconds")), "Value", "5"),
+        (by_type("prometheus", Some("error-ratio")), "Value", "0.01"),
+    ];
+    for (t, metric_type, threshold) in cases {
+        assert_eq!(t["metricType"], metric_type, "{t}");
+        assert_eq!(t["metadata"]["threshold"], threshold, "{t}");
+        let query = t["metadata"]["query"].as_str().unwrap();
+        assert!(query.contains(r#"job="checkout""#), "{query}");
+        promql_parser::parser::parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+    }
+    for (ty, value) in [("cpu", "70"), ("memory", "80")] {
+        let t = by_type(ty, None);
+        assert_eq!(t["metricType"], "Utilization");
+        assert_eq!(t["metadata"]["value"], value);
+    }
+    // Without services, no preset object.
+    let plain = render_profile("ml-slo");
+    assert!(
+        !plain
+            .files
+            .keys()
+            .any(|k| k.contains("ScaledObject") && !k.ends_with("_model-server.yaml")),
+        "only the model server's ScaledObject"
     );
 }

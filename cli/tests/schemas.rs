@@ -179,6 +179,17 @@ fn everything() -> Vec<(String, BTreeMap<String, String>)> {
         "production+receivers".into(),
         common::render_with("production", Some(&config), &[]),
     ));
+    // The autoscaling alternatives and the http-service preset, which no profile enables.
+    let adapter = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: ml-slo\n  plugins:\n    keda: {enabled: false}\n    prometheus-adapter: {enabled: true}\n";
+    bundles.push((
+        "ml-slo+prometheus-adapter".into(),
+        common::render_with("ml-slo", Some(adapter), &[]),
+    ));
+    let preset = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  plugins:\n    keda:\n      enabled: true\n      values:\n        services: [{name: checkout, namespace: shop, selector: 'job=\"checkout\"'}]\n";
+    bundles.push((
+        "production+keda-http-service-preset".into(),
+        common::render_with("production", Some(preset), &[]),
+    ));
     let mut out = Vec::new();
     for (name, bundle) in &bundles {
         out.push((name.clone(), bundle.files.clone()));

@@ -688,3 +688,150 @@ fn logs_with_a_cluster_runs_a_marker_pod_and_covers_every_namespace_with_pods() 
         "the marker pod was left behind"
     );
 }
+
+/// The HPA the fake API server holds for the load tests, with `replicas`.
+fn load_hpa(replicas: i32) -> Value {
+    serde_json::json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "model", "namespace": "ml"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "model"},
+                 "minReplicas": 1, "maxReplicas": 5,
+                 "metrics": [{"type": "External", "external": {
+                     "metric": {"name": "model_requests_per_second"},
+                     "target": {"type": "AverageValue", "averageValue": "5"}}}]},
+        "status": {"currentReplicas": replicas, "desiredReplicas": replicas, "currentMetrics": [
+            {"type": "External", "external": {"metric": {"name": "model_requests_per_second"},
+             "current": {"averageValue": if replicas > 1 { "5" } else { "0" }}}}]}})
+}
+
+/// The load sized from an autoscaler's scale-out point (fixture green-hpa:
+/// 5 req/s per replica from 1 replica → 10/s against ml/model), the HPA read
+/// from the fake API server. The test stands in for the HPA controller: it
+/// rescales the HPA (and records the controller's event) while the load runs.
+#[test]
+fn load_sized_from_the_scale_out_point_reports_the_hpa_timeline_and_needs_a_scale_out() {
+    use common::fake_api::FakeApi;
+    let dir = tempfile::tempdir().unwrap();
+    let args = vec![
+        "--profile".to_string(),
+        format!("{FIXTURES}/profiles/green.yaml"),
+        "--plugin-dir".to_string(),
+        format!("{FIXTURES}/plugins"),
+        "--config".to_string(),
+        format!("{FIXTURES}/configs/green-hpa.yaml"),
+    ];
+    let plan = assert_cmd::Command::cargo_bin("telltale")
+        .unwrap()
+        .current_dir(dir.path())
+        .arg("plan")
+        .args(&args)
+        .args(["-o", "json", "--out"])
+        .arg(dir.path().join("hpa-bundle"))
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let load = &plan["expectations"]["load"];
+    assert_eq!(load["rate"], 10, "{load:#}");
+    assert_eq!(load["hpa"], "ml/model", "{load:#}");
+    assert_eq!(load["duration"], "33s", "{load:#}");
+    assert!(
+        load["derived"]
+            .as_str()
+            .unwrap()
+            .contains("wants 2 replicas"),
+        "{load:#}"
+    );
+
+    let stack = LocalStack::start(&green_bundle(dir.path()), &[]);
+    let target = format!("{}/", stack.url("standin"));
+    let api = FakeApi::start();
+    api.register(
+        "autoscaling",
+        "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        true,
+    );
+    api.insert(
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "ml"}}),
+    );
+    api.insert(load_hpa(1));
+    let kubeconfig = api.kubeconfig(&dir.path().join("kubeconfig"), "kind-telltale");
+    let run = |timeout: &str| {
+        verify_all(
+            dir.path(),
+            &stack,
+            &args,
+            "load",
+            None,
+            &[
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "--load-engine",
+                "builtin",
+                "--load-url",
+                &target,
+                "--load-duration",
+                "4s",
+                "--timeout",
+                timeout,
+            ],
+        )
+    };
+
+    // Nothing rescales it: the check fails, and the timeline shows why.
+    let (code, report, stderr) = run("8s");
+    assert_eq!(code, 1, "{report:#}\n{stderr}");
+    let load = check(&report, "load");
+    assert!(
+        load["summary"]
+            .as_str()
+            .unwrap()
+            .contains("HPA ml/model did not scale out (1 → 1)"),
+        "{load:#}"
+    );
+    let evidence = load["evidence"].to_string();
+    assert!(
+        evidence.contains("builtin generator at 10/s for 4s"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("HPA ml/model at t+0s: replicas 1, desired 1; model_requests_per_second = 0 (model_requests_per_second target 5)"),
+        "{evidence}"
+    );
+
+    // The controller stand-in rescales it two seconds into the load.
+    let (code, report, stderr) = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            api.insert(load_hpa(2));
+            api.insert(serde_json::json!({"apiVersion": "v1", "kind": "Event",
+                "metadata": {"name": "model.1", "namespace": "ml"},
+                "involvedObject": {"kind": "HorizontalPodAutoscaler", "name": "model", "namespace": "ml"},
+                "reason": "SuccessfulRescale", "type": "Normal",
+                "message": "New size: 2; reason: external metric model_requests_per_second above target"}));
+        });
+        run("10s")
+    });
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let evidence = check(&report, "load")["evidence"].to_string();
+    assert!(
+        evidence.contains("HPA ml/model: replicas 1 → 2"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("HPA ml/model at t+0s: replicas 1, desired 1"),
+        "{evidence}"
+    );
+    assert!(
+        regex::Regex::new(
+            r"HPA ml/model at t\+[1-9]\d*s: replicas 2, desired 2; model_requests_per_second = 5"
+        )
+        .unwrap()
+        .is_match(&evidence),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("HPA ml/model event SuccessfulRescale: New size: 2; reason: external metric model_requests_per_second above target"),
+        "{evidence}"
+    );
+}

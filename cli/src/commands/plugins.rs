@@ -202,6 +202,14 @@ fn show(catalog: &Catalog, name: &str, printer: &Printer) -> Result<(), CommandE
             p.metadata.name
         ));
     }
+    for published in &p.spec.publishes {
+        text.push_str(&format!(
+            "publishes:  {} ({}): {}\n",
+            published.component,
+            published.source,
+            published.metrics.join(", ")
+        ));
+    }
     let overlays = files("overlays", ".yaml");
     if !overlays.is_empty() {
         text.push_str(&format!("overlays:   {}\n", overlays.join(", ")));

@@ -259,7 +259,14 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     let runtime = super::access::runtime()?;
     let report = runtime.block_on(async {
         let pin = super::access::pin_of(Some(&bundle));
-        let kube = match connect_if_needed(global, &pin, &options).await {
+        // The load's HPA is read from the cluster whatever the engine.
+        let load_hpa = bundle
+            .plan
+            .expectations
+            .load
+            .as_ref()
+            .is_some_and(|l| l.hpa.is_some());
+        let kube = match connect_if_needed(global, &pin, &options, load_hpa).await {
             Reach::Connected(kube) => Some(kube),
             Reach::NotNeeded => None,
             Reach::Refused(e) => return Err(e),
@@ -344,11 +351,16 @@ const API_PROBE: Duration = Duration::from_secs(5);
 
 /// The cluster, when a selected check or a missing URL needs it, and only
 /// when its API server answers (a kubeconfig alone proves nothing).
-async fn connect_if_needed(global: &GlobalArgs, pin: &Pin<'_>, options: &Options) -> Reach {
+async fn connect_if_needed(
+    global: &GlobalArgs,
+    pin: &Pin<'_>,
+    options: &Options,
+    load_hpa: bool,
+) -> Reach {
     let e = &options.endpoints;
     let wants = options.checks.iter().any(|c| {
         matches!(c, CheckId::Logs | CheckId::Autoscaling)
-            || (*c == CheckId::Load && options.load.engine == Engine::K6)
+            || (*c == CheckId::Load && (options.load.engine == Engine::K6 || load_hpa))
     }) || (e.prometheus.is_none()
         || e.alertmanager.is_none()
         || e.grafana.is_none()

@@ -47,19 +47,22 @@ pub struct PluginSpec {
     /// 002: "suppress component alerts when the service is down").
     #[serde(default)]
     pub inhibitions: Vec<super::inhibition::Inhibition>,
-    /// The series the components this plugin installs or scrapes publish,
-    /// with where their names are documented.
+    /// The metrics this plugin's components expose (metric provenance: a
+    /// rule or panel of the bundle reading a name no component declares is
+    /// reported by `plan`).
     #[serde(default)]
     pub publishes: Vec<Publishes>,
 }
 
-/// Series one component exposes: exact names as Prometheus stores them
-/// (a histogram's `_bucket`, `_sum` and `_count`), and the documentation
-/// they were checked against.
+/// Series one component exposes, exactly as Prometheus stores them
+/// (histograms as `_bucket`, `_sum`, `_count`), and where that list is
+/// documented so a reviewer can check it.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Publishes {
+    /// Who exposes the series, e.g. `node-exporter`, `postgres_exporter`.
     pub component: String,
+    /// Where the names are documented (a URL, or the file that defines them).
     pub source: String,
     pub metrics: Vec<String>,
 }
@@ -120,6 +123,30 @@ pub struct Expectations {
     pub hpas: Vec<HpaExpectation>,
     /// The load verify generates, and the series that must move under it.
     pub load: Option<LoadExpectation>,
+    /// What an autoscaler scales out on: the bundle sizes verify's load from
+    /// it so the load crosses the thresholds (see [`ScaleOutExpectation`]).
+    pub scale_out: Option<ScaleOutExpectation>,
+}
+
+/// An autoscaler's scale-out point, declared by the plugin that ships it.
+/// Every field is a template with `namespace` and the plugin's `values`, so
+/// the numbers are the ones its objects are rendered with. The renderer sets
+/// the bundle's load to twice the throughput `minReplicas` replicas absorb,
+/// for the rate window plus a polling interval plus 30 s, against this HPA.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScaleOutExpectation {
+    /// `namespace/name` of the HPA (KEDA's is `keda-hpa-<ScaledObject>`).
+    pub hpa: String,
+    /// The replicas it starts from.
+    pub min_replicas: String,
+    /// Requests per second one replica absorbs (the throughput trigger's
+    /// per-replica target).
+    pub requests_per_replica: String,
+    /// The rate window of the autoscaler's query (e.g. `2m`).
+    pub window: String,
+    /// How often the autoscaler reads the metric (e.g. `15s`).
+    pub interval: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
@@ -144,6 +171,10 @@ pub struct LoadExpectation {
     pub moves: Vec<String>,
     /// `namespace/name` of an HPA that must scale out under the load.
     pub hpa: Option<String>,
+    /// In plan.json: how rate and duration were derived from the
+    /// autoscaler's thresholds (none when the plugin's values are used as is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<String>,
 }
 
 impl LoadExpectation {

@@ -121,8 +121,14 @@ fn check_names(
 ) -> Result<(), LocatedError> {
     for (i, panel) in panels.as_array().into_iter().flatten().enumerate() {
         let here = format!("{path}[{i}]");
-        if panel.get(REQUIRES_KEY).is_some() {
-            for name in required(panel) {
+        let targets = panel["targets"].as_array().into_iter().flatten();
+        if panel.get(REQUIRES_KEY).is_some()
+            || targets.clone().any(|t| t.get(REQUIRES_KEY).is_some())
+        {
+            let names = required(panel)
+                .into_iter()
+                .chain(targets.flat_map(required));
+            for name in names {
                 if !known.contains(&name.as_str()) {
                     let hint = crate::model::suggest::did_you_mean(&name, known.iter().copied())
                         .map(|s| format!("; did you mean `{s}`?"))
@@ -237,10 +243,20 @@ fn resolve_top(panels: &mut Vec<Value>, available: &[&str]) {
     }
 }
 
-/// Inside a row (and below): drop what is not met, strip the marker.
+/// Inside a row (and below): drop what is not met, strip the marker; a
+/// query (`targets[]`) may require a name too (one query of a panel reading
+/// an optional exporter's series).
 fn strip(panel: &mut Value, available: &[&str]) {
     if let Value::Object(map) = panel {
         map.remove(REQUIRES_KEY);
+    }
+    if let Some(targets) = panel.get_mut("targets").and_then(Value::as_array_mut) {
+        targets.retain(|t| met(t, available));
+        for target in targets.iter_mut() {
+            if let Value::Object(map) = target {
+                map.remove(REQUIRES_KEY);
+            }
+        }
     }
     if let Some(children) = panel.get_mut("panels").and_then(Value::as_array_mut) {
         children.retain(|p| met(p, available));
@@ -248,6 +264,22 @@ fn strip(panel: &mut Value, available: &[&str]) {
             strip(child, available);
         }
     }
+}
+
+/// The names a dashboard's panels, rows and queries require.
+pub fn requirements(dashboard: &Value) -> std::collections::BTreeSet<String> {
+    fn walk(panels: &Value, out: &mut std::collections::BTreeSet<String>) {
+        for p in panels.as_array().into_iter().flatten() {
+            let targets = p["targets"].as_array().into_iter().flatten();
+            for item in std::iter::once(p).chain(targets) {
+                out.extend(required(item).into_iter().filter(|r| !r.is_empty()));
+            }
+            walk(&p["panels"], out);
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    walk(&dashboard["panels"], &mut out);
+    out
 }
 
 #[cfg(test)]

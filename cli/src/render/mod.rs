@@ -7,6 +7,8 @@ pub mod alert_values;
 pub mod alertmanager;
 pub mod dashboards;
 pub mod escalation;
+pub mod load;
+pub mod metrics;
 pub mod notify_template;
 pub mod objects;
 pub mod plan;
@@ -199,6 +201,11 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
     let mut all_rules: Vec<rules::Rule> = Vec::new();
     // The dashboard each alert's notifications link (notify_template.rs).
     let mut alert_dashboards = notify_template::AlertDashboards::default();
+    // Metric provenance: what every rule and panel reads, and who publishes it.
+    let mut reads = Reads::default();
+    // The autoscaler's scale-out point, which sizes verify's load.
+    let mut scale_out: Option<load::ScaleOut> = None;
+    let mut publishers = metrics::Publishers::with_synthetic();
 
     for p in &r.plugins {
         let name = p.name();
@@ -221,6 +228,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             let group = rules::parse_rule_file(&source, stem)?;
             plugin_alerts.extend(group.rules.iter().filter_map(|r| r.alert.clone()));
             all_rules.extend(group.rules.iter().cloned());
+            reads.rules(&group, &mut publishers, &mut warnings);
             let path = format!("prometheus/rules/{stem}.yaml");
             let text = to_yaml(
                 &path,
@@ -264,6 +272,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 // Every panel needs something this bundle does not have.
                 continue;
             };
+            reads.dashboard(uid, &dashboard, &mut warnings);
             let text = pretty_json(&dashboard);
             plugin_dashboards.push(uid.to_string());
             // The Alert History table reads the alert-value records.
@@ -319,6 +328,12 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             });
         }
         inhibitions.extend(spec.inhibitions.iter().cloned());
+        for p in &spec.publishes {
+            let by = format!("{} ({name})", p.component);
+            for metric in &p.metrics {
+                publishers.add(metric, &by);
+            }
+        }
         if let Some(hook) = &spec.alert_webhook {
             let source = crate::model::Source::new(tree.display("plugin.yaml"), hook.url.clone());
             let url = template::render(&source, &ctx)?.text;
@@ -418,6 +433,15 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
                 expectations.load = Some(load.clone());
             }
         }
+        if let Some(s) = &ex.scale_out {
+            let resolved = scale_out_of(s, tree, &ctx, &p.values)?;
+            if scale_out.is_none() {
+                scale_out = Some(resolved);
+            }
+        }
+    }
+    if let (Some(l), Some(s)) = (&expectations.load, &scale_out) {
+        expectations.load = Some(load::derive(l, s));
     }
     // The PostgreSQL panels show the fine-tune jobs' results: worth a word
     // only where those jobs are monitored.
@@ -437,6 +461,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             let alerts: Vec<String> = group.rules.iter().filter_map(|r| r.alert.clone()).collect();
             alert_dashboards.link("telltale-slo", &alerts);
             all_rules.extend(group.rules.iter().cloned());
+            reads.rules(&group, &mut publishers, &mut warnings);
             let path = format!("prometheus/rules/{name}.yaml");
             files.add(
                 "rule group",
@@ -465,6 +490,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             ));
             groups.push(name);
         }
+        reads.dashboard("telltale-slo", &generated.dashboard, &mut warnings);
         let text = pretty_json(&generated.dashboard);
         files.add(
             "dashboard",
@@ -481,6 +507,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
 
     // Each alert's value and runbook as a series, for the Alert History table.
     if let Some(group) = alert_values::group(&all_rules) {
+        reads.rules(&group, &mut publishers, &mut warnings);
         let path = format!("prometheus/rules/{}.yaml", alert_values::GROUP);
         let text = to_yaml(
             &path,
@@ -523,6 +550,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         &fired,
     ) {
         let name = escalation::GROUP;
+        reads.rules(&e.group, &mut publishers, &mut warnings);
         let path = format!("prometheus/rules/{name}.yaml");
         files.add(
             "rule group",
@@ -556,6 +584,15 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         groups.push(name.to_string());
         escalated = e.fired;
     }
+    // Every name read, who publishes it; a warning per name nobody does.
+    let table = metrics::provenance(&reads.uses, &publishers);
+    warnings.extend(metrics::warnings(&table, &elsewhere(catalog, r)));
+    files.add(
+        "metric provenance",
+        METRICS_FILE.into(),
+        "core",
+        pretty_json(&serde_json::json!({ "metrics": table })),
+    )?;
     let am = alertmanager::config(&r.alerting, &r.namespace, &webhooks, &inhibitions, &fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     files.add(
@@ -824,6 +861,118 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         plan_json,
         inhibitions,
     })
+}
+
+/// An autoscaler's `expectations.scaleOut`, its templates rendered with the
+/// plugin's values and checked (file and key path on a bad one).
+fn scale_out_of(
+    s: &crate::model::plugin::ScaleOutExpectation,
+    tree: &crate::catalog::Tree,
+    ctx: &template::Context,
+    values: &serde_json::Value,
+) -> Result<load::ScaleOut, RenderError> {
+    let manifest = tree.get("plugin.yaml").unwrap_or_default();
+    let field = |text: &str| -> Result<String, RenderError> {
+        let source = crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
+        Ok(template::render_with_values(&source, ctx, values)?
+            .text
+            .trim()
+            .to_string())
+    };
+    let bad = |key: &str, value: &str, expected: &str| -> RenderError {
+        crate::catalog::locate(
+            &manifest,
+            &format!("spec.expectations.scaleOut.{key}"),
+            format!(
+                "`{}` is not {expected}",
+                value.chars().take(64).collect::<String>()
+            ),
+        )
+        .into()
+    };
+    let duration = |key: &str, text: &str| -> Result<std::time::Duration, RenderError> {
+        let value = field(text)?;
+        humantime::parse_duration(&value)
+            .ok()
+            .filter(|d| !d.is_zero() && *d <= std::time::Duration::from_secs(3600))
+            .ok_or_else(|| bad(key, &value, "a duration up to 1h (e.g. 2m)"))
+    };
+    let min = field(&s.min_replicas)?;
+    let rps = field(&s.requests_per_replica)?;
+    Ok(load::ScaleOut {
+        hpa: field(&s.hpa)?,
+        min_replicas: min
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| bad("minReplicas", &min, "a replica count from 1 to 1000"))?,
+        requests_per_replica: rps
+            .parse::<f64>()
+            .ok()
+            .filter(|r| r.is_finite() && *r > 0.0)
+            .ok_or_else(|| {
+                bad(
+                    "requestsPerReplica",
+                    &rps,
+                    "a positive number of requests per second",
+                )
+            })?,
+        window: duration("window", &s.window)?,
+        interval: duration("interval", &s.interval)?,
+    })
+}
+
+/// The bundle file listing every metric read and its publishers.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// What the bundle's rules and dashboards read, and what its recording
+/// rules publish.
+#[derive(Default)]
+struct Reads {
+    uses: Vec<metrics::Use>,
+}
+
+impl Reads {
+    fn rules(
+        &mut self,
+        group: &rules::RuleGroup,
+        publishers: &mut metrics::Publishers,
+        warnings: &mut Vec<String>,
+    ) {
+        for rule in &group.rules {
+            if let Some(record) = &rule.record {
+                publishers.add(record, &format!("recording rule {}", group.name));
+            }
+        }
+        match metrics::rule_uses(&group.name, &group.rules) {
+            Ok(uses) => self.uses.extend(uses),
+            Err(e) => warnings.push(format!("cannot read the metrics of {e}")),
+        }
+    }
+
+    fn dashboard(&mut self, uid: &str, dashboard: &serde_json::Value, warnings: &mut Vec<String>) {
+        match metrics::dashboard_uses(uid, dashboard) {
+            Ok(uses) => self.uses.extend(uses),
+            Err(e) => warnings.push(format!("cannot read the metrics of {e}")),
+        }
+    }
+}
+
+/// What the catalogue's plugins outside this bundle publish: named in the
+/// warning about a metric nothing in the bundle publishes.
+fn elsewhere(catalog: &Catalog, r: &Resolved) -> metrics::Publishers {
+    let mut out = metrics::Publishers::default();
+    for (name, entry) in &catalog.plugins {
+        if r.plugins.iter().any(|p| p.name() == name) {
+            continue;
+        }
+        for p in &entry.plugin.spec.publishes {
+            for metric in &p.metrics {
+                out.add(metric, &format!("plugin {name}"));
+            }
+        }
+    }
+    out
 }
 
 /// Object names become file names and API paths: a Kubernetes name, kind

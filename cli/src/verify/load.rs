@@ -1,8 +1,12 @@
 //! `load`: generate the load plan.json describes (a k6 Job in the cluster,
 //! or the builtin generator from this machine), report requests, errors and
 //! p50/p95/p99, then prove the latency and throughput series in Prometheus
-//! moved and, when an HPA is named, that it scaled out (seed 004).
+//! moved and, when an HPA is named, that it scaled out (seed 004), with the
+//! HPA's decisions over the run as a timeline: its replicas, desired
+//! replicas and metric values each time they changed, and the rescale
+//! events the controller recorded.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -94,6 +98,22 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
         }
         _ => None,
     };
+    // The HPA's decisions while the load runs and until the check ends.
+    let timeline = Arc::new(Mutex::new(Timeline::default()));
+    let watcher = hpa.as_ref().map(|(_, api, n, _)| {
+        let (api, n, timeline) = (api.clone(), n.clone(), timeline.clone());
+        let started = Instant::now();
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                if let Ok(Some(h)) = api.get_opt(&n).await
+                    && let Ok(mut t) = timeline.lock()
+                {
+                    t.observe(started.elapsed(), &h);
+                }
+                tokio::time::sleep(TIMELINE_POLL).await;
+            }
+        }))
+    });
 
     let summary = match ctx.load.engine {
         Engine::Builtin => {
@@ -200,11 +220,25 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
             if replicas > replicas_before {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(2)).await;
+            // Never past the deadline: the check's own bound is right after it.
+            let left = deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(Duration::from_secs(2).min(left)).await;
         }
+        drop(watcher);
         evidence.push(format!(
             "HPA {name}: replicas {replicas_before} → {replicas}"
         ));
+        if let Ok(t) = timeline.lock() {
+            evidence.extend(t.lines(&name));
+        }
+        if let Some(kube) = &ctx.kube {
+            let ns = name.split_once('/').map_or("default", |(ns, _)| ns);
+            // Read at or after the deadline: within the grace a request gets.
+            let events = rescale_events(kube, ns, &n);
+            if let Ok(lines) = tokio::time::timeout(super::REQUEST_GRACE, events).await {
+                evidence.extend(lines);
+            }
+        }
         if replicas <= replicas_before {
             problems.push(format!(
                 "HPA {name} did not scale out ({replicas_before} → {replicas})"
@@ -239,6 +273,118 @@ pub async fn load(ctx: &Context<'_>, prometheus_url: &str) -> Finding {
     } else {
         Finding::fail(problems.join("; "), evidence)
     }
+}
+
+/// A task that stops when its handle goes, on every return path.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// How often the HPA is read for the timeline.
+const TIMELINE_POLL: Duration = Duration::from_secs(3);
+/// The most timeline entries kept (a flapping HPA over a long load).
+const TIMELINE_MAX: usize = 50;
+
+/// The HPA's state each time it changed: replicas, desired replicas and
+/// the metric values it decided on, as `kubectl describe hpa` shows them.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    entries: Vec<(Duration, String)>,
+}
+
+impl Timeline {
+    pub fn observe(&mut self, at: Duration, hpa: &HorizontalPodAutoscaler) {
+        let state = describe_state(hpa);
+        if self.entries.last().is_some_and(|(_, last)| *last == state)
+            || self.entries.len() >= TIMELINE_MAX
+        {
+            return;
+        }
+        self.entries.push((at, state));
+    }
+
+    /// One evidence line per change, `t+SECONDS`.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        self.entries
+            .iter()
+            .map(|(at, state)| format!("HPA {name} at t+{}s: {state}", at.as_secs()))
+            .collect()
+    }
+}
+
+fn describe_state(hpa: &HorizontalPodAutoscaler) -> String {
+    let status = hpa.status.as_ref();
+    let current = status.and_then(|s| s.current_replicas).unwrap_or(0);
+    let desired = status.map(|s| s.desired_replicas).unwrap_or(0);
+    let targets: Vec<String> = hpa
+        .spec
+        .iter()
+        .flat_map(|s| s.metrics.iter().flatten())
+        .filter_map(|m| {
+            let e = m.external.as_ref()?;
+            let t = &e.target;
+            let target = t
+                .value
+                .as_ref()
+                .or(t.average_value.as_ref())
+                .map(|q| q.0.clone())?;
+            Some((e.metric.name.clone(), target))
+        })
+        .map(|(n, t)| format!("{n} target {t}"))
+        .collect();
+    let values = match super::autoscaling::current_values(hpa) {
+        Ok(v) => v.join(", "),
+        Err(why) => why,
+    };
+    let limited = status
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == "ScalingLimited" && c.status == "True")
+        .and_then(|c| c.reason.clone())
+        .map(|r| format!("; limited: {r}"))
+        .unwrap_or_default();
+    let targets = if targets.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", targets.join(", "))
+    };
+    format!("replicas {current}, desired {desired}; {values}{targets}{limited}")
+}
+
+/// The controller's rescale events for the HPA (`SuccessfulRescale`: "New
+/// size: N; reason: …"), oldest first; none when events cannot be read.
+async fn rescale_events(kube: &crate::cluster::Kube, namespace: &str, name: &str) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Event;
+    let api: Api<Event> = Api::namespaced(kube.client.clone(), namespace);
+    let params = kube::api::ListParams::default().fields(&format!(
+        "involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name={name}"
+    ));
+    let Ok(list) = api.list(&params).await else {
+        return Vec::new();
+    };
+    let mut events: Vec<&Event> = list
+        .items
+        .iter()
+        .filter(|e| {
+            e.involved_object.name.as_deref() == Some(name)
+                && e.reason.as_deref() == Some("SuccessfulRescale")
+        })
+        .collect();
+    events.sort_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "HPA {namespace}/{name} event SuccessfulRescale: {}",
+                e.message.as_deref().unwrap_or_default()
+            )
+        })
+        .collect()
 }
 
 /// k6's summary (from the Job or a local run) as the load check reports it.

@@ -2821,10 +2821,15 @@ fn parse_field_selector(selector: &str) -> Result<Vec<FieldRequirement>, String>
             "metadata.name" => "/metadata/name",
             "metadata.namespace" => "/metadata/namespace",
             "status.phase" => "/status/phase",
+            // Events' field labels (the API server's event field selectors).
+            "involvedObject.kind" => "/involvedObject/kind",
+            "involvedObject.name" => "/involvedObject/name",
+            "reason" => "/reason",
             other => {
                 return Err(format!(
                     "field label not supported: {other} (the fake API server supports \
-                     metadata.name, metadata.namespace and status.phase)"
+                     metadata.name, metadata.namespace, status.phase, involvedObject.kind, \
+                     involvedObject.name and reason)"
                 ));
             }
         };

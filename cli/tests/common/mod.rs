@@ -3,6 +3,7 @@
 
 pub mod fake_api;
 pub mod local;
+pub mod postgres;
 #[cfg(feature = "local-stack")]
 pub mod stack;
 

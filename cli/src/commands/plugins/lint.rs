@@ -3,6 +3,9 @@
 //!
 //! 1. schema: plugin.yaml parses strictly, name == directory, semver, exact chart version;
 //! 2. templates: values.yaml and manifests render and parse, dashboards follow the contract;
+//!    every metric the rules and dashboards read is published by the plugin
+//!    (`spec.publishes`), a plugin it requires, a plugin a panel requires, its
+//!    own recording rules or Prometheus itself;
 //! 3. alerts: labels, annotations, a runbook that exists and has the four
 //!    sections, a promtool case where each alert fires and one where it stays silent;
 //! 4. promtool `check rules` and `test rules` on the plugin's own files;
@@ -23,7 +26,7 @@ use crate::error::{CommandError, ErrorKind};
 use crate::model::Source;
 use crate::model::node::Node;
 use crate::model::yaml::parse;
-use crate::render::{self, Request, dashboards, objects, template};
+use crate::render::{self, Request, dashboards, metrics, objects, template};
 use crate::tools::{self, ToolError};
 use crate::ui::Printer;
 
@@ -128,19 +131,39 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
         .into_iter()
         .map(|(_, s)| s)
         .collect();
+    let mut dashboard_uses = Vec::new();
+    let mut panel_requires = BTreeSet::new();
     for (file, source) in tree.files_in("dashboards", ".json") {
+        let uid = file.trim_end_matches(".json");
+        let raw: Value = serde_json::from_str(&source.text).unwrap_or_default();
         let mut known: Vec<&str> = dashboards::DATASOURCES.to_vec();
         known.extend(catalog.plugins.keys().map(String::as_str));
         known.push(entry.name());
+        // Every part kept: each is checked with what it requires (an unknown
+        // name is refused by prepare, with a suggestion).
         let requirements = dashboards::Requirements {
             known: &known,
             available: &known,
         };
-        dashboards::prepare(&source, file.trim_end_matches(".json"), requirements)?;
+        let Some(dashboard) = dashboards::prepare(&source, uid, requirements)? else {
+            continue;
+        };
+        panel_requires.extend(dashboards::requirements(&raw));
+        match metrics::dashboard_uses(uid, &dashboard) {
+            Ok(uses) => dashboard_uses.extend(uses),
+            Err(e) => return Err(CommandError::bad_input(format!("dashboards/{file}: {e}"))),
+        }
     }
     let runbook_exists =
         |name: &str| tree.contains(&format!("runbooks/{name}")) || catalog.runbooks.contains(name);
     let mut problems = crate::lint::check_groups(&groups, &tests, &runbook_exists)?;
+    problems.extend(metric_problems(
+        catalog,
+        entry,
+        &groups,
+        dashboard_uses,
+        &panel_requires,
+    ));
     for group in &groups {
         if !tree.contains(&format!("tests/{}_test.yaml", group.name)) {
             problems.push(format!(
@@ -151,6 +174,67 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
     }
     problems.extend(runbook_problems(tree, &groups));
     Ok(problems)
+}
+
+/// Every metric the plugin's rules and dashboards read has a publisher the
+/// plugin can count on: itself, what it requires, the plugin a panel
+/// requires, its own recording rules, or Prometheus' synthetic series.
+fn metric_problems(
+    catalog: &Catalog,
+    entry: &PluginEntry,
+    groups: &[crate::render::rules::RuleGroup],
+    dashboard_uses: Vec<metrics::Use>,
+    panel_requires: &BTreeSet<String>,
+) -> Vec<String> {
+    let spec = &entry.plugin.spec;
+    let mut publishers = metrics::Publishers::with_synthetic();
+    // The bundle records every alert's value for dashboards (Alert History).
+    publishers.add(
+        render::alert_values::METRIC,
+        &format!("recording rule {}", render::alert_values::GROUP),
+    );
+    let own = std::iter::once((entry.name(), spec));
+    let others = spec
+        .requires
+        .iter()
+        .chain(panel_requires)
+        .filter_map(|name| catalog.plugins.get(name))
+        .map(|e| (e.name(), &e.plugin.spec));
+    for (name, s) in own.chain(others) {
+        for p in &s.publishes {
+            for metric in &p.metrics {
+                publishers.add(metric, &format!("{} ({name})", p.component));
+            }
+        }
+    }
+    let mut uses = dashboard_uses;
+    let mut problems = Vec::new();
+    for group in groups {
+        for rule in &group.rules {
+            if let Some(record) = &rule.record {
+                publishers.add(record, &format!("recording rule {}", group.name));
+            }
+        }
+        match metrics::rule_uses(&group.name, &group.rules) {
+            Ok(u) => uses.extend(u),
+            Err(e) => problems.push(e),
+        }
+    }
+    let table = metrics::provenance(&uses, &publishers);
+    problems.extend(
+        table
+            .iter()
+            .filter(|p| p.published_by.is_empty())
+            .map(|p| {
+                format!(
+                    "metric `{}` (read by {}) is published by nothing this plugin declares or requires: \
+                     list it under spec.publishes ({{component, source, metrics}}) or require the plugin that does",
+                    p.name,
+                    p.used_by.join("; ")
+                )
+            }),
+    );
+    problems
 }
 
 /// Every runbook of the plugin has the template's sections and is linked by an alert.
