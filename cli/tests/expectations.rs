@@ -359,12 +359,7 @@ fn ml_slos_load_crosses_the_keda_triggers_it_is_sized_from() {
     let triggers = so["spec"]["triggers"].as_array().unwrap();
     let latency = triggers
         .iter()
-        .find(|t| {
-            t["metadata"]["query"]
-                .as_str()
-                .unwrap()
-                .contains("p95")
-        })
+        .find(|t| t["metadata"]["query"].as_str().unwrap().contains("p95"))
         .unwrap();
     let throughput = triggers
         .iter()
