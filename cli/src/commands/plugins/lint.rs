@@ -194,16 +194,30 @@ fn metric_problems(
         &format!("recording rule {}", render::alert_values::GROUP),
     );
     let own = std::iter::once((entry.name(), spec));
-    let others = spec
+    let others: Vec<&PluginEntry> = spec
         .requires
         .iter()
         .chain(panel_requires)
         .filter_map(|name| catalog.plugins.get(name))
-        .map(|e| (e.name(), &e.plugin.spec));
-    for (name, s) in own.chain(others) {
+        .collect();
+    for (name, s) in own.chain(others.iter().map(|e| (e.name(), &e.plugin.spec))) {
         for p in &s.publishes {
             for metric in &p.metrics {
                 publishers.add(metric, &format!("{} ({name})", p.component));
+            }
+        }
+    }
+    // The recording rules of a plugin this one requires (or a panel does)
+    // publish their records too: the heartbeat stat reads airflow's.
+    for other in &others {
+        for group in alerts_of(other).unwrap_or_default() {
+            for rule in &group.rules {
+                if let Some(record) = &rule.record {
+                    publishers.add(
+                        record,
+                        &format!("recording rule {} ({})", group.name, other.name()),
+                    );
+                }
             }
         }
     }
