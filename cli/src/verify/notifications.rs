@@ -5,8 +5,9 @@
 //! and `telltale_receiver=<tier>`, which the bundle routes first, at
 //! group_wait 0s, to that tier's receiver: the same receiver the real alerts
 //! of routes-test.yaml reach. Alertmanager delivers within milliseconds at
-//! group_wait 0s, so the counters are polled with a backing-off interval
-//! (5 ms, doubling, at most 200 ms) rather than a fixed sleep.
+//! group_wait 0s, so the counters are polled every 5 ms for the first 50 ms,
+//! then with a backing-off interval (doubling, at most 200 ms), rather than
+//! after a fixed sleep.
 //!
 //! With `--enable-feature=receiver-name-in-metrics` (Alertmanager >= 0.27)
 //! the counters carry `receiver_name`: all alerts are posted together and
@@ -35,8 +36,10 @@ use tokio::time::Instant;
 use super::{Context, Finding};
 use crate::render::alertmanager::{SYNTHETIC_LABEL, SYNTHETIC_RECEIVER_LABEL};
 
-/// The first look at the counters after posting, doubled at every look.
+/// The first looks at the counters after posting, this far apart…
 const FIRST_LOOK: Duration = Duration::from_millis(5);
+/// … for this long; then the interval doubles at every look.
+const FAST_SPAN: Duration = Duration::from_millis(50);
 /// The longest wait between two looks.
 const MAX_LOOK: Duration = Duration::from_millis(200);
 /// How long before the window another alert may have started and still
@@ -228,7 +231,11 @@ async fn poll(
     loop {
         let left = ctx.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(wait.min(left)).await;
-        wait = (wait * 2).min(MAX_LOOK);
+        // Alertmanager delivers within milliseconds at group_wait 0s: look
+        // often while that is likely, then back off.
+        if started.elapsed() >= FAST_SPAN {
+            wait = (wait * 2).min(MAX_LOOK);
+        }
         let after = match counts(ctx, url).await {
             Ok(c) => c,
             Err(e) => {
