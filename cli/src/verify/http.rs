@@ -412,8 +412,10 @@ impl Http {
     }
 }
 
-/// How many body chunks may wait for the streaming parser.
-const STREAM_CHUNKS: usize = 4;
+/// How many body chunks may wait for the streaming parser: one. hyper's
+/// chunks grow to ~400 KiB on a fast connection, so each one queued is
+/// memory that grows with the answer.
+const STREAM_CHUNKS: usize = 1;
 
 /// A blocking [`std::io::Read`] over the chunks an async body yields; it
 /// keeps the first [`QUOTE_CAP`] bytes, for a message quoting the answer.
