@@ -12,8 +12,12 @@
 //!    under that many label sets) and 1,000 rules, telltale and the script.
 //! 3. `telltale plan --profile production`: files written, wall, peak RSS.
 //!
-//!     . "$(scripts/tools --env)"
-//!     cargo bench -p telltale --all-features --bench verify
+//! Run it with:
+//!
+//! ```sh
+//! . "$(scripts/tools --env)"
+//! cargo bench -p telltale --all-features --bench verify
+//! ```
 //!
 //! Needs Prometheus, Alertmanager and node-exporter (scripts/tools), curl,
 //! jq and GNU time.

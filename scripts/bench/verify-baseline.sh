@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The baseline `cargo bench --bench verify` compares telltale with: the four
-# core checks of `telltale verify` (targets, rules, alertmanager,
-# notifications) as an SRE would script them with curl and jq, one after
-# another, polling every 200 ms. It reads the same plan.json and does the
+# The baseline `cargo bench -p telltale --all-features --bench verify`
+# compares telltale with: the four core checks of `telltale verify` (targets,
+# rules, alertmanager, notifications) as an SRE would script them with curl
+# and jq, one after another, polling every 200 ms. It reads the same plan.json and does the
 # same work, with less care (no retries while the stack settles, no
 # ambiguity check, no bounds on what a server sends).
 #
