@@ -6,6 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use common::stack::LocalStack;
 use serde_json::Value;
@@ -246,20 +249,16 @@ fn receivers_that_share_an_integration_are_proven_each_on_its_own_counters() {
     }
 }
 
-#[test]
-fn unrelated_notifications_on_the_same_receiver_make_notifications_ambiguous() {
-    let dir = tempfile::tempdir().unwrap();
-    let stack = LocalStack::start(&bundle_dir(dir.path()), &[]);
+/// Real traffic on the critical receiver: a new page every 50 ms (each its
+/// own alert, in one group of the severity route) until the flag is set.
+fn pager(stack: &LocalStack) -> (Arc<AtomicBool>, std::thread::JoinHandle<usize>) {
     let alerts = format!("{}/api/v2/alerts", stack.url("alertmanager"));
-    // Real traffic on the critical receiver while verify runs: a new page
-    // every 50 ms, from just before the run until it ends.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let pager = {
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
         let stop = stop.clone();
-        let alerts = alerts.clone();
         std::thread::spawn(move || {
             let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            while !stop.load(Ordering::Relaxed) {
                 let body = serde_json::json!([{"labels": {
                     "alertname": "UnrelatedPage",
                     "severity": "critical",
@@ -267,13 +266,35 @@ fn unrelated_notifications_on_the_same_receiver_make_notifications_ambiguous() {
                 }}]);
                 ureq::post(&alerts).send_json(&body).unwrap();
                 n += 1;
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(Duration::from_millis(50));
             }
+            n
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    let (code, report, stderr) = verify(dir.path(), &stack, "notifications", &[]);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    (stop, thread)
+}
+
+fn evidence_lines(check: &Value) -> Vec<String> {
+    check["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn unrelated_notifications_on_the_same_receiver_make_notifications_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&bundle_dir(dir.path()), &[]);
+    // The traffic runs from just before verify until it ends: no quiet
+    // window comes, so the retries end at --timeout.
+    let (stop, pager) = pager(&stack);
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let (code, report, stderr) = verify(dir.path(), &stack, "notifications", &["--timeout", "5s"]);
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
     pager.join().unwrap();
     assert_eq!(code, 1, "{report:#}\n{stderr}");
     assert_eq!(report["ok"], false);
@@ -283,9 +304,152 @@ fn unrelated_notifications_on_the_same_receiver_make_notifications_ambiguous() {
     assert!(summary.starts_with("ambiguous: "), "{n:#}");
     assert!(summary.contains("critical: other alerts"), "{n:#}");
     assert!(summary.contains("UnrelatedPage"), "{n:#}");
-    // Receivers nobody else used are still proven.
-    let evidence = n["evidence"].to_string();
-    assert!(evidence.contains("warning: delivered"), "{evidence}");
+    // It waited for a quiet window, bounded by --timeout.
+    assert!(
+        summary.contains("not retried: no quiet window within --timeout 5s"),
+        "{n:#}"
+    );
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Receivers nobody else used are still proven, at the first attempt.
+    let evidence = evidence_lines(n);
+    assert!(
+        evidence
+            .iter()
+            .any(|e| e.starts_with("warning: delivered") && !e.contains("attempt")),
+        "{evidence:#?}"
+    );
+}
+
+#[test]
+fn traffic_that_stops_leaves_a_quiet_window_where_a_retry_proves_the_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(&bundle_dir(dir.path()), &[]);
+    let (stop, pager) = pager(&stack);
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, report, stderr) = std::thread::scope(|s| {
+        let run = s.spawn(|| verify(dir.path(), &stack, "notifications", &["--timeout", "60s"]));
+        // The traffic stops a second into the run: long after verify's first
+        // attempt, which sees it.
+        std::thread::sleep(Duration::from_secs(1));
+        stop.store(true, Ordering::Relaxed);
+        run.join().unwrap()
+    });
+    let pages = pager.join().unwrap();
+    assert!(pages > 10, "{pages} pages");
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let n = check(&report, "notifications");
+    assert_eq!(n["status"], "pass", "{n:#}");
+    assert!(
+        n["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("after a retry in a quiet window"),
+        "{n:#}"
+    );
+    let evidence = evidence_lines(n);
+    assert!(
+        evidence.iter().any(|e| e.starts_with(
+            "ambiguous on attempt 1: critical: other alerts became active on the same receiver"
+        ) && e.contains("UnrelatedPage")),
+        "{evidence:#?}"
+    );
+    let proof = evidence
+        .iter()
+        .find(|e| e.starts_with("critical: delivered"))
+        .unwrap_or_else(|| panic!("no proof for critical: {evidence:#?}"));
+    assert!(proof.contains("on attempt 2, in a quiet window"), "{proof}");
+    assert!(
+        proof.contains("nothing else could have been counted"),
+        "{proof}"
+    );
+    // The retry was a real notification of its own group: the sink got
+    // critical's synthetic alert twice on each integration it has a path
+    // for (the first attempt's and the retry's).
+    let synthetic_slack = received(&stack)
+        .iter()
+        .filter(|r| r["path"] == "/slack/critical" && r.to_string().contains("TelltaleSynthetic"))
+        .count();
+    assert_eq!(synthetic_slack, 2, "{:#?}", received(&stack));
+}
+
+#[test]
+fn without_receiver_metrics_receivers_are_proven_one_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let stack = LocalStack::start(
+        &bundle_dir(dir.path()),
+        &["--alertmanager-without-receiver-metrics".as_ref()],
+    );
+    // The real Alertmanager 0.33 started without the feature flag counts by
+    // integration only.
+    let metrics = ureq::get(&format!("{}/metrics", stack.url("alertmanager")))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    let counters: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("alertmanager_notifications_total{"))
+        .collect();
+    assert!(!counters.is_empty(), "{metrics}");
+    assert!(
+        counters.iter().all(|l| !l.contains("receiver_name")),
+        "{counters:#?}"
+    );
+
+    let (code, report, stderr) = verify(dir.path(), &stack, "notifications", &[]);
+    assert_eq!(code, 0, "{report:#}\n{stderr}");
+    let n = check(&report, "notifications");
+    assert_eq!(n["status"], "pass", "{n:#}");
+    let evidence = evidence_lines(n);
+    assert!(
+        evidence[0].starts_with("fallback: Alertmanager's counters carry no receiver_name"),
+        "{evidence:#?}"
+    );
+    let tiers = tier_integrations(&bundle_dir(dir.path()));
+    let mut proven = Vec::new();
+    for line in evidence.iter().filter(|e| e.contains(": delivered via")) {
+        assert!(
+            line.contains("counted on the integration counters every receiver shares: ")
+                && line.contains("no other synthetic alert in flight"),
+            "{line}"
+        );
+        proven.push(line.split(':').next().unwrap().to_string());
+    }
+    // Every receiver with integrations, critical and security (which share
+    // integrations) included, each proven on its own.
+    let mut expected: Vec<String> = tiers
+        .iter()
+        .filter(|(_, i)| !i.is_empty())
+        .map(|(r, _)| r.clone())
+        .collect();
+    expected.sort();
+    let mut sorted = proven.clone();
+    sorted.sort();
+    assert_eq!(sorted, expected, "{evidence:#?}");
+
+    // One at a time, in the evidence's order: the sink got each receiver's
+    // synthetic notifications before the next receiver's first.
+    let order: Vec<String> = received(&stack)
+        .iter()
+        .filter(|r| r.to_string().contains("TelltaleSynthetic"))
+        .filter_map(|r| {
+            let path = r["path"].as_str()?;
+            let mut parts = path.trim_start_matches('/').split('/');
+            match parts.next()? {
+                "slack" | "pagerduty" | "webhook" => parts.next().map(str::to_string),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut blocks: Vec<String> = order.clone();
+    blocks.dedup();
+    let with_paths: Vec<&String> = proven.iter().filter(|r| blocks.contains(r)).collect();
+    assert_eq!(
+        blocks.iter().collect::<Vec<_>>(),
+        with_paths,
+        "interleaved deliveries: {order:?}"
+    );
 }
 
 #[test]

@@ -53,16 +53,21 @@ fn silent(stream: TcpStream, _: &AtomicU64) {
 
 /// Answers every request with `status` and a 3 GB body, counting what it
 /// manages to send before the client hangs up.
-fn huge(mut stream: TcpStream, sent: &AtomicU64, status: &str) {
+fn huge(stream: TcpStream, sent: &AtomicU64, status: &str) {
+    huge_of(stream, sent, status, b"", b"a");
+}
+
+/// A 3 GB body: `start`, then `unit` over and over.
+fn huge_of(mut stream: TcpStream, sent: &AtomicU64, status: &str, start: &[u8], unit: &[u8]) {
     read_head(&mut stream);
     let total: u64 = 3 * 1024 * 1024 * 1024;
     let head = format!(
         "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {total}\r\n\r\n"
     );
-    if stream.write_all(head.as_bytes()).is_err() {
+    if stream.write_all(head.as_bytes()).is_err() || stream.write_all(start).is_err() {
         return;
     }
-    let chunk = vec![b'a'; 64 * 1024];
+    let chunk = unit.repeat(64 * 1024 / unit.len());
     let mut written = 0u64;
     while written < total {
         match stream.write(&chunk) {
@@ -82,6 +87,18 @@ fn huge_error(stream: TcpStream, sent: &AtomicU64) {
 
 fn huge_ok(stream: TcpStream, sent: &AtomicU64) {
     huge(stream, sent, "200 OK")
+}
+
+/// Valid JSON that never ends: a target list of ever more targets, which
+/// the streaming parser would read for ever without the size cap.
+fn endless_targets(stream: TcpStream, sent: &AtomicU64) {
+    huge_of(
+        stream,
+        sent,
+        "200 OK",
+        br#"{"status":"success","data":{"activeTargets":["#,
+        br#"{"labels":{"job":"node-exporter","instance":"n:9100"},"health":"up"},"#,
+    )
 }
 
 /// Puts the request's head into the body: as a 401 page for one path, as
@@ -192,11 +209,18 @@ fn a_three_gigabyte_body_is_not_read_whole() {
     let (_, baseline_kb) = run_measuring_peak(verify_against(dir.path(), &quiet, "2s"));
     // An error body is read 4 KiB deep; a success body up to 16 MiB, twice
     // at once (targets and rules run concurrently).
+    // …and the summary says why it stopped reading.
     let bounds = [
-        (huge_error as fn(TcpStream, &AtomicU64), 16 * 1024),
-        (huge_ok, 64 * 1024),
+        (
+            huge_error as fn(TcpStream, &AtomicU64),
+            16 * 1024,
+            "HTTP 500",
+        ),
+        (huge_ok, 64 * 1024, "unexpected response"),
+        // The streamed targets answer stops at the cap too.
+        (endless_targets, 64 * 1024, "larger than 16 MiB; refused"),
     ];
-    for (handler, growth_kb) in bounds {
+    for (handler, growth_kb, why) in bounds {
         let (url, sent) = serve(handler);
         let started = Instant::now();
         let (out, peak_kb) = run_measuring_peak(verify_against(dir.path(), &url, "20s"));
@@ -210,6 +234,7 @@ fn a_three_gigabyte_body_is_not_read_whole() {
             "{} bytes: {summary:.300}",
             summary.len()
         );
+        assert!(summary.contains(why), "{summary:.300}");
         let sent = sent.load(Ordering::Relaxed);
         assert!(
             sent < 64 * 1024 * 1024,

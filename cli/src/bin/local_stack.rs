@@ -73,6 +73,12 @@ struct Args {
     /// repeatable.
     #[arg(long = "loki-drop-namespace", value_name = "NAMESPACE")]
     loki_drop_namespace: Vec<String>,
+    /// Start Alertmanager without `--enable-feature=receiver-name-in-metrics`,
+    /// as an Alertmanager older than 0.27 (or one whose operator drops the
+    /// bundle's `enableFeatures`): its notification counters are then per
+    /// integration only, and verify proves receivers one at a time.
+    #[arg(long)]
+    alertmanager_without_receiver_metrics: bool,
     /// Prometheus' scrape and rule evaluation interval.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     scrape_interval: Duration,
@@ -346,6 +352,7 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
         &am_config,
         &prom_config,
         [prom_addr, am_addr, node_addr],
+        !args.alertmanager_without_receiver_metrics,
         &mut children,
     );
     let ready = match started {
@@ -460,6 +467,7 @@ fn start_daemons(
     am_config: &Path,
     prom_config: &Path,
     [prom_addr, am_addr, node_addr]: [SocketAddr; 3],
+    receiver_metrics: bool,
     children: &mut Vec<Daemon>,
 ) -> Result<(), LocalStackError> {
     let setpriv = programs.setpriv.as_deref();
@@ -490,19 +498,22 @@ fn start_daemons(
         state.join("node_exporter.log"),
         setpriv,
     )?);
+    let mut am_args = vec![
+        format!("--config.file={}", am_config.display()),
+        format!("--storage.path={}", state.join("am").display()),
+        format!("--web.listen-address={am_addr}"),
+        // Links in notifications point here rather than at the hostname.
+        format!("--web.external-url=http://{am_addr}"),
+        "--cluster.listen-address=".into(),
+    ];
+    if receiver_metrics {
+        // As the bundle's alertmanagerSpec.enableFeatures: counters by receiver.
+        am_args.push("--enable-feature=receiver-name-in-metrics".into());
+    }
     children.push(daemons::spawn(
         "alertmanager",
         &programs.alertmanager,
-        &[
-            format!("--config.file={}", am_config.display()),
-            format!("--storage.path={}", state.join("am").display()),
-            format!("--web.listen-address={am_addr}"),
-            // Links in notifications point here rather than at the hostname.
-            format!("--web.external-url=http://{am_addr}"),
-            "--cluster.listen-address=".into(),
-            // As the bundle's alertmanagerSpec.enableFeatures: counters by receiver.
-            "--enable-feature=receiver-name-in-metrics".into(),
-        ],
+        &am_args,
         am_addr,
         "/-/ready",
         state.join("alertmanager.log"),

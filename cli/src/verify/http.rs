@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, DeserializeSeed};
 use tokio::time::Instant;
 
 use crate::secrets::Secret;
@@ -267,6 +267,76 @@ impl Http {
         .await
     }
 
+    /// GETs a JSON answer and hands it to `seed` as it arrives, never held
+    /// whole: the parser runs on a blocking thread and reads the body through
+    /// a short channel, so memory stays that of one chunk plus what the seed
+    /// keeps (a target list of any length costs what its tallies cost). The
+    /// same bounds as [`Http::get_json`]: refused past [`BODY_CAP`], cut at
+    /// the deadline (the parser then sees the end of the body and stops).
+    pub async fn get_json_streamed<S, T>(&self, url: &str, seed: S) -> Result<T, HttpError>
+    where
+        S: for<'de> DeserializeSeed<'de, Value = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.bounded(url, async {
+            let mut response = self.send(self.client.get(url), url).await?;
+            let status = response.status().as_u16();
+            let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHUNKS);
+            let parser = tokio::task::spawn_blocking(move || {
+                let mut reader = ChannelReader::new(rx);
+                // serde_json reads a byte at a time: buffer it.
+                let buffered = std::io::BufReader::with_capacity(64 * 1024, &mut reader);
+                let mut de = serde_json::Deserializer::from_reader(buffered);
+                let parsed = seed.deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+                drop(de);
+                (parsed, reader.head)
+            });
+            let mut read = 0usize;
+            let mut stopped = None;
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        read += chunk.len();
+                        if read > BODY_CAP {
+                            stopped = Some(format!(
+                                "the answer is larger than {} MiB; refused",
+                                BODY_CAP / 1024 / 1024
+                            ));
+                            break;
+                        }
+                        // The parser stopped early (a syntax error): its
+                        // error says why.
+                        if tx.send(chunk).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        stopped = Some(error_chain(&e));
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            let (parsed, head) = parser
+                .await
+                .map_err(|e| self.error(url, format!("the JSON parser stopped: {e}")))?;
+            if let Some(message) = stopped {
+                return Err(self.error(url, message));
+            }
+            parsed.map_err(|e| {
+                self.error(
+                    url,
+                    format!(
+                        "HTTP {status}: unexpected response ({e}): {}",
+                        self.quote(&head)
+                    ),
+                )
+            })
+        })
+        .await
+    }
+
     /// GETs and returns the status, whatever it is (a load test counts
     /// errors instead of stopping at the first).
     pub async fn get_status(&self, url: &str) -> Result<u16, HttpError> {
@@ -339,6 +409,57 @@ impl Http {
             Ok(())
         })
         .await
+    }
+}
+
+/// How many body chunks may wait for the streaming parser: one. hyper's
+/// chunks grow to ~400 KiB on a fast connection, so each one queued is
+/// memory that grows with the answer.
+const STREAM_CHUNKS: usize = 1;
+
+/// A blocking [`std::io::Read`] over the chunks an async body yields; it
+/// keeps the first [`QUOTE_CAP`] bytes, for a message quoting the answer.
+struct ChannelReader<B> {
+    rx: tokio::sync::mpsc::Receiver<B>,
+    current: Option<B>,
+    at: usize,
+    head: Vec<u8>,
+}
+
+impl<B: AsRef<[u8]>> ChannelReader<B> {
+    fn new(rx: tokio::sync::mpsc::Receiver<B>) -> Self {
+        ChannelReader {
+            rx,
+            current: None,
+            at: 0,
+            head: Vec::new(),
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> std::io::Read for ChannelReader<B> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            if let Some(chunk) = &self.current {
+                let rest = &chunk.as_ref()[self.at..];
+                if !rest.is_empty() {
+                    let n = rest.len().min(buf.len());
+                    buf[..n].copy_from_slice(&rest[..n]);
+                    let room = QUOTE_CAP.saturating_sub(self.head.len());
+                    self.head.extend_from_slice(&rest[..n.min(room)]);
+                    self.at += n;
+                    return Ok(n);
+                }
+            }
+            // The sender gone is the end of the body.
+            match self.rx.blocking_recv() {
+                Some(chunk) => {
+                    self.current = Some(chunk);
+                    self.at = 0;
+                }
+                None => return Ok(0),
+            }
+        }
     }
 }
 

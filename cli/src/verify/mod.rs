@@ -13,6 +13,7 @@ pub mod loki;
 pub mod notifications;
 pub mod prometheus;
 pub mod report;
+pub mod targets;
 
 use std::time::Duration;
 

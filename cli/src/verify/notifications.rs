@@ -5,8 +5,9 @@
 //! and `telltale_receiver=<tier>`, which the bundle routes first, at
 //! group_wait 0s, to that tier's receiver: the same receiver the real alerts
 //! of routes-test.yaml reach. Alertmanager delivers within milliseconds at
-//! group_wait 0s, so the counters are polled with a backing-off interval
-//! (5 ms, doubling, at most 200 ms) rather than a fixed sleep.
+//! group_wait 0s, so the counters are polled every 5 ms for the first 50 ms,
+//! then with a backing-off interval (doubling, at most 200 ms), rather than
+//! after a fixed sleep.
 //!
 //! With `--enable-feature=receiver-name-in-metrics` (Alertmanager >= 0.27)
 //! the counters carry `receiver_name`: all alerts are posted together and
@@ -15,9 +16,15 @@
 //! fallback, said in the evidence).
 //!
 //! A proof is ambiguous, and no pass, when something else could have been
-//! counted: more notifications than the synthetic alert explains, or another
-//! alert that became active on the same receiver (without receiver labels:
-//! on one sharing an integration) around the window.
+//! counted: more notifications than the synthetic alert explains (counted
+//! once more after Alertmanager's alerts were listed, so one that went out
+//! meanwhile shows), or another alert that became active on the same
+//! receiver (without receiver labels: on one sharing an integration) around
+//! the window. An ambiguous receiver is tried again once its counters have
+//! been still for a second and no such alert started within the longest
+//! group_wait (a quiet window), with a synthetic alert of a new group, at
+//! most three attempts in all and never past --timeout. The evidence of a
+//! proof says what was counted where, and why nothing else could have been.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -29,13 +36,26 @@ use tokio::time::Instant;
 use super::{Context, Finding};
 use crate::render::alertmanager::{SYNTHETIC_LABEL, SYNTHETIC_RECEIVER_LABEL};
 
-/// The first look at the counters after posting, doubled at every look.
+/// The first looks at the counters after posting, this far apart…
 const FIRST_LOOK: Duration = Duration::from_millis(5);
+/// … for this long; then the interval doubles at every look.
+const FAST_SPAN: Duration = Duration::from_millis(50);
 /// The longest wait between two looks.
 const MAX_LOOK: Duration = Duration::from_millis(200);
 /// How long before the window another alert may have started and still
 /// notify inside it: the bundle's longest group_wait (the root route's).
 const GROUP_WAIT: Duration = Duration::from_secs(30);
+/// How many times a receiver is tried: once, and again while its proof is
+/// ambiguous. Each attempt is a real notification (a page, on a live
+/// cluster), so few.
+const ATTEMPTS: u32 = 3;
+/// A quiet window: the receiver's counters unmoved this long, and no alert
+/// they count became active within [`GROUP_WAIT`].
+const QUIET_SPAN: Duration = Duration::from_secs(1);
+/// How often a quiet window is looked for.
+const QUIET_LOOK: Duration = Duration::from_millis(250);
+/// The label that makes a retry's synthetic alert a group of its own.
+const ATTEMPT_LABEL: &str = "telltale_attempt";
 /// How long the synthetic alerts stay silenced after the run: past the
 /// synthetic routes' group_interval (1m), when their resolved notification
 /// would go out, so it never does.
@@ -194,15 +214,16 @@ fn look(t: &Target, per_receiver: bool, before: &Counts, after: &Counts) -> Look
 }
 
 /// Polls until every target delivered or failed, or the deadline passed.
-/// Returns each target's outcome (time to delivery) and the last counts.
+/// Returns each target's outcome (time from `started`, before the alerts
+/// were posted, to delivery) and the last counts.
 async fn poll(
     ctx: &Context<'_>,
     url: &str,
     targets: &[&Target],
     per_receiver: bool,
     before: &Counts,
+    started: Instant,
 ) -> (Vec<Result<Duration, String>>, Option<Counts>) {
-    let started = Instant::now();
     let mut outcomes: Vec<Option<Result<Duration, String>>> =
         targets.iter().map(|_| None).collect();
     let mut wait = FIRST_LOOK;
@@ -210,7 +231,11 @@ async fn poll(
     loop {
         let left = ctx.deadline.saturating_duration_since(Instant::now());
         tokio::time::sleep(wait.min(left)).await;
-        wait = (wait * 2).min(MAX_LOOK);
+        // Alertmanager delivers within milliseconds at group_wait 0s: look
+        // often while that is likely, then back off.
+        if started.elapsed() >= FAST_SPAN {
+            wait = (wait * 2).min(MAX_LOOK);
+        }
         let after = match counts(ctx, url).await {
             Ok(c) => c,
             Err(e) => {
@@ -255,23 +280,25 @@ async fn poll(
     (outcomes, last)
 }
 
-fn synthetic(
-    ctx: &Context<'_>,
-    receiver: &str,
-    cases: &[String],
-    ends: Option<SystemTime>,
-) -> Value {
+/// The synthetic alert for one receiver; a retry carries its attempt
+/// number, which makes it a group of its own (group_by `...`) that notifies
+/// at once, rather than joining the first attempt's group, which would wait
+/// for its group_interval.
+fn synthetic(ctx: &Context<'_>, t: &Target, attempt: u32, ends: Option<SystemTime>) -> Value {
     let mut alert = json!({
         "labels": {
             "alertname": "TelltaleSyntheticNotification",
             SYNTHETIC_LABEL: ctx.run_id,
-            SYNTHETIC_RECEIVER_LABEL: receiver,
+            SYNTHETIC_RECEIVER_LABEL: t.receiver,
         },
         "annotations": {
-            "summary": format!("telltale verify: synthetic alert for the {receiver} receiver"),
-            "description": format!("Proves delivery for: {}. Resolved by the same run.", cases.join(", ")),
+            "summary": format!("telltale verify: synthetic alert for the {} receiver", t.receiver),
+            "description": format!("Proves delivery for: {}. Resolved by the same run.", t.cases.join(", ")),
         },
     });
+    if attempt > 1 {
+        alert["labels"][ATTEMPT_LABEL] = json!(attempt.to_string());
+    }
     if let Some(ends) = ends {
         alert["endsAt"] = json!(humantime::format_rfc3339_seconds(ends).to_string());
     }
@@ -293,14 +320,19 @@ struct ActiveAlert {
     starts_at: String,
 }
 
-/// Other alerts that may notify in the window: active, neither silenced nor
-/// inhibited, not this run's, and started after `since` (an alert that
-/// cannot be dated counts). Each as its alertname and receivers.
-async fn others(
-    ctx: &Context<'_>,
-    url: &str,
-    since: SystemTime,
-) -> Result<Vec<(String, Vec<String>)>, String> {
+/// Another alert Alertmanager holds, active and neither silenced nor
+/// inhibited, not this run's.
+struct Other {
+    name: String,
+    receivers: Vec<String>,
+    /// It became active after `since` (or cannot be dated), so its first
+    /// notification may fall in the window.
+    recent: bool,
+}
+
+/// The other alerts Alertmanager holds, each marked recent when it started
+/// after `since`.
+async fn others(ctx: &Context<'_>, url: &str, since: SystemTime) -> Result<Vec<Other>, String> {
     let alerts: Vec<ActiveAlert> = ctx
         .http
         .get_json(&format!(
@@ -311,31 +343,103 @@ async fn others(
     Ok(alerts
         .into_iter()
         .filter(|a| a.labels.get(SYNTHETIC_LABEL) != Some(&ctx.run_id))
-        .filter(|a| {
-            humantime::parse_rfc3339_weak(a.starts_at.trim_end_matches('Z'))
+        .map(|a| Other {
+            recent: humantime::parse_rfc3339_weak(a.starts_at.trim_end_matches('Z'))
                 .map(|t| t >= since)
-                .unwrap_or(true)
-        })
-        .map(|a| {
-            (
-                a.labels.get("alertname").cloned().unwrap_or_default(),
-                a.receivers.into_iter().map(|r| r.name).collect(),
-            )
+                .unwrap_or(true),
+            name: a.labels.get("alertname").cloned().unwrap_or_default(),
+            receivers: a.receivers.into_iter().map(|r| r.name).collect(),
         })
         .collect())
 }
 
-/// A target, its outcome (time to delivery), the counts before its alert
-/// was posted and at the last look.
-type Proof<'a> = (&'a Target, Result<Duration, String>, Counts, Option<Counts>);
+/// Which receivers' notifications the counters proving `t` also count: `t`'s
+/// own with per-receiver counters; otherwise any sharing an integration
+/// (one whose integrations are unknown might).
+fn shares(
+    t: &Target,
+    per_receiver: bool,
+    receiver: &str,
+    integrations_of: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> bool {
+    if per_receiver {
+        return receiver == t.receiver;
+    }
+    integrations_of(receiver).is_none_or(|theirs| {
+        theirs.iter().any(|i| {
+            t.integrations
+                .iter()
+                .any(|o| metric_integration(o) == metric_integration(i))
+        })
+    })
+}
 
-/// Why a delivered target's proof is ambiguous, if it is.
+/// The other alerts whose notifications `t`'s counters also count: the
+/// recent ones (which could notify inside the window), as a list for a
+/// message, and how many older ones there are.
+fn clashes(
+    t: &Target,
+    per_receiver: bool,
+    others: &[Other],
+    integrations_of: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> (Vec<String>, usize) {
+    // alertname and receivers → how many such alerts.
+    let mut recent: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut older = 0;
+    for o in others {
+        if !o
+            .receivers
+            .iter()
+            .any(|r| shares(t, per_receiver, r, integrations_of))
+        {
+            continue;
+        }
+        if o.recent {
+            *recent
+                .entry((o.name.as_str(), o.receivers.join(", ")))
+                .or_default() += 1;
+        } else {
+            older += 1;
+        }
+    }
+    let listed = recent
+        .into_iter()
+        .map(|((name, receivers), n)| match n {
+            1 => format!("{name} (→ {receivers})"),
+            n => format!("{n}× {name} (→ {receivers})"),
+        })
+        .collect();
+    (listed, older)
+}
+
+/// Where `t`'s counters are: its receiver's, or the integrations' (shared).
+fn counted_on(t: &Target, per_receiver: bool) -> String {
+    if per_receiver {
+        format!("receiver_name=\"{}\"", t.receiver)
+    } else {
+        "the integration counters every receiver shares".to_string()
+    }
+}
+
+/// What the counters of `t` moved by in the window, e.g. `slack +1,
+/// pagerduty +1`.
+fn counted(t: &Target, per_receiver: bool, before: &Counts, after: &Counts) -> String {
+    t.expected(per_receiver)
+        .keys()
+        .map(|k| format!("{} +{}", k.1, delta(&after.total, &before.total, k)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Why a delivered target's proof is ambiguous, if it is: the counters
+/// moved more than the synthetic alert explains, or another alert they
+/// also count became active around the window.
 fn ambiguity(
     t: &Target,
     per_receiver: bool,
     before: &Counts,
     after: &Counts,
-    others: &[(String, Vec<String>)],
+    others: &[Other],
     integrations_of: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> Option<String> {
     for (k, n) in t.expected(per_receiver) {
@@ -347,38 +451,8 @@ fn ambiguity(
             ));
         }
     }
-    let shares = |receiver: &str| {
-        if per_receiver {
-            receiver == t.receiver
-        } else {
-            // Integration counters: any receiver sharing one could be counted;
-            // one whose integrations are unknown might.
-            integrations_of(receiver).is_none_or(|theirs| {
-                theirs.iter().any(|i| {
-                    t.integrations
-                        .iter()
-                        .any(|o| metric_integration(o) == metric_integration(i))
-                })
-            })
-        }
-    };
-    // alertname and receivers → how many such alerts.
-    let mut clashes: BTreeMap<(&str, String), usize> = BTreeMap::new();
-    for (name, receivers) in others {
-        if receivers.iter().any(|r| shares(r)) {
-            *clashes
-                .entry((name.as_str(), receivers.join(", ")))
-                .or_default() += 1;
-        }
-    }
-    let clashing: Vec<String> = clashes
-        .into_iter()
-        .map(|((name, receivers), n)| match n {
-            1 => format!("{name} (→ {receivers})"),
-            n => format!("{n}× {name} (→ {receivers})"),
-        })
-        .collect();
-    (!clashing.is_empty()).then(|| {
+    let (recent, _) = clashes(t, per_receiver, others, integrations_of);
+    (!recent.is_empty()).then(|| {
         format!(
             "{}: other alerts became active on {} during the proof: {}",
             t.receiver,
@@ -387,14 +461,208 @@ fn ambiguity(
             } else {
                 "a receiver sharing its integrations"
             },
-            clashing.join(", ")
+            recent.join(", ")
         )
     })
 }
 
+/// What one attempt found for one receiver.
+enum Verdict {
+    /// Delivered, and nothing else could have been counted: the evidence.
+    Proven(String),
+    Failed(String),
+    /// Delivered perhaps, but not provably by this run: why.
+    Ambiguous(String),
+}
+
+/// Everything an attempt needs besides its targets.
+struct Attempt<'c, 'a> {
+    ctx: &'c Context<'a>,
+    url: &'c str,
+    per_receiver: bool,
+    integrations_of: &'c dyn Fn(&str) -> Option<Vec<String>>,
+}
+
+impl Attempt<'_, '_> {
+    /// Posts `targets`' synthetic alerts (attempt `n`), polls until each is
+    /// delivered or failed, and judges each proof against Alertmanager's
+    /// other alerts and the counters seen after them. With per-receiver
+    /// counters every alert is posted at once; otherwise one after another,
+    /// each proven before the next is posted. Returns the verdicts and the
+    /// last counts (the next attempt's starting point).
+    async fn run<'t>(
+        &self,
+        targets: &[&'t Target],
+        n: u32,
+        before: Counts,
+        posted: &mut Vec<(&'t Target, u32)>,
+    ) -> (Vec<Verdict>, Counts) {
+        if self.per_receiver {
+            return self.together(targets, n, before, posted).await;
+        }
+        let mut verdicts = Vec::new();
+        let mut before = before;
+        for t in targets {
+            let (mut v, after) = self.together(&[t], n, before, posted).await;
+            verdicts.append(&mut v);
+            before = after;
+        }
+        (verdicts, before)
+    }
+
+    async fn together<'t>(
+        &self,
+        targets: &[&'t Target],
+        n: u32,
+        before: Counts,
+        posted: &mut Vec<(&'t Target, u32)>,
+    ) -> (Vec<Verdict>, Counts) {
+        let (ctx, url) = (self.ctx, self.url);
+        let since = SystemTime::now() - GROUP_WAIT;
+        let started = Instant::now();
+        let alerts: Vec<Value> = targets.iter().map(|t| synthetic(ctx, t, n, None)).collect();
+        if let Err(e) = ctx
+            .http
+            .post_json(&format!("{url}/api/v2/alerts"), &Value::Array(alerts))
+            .await
+        {
+            let why = format!("cannot post the synthetic alerts: {e}");
+            return (
+                targets
+                    .iter()
+                    .map(|_| Verdict::Failed(why.clone()))
+                    .collect(),
+                before,
+            );
+        }
+        posted.extend(targets.iter().map(|t| (*t, n)));
+        let (outcomes, last) = poll(ctx, url, targets, self.per_receiver, &before, started).await;
+        let others = others(ctx, url, since).await;
+        // Counted after the alerts were listed: a notification of another
+        // alert that went out meanwhile shows as an extra count.
+        let after = match counts(ctx, url).await {
+            Ok(c) => c,
+            Err(_) => last.unwrap_or_else(|| before.clone()),
+        };
+        let verdicts = targets
+            .iter()
+            .zip(outcomes)
+            .map(|(t, outcome)| match (outcome, &others) {
+                (Err(e), _) => Verdict::Failed(e),
+                (Ok(_), Err(e)) => Verdict::Ambiguous(format!("{}: {e}", t.receiver)),
+                (Ok(took), Ok(others)) => {
+                    match ambiguity(
+                        t,
+                        self.per_receiver,
+                        &before,
+                        &after,
+                        others,
+                        self.integrations_of,
+                    ) {
+                        Some(why) => Verdict::Ambiguous(why),
+                        None => Verdict::Proven(self.proof(t, n, took, &before, &after, others)),
+                    }
+                }
+            })
+            .collect();
+        (verdicts, after)
+    }
+
+    /// The evidence of a proof: what was counted where, and why nothing
+    /// else could have been.
+    fn proof(
+        &self,
+        t: &Target,
+        n: u32,
+        took: Duration,
+        before: &Counts,
+        after: &Counts,
+        others: &[Other],
+    ) -> String {
+        let (_, older) = clashes(t, self.per_receiver, others, self.integrations_of);
+        let whose = if self.per_receiver {
+            "this receiver"
+        } else {
+            "a receiver sharing these integrations"
+        };
+        let older = match older {
+            0 => String::new(),
+            k => format!(
+                "; {k} older alert(s) active there, whose next notification would have shown as an extra count"
+            ),
+        };
+        let alone = if self.per_receiver {
+            ""
+        } else {
+            ", no other synthetic alert in flight"
+        };
+        let attempt = if n > 1 {
+            format!(" on attempt {n}, in a quiet window")
+        } else {
+            String::new()
+        };
+        format!(
+            "{}: delivered via {} in {} ms{attempt}; counted on {}: {}, exactly the synthetic alert's{alone}; nothing else could have been counted (no other alert on {whose} became active from {}s before the window to its end{older}; cases: {})",
+            t.receiver,
+            t.integrations.join(", "),
+            took.as_millis(),
+            counted_on(t, self.per_receiver),
+            counted(t, self.per_receiver, before, after),
+            GROUP_WAIT.as_secs(),
+            t.cases.join(", ")
+        )
+    }
+
+    /// Waits for a quiet window on `targets`: their counters unmoved for
+    /// [`QUIET_SPAN`] and no alert they also count became active in the last
+    /// [`GROUP_WAIT`]. Returns the counts at its start, or why there was none
+    /// before the deadline.
+    async fn quiet(&self, targets: &[&Target]) -> Result<Counts, String> {
+        let (ctx, url) = (self.ctx, self.url);
+        let mut last: Option<Counts> = None;
+        let mut still_since = Instant::now();
+        let mut why = String::from("no look yet");
+        loop {
+            let now = Instant::now();
+            if now >= ctx.deadline {
+                return Err(format!(
+                    "no quiet window within --timeout {} (last: {why})",
+                    humantime::format_duration(ctx.timeout)
+                ));
+            }
+            let c = counts(ctx, url).await?;
+            let others = others(ctx, url, SystemTime::now() - GROUP_WAIT).await?;
+            let moved = last.as_ref().is_none_or(|l| {
+                targets.iter().any(|t| {
+                    t.expected(self.per_receiver)
+                        .keys()
+                        .any(|k| delta(&c.total, &l.total, k) != 0.0)
+                })
+            });
+            if moved {
+                still_since = now;
+                why = "the counters moved".to_string();
+            }
+            let clash: Vec<String> = targets
+                .iter()
+                .flat_map(|t| clashes(t, self.per_receiver, &others, self.integrations_of).0)
+                .collect();
+            if !clash.is_empty() {
+                why = format!("other alerts became active: {}", clash.join(", "));
+            } else if now.duration_since(still_since) >= QUIET_SPAN {
+                return Ok(c);
+            }
+            last = Some(c);
+            let left = ctx.deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(QUIET_LOOK.min(left)).await;
+        }
+    }
+}
+
 /// For every receiver the routes-test cases expect, one synthetic alert and
-/// proof that each of its integrations delivered it; all silenced, then
-/// resolved, at the end.
+/// proof that each of its integrations delivered it; an ambiguous proof is
+/// tried again in a quiet window, at most [`ATTEMPTS`] times in all. All
+/// synthetic alerts are silenced, then resolved, at the end.
 pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
     let plan = &ctx.bundle.plan;
     let Some(text) = ctx.bundle.files.get("alertmanager/routes-test.yaml") else {
@@ -450,106 +718,74 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
         return finding;
     }
 
-    let since = SystemTime::now() - GROUP_WAIT;
     let first = match counts(ctx, url).await {
         Ok(c) => c,
         Err(e) => return Finding::fail(e, evidence),
     };
     let per_receiver = first.per_receiver();
-    let alerts = |ts: &[&Target]| {
-        Value::Array(
-            ts.iter()
-                .map(|t| synthetic(ctx, &t.receiver, &t.cases, None))
-                .collect(),
-        )
-    };
-    let mut proofs: Vec<Proof> = Vec::new();
-    let mut posted: Vec<&Target> = Vec::new();
-    if per_receiver {
-        evidence.push(format!(
+    evidence.push(if per_receiver {
+        format!(
             "per-receiver counters (receiver_name in Alertmanager's metrics): {} synthetic alerts posted together",
             targets.len()
-        ));
-        let all: Vec<&Target> = targets.iter().collect();
-        if let Err(e) = ctx
-            .http
-            .post_json(&format!("{url}/api/v2/alerts"), &alerts(&all))
-            .await
-        {
-            return Finding::fail(format!("cannot post the synthetic alerts: {e}"), evidence);
-        }
-        posted = all.clone();
-        let (outcomes, after) = poll(ctx, url, &all, true, &first).await;
-        // Every proof shares the one before/after pair.
-        for (t, o) in all.into_iter().zip(outcomes) {
-            proofs.push((t, o, first.clone(), after.clone()));
-        }
+        )
     } else {
-        evidence.push(
-            "fallback: Alertmanager's counters carry no receiver_name (it needs Alertmanager >= 0.27 with --enable-feature=receiver-name-in-metrics), so receivers are proven one after another by integration counters".to_string(),
-        );
-        let mut before = first;
-        for t in &targets {
-            if let Err(e) = ctx
-                .http
-                .post_json(&format!("{url}/api/v2/alerts"), &alerts(&[t]))
-                .await
-            {
-                proofs.push((
-                    t,
-                    Err(format!("cannot post a synthetic alert: {e}")),
-                    before,
-                    None,
+        "fallback: Alertmanager's counters carry no receiver_name (it needs Alertmanager >= 0.27 with --enable-feature=receiver-name-in-metrics), so receivers are proven one after another by integration counters".to_string()
+    });
+    let attempt = Attempt {
+        ctx,
+        url,
+        per_receiver,
+        integrations_of: &integrations_of,
+    };
+    let mut posted: Vec<(&Target, u32)> = Vec::new();
+    let all: Vec<&Target> = targets.iter().collect();
+    let (mut verdicts, _) = attempt.run(&all, 1, first, &mut posted).await;
+    let mut retried = 0;
+    for n in 2..=ATTEMPTS {
+        let pending: Vec<usize> = (0..all.len())
+            .filter(|i| matches!(verdicts[*i], Verdict::Ambiguous(_)))
+            .collect();
+        if pending.is_empty() {
+            break;
+        }
+        let again: Vec<&Target> = pending.iter().map(|i| all[*i]).collect();
+        for i in &pending {
+            if let Verdict::Ambiguous(why) = &verdicts[*i] {
+                evidence.push(format!(
+                    "ambiguous on attempt {}: {why}; waiting for a quiet window to try again",
+                    n - 1
                 ));
+            }
+        }
+        let before = match attempt.quiet(&again).await {
+            Ok(c) => c,
+            Err(e) => {
+                for i in &pending {
+                    if let Verdict::Ambiguous(why) = &mut verdicts[*i] {
+                        why.push_str(&format!(" (not retried: {e})"));
+                    }
+                }
                 break;
             }
-            posted.push(t);
-            let (mut outcomes, after) = poll(ctx, url, &[t], false, &before).await;
-            let outcome = outcomes.pop().unwrap_or_else(|| Err("not proven".into()));
-            let next = after.clone();
-            proofs.push((t, outcome, before, after));
-            match next {
-                Some(n) => before = n,
-                None => break,
-            }
+        };
+        retried += pending.len();
+        let (new, _) = attempt.run(&again, n, before, &mut posted).await;
+        for (i, v) in pending.into_iter().zip(new) {
+            verdicts[i] = v;
         }
     }
-
-    let others = others(ctx, url, since).await;
     let mut failures = Vec::new();
     let mut ambiguous = Vec::new();
-    for (t, outcome, before, after) in &proofs {
-        match outcome {
-            Err(e) => {
+    for v in &verdicts {
+        match v {
+            Verdict::Proven(line) => evidence.push(line.clone()),
+            Verdict::Failed(e) => {
                 evidence.push(e.clone());
                 failures.push(e.clone());
             }
-            Ok(took) => {
-                let why = match (&others, after) {
-                    (Err(e), _) => Some(format!("{}: {e}", t.receiver)),
-                    (Ok(o), Some(after)) => {
-                        ambiguity(t, per_receiver, before, after, o, &integrations_of)
-                    }
-                    (Ok(_), None) => None,
-                };
-                let counted = if per_receiver {
-                    format!("receiver_name=\"{}\"", t.receiver)
-                } else {
-                    "integration counters".to_string()
-                };
-                match why {
-                    Some(why) => {
-                        evidence.push(format!("ambiguous: {why}"));
-                        ambiguous.push(why);
-                    }
-                    None => evidence.push(format!(
-                        "{}: delivered via {} in {} ms (counted on {counted}: one notification per integration, no other alert active there; cases: {})",
-                        t.receiver,
-                        t.integrations.join(", "),
-                        took.as_millis(),
-                        t.cases.join(", ")
-                    )),
-                }
+            Verdict::Ambiguous(why) => {
+                evidence.push(format!("ambiguous: {why}"));
+                ambiguous.push(why.clone());
             }
         }
     }
@@ -558,10 +794,13 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
         evidence.push(e);
     }
 
-    let slo_page: Vec<&str> = proofs
+    let slo_page: Vec<&str> = all
         .iter()
-        .filter(|(t, o, ..)| o.is_ok() && t.cases.iter().any(|c| c.starts_with("slo page")))
-        .map(|(t, ..)| t.receiver.as_str())
+        .zip(&verdicts)
+        .filter(|(t, v)| {
+            matches!(v, Verdict::Proven(_)) && t.cases.iter().any(|c| c.starts_with("slo page"))
+        })
+        .map(|(t, _)| t.receiver.as_str())
         .collect();
     if !slo_page.is_empty() && failures.is_empty() && ambiguous.is_empty() {
         evidence.push(format!(
@@ -575,10 +814,14 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
         // Delivered, perhaps, but not provably by this run: no pass.
         Finding::fail(format!("ambiguous: {}", ambiguous.join("; ")), evidence)
     } else {
+        let retry_note = match retried {
+            0 => String::new(),
+            _ => ", after a retry in a quiet window".to_string(),
+        };
         Finding::pass(
             format!(
-                "{} receiver(s) proven end to end ({} routing cases)",
-                proofs.len(),
+                "{} receiver(s) proven end to end ({} routing cases){retry_note}",
+                all.len(),
                 spec["cases"].as_array().map(Vec::len).unwrap_or(0)
             ),
             evidence,
@@ -589,7 +832,11 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
 /// Silences this run's synthetic alerts, then resolves them: the silence
 /// outlasts the synthetic routes' group_interval, so their resolved
 /// notifications are muted and no later run can count them.
-async fn quiet_resolve(ctx: &Context<'_>, url: &str, posted: &[&Target]) -> Result<(), String> {
+async fn quiet_resolve(
+    ctx: &Context<'_>,
+    url: &str,
+    posted: &[(&Target, u32)],
+) -> Result<(), String> {
     if posted.is_empty() {
         return Ok(());
     }
@@ -608,7 +855,7 @@ async fn quiet_resolve(ctx: &Context<'_>, url: &str, posted: &[&Target]) -> Resu
         .map_err(|e| format!("could not silence the synthetic alerts before resolving them: {e}"));
     let resolved: Vec<Value> = posted
         .iter()
-        .map(|t| synthetic(ctx, &t.receiver, &t.cases, Some(now)))
+        .map(|(t, n)| synthetic(ctx, t, *n, Some(now)))
         .collect();
     ctx.http
         .post_json(&format!("{url}/api/v2/alerts"), &Value::Array(resolved))
@@ -678,14 +925,24 @@ alertmanager_notifications_failed_total{integration=\"slack\"} 1\n";
     fn other_alerts_clash_on_the_receiver_or_on_a_shared_integration() {
         let c = Counts::parse("");
         let t = target("critical", &["slack", "pagerduty"]);
-        let others = vec![("Other".to_string(), vec!["security".to_string()])];
+        let other = |receiver: &str, recent: bool| Other {
+            name: "Other".into(),
+            receivers: vec![receiver.into()],
+            recent,
+        };
+        let others = vec![other("security", true)];
         let of = |r: &str| (r == "security").then(|| vec!["pagerduty".to_string()]);
         // Per receiver: security's alert cannot be counted as critical's.
         assert!(ambiguity(&t, true, &c, &c, &others, &of).is_none());
         // Per integration: it shares PagerDuty, so it could.
         let why = ambiguity(&t, false, &c, &c, &others, &of).unwrap();
         assert!(why.contains("Other (→ security)"), "{why}");
-        let mine = vec![("Other".to_string(), vec!["critical".to_string()])];
+        let mine = vec![other("critical", true)];
         assert!(ambiguity(&t, true, &c, &c, &mine, &of).is_some());
+        // One that started before the window is counted, not a clash: its
+        // next notification would show as an extra count.
+        let old = vec![other("critical", false)];
+        assert!(ambiguity(&t, true, &c, &c, &old, &of).is_none());
+        assert_eq!(clashes(&t, true, &old, &of), (vec![], 1));
     }
 }

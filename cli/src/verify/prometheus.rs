@@ -1,29 +1,16 @@
 //! `targets` and `rules`: Prometheus's own view, from its HTTP API
-//! (/api/v1/targets, /api/v1/rules).
+//! (/api/v1/targets, streamed through [`super::targets`]; /api/v1/rules).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
+use super::targets::{MAX_LISTED, TargetsSeed};
 use super::{Context, Finding, settle};
 
 #[derive(Deserialize)]
 struct Envelope<T> {
     data: T,
-}
-
-#[derive(Deserialize)]
-struct Targets {
-    #[serde(rename = "activeTargets")]
-    active: Vec<Target>,
-}
-
-#[derive(Deserialize)]
-struct Target {
-    labels: BTreeMap<String, String>,
-    health: String,
-    #[serde(rename = "lastError", default)]
-    last_error: String,
 }
 
 #[derive(Deserialize)]
@@ -45,9 +32,6 @@ struct Rule {
     last_error: String,
 }
 
-/// Down targets listed per job; a thousand identical lines help nobody.
-const MAX_LISTED: usize = 20;
-
 /// Every expected job has at least its minimum of targets up; every down
 /// target is listed with its last error. A job that belongs to a system
 /// outside the bundle (`requires`) is checked only when Prometheus
@@ -55,8 +39,10 @@ const MAX_LISTED: usize = 20;
 pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
     let expected = &ctx.bundle.plan.expectations.targets;
     let api = format!("{url}/api/v1/targets?state=active");
+    let jobs: BTreeSet<String> = expected.iter().map(|t| t.job.clone()).collect();
     settle(ctx.deadline, || async {
-        let targets: Envelope<Targets> = match ctx.http.get_json(&api).await {
+        let seed = TargetsSeed { jobs: jobs.clone() };
+        let tallies = match ctx.http.get_json_streamed(&api, seed).await {
             Ok(t) => t,
             Err(e) => return Finding::fail(format!("Prometheus did not answer: {e}"), vec![]),
         };
@@ -65,13 +51,8 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
         let mut skipped = Vec::new();
         let (mut up_total, mut total) = (0, 0);
         for want in expected {
-            let of_job: Vec<&Target> = targets
-                .data
-                .active
-                .iter()
-                .filter(|t| t.labels.get("job") == Some(&want.job))
-                .collect();
-            if let (Some(system), true) = (&want.requires, of_job.is_empty()) {
+            let of_job = tallies.get(&want.job).cloned().unwrap_or_default();
+            if let (Some(system), 0) = (&want.requires, of_job.total) {
                 evidence.push(format!(
                     "{}: skipped: requires {system}, which lives outside the bundle, and \
                      Prometheus discovered no target of it",
@@ -80,42 +61,29 @@ pub async fn targets(ctx: &Context<'_>, url: &str) -> Finding {
                 skipped.push(format!("{} (requires {system})", want.job));
                 continue;
             }
-            let up = of_job.iter().filter(|t| t.health == "up").count();
+            let up = of_job.up;
             up_total += up;
-            total += of_job.len();
-            let standin = of_job.iter().any(|t| {
-                t.labels
-                    .get("telltale_standin")
-                    .is_some_and(|v| v == "true")
-            });
+            total += of_job.total;
             evidence.push(format!(
                 "{}: {up}/{} up (min {}){}",
                 want.job,
-                of_job.len(),
+                of_job.total,
                 want.min,
-                if standin { " [stand-in]" } else { "" }
+                if of_job.standin { " [stand-in]" } else { "" }
             ));
             if (up as u64) < want.min as u64 {
                 short.push(want.job.clone());
             }
-            let down: Vec<&&Target> = of_job.iter().filter(|t| t.health != "up").collect();
-            if down.len() > MAX_LISTED {
+            if of_job.down_count > MAX_LISTED {
                 evidence.push(format!(
                     "  … {} down targets of {}, the first {MAX_LISTED} listed",
-                    down.len(),
-                    want.job
+                    of_job.down_count, want.job
                 ));
             }
-            for t in down.into_iter().take(MAX_LISTED) {
+            for (instance, why) in &of_job.down {
                 evidence.push(format!(
-                    "  down: job {} instance {}: {}",
-                    want.job,
-                    t.labels.get("instance").map(String::as_str).unwrap_or("?"),
-                    if t.last_error.is_empty() {
-                        format!("health {}", t.health)
-                    } else {
-                        t.last_error.clone()
-                    }
+                    "  down: job {} instance {instance}: {why}",
+                    want.job
                 ));
             }
         }

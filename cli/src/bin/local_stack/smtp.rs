@@ -36,6 +36,8 @@ async fn session(
     recorder: &Recorder,
     answer: Option<u16>,
 ) -> std::io::Result<()> {
+    // Replies are small and each one is awaited: send them at once.
+    let _ = stream.set_nodelay(true);
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let mut recipients: Vec<String> = Vec::new();
@@ -139,8 +141,9 @@ async fn session(
             }
             _ => "502 5.5.2 command not implemented".into(),
         };
-        write.write_all(reply.as_bytes()).await?;
-        write.write_all(b"\r\n").await?;
+        // One write per reply: a reply and its CRLF sent apart wait out
+        // Nagle's algorithm against the client's delayed ACK (~40 ms each).
+        write.write_all(format!("{reply}\r\n").as_bytes()).await?;
     }
 }
 
