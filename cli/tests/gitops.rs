@@ -191,6 +191,11 @@ fn assert_no_canary(what: &str, text: &str) {
 /// Every object in the repository's object database (every blob of every
 /// ref, and unreachable ones too) searched for every canary.
 fn assert_no_canary_in_repo(repo: &Path) {
+    assert_absent_from_repo(repo, &CANARIES);
+}
+
+/// Every object of the repository searched for each of `secrets`.
+fn assert_absent_from_repo(repo: &Path, secrets: &[&str]) {
     let repo = git2::Repository::open_bare(repo).unwrap();
     let odb = repo.odb().unwrap();
     let mut ids = Vec::new();
@@ -207,7 +212,7 @@ fn assert_no_canary_in_repo(repo: &Path) {
             blobs += 1;
         }
         let data = String::from_utf8_lossy(object.data());
-        for canary in CANARIES {
+        for canary in secrets {
             assert!(
                 !data.contains(canary),
                 "object {id} ({:?}) holds a canary secret",
@@ -1043,6 +1048,128 @@ fn real_sops_reencrypts_exactly_when_the_content_changes() {
     assert_eq!(commits_on(&s.repo(), BRANCH), 4);
     let third = files_on(&s.repo(), BRANCH, PATH);
     assert_ne!(third[&receivers], second[&receivers]);
+    assert_no_canary_in_repo(&s.repo());
+}
+
+/// The Grafana admin password `up` generated, kept when `gitops` encrypts
+/// the Secret again: read from the config's pinned cluster (the fake API
+/// server with the Secret `up` created there), never a new one; a new one
+/// only when the cluster cannot be read, and then with a warning. The
+/// committed Secret is decrypted with the real sops and the test's age key;
+/// the password is a canary too, in no output and no blob.
+#[test]
+fn an_encrypted_again_secret_keeps_the_clusters_grafana_password() {
+    let s = Setup::new();
+    let sops = RealSops::new(s.root());
+    let api = common::fake_api::FakeApi::start();
+    let kubeconfig = api.kubeconfig(&s.root().join("kubeconfig"), "kind-telltale");
+    api.insert(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"allocatable": {"cpu": "8", "memory": "32Gi"}}}),
+    );
+    api.insert(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path"}));
+    std::fs::write(
+        s.root().join("telltale.yaml"),
+        format!(
+            "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: lab}}\nspec:\n  profile: kind\n  cluster: {{context: kind-telltale, name: prod-eu-1}}\n  alerting:\n    receivers:\n      slack: {{channel: \"#ops\", webhookUrl: {{env: SLACK_WEBHOOK_URL}}}}\n  gitops: {{secrets: sops, sops: {{age: [{}]}}}}\n",
+            sops.recipient
+        ),
+    )
+    .unwrap();
+    let up = s
+        .telltale()
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["up", "-y", "--skip-verify"])
+        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("FAKE_HELM_STATE", s.root().join("helm-state"))
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let admin = api
+        .get("v1", "Secret", Some("monitoring"), "telltale-grafana-admin")
+        .expect("up created the Grafana admin Secret");
+    let password = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            admin["data"]["admin-password"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(password.len() >= 16, "a generated password");
+
+    let repo = s.repo().display().to_string();
+    let file = "secrets/Secret_monitoring_telltale-grafana-admin.yaml";
+    let kube = kubeconfig.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--repo", repo.as_str(), "--no-pr", "--kubeconfig", &kube];
+        args.extend_from_slice(extra);
+        let (out, err) = s.gitops(&args, 0, |c| {
+            c.env("PATH", sops.path());
+        });
+        for (what, text) in [("stdout", &out), ("stderr", &err)] {
+            assert!(!text.contains(&password), "the password leaked into {what}");
+        }
+        assert_absent_from_repo(&s.repo(), &[&password]);
+        let files = files_on(&s.repo(), BRANCH, PATH);
+        let tree = tempfile::tempdir().unwrap();
+        checkout_to(&files, tree.path());
+        let (ok, plain) = sops.run(tree.path(), &["--decrypt", file]);
+        assert!(ok, "sops decrypts {file}");
+        let secret: Value = serde_saphyr::from_str(&plain).unwrap();
+        let committed = secret["stringData"]["admin-password"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (err, committed)
+    };
+
+    // The cluster is there: its password is what the branch carries, and
+    // gitops only read it (no write to the cluster).
+    let writes = api.writes().len();
+    let (err, committed) = run(&[]);
+    assert!(!err.contains("a new value was generated"), "{err}");
+    assert!(committed == password, "the cluster's password is reused");
+    assert_eq!(api.writes().len(), writes, "gitops wrote to the cluster");
+    assert!(
+        api.requests().iter().any(|r| r.method == "GET"
+            && r.path == "/api/v1/namespaces/monitoring/secrets/telltale-grafana-admin"),
+        "the Secret was read from the cluster"
+    );
+    // Encrypted again on purpose: still the cluster's.
+    let (err, committed) = run(&["--reseal"]);
+    assert!(!err.contains("a new value was generated"), "{err}");
+    assert!(committed == password, "the cluster's password is reused");
+
+    // The cluster refuses the read (RBAC): a new password, said so.
+    api.deny("get", "", "secrets", "monitoring");
+    let server = api.url.clone();
+    let (err, committed) = run(&["--reseal"]);
+    assert!(
+        err.contains(&format!("monitoring/telltale-grafana-admin admin-password: a new value was generated (reading Secret monitoring/telltale-grafana-admin on {server} failed: forbidden (403)")),
+        "{err}"
+    );
+    assert!(committed != password && committed.len() >= 16);
+
+    // The cluster is gone: a new password, said so.
+    drop(api);
+    let (err, committed) = run(&["--reseal"]);
+    assert!(
+        err.contains(&format!("monitoring/telltale-grafana-admin admin-password: a new value was generated (reading Secret monitoring/telltale-grafana-admin on {server} failed: connection refused: nothing listens at {server})")),
+        "{err}"
+    );
+    assert!(
+        err.contains("the cluster's is replaced once this branch is applied"),
+        "{err}"
+    );
+    assert!(committed != password && committed.len() >= 16);
     assert_no_canary_in_repo(&s.repo());
 }
 
