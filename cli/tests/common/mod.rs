@@ -185,20 +185,31 @@ pub fn sealed_secrets_cert(dir: &Path) -> PathBuf {
 }
 
 /// The SealedSecret files a sealed-secrets branch commits (path → content),
-/// made by `telltale::gitops::seal` through the kubeseal stand-in: the
-/// Secrets of `rendered.pending`, each key given a test value (the shape is
-/// what is checked here, not the sources, some of which only a cluster can
-/// resolve).
+/// made by `telltale::gitops::seal` through the kubeseal stand-in (see
+/// [`seal_pending`]).
 pub fn seal_with_stand_in(
     rendered: &telltale::gitops::layout::Rendered,
     target: &telltale::gitops::layout::Target,
 ) -> BTreeMap<String, String> {
-    use telltale::gitops::layout::{KeyValue, Pending};
     let dir = tempfile::tempdir().unwrap();
     let mut target = target.clone();
     target.sealed_secrets = Some(telltale::model::config::SealedSecrets {
         cert: sealed_secrets_cert(dir.path()).display().to_string(),
     });
+    seal_pending(rendered, &target, &kubeseal_stand_in())
+}
+
+/// The encrypted files of a sops or sealed-secrets branch (path → content),
+/// made by `telltale::gitops::seal` with `program` as its sops or kubeseal:
+/// the Secrets of `rendered.pending`, each key given a test value (what is
+/// checked is the objects, not the sources, some of which only a cluster
+/// can resolve).
+pub fn seal_pending(
+    rendered: &telltale::gitops::layout::Rendered,
+    target: &telltale::gitops::layout::Target,
+    program: &Path,
+) -> BTreeMap<String, String> {
+    use telltale::gitops::layout::{KeyValue, Pending};
     let pending: Vec<Pending> = rendered
         .pending
         .iter()
@@ -212,17 +223,17 @@ pub fn seal_with_stand_in(
             p
         })
         .collect();
-    let stand_in = kubeseal_stand_in().display().to_string();
+    let program = program.display().to_string();
     telltale::gitops::seal::seal(
         &pending,
-        &target,
+        target,
         &|_| None,
         false,
         &telltale::gitops::digest::DigestKey::from_text("test digest key"),
         &|_, _, _| None,
         &|_| None,
-        &|_| stand_in.clone(),
+        &|_| program.clone(),
     )
-    .unwrap_or_else(|e| panic!("the kubeseal stand-in seals every pending Secret: {e}"))
+    .unwrap_or_else(|e| panic!("{program} encrypts every pending Secret: {e}"))
     .files
 }
