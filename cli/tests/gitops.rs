@@ -1804,6 +1804,100 @@ fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
     assert_eq!(after[receivers], files[receivers]);
 }
 
+/// For every profile × layout × encrypting secrets mode (sops where Flux
+/// decrypts it, sealed-secrets everywhere): a second run keeps every file
+/// byte for byte (generated values included), and a change of any one
+/// value of any Secret encrypts exactly that Secret again. Through
+/// `telltale::gitops::seal` with the real sops (an age key made here) and
+/// the kubeseal stand-in.
+#[test]
+fn every_secret_of_every_branch_is_encrypted_again_exactly_when_its_content_changes() {
+    use telltale::gitops::digest::DigestKey;
+    use telltale::gitops::layout::KeyValue;
+    use telltale::gitops::seal;
+    let dir = tempfile::tempdir().unwrap();
+    let sops = RealSops::new(dir.path());
+    let cert = common::sealed_secrets_cert(dir.path());
+    let key = DigestKey::from_text("test digest key");
+    let crds = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n";
+    let mut bundles: Vec<(String, telltale::render::Bundle)> = common::PROFILES
+        .iter()
+        .map(|p| (p.to_string(), common::render_profile(p)))
+        .collect();
+    bundles.push(("production+receivers".into(), production()));
+    let mut changes = 0;
+    for (name, bundle) in &bundles {
+        for (layout, mode) in [
+            (Layout::Flux, SecretsMode::Sops),
+            (Layout::Flux, SecretsMode::SealedSecrets),
+            (Layout::Argocd, SecretsMode::SealedSecrets),
+            (Layout::Plain, SecretsMode::SealedSecrets),
+        ] {
+            let what = format!("{name} × {layout} × {mode}");
+            let mut t = common::gitops_target(bundle, layout, mode, crds);
+            t.sops.as_mut().unwrap().age = vec![sops.recipient.clone()];
+            t.sealed_secrets.as_mut().unwrap().cert = cert.display().to_string();
+            let program = match mode {
+                SecretsMode::Sops => sops.bin.join("sops"),
+                _ => common::kubeseal_stand_in(),
+            }
+            .display()
+            .to_string();
+            let mut pending = layout::render(bundle, &t).unwrap().pending;
+            // Every value known here but the generated ones (the cluster
+            // is not read: `None`, a new one is made the first time).
+            for p in &mut pending {
+                for (k, v) in &mut p.secret.keys {
+                    if !matches!(v, KeyValue::Source(s) if s == "generated") {
+                        *v = KeyValue::Known(format!("value of {k}"));
+                    }
+                }
+            }
+            let seal = |pending: &[layout::Pending], existing: &BTreeMap<String, String>| {
+                seal::seal(
+                    pending,
+                    &t,
+                    &|p| existing.get(p).cloned(),
+                    false,
+                    &key,
+                    &|_, _, _| None,
+                    &|_| None,
+                    &|_| program.clone(),
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+            };
+            let first = seal(&pending, &BTreeMap::new()).files;
+            assert_eq!(first.len(), pending.len(), "{what}");
+            let again = seal(&pending, &first);
+            assert_eq!(again.files, first, "{what}: a re-run keeps every file");
+            assert!(
+                again.generated.is_empty(),
+                "{what}: a kept file keeps its generated values"
+            );
+            for (i, p) in pending.iter().enumerate() {
+                for (j, (k, v)) in p.secret.keys.iter().enumerate() {
+                    if matches!(v, KeyValue::Source(_)) {
+                        continue; // generated: not content telltale knows
+                    }
+                    let mut changed = pending.clone();
+                    changed[i].secret.keys[j].1 = KeyValue::Known(format!("new value of {k}"));
+                    let after = seal(&changed, &first).files;
+                    for (path, text) in &after {
+                        assert_eq!(
+                            text != &first[path],
+                            *path == p.path,
+                            "{what}: {} {k} changed; {path}",
+                            p.secret.name
+                        );
+                    }
+                    changes += 1;
+                }
+            }
+        }
+    }
+    assert!(changes > 40, "{changes} changes tried");
+}
+
 #[test]
 fn the_readme_documents_every_gitops_flag() {
     let readme =
