@@ -191,6 +191,11 @@ fn assert_no_canary(what: &str, text: &str) {
 /// Every object in the repository's object database (every blob of every
 /// ref, and unreachable ones too) searched for every canary.
 fn assert_no_canary_in_repo(repo: &Path) {
+    assert_absent_from_repo(repo, &CANARIES);
+}
+
+/// Every object of the repository searched for each of `secrets`.
+fn assert_absent_from_repo(repo: &Path, secrets: &[&str]) {
     let repo = git2::Repository::open_bare(repo).unwrap();
     let odb = repo.odb().unwrap();
     let mut ids = Vec::new();
@@ -207,7 +212,7 @@ fn assert_no_canary_in_repo(repo: &Path) {
             blobs += 1;
         }
         let data = String::from_utf8_lossy(object.data());
-        for canary in CANARIES {
+        for canary in secrets {
             assert!(
                 !data.contains(canary),
                 "object {id} ({:?}) holds a canary secret",
@@ -1046,6 +1051,128 @@ fn real_sops_reencrypts_exactly_when_the_content_changes() {
     assert_no_canary_in_repo(&s.repo());
 }
 
+/// The Grafana admin password `up` generated, kept when `gitops` encrypts
+/// the Secret again: read from the config's pinned cluster (the fake API
+/// server with the Secret `up` created there), never a new one; a new one
+/// only when the cluster cannot be read, and then with a warning. The
+/// committed Secret is decrypted with the real sops and the test's age key;
+/// the password is a canary too, in no output and no blob.
+#[test]
+fn an_encrypted_again_secret_keeps_the_clusters_grafana_password() {
+    let s = Setup::new();
+    let sops = RealSops::new(s.root());
+    let api = common::fake_api::FakeApi::start();
+    let kubeconfig = api.kubeconfig(&s.root().join("kubeconfig"), "kind-telltale");
+    api.insert(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"allocatable": {"cpu": "8", "memory": "32Gi"}}}),
+    );
+    api.insert(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "rancher.io/local-path"}));
+    std::fs::write(
+        s.root().join("telltale.yaml"),
+        format!(
+            "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: lab}}\nspec:\n  profile: kind\n  cluster: {{context: kind-telltale, name: prod-eu-1}}\n  alerting:\n    receivers:\n      slack: {{channel: \"#ops\", webhookUrl: {{env: SLACK_WEBHOOK_URL}}}}\n  gitops: {{secrets: sops, sops: {{age: [{}]}}}}\n",
+            sops.recipient
+        ),
+    )
+    .unwrap();
+    let up = s
+        .telltale()
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(["up", "-y", "--skip-verify"])
+        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("FAKE_HELM_STATE", s.root().join("helm-state"))
+        .output()
+        .unwrap();
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let admin = api
+        .get("v1", "Secret", Some("monitoring"), "telltale-grafana-admin")
+        .expect("up created the Grafana admin Secret");
+    let password = String::from_utf8(
+        base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            admin["data"]["admin-password"].as_str().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(password.len() >= 16, "a generated password");
+
+    let repo = s.repo().display().to_string();
+    let file = "secrets/Secret_monitoring_telltale-grafana-admin.yaml";
+    let kube = kubeconfig.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["--repo", repo.as_str(), "--no-pr", "--kubeconfig", &kube];
+        args.extend_from_slice(extra);
+        let (out, err) = s.gitops(&args, 0, |c| {
+            c.env("PATH", sops.path());
+        });
+        for (what, text) in [("stdout", &out), ("stderr", &err)] {
+            assert!(!text.contains(&password), "the password leaked into {what}");
+        }
+        assert_absent_from_repo(&s.repo(), &[&password]);
+        let files = files_on(&s.repo(), BRANCH, PATH);
+        let tree = tempfile::tempdir().unwrap();
+        checkout_to(&files, tree.path());
+        let (ok, plain) = sops.run(tree.path(), &["--decrypt", file]);
+        assert!(ok, "sops decrypts {file}");
+        let secret: Value = serde_saphyr::from_str(&plain).unwrap();
+        let committed = secret["stringData"]["admin-password"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (err, committed)
+    };
+
+    // The cluster is there: its password is what the branch carries, and
+    // gitops only read it (no write to the cluster).
+    let writes = api.writes().len();
+    let (err, committed) = run(&[]);
+    assert!(!err.contains("a new value was generated"), "{err}");
+    assert!(committed == password, "the cluster's password is reused");
+    assert_eq!(api.writes().len(), writes, "gitops wrote to the cluster");
+    assert!(
+        api.requests().iter().any(|r| r.method == "GET"
+            && r.path == "/api/v1/namespaces/monitoring/secrets/telltale-grafana-admin"),
+        "the Secret was read from the cluster"
+    );
+    // Encrypted again on purpose: still the cluster's.
+    let (err, committed) = run(&["--reseal"]);
+    assert!(!err.contains("a new value was generated"), "{err}");
+    assert!(committed == password, "the cluster's password is reused");
+
+    // The cluster refuses the read (RBAC): a new password, said so.
+    api.deny("get", "", "secrets", "monitoring");
+    let server = api.url.clone();
+    let (err, committed) = run(&["--reseal"]);
+    assert!(
+        err.contains(&format!("monitoring/telltale-grafana-admin admin-password: a new value was generated (reading Secret monitoring/telltale-grafana-admin on {server} failed: forbidden (403)")),
+        "{err}"
+    );
+    assert!(committed != password && committed.len() >= 16);
+
+    // The cluster is gone: a new password, said so.
+    drop(api);
+    let (err, committed) = run(&["--reseal"]);
+    assert!(
+        err.contains(&format!("monitoring/telltale-grafana-admin admin-password: a new value was generated (reading Secret monitoring/telltale-grafana-admin on {server} failed: connection refused: nothing listens at {server})")),
+        "{err}"
+    );
+    assert!(
+        err.contains("the cluster's is replaced once this branch is applied"),
+        "{err}"
+    );
+    assert!(committed != password && committed.len() >= 16);
+    assert_no_canary_in_repo(&s.repo());
+}
+
 #[test]
 fn sops_is_refused_where_nothing_decrypts_it() {
     let s = Setup::new();
@@ -1583,54 +1710,61 @@ fn external_secrets_produce_the_secrets_up_creates_same_names_same_keys() {
     assert!(!out.files.values().any(|c| c.contains("kind: Secret\n")));
 }
 
+/// The sealed-secrets mode through the kubeseal stand-in
+/// (tests/fixtures/stand-ins/kubeseal: kubeseal's interface and exact
+/// `--format yaml` output shape, opaque values; the real kubeseal is in no
+/// registry these machines reach).
 #[test]
 fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
     let s = Setup::new();
-    std::fs::write(
-        s.root().join("cert.pem"),
-        "-----BEGIN CERTIFICATE-----\nfake\n",
-    )
-    .unwrap();
+    common::sealed_secrets_cert(s.root());
     let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
-        + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: cert.pem}, layout: argocd}\n  grafana: {}\n";
+        + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: pub-cert.pem}, layout: argocd}\n  grafana: {}\n";
     std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
     s.add_origin();
-    // A stand-in for kubeseal: checks it was given the certificate, reads the
-    // Secret on stdin and answers a SealedSecret with opaque values.
-    let bin = s.root().join("bin");
-    std::fs::create_dir(&bin).unwrap();
-    std::fs::write(
-        bin.join("kubeseal"),
-        r#"#!/bin/sh
-[ "$1" = "--cert" ] && [ -f "$2" ] || { echo "no certificate" >&2; exit 1; }
-awk 'BEGIN{} /^metadata:/{m=1;next} m&&!/^ /{m=0} m&&/^  name:/{name=$2} m&&/^  namespace:/{ns=$2}
-     /^stringData:/{s=1;next} s&&/^  [^ ]/{split($0,a,":");keys=keys "    "a[1]": AgBy3i4OJSWK+PiTySYZZA==\n"} s&&!/^ /{s=0}
-     END{printf "apiVersion: bitnami.com/v1alpha1\nkind: SealedSecret\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  encryptedData:\n%s", name, ns, keys}' -
-"#,
-    )
-    .unwrap();
-    let mut perms = std::fs::metadata(bin.join("kubeseal"))
-        .unwrap()
-        .permissions();
-    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-    std::fs::set_permissions(bin.join("kubeseal"), perms).unwrap();
+    let path = format!("{}:/usr/bin:/bin", common::stand_ins().display());
     let repo = s.repo().display().to_string();
     s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
-        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+        c.env("PATH", &path);
     });
     let files = files_on(&s.repo(), BRANCH, PATH);
-    let sealed = &files["secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"];
-    assert!(sealed.contains("kind: SealedSecret"), "{sealed}");
+    let receivers = "secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml";
+    let sealed: Value = serde_saphyr::from_str(&files[receivers]).unwrap();
+    assert_eq!(sealed["kind"], "SealedSecret", "{sealed}");
+    assert_eq!(
+        sealed["metadata"]["name"],
+        "telltale-alertmanager-receivers"
+    );
+    // Every key of the Secret `up` creates, sealed (kubeseal's values
+    // start with the RSA ciphertext's length, 0x0200: "Ag").
+    let keys: Vec<&str> = sealed["spec"]["encryptedData"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            assert!(v.as_str().unwrap().starts_with("Ag"), "{k}: {v}");
+            k.as_str()
+        })
+        .collect();
     for key in [
         "slack-webhook-url",
         "pagerduty-routing-key",
         "smtp-password",
     ] {
-        assert!(
-            sealed.contains(&format!("    {key}: ")),
-            "{key} sealed: {sealed}"
-        );
+        assert!(keys.contains(&key), "{key} sealed: {keys:?}");
     }
+    // The template is the Secret's metadata as kubeseal copies it: the
+    // content digest a later run compares travels there, nothing is added
+    // to the SealedSecret's own metadata.
+    let template = &sealed["spec"]["template"];
+    assert_eq!(template["metadata"]["namespace"], "monitoring");
+    assert!(
+        template["metadata"]["annotations"]["telltale.dev/content-digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("hmac-sha256:")
+    );
+    assert!(sealed["metadata"].get("annotations").is_none(), "{sealed}");
     assert!(
         files["secrets/kustomization.yaml"]
             .contains("- SealedSecret_monitoring_telltale-alertmanager-receivers.yaml")
@@ -1641,18 +1775,10 @@ awk 'BEGIN{} /^metadata:/{m=1;next} m&&!/^ /{m=0} m&&/^  name:/{name=$2} m&&/^  
     );
     assert_no_canary_in_repo(&s.repo());
 
-    // The stand-in seals with a fresh nonce each time, as kubeseal does: a
-    // re-run with the same content keeps every file (no commit) ...
-    let nonce_seal = std::fs::read_to_string(bin.join("kubeseal"))
-        .unwrap()
-        .replace("AgBy3i4OJSWK+PiTySYZZA==", "Ag\"n\"");
-    std::fs::write(
-        bin.join("kubeseal"),
-        nonce_seal.replace("awk 'BEGIN", "awk -v n=\"$$\" 'BEGIN"),
-    )
-    .unwrap();
+    // kubeseal seals with fresh randomness on every run: a re-run with the
+    // same content keeps every file (no commit) ...
     s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
-        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+        c.env("PATH", &path);
     });
     assert_eq!(commits_on(&s.repo(), BRANCH), 2);
     // ... and a change of the Slack channel alone seals the Alertmanager
@@ -1662,7 +1788,7 @@ awk 'BEGIN{} /^metadata:/{m=1;next} m&&!/^ /{m=0} m&&/^  name:/{name=$2} m&&/^  
         .replace("#ops-alerts", "#ops-pager");
     std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
     s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
-        c.env("PATH", format!("{}:/usr/bin:/bin", bin.display()));
+        c.env("PATH", &path);
     });
     assert_eq!(commits_on(&s.repo(), BRANCH), 3);
     let after = files_on(&s.repo(), BRANCH, PATH);
@@ -1675,10 +1801,101 @@ awk 'BEGIN{} /^metadata:/{m=1;next} m&&!/^ /{m=0} m&&/^  name:/{name=$2} m&&/^  
         after[changed[0]].contains("alertmanager.yaml: Ag"),
         "{changed:?}"
     );
-    assert_eq!(
-        after["secrets/SealedSecret_monitoring_telltale-alertmanager-receivers.yaml"],
-        *sealed
-    );
+    assert_eq!(after[receivers], files[receivers]);
+}
+
+/// For every profile × layout × encrypting secrets mode (sops where Flux
+/// decrypts it, sealed-secrets everywhere): a second run keeps every file
+/// byte for byte (generated values included), and a change of any one
+/// value of any Secret encrypts exactly that Secret again. Through
+/// `telltale::gitops::seal` with the real sops (an age key made here) and
+/// the kubeseal stand-in.
+#[test]
+fn every_secret_of_every_branch_is_encrypted_again_exactly_when_its_content_changes() {
+    use telltale::gitops::digest::DigestKey;
+    use telltale::gitops::layout::KeyValue;
+    use telltale::gitops::seal;
+    let dir = tempfile::tempdir().unwrap();
+    let sops = RealSops::new(dir.path());
+    let cert = common::sealed_secrets_cert(dir.path());
+    let key = DigestKey::from_text("test digest key");
+    let crds = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n";
+    let mut bundles: Vec<(String, telltale::render::Bundle)> = common::PROFILES
+        .iter()
+        .map(|p| (p.to_string(), common::render_profile(p)))
+        .collect();
+    bundles.push(("production+receivers".into(), production()));
+    let mut changes = 0;
+    for (name, bundle) in &bundles {
+        for (layout, mode) in [
+            (Layout::Flux, SecretsMode::Sops),
+            (Layout::Flux, SecretsMode::SealedSecrets),
+            (Layout::Argocd, SecretsMode::SealedSecrets),
+            (Layout::Plain, SecretsMode::SealedSecrets),
+        ] {
+            let what = format!("{name} × {layout} × {mode}");
+            let mut t = common::gitops_target(bundle, layout, mode, crds);
+            t.sops.as_mut().unwrap().age = vec![sops.recipient.clone()];
+            t.sealed_secrets.as_mut().unwrap().cert = cert.display().to_string();
+            let program = match mode {
+                SecretsMode::Sops => sops.bin.join("sops"),
+                _ => common::kubeseal_stand_in(),
+            }
+            .display()
+            .to_string();
+            let mut pending = layout::render(bundle, &t).unwrap().pending;
+            // Every value known here but the generated ones (the cluster
+            // is not read: `None`, a new one is made the first time).
+            for p in &mut pending {
+                for (k, v) in &mut p.secret.keys {
+                    if !matches!(v, KeyValue::Source(s) if s == "generated") {
+                        *v = KeyValue::Known(format!("value of {k}"));
+                    }
+                }
+            }
+            let seal = |pending: &[layout::Pending], existing: &BTreeMap<String, String>| {
+                seal::seal(
+                    pending,
+                    &t,
+                    &|p| existing.get(p).cloned(),
+                    false,
+                    &key,
+                    &|_, _, _| None,
+                    &|_| None,
+                    &|_| program.clone(),
+                )
+                .unwrap_or_else(|e| panic!("{what}: {e}"))
+            };
+            let first = seal(&pending, &BTreeMap::new()).files;
+            assert_eq!(first.len(), pending.len(), "{what}");
+            let again = seal(&pending, &first);
+            assert_eq!(again.files, first, "{what}: a re-run keeps every file");
+            assert!(
+                again.generated.is_empty(),
+                "{what}: a kept file keeps its generated values"
+            );
+            for (i, p) in pending.iter().enumerate() {
+                for (j, (k, v)) in p.secret.keys.iter().enumerate() {
+                    if matches!(v, KeyValue::Source(_)) {
+                        continue; // generated: not content telltale knows
+                    }
+                    let mut changed = pending.clone();
+                    changed[i].secret.keys[j].1 = KeyValue::Known(format!("new value of {k}"));
+                    let after = seal(&changed, &first).files;
+                    for (path, text) in &after {
+                        assert_eq!(
+                            text != &first[path],
+                            *path == p.path,
+                            "{what}: {} {k} changed; {path}",
+                            p.secret.name
+                        );
+                    }
+                    changes += 1;
+                }
+            }
+        }
+    }
+    assert!(changes > 40, "{changes} changes tried");
 }
 
 #[test]

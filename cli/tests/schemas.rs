@@ -6,8 +6,13 @@
 //! preserves unknown fields there; a kind without a fixture schema is an
 //! error too, so a new kind cannot slip by unvalidated.
 //!
+//! The SealedSecrets of every sealed-secrets branch are made as `gitops`
+//! makes them (telltale::gitops::seal) through the kubeseal stand-in
+//! (tests/fixtures/stand-ins/kubeseal), which writes kubeseal's exact
+//! output shape: the real kubeseal is in no registry these machines reach.
+//!
 //! Core kinds (Namespace, ConfigMap, Deployment, Service, the CRDs
-//! themselves…) go through the PyPI package `kubernetes-validate --strict`
+//! themselves, the Secrets of sops branches as Flux decrypts them…) go through the PyPI package `kubernetes-validate --strict`
 //! (installed by scripts/tools), which carries the Kubernetes OpenAPI
 //! schemas and works offline.
 
@@ -162,10 +167,9 @@ fn target(bundle: &telltale::render::Bundle, layout: Layout, secrets: SecretsMod
     common::gitops_target(bundle, layout, secrets, &crds)
 }
 
-/// Every file telltale writes: each profile's bundle (and production with
-/// every receiver), and each GitOps branch of it, every layout × secrets
-/// mode that is not refused. (label, path → content).
-fn everything() -> Vec<(String, BTreeMap<String, String>)> {
+/// Every profile's bundle, production with every receiver, and the
+/// alternatives no profile enables.
+fn bundles() -> Vec<(String, telltale::render::Bundle)> {
     let config = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/configs/production-receivers.yaml"),
@@ -190,6 +194,14 @@ fn everything() -> Vec<(String, BTreeMap<String, String>)> {
         "production+keda-http-service-preset".into(),
         common::render_with("production", Some(preset), &[]),
     ));
+    bundles
+}
+
+/// Every file telltale writes: each bundle of [`bundles`], and each GitOps
+/// branch of it, every layout × secrets mode that is not refused.
+/// (label, path → content).
+fn everything() -> Vec<(String, BTreeMap<String, String>)> {
+    let bundles = bundles();
     let mut out = Vec::new();
     for (name, bundle) in &bundles {
         out.push((name.clone(), bundle.files.clone()));
@@ -203,8 +215,14 @@ fn everything() -> Vec<(String, BTreeMap<String, String>)> {
                 if mode == SecretsMode::Sops && layout != Layout::Flux {
                     continue; // refused (tests/gitops.rs)
                 }
-                let rendered = layout::render(bundle, &target(bundle, layout, mode)).unwrap();
-                out.push((format!("{name} × {layout} × {mode}"), rendered.files));
+                let t = target(bundle, layout, mode);
+                let rendered = layout::render(bundle, &t).unwrap();
+                let mut files = rendered.files.clone();
+                if mode == SecretsMode::SealedSecrets {
+                    // The SealedSecrets as kubeseal writes them (its stand-in).
+                    files.extend(common::seal_with_stand_in(&rendered, &t));
+                }
+                out.push((format!("{name} × {layout} × {mode}"), files));
             }
         }
     }
@@ -222,9 +240,20 @@ fn every_custom_resource_matches_its_upstream_schema() {
     let mut compiled = BTreeMap::new();
     let mut errors = Vec::new();
     let mut checked = 0;
+    let mut sealed = 0;
     for (what, files) in everything() {
         checked += validate(&what, &files, &schemas, &mut compiled, &mut errors);
+        if what.ends_with("sealed-secrets") {
+            let n = files
+                .keys()
+                .filter(|p| p.contains("/SealedSecret_"))
+                .count();
+            assert!(n > 0, "{what}: no SealedSecret was checked");
+            sealed += n;
+        }
     }
+    // 8 bundles × 3 layouts, each with at least its Grafana and Alertmanager Secrets.
+    assert!(sealed >= 8 * 3 * 2, "{sealed} SealedSecrets checked");
     assert!(
         errors.is_empty(),
         "{} schema errors:\n{}",
@@ -232,6 +261,63 @@ fn every_custom_resource_matches_its_upstream_schema() {
         errors[..errors.len().min(40)].join("\n")
     );
     assert!(checked > 500, "{checked} objects checked");
+}
+
+/// The Secrets of every sops branch (each bundle × flux) as Flux's
+/// kustomize-controller applies them: encrypted by `telltale::gitops::seal`
+/// with the real sops (`$TELLTALE_TEST_SOPS`, else on PATH) for an age key
+/// made here, then decrypted. The committed file is ciphertext with a
+/// `sops` field; what reaches the API server is the plaintext Secret.
+fn sops_decrypted() -> Vec<(String, BTreeMap<String, String>)> {
+    let sops = match std::env::var_os("TELLTALE_TEST_SOPS").map(std::path::PathBuf::from) {
+        Some(path) if path.is_file() => path,
+        _ => common::require_tool("sops"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("age.key");
+    common::run_ok(
+        std::process::Command::new(common::require_tool("age-keygen"))
+            .arg("-o")
+            .arg(&key),
+    );
+    let recipient = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .unwrap()
+        .to_string();
+    let mut out = Vec::new();
+    for (name, bundle) in bundles() {
+        let mut t = target(&bundle, Layout::Flux, SecretsMode::Sops);
+        if let Some(settings) = &mut t.sops {
+            settings.age = vec![recipient.clone()];
+        }
+        let rendered = layout::render(&bundle, &t).unwrap();
+        let mut plain = BTreeMap::new();
+        for (path, text) in common::seal_pending(&rendered, &t, &sops) {
+            assert!(text.contains("\nsops:"), "{name}: {path} is encrypted");
+            let file = dir.path().join("encrypted.yaml");
+            std::fs::write(&file, &text).unwrap();
+            let output = std::process::Command::new(&sops)
+                .args(["--decrypt", "--input-type", "yaml", "--output-type", "yaml"])
+                .arg(&file)
+                .env("SOPS_AGE_KEY_FILE", &key)
+                .output()
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "{name}: sops decrypts {path}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            plain.insert(path, String::from_utf8(output.stdout).unwrap());
+        }
+        assert!(
+            !plain.is_empty(),
+            "{name}: the sops branch encrypts Secrets"
+        );
+        out.push((format!("{name} × flux × sops (decrypted)"), plain));
+    }
+    out
 }
 
 /// `$TELLTALE_TEST_KUBERNETES_VALIDATE`, else `kubernetes-validate` on PATH
@@ -276,6 +362,7 @@ fn every_core_object_passes_kubernetes_validate_strict() {
         "production × flux (real CRDs)".into(),
         layout::render(&bundle, &real).unwrap().files,
     ));
+    all.extend(sops_decrypted());
     for (what, files) in &all {
         for (path, text) in files {
             if !path.ends_with(".yaml") || path.ends_with("kustomization.yaml") {

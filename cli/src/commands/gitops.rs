@@ -468,15 +468,21 @@ impl<'a> ClusterSecrets<'a> {
         let (target, config) = access::target_pinned(self.global, &pin)
             .map_err(|e| format!("no cluster: {}", e.message))?;
         let runtime = access::runtime().map_err(|e| e.message)?;
+        let server = target.server.clone();
         runtime.block_on(async {
             let kube = access::connect(target, config)
                 .await
                 .map_err(|e| format!("cluster unreachable: {}", e.message))?;
             let api: kube::Api<KubeSecret> = kube::Api::namespaced(kube.client.clone(), namespace);
+            // In plain words (connection refused, forbidden…), as every
+            // other cluster error says it.
             let secret = api
                 .get_opt(name)
                 .await
-                .map_err(|e| format!("cannot read {namespace}/{name}: {e}"))?
+                .map_err(|e| {
+                    access::cluster_error(&format!("reading Secret {namespace}/{name}"), &server, e)
+                        .message
+                })?
                 .ok_or_else(|| format!("{namespace}/{name} is not in the cluster"))?;
             Ok(secret
                 .data

@@ -107,6 +107,7 @@ pub fn seal(
             continue;
         }
         let mut data = serde_json::Map::new();
+        let empty = values.is_empty();
         for (name, value) in values {
             let value = match value {
                 Some(v) => v,
@@ -168,10 +169,17 @@ pub fn seal(
                     .as_ref()
                     .map(|s| s.cert.clone())
                     .unwrap_or_default();
+                let mut args = vec!["--cert", cert.as_str(), "--format", "yaml"];
+                if empty {
+                    // A Secret the stack mounts may have no key yet (no
+                    // receiver configured); kubeseal refuses an empty one
+                    // unless told it is meant.
+                    args.push("--allow-empty-data");
+                }
                 let sealed = run(
                     "kubeseal",
                     &tool("kubeseal"),
-                    &["--cert", &cert, "--format", "yaml"],
+                    &args,
                     &plain,
                     &name,
                     target.secrets,

@@ -156,3 +156,84 @@ pub fn gitops_target(
             .collect(),
     }
 }
+
+/// The directory of the kubeseal **stand-in** (tests/fixtures/stand-ins/kubeseal,
+/// a shell script): the real kubeseal is in no registry these machines
+/// reach. It writes exactly kubeseal's `--format yaml` output shape (read
+/// from sealed-secrets v0.36's cmd/kubeseal and pkg/apis), with opaque
+/// values in place of ciphertext. Put it first on PATH, or call
+/// [`kubeseal_stand_in`] by path.
+pub fn stand_ins() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stand-ins")
+}
+
+/// The kubeseal stand-in's path (see [`stand_ins`]).
+pub fn kubeseal_stand_in() -> PathBuf {
+    stand_ins().join("kubeseal")
+}
+
+/// A file kubeseal's `--cert` accepts as the stand-in checks it (a PEM
+/// certificate block; the stand-in encrypts nothing, so no real key).
+pub fn sealed_secrets_cert(dir: &Path) -> PathBuf {
+    let cert = dir.join("pub-cert.pem");
+    std::fs::write(
+        &cert,
+        "-----BEGIN CERTIFICATE-----\nstand-in\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    cert
+}
+
+/// The SealedSecret files a sealed-secrets branch commits (path → content),
+/// made by `telltale::gitops::seal` through the kubeseal stand-in (see
+/// [`seal_pending`]).
+pub fn seal_with_stand_in(
+    rendered: &telltale::gitops::layout::Rendered,
+    target: &telltale::gitops::layout::Target,
+) -> BTreeMap<String, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut target = target.clone();
+    target.sealed_secrets = Some(telltale::model::config::SealedSecrets {
+        cert: sealed_secrets_cert(dir.path()).display().to_string(),
+    });
+    seal_pending(rendered, &target, &kubeseal_stand_in())
+}
+
+/// The encrypted files of a sops or sealed-secrets branch (path → content),
+/// made by `telltale::gitops::seal` with `program` as its sops or kubeseal:
+/// the Secrets of `rendered.pending`, each key given a test value (what is
+/// checked is the objects, not the sources, some of which only a cluster
+/// can resolve).
+pub fn seal_pending(
+    rendered: &telltale::gitops::layout::Rendered,
+    target: &telltale::gitops::layout::Target,
+    program: &Path,
+) -> BTreeMap<String, String> {
+    use telltale::gitops::layout::{KeyValue, Pending};
+    let pending: Vec<Pending> = rendered
+        .pending
+        .iter()
+        .map(|p| {
+            let mut p = p.clone();
+            for (key, value) in &mut p.secret.keys {
+                if let KeyValue::Source(_) = value {
+                    *value = KeyValue::Known(format!("test value of {key}"));
+                }
+            }
+            p
+        })
+        .collect();
+    let program = program.display().to_string();
+    telltale::gitops::seal::seal(
+        &pending,
+        target,
+        &|_| None,
+        false,
+        &telltale::gitops::digest::DigestKey::from_text("test digest key"),
+        &|_, _, _| None,
+        &|_| None,
+        &|_| program.clone(),
+    )
+    .unwrap_or_else(|e| panic!("{program} encrypts every pending Secret: {e}"))
+    .files
+}
