@@ -1,7 +1,7 @@
 //! helm through std::process, behind a small trait so the installer can be
 //! driven by a fault-injecting fake in tests (`fake-helm`, or any
 //! `TELLTALE_HELM` binary). The command lines built here are tested against
-//! real helm 3 and helm 4 and an OCI registry in tests/helm_real.rs.
+//! real helm 3 and helm 4 and an OCI registry in tests/it/helm_real.rs.
 //!
 //! Values always go on stdin (`--values -`): no values file touches disk.
 //! helm runs in its own process group so a Ctrl-C at the terminal reaches
@@ -35,7 +35,7 @@ pub enum HelmError {
 impl HelmError {
     /// The release does not exist. helm exits 1 for every failure; a missing
     /// release is told by its last line, `Error: release: not found` (helm
-    /// 3.x and 4.x alike, checked against both in tests/helm_real.rs). A
+    /// 3.x and 4.x alike, checked against both in tests/it/helm_real.rs). A
     /// missing helm binary is not a missing release.
     pub fn is_missing_release(&self) -> bool {
         matches!(self, HelmError::Failed { message, .. } if message.ends_with("release: not found"))

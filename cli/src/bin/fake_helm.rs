@@ -1,8 +1,8 @@
 //! fake-helm: a stand-in for the helm binary, kept **only for fault
-//! injection** in the installer tests (cli/tests/install.rs): a helm that
+//! injection** in the installer tests (cli/tests/it/install.rs): a helm that
 //! fails or stalls on cue, in the middle of an `up`, which real helm cannot be
 //! made to do. Whether real helm accepts the commands telltale builds is
-//! tested with real helm 3 and helm 4 (cli/tests/helm_real.rs). Built only
+//! tested with real helm 3 and helm 4 (cli/tests/it/helm_real.rs). Built only
 //! with the `fake-helm` feature; telltale runs it through `TELLTALE_HELM`.
 //!
 //! It answers the commands telltale issues (`version --short`,

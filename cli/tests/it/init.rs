@@ -5,8 +5,6 @@
 //! wait for each prompt's text and answer it, so dialoguer runs as it does
 //! for a user.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -289,7 +287,7 @@ fn yes_with_the_same_answers_writes_the_same_bytes_as_enter_everywhere() {
 
 #[test]
 fn typed_choices_equal_their_flags_byte_for_byte() {
-    let catalog = common::catalog();
+    let catalog = crate::common::catalog();
     // The first plugin of the list gets toggled: whatever it is as the
     // catalogue grows, the flag form says the same.
     let first = catalog.plugins.keys().next().unwrap().clone();
@@ -639,7 +637,7 @@ fn bad_flag_values_exit_2_with_a_did_you_mean() {
 
 #[test]
 fn every_profile_by_flags_is_accepted_by_plan() {
-    for profile in common::PROFILES {
+    for profile in crate::common::PROFILES {
         let ws = Workspace::new();
         let out = ws.run(&["init", "--yes", "--profile", profile, "--receiver", "slack"]);
         assert_eq!(out.code, Some(0), "{profile}: {}", out.stderr);
@@ -649,7 +647,7 @@ fn every_profile_by_flags_is_accepted_by_plan() {
 
 #[test]
 fn a_plugin_pick_that_breaks_a_requirement_is_explained_and_asked_again() {
-    let loki_at = common::catalog()
+    let loki_at = crate::common::catalog()
         .plugins
         .keys()
         .position(|p| p == "loki")
@@ -778,7 +776,7 @@ fn enter_until_done(mut pty: Pty) -> (i32, String) {
 
 #[test]
 fn enter_everywhere_on_every_profile_writes_what_yes_writes() {
-    for profile in common::PROFILES {
+    for profile in crate::common::PROFILES {
         let typed = Workspace::new();
         let (code, shown) =
             enter_until_done(typed.small_pty(&["init", "--context", "lab", "--profile", profile]));
@@ -882,7 +880,7 @@ fn the_profiles_receivers_are_ticked_and_unticking_one_writes_enabled_false() {
 
 #[test]
 fn at_80x24_long_lists_page_and_leave_no_stale_lines() {
-    let names: Vec<String> = common::catalog().plugins.keys().cloned().collect();
+    let names: Vec<String> = crate::common::catalog().plugins.keys().cloned().collect();
     let last = names.last().unwrap().clone();
     let ws = Workspace::new();
     let mut pty = ws.small_pty(&["init", "--context", "lab", "--profile", "homelab"]);

@@ -1,15 +1,13 @@
-//! Tests of the fake Kubernetes API server (`common::fake_api`), driven
+//! Tests of the fake Kubernetes API server (`crate::common::fake_api`), driven
 //! through the real kube-rs client the way the installer talks to a cluster.
 //!
 //! Each test starts the fake first (it runs its own runtime on its own
 //! thread) and only then a runtime for the client.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::future::Future;
 
-use common::fake_api::FakeApi;
+use crate::common::fake_api::FakeApi;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };

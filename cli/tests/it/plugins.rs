@@ -1,12 +1,10 @@
 //! Issue 8: the built-in plugins of every seed system, the authoring loop
 //! (new → lint), plugins wired into the profiles, and executable plugins.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use assert_cmd::Command;
-use common::*;
 use serde_json::Value;
 
 /// Every plugin the issue names.

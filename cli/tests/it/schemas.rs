@@ -16,8 +16,6 @@
 //! (installed by scripts/tools), which carries the Kubernetes OpenAPI
 //! schemas and works offline.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -164,7 +162,7 @@ fn target(bundle: &telltale::render::Bundle, layout: Layout, secrets: SecretsMod
     // The crds layer's CRDs are a core kind (checked with kubernetes-validate
     // below); one reduced CRD keeps 60 renders fast.
     let crds = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n  versions: []\n".to_string();
-    common::gitops_target(bundle, layout, secrets, &crds)
+    crate::common::gitops_target(bundle, layout, secrets, &crds)
 }
 
 /// Every profile's bundle, production with every receiver, and the
@@ -175,24 +173,24 @@ fn bundles() -> Vec<(String, telltale::render::Bundle)> {
             .join("tests/fixtures/configs/production-receivers.yaml"),
     )
     .unwrap();
-    let mut bundles: Vec<(String, telltale::render::Bundle)> = common::PROFILES
+    let mut bundles: Vec<(String, telltale::render::Bundle)> = crate::common::PROFILES
         .iter()
-        .map(|p| (p.to_string(), common::render_profile(p)))
+        .map(|p| (p.to_string(), crate::common::render_profile(p)))
         .collect();
     bundles.push((
         "production+receivers".into(),
-        common::render_with("production", Some(&config), &[]),
+        crate::common::render_with("production", Some(&config), &[]),
     ));
     // The autoscaling alternatives and the http-service preset, which no profile enables.
     let adapter = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: ml-slo\n  plugins:\n    keda: {enabled: false}\n    prometheus-adapter: {enabled: true}\n";
     bundles.push((
         "ml-slo+prometheus-adapter".into(),
-        common::render_with("ml-slo", Some(adapter), &[]),
+        crate::common::render_with("ml-slo", Some(adapter), &[]),
     ));
     let preset = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  plugins:\n    keda:\n      enabled: true\n      values:\n        services: [{name: checkout, namespace: shop, selector: 'job=\"checkout\"'}]\n";
     bundles.push((
         "production+keda-http-service-preset".into(),
-        common::render_with("production", Some(preset), &[]),
+        crate::common::render_with("production", Some(preset), &[]),
     ));
     bundles
 }
@@ -213,14 +211,14 @@ fn everything() -> Vec<(String, BTreeMap<String, String>)> {
                 SecretsMode::Sops,
             ] {
                 if mode == SecretsMode::Sops && layout != Layout::Flux {
-                    continue; // refused (tests/gitops.rs)
+                    continue; // refused (tests/it/gitops.rs)
                 }
                 let t = target(bundle, layout, mode);
                 let rendered = layout::render(bundle, &t).unwrap();
                 let mut files = rendered.files.clone();
                 if mode == SecretsMode::SealedSecrets {
                     // The SealedSecrets as kubeseal writes them (its stand-in).
-                    files.extend(common::seal_with_stand_in(&rendered, &t));
+                    files.extend(crate::common::seal_with_stand_in(&rendered, &t));
                 }
                 out.push((format!("{name} × {layout} × {mode}"), files));
             }
@@ -271,12 +269,12 @@ fn every_custom_resource_matches_its_upstream_schema() {
 fn sops_decrypted() -> Vec<(String, BTreeMap<String, String>)> {
     let sops = match std::env::var_os("TELLTALE_TEST_SOPS").map(std::path::PathBuf::from) {
         Some(path) if path.is_file() => path,
-        _ => common::require_tool("sops"),
+        _ => crate::common::require_tool("sops"),
     };
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("age.key");
-    common::run_ok(
-        std::process::Command::new(common::require_tool("age-keygen"))
+    crate::common::run_ok(
+        std::process::Command::new(crate::common::require_tool("age-keygen"))
             .arg("-o")
             .arg(&key),
     );
@@ -294,7 +292,7 @@ fn sops_decrypted() -> Vec<(String, BTreeMap<String, String>)> {
         }
         let rendered = layout::render(&bundle, &t).unwrap();
         let mut plain = BTreeMap::new();
-        for (path, text) in common::seal_pending(&rendered, &t, &sops) {
+        for (path, text) in crate::common::seal_pending(&rendered, &t, &sops) {
             assert!(text.contains("\nsops:"), "{name}: {path} is encrypted");
             let file = dir.path().join("encrypted.yaml");
             std::fs::write(&file, &text).unwrap();
@@ -325,7 +323,7 @@ fn sops_decrypted() -> Vec<(String, BTreeMap<String, String>)> {
 fn kubernetes_validate() -> std::path::PathBuf {
     match std::env::var_os("TELLTALE_TEST_KUBERNETES_VALIDATE").map(std::path::PathBuf::from) {
         Some(path) if path.is_file() => path,
-        _ => common::require_tool("kubernetes-validate"),
+        _ => crate::common::require_tool("kubernetes-validate"),
     }
 }
 
@@ -340,7 +338,7 @@ fn every_core_object_passes_kubernetes_validate_strict() {
     // the crds layer with the chart's real CRDs.
     let mut unique: BTreeMap<String, String> = BTreeMap::new();
     let mut all = everything();
-    let bundle = common::render_profile("production");
+    let bundle = crate::common::render_profile("production");
     let mut real = target(&bundle, Layout::Flux, SecretsMode::Reference);
     let full: String = {
         let dir =

@@ -17,19 +17,17 @@
 //!   PagerDuty) holds the alert's summary, description, runbook and a link
 //!   to a dashboard of the bundle that shows the alert's metric.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::stack::LocalStack;
+use crate::common::stack::LocalStack;
 use serde_json::{Value, json};
 use telltale::render::Bundle;
 
-const README: &str = include_str!("../../README.md");
-const SITE: &str = include_str!("fixtures/configs/production-site.yaml");
+const README: &str = include_str!("../../../README.md");
+const SITE: &str = include_str!("../fixtures/configs/production-site.yaml");
 
 /// One row of the README's routing table.
 #[derive(Debug, Clone)]
@@ -151,8 +149,8 @@ fn amtool_routes(config: &Path, labels: &[(String, String)], want: &[String]) {
         args.push("alertname=RoutingTableRow".into());
     }
     // amtool exits non-zero when the receivers differ from --verify.receivers.
-    let out = common::run_ok(
-        Command::new(common::require_tool("amtool"))
+    let out = crate::common::run_ok(
+        Command::new(crate::common::require_tool("amtool"))
             .args(["config", "routes", "test", "--config.file"])
             .arg(config)
             .arg(format!("--verify.receivers={}", want.join(",")))
@@ -184,8 +182,8 @@ fn every_row_of_the_readme_routing_table_is_what_amtool_resolves() {
     let rows = routing_table();
     assert!(rows.len() >= 10, "{rows:#?}");
     let dir = tempfile::tempdir().unwrap();
-    let production = common::render_with("production", Some(&site("production", None)), &[]);
-    common::write(&production, &dir.path().join("production"));
+    let production = crate::common::render_with("production", Some(&site("production", None)), &[]);
+    crate::common::write(&production, &dir.path().join("production"));
     let config = dir.path().join("production/alertmanager/alertmanager.yaml");
     for row in &rows {
         amtool_routes(&config, &row.labels, &row.receivers);
@@ -193,8 +191,8 @@ fn every_row_of_the_readme_routing_table_is_what_amtool_resolves() {
     // The same alerts on the profile that makes the operations email the
     // default receiver: only the rows that went to `warning` for want of a
     // severity change.
-    let data = common::render_with("data-platform", Some(&site("data-platform", None)), &[]);
-    common::write(&data, &dir.path().join("data"));
+    let data = crate::common::render_with("data-platform", Some(&site("data-platform", None)), &[]);
+    crate::common::write(&data, &dir.path().join("data"));
     let data_config = dir.path().join("data/alertmanager/alertmanager.yaml");
     let mut defaulted = 0;
     for row in &rows {
@@ -307,7 +305,7 @@ fn delivered(all: &[Value], alertname: &str) -> BTreeSet<(String, String)> {
 /// The alert `name` as the bundle's promtool tests fire it: its labels and
 /// its expanded annotations.
 fn fired_in_tests(bundle: &Bundle, name: &str) -> (BTreeMap<String, String>, Value) {
-    for (_, text) in common::files_with_prefix(bundle, "prometheus/tests/") {
+    for (_, text) in crate::common::files_with_prefix(bundle, "prometheus/tests/") {
         let doc: Value = serde_saphyr::from_str(text).unwrap();
         for test in doc["tests"].as_array().into_iter().flatten() {
             for case in test["alert_rule_test"].as_array().into_iter().flatten() {
@@ -360,13 +358,13 @@ struct Run {
 }
 
 fn start(name: &'static str, business_hours: &str) -> Run {
-    let bundle = common::render_with(
+    let bundle = crate::common::render_with(
         "production",
         Some(&site("production", Some(business_hours))),
         &[],
     );
     let dir = tempfile::tempdir().unwrap();
-    common::write(&bundle, dir.path());
+    crate::common::write(&bundle, dir.path());
     let config: Value =
         serde_saphyr::from_str(&bundle.files["alertmanager/alertmanager.yaml"]).unwrap();
     let stack = LocalStack::start(dir.path(), &[]);
@@ -432,7 +430,7 @@ fn business_hours_hold_capacity_planning_and_nothing_else_on_the_real_alertmanag
             "labels": labels,
             "annotations": {
                 "summary": format!("Routing table row {i}: {}", row.class),
-                "description": format!("The README's row `{}`, posted by cli/tests/routing.rs.", row.class),
+                "description": format!("The README's row `{}`, posted by cli/tests/it/routing.rs.", row.class),
                 "sla": "none",
                 "runbook_url": runbook,
             },

@@ -4,8 +4,6 @@
 //! plain http, huge timeouts and rates). Plus verify's honesty without a
 //! cluster: exit 3 when nothing can be reached, skips that say why.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -127,7 +125,7 @@ fn reflect(mut stream: TcpStream, _: &AtomicU64) {
 
 /// verify in a clean environment (no kubeconfig: no cluster), kind profile.
 fn telltale(dir: &Path) -> assert_cmd::Command {
-    let mut cmd = common::telltale(dir);
+    let mut cmd = crate::common::telltale(dir);
     cmd.args(["verify", "--profile", "kind"]);
     cmd
 }
@@ -409,7 +407,7 @@ fn a_check_that_cannot_run_is_skipped_with_the_reason() {
     let junit = dir.path().join("verify.xml");
     // No cluster: autoscaling, and load with the k6 engine, cannot run.
     // The ml-slo profile declares both.
-    let out = common::telltale(dir.path())
+    let out = crate::common::telltale(dir.path())
         .args(["verify", "--profile", "ml-slo", "-o", "json"])
         .args(["--checks", "autoscaling,load,targets"])
         .args(["--prometheus-url", &url, "--timeout", "2s"])
@@ -529,7 +527,7 @@ fn checks_the_profile_does_not_declare_are_not_run() {
 
 #[test]
 fn a_terminal_sees_what_verify_waits_for_and_json_does_not() {
-    let script = common::require_tool("script");
+    let script = crate::common::require_tool("script");
     let dir = tempfile::tempdir().unwrap();
     let (url, _) = serve(silent);
     let line = format!(

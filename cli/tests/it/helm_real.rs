@@ -14,14 +14,12 @@
 //! `upgrade --install` flag set (through `helm template`, which takes the same
 //! flags and renders with the values on stdin), and the release JSON telltale
 //! reads from `status -o json` (from a client-side dry-run install); against the fake API server
-//! (tests/common/fake_api.rs) through real helm: `status` and `uninstall` of
+//! (tests/it/common/fake_api.rs) through real helm: `status` and `uninstall` of
 //! a missing release. `upgrade --install` against a server (with
 //! `--dry-run=server` or for real) is e2e-only: helm validates manifests
 //! against the server's OpenAPI document, which the fake does not serve,
 //! `--wait` needs controllers, and helm 4's watcher needs watch (README,
 //! "Testing without a cluster").
-
-mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -61,9 +59,9 @@ struct Registry {
 impl Registry {
     fn start(dir: &Path) -> Registry {
         let bin = tool_from_env("TELLTALE_TEST_REGISTRY");
-        let openssl = common::require_tool("openssl");
+        let openssl = crate::common::require_tool("openssl");
         let (cert, key) = (dir.join("registry.crt"), dir.join("registry.key"));
-        common::run_ok(
+        crate::common::run_ok(
             Command::new(openssl)
                 .args([
                     "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
@@ -79,7 +77,7 @@ impl Registry {
                 .arg("-out")
                 .arg(&cert),
         );
-        let port = common::local::free_port();
+        let port = crate::common::local::free_port();
         let config = dir.join("registry.yml");
         std::fs::write(
             &config,
@@ -167,12 +165,12 @@ impl RealHelm {
     /// `helm package` + `helm push` of the fixture chart, as a chart author would.
     fn push_chart(&self, dir: &Path, registry: &Registry) {
         let out = dir.join("packaged");
-        common::run_ok(
+        crate::common::run_ok(
             Command::new(&self.wrapper)
                 .args(["package", CHART_DIR, "-d"])
                 .arg(&out),
         );
-        common::run_ok(
+        crate::common::run_ok(
             Command::new(&self.wrapper)
                 .arg("push")
                 .arg(out.join(format!("telltale-probe-{CHART_VERSION}.tgz")))
@@ -334,7 +332,7 @@ fn against_fake_api(major: u64) {
     let helm = RealHelm::new(major, dir.path(), &registry);
     helm.push_chart(dir.path(), &registry);
     let repository = registry.chart_ref();
-    let api = common::fake_api::FakeApi::start();
+    let api = crate::common::fake_api::FakeApi::start();
     let kubeconfig = api.kubeconfig(&dir.path().join("kubeconfig"), "fake");
     let kube_args = vec![
         "--kube-context".to_string(),
@@ -437,7 +435,7 @@ fn helm4_status_uninstall_and_release_json_against_the_fake_api() {
 /// tag: helm takes the version from `--version`.
 #[test]
 fn every_builtin_oci_chart_reference_names_its_chart() {
-    let catalog = common::catalog();
+    let catalog = crate::common::catalog();
     let mut oci = 0;
     for entry in catalog.plugins.values() {
         let Some(chart) = &entry.plugin.spec.chart else {

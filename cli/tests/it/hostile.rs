@@ -5,8 +5,6 @@
 //! temporary tree is snapshotted before and after; the output directory
 //! itself is only allowed to appear on success).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -150,7 +148,7 @@ fn run(case: Case) {
     let before = snapshot(root.path(), &skip);
 
     let c = canary();
-    let mut cmd = common::telltale(&work);
+    let mut cmd = crate::common::telltale(&work);
     cmd.env("TELLTALE_CANARY", &c)
         .env(
             "SLACK_WEBHOOK_URL",
@@ -222,8 +220,8 @@ fn run_all(cases: Vec<Case>) {
 #[test]
 fn output_directory() {
     fn own_bundle(work: &Path) {
-        let bundle = common::render_profile("kind");
-        common::write(&bundle, &work.join("out"));
+        let bundle = crate::common::render_profile("kind");
+        crate::common::write(&bundle, &work.join("out"));
     }
     fn own_bundle_tampered(work: &Path) {
         own_bundle(work);
@@ -266,8 +264,8 @@ fn output_directory() {
         Case::new("--out . inside a bundle", 2)
             .args(&["--profile", "homelab"])
             .setup(|w| {
-                let bundle = common::render_profile("kind");
-                common::write(&bundle, &w.join("tmpb"));
+                let bundle = crate::common::render_profile("kind");
+                crate::common::write(&bundle, &w.join("tmpb"));
                 for entry in std::fs::read_dir(w.join("tmpb")).unwrap() {
                     let e = entry.unwrap();
                     std::fs::rename(e.path(), w.join(e.file_name())).unwrap();
@@ -609,7 +607,7 @@ fn plugin_files() {
         Case::new("a rule promtool refuses is caught before writing", 2)
             .with_tools()
             .setup(|_| {
-                common::require_tool("promtool");
+                crate::common::require_tool("promtool");
             })
             .args(&["--plugin-dir", "plug"])
             .file("plug/evil/plugin.yaml", plugin_yaml("evil"))
@@ -743,8 +741,8 @@ fn the_suite_has_at_least_sixty_cases() {
 #[test]
 fn accepted_edge_inputs_pass_promtool_and_amtool() {
     use std::process::Command;
-    common::require_tool("promtool");
-    common::require_tool("amtool");
+    crate::common::require_tool("promtool");
+    crate::common::require_tool("amtool");
     let long_ns = format!("n{}", "0".repeat(61));
     let configs = [
         config(
@@ -759,7 +757,7 @@ fn accepted_edge_inputs_pass_promtool_and_amtool() {
     ];
     for text in configs {
         let bundle = telltale::render::render(
-            &common::catalog(),
+            &crate::common::catalog(),
             &telltale::render::Request {
                 config: Some(telltale::model::Source::new("edge.yaml", text.clone())),
                 ..Default::default()
@@ -768,14 +766,14 @@ fn accepted_edge_inputs_pass_promtool_and_amtool() {
         .unwrap_or_else(|e| panic!("accepted input renders: {e}\n{text}"));
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("b");
-        common::write(&bundle, &out);
+        crate::common::write(&bundle, &out);
         let rules: Vec<String> = bundle
             .files
             .keys()
             .filter(|p| p.starts_with("prometheus/rules/"))
             .cloned()
             .collect();
-        common::run_ok(
+        crate::common::run_ok(
             Command::new("promtool")
                 .current_dir(&out)
                 .args(["check", "rules"])
@@ -787,7 +785,7 @@ fn accepted_edge_inputs_pass_promtool_and_amtool() {
             .filter_map(|p| p.strip_prefix("prometheus/tests/").map(str::to_string))
             .collect();
         if !tests.is_empty() {
-            let log = common::run_ok(
+            let log = crate::common::run_ok(
                 Command::new("promtool")
                     .current_dir(out.join("prometheus/tests"))
                     .args(["test", "rules"])
@@ -795,7 +793,7 @@ fn accepted_edge_inputs_pass_promtool_and_amtool() {
             );
             assert!(!log.contains("FAILED"), "{log}");
         }
-        common::run_ok(
+        crate::common::run_ok(
             Command::new("amtool")
                 .arg("check-config")
                 .arg(out.join("alertmanager/alertmanager.yaml")),

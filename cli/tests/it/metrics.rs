@@ -6,14 +6,12 @@
 //! Alertmanager 0.33 and node-exporter 1.11 (with its textfile collector).
 //! postgres_exporter's lists are checked in drift.rs, on a real PostgreSQL.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use telltale::render::metrics;
 

@@ -6,14 +6,12 @@
 //! says; and the bundle's own ModelDrift expression, evaluated by real
 //! Prometheus 3 scraping that exporter, fires when a new run's F1 drops.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::postgres::Postgres;
-use common::*;
+use crate::common::postgres::Postgres;
+use crate::common::*;
 use serde_json::Value;
 
 const CONFIG: &str = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  grafana:\n    datasources:\n      postgres: {host: 'db.ml.svc:5432', database: results, user: reader, password: {secretRef: {name: grafana-postgres, key: password}}}\n";

@@ -3,15 +3,13 @@
 //! (`requires:`): the lint over every built-in profile, and `plugins lint`
 //! refusing a plugin whose expected job nothing scrapes.
 
-mod common;
-
 use std::path::Path;
 
 use telltale::render::{Bundle, UNBACKED};
 
 /// The objects of a kind among the bundle's manifests, as (name, text).
 fn objects<'a>(bundle: &'a Bundle, kind: &str) -> Vec<(&'a String, &'a String)> {
-    common::files_with_prefix(bundle, "manifests/")
+    crate::common::files_with_prefix(bundle, "manifests/")
         .into_iter()
         .filter(|(_, text)| text.contains(&format!("kind: {kind}\n")))
         .collect()
@@ -19,8 +17,8 @@ fn objects<'a>(bundle: &'a Bundle, kind: &str) -> Vec<(&'a String, &'a String)> 
 
 #[test]
 fn every_expectation_of_every_profile_is_backed_or_declares_what_it_requires() {
-    for profile in common::PROFILES {
-        let bundle = common::render_profile(profile);
+    for profile in crate::common::PROFILES {
+        let bundle = crate::common::render_profile(profile);
         let plan = &bundle.plan;
         let ex = &plan.expectations;
         let unbacked: Vec<&String> = plan
@@ -119,7 +117,7 @@ const OUTSIDE: [(&str, &str); 6] = [
 
 #[test]
 fn jobs_of_systems_outside_the_bundle_say_so_in_plan_json() {
-    let bundle = common::render_profile("data-platform");
+    let bundle = crate::common::render_profile("data-platform");
     let plan: serde_json::Value = serde_json::from_str(&bundle.plan_json).unwrap();
     let targets = plan["expectations"]["targets"].as_array().unwrap();
     for (job, system) in OUTSIDE {
@@ -140,7 +138,7 @@ fn jobs_of_systems_outside_the_bundle_say_so_in_plan_json() {
 }
 
 fn lint(dir: &Path) -> std::process::Output {
-    common::telltale(dir)
+    crate::common::telltale(dir)
         .env("PATH", std::env::var_os("PATH").unwrap())
         .args(["plugins", "lint", "demo"])
         .output()
@@ -149,10 +147,10 @@ fn lint(dir: &Path) -> std::process::Output {
 
 #[test]
 fn plugins_lint_refuses_an_expected_job_nothing_scrapes() {
-    common::require_tool("promtool");
-    common::require_tool("amtool");
+    crate::common::require_tool("promtool");
+    crate::common::require_tool("amtool");
     let dir = tempfile::tempdir().unwrap();
-    common::telltale(dir.path())
+    crate::common::telltale(dir.path())
         .args(["plugins", "new", "demo"])
         .assert()
         .success();
@@ -225,7 +223,7 @@ fn fake_prometheus(targets: Vec<(String, &'static str)>) -> String {
 
 fn verify_targets(url: &str) -> (i32, serde_json::Value) {
     let dir = tempfile::tempdir().unwrap();
-    let out = common::telltale(dir.path())
+    let out = crate::common::telltale(dir.path())
         .args([
             "verify",
             "--profile",
@@ -242,7 +240,7 @@ fn verify_targets(url: &str) -> (i32, serde_json::Value) {
 
 #[test]
 fn verify_skips_absent_outside_systems_and_checks_present_ones() {
-    let bundle = common::render_profile("data-platform");
+    let bundle = crate::common::render_profile("data-platform");
     let ex = &bundle.plan.expectations.targets;
     // Everything the bundle installs is up; the outside systems are absent.
     let own: Vec<(String, &str)> = ex
@@ -352,7 +350,7 @@ fn seconds(duration: &str) -> u64 {
 /// lasts as long as the triggers need to see it.
 #[test]
 fn ml_slos_load_crosses_the_keda_triggers_it_is_sized_from() {
-    let bundle = common::render_profile("ml-slo");
+    let bundle = crate::common::render_profile("ml-slo");
     let load = bundle.plan.expectations.load.clone().unwrap();
     let so = object(&bundle, "ScaledObject");
     let min = number(&so["spec"]["minReplicaCount"]);
@@ -419,7 +417,7 @@ fn ml_slos_load_crosses_the_keda_triggers_it_is_sized_from() {
 #[test]
 fn the_prometheus_adapter_hpa_selects_model_and_version_and_the_load_crosses_it() {
     let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: ml-slo\n  plugins:\n    keda: {enabled: false}\n    prometheus-adapter: {enabled: true}\n";
-    let bundle = common::render_with("ml-slo", Some(config), &[]);
+    let bundle = crate::common::render_with("ml-slo", Some(config), &[]);
     let load = bundle.plan.expectations.load.clone().unwrap();
     let hpa = object(&bundle, "HorizontalPodAutoscaler");
     let metrics = hpa["spec"]["metrics"].as_array().unwrap();

@@ -1,11 +1,9 @@
 //! Every built-in profile's bundle: deterministic, snapshotted, and accepted
 //! by the real promtool and amtool.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use telltale::lint;
 use telltale::model::Source;
@@ -327,7 +325,7 @@ fn amtool_checks_the_config_and_every_route_case() {
         write(&bundle, dir.path());
         let config = dir.path().join("alertmanager/alertmanager.yaml");
         run_ok(Command::new("amtool").arg("check-config").arg(&config));
-        let cases: Value = common::routes_test(&bundle);
+        let cases: Value = crate::common::routes_test(&bundle);
         let cases = cases["cases"].as_array().unwrap();
         assert!(cases.len() >= 6);
         for case in cases {
@@ -408,7 +406,9 @@ fn the_coverage_check_catches_an_alert_without_a_silent_case() {
 fn production_routes_by_tier() {
     let bundle = render_with(
         "production",
-        Some(include_str!("fixtures/configs/production-receivers.yaml")),
+        Some(include_str!(
+            "../fixtures/configs/production-receivers.yaml"
+        )),
         &[],
     );
     let tiers: Vec<(String, Vec<String>)> = bundle
@@ -618,7 +618,7 @@ fn every_inhibition_works_on_the_labels_the_alerts_really_carry() {
         assert_eq!(rendered, rules.len(), "{profile}: {am}");
         // Every pair in routes-test.yaml is made of real label sets: the
         // source as it fires, the target as it fires for the same object.
-        let spec = common::routes_test(&bundle);
+        let spec = crate::common::routes_test(&bundle);
         for pair in spec["inhibitions"].as_array().unwrap() {
             let source: alertmanager::Labels =
                 serde_json::from_value(pair["source"].clone()).unwrap();
@@ -688,7 +688,7 @@ fn the_inhibition_lint_fails_when_an_alert_loses_the_label_a_pair_needs() {
 fn absent_optional_systems_never_page_on_a_healthy_production_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let bundle = render_profile("production");
-    let cluster = common::local::exporter(|_, _| {
+    let cluster = crate::common::local::exporter(|_, _| {
         [
             r#"kube_node_info{job="kube-state-metrics",node="worker-1"} 1"#,
             r#"kube_node_status_condition{job="kube-state-metrics",node="worker-1",condition="Ready",status="true"} 1"#,
@@ -699,9 +699,9 @@ fn absent_optional_systems_never_page_on_a_healthy_production_cluster() {
             + "\n"
     });
     // The StatsD exporter with nothing mapped yet: its own metrics only.
-    let statsd = common::local::exporter(|_, _| "statsd_exporter_build_info 1\n".into());
-    let postgres = common::local::exporter(|_, _| "pg_up 0\n".into());
-    let prometheus = common::local::rules_over(
+    let statsd = crate::common::local::exporter(|_, _| "statsd_exporter_build_info 1\n".into());
+    let postgres = crate::common::local::exporter(|_, _| "pg_up 0\n".into());
+    let prometheus = crate::common::local::rules_over(
         &bundle,
         dir.path(),
         &[
@@ -718,7 +718,7 @@ fn absent_optional_systems_never_page_on_a_healthy_production_cluster() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     let mut seen_since: Option<std::time::Instant> = None;
     let alerts = loop {
-        let alerts = common::local::prometheus_alerts(&prometheus);
+        let alerts = crate::common::local::prometheus_alerts(&prometheus);
         let firing = |n: &str| {
             alerts
                 .iter()

@@ -4,13 +4,11 @@
 //! is posted to a live instance; and end to end, Prometheus 3 evaluating the
 //! production rules over synthetic series and notifying Alertmanager 0.3x.
 
-mod common;
-
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
-use common::{PROFILES, local, render_profile, write};
+use crate::common::{PROFILES, local, render_profile, write};
 
 fn post(am: &local::Daemon, alerts: Value) {
     ureq::post(&format!("{}/api/v2/alerts", am.url))
@@ -76,7 +74,7 @@ fn every_inhibited_pair_is_suppressed_by_its_source_in_a_real_alertmanager() {
         let bundle = render_profile(profile);
         let dir = tempfile::tempdir().unwrap();
         write(&bundle, &dir.path().join("bundle"));
-        let spec: Value = common::routes_test(&bundle);
+        let spec: Value = crate::common::routes_test(&bundle);
         let pairs = spec["inhibitions"].as_array().expect("inhibitions listed");
         assert!(pairs.len() >= 3, "{profile}: too few inhibited pairs");
 
@@ -178,7 +176,7 @@ fn prometheus_3_fires_the_production_rules_and_alertmanager_inhibits_each_seed_p
     let rules = dir.path().join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     let for_ = regex::Regex::new(r"(?m)^(\s+)for: \S+$").unwrap();
-    for (path, text) in common::files_with_prefix(&bundle, "prometheus/rules/") {
+    for (path, text) in crate::common::files_with_prefix(&bundle, "prometheus/rules/") {
         let name = path.trim_start_matches("prometheus/rules/");
         std::fs::write(
             rules.join(name),

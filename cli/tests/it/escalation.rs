@@ -10,12 +10,10 @@
 //! PagerDuty; the other is acknowledged with `telltale ack` once its level 1
 //! arrived, and the sink shows level 1 only.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::stack::LocalStack;
+use crate::common::stack::LocalStack;
 use serde_json::Value;
 
 const UNACKED: &str = "EscalationDrillUnacked";
@@ -133,8 +131,8 @@ fn unacknowledged_alerts_climb_every_level_and_an_acknowledged_one_stops_at_the_
         String::from_utf8_lossy(&out.stderr)
     );
     // The generated promtool test holds at this scale too (seconds).
-    common::run_ok(
-        std::process::Command::new(common::require_tool("promtool"))
+    crate::common::run_ok(
+        std::process::Command::new(crate::common::require_tool("promtool"))
             .current_dir(bundle.join("prometheus/tests"))
             .args(["test", "rules", "telltale-escalation_test.yaml"]),
     );

@@ -4,8 +4,6 @@
 //! do so quickly. The case count is bounded so this runs in the normal
 //! `cargo test` (PROPTEST_CASES raises it for a longer fuzzing run).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -75,7 +73,7 @@ proptest! {
 
     #[test]
     fn any_config_renders_or_fails_cleanly(text in yamlish()) {
-        let catalog = common::catalog();
+        let catalog = crate::common::catalog();
         let request = Request {
             config: Some(Source::new("c.yaml", text)),
             ..Request::default()
@@ -122,7 +120,7 @@ proptest! {
         key in "[a-zA-Z]{1,10}(\\.[a-zA-Z]{1,10}){0,3}",
         value in "[ -~]{0,60}",
     ) {
-        let catalog = common::catalog();
+        let catalog = crate::common::catalog();
         let request = Request {
             profile: Some("kind".into()),
             sets: vec![format!("loki.{key}={value}")],

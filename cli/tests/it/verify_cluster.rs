@@ -1,12 +1,10 @@
 //! verify's checks that read the cluster (autoscaling: the external metrics
 //! API and HPAs) against the fake API server.
 
-mod common;
-
 use assert_cmd::Command;
 use serde_json::{Value, json};
 
-use common::fake_api::FakeApi;
+use crate::common::fake_api::FakeApi;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 

@@ -1,8 +1,6 @@
 //! `up`, `status`, `down`, `unlock` against the fake API server
-//! (tests/common/fake_api.rs) and the fake helm binary (src/bin/fake_helm.rs):
+//! (tests/it/common/fake_api.rs) and the fake helm binary (src/bin/fake_helm.rs):
 //! these machines have no cluster and no helm. The real path is e2e/ on kind.
-
-mod common;
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -10,7 +8,7 @@ use std::process::Output;
 use assert_cmd::Command;
 use serde_json::{Value, json};
 
-use common::fake_api::FakeApi;
+use crate::common::fake_api::FakeApi;
 
 const NS: &str = "monitoring";
 
@@ -150,7 +148,7 @@ fn outcomes(report: &Value) -> Vec<(String, String)> {
 }
 
 fn kind_plan() -> telltale::render::plan::Plan {
-    common::render_profile("kind").plan
+    crate::common::render_profile("kind").plan
 }
 
 #[test]
@@ -198,7 +196,7 @@ fn up_runs_the_phases_in_order_and_a_second_run_changes_nothing() {
         .position(|c| c.starts_with("upgrade"))
         .unwrap();
     assert!(show < first_upgrade);
-    let bundle = common::render_profile("kind");
+    let bundle = crate::common::render_profile("kind");
     for call in stack.helm_calls() {
         let args: Vec<&str> = call["args"]
             .as_array()
@@ -384,7 +382,7 @@ fn an_unsupported_server_and_missing_helm_fail_preflight() {
 #[test]
 fn an_unreachable_server_fails_fast_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::local::free_port();
+    let port = crate::common::local::free_port();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
@@ -1795,7 +1793,7 @@ fn progress_is_a_line_per_phase_on_a_terminal_and_timestamped_lines_otherwise() 
         "{lines}"
     );
 
-    let script = common::require_tool("script");
+    let script = crate::common::require_tool("script");
     let command = format!(
         "{} --kubeconfig {} up --profile kind --yes --skip-verify --from-phase alerting",
         env!("CARGO_BIN_EXE_telltale"),
@@ -1919,7 +1917,7 @@ fn up_with_gitops_commits_the_branch_as_its_last_phase_and_refuses_early_without
     let stack = Stack::new("kind-telltale");
     let root = stack.dir.path();
     let git = |dir: &std::path::Path, args: &[&str]| {
-        common::run_ok(
+        crate::common::run_ok(
             std::process::Command::new("git")
                 .args(["-c", "user.name=Seed", "-c", "user.email=seed@example.com"])
                 .args(args)
@@ -2062,7 +2060,7 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
 /// naming nothing else.
 #[test]
 fn a_fresh_config_meets_at_up_only_what_init_and_plan_named() {
-    for profile in common::PROFILES {
+    for profile in crate::common::PROFILES {
         let stack = Stack::new("lab-1");
         // Production runs HA: room for it.
         stack.api.insert(

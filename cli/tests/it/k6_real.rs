@@ -4,19 +4,17 @@
 //! (cluster/loadjob.rs) against the local stack's stand-in, and the summary
 //! line the wrapper's `handleSummary` prints is parsed from that real run.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::stack::LocalStack;
+use crate::common::stack::LocalStack;
 use serde_json::Value;
 use telltale::cluster::loadjob;
 
 fn k6() -> PathBuf {
     match std::env::var_os("TELLTALE_TEST_K6").map(PathBuf::from) {
         Some(path) if path.is_file() => path,
-        _ => common::require_tool("k6"),
+        _ => crate::common::require_tool("k6"),
     }
 }
 
@@ -30,7 +28,7 @@ impl Stack {
     fn start(profile: &str) -> Stack {
         let dir = tempfile::tempdir().expect("temp dir");
         let bundle = dir.path().join("bundle");
-        common::write(&common::render_profile(profile), &bundle);
+        crate::common::write(&crate::common::render_profile(profile), &bundle);
         let state = dir.path().join("state");
         let stack = LocalStack::start(&bundle, &["--state".as_ref(), state.as_os_str()]);
         Stack { stack, _dir: dir }
@@ -61,7 +59,7 @@ impl Stack {
 
 /// The k6 plugin's script exactly as the ml-slo bundle ships it.
 fn plugin_script() -> String {
-    let bundle = common::render_profile("ml-slo");
+    let bundle = crate::common::render_profile("ml-slo");
     let (_, manifest) = bundle
         .files
         .iter()
@@ -117,7 +115,7 @@ fn real_k6_runs_the_plugin_script_against_the_standin_and_its_summary_parses() {
 fn real_k6_against_a_dead_target_still_reports_every_request_failed() {
     let k6 = k6();
     let script = plugin_script();
-    let dead = format!("http://127.0.0.1:{}/", common::local::free_port());
+    let dead = format!("http://127.0.0.1:{}/", crate::common::local::free_port());
     let summary = runtime()
         .block_on(loadjob::run_local(
             &k6,
@@ -150,7 +148,7 @@ fn verify_with_the_k6_local_engine_runs_real_k6_from_the_bundle() {
     )
     .unwrap();
     let before = stack.requests_served();
-    let out = common::telltale(dir.path())
+    let out = crate::common::telltale(dir.path())
         .env("PATH", path)
         .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
         .args([

@@ -7,8 +7,6 @@
 //! SealedSecrets as kubeseal writes them (tests/fixtures/stand-ins/kubeseal),
 //! as `gitops` runs its lint.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -62,14 +60,14 @@ fn target(bundle: &Bundle, layout: Layout, secrets: SecretsMode) -> Target {
 }
 
 fn target_with(bundle: &Bundle, layout: Layout, secrets: SecretsMode, crds: &str) -> Target {
-    common::gitops_target(bundle, layout, secrets, crds)
+    crate::common::gitops_target(bundle, layout, secrets, crds)
 }
 
 /// Every profile, and production with every receiver (more Secrets).
 fn bundles() -> Vec<(String, Bundle)> {
-    let mut out: Vec<(String, Bundle)> = common::PROFILES
+    let mut out: Vec<(String, Bundle)> = crate::common::PROFILES
         .iter()
-        .map(|p| (p.to_string(), common::render_profile(p)))
+        .map(|p| (p.to_string(), crate::common::render_profile(p)))
         .collect();
     let config = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,7 +76,7 @@ fn bundles() -> Vec<(String, Bundle)> {
     .unwrap();
     out.push((
         "production+receivers".into(),
-        common::render_with("production", Some(&config), &[]),
+        crate::common::render_with("production", Some(&config), &[]),
     ));
     out
 }
@@ -130,7 +128,7 @@ fn every_profile_layout_and_secrets_mode_builds_the_stack_from_an_empty_cluster(
                 if mode == SecretsMode::SealedSecrets {
                     // As `gitops` runs its lint: the SealedSecrets as kubeseal
                     // writes them (its stand-in), nothing left pending.
-                    let sealed = common::seal_with_stand_in(&rendered, &t);
+                    let sealed = crate::common::seal_with_stand_in(&rendered, &t);
                     rendered.files.extend(sealed);
                     rendered.pending.clear();
                 }

@@ -14,12 +14,10 @@
 //! A red run lasts its --timeout (the failing check retries until then),
 //! long enough for the passing dashboards check on a busy 2-core machine.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::stack::LocalStack;
+use crate::common::stack::LocalStack;
 use serde_json::Value;
 
 /// Canary values for every receiver credential the profiles read from the
@@ -109,7 +107,7 @@ fn verify(
     timeout: &str,
 ) -> Run {
     let password = std::fs::read_to_string(stack.url("grafana_password_file")).unwrap();
-    let mut cmd = common::telltale(dir);
+    let mut cmd = crate::common::telltale(dir);
     cmd.env("GRAFANA_AUTH", format!("admin:{password}"))
         .env("KUBECONFIG", dir.join("no-kubeconfig"))
         .envs(CANARIES)
@@ -140,9 +138,9 @@ fn verify(
 }
 
 fn bundle(dir: &Path, profile: &str) -> (telltale::render::Bundle, std::path::PathBuf) {
-    let bundle = common::render_profile(profile);
+    let bundle = crate::common::render_profile(profile);
     let out = dir.join("bundle");
-    common::write(&bundle, &out);
+    crate::common::write(&bundle, &out);
     (bundle, out)
 }
 
@@ -228,7 +226,7 @@ fn assert_green(profile: &str, bundle: &telltale::render::Bundle, run: &Run) {
 
 #[test]
 fn every_profile_is_green_on_its_own_local_stack_with_outside_systems_skipped() {
-    for profile in common::PROFILES {
+    for profile in crate::common::PROFILES {
         if profile == "production" {
             // Green and red on the same stack: below.
             continue;

@@ -9,12 +9,10 @@
 //! what is checked instead; a README command that is neither run nor listed
 //! fails the test, so a new command cannot slip by unrun.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const README: &str = include_str!("../../README.md");
+const README: &str = include_str!("../../../README.md");
 
 /// (command prefix, why it is not run here, what the test checks instead).
 const NOT_RUN: &[(&str, &str)] = &[
@@ -31,7 +29,7 @@ const NOT_RUN: &[(&str, &str)] = &[
     ),
     (
         "telltale init",
-        "the wizard needs a terminal; cli/tests/init.rs drives it on a \
+        "the wizard needs a terminal; cli/tests/it/init.rs drives it on a \
          pseudo-terminal with the keys a user presses",
     ),
 ];
@@ -156,7 +154,7 @@ fn check_not_run(prefix: &str) {
 #[test]
 fn the_readme_set_up_and_tour_commands_run_verbatim() {
     for tool in ["promtool", "amtool", "jq"] {
-        common::require_tool(tool);
+        crate::common::require_tool(tool);
     }
     let manifest = std::fs::read_to_string(repo_root().join("cli/Cargo.toml")).unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -2,18 +2,16 @@
 //! and node-exporter from Debian, on 127.0.0.1; see e2e/local-stack) with a
 //! notification sink standing in for Slack, PagerDuty, SMTP and the SMS bridge.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::stack::LocalStack;
+use crate::common::stack::LocalStack;
 use serde_json::Value;
 
-const CONFIG: &str = include_str!("fixtures/configs/kind-receivers.yaml");
+const CONFIG: &str = include_str!("../fixtures/configs/kind-receivers.yaml");
 
 /// The sink's deliveries, as `GET /received` lists them.
 fn received(stack: &LocalStack) -> Vec<Value> {
@@ -26,9 +24,9 @@ fn received(stack: &LocalStack) -> Vec<Value> {
 }
 
 fn bundle_dir(dir: &Path) -> PathBuf {
-    let bundle = common::render_with("kind", Some(CONFIG), &[]);
+    let bundle = crate::common::render_with("kind", Some(CONFIG), &[]);
     let out = dir.join("bundle");
-    common::write(&bundle, &out);
+    crate::common::write(&bundle, &out);
     out
 }
 
@@ -731,7 +729,7 @@ fn builtin_load_moves_the_series_and_a_dead_target_fails() {
     );
 
     // Nobody listens there: every request fails and nothing moves.
-    let dead = format!("http://127.0.0.1:{}/", common::local::free_port());
+    let dead = format!("http://127.0.0.1:{}/", crate::common::local::free_port());
     let (code, report, _) = verify_all(
         dir.path(),
         &stack,
@@ -762,7 +760,7 @@ fn builtin_load_moves_the_series_and_a_dead_target_fails() {
 /// marker pod's output, and a line from the app namespace, to Loki.
 #[test]
 fn logs_with_a_cluster_runs_a_marker_pod_and_covers_every_namespace_with_pods() {
-    use common::fake_api::FakeApi;
+    use crate::common::fake_api::FakeApi;
     use serde_json::json;
 
     let dir = tempfile::tempdir().unwrap();
@@ -873,7 +871,7 @@ fn load_hpa(replicas: i32) -> Value {
 /// rescales the HPA (and records the controller's event) while the load runs.
 #[test]
 fn load_sized_from_the_scale_out_point_reports_the_hpa_timeline_and_needs_a_scale_out() {
-    use common::fake_api::FakeApi;
+    use crate::common::fake_api::FakeApi;
     let dir = tempfile::tempdir().unwrap();
     let args = vec![
         "--profile".to_string(),

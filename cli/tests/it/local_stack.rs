@@ -4,8 +4,6 @@
 //! nothing running after SIGTERM. Needs prometheus, prometheus-alertmanager,
 //! prometheus-node-exporter, promtool and amtool on PATH.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -54,11 +52,11 @@ impl Stack {
             "promtool",
             "amtool",
         ] {
-            common::require_tool(tool);
+            crate::common::require_tool(tool);
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let bundle = dir.path().join("bundle");
-        common::write(&common::render_with(profile, config, &[]), &bundle);
+        crate::common::write(&crate::common::render_with(profile, config, &[]), &bundle);
         let stderr = dir.path().join("stderr.log");
         let mut command = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"));
         command.arg("--bundle").arg(&bundle);
@@ -448,7 +446,9 @@ fn a_critical_alert_reaches_slack_pagerduty_sms_and_email() {
 fn sink_status_makes_alertmanager_see_failed_notifications() {
     let stack = Stack::start(
         "production",
-        Some(include_str!("fixtures/configs/production-receivers.yaml")),
+        Some(include_str!(
+            "../fixtures/configs/production-receivers.yaml"
+        )),
         &[
             "--sink-status",
             "slack=500",

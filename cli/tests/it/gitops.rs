@@ -7,8 +7,6 @@
 //! secret values; after each run every blob of the repository, stdout and
 //! stderr are searched for them.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -173,7 +171,7 @@ fn write_helm_stub(root: &Path) {
 }
 
 fn git(dir: &Path, args: &[&str]) -> String {
-    common::run_ok(
+    crate::common::run_ok(
         std::process::Command::new("git")
             .args(["-c", "user.name=Seed", "-c", "user.email=seed@example.com"])
             .args(args)
@@ -908,14 +906,14 @@ impl RealSops {
     fn new(root: &Path) -> RealSops {
         let sops = match std::env::var_os("TELLTALE_TEST_SOPS").map(PathBuf::from) {
             Some(path) if path.is_file() => path,
-            _ => common::require_tool("sops"),
+            _ => crate::common::require_tool("sops"),
         };
-        let keygen = common::require_tool("age-keygen");
+        let keygen = crate::common::require_tool("age-keygen");
         let bin = root.join("sops-bin");
         std::fs::create_dir(&bin).unwrap();
         std::os::unix::fs::symlink(&sops, bin.join("sops")).unwrap();
         let key_file = root.join("age.key");
-        common::run_ok(std::process::Command::new(keygen).arg("-o").arg(&key_file));
+        crate::common::run_ok(std::process::Command::new(keygen).arg("-o").arg(&key_file));
         let recipient = std::fs::read_to_string(&key_file)
             .unwrap()
             .lines()
@@ -1061,7 +1059,7 @@ fn real_sops_reencrypts_exactly_when_the_content_changes() {
 fn an_encrypted_again_secret_keeps_the_clusters_grafana_password() {
     let s = Setup::new();
     let sops = RealSops::new(s.root());
-    let api = common::fake_api::FakeApi::start();
+    let api = crate::common::fake_api::FakeApi::start();
     let kubeconfig = api.kubeconfig(&s.root().join("kubeconfig"), "kind-telltale");
     api.insert(
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
@@ -1444,7 +1442,7 @@ fn target(layout: Layout, secrets: SecretsMode) -> Target {
         revision: "main".into(),
         branch: BRANCH.into(),
         // What `helm show crds` prints, reduced to one CRD (the real ones
-        // are in tests/gitops_reconcile.rs and tests/schemas.rs).
+        // are in tests/it/gitops_reconcile.rs and tests/it/schemas.rs).
         chart_crds: [(
             "kube-prometheus-stack".to_string(),
             "---\n# Source: crds/crd-prometheusrules.yaml\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n".to_string(),
@@ -1468,7 +1466,7 @@ fn production() -> telltale::render::Bundle {
             .join("tests/fixtures/configs/production-receivers.yaml"),
     )
     .unwrap();
-    common::render_with("production", Some(&config), &[])
+    crate::common::render_with("production", Some(&config), &[])
 }
 
 /// Every kustomization.yaml names files that exist; in `dirs` other than
@@ -1717,12 +1715,12 @@ fn external_secrets_produce_the_secrets_up_creates_same_names_same_keys() {
 #[test]
 fn sealed_secrets_go_through_kubeseal_with_the_certificate() {
     let s = Setup::new();
-    common::sealed_secrets_cert(s.root());
+    crate::common::sealed_secrets_cert(s.root());
     let config = std::fs::read_to_string(s.root().join("telltale.yaml")).unwrap()
         + "  gitops: {secrets: sealed-secrets, sealedSecrets: {cert: pub-cert.pem}, layout: argocd}\n  grafana: {}\n";
     std::fs::write(s.root().join("telltale.yaml"), config).unwrap();
     s.add_origin();
-    let path = format!("{}:/usr/bin:/bin", common::stand_ins().display());
+    let path = format!("{}:/usr/bin:/bin", crate::common::stand_ins().display());
     let repo = s.repo().display().to_string();
     s.gitops(&["--repo", &repo, "--no-pr"], 0, |c| {
         c.env("PATH", &path);
@@ -1817,12 +1815,12 @@ fn every_secret_of_every_branch_is_encrypted_again_exactly_when_its_content_chan
     use telltale::gitops::seal;
     let dir = tempfile::tempdir().unwrap();
     let sops = RealSops::new(dir.path());
-    let cert = common::sealed_secrets_cert(dir.path());
+    let cert = crate::common::sealed_secrets_cert(dir.path());
     let key = DigestKey::from_text("test digest key");
     let crds = "---\napiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: prometheusrules.monitoring.coreos.com\nspec:\n  group: monitoring.coreos.com\n  names: {kind: PrometheusRule, plural: prometheusrules}\n  scope: Namespaced\n";
-    let mut bundles: Vec<(String, telltale::render::Bundle)> = common::PROFILES
+    let mut bundles: Vec<(String, telltale::render::Bundle)> = crate::common::PROFILES
         .iter()
-        .map(|p| (p.to_string(), common::render_profile(p)))
+        .map(|p| (p.to_string(), crate::common::render_profile(p)))
         .collect();
     bundles.push(("production+receivers".into(), production()));
     let mut changes = 0;
@@ -1834,12 +1832,12 @@ fn every_secret_of_every_branch_is_encrypted_again_exactly_when_its_content_chan
             (Layout::Plain, SecretsMode::SealedSecrets),
         ] {
             let what = format!("{name} × {layout} × {mode}");
-            let mut t = common::gitops_target(bundle, layout, mode, crds);
+            let mut t = crate::common::gitops_target(bundle, layout, mode, crds);
             t.sops.as_mut().unwrap().age = vec![sops.recipient.clone()];
             t.sealed_secrets.as_mut().unwrap().cert = cert.display().to_string();
             let program = match mode {
                 SecretsMode::Sops => sops.bin.join("sops"),
-                _ => common::kubeseal_stand_in(),
+                _ => crate::common::kubeseal_stand_in(),
             }
             .display()
             .to_string();

@@ -1393,7 +1393,7 @@ impl State {
             return Err(status(
                 405,
                 "MethodNotAllowed",
-                "watch is not supported by the fake API server (tests/common/fake_api.rs)",
+                "watch is not supported by the fake API server (tests/it/common/fake_api.rs)",
             ));
         }
         match target {
@@ -1709,7 +1709,7 @@ impl State {
                     415,
                     "UnsupportedMediaType",
                     "application/json-patch+json is not implemented by the fake API server \
-                     (tests/common/fake_api.rs)",
+                     (tests/it/common/fake_api.rs)",
                 ));
             }
             _ => {

@@ -3,9 +3,7 @@
 //! panel, PromQL that parses, a 12h default range; and the Alert History
 //! table evaluated by real Prometheus 3.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn panels(dashboard: &Value) -> Vec<&Value> {
@@ -151,7 +149,7 @@ fn the_checker_catches_overlaps_and_bad_promql() {
 fn production_infrastructure_dashboard_has_all_sections() {
     // The drift panels need the site's PostgreSQL datasource (left out until set).
     let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  grafana:\n    datasources:\n      postgres: {host: 'db.ml.svc:5432', database: results, user: reader, password: {secretRef: {name: grafana-postgres, key: password}}}\n";
-    let bundle = common::render_with("production", Some(config), &[]);
+    let bundle = crate::common::render_with("production", Some(config), &[]);
     let d: Value =
         serde_json::from_str(&bundle.files["grafana/dashboards/telltale-infrastructure.json"])
             .unwrap();

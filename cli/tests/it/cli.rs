@@ -1,11 +1,9 @@
 //! The command-line contract: JSON shapes, exit codes, help and README.
 
-mod common;
-
 use assert_cmd::Command;
 use serde_json::Value;
 
-use common::telltale;
+use crate::common::telltale;
 
 fn json_of(cmd: &mut Command) -> Value {
     let output = cmd.output().unwrap();
@@ -149,8 +147,8 @@ fn runbook_prints_and_suggests() {
 
 #[test]
 fn plugins_new_then_lint_passes() {
-    common::require_tool("promtool");
-    common::require_tool("amtool");
+    crate::common::require_tool("promtool");
+    crate::common::require_tool("amtool");
     let dir = tempfile::tempdir().unwrap();
     telltale(dir.path())
         .args(["plugins", "new", "demo"])
@@ -184,8 +182,8 @@ fn plugins_new_then_lint_passes() {
 
 #[test]
 fn every_builtin_plugin_lints_clean() {
-    common::require_tool("promtool");
-    common::require_tool("amtool");
+    crate::common::require_tool("promtool");
+    crate::common::require_tool("amtool");
     let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     let dir = tempfile::tempdir().unwrap();
     for entry in std::fs::read_dir(&plugins).unwrap() {
@@ -477,7 +475,7 @@ fn with_json_output_a_usage_error_is_a_json_document_too() {
 #[test]
 fn first_hour_errors_say_what_is_wrong_and_what_to_try() {
     let dir = tempfile::tempdir().unwrap();
-    let port = common::local::free_port();
+    let port = crate::common::local::free_port();
     let kubeconfig = dir.path().join("kubeconfig");
     std::fs::write(
         &kubeconfig,
