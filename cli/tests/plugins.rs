@@ -27,6 +27,7 @@ const ISSUE_PLUGINS: [&str; 16] = [
     "grafana-oidc",
     "loki-s3",
     "data-services",
+    "remote-write",
 ];
 
 fn with_tools(cmd: &mut Command) -> &mut Command {
