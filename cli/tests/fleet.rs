@@ -577,9 +577,19 @@ fn spoke(bundle: &Bundle, dir: &Path) -> local::Daemon {
         .unwrap();
     let remote_write = operator::remote_write(&spec["remoteWrite"], &|s| secret_value(bundle, s));
     std::fs::create_dir_all(dir).unwrap();
+    // A record that aggregates `cluster` away, as the bundle's own records
+    // do (`telltale:alert_value` is `max by (node) (…)`): on the way out
+    // only the external labels can give it its cluster back.
+    let rules = dir.join("rules.yml");
+    std::fs::write(
+        &rules,
+        format!("groups:\n- name: spoke\n  interval: 1s\n  rules:\n  - record: {AGGREGATED}\n    expr: sum(up)\n"),
+    )
+    .unwrap();
     local::prometheus_with(dir, &[], None, |port| {
         let config = json!({
-            "global": {"scrape_interval": "1s", "external_labels": labels},
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "external_labels": labels},
+            "rule_files": [rules],
             "scrape_configs": [{
                 "job_name": operator::PROMETHEUS,
                 "static_configs": [{"targets": [format!("127.0.0.1:{port}")]}],
@@ -593,6 +603,9 @@ fn spoke(bundle: &Bundle, dir: &Path) -> local::Daemon {
         path
     })
 }
+
+/// The spoke's record without a cluster label of its own.
+const AGGREGATED: &str = "spoke:up:sum";
 
 fn basic(user: &str, password: &str) -> String {
     use base64::Engine;
@@ -740,6 +753,24 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
         "{labels}"
     );
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    // The record that aggregated `cluster` away gets it back from the
+    // bundle's external labels, and nothing else but the operator's two.
+    let record = wait_for(
+        "the spoke's record in the hub",
+        Duration::from_secs(30),
+        || {
+            let r = query(&hub, AGGREGATED);
+            (!r.is_empty()).then_some(r)
+        },
+    );
+    let mut external = operator::external_labels(
+        &prometheus_spec(&good),
+        &good.plan.namespace,
+        &operator::pod(0),
+    );
+    external.insert("__name__".into(), json!(AGGREGATED));
+    assert_eq!(record[0]["metric"], Value::Object(external), "{record:?}");
+    assert_eq!(record[0]["metric"]["cluster"], cluster.as_str());
     // Every series the hub holds knows its cluster.
     let unlabelled = query(&hub, "count({__name__=~\".+\", cluster=\"\"})");
     assert!(
