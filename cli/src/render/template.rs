@@ -126,7 +126,7 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
                 return LocatedError::new(source, line, 1, describe(&e));
             }
             LocatedError::new(source, line, 1, format!("template error: {}", describe(&e)))
-                .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }}; wrap other braces in {% raw %}…{% endraw %}")
+                .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }} and {{ secrets.PATH }} (a Secret key reference); wrap other braces in {% raw %}…{% endraw %}")
         })
 }
 
