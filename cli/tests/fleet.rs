@@ -831,6 +831,76 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
         .is_some_and(|t| t > 0.0)
     );
     assert!(query(&hub, "up{cluster=\"eu-3\"}").is_empty());
+
+    // verify's remote-write check reads the same counters through each
+    // spoke's query API (each scrapes itself, as in the cluster) and names
+    // the queue, the URL and what the counters say.
+    // (Together: the failing ones settle until their timeout.)
+    let (good_check, wrong_check, broken_check) = std::thread::scope(|s| {
+        let good = s.spawn(|| verify_remote_write(&good, &spoke_good, dir.path()));
+        let wrong = s.spawn(|| verify_remote_write(&wrong, &spoke_wrong, dir.path()));
+        let broken = s.spawn(|| verify_remote_write(&broken, &spoke_broken, dir.path()));
+        (
+            good.join().unwrap(),
+            wrong.join().unwrap(),
+            broken.join().unwrap(),
+        )
+    });
+    assert_eq!(good_check["status"], "pass", "{good_check}");
+    assert_eq!(good_check["summary"], "1 remote-write queue sending");
+    let evidence = good_check["evidence"].to_string();
+    assert!(evidence.contains(&format!("→ {push}")), "{evidence}");
+    assert_eq!(wrong_check["status"], "fail", "{wrong_check}");
+    let summary = wrong_check["summary"].as_str().unwrap();
+    assert!(summary.contains(&format!("{push} refused")), "{summary}");
+    assert_eq!(broken_check["status"], "fail", "{broken_check}");
+    let summary = broken_check["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("has sent nothing to {nowhere}")),
+        "{summary}"
+    );
+    for check in [&good_check, &wrong_check, &broken_check] {
+        assert!(!check.to_string().contains(PASSWORD), "{check}");
+    }
+}
+
+/// `telltale verify --checks remote-write` on `bundle` (written as `plan
+/// --out` writes it) against `spoke`: the check's JSON result.
+fn verify_remote_write(bundle: &Bundle, spoke: &local::Daemon, dir: &Path) -> Value {
+    let cluster = bundle.plan.cluster.name.clone().unwrap();
+    let out = dir.join(format!("bundle-{cluster}"));
+    write(bundle, &out);
+    assert!(
+        bundle
+            .plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .any(|s| matches!(
+            s, Step::Verify { checks } if checks.iter().any(|c| c == "remote-write"))),
+        "plan.json's verify step lists remote-write"
+    );
+    let output = telltale(dir)
+        .args(["verify", "--bundle"])
+        .arg(&out)
+        .args(["--prometheus-url", &spoke.url, "--checks", "remote-write"])
+        .args(["--timeout", "15s", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let passed = report["ok"] == true;
+    assert_eq!(
+        output.status.code(),
+        Some(if passed { 0 } else { 1 }),
+        "{report}"
+    );
+    report["checks"][0].clone()
 }
 
 /// A sample of a series without labels (Prometheus' storage-wide gauges).

@@ -408,6 +408,23 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             let source = crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
             Ok(template::render(&source, &ctx)?.text)
         };
+        // A queue's name and URL are the plugin's values (remote-write's `url`).
+        for queue in &ex.remote_write {
+            let with_values = |text: &str| -> Result<String, RenderError> {
+                let source =
+                    crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
+                Ok(template::render_with_values(&source, &ctx, &p.values)?
+                    .text
+                    .trim()
+                    .to_string())
+            };
+            expectations
+                .remote_write
+                .push(crate::model::plugin::RemoteWriteExpectation {
+                    name: with_values(&queue.name)?,
+                    url: with_values(&queue.url)?,
+                });
+        }
         for hpa in &ex.hpas {
             expectations
                 .hpas
@@ -1096,6 +1113,9 @@ fn verify_checks(ex: &Expectations) -> Vec<String> {
     }
     if ex.load.is_some() {
         checks.push("load");
+    }
+    if !ex.remote_write.is_empty() {
+        checks.push("remote-write");
     }
     checks.into_iter().map(String::from).collect()
 }
