@@ -9,8 +9,8 @@ use assert_cmd::Command;
 use common::*;
 use serde_json::Value;
 
-/// Every plugin the issue names.
-const ISSUE_PLUGINS: [&str; 16] = [
+/// Every plugin the issues name (issue 8; remote-write: issue 21).
+const ISSUE_PLUGINS: [&str; 17] = [
     "node-textfile",
     "speedtest-exporter",
     "postgres-exporter",
