@@ -20,8 +20,8 @@ use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, repo
 /// Prove the stack works: targets up, rules loaded and evaluating,
 /// Alertmanager ready with every tier receiver, a synthetic alert delivered
 /// through every integration of every receiver, logs from every namespace,
-/// every dashboard panel answering, external metrics and HPAs, and a load
-/// test that moves the SLO series. What to expect comes from the bundle's
+/// every dashboard panel answering, external metrics and HPAs, a load test
+/// that moves the SLO series, and remote write sending to the central store. What to expect comes from the bundle's
 /// plan.json (same profile and config as `up`): by default the checks the
 /// profile declares. A check that cannot run here is skipped with the
 /// reason. Exits 1 when any check fails, 3 when nothing can be reached.

@@ -126,6 +126,20 @@ pub struct Expectations {
     /// What an autoscaler scales out on: the bundle sizes verify's load from
     /// it so the load crosses the thresholds (see [`ScaleOutExpectation`]).
     pub scale_out: Option<ScaleOutExpectation>,
+    /// Remote-write queues Prometheus must be sending through (verify's
+    /// `remote-write` check); templates with the plugin's `values`.
+    #[serde(default)]
+    pub remote_write: Vec<RemoteWriteExpectation>,
+}
+
+/// A remote-write queue of the cluster's Prometheus: its `name` (the
+/// `remote_name` label of Prometheus' `prometheus_remote_storage_*` series)
+/// and the `url` it must write to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWriteExpectation {
+    pub name: String,
+    pub url: String,
 }
 
 /// An autoscaler's scale-out point, declared by the plugin that ships it.

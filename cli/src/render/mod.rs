@@ -211,8 +211,9 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         let name = p.name();
         let spec = &p.entry.plugin.spec;
         let tree = &p.entry.files;
+        let secret_refs = p.secret_refs();
         for (_, source) in tree.files_in("manifests", ".yaml") {
-            let rendered = template::render_with_values(&source, &ctx, &p.values)?;
+            let rendered = template::render_with_secrets(&source, &ctx, &p.values, &secret_refs)?;
             for o in objects::parse(&rendered, &r.namespace, name)? {
                 objects.push((spec.phase, o));
             }
@@ -304,7 +305,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             .secrets
             .iter()
             .map(|(path, source)| SecretKey {
-                key: path.replace('.', "-"),
+                key: resolve::secret_key(path),
                 source: source.to_string(),
             })
             .collect();
@@ -321,7 +322,7 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
         }
         if !secret_keys.is_empty() {
             secret_steps.push(Step::Secret {
-                name: format!("telltale-{name}"),
+                name: p.secret_name(),
                 namespace: r.namespace.clone(),
                 keys: secret_keys,
                 annotations: BTreeMap::new(),
@@ -407,6 +408,23 @@ pub fn render_resolved(catalog: &Catalog, r: &Resolved) -> Result<Bundle, Render
             let source = crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
             Ok(template::render(&source, &ctx)?.text)
         };
+        // A queue's name and URL are the plugin's values (remote-write's `url`).
+        for queue in &ex.remote_write {
+            let with_values = |text: &str| -> Result<String, RenderError> {
+                let source =
+                    crate::model::Source::new(tree.display("plugin.yaml"), text.to_string());
+                Ok(template::render_with_values(&source, &ctx, &p.values)?
+                    .text
+                    .trim()
+                    .to_string())
+            };
+            expectations
+                .remote_write
+                .push(crate::model::plugin::RemoteWriteExpectation {
+                    name: with_values(&queue.name)?,
+                    url: with_values(&queue.url)?,
+                });
+        }
         for hpa in &ex.hpas {
             expectations
                 .hpas
@@ -1095,6 +1113,9 @@ fn verify_checks(ex: &Expectations) -> Vec<String> {
     }
     if ex.load.is_some() {
         checks.push("load");
+    }
+    if !ex.remote_write.is_empty() {
+        checks.push("remote-write");
     }
     checks.into_iter().map(String::from).collect()
 }

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::alertmanager::TierIntegrations;
 use crate::model::Phase;
 use crate::model::config::Cluster;
-use crate::model::plugin::{HpaExpectation, LoadExpectation, TargetExpectation};
+use crate::model::plugin::{
+    HpaExpectation, LoadExpectation, RemoteWriteExpectation, TargetExpectation,
+};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -209,4 +211,7 @@ pub struct Expectations {
     pub external_metrics: Vec<String>,
     pub hpas: Vec<HpaExpectation>,
     pub load: Option<LoadExpectation>,
+    /// The remote-write queues Prometheus must send through (absent: none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_write: Vec<RemoteWriteExpectation>,
 }

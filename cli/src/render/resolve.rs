@@ -57,6 +57,34 @@ impl EnabledPlugin {
     pub fn name(&self) -> &str {
         self.entry.name()
     }
+
+    /// The Secret `up` writes this plugin's secrets to.
+    pub fn secret_name(&self) -> String {
+        format!("telltale-{}", self.name())
+    }
+
+    /// For each secret path with a source: `{name, key}` of the Secret key
+    /// holding it (what templates see as `secrets`; never the value).
+    pub fn secret_refs(&self) -> Value {
+        let name = self.secret_name();
+        Value::Object(
+            self.secrets
+                .iter()
+                .map(|(path, _)| {
+                    (
+                        path.clone(),
+                        serde_json::json!({"name": name, "key": secret_key(path)}),
+                    )
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The Secret key a secret values path is stored under (a Secret key cannot
+/// hold every character a path can: dots become dashes).
+pub fn secret_key(path: &str) -> String {
+    path.replace('.', "-")
 }
 
 #[derive(Debug, Clone)]
@@ -524,9 +552,10 @@ fn apply_overlays(
 ) -> Result<(), RenderError> {
     let mut patches: Vec<(String, Value)> = Vec::new();
     for p in plugins.iter() {
+        let secrets = p.secret_refs();
         for (file, source) in p.entry.files.files_in("overlays", ".yaml") {
             let target = file.trim_end_matches(".yaml").to_string();
-            let rendered = template::render_with_values(&source, ctx, &p.values)?;
+            let rendered = template::render_with_secrets(&source, ctx, &p.values, &secrets)?;
             let node: Node = parse(&rendered, "helm values (a mapping)")?;
             patches.push((target, node.to_json()));
         }

@@ -395,8 +395,16 @@ fn dashboard(slos: &[Slo], selector: &str) -> Value {
         "editable": false,
         "time": {"from": "now-12h", "to": "now"},
         "refresh": "1m",
+        // `cluster` as every dashboard has it: a notification's link selects
+        // the alert's cluster (notify_template.rs).
         "templating": {"list": [
             {"name": "datasource", "type": "datasource", "query": "prometheus", "current": {}, "hide": 0},
+            {"name": "cluster", "label": "Cluster", "type": "query",
+             "datasource": {"type": "prometheus", "uid": "${datasource}"},
+             "definition": "label_values(up, cluster)",
+             "query": {"query": "label_values(up, cluster)", "refId": "PrometheusVariableQueryEditor-VariableQuery", "qryType": 1},
+             "current": {"selected": true, "text": "All", "value": "$__all"}, "hide": 0,
+             "includeAll": true, "multi": false, "options": [], "refresh": 2, "regex": "", "sort": 1, "allValue": ".*"},
         ]},
         "annotations": {"list": []},
         "panels": panels,

@@ -18,22 +18,68 @@ pub const FUEL: u64 = 5_000_000;
 const RECURSION_LIMIT: usize = 64;
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 
-/// The context of manifests and overlays: the plugin's resolved values too.
+/// The context of manifests and overlays: the plugin's resolved values too,
+/// and which of its secrets have a source (never their values).
 #[derive(Debug, Clone, Serialize)]
 struct WithValues<'a> {
     #[serde(flatten)]
     ctx: &'a Context,
     values: &'a serde_json::Value,
+    secrets: &'a serde_json::Value,
 }
 
 /// Renders a manifest or overlay: `namespace`, `cluster`, `profile` and the
-/// plugin's resolved `values` (defaults < profile < config < --set).
+/// plugin's resolved `values` (defaults < profile < config < --set), with
+/// no secret set.
 pub fn render_with_values(
     source: &Source,
     ctx: &Context,
     values: &serde_json::Value,
 ) -> Result<Source, LocatedError> {
-    render_any(source, &WithValues { ctx, values })
+    render_with_secrets(source, ctx, values, &serde_json::json!({}))
+}
+
+/// [`render_with_values`], and `secrets`: for each declared secret path whose
+/// source is set, the Secret key `up` writes it to (`{name, key}`, the shape
+/// of a SecretKeySelector). An overlay references the key without ever seeing
+/// the value, and can choose by what is configured
+/// (`{% if secrets.password is defined %}`).
+pub fn render_with_secrets(
+    source: &Source,
+    ctx: &Context,
+    values: &serde_json::Value,
+    secrets: &serde_json::Value,
+) -> Result<Source, LocatedError> {
+    render_any(
+        source,
+        &WithValues {
+            ctx,
+            values,
+            secrets,
+        },
+    )
+}
+
+/// The error `fail(message)` raises in a template: the plugin refusing a
+/// combination of values (helm's `fail`), reported as the plugin's message
+/// at the template's line.
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused by the template")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn fail(message: String) -> Result<String, minijinja::Error> {
+    Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message).with_source(Refused))
+}
+
+fn refused(e: &minijinja::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<Refused>())
 }
 
 /// Renders `source` as a template; an unknown variable is an error.
@@ -53,6 +99,7 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
     env.set_fuel(Some(FUEL));
     env.set_recursion_limit(RECURSION_LIMIT);
     env.set_keep_trailing_newline(true);
+    env.add_function("fail", fail);
     if source.text.len() > MAX_OUTPUT {
         return Err(LocatedError::new(
             source,
@@ -75,8 +122,11 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
         .map(|text| Source::new(source.name.clone(), text))
         .map_err(|e| {
             let line = e.line().unwrap_or(1) as u64;
+            if refused(&e) {
+                return LocatedError::new(source, line, 1, describe(&e));
+            }
             LocatedError::new(source, line, 1, format!("template error: {}", describe(&e)))
-                .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }}; wrap other braces in {% raw %}…{% endraw %}")
+                .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }} and {{ secrets.PATH }} (a Secret key reference); wrap other braces in {% raw %}…{% endraw %}")
         })
 }
 
@@ -112,6 +162,44 @@ mod tests {
         let e = render(&Source::new("v.yaml", text), &ctx()).unwrap_err();
         assert!(e.message.contains("instructions"), "{e}");
         assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    #[test]
+    fn fail_refuses_with_the_plugins_message_at_its_line() {
+        let text = "a: 1\n{% if values.x %}{{ fail('x needs y') }}{% endif %}\n";
+        let on = render_with_values(
+            &Source::new("o.yaml", text),
+            &ctx(),
+            &serde_json::json!({"x": true}),
+        );
+        let e = on.unwrap_err();
+        assert_eq!(e.message, "x needs y", "{e}");
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.hint.is_none(), "{e:?}");
+        let off = render_with_values(
+            &Source::new("o.yaml", text),
+            &ctx(),
+            &serde_json::json!({"x": false}),
+        );
+        assert!(off.is_ok());
+    }
+
+    #[test]
+    fn secrets_say_which_key_is_set_never_a_value() {
+        let text = "{% if secrets.token is defined %}{{ secrets.token.name }}/{{ secrets.token.key }}{% else %}none{% endif %}";
+        let refs = serde_json::json!({"token": {"name": "telltale-p", "key": "token"}});
+        let set = render_with_secrets(
+            &Source::new("o.yaml", text),
+            &ctx(),
+            &serde_json::json!({}),
+            &refs,
+        )
+        .unwrap();
+        assert_eq!(set.text, "telltale-p/token");
+        let unset =
+            render_with_values(&Source::new("o.yaml", text), &ctx(), &serde_json::json!({}))
+                .unwrap();
+        assert_eq!(unset.text, "none");
     }
 
     #[test]

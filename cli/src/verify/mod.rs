@@ -12,6 +12,7 @@ pub mod loadgen;
 pub mod loki;
 pub mod notifications;
 pub mod prometheus;
+pub mod remote_write;
 pub mod report;
 pub mod targets;
 
@@ -36,10 +37,12 @@ pub enum CheckId {
     Dashboards,
     Autoscaling,
     Load,
+    #[serde(rename = "remote-write")]
+    RemoteWrite,
 }
 
 impl CheckId {
-    pub const ALL: [CheckId; 8] = [
+    pub const ALL: [CheckId; 9] = [
         CheckId::Targets,
         CheckId::Rules,
         CheckId::Alertmanager,
@@ -48,6 +51,7 @@ impl CheckId {
         CheckId::Dashboards,
         CheckId::Autoscaling,
         CheckId::Load,
+        CheckId::RemoteWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl CheckId {
             CheckId::Dashboards => "dashboards",
             CheckId::Autoscaling => "autoscaling",
             CheckId::Load => "load",
+            CheckId::RemoteWrite => "remote-write",
         }
     }
 }
@@ -178,6 +183,7 @@ fn undeclared(id: CheckId) -> Finding {
         CheckId::Autoscaling => "the profile declares no external metric and no HPA",
         CheckId::Logs => "the profile collects no logs",
         CheckId::Dashboards => "the profile installs no dashboard",
+        CheckId::RemoteWrite => "the bundle remote-writes nowhere (the remote-write plugin does)",
         _ => "the profile declares nothing for this check",
     })
 }
@@ -258,6 +264,13 @@ async fn run_check(id: CheckId, ctx: &Context<'_>) -> Finding {
             CheckId::Autoscaling => autoscaling::autoscaling(ctx).await,
             CheckId::Load => {
                 load::load(ctx, need(&ctx.endpoints.prometheus, "--prometheus-url")?).await
+            }
+            CheckId::RemoteWrite => {
+                remote_write::remote_write(
+                    ctx,
+                    need(&ctx.endpoints.prometheus, "--prometheus-url")?,
+                )
+                .await
             }
         })
     }

@@ -433,3 +433,58 @@ fn an_unknown_field_is_an_error_as_on_the_api_server() {
     bad["spec"]["prune"] = json!("yes");
     assert!(!v.is_valid(&bad), "a wrong type is refused");
 }
+
+/// The remote-write plugin's queue as kube-prometheus-stack passes it on: the
+/// chart copies `prometheus.prometheusSpec.remoteWrite`, `externalLabels` and
+/// `replicaExternalLabelName` into the spec of the Prometheus object
+/// (templates/prometheus/prometheus.yaml), or of a PrometheusAgent with
+/// `prometheus.agentMode`. Each variant (basic auth, bearer token, none,
+/// agent mode; every profile) is validated against the real CRD schema, as
+/// the API server would when helm applies it.
+#[test]
+fn remote_write_values_match_the_prometheus_crd() {
+    let schemas = schemas();
+    let variants = [
+        "{url: 'https://mimir.example.com/api/v1/push', tenant: eu-1, username: {env: U}, password: {env: P}}",
+        "{url: 'https://mimir.example.com/api/v1/push', bearerToken: {secretRef: {name: mimir, key: token}}}",
+        "{url: 'http://thanos-receive.monitoring.svc:19291/api/v1/receive'}",
+        "{url: 'https://mimir.example.com/api/v1/push', agent: true}",
+    ];
+    let mut checked = 0;
+    for profile in common::PROFILES {
+        for values in variants {
+            let config = format!(
+                "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: eu-1}}\nspec:\n  profile: {profile}\n  plugins:\n    remote-write:\n      values: {values}\n"
+            );
+            let bundle = common::render_with(profile, Some(&config), &[]);
+            let chart: Value =
+                serde_saphyr::from_str(&bundle.files["helm/kube-prometheus-stack/values.yaml"])
+                    .unwrap();
+            let spec = &chart["prometheus"]["prometheusSpec"];
+            assert!(spec["remoteWrite"].is_array(), "{profile} {values}");
+            let (api, kind) = if chart["prometheus"]["agentMode"] == true {
+                ("monitoring.coreos.com/v1alpha1", "PrometheusAgent")
+            } else {
+                ("monitoring.coreos.com/v1", "Prometheus")
+            };
+            let object = json!({
+                "apiVersion": api, "kind": kind,
+                "metadata": {"name": "kube-prometheus-stack-prometheus", "namespace": "monitoring"},
+                "spec": {
+                    "remoteWrite": spec["remoteWrite"],
+                    "externalLabels": spec["externalLabels"],
+                    "replicaExternalLabelName": spec["replicaExternalLabelName"],
+                },
+            });
+            let key = format!("{api}/{kind}");
+            let validator = jsonschema::validator_for(&schemas[&key]).unwrap();
+            let errors: Vec<String> = validator
+                .iter_errors(&object)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{profile} {values} ({key}): {errors:?}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 20);
+}

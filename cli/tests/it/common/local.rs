@@ -63,10 +63,20 @@ pub fn alertmanager(config: &Path, dir: &Path) -> Daemon {
 }
 
 fn wait_ready(daemon: &Daemon, path: &str) {
+    wait_ready_as(daemon, path, None);
+}
+
+/// Waits for `path` to answer, sending `auth` (`Authorization` header value)
+/// when the daemon's web config requires it.
+fn wait_ready_as(daemon: &Daemon, path: &str, auth: Option<&str>) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let url = format!("{}{path}", daemon.url);
     while Instant::now() < deadline {
-        if ureq::get(&url).call().is_ok() {
+        let mut request = ureq::get(&url);
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        if request.call().is_ok() {
             return;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -81,6 +91,21 @@ fn wait_ready(daemon: &Daemon, path: &str) {
 /// Starts Prometheus 3 with `config` on a free port, storage under `dir`,
 /// alerts re-sent every second, and waits until /-/ready answers.
 pub fn prometheus(config: &Path, dir: &Path) -> Daemon {
+    let config = config.to_path_buf();
+    prometheus_with(dir, &[], None, |_| config)
+}
+
+/// Prometheus 3 with storage under `dir` and `args` added. Its port is
+/// chosen first and given to `config`, which writes the configuration
+/// (a server that scrapes itself needs its own address) and returns its
+/// path. `auth` is the `Authorization` header the readiness probe sends
+/// when a `--web.config.file` requires one.
+pub fn prometheus_with(
+    dir: &Path,
+    args: &[String],
+    auth: Option<&str>,
+    config: impl FnOnce(u16) -> std::path::PathBuf,
+) -> Daemon {
     let bin = super::require_tool("prometheus");
     let version = super::run_ok(Command::new(&bin).arg("--version"));
     assert!(
@@ -88,6 +113,7 @@ pub fn prometheus(config: &Path, dir: &Path) -> Daemon {
         "Prometheus 3 expected: {version}"
     );
     let port = free_port();
+    let config = config(port);
     let log = dir.join("prometheus.log");
     let child = Command::new(bin)
         .arg(format!("--config.file={}", config.display()))
@@ -97,6 +123,7 @@ pub fn prometheus(config: &Path, dir: &Path) -> Daemon {
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--rules.alert.resend-delay=1s")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -107,7 +134,7 @@ pub fn prometheus(config: &Path, dir: &Path) -> Daemon {
         child,
         log,
     };
-    wait_ready(&daemon, "/-/ready");
+    wait_ready_as(&daemon, "/-/ready", auth);
     daemon
 }
 

@@ -1,0 +1,917 @@
+//! Beyond one cluster, first slice: every series and log line a bundle
+//! produces knows its cluster, and the `remote-write` plugin sends this
+//! cluster's series to a central store.
+//!
+//! The label facts are read from what every profile renders. Remote write
+//! is proven with real Prometheus 3: spokes configured from their bundles
+//! (the operator's translation in [`operator`]) write into a hub started
+//! with `--web.enable-remote-write-receiver` behind a web config with basic
+//! auth, standing in for Mimir (the same protocol). The hub ends up holding
+//! the good spoke's `up` labelled with its cluster and nothing of a spoke
+//! with a wrong password, and a spoke whose URL is broken shows it in its
+//! own `prometheus_remote_storage_*` counters.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+use telltale::render::Bundle;
+use telltale::render::plan::Step;
+
+/// The hub's user and password (a canary: it must never appear in a bundle)
+/// and its bcrypt hash for the hub's web config (cost 4, the minimum, so the
+/// hub checks it fast), made with `crypt.crypt(PASSWORD, mksalt(METHOD_BLOWFISH))`.
+const USER: &str = "spoke";
+const PASSWORD: &str = "canary-remote-write-7f3a9c";
+const PASSWORD_BCRYPT: &str = "$2b$04$bMtJST5Jb7eGOG2StAcD7eugg6kjYxDNbpimqhpdfrK/1kgvu1xq6";
+
+fn config(cluster: &str, profile: &str, remote_write: Option<&str>) -> String {
+    let plugins = remote_write
+        .map(|v| format!("  plugins:\n    remote-write:\n      values: {v}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: {cluster}}}\nspec:\n  profile: {profile}\n{plugins}"
+    )
+}
+
+fn values_of(bundle: &Bundle, release: &str) -> Value {
+    let path = format!("helm/{release}/values.yaml");
+    serde_saphyr::from_str(&bundle.files[&path]).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// `prometheus.prometheusSpec` of kube-prometheus-stack's values: what the
+/// chart copies into the Prometheus object's spec for the keys used here.
+fn prometheus_spec(bundle: &Bundle) -> Value {
+    values_of(bundle, "kube-prometheus-stack")["prometheus"]["prometheusSpec"].clone()
+}
+
+fn secret_steps(bundle: &Bundle) -> Vec<(String, Vec<(String, String)>)> {
+    bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .filter_map(|s| match s {
+            Step::Secret { name, keys, .. } => Some((
+                name.clone(),
+                keys.iter()
+                    .map(|k| (k.key.clone(), k.source.clone()))
+                    .collect(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every route of alertmanager.yaml, the root first.
+fn routes(route: &Value) -> Vec<&Value> {
+    let mut out = vec![route];
+    for child in route["routes"].as_array().into_iter().flatten() {
+        out.extend(routes(child));
+    }
+    out
+}
+
+#[test]
+fn every_series_and_log_line_knows_its_cluster() {
+    for profile in PROFILES {
+        let bundle = render_with(profile, Some(&config("eu-1", profile, None)), &[]);
+        let cluster = bundle.plan.cluster.name.clone().unwrap();
+        assert_eq!(cluster, "eu-1", "{profile}: the config names the cluster");
+        let spec = prometheus_spec(&bundle);
+
+        // Stored series: the default scrape class labels every target.
+        let classes = spec["scrapeClasses"].as_array().unwrap();
+        let defaults: Vec<&Value> = classes.iter().filter(|c| c["default"] == true).collect();
+        assert_eq!(defaults.len(), 1, "{profile}: one default scrape class");
+        assert!(
+            defaults[0]["relabelings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["targetLabel"] == "cluster"
+                    && r["replacement"] == cluster.as_str()
+                    && r.get("sourceLabels").is_none()
+                    && r.get("action").is_none_or(|a| a == "replace")),
+            "{profile}: the default scrape class sets cluster={cluster}: {classes:?}"
+        );
+        // What leaves Prometheus: alerts, remote write, aggregated records.
+        assert_eq!(
+            spec["externalLabels"]["cluster"], cluster,
+            "{profile}: externalLabels.cluster"
+        );
+        // HA pairs: each replica its own label, the operator's.
+        assert_eq!(
+            spec["replicaExternalLabelName"], "prometheus_replica",
+            "{profile}"
+        );
+        assert_ne!(
+            spec["prometheusExternalLabelName"], "",
+            "{profile}: the operator's `prometheus` label is kept"
+        );
+
+        // Alerts: grouped per cluster everywhere in the tree, and no alert of
+        // one cluster ever inhibits another cluster's.
+        let am: Value = serde_saphyr::from_str(&bundle.files["alertmanager/alertmanager.yaml"])
+            .expect("alertmanager.yaml parses");
+        for route in routes(&am["route"]) {
+            if let Some(by) = route["group_by"].as_array() {
+                assert!(
+                    by.contains(&json!("cluster")) || by == &vec![json!("...")],
+                    "{profile}: a route groups without cluster: {route}"
+                );
+            }
+        }
+        assert!(
+            am["route"]["group_by"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("cluster")),
+            "{profile}: the root route groups by cluster"
+        );
+        for rule in am["inhibit_rules"].as_array().into_iter().flatten() {
+            assert!(
+                rule["equal"]
+                    .as_array()
+                    .is_some_and(|e| e.contains(&json!("cluster"))),
+                "{profile}: an inhibition across clusters: {rule}"
+            );
+        }
+
+        // Log lines: the shipper the bundle installs labels every stream.
+        let releases: Vec<&str> = bundle
+            .plan
+            .releases
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        let mut shippers = 0;
+        if releases.contains(&"alloy") {
+            shippers += 1;
+            let content = values_of(&bundle, "alloy")["alloy"]["configMap"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            let write = content
+                .split("loki.write ")
+                .nth(1)
+                .expect("alloy writes to loki");
+            let labels = write
+                .split("external_labels = {")
+                .nth(1)
+                .and_then(|rest| rest.split('}').next())
+                .expect("loki.write has external_labels");
+            assert!(
+                labels
+                    .lines()
+                    .any(|l| l.trim() == format!("cluster = \"{cluster}\",")),
+                "{profile}: alloy's external_labels: {labels}"
+            );
+        }
+        if releases.contains(&"promtail") {
+            shippers += 1;
+            let clients = values_of(&bundle, "promtail")["config"]["clients"].clone();
+            for client in clients.as_array().unwrap() {
+                assert_eq!(client["external_labels"]["cluster"], cluster, "{profile}");
+            }
+        }
+        assert!(shippers > 0, "{profile}: no log shipper: {releases:?}");
+
+        // Dashboards: a cluster variable to pick one cluster in a shared Grafana.
+        for (path, text) in files_with_prefix(&bundle, "grafana/dashboards/") {
+            let d: Value = serde_json::from_str(text).unwrap();
+            assert!(
+                d["templating"]["list"]
+                    .as_array()
+                    .is_some_and(|l| l.iter().any(|v| v["name"] == "cluster")),
+                "{profile}: {path} has no cluster variable"
+            );
+        }
+    }
+}
+
+#[test]
+fn remote_write_is_left_out_until_its_url_is_set() {
+    let bundle = render_with(
+        "kind",
+        Some(&config("eu-1", "kind", Some("{tenant: eu-1}"))),
+        &[],
+    );
+    assert!(
+        bundle.plan.warnings.iter().any(|w| w.starts_with(
+            "plugin remote-write is left out: it needs `url` (the store's remote-write endpoint"
+        )),
+        "{:?}",
+        bundle.plan.warnings
+    );
+    assert!(prometheus_spec(&bundle).get("remoteWrite").is_none());
+    assert!(
+        !secret_steps(&bundle)
+            .iter()
+            .any(|(n, _)| n == "telltale-remote-write")
+    );
+}
+
+#[test]
+fn remote_write_references_the_secret_up_writes_and_sizes_its_queue_for_the_profile() {
+    let values = "{url: 'https://mimir.example.com/api/v1/push', tenant: eu-1, \
+                  username: {env: RW_USER}, password: {file: /run/secrets/rw}}";
+    let kind = render_with("kind", Some(&config("eu-1", "kind", Some(values))), &[]);
+    let spec = prometheus_spec(&kind);
+    let rw = spec["remoteWrite"].as_array().expect("remoteWrite is set");
+    assert_eq!(rw.len(), 1, "{rw:?}");
+    let rw = &rw[0];
+    assert_eq!(rw["url"], "https://mimir.example.com/api/v1/push");
+    assert_eq!(rw["headers"], json!({"X-Scope-OrgID": "eu-1"}));
+    assert!(rw.get("authorization").is_none(), "{rw}");
+    // The SecretKeySelectors name exactly the Secret and keys `up` writes,
+    // filled from the sources the config gave.
+    let secrets = secret_steps(&kind);
+    let (_, keys) = secrets
+        .iter()
+        .find(|(n, _)| n == "telltale-remote-write")
+        .expect("a Secret telltale-remote-write is planned");
+    for (field, source) in [
+        ("username", "env:RW_USER"),
+        ("password", "file:/run/secrets/rw"),
+    ] {
+        let selector = &rw["basicAuth"][field];
+        assert_eq!(selector["name"], "telltale-remote-write", "{rw}");
+        let key = selector["key"].as_str().unwrap();
+        assert!(
+            keys.iter().any(|(k, s)| k == key && s == source),
+            "{field}: {key} from {source} in {keys:?}"
+        );
+    }
+    // Prometheus in the values is still a server unless asked otherwise.
+    assert_eq!(
+        values_of(&kind, "kube-prometheus-stack")["prometheus"]["agentMode"],
+        false
+    );
+
+    // A bearer token instead: `authorization`, no basic auth.
+    let bearer = render_with(
+        "production",
+        Some(&config(
+            "eu-1",
+            "production",
+            Some(
+                "{url: 'https://mimir.example.com/api/v1/push', bearerToken: {secretRef: {name: mimir, key: token}}}",
+            ),
+        )),
+        &[],
+    );
+    let rw_prod = prometheus_spec(&bearer)["remoteWrite"][0].clone();
+    assert!(rw_prod.get("basicAuth").is_none(), "{rw_prod}");
+    assert!(
+        rw_prod.get("headers").is_none(),
+        "no tenant, no header: {rw_prod}"
+    );
+    assert_eq!(rw_prod["authorization"]["type"], "Bearer");
+    assert_eq!(
+        rw_prod["authorization"]["credentials"],
+        json!({"name": "telltale-remote-write", "key": "bearerToken"})
+    );
+    assert!(
+        secret_steps(&bearer)
+            .iter()
+            .any(|(n, keys)| n == "telltale-remote-write"
+                && keys
+                    == &vec![(
+                        "bearerToken".to_string(),
+                        "secretRef:mimir/token".to_string()
+                    )])
+    );
+
+    // Sized for the profile: the in-memory bound (shards × capacity) of a
+    // kind cluster is a fraction of a production one's.
+    let bound = |q: &Value| q["maxShards"].as_u64().unwrap() * q["capacity"].as_u64().unwrap();
+    let (small, large) = (&rw["queueConfig"], &rw_prod["queueConfig"]);
+    assert!(bound(small) * 10 <= bound(large), "{small} vs {large}");
+    for q in [small, large] {
+        assert_eq!(
+            q["retryOnRateLimit"], true,
+            "429s are retried, not dropped: {q}"
+        );
+    }
+
+    // Agent mode: kube-prometheus-stack renders a PrometheusAgent.
+    let agent = render_with(
+        "kind",
+        Some(&config(
+            "eu-1",
+            "kind",
+            Some("{url: 'http://mimir:8080/api/v1/push', agent: true}"),
+        )),
+        &[],
+    );
+    assert_eq!(
+        values_of(&agent, "kube-prometheus-stack")["prometheus"]["agentMode"],
+        true
+    );
+}
+
+#[test]
+fn remote_write_refuses_what_the_operator_or_the_store_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "{url: 'https://m/api/v1/push', bearerToken: {env: T}, username: {env: U}, password: {env: P}}",
+            "set either `bearerToken` or `username` and `password`, not both",
+        ),
+        (
+            "{url: 'https://m/api/v1/push', password: {env: P}}",
+            "basic auth needs both `username` and `password`",
+        ),
+        (
+            "{url: 'ftp://m/api/v1/push'}",
+            "`url` must be an http:// or https:// URL",
+        ),
+        (
+            "{url: 'https://spoke:canary-in-url@m/api/v1/push'}",
+            "a URL with a password",
+        ),
+        (
+            "{url: 'https://m/api/v1/push', password: canary-literal-password, username: {env: U}}",
+            "a literal secret is not allowed here",
+        ),
+    ];
+    for (values, message) in cases {
+        let file = dir.path().join("telltale.yaml");
+        std::fs::write(&file, config("eu-1", "kind", Some(values))).unwrap();
+        let out = telltale(dir.path())
+            .args(["plan", "-f", "telltale.yaml", "--out", "out"])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{values}: {text}");
+        assert!(text.contains(message), "{values}: {text}");
+        assert!(!text.contains("canary"), "a credential echoed: {text}");
+        assert!(
+            !dir.path().join("out").exists(),
+            "nothing written: {values}"
+        );
+    }
+}
+
+/// What prometheus-operator makes of the Prometheus object's fields the
+/// bundle sets, reduced to those fields (pkg/prometheus/promcfg.go at
+/// prometheus-operator 6adcebc, 2026-08: `buildExternalLabels`,
+/// `GenerateRemoteWriteConfig`, `generateRelabelConfig`). It stands in for
+/// the operator, which cannot run here, so the spoke below runs the
+/// configuration the operator would generate from the bundle.
+mod operator {
+    use serde_json::{Map, Value, json};
+
+    /// The Prometheus object kube-prometheus-stack creates for release
+    /// `kube-prometheus-stack` (templates/prometheus/prometheus.yaml, named
+    /// by `kube-prometheus-stack.prometheus.crname`).
+    pub const PROMETHEUS: &str = "kube-prometheus-stack-prometheus";
+
+    /// The pod of replica `ordinal` (the operator's StatefulSet `prometheus-<name>`).
+    pub fn pod(ordinal: u32) -> String {
+        format!("prometheus-{PROMETHEUS}-{ordinal}")
+    }
+
+    /// `buildExternalLabels`: `prometheus: <namespace>/<name>` and the
+    /// replica label valued with the pod name (each unless its name is set
+    /// to ""), then `externalLabels`, which cannot override those two.
+    pub fn external_labels(spec: &Value, namespace: &str, pod: &str) -> Map<String, Value> {
+        let mut out = Map::new();
+        let name_of = |field: &str, default: &str| {
+            spec.get(field)
+                .and_then(Value::as_str)
+                .unwrap_or(default)
+                .to_string()
+        };
+        let prometheus = name_of("prometheusExternalLabelName", "prometheus");
+        if !prometheus.is_empty() {
+            out.insert(prometheus, json!(format!("{namespace}/{PROMETHEUS}")));
+        }
+        let replica = name_of("replicaExternalLabelName", "prometheus_replica");
+        if !replica.is_empty() {
+            out.insert(replica, json!(pod));
+        }
+        for (k, v) in spec["externalLabels"].as_object().into_iter().flatten() {
+            out.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        out
+    }
+
+    /// `generateRelabelConfig`: the default scrape class's relabelings,
+    /// which the operator adds to every monitor's relabel_configs.
+    pub fn relabel_configs(relabelings: &Value) -> Value {
+        let fields = [
+            ("sourceLabels", "source_labels"),
+            ("separator", "separator"),
+            ("targetLabel", "target_label"),
+            ("regex", "regex"),
+            ("modulus", "modulus"),
+            ("replacement", "replacement"),
+        ];
+        let rules = relabelings.as_array().into_iter().flatten().map(|r| {
+            let mut out = Map::new();
+            for (from, to) in fields {
+                if let Some(v) = r.get(from) {
+                    out.insert(to.into(), v.clone());
+                }
+            }
+            if let Some(action) = r["action"].as_str() {
+                out.insert("action".into(), json!(action.to_lowercase()));
+            }
+            Value::Object(out)
+        });
+        Value::Array(rules.collect())
+    }
+
+    /// `GenerateRemoteWriteConfig` for the fields the remote-write plugin
+    /// sets. The operator reads the Secret keys the selectors name and
+    /// writes their values into the configuration it generates (a Secret of
+    /// its own); `secret` stands for that read.
+    pub fn remote_write(specs: &Value, secret: &dyn Fn(&Value) -> String) -> Value {
+        let queue_fields = [
+            ("capacity", "capacity"),
+            ("minShards", "min_shards"),
+            ("maxShards", "max_shards"),
+            ("maxSamplesPerSend", "max_samples_per_send"),
+            ("batchSendDeadline", "batch_send_deadline"),
+            ("minBackoff", "min_backoff"),
+            ("maxBackoff", "max_backoff"),
+            ("retryOnRateLimit", "retry_on_http_429"),
+            ("sampleAgeLimit", "sample_age_limit"),
+        ];
+        let queues = specs.as_array().into_iter().flatten().map(|spec| {
+            let mut cfg = Map::new();
+            cfg.insert("url".into(), spec["url"].clone());
+            for (from, to) in [("remoteTimeout", "remote_timeout"), ("headers", "headers"), ("name", "name")] {
+                if let Some(v) = spec.get(from) {
+                    cfg.insert(to.into(), v.clone());
+                }
+            }
+            if let Some(auth) = spec.get("basicAuth") {
+                cfg.insert(
+                    "basic_auth".into(),
+                    json!({"username": secret(&auth["username"]), "password": secret(&auth["password"])}),
+                );
+            }
+            if let Some(auth) = spec.get("authorization") {
+                let mut a = Map::new();
+                a.insert("type".into(), json!(auth["type"].as_str().unwrap_or("Bearer").trim()));
+                if let Some(c) = auth.get("credentials") {
+                    a.insert("credentials".into(), json!(secret(c)));
+                }
+                cfg.insert("authorization".into(), Value::Object(a));
+            }
+            if let Some(q) = spec.get("queueConfig") {
+                let mut out = Map::new();
+                for (from, to) in queue_fields {
+                    match q.get(from) {
+                        // Zero and false are "unset" to the operator.
+                        None | Some(Value::Null) => {}
+                        Some(v) if v == &json!(0) || v == &json!(false) => {}
+                        Some(v) => {
+                            out.insert(to.into(), v.clone());
+                        }
+                    }
+                }
+                cfg.insert("queue_config".into(), Value::Object(out));
+            }
+            Value::Object(cfg)
+        });
+        Value::Array(queues.collect())
+    }
+
+    #[test]
+    fn external_labels_are_the_operators_then_the_specs() {
+        let spec = json!({"externalLabels": {"cluster": "eu-1", "prometheus": "mine"},
+                          "replicaExternalLabelName": "prometheus_replica"});
+        let labels = external_labels(&spec, "monitoring", &pod(1));
+        assert_eq!(
+            Value::Object(labels),
+            json!({"cluster": "eu-1", "prometheus": "monitoring/kube-prometheus-stack-prometheus",
+                   "prometheus_replica": "prometheus-kube-prometheus-stack-prometheus-1"})
+        );
+        let cleared = json!({"replicaExternalLabelName": "", "prometheusExternalLabelName": ""});
+        assert!(external_labels(&cleared, "m", "p").is_empty());
+    }
+
+    #[test]
+    fn remote_write_inlines_the_secrets_and_renames_the_queue_fields() {
+        let specs = json!([{
+            "name": "central", "url": "https://m/api/v1/push", "remoteTimeout": "30s",
+            "headers": {"X-Scope-OrgID": "eu-1"},
+            "basicAuth": {"username": {"name": "s", "key": "username"}, "password": {"name": "s", "key": "password"}},
+            "queueConfig": {"capacity": 2500, "maxShards": 10, "minShards": 0, "batchSendDeadline": "5s", "retryOnRateLimit": true}
+        }, {
+            "url": "https://t/api/v1/push",
+            "authorization": {"type": "Bearer", "credentials": {"name": "s", "key": "bearerToken"}}
+        }]);
+        let got = remote_write(&specs, &|sel| format!("<{}>", sel["key"].as_str().unwrap()));
+        assert_eq!(
+            got,
+            json!([{
+                "url": "https://m/api/v1/push", "remote_timeout": "30s", "headers": {"X-Scope-OrgID": "eu-1"},
+                "name": "central",
+                "basic_auth": {"username": "<username>", "password": "<password>"},
+                "queue_config": {"capacity": 2500, "max_shards": 10, "batch_send_deadline": "5s", "retry_on_http_429": true}
+            }, {
+                "url": "https://t/api/v1/push",
+                "authorization": {"type": "Bearer", "credentials": "<bearerToken>"}
+            }])
+        );
+    }
+
+    #[test]
+    fn relabelings_become_relabel_configs() {
+        let got = relabel_configs(&json!([{"targetLabel": "cluster", "replacement": "eu-1"},
+                                          {"sourceLabels": ["a"], "action": "Replace", "regex": "(.*)"}]));
+        assert_eq!(
+            got,
+            json!([{"target_label": "cluster", "replacement": "eu-1"},
+                   {"source_labels": ["a"], "regex": "(.*)", "action": "replace"}])
+        );
+    }
+}
+
+/// The value `up` would store at `selector` (`{name, key}`): the planned
+/// Secret's source for that key, read here from its file.
+fn secret_value(bundle: &Bundle, selector: &Value) -> String {
+    let (name, key) = (
+        selector["name"].as_str().unwrap(),
+        selector["key"].as_str().unwrap(),
+    );
+    let steps = secret_steps(bundle);
+    let (_, keys) = steps
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no Secret {name} planned"));
+    let (_, source) = keys
+        .iter()
+        .find(|(k, _)| k == key)
+        .unwrap_or_else(|| panic!("Secret {name} has no key {key}"));
+    let path = source
+        .strip_prefix("file:")
+        .unwrap_or_else(|| panic!("the test gives file sources: {source}"));
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+/// A spoke: Prometheus 3 running what the operator would generate from
+/// `bundle` for replica 0, scraping itself (its own job in the cluster) every
+/// second.
+fn spoke(bundle: &Bundle, dir: &Path) -> local::Daemon {
+    let spec = prometheus_spec(bundle);
+    let labels = operator::external_labels(&spec, &bundle.plan.namespace, &operator::pod(0));
+    let class = spec["scrapeClasses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["default"] == true)
+        .cloned()
+        .unwrap();
+    let remote_write = operator::remote_write(&spec["remoteWrite"], &|s| secret_value(bundle, s));
+    std::fs::create_dir_all(dir).unwrap();
+    // A record that aggregates `cluster` away, as the bundle's own records
+    // do (`telltale:alert_value` is `max by (node) (…)`): on the way out
+    // only the external labels can give it its cluster back.
+    let rules = dir.join("rules.yml");
+    std::fs::write(
+        &rules,
+        format!("groups:\n- name: spoke\n  interval: 1s\n  rules:\n  - record: {AGGREGATED}\n    expr: sum(up)\n"),
+    )
+    .unwrap();
+    local::prometheus_with(dir, &[], None, |port| {
+        let config = json!({
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "external_labels": labels},
+            "rule_files": [rules],
+            "scrape_configs": [{
+                "job_name": operator::PROMETHEUS,
+                "static_configs": [{"targets": [format!("127.0.0.1:{port}")]}],
+                "relabel_configs": operator::relabel_configs(&class["relabelings"]),
+            }],
+            "remote_write": remote_write,
+        });
+        let path = dir.join("prometheus.yml");
+        // JSON is YAML: Prometheus reads it as is.
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    })
+}
+
+/// The spoke's record without a cluster label of its own.
+const AGGREGATED: &str = "spoke:up:sum";
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn query(hub: &local::Daemon, promql: &str) -> Vec<Value> {
+    let body: Value = ureq::get(&format!("{}/api/v1/query", hub.url))
+        .query("query", promql)
+        .header("Authorization", &basic(USER, PASSWORD))
+        .call()
+        .unwrap_or_else(|e| panic!("query {promql}: {e}\n{}", hub.log()))
+        .body_mut()
+        .read_json()
+        .unwrap();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A sample of the spoke's own /metrics: `name` for the queue `remote`.
+fn queue_metric(spoke: &local::Daemon, name: &str, remote: &str) -> Option<f64> {
+    let text = ureq::get(&format!("{}/metrics", spoke.url))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    let queue = format!("remote_name=\"{remote}\"");
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(&queue))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn wait_for<T>(what: &str, deadline: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    // The hub, standing in for Mimir: the same remote-write protocol, and
+    // the real Prometheus web config checking basic auth on every request.
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!("basic_auth_users:\n  {USER}: '{PASSWORD_BCRYPT}'\n"),
+    )
+    .unwrap();
+    let hub_dir = dir.path().join("hub");
+    std::fs::create_dir_all(&hub_dir).unwrap();
+    let hub = local::prometheus_with(
+        &hub_dir,
+        &[
+            "--web.enable-remote-write-receiver".into(),
+            format!("--web.config.file={}", web.display()),
+        ],
+        Some(&basic(USER, PASSWORD)),
+        |_| {
+            let path = hub_dir.join("prometheus.yml");
+            // Scrapes nothing: every series it holds came from a spoke.
+            std::fs::write(&path, "global: {scrape_interval: 1s}\n").unwrap();
+            path
+        },
+    );
+    let push = format!("{}/api/v1/write", hub.url);
+
+    // The secret sources `up` would read: files.
+    let (user_file, password_file, wrong_file) = (
+        dir.path().join("user"),
+        dir.path().join("password"),
+        dir.path().join("wrong"),
+    );
+    std::fs::write(&user_file, USER).unwrap();
+    std::fs::write(&password_file, PASSWORD).unwrap();
+    std::fs::write(&wrong_file, "not-the-password").unwrap();
+    let auth = |password: &Path| {
+        format!(
+            "username: {{file: '{}'}}, password: {{file: '{}'}}",
+            user_file.display(),
+            password.display()
+        )
+    };
+    let render = |cluster: &str, values: String| {
+        render_with("kind", Some(&config(cluster, "kind", Some(&values))), &[])
+    };
+    let good = render(
+        "eu-1",
+        format!("{{url: '{push}', tenant: eu-1, {}}}", auth(&password_file)),
+    );
+    let wrong = render("eu-2", format!("{{url: '{push}', {}}}", auth(&wrong_file)));
+    let nowhere = format!("http://127.0.0.1:{}/api/v1/write", local::free_port());
+    let broken = render(
+        "eu-3",
+        format!("{{url: '{nowhere}', {}}}", auth(&password_file)),
+    );
+    for bundle in [&good, &wrong, &broken] {
+        for (path, text) in &bundle.files {
+            assert!(!text.contains(PASSWORD), "{path} holds the password");
+        }
+    }
+
+    let spoke_good = spoke(&good, &dir.path().join("eu-1"));
+    let spoke_wrong = spoke(&wrong, &dir.path().join("eu-2"));
+    let spoke_broken = spoke(&broken, &dir.path().join("eu-3"));
+
+    // The real Prometheus took the bundle's queue as it stands: tenant header included.
+    let config: Value = ureq::get(&format!("{}/api/v1/status/config", spoke_good.url))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_json()
+        .unwrap();
+    let loaded = config["data"]["yaml"].as_str().unwrap();
+    assert!(loaded.contains("X-Scope-OrgID: eu-1"), "{loaded}");
+    assert!(
+        !loaded.contains(PASSWORD),
+        "Prometheus shows the password: {loaded}"
+    );
+
+    // The hub holds the spoke's `up`, labelled with its cluster and replica.
+    let cluster = good.plan.cluster.name.clone().unwrap();
+    let up = wait_for("the spoke's up in the hub", Duration::from_secs(45), || {
+        let r = query(&hub, &format!("up{{cluster=\"{cluster}\"}}"));
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(up.len(), 1, "{up:?}");
+    let labels = &up[0]["metric"];
+    assert_eq!(labels["job"], operator::PROMETHEUS, "{labels}");
+    assert_eq!(labels["prometheus_replica"], operator::pod(0), "{labels}");
+    assert_eq!(
+        labels["prometheus"],
+        format!("{}/{}", good.plan.namespace, operator::PROMETHEUS),
+        "{labels}"
+    );
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
+    // The record that aggregated `cluster` away gets it back from the
+    // bundle's external labels, and nothing else but the operator's two.
+    let record = wait_for(
+        "the spoke's record in the hub",
+        Duration::from_secs(30),
+        || {
+            let r = query(&hub, AGGREGATED);
+            (!r.is_empty()).then_some(r)
+        },
+    );
+    let mut external = operator::external_labels(
+        &prometheus_spec(&good),
+        &good.plan.namespace,
+        &operator::pod(0),
+    );
+    external.insert("__name__".into(), json!(AGGREGATED));
+    assert_eq!(record[0]["metric"], Value::Object(external), "{record:?}");
+    assert_eq!(record[0]["metric"]["cluster"], cluster.as_str());
+    // Every series the hub holds knows its cluster.
+    let unlabelled = query(&hub, "count({__name__=~\".+\", cluster=\"\"})");
+    assert!(
+        unlabelled.is_empty(),
+        "series without cluster: {unlabelled:?}"
+    );
+    assert!(
+        queue_metric(
+            &spoke_good,
+            "prometheus_remote_storage_samples_total",
+            "central"
+        )
+        .is_some_and(|n| n > 0.0)
+    );
+
+    // A wrong password: the hub refuses it (401, not retried), the spoke
+    // counts the failed samples, and nothing of that cluster arrives.
+    let failed = wait_for("failed samples on eu-2", Duration::from_secs(45), || {
+        queue_metric(
+            &spoke_wrong,
+            "prometheus_remote_storage_samples_failed_total",
+            "central",
+        )
+        .filter(|n| *n > 0.0)
+    });
+    assert!(failed > 0.0);
+    assert!(query(&hub, "up{cluster=\"eu-2\"}").is_empty());
+    assert!(spoke_wrong.log().contains("401"), "{}", spoke_wrong.log());
+
+    // A URL nothing answers: every send is retried (a connection error is
+    // recoverable) and the queue has sent nothing, while samples come in.
+    wait_for("retries on eu-3", Duration::from_secs(45), || {
+        queue_metric(
+            &spoke_broken,
+            "prometheus_remote_storage_samples_retried_total",
+            "central",
+        )
+        .filter(|n| *n > 0.0)
+    });
+    assert_eq!(
+        queue_metric(
+            &spoke_broken,
+            "prometheus_remote_storage_queue_highest_sent_timestamp_seconds",
+            "central"
+        ),
+        Some(0.0)
+    );
+    assert!(
+        queue_metric(
+            &spoke_broken,
+            "prometheus_remote_storage_highest_timestamp_in_seconds",
+            "central"
+        )
+        .or_else(|| queue_metric_any(
+            &spoke_broken,
+            "prometheus_remote_storage_highest_timestamp_in_seconds"
+        ))
+        .is_some_and(|t| t > 0.0)
+    );
+    assert!(query(&hub, "up{cluster=\"eu-3\"}").is_empty());
+
+    // verify's remote-write check reads the same counters through each
+    // spoke's query API (each scrapes itself, as in the cluster) and names
+    // the queue, the URL and what the counters say.
+    // (Together: the failing ones settle until their timeout.)
+    let (good_check, wrong_check, broken_check) = std::thread::scope(|s| {
+        let good = s.spawn(|| verify_remote_write(&good, &spoke_good, dir.path()));
+        let wrong = s.spawn(|| verify_remote_write(&wrong, &spoke_wrong, dir.path()));
+        let broken = s.spawn(|| verify_remote_write(&broken, &spoke_broken, dir.path()));
+        (
+            good.join().unwrap(),
+            wrong.join().unwrap(),
+            broken.join().unwrap(),
+        )
+    });
+    assert_eq!(good_check["status"], "pass", "{good_check}");
+    assert_eq!(good_check["summary"], "1 remote-write queue sending");
+    let evidence = good_check["evidence"].to_string();
+    assert!(evidence.contains(&format!("→ {push}")), "{evidence}");
+    assert_eq!(wrong_check["status"], "fail", "{wrong_check}");
+    let summary = wrong_check["summary"].as_str().unwrap();
+    assert!(summary.contains(&format!("{push} refused")), "{summary}");
+    assert_eq!(broken_check["status"], "fail", "{broken_check}");
+    let summary = broken_check["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("has sent nothing to {nowhere}")),
+        "{summary}"
+    );
+    for check in [&good_check, &wrong_check, &broken_check] {
+        assert!(!check.to_string().contains(PASSWORD), "{check}");
+    }
+}
+
+/// `telltale verify --checks remote-write` on `bundle` (written as `plan
+/// --out` writes it) against `spoke`: the check's JSON result.
+fn verify_remote_write(bundle: &Bundle, spoke: &local::Daemon, dir: &Path) -> Value {
+    let cluster = bundle.plan.cluster.name.clone().unwrap();
+    let out = dir.join(format!("bundle-{cluster}"));
+    write(bundle, &out);
+    assert!(
+        bundle
+            .plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .any(|s| matches!(
+            s, Step::Verify { checks } if checks.iter().any(|c| c == "remote-write"))),
+        "plan.json's verify step lists remote-write"
+    );
+    let output = telltale(dir)
+        .args(["verify", "--bundle"])
+        .arg(&out)
+        .args(["--prometheus-url", &spoke.url, "--checks", "remote-write"])
+        .args(["--timeout", "15s", "-o", "json"])
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let passed = report["ok"] == true;
+    assert_eq!(
+        output.status.code(),
+        Some(if passed { 0 } else { 1 }),
+        "{report}"
+    );
+    report["checks"][0].clone()
+}
+
+/// A sample of a series without labels (Prometheus' storage-wide gauges).
+fn queue_metric_any(spoke: &local::Daemon, name: &str) -> Option<f64> {
+    let text = ureq::get(&format!("{}/metrics", spoke.url))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_to_string()
+        .ok()?;
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
+        .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
