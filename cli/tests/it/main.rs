@@ -18,6 +18,7 @@ mod drift;
 mod escalation;
 mod expectations;
 mod fake_api;
+mod fleet;
 #[cfg(feature = "fake-helm")]
 mod gitops;
 mod gitops_reconcile;

@@ -451,12 +451,12 @@ fn remote_write_values_match_the_prometheus_crd() {
         "{url: 'https://mimir.example.com/api/v1/push', agent: true}",
     ];
     let mut checked = 0;
-    for profile in common::PROFILES {
+    for profile in crate::common::PROFILES {
         for values in variants {
             let config = format!(
                 "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: eu-1}}\nspec:\n  profile: {profile}\n  plugins:\n    remote-write:\n      values: {values}\n"
             );
-            let bundle = common::render_with(profile, Some(&config), &[]);
+            let bundle = crate::common::render_with(profile, Some(&config), &[]);
             let chart: Value =
                 serde_saphyr::from_str(&bundle.files["helm/kube-prometheus-stack/values.yaml"])
                     .unwrap();

@@ -11,12 +11,10 @@
 //! with a wrong password, and a spoke whose URL is broken shows it in its
 //! own `prometheus_remote_storage_*` counters.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use telltale::render::Bundle;
 use telltale::render::plan::Step;
