@@ -9,12 +9,16 @@
 //! reaps its children and exits 0.
 
 // A binary's root resolves modules next to itself, so name the directory.
+#[path = "local_stack/backfill.rs"]
+mod backfill;
 #[path = "local_stack/config.rs"]
 mod config;
 #[path = "local_stack/daemons.rs"]
 mod daemons;
 #[path = "local_stack/grafana.rs"]
 mod grafana;
+#[path = "local_stack/history.rs"]
+mod history;
 #[path = "local_stack/loki.rs"]
 mod loki;
 #[path = "local_stack/shipper.rs"]
@@ -79,6 +83,16 @@ struct Args {
     /// integration only, and verify proves receivers one at a time.
     #[arg(long)]
     alertmanager_without_receiver_metrics: bool,
+    /// Start Prometheus on this much history (`12h`) of the series the
+    /// bundle's dashboards read, and of the recording rules they read:
+    /// what the stack's own exporters export, extended backwards and written
+    /// with promtool before Prometheus starts.
+    #[arg(long, value_name = "DURATION", value_parser = parse_history)]
+    history: Option<Duration>,
+    /// The history's sample interval; default: the bundle's Prometheus
+    /// scrape interval (kube-prometheus-stack's 30s unless it sets one).
+    #[arg(long, value_name = "DURATION", requires = "history", value_parser = parse_interval)]
+    history_interval: Option<Duration>,
     /// Prometheus' scrape and rule evaluation interval.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_interval)]
     scrape_interval: Duration,
@@ -140,6 +154,15 @@ fn parse_sink_status(text: &str) -> Result<((Option<String>, Integration), u16),
         return Err(format!("{code} is not a valid status for {integration}"));
     }
     Ok(((receiver, integration), code))
+}
+
+fn parse_history(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    // Prometheus keeps 15 days by default; more would be dropped at once.
+    if duration < Duration::from_secs(60) || duration > Duration::from_secs(14 * 86_400) {
+        return Err("the history must be between 1m and 14d".into());
+    }
+    Ok(duration)
 }
 
 fn parse_interval(text: &str) -> Result<Duration, String> {
@@ -206,6 +229,8 @@ pub enum LocalStackError {
     },
     #[error("cannot install the signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("the history could not be written ({step}): {message}")]
+    History { step: &'static str, message: String },
 }
 
 #[tokio::main]
@@ -345,30 +370,49 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     )
     .await?;
 
-    let mut children: Vec<Daemon> = Vec::new();
-    let started = start_daemons(
-        &programs,
-        &state,
-        &am_config,
-        &prom_config,
-        [prom_addr, am_addr, node_addr],
-        !args.alertmanager_without_receiver_metrics,
-        &mut children,
+    // Grafana's provisioning is read now: the history follows what its
+    // dashboards read.
+    let provisioned = grafana::Provisioned::from_bundle(
+        &bundle,
+        &format!("http://{prom_addr}"),
+        &format!("http://{loki_addr}"),
+        &args.grafana_drop_dashboard,
     );
-    let ready = match started {
-        Ok(()) => {
-            tokio::select! {
-                ready = daemons::wait_ready(&mut children, args.ready_timeout) => ready,
-                _ = sigterm.recv() => { daemons::stop_all(children).await; return Ok(()); }
-                _ = sigint.recv() => { daemons::stop_all(children).await; return Ok(()); }
-            }
-        }
-        Err(error) => Err(error),
+    let history = match args.history {
+        Some(duration) => Some((
+            history_reads(&provisioned, &rules_dir)?,
+            backfill::Request {
+                duration,
+                step: args
+                    .history_interval
+                    .unwrap_or_else(|| config::bundle_scrape_interval(&bundle)),
+            },
+        )),
+        None => None,
     };
-    if let Err(error) = ready {
-        daemons::stop_all(children).await;
-        return Err(error);
-    }
+
+    let mut children: Vec<Daemon> = Vec::new();
+    let setup = backfill::Setup {
+        prometheus: &programs.prometheus,
+        promtool: &programs.promtool,
+        setpriv: programs.setpriv.as_deref(),
+        state: &state,
+        config: &prom,
+        address: prom_addr,
+        ready_timeout: args.ready_timeout,
+    };
+    let ready = tokio::select! {
+        ready = start(&programs, &state, &am_config, &prom_config, [prom_addr, am_addr, node_addr], !args.alertmanager_without_receiver_metrics, &setup, history.as_ref(), &mut children) => ready,
+        _ = sigterm.recv() => { daemons::stop_all(children).await; return Ok(()); }
+        _ = sigint.recv() => { daemons::stop_all(children).await; return Ok(()); }
+    };
+    let summary = match ready {
+        Ok(summary) => summary,
+        Err(error) => {
+            daemons::stop_all(children).await;
+            return Err(error);
+        }
+    };
 
     // Loki and Grafana cannot run here: fakes stand in (see their modules),
     // fed by a shipper that sends the daemons' own logs to Loki the way
@@ -386,12 +430,6 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     let password = grafana_password();
     let password_file = secrets_dir.join("grafana-admin-password");
     write(&password_file, &password)?;
-    let provisioned = grafana::Provisioned::from_bundle(
-        &bundle,
-        &format!("http://{prom_addr}"),
-        &format!("http://{loki_addr}"),
-        &args.grafana_drop_dashboard,
-    );
     for note in &provisioned.notes {
         eprintln!("telltale-local-stack: grafana: {note}");
     }
@@ -415,6 +453,7 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
         "grafana_user": "admin",
         "grafana_password_file": password_file.display().to_string(),
         "state": state.display().to_string(),
+        "history": summary.as_ref().map(backfill::Summary::json),
         "pids": {
             "prometheus": pid("prometheus"),
             "alertmanager": pid("alertmanager"),
@@ -461,12 +500,92 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     Ok(())
 }
 
-fn start_daemons(
+/// Starts node-exporter and Alertmanager, writes the history when asked
+/// (with both answering: its first Prometheus scrapes them), then starts
+/// Prometheus and waits until all three answer.
+#[allow(clippy::too_many_arguments)]
+async fn start(
     programs: &Programs,
     state: &Path,
     am_config: &Path,
     prom_config: &Path,
-    [prom_addr, am_addr, node_addr]: [SocketAddr; 3],
+    addresses: [SocketAddr; 3],
+    receiver_metrics: bool,
+    setup: &backfill::Setup<'_>,
+    history: Option<&(history::Reads, backfill::Request)>,
+    children: &mut Vec<Daemon>,
+) -> Result<Option<backfill::Summary>, LocalStackError> {
+    start_exporters(
+        programs,
+        state,
+        am_config,
+        addresses,
+        receiver_metrics,
+        children,
+    )?;
+    let mut summary = None;
+    if let Some((reads, request)) = history {
+        daemons::wait_ready(children, setup.ready_timeout).await?;
+        let done = backfill::backfill(setup, reads, *request).await?;
+        eprintln!(
+            "telltale-local-stack: history: {} of {} series ({} samples, every {}); of the {} recording rule(s) the dashboards read ({} layer(s)), {} have data over it; written in {:.1} s",
+            humantime::format_duration(done.request.duration),
+            done.series,
+            done.samples,
+            config::prometheus_duration(done.request.step),
+            reads.layers.iter().map(Vec::len).sum::<usize>(),
+            done.layers,
+            done.records,
+            done.took.as_secs_f64()
+        );
+        for note in &done.notes {
+            eprintln!("telltale-local-stack: history: {note}");
+        }
+        summary = Some(done);
+    }
+    start_prometheus(programs, state, prom_config, addresses[0], children)?;
+    daemons::wait_ready(children, setup.ready_timeout).await?;
+    Ok(summary)
+}
+
+/// The dashboards' queries and the bundle's recording rules.
+fn history_reads(
+    provisioned: &grafana::Provisioned,
+    rules_dir: &Path,
+) -> Result<history::Reads, LocalStackError> {
+    let queries: Vec<String> = provisioned
+        .dashboards
+        .values()
+        .flat_map(history::dashboard_queries)
+        .collect();
+    let mut records = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(rules_dir)
+        .map_err(|source| LocalStackError::Read {
+            path: rules_dir.to_path_buf(),
+            source,
+        })?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let file: Value =
+            serde_saphyr::from_str(&read(&path)?).map_err(|e| LocalStackError::Parse {
+                path: path.clone(),
+                what: "YAML",
+                message: e.to_string(),
+            })?;
+        records.extend(history::records(&file));
+    }
+    Ok(history::Reads::new(&queries, &records))
+}
+
+fn start_exporters(
+    programs: &Programs,
+    state: &Path,
+    am_config: &Path,
+    [_, am_addr, node_addr]: [SocketAddr; 3],
     receiver_metrics: bool,
     children: &mut Vec<Daemon>,
 ) -> Result<(), LocalStackError> {
@@ -519,6 +638,16 @@ fn start_daemons(
         state.join("alertmanager.log"),
         setpriv,
     )?);
+    Ok(())
+}
+
+fn start_prometheus(
+    programs: &Programs,
+    state: &Path,
+    prom_config: &Path,
+    prom_addr: SocketAddr,
+    children: &mut Vec<Daemon>,
+) -> Result<(), LocalStackError> {
     children.push(daemons::spawn(
         "prometheus",
         &programs.prometheus,
@@ -532,7 +661,7 @@ fn start_daemons(
         prom_addr,
         "/-/ready",
         state.join("prometheus.log"),
-        setpriv,
+        programs.setpriv.as_deref(),
     )?);
     Ok(())
 }

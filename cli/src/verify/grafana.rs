@@ -4,12 +4,14 @@
 //! the way a browser would ask. Panels without data are listed.
 //!
 //! Each dashboard is loaded as a browser loads it (seed 000: "dashboard
-//! loads < 3 s with a 12 h range"): every panel's queries over the last
+//! loads < 3 s with a 12 h range"): its template variables' queries first
+//! (grafana_variables.rs), then every panel's queries over the last
 //! 12 hours, each panel one /api/ds/query request with the points its width
 //! gives and the interval they make, at most six requests at a time (a
 //! browser's connections to one host); the time from the first request to
-//! the last answer is the dashboard's load time, reported for each and
-//! failed above [`LOAD_LIMIT`].
+//! the last answer is the dashboard's load time, reported for each (with
+//! how far back its data goes, and its slowest panel) and failed above
+//! [`LOAD_LIMIT`].
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -187,7 +189,7 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
     let mut not_proven = 0;
     let mut cut = false;
     // Each dashboard's load time, and those over the limit.
-    let mut loads: Vec<(String, Duration)> = Vec::new();
+    let mut loads: Vec<(String, Duration, Option<Duration>)> = Vec::new();
     let mut slow: Vec<String> = Vec::new();
     for uid in &ctx.bundle.plan.expectations.dashboards {
         let api = format!("{url}/api/dashboards/uid/{}", encode(uid));
@@ -200,17 +202,29 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         };
         let report = query_panels(http, url, &dashboard, &datasources, &jobs).await;
         let seconds = report.load.as_secs_f64();
-        loads.push((uid.clone(), report.load));
+        loads.push((uid.clone(), report.load, report.covered));
         if report.load > LOAD_LIMIT {
             slow.push(format!("{uid} ({seconds:.2} s)"));
         }
+        for failed in &report.variable_errors {
+            problems.push(format!("dashboard {uid}: variable {failed}"));
+        }
+        let slowest = report
+            .slowest
+            .as_ref()
+            .map(|(title, d)| format!("; slowest panel {title}: {:.2} s", d.as_secs_f64()))
+            .unwrap_or_default();
         evidence.push(format!(
-            "{uid}: loads in {seconds:.2} s over 12 h ({} panel request(s), {} queries, {} at a time); \
+            "{uid}: loads in {seconds:.2} s over 12 h ({} variable quer{}, then {} panel request(s), {} queries, {} at a time; \
+             {}{slowest}); \
              {} panel(s) with data, {} empty by their conditions, {} without, \
              {} not proven (nothing here exports their metrics), {} not queried{}",
+            report.variables,
+            if report.variables == 1 { "y" } else { "ies" },
             report.requests,
             report.queries,
             BROWSER_CONNECTIONS,
+            covered(report.covered),
             report.with_data,
             report.empty_by_condition.len(),
             report.without.len(),
@@ -281,12 +295,13 @@ async fn attempt(ctx: &Context<'_>, url: &str, http: &Http) -> Finding {
         };
         let slowest = loads
             .iter()
-            .max_by_key(|(_, d)| *d)
-            .map(|(uid, d)| {
+            .max_by_key(|(_, d, _)| *d)
+            .map(|(uid, d, data)| {
                 format!(
-                    "; each loads in under {} s over 12 h (slowest {uid}: {:.2} s)",
+                    "; each loads in under {} s over 12 h (slowest {uid}: {:.2} s, {})",
                     LOAD_LIMIT.as_secs(),
-                    d.as_secs_f64()
+                    d.as_secs_f64(),
+                    covered(*data)
                 )
             })
             .unwrap_or_default();
@@ -319,8 +334,16 @@ struct PanelsReport {
     unexported: Vec<(String, Vec<String>)>,
     without: Vec<(String, String)>,
     skipped: Vec<String>,
-    /// From the first panel request to the last answer.
+    /// From the first variable (or panel) request to the last answer.
     load: Duration,
+    /// Template-variable queries run before the panels, and those that
+    /// failed (`name: why`).
+    variables: usize,
+    variable_errors: Vec<String>,
+    /// How far back the data the panels got goes (from now).
+    covered: Option<Duration>,
+    /// The panel whose request took longest, and how long.
+    slowest: Option<(String, Duration)>,
     /// Panel requests (one a panel) and the queries in them.
     requests: usize,
     queries: usize,
@@ -426,28 +449,74 @@ async fn query_panels(
         .map(|q| q.body["queries"].as_array().map_or(0, Vec::len))
         .sum();
     let api = format!("{url}/api/ds/query");
-    // The load, timed: every panel at once, as many in flight as a browser
-    // keeps; each answer is kept for the verdict below.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (start, end) = (
+        (now - LOAD_RANGE).as_secs() as i64,
+        now.as_secs_f64().ceil() as i64,
+    );
+    let variables = super::grafana_variables::requests(dashboard, datasources, start, end);
+    report.variables = variables.requests.len();
+    report
+        .skipped
+        .extend(variables.skipped.iter().map(|v| format!("variable {v}")));
+    // The load, timed: the template variables first, level by level (a
+    // variable that reads another waits for it), then every panel at once,
+    // as many requests in flight as a browser keeps; each answer is kept
+    // for the verdict below.
     let started = Instant::now();
-    let answers: Vec<(PanelQuery, Result<QueryResponse, String>)> =
+    for level in super::grafana_variables::by_level(variables.requests) {
+        let failed: Vec<String> = futures::stream::iter(level.into_iter().map(|v| async move {
+            let target = format!("{url}{}", v.path);
+            match http.get_for_json::<Value>(&target).await {
+                Ok((200, body)) if body["status"] == "success" => None,
+                Ok((status, body)) => Some(format!(
+                    "{}: {status} {}",
+                    v.name,
+                    super::http::cap(body["error"].as_str().unwrap_or_default(), 200)
+                )),
+                Err(e) => Some(format!("{}: {e}", v.name)),
+            }
+        }))
+        .buffer_unordered(BROWSER_CONNECTIONS)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+        report.variable_errors.extend(failed);
+    }
+    let answers: Vec<(PanelQuery, Result<QueryResponse, String>, Duration)> =
         futures::stream::iter(queries.into_iter().map(|q| {
             let api = api.clone();
             async move {
+                let asked = Instant::now();
                 let answer = http
                     .post_for_json::<QueryResponse>(&api, &q.body)
                     .await
                     .map(|(_, r)| r)
                     .map_err(|e| e.to_string());
-                (q, answer)
+                (q, answer, asked.elapsed())
             }
         }))
         .buffer_unordered(BROWSER_CONNECTIONS)
         .collect()
         .await;
     report.load = started.elapsed();
+    report.slowest = answers
+        .iter()
+        .max_by_key(|(_, _, took)| *took)
+        .map(|(q, _, took)| (q.title.clone(), *took));
+    let earliest = answers
+        .iter()
+        .filter_map(|(_, a, _)| a.as_ref().ok())
+        .flat_map(|r| r.results.values())
+        .filter_map(earliest_point)
+        .min();
+    report.covered =
+        earliest.map(|ms| Duration::from_millis((now.as_millis() as i64 - ms).max(0) as u64));
 
     // Then why the empty ones are empty (not timed: no browser asks that).
-    let mut verdicts = futures::stream::iter(answers.into_iter().map(|(q, answer)| {
+    let mut verdicts = futures::stream::iter(answers.into_iter().map(|(q, answer, _)| {
         let api = api.clone();
         async move {
             let verdict = match answer {
@@ -569,6 +638,44 @@ async fn scraped_twice(
             "waiting for Prometheus to scrape job(s) {} twice: until then a panel's missing metric proves nothing",
             waiting.join(", ")
         ))
+    }
+}
+
+/// The time (epoch ms) of the earliest non-null value in the answer.
+fn earliest_point(response: &DataResponse) -> Option<i64> {
+    response
+        .frames
+        .iter()
+        .filter_map(|f| {
+            let times = f.data.values.first()?;
+            times
+                .iter()
+                .enumerate()
+                .find(|(i, _)| {
+                    f.data
+                        .values
+                        .iter()
+                        .skip(1)
+                        .any(|v| v.get(*i).is_some_and(|x| !x.is_null()))
+                })
+                .and_then(|(_, t)| t.as_i64())
+        })
+        .min()
+}
+
+/// "data over the last 11.9 h", "… 4 min": how far back a dashboard's
+/// data goes, so a load time over 12 h says over how much data it was
+/// measured.
+fn covered(span: Option<Duration>) -> String {
+    match span {
+        None => "no data".into(),
+        Some(d) if d >= Duration::from_secs(3600) => {
+            format!("data over the last {:.1} h", d.as_secs_f64() / 3600.0)
+        }
+        Some(d) if d >= Duration::from_secs(60) => {
+            format!("data over the last {} min", d.as_secs() / 60)
+        }
+        Some(d) => format!("data over the last {} s", d.as_secs()),
     }
 }
 
@@ -816,7 +923,7 @@ fn stream_selectors(expr: &str) -> Vec<String> {
 }
 
 /// Every panel, including those folded into rows.
-fn panels(dashboard: &Value) -> Vec<&Value> {
+pub fn panels(dashboard: &Value) -> Vec<&Value> {
     let mut out = Vec::new();
     for panel in dashboard["panels"].as_array().into_iter().flatten() {
         out.push(panel);
@@ -830,7 +937,7 @@ fn panels(dashboard: &Value) -> Vec<&Value> {
 /// The datasource type a panel queries: the target's, else the panel's.
 /// `${datasource}`-style references name a datasource variable whose type
 /// is given next to it.
-fn datasource_type(panel: &Value, target: &Value) -> String {
+pub fn datasource_type(panel: &Value, target: &Value) -> String {
     for ds in [&target["datasource"], &panel["datasource"]] {
         if let Some(kind) = ds["type"].as_str() {
             return kind.to_string();

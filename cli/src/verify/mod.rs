@@ -6,6 +6,7 @@ pub mod alertmanager;
 pub mod autoscaling;
 pub mod grafana;
 pub mod grafana_time;
+pub mod grafana_variables;
 pub mod http;
 pub mod load;
 pub mod loadgen;

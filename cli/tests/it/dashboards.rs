@@ -33,6 +33,43 @@ fn plain_promql(expr: &str) -> String {
     e
 }
 
+/// The longest `[…]` window of a query, in seconds (`[24h]`, `[6h:15s]`).
+fn longest_window(expr: &str) -> u64 {
+    let mut longest = 0;
+    for (at, _) in expr.match_indices('[') {
+        let rest = &expr[at + 1..];
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+        let Ok(n) = rest[..digits].parse::<u64>() else {
+            continue;
+        };
+        let unit = match rest[digits..].chars().next() {
+            Some('s') => 1,
+            Some('m') if !rest[digits..].starts_with("ms") => 60,
+            Some('h') => 3_600,
+            Some('d') => 86_400,
+            Some('w') => 604_800,
+            _ => continue,
+        };
+        longest = longest.max(n * unit);
+    }
+    longest
+}
+
+/// A panel that shows one value: a stat without a sparkline, a gauge, a
+/// bar gauge, a table reduced to its last values.
+fn shows_one_value(p: &Value) -> bool {
+    match p["type"].as_str() {
+        Some("stat") => p["options"]["graphMode"] == "none",
+        Some("gauge") | Some("bargauge") => true,
+        Some("table") => p["transformations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["id"] == "reduce"),
+        _ => false,
+    }
+}
+
 fn check_dashboard(name: &str, d: &Value) -> Vec<String> {
     let mut problems = Vec::new();
     if d["time"]["from"] != "now-12h" {
@@ -101,6 +138,21 @@ fn check_dashboard(name: &str, d: &Value) -> Vec<String> {
                     "{name}/{title}: PromQL does not parse: {e}\n  {expr}"
                 ));
             }
+            // One value from an hour-long (or longer) window, asked as a
+            // range query: every step of the 12 h load reads the whole
+            // window again (a 24 h window at a 30 s step reads each series'
+            // samples some 500 times over), to draw the last point only.
+            if let Some(expr) = t["expr"].as_str()
+                && ds_type != "loki"
+                && shows_one_value(p)
+                && t["instant"] != true
+                && longest_window(expr) >= 3_600
+            {
+                problems.push(format!(
+                    "{name}/{title}: shows one value of a window of {} s as a range query: make it instant\n  {expr}",
+                    longest_window(expr)
+                ));
+            }
         }
     }
     problems
@@ -132,6 +184,9 @@ fn the_checker_catches_overlaps_and_bad_promql() {
         "panels": [
             {"id": 1, "title": "a", "type": "stat", "gridPos": {"x": 0, "y": 0, "w": 12, "h": 4}, "datasource": {"type": "prometheus"}, "targets": [{"expr": "up"}]},
             {"id": 2, "title": "b", "type": "stat", "gridPos": {"x": 6, "y": 2, "w": 12, "h": 4}, "datasource": {"type": "prometheus"}, "targets": [{"expr": "sum(up"}]},
+            {"id": 3, "title": "c", "type": "stat", "options": {"graphMode": "none"}, "gridPos": {"x": 0, "y": 6, "w": 6, "h": 4}, "datasource": {"type": "prometheus"}, "targets": [{"expr": "sum(increase(x_total[24h]))", "range": true}]},
+            {"id": 4, "title": "d", "type": "stat", "options": {"graphMode": "none"}, "gridPos": {"x": 6, "y": 6, "w": 6, "h": 4}, "datasource": {"type": "prometheus"}, "targets": [{"expr": "sum(increase(x_total[24h]))", "instant": true}]},
+            {"id": 5, "title": "e", "type": "timeseries", "gridPos": {"x": 12, "y": 6, "w": 6, "h": 4}, "datasource": {"type": "prometheus"}, "targets": [{"expr": "sum(increase(x_total[24h]))"}]},
         ]
     });
     let problems = check_dashboard("t", &d);
@@ -141,6 +196,14 @@ fn the_checker_catches_overlaps_and_bad_promql() {
     );
     assert!(
         problems.iter().any(|p| p.contains("does not parse")),
+        "{problems:?}"
+    );
+    let range: Vec<&String> = problems
+        .iter()
+        .filter(|p| p.contains("make it instant"))
+        .collect();
+    assert!(
+        range.len() == 1 && range[0].starts_with("t/c: shows one value of a window of 86400 s"),
         "{problems:?}"
     );
 }

@@ -555,3 +555,112 @@ fn bad_arguments_are_refused_before_anything_starts() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("missing"), "{stderr}");
 }
+
+/// One instant query's vector, `[labels, value]` per series.
+fn instant(prometheus: &str, query: &str) -> Vec<(Value, f64)> {
+    let answer: Value = ureq::get(&format!("{prometheus}/api/v1/query"))
+        .query("query", query)
+        .call()
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .body_mut()
+        .read_json()
+        .unwrap();
+    answer["data"]["result"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{query}: {answer}"))
+        .iter()
+        .map(|s| {
+            (
+                s["metric"].clone(),
+                s["value"][1].as_str().unwrap().parse().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn history_gives_prometheus_hours_of_what_the_dashboards_read_before_it_starts() {
+    let stack = Stack::start("kind", None, &["--history", "2h"]);
+    let prometheus = stack.url("prometheus");
+    // What was written, and how long it took: seconds, not minutes (most
+    // of it the first Prometheus' first scrapes, some 5 s after it starts).
+    let history = &stack.info["history"];
+    let series = history["series"].as_u64().unwrap();
+    assert!(series >= 20, "{history}");
+    // 2 h at the bundle's 30 s scrape interval: 241 points a series.
+    assert_eq!(history["step_seconds"], 30.0, "{history}");
+    assert_eq!(history["samples"].as_u64(), Some(series * 241), "{history}");
+    let took = history["seconds"].as_f64().unwrap();
+    assert!(took < 60.0, "the history took {took} s: {history}");
+    eprintln!("kind --history 2h: {history}");
+
+    // node-exporter's CPU counters go back 2 h at a step of 30 s, never
+    // resetting where the history meets the live scrapes, and have a rate
+    // an hour ago.
+    let cpu = instant(
+        &prometheus,
+        "count_over_time(node_cpu_seconds_total[2h] offset 1m)",
+    );
+    assert!(!cpu.is_empty());
+    assert!(cpu.iter().all(|(_, n)| *n >= 236.0), "{cpu:?}");
+    let resets = instant(&prometheus, "resets(node_cpu_seconds_total[3h])");
+    assert!(resets.iter().all(|(_, n)| *n == 0.0), "{resets:?}");
+    let busy = instant(
+        &prometheus,
+        "sum(rate(node_cpu_seconds_total{mode!=\"idle\"}[5m] offset 1h))",
+    );
+    assert!(busy.len() == 1 && busy[0].1 >= 0.0, "{busy:?}");
+    // `up` of every scraped job, a stand-in's too: the dashboards read it.
+    let up = instant(&prometheus, "count by (job) (up offset 1h)");
+    assert_eq!(
+        up.len(),
+        expected_targets(&stack.bundle).len(),
+        "every expected job has history: {up:?}"
+    );
+    // A series no dashboard reads is only live (once the live Prometheus
+    // has scraped itself); alerts are never backfilled.
+    eventually(
+        Duration::from_secs(30),
+        "a live scrape of Prometheus",
+        || {
+            let live = instant(&prometheus, "prometheus_http_requests_total");
+            if live.is_empty() {
+                Err("no series yet".into())
+            } else {
+                Ok(())
+            }
+        },
+    );
+    assert!(instant(&prometheus, "prometheus_http_requests_total offset 1h").is_empty());
+    assert!(instant(&prometheus, "count_over_time(ALERTS[2h] offset 5m)").is_empty());
+    // The records the dashboards read, evaluated by promtool over the
+    // history: NodeDown's value (no kube_node_info here: `vector(0) < 1`).
+    let records = instant(
+        &prometheus,
+        "count_over_time(telltale:alert_value{alertname=\"NodeDown\"}[2h] offset 1m)",
+    );
+    assert!(
+        records.len() == 1 && records[0].1 >= 200.0,
+        "NodeDown's record over the history: {records:?}"
+    );
+}
+
+#[test]
+fn a_history_out_of_bounds_is_refused_before_anything_starts() {
+    let bin = env!("CARGO_BIN_EXE_telltale-local-stack");
+    for (args, says) in [
+        (
+            &["--bundle", "/nonexistent", "--history", "10s"][..],
+            "between 1m and 14d",
+        ),
+        (
+            &["--bundle", "/nonexistent", "--history-interval", "30s"][..],
+            "--history",
+        ),
+    ] {
+        let out = Command::new(bin).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

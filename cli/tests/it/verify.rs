@@ -602,7 +602,7 @@ fn logs_and_dashboards_pass_through_loki_and_grafana() {
         "datasource Loki (loki): Data source successfully connected",
         // Loaded as a browser would, and timed: three panel requests.
         "telltale-green: loads in ",
-        "over 12 h (3 panel request(s), ",
+        "over 12 h (0 variable queries, then 3 panel request(s), ",
         // Three panels with queries (one inside a collapsed row); the text
         // panel has none.
         "3 panel(s) with data, 0 empty by their conditions, 0 without",

@@ -272,14 +272,94 @@ fn reload(stack: &LocalStack, group: &str, loaded: bool) {
     }
 }
 
+/// Each dashboard's load, from verify's evidence: `(uid, seconds,
+/// variable queries, hours of data)`.
+fn loads(run: &Run) -> Vec<(String, f64, usize, Option<f64>)> {
+    run.check("dashboards")["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| {
+            let line = e.as_str()?;
+            let (uid, rest) = line.split_once(": loads in ")?;
+            let seconds: f64 = rest.split(' ').next()?.parse().ok()?;
+            let variables: usize = rest
+                .split_once("12 h (")?
+                .1
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            // `data over the last 11.9 h`, `… 4 min`, `… 30 s`, or `no data`.
+            let hours = rest.split_once("data over the last ").and_then(|(_, h)| {
+                let mut words = h.split(' ');
+                let n: f64 = words.next()?.parse().ok()?;
+                let unit = words.next()?;
+                Some(match unit.trim_end_matches([';', ')']) {
+                    "h" => n,
+                    "min" => n / 60.0,
+                    _ => n / 3600.0,
+                })
+            });
+            Some((uid.to_string(), seconds, variables, hours))
+        })
+        .collect()
+}
+
+/// The query variables a dashboard of the bundle runs on load (refresh on
+/// load or on time-range change), read from the bundle's own file.
+fn variables_on_load(out: &Path, uid: &str) -> usize {
+    let text = std::fs::read_to_string(out.join(format!("grafana/dashboards/{uid}.json"))).unwrap();
+    let dashboard: Value = serde_json::from_str(&text).unwrap();
+    dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|v| v["type"] == "query" && matches!(v["refresh"].as_u64(), Some(1) | Some(2)))
+        .count()
+}
+
 #[test]
 fn production_is_green_then_each_broken_component_fails_its_check() {
     let profile = "production";
     let dir = tempfile::tempdir().unwrap();
     let (bundle, out) = bundle(dir.path(), profile);
-    let stack = LocalStack::start(&out, &[]);
+    // 12 h of history: the 12 h load is timed on 12 h of data.
+    let stack = LocalStack::start(&out, &["--history".as_ref(), "12h".as_ref()]);
+    let history = &stack.urls["history"];
+    eprintln!("production --history 12h: {history}");
+    assert_eq!(history["duration_seconds"], 43_200, "{history}");
+    assert!(
+        history["seconds"].as_f64().unwrap() < 60.0,
+        "the history takes seconds: {history}"
+    );
     let run = verify(dir.path(), &stack, profile, None, "40s");
     assert_green(profile, &bundle, &run);
+    // Every dashboard loads in under 3 s over 12 h, its variable queries
+    // counted in; those with data have it over the whole 12 h (the
+    // infrastructure dashboard among them).
+    let loads = loads(&run);
+    assert_eq!(
+        loads.len(),
+        bundle.plan.expectations.dashboards.len(),
+        "{loads:?}"
+    );
+    for (uid, seconds, variables, hours) in &loads {
+        eprintln!(
+            "production: {uid} loads in {seconds:.2} s over 12 h, {variables} variable queries, data over {hours:?} h"
+        );
+        assert!(*seconds < 3.0, "{uid}: {seconds} s");
+        assert_eq!(*variables, variables_on_load(&out, uid), "{uid}");
+        if let Some(hours) = hours {
+            assert!(*hours >= 11.9, "{uid}: data over {hours} h only");
+        }
+    }
+    let infrastructure = loads
+        .iter()
+        .find(|(uid, ..)| uid == "telltale-infrastructure")
+        .expect("the infrastructure dashboard");
+    assert_eq!(infrastructure.3, Some(12.0), "{infrastructure:?}");
+    assert!(infrastructure.2 > 0, "{infrastructure:?}");
     let all = LOCAL.join(",");
 
     // A rule file Prometheus no longer loads: rules names the group.

@@ -370,6 +370,20 @@ pub fn prometheus(
     })
 }
 
+/// The bundle's Prometheus scrape interval: kube-prometheus-stack's
+/// `prometheus.prometheusSpec.scrapeInterval`, else the operator's 30s.
+pub fn bundle_scrape_interval(bundle: &Path) -> Duration {
+    std::fs::read_to_string(bundle.join("helm/kube-prometheus-stack/values.yaml"))
+        .ok()
+        .and_then(|t| serde_saphyr::from_str::<Value>(&t).ok())
+        .and_then(|v| {
+            let text = v["prometheus"]["prometheusSpec"]["scrapeInterval"].as_str()?;
+            telltale::verify::grafana_time::parse_interval(text)
+        })
+        .filter(|d| !d.is_zero())
+        .unwrap_or(Duration::from_secs(30))
+}
+
 /// Prometheus durations have no spaces: `1s`, `250ms`.
 pub fn prometheus_duration(duration: Duration) -> String {
     let millis = duration.as_millis().max(1);

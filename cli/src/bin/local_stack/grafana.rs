@@ -3,7 +3,10 @@
 //! shapes (https://grafana.com/docs/grafana/latest/developers/http_api/):
 //! `GET /api/health`, `GET /api/datasources`,
 //! `GET /api/datasources/uid/<uid>/health`, `GET /api/dashboards/uid/<uid>`,
-//! `GET /api/search` and `POST /api/ds/query` (data frames). Dashboards and
+//! `GET /api/search`, `POST /api/ds/query` (data frames) and a Prometheus
+//! datasource's `GET /api/datasources/uid/<uid>/resources/api/v1/…` (the
+//! label, series and query APIs the template variables ask, passed on to
+//! Prometheus as Grafana's resource handler does). Dashboards and
 //! datasources are the bundle's, as Grafana's sidecars would provision them
 //! (see [`Provisioned`]); queries go to the real local Prometheus and the fake Loki, so a
 //! panel has data exactly when its query returns some. Every /api call but
@@ -38,7 +41,8 @@ pub struct Grafana {
     pub datasources: Vec<Datasource>,
     /// `Basic base64(admin:password)`.
     pub authorization: String,
-    /// Added to every /api/ds/query answer (`--grafana-query-delay`).
+    /// Added to every /api/ds/query and datasource resource answer
+    /// (`--grafana-query-delay`).
     pub query_delay: std::time::Duration,
     http: Http,
 }
@@ -252,6 +256,10 @@ pub fn router(grafana: Arc<Grafana>) -> Router {
         .route("/api/dashboards/uid/{uid}", get(dashboard))
         .route("/api/search", get(search))
         .route("/api/ds/query", post(ds_query))
+        .route(
+            "/api/datasources/uid/{uid}/resources/{*path}",
+            get(datasource_resource),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             grafana.clone(),
             require_admin,
@@ -473,6 +481,44 @@ async fn one_query(
             url: String::new(),
             message: format!("data source {uid} not found"),
         }),
+    }
+}
+
+/// A Prometheus datasource's resource call (`api/v1/series`,
+/// `api/v1/label/<name>/values`, `api/v1/labels`, `api/v1/query`…): passed
+/// on to Prometheus with its query string, Prometheus' answer returned
+/// as it is.
+async fn datasource_resource(
+    State(g): State<Arc<Grafana>>,
+    Path((uid, path)): Path<(String, String)>,
+    uri: axum::http::Uri,
+) -> Response {
+    tokio::time::sleep(g.query_delay).await;
+    let Some(ds) = g.datasource(&uid) else {
+        return not_found("Data source not found");
+    };
+    let (Some(prometheus), true) = (&ds.url, ds.kind == "prometheus") else {
+        return not_found("the fake Grafana has resources only for Prometheus datasources");
+    };
+    if !path.starts_with("api/v1/") || path.contains("..") {
+        return not_found("Not found");
+    }
+    let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+    match g
+        .http
+        .get_for_json::<Value>(&format!("{prometheus}/{path}{query}"))
+        .await
+    {
+        Ok((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY),
+            Json(body),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            Json(json!({"status": "error", "errorType": "unavailable", "error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
