@@ -8,6 +8,7 @@ use clap_complete::Shell;
 use clap_complete::env::EnvCompleter;
 
 use crate::error::CommandError;
+use crate::ui::Printer;
 
 /// Print shell completions to stdout
 #[derive(Debug, Args)]
@@ -19,7 +20,7 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: CompletionsArgs) -> Result<(), CommandError> {
+pub fn run(args: CompletionsArgs, printer: &Printer) -> Result<(), CommandError> {
     let shell: &dyn EnvCompleter = match args.shell {
         Shell::Bash => &clap_complete::env::Bash,
         Shell::Elvish => &clap_complete::env::Elvish,
@@ -38,7 +39,6 @@ pub fn run(args: CompletionsArgs) -> Result<(), CommandError> {
     shell
         .write_registration("COMPLETE", "telltale", "telltale", "telltale", &mut out)
         .map_err(|e| CommandError::environment(format!("writing the completions: {e}")))?;
-    use std::io::Write as _;
-    let _ = std::io::stdout().write_all(&out);
+    printer.raw(&out);
     Ok(())
 }

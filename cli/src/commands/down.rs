@@ -89,7 +89,7 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         let kube = access::connect(target, config).await?;
         let server = kube.target.server.clone();
         let progress = Progress::new(printer);
-        let interrupt = Interrupt::listen();
+        let interrupt = Interrupt::listen(crate::ui::interrupt_notice);
         let Some(journal) = journal::read(&kube, &namespace)
             .await
             .map_err(|e| super::up::journal_error(e, &namespace, &server))?

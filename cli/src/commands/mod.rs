@@ -217,7 +217,7 @@ pub fn run(cli: Cli) -> Result<(), CommandError> {
         Command::Unlock(args) => unlock::run(args, &cli.global, &printer),
         Command::Runbook(args) => runbook::run(args, &cli.global, &printer),
         Command::Ack(args) => ack::run(args, &cli.global, &printer),
-        Command::Completions(args) => completions::run(args),
+        Command::Completions(args) => completions::run(args, &printer),
         Command::Version(args) => version::run(args, &cli.global, &printer),
         Command::External(args) => external::run(args),
     }

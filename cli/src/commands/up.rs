@@ -103,7 +103,7 @@ async fn up(
     printer: &Printer,
 ) -> Result<(), CommandError> {
     let progress = Progress::new(printer);
-    let interrupt = Interrupt::listen();
+    let interrupt = Interrupt::listen(crate::ui::interrupt_notice);
     let plan = &bundle.plan;
     let ns = plan.namespace.as_str();
 

@@ -1,6 +1,5 @@
 //! `telltale verify`: prove the stack live.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -458,43 +457,8 @@ pub async fn execute(
         bundle.plan.profile,
         ctx.run_id
     ));
-    let line = WaitLine {
-        enabled: !printer.is_json()
-            && !printer.quiet
-            && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
+    let line = crate::ui::progress::WaitLine::new(printer);
     Ok(verify::run(&ctx, &options.checks, &line).await)
-}
-
-/// The progress line while checks wait: which are still running and how
-/// long until the deadline, rewritten in place on a terminal only.
-struct WaitLine {
-    enabled: bool,
-}
-
-impl verify::Progress for WaitLine {
-    fn waiting(&self, pending: &[CheckId], left: Duration) {
-        if !self.enabled {
-            return;
-        }
-        let names: Vec<&str> = pending.iter().map(|c| c.name()).collect();
-        let mut err = std::io::stderr().lock();
-        let _ = write!(
-            err,
-            "\r\x1b[2K  waiting for {} — {}s left",
-            names.join(", "),
-            left.as_secs()
-        );
-        let _ = err.flush();
-    }
-
-    fn finished(&self) {
-        if self.enabled {
-            let mut err = std::io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
-        }
-    }
 }
 
 /// Grafana's admin credentials from the Secret `up` generated.

@@ -25,9 +25,39 @@ struct State {
 #[derive(Clone, Default)]
 pub struct Interrupt(Arc<State>);
 
+/// Which interrupt arrived, for the terminal layer to say what happens now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    /// The current step finishes, then the run stops.
+    First,
+    /// helm and the current step stop now; the phase is still recorded.
+    Second,
+    /// telltale exits at once.
+    Third,
+}
+
+impl Notice {
+    pub fn message(self) -> &'static str {
+        match self {
+            Notice::First => {
+                "interrupted: finishing the current step, then stopping (again to stop now)"
+            }
+            Notice::Second => {
+                "second interrupt: stopping helm and the current step now; recording \
+                 the phase and releasing the lock (again to exit at once)"
+            }
+            Notice::Third => {
+                "third interrupt: exiting; the journal may not record the current step \
+                 and the lock expires on its own (or see `telltale unlock`)"
+            }
+        }
+    }
+}
+
 impl Interrupt {
-    /// Starts listening; must be called inside the tokio runtime.
-    pub fn listen() -> Interrupt {
+    /// Starts listening; must be called inside the tokio runtime. `notice`
+    /// tells the user (the terminal layer's; this module prints nothing).
+    pub fn listen(notice: fn(Notice)) -> Interrupt {
         let flag = Interrupt::default();
         let inner = flag.0.clone();
         tokio::spawn(async move {
@@ -43,14 +73,9 @@ impl Interrupt {
                     _ = term.recv() => {}
                 }
                 match inner.signals.fetch_add(1, Ordering::SeqCst) {
-                    0 => eprintln!(
-                        "interrupted: finishing the current step, then stopping (again to stop now)"
-                    ),
+                    0 => notice(Notice::First),
                     1 => {
-                        eprintln!(
-                            "second interrupt: stopping helm and the current step now; recording \
-                             the phase and releasing the lock (again to exit at once)"
-                        );
+                        notice(Notice::Second);
                         // Wake the executor before helm dies, so the step is seen
                         // as abandoned rather than as a failed helm.
                         inner.hard.notify_waiters();
@@ -58,10 +83,7 @@ impl Interrupt {
                     }
                     _ => {
                         kill_helm_groups();
-                        eprintln!(
-                            "third interrupt: exiting; the journal may not record the current step \
-                             and the lock expires on its own (or see `telltale unlock`)"
-                        );
+                        notice(Notice::Third);
                         std::process::exit(130);
                     }
                 }

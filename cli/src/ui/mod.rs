@@ -36,6 +36,11 @@ static STDOUT_USED: AtomicBool = AtomicBool::new(false);
 
 /// `{"ok": false, "error": {…}}`: the same words as the text report (which
 /// never holds a secret), without the snippet, which quotes input.
+/// What an interrupt of `up` or `down` does now, on stderr.
+pub fn interrupt_notice(notice: crate::install::interrupt::Notice) {
+    eprintln!("{}", notice.message());
+}
+
 /// A `-v` line on stderr: the programs telltale starts, as they start.
 pub fn trace(text: &str) {
     eprintln!("  {text}");
@@ -78,6 +83,12 @@ impl Printer {
         STDOUT_USED.store(true, Ordering::Relaxed);
         let mut stdout = io::stdout().lock();
         let _ = writeln!(stdout, "{text}");
+    }
+
+    /// Bytes as they are on stdout (a completion script).
+    pub fn raw(&self, bytes: &[u8]) {
+        STDOUT_USED.store(true, Ordering::Relaxed);
+        let _ = io::stdout().lock().write_all(bytes);
     }
 
     /// The command's document, as JSON or YAML per `-o`.

@@ -107,3 +107,46 @@ impl Progress {
         }
     }
 }
+
+/// verify's progress line while checks wait: which are still running and
+/// how long until the deadline, rewritten in place on a terminal only.
+pub struct WaitLine {
+    enabled: bool,
+}
+
+impl WaitLine {
+    pub fn new(printer: &super::Printer) -> WaitLine {
+        WaitLine {
+            enabled: !printer.is_json()
+                && !printer.quiet
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+}
+
+impl crate::verify::Progress for WaitLine {
+    fn waiting(&self, pending: &[crate::verify::CheckId], left: std::time::Duration) {
+        use std::io::Write as _;
+        if !self.enabled {
+            return;
+        }
+        let names: Vec<&str> = pending.iter().map(|c| c.name()).collect();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[2K  waiting for {} — {}s left",
+            names.join(", "),
+            left.as_secs()
+        );
+        let _ = err.flush();
+    }
+
+    fn finished(&self) {
+        use std::io::Write as _;
+        if self.enabled {
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
+}

@@ -556,3 +556,50 @@ fn yaml_output_is_the_json_document_as_yaml() {
     assert_eq!(both(&["runbook", "NodeDwn"]), Some(2));
     assert_eq!(both(&["plan", "--no-such-flag"]), Some(2));
 }
+
+/// Only the terminal layer (`cli/src/ui/`) writes to the terminal: the
+/// core, the workflows and the commands hand it text or reports. (The
+/// separate test programs in `src/bin/` have their own output.)
+#[test]
+fn only_the_terminal_layer_writes_to_the_terminal() {
+    let writes = regex::Regex::new(
+        r"\b(e?println!|e?print!|dbg!)\(|io::stdout\(\)|io::stderr\(\)|Term::std(out|err)\(\)",
+    )
+    .unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut found = Vec::new();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let relative = path.strip_prefix(&src).unwrap().to_path_buf();
+        if relative.starts_with("ui") || relative.starts_with("bin") {
+            continue;
+        }
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            // Asking whether a stream is a terminal writes nothing.
+            let code = code.replace("is_terminal(&std::io::stderr())", "");
+            let code = code.replace("is_terminal(&std::io::stdout())", "");
+            if writes.is_match(&code) {
+                found.push(format!(
+                    "src/{}:{}: {}",
+                    relative.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(files > 50, "the sources were read ({files} files)");
+    assert!(
+        found.is_empty(),
+        "terminal output outside src/ui/:\n{}",
+        found.join("\n")
+    );
+}
