@@ -44,6 +44,27 @@ pub struct Escalated {
     pub fired: Vec<Labels>,
 }
 
+/// The stage: the rules derived from the bundle's critical alerts, with
+/// their test (after the alerts are fired: the copies are not inhibition
+/// sources), and the escalated copies as that test fires them.
+pub fn add(b: &mut super::builder::Builder<'_>) -> Result<(), super::RenderError> {
+    b.warnings
+        .extend(super::alertmanager::unconfigured_levels(&b.r.alerting));
+    let Some(e) = render(
+        super::alertmanager::levels(&b.r.alerting),
+        &critical_alerts(&b.rules),
+        &b.fired,
+    ) else {
+        return Ok(());
+    };
+    b.rule_group(&e.group, "escalation", "escalation")?;
+    let test_path = format!("prometheus/tests/{GROUP}_test.yaml");
+    let test = super::to_yaml(&test_path, &e.test)?;
+    b.files.add("rule test", test_path, "escalation", test)?;
+    b.escalated = e.fired;
+    Ok(())
+}
+
 /// Alerts that reach the critical tier, by their static labels (the
 /// routing contract: SLA breaches too, after the SLA receiver; security
 /// alerts have their own receiver and capacity is a warning, so neither

@@ -238,8 +238,6 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         profile: selected.profile.metadata.name.clone(),
     };
 
-    let (plugins, left_out) = enabled_plugins(catalog, &layers, &sets, &ctx)?;
-
     let mut alerting = AlertingLayer::default();
     let mut slos: Vec<Slo> = Vec::new();
     let mut grafana = Grafana::default();
@@ -256,6 +254,9 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
             grafana = g.clone();
         }
     }
+    // Overlays see the configured datasources (datasources.rs).
+    let datasources = super::datasources::template_view(&grafana.datasources);
+    let (plugins, left_out) = enabled_plugins(catalog, &layers, &sets, &ctx, &datasources)?;
 
     let declared_receivers = alerting.receivers.clone();
     let (alerting, mut warnings): (Alerting, Vec<String>) = alerting.resolve();
@@ -305,6 +306,7 @@ fn enabled_plugins(
     layers: &[Layer],
     sets: &SetArgs,
     ctx: &template::Context,
+    datasources: &Value,
 ) -> Result<(Vec<EnabledPlugin>, Vec<String>), RenderError> {
     // Which plugins are on, and the layer that decided it (for error locations).
     let mut enabled: BTreeMap<String, (bool, usize)> = BTreeMap::new();
@@ -537,7 +539,7 @@ fn enabled_plugins(
             secrets,
         });
     }
-    apply_overlays(&mut out, ctx)?;
+    apply_overlays(&mut out, ctx, datasources)?;
     Ok((install_order(out), left_out))
 }
 
@@ -546,18 +548,34 @@ fn enabled_plugins(
 /// the overlay plugin's own values and merged over the target's, after all
 /// of the target's layers. A target that is not enabled is an error only
 /// when it is required (resolve already refused that), otherwise skipped.
+/// A plugin's overlay of itself holds values that depend on the config
+/// (the Grafana datasources); an overlay that renders to nothing changes
+/// nothing.
 fn apply_overlays(
     plugins: &mut [EnabledPlugin],
     ctx: &template::Context,
+    datasources: &Value,
 ) -> Result<(), RenderError> {
     let mut patches: Vec<(String, Value)> = Vec::new();
     for p in plugins.iter() {
         let secrets = p.secret_refs();
+        let scope = template::Scope {
+            values: Some(&p.values),
+            secrets: Some(&secrets),
+            datasources: Some(datasources),
+            alerting: None,
+        };
         for (file, source) in p.entry.files.files_in("overlays", ".yaml") {
             let target = file.trim_end_matches(".yaml").to_string();
-            let rendered = template::render_with_secrets(&source, ctx, &p.values, &secrets)?;
+            let rendered = template::render_in(&source, ctx, scope)?;
+            if rendered.text.trim().is_empty() {
+                continue;
+            }
             let node: Node = parse(&rendered, "helm values (a mapping)")?;
-            patches.push((target, node.to_json()));
+            let patch = node.to_json();
+            if !patch.is_null() {
+                patches.push((target, patch));
+            }
         }
     }
     for (target, patch) in patches {

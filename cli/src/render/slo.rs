@@ -411,6 +411,39 @@ fn dashboard(slos: &[Slo], selector: &str) -> Value {
     })
 }
 
+/// The stage: each SLO's recording rules, burn-rate alerts and their
+/// test, and the SLO dashboard its alerts link.
+pub fn add(b: &mut super::builder::Builder<'_>) -> Result<(), super::RenderError> {
+    if b.r.slos.is_empty() {
+        return Ok(());
+    }
+    let base =
+        b.r.alerting
+            .runbook_base_url
+            .as_deref()
+            .unwrap_or(super::rules::DEFAULT_RUNBOOK_BASE);
+    let generated = render(&b.r.slos, &b.r.slo_selector, base)?;
+    for (name, group, test) in generated.groups {
+        let alerts: Vec<String> = group.rules.iter().filter_map(|r| r.alert.clone()).collect();
+        b.alert_dashboards.link(DASHBOARD, &alerts);
+        b.rules.extend(group.rules.iter().cloned());
+        b.rule_group(&group, "slos", "slos")?;
+        if let Some(test) = test {
+            b.files.add(
+                "rule test",
+                format!("prometheus/tests/{name}_test.yaml"),
+                "slos",
+                test,
+            )?;
+        }
+    }
+    b.dashboard(DASHBOARD, &generated.dashboard, "slos", "slos")?;
+    Ok(())
+}
+
+/// The uid of the SLO dashboard.
+pub const DASHBOARD: &str = "telltale-slo";
+
 /// The rule file text of a group.
 pub fn rule_file(group: &RuleGroup) -> RuleFile {
     RuleFile {

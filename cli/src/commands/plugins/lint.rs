@@ -136,7 +136,7 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
     for (file, source) in tree.files_in("dashboards", ".json") {
         let uid = file.trim_end_matches(".json");
         let raw: Value = serde_json::from_str(&source.text).unwrap_or_default();
-        let mut known: Vec<&str> = dashboards::DATASOURCES.to_vec();
+        let mut known: Vec<&str> = crate::model::config::Datasource::names();
         known.extend(catalog.plugins.keys().map(String::as_str));
         known.push(entry.name());
         // Every part kept: each is checked with what it requires (an unknown
