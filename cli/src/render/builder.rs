@@ -35,6 +35,8 @@ pub struct Builder<'a> {
     /// The Secret steps of the secrets phase, in order.
     pub secret_steps: Vec<Step>,
     pub releases: Vec<Release>,
+    /// Each release's values by their file.
+    pub values: BTreeMap<String, Value>,
     /// The names of the bundle's rule groups (verify's `rules` check).
     pub rule_groups: Vec<String>,
     pub expectations: Expectations,
@@ -77,6 +79,7 @@ impl<'a> Builder<'a> {
             objects: Vec::new(),
             secret_steps: Vec::new(),
             releases: Vec::new(),
+            values: BTreeMap::new(),
             rule_groups: Vec::new(),
             expectations: Expectations::default(),
             warnings: r.warnings.clone(),

@@ -103,6 +103,9 @@ pub struct Bundle {
     /// Every object of the bundle by its file (the Apply steps' `file`),
     /// as rendered: what `up` applies and preflight reads API groups from.
     pub objects: BTreeMap<String, objects::Object>,
+    /// Every release's helm values by their file (a release's `values`):
+    /// what preflight sizes volumes and requests from.
+    pub values: BTreeMap<String, serde_json::Value>,
 }
 
 pub fn to_yaml<T: Serialize>(path: &str, value: &T) -> Result<String, RenderError> {

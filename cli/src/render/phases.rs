@@ -91,6 +91,7 @@ pub fn finish(mut b: Builder<'_>) -> Result<Bundle, RenderError> {
         inhibitions: b.inhibitions,
         routes: b.routes,
         objects,
+        values: b.values,
     })
 }
 

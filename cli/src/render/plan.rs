@@ -56,7 +56,7 @@ pub struct Release {
     pub crds: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlanPhase {
     pub name: Phase,
     pub index: usize,

@@ -193,6 +193,7 @@ fn release(b: &mut Builder<'_>, p: &EnabledPlugin) -> Result<(), RenderError> {
         name,
         to_yaml(&path, &p.values)?,
     )?;
+    b.values.insert(path.clone(), p.values.clone());
     b.releases.push(Release {
         name: release,
         plugin: name.to_string(),

@@ -47,6 +47,18 @@ impl Bundle {
                 .to_string();
             objects.insert(file.clone(), Object { value, owner });
         }
+        let mut values = BTreeMap::new();
+        for release in &plan.releases {
+            let text = files
+                .get(&release.values)
+                .ok_or_else(|| format!("{} is missing", release.values))?;
+            let node: Node = parse(
+                &Source::new(release.values.clone(), text.clone()),
+                "helm values",
+            )
+            .map_err(|e| e.to_string())?;
+            values.insert(release.values.clone(), node.to_json());
+        }
         Ok(Bundle {
             files,
             plan,
@@ -56,6 +68,7 @@ impl Bundle {
             inhibitions: Vec::new(),
             routes,
             objects,
+            values,
         })
     }
 }
