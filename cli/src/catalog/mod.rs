@@ -317,10 +317,16 @@ pub fn load_plugin(
         )
         .into());
     }
+    check_bridge(&source, &plugin)?;
     // Without a chart, values.yaml holds the defaults its manifests and
     // overlays read as `values`.
     for (file, _) in files.files_in("overlays", ".yaml") {
         let target = file.trim_end_matches(".yaml");
+        // An overlay of the plugin itself: its values that depend on the
+        // config (the Grafana datasources), merged after every layer.
+        if target == plugin.metadata.name {
+            continue;
+        }
         if !plugin.spec.requires.iter().any(|r| r == target) {
             return Err(locate(
                 &source,
@@ -336,6 +342,52 @@ pub fn load_plugin(
         files,
         builtin,
     })
+}
+
+/// A bridge names only secret paths its integration has, each to a key a
+/// Secret can hold, each key once.
+fn check_bridge(source: &Source, plugin: &Plugin) -> Result<(), LocatedError> {
+    let Some(bridge) = &plugin.spec.bridge else {
+        return Ok(());
+    };
+    let known = bridge.integration.secret_paths();
+    let mut keys = std::collections::BTreeSet::new();
+    for (i, s) in bridge.secrets.iter().enumerate() {
+        if !known.contains(&s.path.as_str()) {
+            let e = locate(
+                source,
+                &format!("spec.bridge.secrets.{i}.path"),
+                format!(
+                    "`{}` is not a secret of alerting.receivers.{}; it has {}",
+                    s.path,
+                    bridge.integration.as_str(),
+                    known.join(", ")
+                ),
+            );
+            return Err(
+                match crate::model::suggest::did_you_mean(&s.path, known.iter().copied()) {
+                    Some(close) => e.with_hint(format!("did you mean `{close}`?")),
+                    None => e,
+                },
+            );
+        }
+        let valid = !s.key.is_empty()
+            && s.key.len() <= 253
+            && s.key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid || !keys.insert(s.key.as_str()) {
+            return Err(locate(
+                source,
+                &format!("spec.bridge.secrets.{i}.key"),
+                format!(
+                    "`{}` is not a Secret key (letters, digits, `-`, `_`, `.`), or is named twice",
+                    s.key.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_name(

@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use super::Kube;
 use super::quantity::Resources;
-use crate::render::plan::{Plan, Step};
+use crate::render::Bundle;
+use crate::render::objects::Object;
+use crate::render::plan::{Plan, PreflightCheck, Step};
 
 /// The oldest Kubernetes minor telltale installs on (the oldest the pinned
 /// charts support and upstream still patches).
@@ -32,15 +34,15 @@ pub enum Status {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
-    pub id: String,
+    pub id: PreflightCheck,
     pub status: Status,
     pub detail: String,
 }
 
 impl Check {
-    fn new(id: &str, status: Status, detail: impl Into<String>) -> Check {
+    fn new(id: PreflightCheck, status: Status, detail: impl Into<String>) -> Check {
         Check {
-            id: id.into(),
+            id,
             status,
             detail: detail.into(),
         }
@@ -49,8 +51,8 @@ impl Check {
 
 /// What preflight needs to know that it cannot ask the cluster.
 pub struct Inputs<'a> {
-    pub plan: &'a Plan,
-    pub files: &'a BTreeMap<String, String>,
+    /// The bundle `up` installs: its plan, objects and release values.
+    pub bundle: &'a Bundle,
     pub pinned_context: Option<&'a str>,
     /// The detected helm version, or why there is none.
     pub helm: Result<semver::Version, String>,
@@ -62,16 +64,20 @@ pub async fn run(kube: &Kube, inputs: &Inputs<'_>) -> Vec<Check> {
     let mut checks = Vec::new();
     checks.push(match inputs.pinned_context {
         Some(pinned) if pinned != kube.target.context => Check::new(
-            "context",
+            PreflightCheck::Context,
             Status::Fail,
             format!(
                 "the config pins context `{pinned}`, but this run would act on `{}`",
                 kube.target.context
             ),
         ),
-        Some(pinned) => Check::new("context", Status::Pass, format!("`{pinned}` (pinned)")),
+        Some(pinned) => Check::new(
+            PreflightCheck::Context,
+            Status::Pass,
+            format!("`{pinned}` (pinned)"),
+        ),
         None => Check::new(
-            "context",
+            PreflightCheck::Context,
             Status::Pass,
             format!("`{}` (not pinned in the config)", kube.target.context),
         ),
@@ -81,13 +87,17 @@ pub async fn run(kube: &Kube, inputs: &Inputs<'_>) -> Vec<Check> {
     let server = &kube.target.server;
     let reachable = match version {
         Ok(Ok(info)) => {
-            checks.push(Check::new("api", Status::Pass, format!("{server} answers")));
+            checks.push(Check::new(
+                PreflightCheck::Api,
+                Status::Pass,
+                format!("{server} answers"),
+            ));
             checks.push(server_version(&info.major, &info.minor, &info.git_version));
             true
         }
         Ok(Err(e)) => {
             checks.push(Check::new(
-                "api",
+                PreflightCheck::Api,
                 Status::Fail,
                 format!("cannot reach the API server {server}: {}", root_cause(&e)),
             ));
@@ -95,7 +105,7 @@ pub async fn run(kube: &Kube, inputs: &Inputs<'_>) -> Vec<Check> {
         }
         Err(_) => {
             checks.push(Check::new(
-                "api",
+                PreflightCheck::Api,
                 Status::Fail,
                 format!(
                     "the API server {server} did not answer within {}s",
@@ -107,7 +117,7 @@ pub async fn run(kube: &Kube, inputs: &Inputs<'_>) -> Vec<Check> {
     };
     if !reachable {
         checks.push(Check::new(
-            "server-version",
+            PreflightCheck::ServerVersion,
             Status::Skip,
             "API unreachable",
         ));
@@ -115,27 +125,41 @@ pub async fn run(kube: &Kube, inputs: &Inputs<'_>) -> Vec<Check> {
 
     checks.push(match &inputs.helm {
         Ok(v) if *v < crate::helm::MIN_VERSION => Check::new(
-            "helm",
+            PreflightCheck::Helm,
             Status::Fail,
             format!("helm {v} is too old; telltale needs >= 3.14 (4.x preferred)"),
         ),
-        Ok(v) if v.major >= 4 => Check::new("helm", Status::Pass, format!("helm {v}")),
+        Ok(v) if v.major >= 4 => {
+            Check::new(PreflightCheck::Helm, Status::Pass, format!("helm {v}"))
+        }
         Ok(v) => Check::new(
-            "helm",
+            PreflightCheck::Helm,
             Status::Pass,
             format!("helm {v} (4.x is preferred; 3.x flags are used)"),
         ),
-        Err(e) => Check::new("helm", Status::Fail, e.clone()),
+        Err(e) => Check::new(PreflightCheck::Helm, Status::Fail, e.clone()),
     });
 
     checks.push(if inputs.secret_problems.is_empty() {
-        Check::new("secrets", Status::Pass, "every secret source resolves")
+        Check::new(
+            PreflightCheck::Secrets,
+            Status::Pass,
+            "every secret source resolves",
+        )
     } else {
-        Check::new("secrets", Status::Fail, inputs.secret_problems.join("; "))
+        Check::new(
+            PreflightCheck::Secrets,
+            Status::Fail,
+            inputs.secret_problems.join("; "),
+        )
     });
 
     if !reachable {
-        for id in ["rbac", "storage-class", "capacity"] {
+        for id in [
+            PreflightCheck::Rbac,
+            PreflightCheck::StorageClass,
+            PreflightCheck::Capacity,
+        ] {
             checks.push(Check::new(id, Status::Skip, "API unreachable"));
         }
         return checks;
@@ -167,9 +191,11 @@ fn server_version(major: &str, minor: &str, git: &str) -> Check {
             .ok()
     };
     match (digits(major), digits(minor)) {
-        (Some(1), Some(m)) if m >= MIN_MINOR => Check::new("server-version", Status::Pass, git),
+        (Some(1), Some(m)) if m >= MIN_MINOR => {
+            Check::new(PreflightCheck::ServerVersion, Status::Pass, git)
+        }
         _ => Check::new(
-            "server-version",
+            PreflightCheck::ServerVersion,
             Status::Fail,
             format!("Kubernetes {git} is not supported; telltale needs 1.{MIN_MINOR} or newer"),
         ),
@@ -213,8 +239,9 @@ pub fn plural(kind: &str) -> String {
     }
 }
 
-/// Every permission `up` needs for this plan.
-pub fn permissions(plan: &Plan, files: &BTreeMap<String, String>) -> Vec<Permission> {
+/// Every permission `up` needs for this plan; an object's API group is the
+/// rendered object's (`objects`, by file).
+pub fn permissions(plan: &Plan, objects: &BTreeMap<String, Object>) -> Vec<Permission> {
     let mut out = BTreeSet::new();
     let ns = plan.namespace.clone();
     let mut add = |verbs: &[&'static str], group: &str, resource: &str, namespace: &str| {
@@ -245,15 +272,7 @@ pub fn permissions(plan: &Plan, files: &BTreeMap<String, String>) -> Vec<Permiss
                     namespace,
                     ..
                 } => {
-                    let api_version = files
-                        .get(file)
-                        .and_then(|text| {
-                            text.lines()
-                                .find_map(|l| l.strip_prefix("apiVersion:"))
-                                .map(|v| v.trim().to_string())
-                        })
-                        .unwrap_or_else(|| "v1".into());
-                    let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
+                    let group = objects.get(file).map(Object::group).unwrap_or("");
                     add(&APPLY, group, &plural(kind), namespace);
                 }
                 Step::Crds { .. } => {
@@ -296,7 +315,7 @@ pub fn permissions(plan: &Plan, files: &BTreeMap<String, String>) -> Vec<Permiss
 }
 
 async fn rbac(kube: &Kube, inputs: &Inputs<'_>) -> Check {
-    let needed = permissions(inputs.plan, inputs.files);
+    let needed = permissions(&inputs.bundle.plan, &inputs.bundle.objects);
     let mut tasks = tokio::task::JoinSet::new();
     for permission in needed.clone() {
         let api: Api<SelfSubjectAccessReview> = Api::all(kube.client.clone());
@@ -335,36 +354,30 @@ async fn rbac(kube: &Kube, inputs: &Inputs<'_>) -> Check {
     if !errors.is_empty() {
         errors.sort();
         return Check::new(
-            "rbac",
+            PreflightCheck::Rbac,
             Status::Fail,
             format!("cannot check permissions: {}", errors.join("; ")),
         );
     }
     if missing.is_empty() {
         Check::new(
-            "rbac",
+            PreflightCheck::Rbac,
             Status::Pass,
             format!("{} permissions granted", needed.len()),
         )
     } else {
         let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
         Check::new(
-            "rbac",
+            PreflightCheck::Rbac,
             Status::Fail,
             format!("missing permission: {}", list.join(", ")),
         )
     }
 }
 
-/// The helm values of every release, parsed.
-fn values(inputs: &Inputs<'_>) -> Vec<Value> {
-    inputs
-        .plan
-        .releases
-        .iter()
-        .filter_map(|r| inputs.files.get(&r.values))
-        .filter_map(|text| serde_saphyr::from_str::<Value>(text).ok())
-        .collect()
+/// The helm values of every release.
+fn values<'a>(inputs: &Inputs<'a>) -> impl Iterator<Item = &'a Value> {
+    inputs.bundle.values.values()
 }
 
 /// Whether values ask for persistent volumes (a PVC template, a
@@ -414,9 +427,9 @@ fn quantity_text(value: &Value) -> Option<String> {
 }
 
 async fn storage_class(kube: &Kube, inputs: &Inputs<'_>) -> Check {
-    if !values(inputs).iter().any(requests_volumes) {
+    if !values(inputs).any(requests_volumes) {
         return Check::new(
-            "storage-class",
+            PreflightCheck::StorageClass,
             Status::Skip,
             "no persistent volumes requested",
         );
@@ -432,7 +445,7 @@ async fn storage_class(kube: &Kube, inputs: &Inputs<'_>) -> Check {
             });
             match default {
                 Some(sc) => Check::new(
-                    "storage-class",
+                    PreflightCheck::StorageClass,
                     Status::Pass,
                     format!(
                         "default StorageClass {}",
@@ -440,7 +453,7 @@ async fn storage_class(kube: &Kube, inputs: &Inputs<'_>) -> Check {
                     ),
                 ),
                 None => Check::new(
-                    "storage-class",
+                    PreflightCheck::StorageClass,
                     Status::Fail,
                     "persistent volumes are requested but the cluster has no default StorageClass \
                      (annotate one with storageclass.kubernetes.io/is-default-class=true)",
@@ -448,7 +461,7 @@ async fn storage_class(kube: &Kube, inputs: &Inputs<'_>) -> Check {
             }
         }
         Err(e) => Check::new(
-            "storage-class",
+            PreflightCheck::StorageClass,
             Status::Fail,
             format!("cannot list StorageClasses: {e}"),
         ),
@@ -458,13 +471,17 @@ async fn storage_class(kube: &Kube, inputs: &Inputs<'_>) -> Check {
 async fn capacity(kube: &Kube, inputs: &Inputs<'_>) -> Check {
     let mut planned = Resources::default();
     for v in values(inputs) {
-        requested(&v, &mut planned);
+        requested(v, &mut planned);
     }
     let nodes: Api<Node> = Api::all(kube.client.clone());
     let nodes = match nodes.list(&ListParams::default()).await {
         Ok(list) => list.items,
         Err(e) => {
-            return Check::new("capacity", Status::Fail, format!("cannot list nodes: {e}"));
+            return Check::new(
+                PreflightCheck::Capacity,
+                Status::Fail,
+                format!("cannot list nodes: {e}"),
+            );
         }
     };
     let mut allocatable = Resources::default();
@@ -480,7 +497,8 @@ async fn capacity(kube: &Kube, inputs: &Inputs<'_>) -> Check {
         Ok(list) => {
             for pod in list.items {
                 // The stack's own pods are what the plan replaces.
-                if pod.metadata.namespace.as_deref() == Some(inputs.plan.namespace.as_str()) {
+                if pod.metadata.namespace.as_deref() == Some(inputs.bundle.plan.namespace.as_str())
+                {
                     continue;
                 }
                 let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
@@ -512,10 +530,10 @@ async fn capacity(kube: &Kube, inputs: &Inputs<'_>) -> Check {
         planned.describe()
     );
     if planned.cpu <= free.cpu && planned.memory <= free.memory {
-        Check::new("capacity", Status::Pass, detail)
+        Check::new(PreflightCheck::Capacity, Status::Pass, detail)
     } else {
         Check::new(
-            "capacity",
+            PreflightCheck::Capacity,
             Status::Fail,
             format!("not enough room: {detail}"),
         )

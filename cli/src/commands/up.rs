@@ -114,8 +114,7 @@ async fn up(
     progress.phase_started(Phase::Preflight, "checking (changes nothing)");
     let helm = access::helm(&kube.target).await;
     let inputs = preflight::Inputs {
-        plan,
-        files: &bundle.files,
+        bundle,
         pinned_context: plan.cluster.context.as_deref(),
         helm: helm
             .as_ref()
@@ -159,7 +158,7 @@ async fn up(
             "preflight failed ({}); nothing was changed",
             failed
                 .iter()
-                .map(|c| c.id.as_str())
+                .map(|c| c.id.name())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
@@ -406,7 +405,7 @@ fn print_report(printer: &Printer, report: &Report<'_>) {
         .filter(|c| c.status != Status::Pass || printer.verbose > 0)
         .map(|c| {
             vec![
-                c.id.clone(),
+                c.id.name().to_string(),
                 format!("{:?}", c.status).to_lowercase(),
                 c.detail.clone(),
             ]

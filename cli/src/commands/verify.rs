@@ -583,12 +583,6 @@ fn read_bundle(dir: &std::path::Path) -> Result<Bundle, CommandError> {
         }
         files.insert(rel.clone(), text);
     }
-    Ok(Bundle {
-        files,
-        plan,
-        plan_json,
-        // The declared rules are render's input, not a file: verify reads
-        // the inhibited pairs it replays from routes-test.yaml.
-        inhibitions: Vec::new(),
-    })
+    Bundle::from_files(files, plan, plan_json)
+        .map_err(|e| CommandError::bad_input(format!("--bundle {}: {e}", dir.display())))
 }

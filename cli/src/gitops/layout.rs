@@ -15,6 +15,7 @@ use crate::model::Phase;
 use crate::model::config::{ExternalSecrets, SealedSecrets, Sops};
 use crate::render::Bundle;
 use crate::render::plan::{SecretKey, Step};
+use crate::secrets::KeySource;
 
 /// Where and how the rendered state goes.
 #[derive(Debug, Clone)]
@@ -54,8 +55,8 @@ impl Target {
 /// One value of a Secret the cluster needs.
 #[derive(Debug, Clone, PartialEq)]
 pub enum KeyValue {
-    /// Where `up` reads it: `env:VAR`, `file:PATH`, `secretRef:…`, `prompt`, `generated`, `fixed:…`.
-    Source(String),
+    /// Where `up` reads it.
+    Source(KeySource),
     /// Content rendered into the bundle that is not secret but lives in a
     /// Secret (alertmanager.yaml, whose credentials are `*_file` paths).
     Known(String),
@@ -369,8 +370,8 @@ pub fn external_secret(secret: &NeededSecret, settings: &ExternalSecrets, cluste
     let mut fixed = serde_json::Map::new();
     for (key, value) in &secret.keys {
         match value {
-            KeyValue::Source(source) if source.starts_with("fixed:") => {
-                fixed.insert(key.clone(), json!(source.trim_start_matches("fixed:")));
+            KeyValue::Source(KeySource::Fixed(value)) => {
+                fixed.insert(key.clone(), json!(value));
             }
             _ => data.push(json!({
                 "secretKey": key,

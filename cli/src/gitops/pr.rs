@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::SecretsMode;
 use super::layout::{KeyValue, NeededSecret, Target};
 use crate::render::plan::Plan;
+use crate::secrets::KeySource;
 
 /// What `telltale verify -o json` writes, as far as the body needs it.
 #[derive(Debug, Clone, Deserialize)]
@@ -86,14 +87,10 @@ pub fn body(
             .keys
             .iter()
             .map(|(k, v)| match v {
-                KeyValue::Source(src) if src.starts_with("fixed:") => format!("{k} (fixed)"),
-                KeyValue::Source(src)
-                    if src.starts_with("file:")
-                        || src.starts_with("secretRef:")
-                        || src.starts_with("env:") =>
-                {
-                    format!("{k} ← {src}")
-                }
+                KeyValue::Source(KeySource::Fixed(_)) => format!("{k} (fixed)"),
+                KeyValue::Source(
+                    src @ (KeySource::File(_) | KeySource::SecretRef { .. } | KeySource::Env(_)),
+                ) => format!("{k} ← {src}"),
                 KeyValue::Source(src) => format!("{k} ({src})"),
                 KeyValue::Known(_) => format!("{k} (rendered)"),
             })

@@ -14,9 +14,9 @@ use serde_json::{Value, json};
 use super::SecretsMode;
 use super::digest::{self, DigestKey};
 use super::layout::{KeyValue, Pending, Target};
-use crate::install::secrets::{KeySource, generate};
+use crate::install::secrets::generate;
 use crate::process::{ProcessError, Program};
-use crate::secrets::Secret;
+use crate::secrets::{KeySource, Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -204,15 +204,15 @@ fn resolve(
         KeyValue::Known(text) => return Ok(Some(Secret::new(text.clone()))),
         KeyValue::Source(s) => s,
     };
-    match KeySource::parse(source) {
-        KeySource::Env(var) => env(&var)
+    match source {
+        KeySource::Env(var) => env(var)
             .filter(|v| !v.is_empty())
             .map(|v| Some(Secret::new(v)))
             .ok_or_else(|| format!("environment variable {var} is not set")),
-        KeySource::File(path) => std::fs::read_to_string(&path)
+        KeySource::File(path) => std::fs::read_to_string(path)
             .map(|v| Some(Secret::new(v.trim_end_matches(['\n', '\r']))))
             .map_err(|e| format!("cannot read {path}: {e}")),
-        KeySource::Fixed(v) => Ok(Some(Secret::new(v))),
+        KeySource::Fixed(v) => Ok(Some(Secret::new(v.clone()))),
         KeySource::Generated => Ok(None),
         KeySource::SecretRef { name, key } => Err(format!(
             "secretRef {name}/{key} lives in the cluster and is not read here"

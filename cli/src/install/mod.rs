@@ -347,15 +347,15 @@ impl<'a, H: Helm> Installer<'a, H> {
         for step in &phase.steps {
             match step {
                 Step::Apply { file, .. } => {
-                    let Some(text) = self.bundle.files.get(file) else {
+                    let Some(object) = self.bundle.objects.get(file) else {
                         continue;
                     };
-                    let manifest: Value = serde_saphyr::from_str(text)?;
-                    let r = ObjectRef::of(&manifest);
+                    let manifest = &object.value;
+                    let r = ObjectRef::of(manifest);
                     if drifted.iter().any(|d| d.starts_with(&r.to_string())) {
                         continue;
                     }
-                    if let Some(change) = self.objects.drift(&manifest).await? {
+                    if let Some(change) = self.objects.drift(manifest).await? {
                         drifted.push(format!("{r} ({change})"));
                     }
                 }
@@ -479,13 +479,12 @@ impl<'a, H: Helm> Installer<'a, H> {
         let (dry_run, timeout) = (selection.dry_run, selection.timeout);
         match step {
             Step::Apply { file, .. } => {
-                let text = self
+                let object = self
                     .bundle
-                    .files
+                    .objects
                     .get(file)
                     .ok_or_else(|| StepFailure(format!("{file} is not in the bundle")))?;
-                let object: Value = serde_saphyr::from_str(text)?;
-                self.apply(&object, dry_run, record, changes).await
+                self.apply(&object.value, dry_run, record, changes).await
             }
             Step::Crds {
                 release,

@@ -13,40 +13,7 @@ use kube::api::Api;
 
 use crate::cluster::Kube;
 use crate::render::plan::{Plan, SecretKey, Step};
-use crate::secrets::Secret;
-
-/// Where one key's value comes from, parsed back from plan.json's source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    Env(String),
-    File(String),
-    SecretRef { name: String, key: String },
-    Prompt,
-    Generated,
-    Fixed(String),
-}
-
-impl KeySource {
-    pub fn parse(text: &str) -> KeySource {
-        if let Some(var) = text.strip_prefix("env:") {
-            KeySource::Env(var.into())
-        } else if let Some(path) = text.strip_prefix("file:") {
-            KeySource::File(path.into())
-        } else if let Some(r) = text.strip_prefix("secretRef:") {
-            let (name, key) = r.split_once('/').unwrap_or((r, ""));
-            KeySource::SecretRef {
-                name: name.into(),
-                key: key.into(),
-            }
-        } else if let Some(value) = text.strip_prefix("fixed:") {
-            KeySource::Fixed(value.into())
-        } else if text == "prompt" {
-            KeySource::Prompt
-        } else {
-            KeySource::Generated
-        }
-    }
-}
+use crate::secrets::{KeySource, Secret};
 
 fn secret_steps(plan: &Plan) -> impl Iterator<Item = (&String, &String, &Vec<SecretKey>)> {
     plan.phases
@@ -66,7 +33,7 @@ fn secret_steps(plan: &Plan) -> impl Iterator<Item = (&String, &String, &Vec<Sec
 /// Resolves the sources that do not depend on what is already in the
 /// cluster. `prompt` asks only when `interactive`.
 pub struct Resolved {
-    values: BTreeMap<String, Secret>,
+    values: BTreeMap<KeySource, Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,8 +79,7 @@ impl Resolved {
         let mut problems = Vec::new();
         for (name, namespace, keys) in secret_steps(plan) {
             for key in keys {
-                let source = KeySource::parse(&key.source);
-                let value = match &source {
+                let value = match &key.source {
                     KeySource::Env(var) => match std::env::var(var) {
                         Ok(v) if !v.is_empty() => Ok(Secret::new(v)),
                         _ => Err(SourceProblem(format!(
@@ -160,7 +126,7 @@ impl Resolved {
     ) -> Result<BTreeMap<String, Secret>, SourceProblem> {
         let mut data = BTreeMap::new();
         for key in keys {
-            let value = match KeySource::parse(&key.source) {
+            let value = match &key.source {
                 KeySource::Generated => {
                     let kept = existing
                         .and_then(|s| s.data.as_ref())
@@ -171,7 +137,7 @@ impl Resolved {
                         None => generate()?,
                     }
                 }
-                KeySource::Fixed(v) => Secret::new(v),
+                KeySource::Fixed(v) => Secret::new(v.clone()),
                 _ => self
                     .values
                     .get(&key.source)
@@ -231,27 +197,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sources_parse_back_from_the_plan() {
-        assert_eq!(KeySource::parse("env:X"), KeySource::Env("X".into()));
-        assert_eq!(
-            KeySource::parse("secretRef:pg/password"),
-            KeySource::SecretRef {
-                name: "pg".into(),
-                key: "password".into()
-            }
-        );
-        assert_eq!(
-            KeySource::parse("fixed:admin"),
-            KeySource::Fixed("admin".into())
-        );
-        assert_eq!(KeySource::parse("generated"), KeySource::Generated);
-    }
-
-    #[test]
     fn generated_values_are_kept() {
         let keys = vec![SecretKey {
             key: "admin-password".into(),
-            source: "generated".into(),
+            source: KeySource::Generated,
         }];
         let resolved = Resolved {
             values: BTreeMap::new(),

@@ -97,11 +97,9 @@ pub async fn status<H: Helm>(
     // again would change.
     let manifests: BTreeMap<ObjectRef, Value> = bundle
         .map(|b| {
-            b.files
-                .iter()
-                .filter(|(path, _)| path.starts_with("manifests/"))
-                .filter_map(|(_, text)| serde_saphyr::from_str::<Value>(text).ok())
-                .map(|v| (ObjectRef::of(&v), v))
+            b.objects
+                .values()
+                .map(|o| (ObjectRef::of(&o.value), o.value.clone()))
                 .collect()
         })
         .unwrap_or_default();

@@ -129,6 +129,49 @@ impl Integration {
             Integration::Email => "email",
         }
     }
+
+    /// The paths of the integration's secret sources below
+    /// `alerting.receivers.<integration>`, set or not: what a plugin that
+    /// bridges it may take into its Secret (plugin.yaml `spec.bridge`).
+    pub fn secret_paths(self) -> &'static [&'static str] {
+        match self {
+            Integration::Slack => &["webhookUrl"],
+            Integration::Sms => &["twilio.authToken"],
+            Integration::Pagerduty => &["routingKey"],
+            Integration::Email => &["password"],
+        }
+    }
+}
+
+impl Receivers {
+    /// Whether the integration is configured (complete; an incomplete one
+    /// is left out with a warning of its own).
+    pub fn configured(&self, integration: Integration) -> bool {
+        match integration {
+            Integration::Slack => self.slack.is_some(),
+            Integration::Sms => self.sms.is_some(),
+            Integration::Pagerduty => self.pagerduty.is_some(),
+            Integration::Email => self.email.is_some(),
+        }
+    }
+
+    /// The source at `path` (one of [`Integration::secret_paths`]) when the
+    /// integration is configured and the source set.
+    pub fn secret_source(&self, integration: Integration, path: &str) -> Option<&SecretSource> {
+        match (integration, path) {
+            (Integration::Slack, "webhookUrl") => self.slack.as_ref().map(|s| &s.webhook_url),
+            (Integration::Sms, "twilio.authToken") => {
+                self.sms.as_ref().map(|s| &s.twilio.auth_token)
+            }
+            (Integration::Pagerduty, "routingKey") => {
+                self.pagerduty.as_ref().map(|p| &p.routing_key)
+            }
+            (Integration::Email, "password") => {
+                self.email.as_ref().and_then(|e| e.password.as_ref())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Escalation {

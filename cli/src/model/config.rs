@@ -256,6 +256,41 @@ pub struct GrafanaDatasources {
     pub postgres: Option<PostgresDatasource>,
 }
 
+/// A datasource the config can add to Grafana: a key of
+/// `grafana.datasources`, and a name a dashboard panel may require
+/// (`x-telltale-requires`) or a plugin may be shown through
+/// (plugin.yaml `spec.datasources`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Datasource {
+    Postgres,
+}
+
+impl Datasource {
+    pub const ALL: [Datasource; 1] = [Datasource::Postgres];
+
+    /// Every datasource's name.
+    pub fn names() -> Vec<&'static str> {
+        Datasource::ALL.into_iter().map(Datasource::name).collect()
+    }
+
+    /// The key under `grafana.datasources`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Datasource::Postgres => "postgres",
+        }
+    }
+}
+
+impl GrafanaDatasources {
+    /// Whether the config sets this datasource.
+    pub fn configured(&self, datasource: Datasource) -> bool {
+        match datasource {
+            Datasource::Postgres => self.postgres.is_some(),
+        }
+    }
+}
+
 /// Seed 000's drift panels read fine-tune results from PostgreSQL.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

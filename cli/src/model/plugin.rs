@@ -52,6 +52,43 @@ pub struct PluginSpec {
     /// reported by `plan`).
     #[serde(default)]
     pub publishes: Vec<Publishes>,
+    /// The Alertmanager integration this plugin carries to its provider
+    /// (see [`Bridge`]).
+    pub bridge: Option<Bridge>,
+    /// The Grafana datasources (`grafana.datasources.<name>`) this plugin's
+    /// data is shown through: while the plugin is enabled and one of them
+    /// is not configured, `plan` names the dashboards whose panels that
+    /// leaves out.
+    #[serde(default)]
+    pub datasources: Vec<super::config::Datasource>,
+}
+
+/// A plugin that carries an Alertmanager integration to its provider
+/// (Alertmanager has no SMS receiver: the `sms` integration posts a webhook
+/// to a bridge that texts). The integration's settings stay in
+/// `alerting.receivers.<integration>`: the plugin's `alerting/` templates
+/// see them (`alerting.<integration>`), the secret sources named here go to
+/// the plugin's Secret, and `plan` warns while the plugin is enabled but
+/// the integration is not configured.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Bridge {
+    pub integration: super::alerting::Integration,
+    #[serde(default)]
+    pub secrets: Vec<BridgeSecret>,
+    /// What the warning says is lost while the integration is not
+    /// configured (`no SMS will be sent`).
+    pub unconfigured: String,
+}
+
+/// One secret source of the bridged integration (its path below
+/// `alerting.receivers.<integration>`, e.g. `twilio.authToken`) and the
+/// key of the plugin's Secret it goes to.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BridgeSecret {
+    pub path: String,
+    pub key: String,
 }
 
 /// Series one component exposes, exactly as Prometheus stores them

@@ -17,6 +17,14 @@ pub const GROUP: &str = "telltale-alert-values";
 /// The recorded metric: one series per pending or firing alert instance.
 pub const METRIC: &str = "telltale:alert_value";
 
+/// The stage: the records of every alert of the bundle so far.
+pub fn add(b: &mut super::builder::Builder<'_>) -> Result<(), super::RenderError> {
+    match group(&b.rules) {
+        Some(group) => b.rule_group(&group, "core", "core"),
+        None => Ok(()),
+    }
+}
+
 /// The runbook's name in a `runbook_url` (`…/runbooks/OOM.md` → `OOM`),
 /// the way the dashboards link it (`${runbook_base}/<NAME>.md`).
 pub fn runbook_name(url: &str) -> Option<&str> {

@@ -496,83 +496,26 @@ fn business_hours(h: &BusinessHours) -> Value {
     })
 }
 
-/// Label sets and the receivers Alertmanager must pick for them, and the
-/// inhibited pairs; the suite runs each case through `amtool config routes
-/// test` and every pair through a real Alertmanager, verify replays them live.
-/// Nothing here is invented: every label set is one an alert of the bundle
-/// carries as its promtool tests fire it (see [`fired_alerts`]).
-pub fn routes_test(
-    webhooks: &[Webhook],
-    declared: &[Inhibition],
-    fired: &[Labels],
-    escalated: &[Labels],
-    cluster: &str,
-    root: &str,
-) -> Value {
-    let fired: Vec<Labels> = fired.iter().map(|l| with_external(l, cluster)).collect();
-    let escalated: Vec<Labels> = escalated
-        .iter()
-        .map(|l| with_external(l, cluster))
-        .collect();
-    let mut cases = Vec::new();
-    let mut seen = BTreeSet::new();
-    for labels in fired.iter().chain(&escalated) {
-        let name = labels.get("alertname").cloned().unwrap_or_default();
-        let level = labels.get(ESCALATION_LABEL).cloned();
-        if !seen.insert((name.clone(), level.clone())) {
-            continue;
-        }
-        // An escalated copy is its own case, named by its level.
-        let name = match level {
-            Some(level) => format!("{name} escalation {level}"),
-            None => name,
-        };
-        let mut receivers: Vec<String> = webhooks.iter().map(|w| w.receiver.clone()).collect();
-        receivers.extend(expected_receivers(labels, root));
-        // verify's seed 004 breach test looks for an SLA/SLO page (critical,
-        // category sla: the burn-rate pages and ServiceAvailabilityBelowSLA)
-        // by this prefix.
-        let is = |k: &str, v: &str| labels.get(k).map(String::as_str) == Some(v);
-        let case = if is("category", "sla") && is("severity", "critical") {
-            format!("slo page (breach test): {name}")
-        } else {
-            name
-        };
-        cases.push(json!({"name": case, "labels": labels, "receivers": receivers}));
-    }
-    // By the tier they reach (critical first, as TIERS lists them), then name.
-    let tier_rank = |case: &Value| {
-        let first = case["receivers"]
-            .as_array()
-            .and_then(|r| r.get(webhooks.len()))
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        // Escalation levels after the tiers, in level order.
-        TIERS.iter().position(|t| *t == first).unwrap_or_else(|| {
-            TIERS.len()
-                + first
-                    .strip_prefix("escalation-")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .unwrap_or(usize::MAX - TIERS.len())
-        })
+/// The receivers of alertmanager.yaml that text, each with the numbers it
+/// texts: `critical`, or each escalation level whose `notify` has `sms`
+/// (the level's `smsTo`, or the SMS receiver's numbers). What a bridge of
+/// the `sms` integration serves (templates see it as `alerting.sms`).
+pub fn sms_receivers(alerting: &Alerting) -> Vec<(String, Vec<String>)> {
+    let Some(sms) = &alerting.receivers.sms else {
+        return Vec::new();
     };
-    cases.sort_by(|a, b| {
-        tier_rank(a)
-            .cmp(&tier_rank(b))
-            .then_with(|| a["name"].as_str().cmp(&b["name"].as_str()))
-    });
-    let mut inhibitions = Vec::new();
-    for rule in inhibitions_for(declared, &fired) {
-        for (source, target) in rule.pairs(&fired) {
-            inhibitions.push(json!({
-                "name": format!("{}: {} silences {}", rule.name, source["alertname"], target["alertname"]),
-                "source": source,
-                "target": target,
-                "equal": rule.equal,
-            }));
+    let levels = levels(alerting);
+    let mut out = Vec::new();
+    if levels.is_empty() {
+        out.push(("critical".to_string(), sms.to.clone()));
+    }
+    for (i, level) in levels.iter().enumerate() {
+        if level.notify.contains(&Integration::Sms) {
+            let to = level.sms_to.as_ref().unwrap_or(&sms.to);
+            out.push((level_receiver(i), to.clone()));
         }
     }
-    json!({"cases": cases, "inhibitions": inhibitions})
+    out
 }
 
 /// The routing contract, stated apart from the tree that implements it
@@ -609,7 +552,7 @@ pub type Labels = BTreeMap<String, String>;
 /// kube-prometheus-stack's values set `cluster`). Rule tests never show them.
 pub const EXTERNAL_LABELS: [&str; 1] = ["cluster"];
 
-fn with_external(labels: &Labels, cluster: &str) -> Labels {
+pub fn with_external(labels: &Labels, cluster: &str) -> Labels {
     let mut l = labels.clone();
     // An empty external label is no label (no cluster name configured).
     if cluster.is_empty() {

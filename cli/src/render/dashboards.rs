@@ -11,18 +11,17 @@
 
 use serde_json::Value;
 
+use crate::model::config::Datasource;
 use crate::model::{LocatedError, Source};
 
 /// Panels (and rows) that need a datasource or a plugin carry this key.
 pub const REQUIRES_KEY: &str = "x-telltale-requires";
 
-/// The datasources a panel may require (the rest of the names are plugins).
-pub const DATASOURCES: [&str; 1] = ["postgres"];
-
 /// What a dashboard's requirements are checked against.
 #[derive(Debug, Clone, Copy)]
 pub struct Requirements<'a> {
-    /// Every name a panel may require: [`DATASOURCES`] and the catalogue's plugins.
+    /// Every name a panel may require: the config's datasources
+    /// ([`Datasource`]) and the catalogue's plugins.
     pub known: &'a [&'a str],
     /// The names the bundle has: configured datasources and enabled plugins.
     pub available: &'a [&'a str],
@@ -68,13 +67,18 @@ pub fn prepare(
     }
     // A datasource variable for a datasource that is not configured would
     // show an empty picker: drop it with the panels that used it.
-    if !requirements.available.contains(&"postgres")
-        && let Some(vars) = dashboard
-            .pointer_mut("/templating/list")
-            .and_then(Value::as_array_mut)
+    let missing: Vec<&str> = Datasource::ALL
+        .into_iter()
+        .filter(|ds| !requirements.available.contains(&ds.name()))
+        .map(super::datasources::grafana_type)
+        .collect();
+    if let Some(vars) = dashboard
+        .pointer_mut("/templating/list")
+        .and_then(Value::as_array_mut)
     {
         vars.retain(|v| {
-            !(v["type"] == "datasource" && v["query"] == "grafana-postgresql-datasource")
+            !(v["type"] == "datasource"
+                && v["query"].as_str().is_some_and(|q| missing.contains(&q)))
         });
     }
     Ok(Some(dashboard))
@@ -141,7 +145,7 @@ fn check_names(
                         column,
                         format!(
                             "panel `{title}` requires `{name}`, which is neither a datasource ({}) nor a plugin of the catalogue{hint}",
-                            DATASOURCES.join(", ")
+                            Datasource::names().join(", ")
                         ),
                     )
                     .at_path(format!("{here}.{REQUIRES_KEY}")));
@@ -291,7 +295,9 @@ mod tests {
         Source::new("d.json", d.to_string())
     }
 
-    const KNOWN: [&str; 3] = ["postgres", "airflow", "trino"];
+    const KNOWN: [&str; 3] = [POSTGRES, "airflow", "trino"];
+    /// The config's datasource the tests require panels of.
+    const POSTGRES: &str = Datasource::Postgres.name();
 
     fn panel(id: i64, ty: &str, y: i64, h: i64) -> Value {
         json!({"id": id, "type": ty, "title": format!("p{id}"), "gridPos": {"x": 0, "y": y, "w": 24, "h": h}})

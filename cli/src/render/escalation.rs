@@ -44,6 +44,27 @@ pub struct Escalated {
     pub fired: Vec<Labels>,
 }
 
+/// The stage: the rules derived from the bundle's critical alerts, with
+/// their test (after the alerts are fired: the copies are not inhibition
+/// sources), and the escalated copies as that test fires them.
+pub fn add(b: &mut super::builder::Builder<'_>) -> Result<(), super::RenderError> {
+    b.warnings
+        .extend(super::alertmanager::unconfigured_levels(&b.r.alerting));
+    let Some(e) = render(
+        super::alertmanager::levels(&b.r.alerting),
+        &critical_alerts(&b.rules),
+        &b.fired,
+    ) else {
+        return Ok(());
+    };
+    b.rule_group(&e.group, "escalation", "escalation")?;
+    let test_path = format!("prometheus/tests/{GROUP}_test.yaml");
+    let test = super::to_yaml(&test_path, &e.test)?;
+    b.files.add("rule test", test_path, "escalation", test)?;
+    b.escalated = e.fired;
+    Ok(())
+}
+
 /// Alerts that reach the critical tier, by their static labels (the
 /// routing contract: SLA breaches too, after the SLA receiver; security
 /// alerts have their own receiver and capacity is a warning, so neither
@@ -172,19 +193,7 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
     if levels.len() < 2 || alerts.is_empty() {
         return None;
     }
-    let delays: Vec<u64> = levels
-        .iter()
-        .map(|l| prom_duration_ms(&l.after).unwrap_or(0))
-        .collect();
-    // The test steps in whole minutes when every delay is one, else seconds.
-    let step: u64 = if delays.iter().all(|d| d % 60_000 == 0) {
-        60_000
-    } else {
-        1_000
-    };
-    let unit = if step == 60_000 { "m" } else { "s" };
-    let last = delays.iter().copied().max().unwrap_or(0) / step;
-
+    let clock = Clock::of(levels);
     let mut rules = Vec::new();
     let mut tests = Vec::new();
     let mut escalated = Vec::new();
@@ -192,53 +201,13 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
         let Some(name) = rule.alert.as_deref() else {
             continue;
         };
-        let mut labels = fired
-            .iter()
-            .find(|l| l.get("alertname").map(String::as_str) == Some(name))
-            .cloned()
-            .unwrap_or_else(|| {
-                let mut l = rule.labels.clone();
-                l.insert("alertname".into(), name.into());
-                l
-            });
-        labels.remove(ESCALATION_LABEL);
-        let mut series_labels = labels.clone();
-        series_labels.insert("alertstate".into(), "firing".into());
-        let series = format!(
-            "ALERTS{{{}}}",
-            series_labels
-                .iter()
-                .map(|(k, v)| format!("{k}={}", json!(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        // (level number, expected labels, expected annotations) per level.
+        let labels = labels_of(rule, name, fired);
+        // (level number, its delay in steps, expected alert) per level.
         let mut expected: Vec<(usize, u64, Value)> = Vec::new();
         for (i, level) in levels.iter().enumerate().skip(1) {
             let number = i + 1;
-            let (rule_annotations, test_annotations) =
-                annotations(rule, name, number, &level.after, &labels);
-            // The alert's static labels again (the series carries them;
-            // stated so the rule reads as what it is), and the level.
-            let mut rule_labels: BTreeMap<String, String> = rule
-                .labels
-                .iter()
-                .filter(|(_, v)| !v.contains("{{"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            rule_labels.insert(ESCALATION_LABEL.to_string(), number.to_string());
-            rules.push(Rule {
-                alert: Some(name.to_string()),
-                record: None,
-                // ALERTS is 1; times the level, the value says which level.
-                expr: format!(
-                    "max without (alertstate) (ALERTS{{alertname=\"{name}\", alertstate=\"firing\", {ESCALATION_LABEL}=\"\"}}) * {number}"
-                ),
-                for_: Some(level.after.clone()),
-                keep_firing_for: None,
-                labels: rule_labels,
-                annotations: rule_annotations,
-            });
+            let (copy, test_annotations) = level_rule(rule, name, number, level, &labels);
+            rules.push(copy);
             let mut exp_labels = labels.clone();
             exp_labels.remove("alertname");
             exp_labels.insert(ESCALATION_LABEL.into(), number.to_string());
@@ -247,38 +216,11 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
             escalated.push(fired_labels);
             expected.push((
                 number,
-                delays[i] / step,
+                clock.delays[i] / clock.step,
                 json!({"exp_labels": exp_labels, "exp_annotations": test_annotations}),
             ));
         }
-        let mut cases = Vec::new();
-        for (_, at, _) in &expected {
-            let firing_at = |t: u64| -> Vec<Value> {
-                expected
-                    .iter()
-                    .filter(|(_, d, _)| *d <= t)
-                    .map(|(_, _, v)| v.clone())
-                    .collect()
-            };
-            // One step before the delay: level `number` is still pending.
-            cases.push(json!({
-                "eval_time": format!("{}{unit}", at - 1),
-                "alertname": name,
-                "exp_alerts": firing_at(at - 1),
-            }));
-            cases.push(json!({
-                "eval_time": format!("{at}{unit}"),
-                "alertname": name,
-                "exp_alerts": firing_at(*at),
-            }));
-        }
-        tests.push(json!({
-            "interval": format!("1{unit}"),
-            "input_series": [
-                {"series": series, "values": format!("1x{}", last + 2)},
-            ],
-            "alert_rule_test": cases,
-        }));
+        tests.push(alert_test(name, &labels, &expected, &clock));
     }
     // The copies' own ALERTS series carry `escalation`: a test where only
     // an escalated copy fires proves nothing escalates twice.
@@ -286,16 +228,10 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
         let name = first.get("alertname").cloned().unwrap_or_default();
         let mut copy = first.clone();
         copy.insert("alertstate".into(), "firing".into());
-        let series = format!(
-            "ALERTS{{{}}}",
-            copy.iter()
-                .map(|(k, v)| format!("{k}={}", json!(v)))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
+        let (unit, last) = (clock.unit, clock.last);
         tests.push(json!({
             "interval": format!("1{unit}"),
-            "input_series": [{"series": series, "values": format!("1x{}", last + 2)}],
+            "input_series": [{"series": alerts_series(&copy), "values": format!("1x{}", last + 2)}],
             "alert_rule_test": [{"eval_time": format!("{}{unit}", last + 1), "alertname": name, "exp_alerts": []}],
         }));
     }
@@ -306,13 +242,147 @@ pub fn render(levels: &[EscalationLevel], alerts: &[&Rule], fired: &[Labels]) ->
     };
     let test = json!({
         "rule_files": [format!("../rules/{GROUP}.yaml")],
-        "evaluation_interval": format!("1{unit}"),
+        "evaluation_interval": format!("1{}", clock.unit),
         "tests": tests,
     });
     Some(Escalated {
         group,
         test,
         fired: escalated,
+    })
+}
+
+/// The levels' delays and the step the test advances by: whole minutes
+/// when every delay is one, else seconds.
+struct Clock {
+    delays: Vec<u64>,
+    step: u64,
+    unit: &'static str,
+    /// The last delay, in steps.
+    last: u64,
+}
+
+impl Clock {
+    fn of(levels: &[EscalationLevel]) -> Clock {
+        let delays: Vec<u64> = levels
+            .iter()
+            .map(|l| prom_duration_ms(&l.after).unwrap_or(0))
+            .collect();
+        let step: u64 = if delays.iter().all(|d| d % 60_000 == 0) {
+            60_000
+        } else {
+            1_000
+        };
+        let unit = if step == 60_000 { "m" } else { "s" };
+        let last = delays.iter().copied().max().unwrap_or(0) / step;
+        Clock {
+            delays,
+            step,
+            unit,
+            last,
+        }
+    }
+}
+
+/// The alert's labels as its test fires it (else its static labels).
+fn labels_of(rule: &Rule, name: &str, fired: &[Labels]) -> Labels {
+    let mut labels = fired
+        .iter()
+        .find(|l| l.get("alertname").map(String::as_str) == Some(name))
+        .cloned()
+        .unwrap_or_else(|| {
+            let mut l = rule.labels.clone();
+            l.insert("alertname".into(), name.into());
+            l
+        });
+    labels.remove(ESCALATION_LABEL);
+    labels
+}
+
+/// `ALERTS{…}` with these labels, as a test's input series.
+fn alerts_series(labels: &Labels) -> String {
+    format!(
+        "ALERTS{{{}}}",
+        labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", json!(v)))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// The copy of `rule` that fires at level `number`, and the annotations
+/// its test expects.
+fn level_rule(
+    rule: &Rule,
+    name: &str,
+    number: usize,
+    level: &EscalationLevel,
+    labels: &Labels,
+) -> (Rule, BTreeMap<String, String>) {
+    let (rule_annotations, test_annotations) =
+        annotations(rule, name, number, &level.after, labels);
+    // The alert's static labels again (the series carries them; stated so
+    // the rule reads as what it is), and the level.
+    let mut rule_labels: BTreeMap<String, String> = rule
+        .labels
+        .iter()
+        .filter(|(_, v)| !v.contains("{{"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    rule_labels.insert(ESCALATION_LABEL.to_string(), number.to_string());
+    let copy = Rule {
+        alert: Some(name.to_string()),
+        record: None,
+        // ALERTS is 1; times the level, the value says which level.
+        expr: format!(
+            "max without (alertstate) (ALERTS{{alertname=\"{name}\", alertstate=\"firing\", {ESCALATION_LABEL}=\"\"}}) * {number}"
+        ),
+        for_: Some(level.after.clone()),
+        keep_firing_for: None,
+        labels: rule_labels,
+        annotations: rule_annotations,
+    };
+    (copy, test_annotations)
+}
+
+/// The test of one alert's levels: one step before each delay the level is
+/// still pending, at the delay it fires (with every earlier level).
+fn alert_test(
+    name: &str,
+    labels: &Labels,
+    expected: &[(usize, u64, Value)],
+    clock: &Clock,
+) -> Value {
+    let mut series_labels = labels.clone();
+    series_labels.insert("alertstate".into(), "firing".into());
+    let unit = clock.unit;
+    let mut cases = Vec::new();
+    for (_, at, _) in expected {
+        let firing_at = |t: u64| -> Vec<Value> {
+            expected
+                .iter()
+                .filter(|(_, d, _)| *d <= t)
+                .map(|(_, _, v)| v.clone())
+                .collect()
+        };
+        cases.push(json!({
+            "eval_time": format!("{}{unit}", at - 1),
+            "alertname": name,
+            "exp_alerts": firing_at(at - 1),
+        }));
+        cases.push(json!({
+            "eval_time": format!("{at}{unit}"),
+            "alertname": name,
+            "exp_alerts": firing_at(*at),
+        }));
+    }
+    json!({
+        "interval": format!("1{unit}"),
+        "input_series": [
+            {"series": alerts_series(&series_labels), "values": format!("1x{}", clock.last + 2)},
+        ],
+        "alert_rule_test": cases,
     })
 }
 

@@ -56,6 +56,39 @@ pub struct Provenance {
     pub used_by: Vec<String>,
 }
 
+/// The bundle file listing every metric read and its publishers.
+pub const FILE: &str = "metrics.json";
+
+/// The stage: every name the bundle reads, who publishes it, and a warning
+/// per name nobody does (naming a plugin of the catalogue that would).
+pub fn add(b: &mut super::builder::Builder<'_>) -> Result<(), super::RenderError> {
+    let table = provenance(&b.reads.uses, &b.reads.publishers);
+    b.warnings
+        .extend(warnings(&table, &elsewhere(b.catalog, b.r)));
+    b.files.add(
+        "metric provenance",
+        FILE.into(),
+        "core",
+        super::pretty_json(&serde_json::json!({ "metrics": table })),
+    )
+}
+
+/// What the catalogue's plugins outside this bundle publish.
+fn elsewhere(catalog: &crate::catalog::Catalog, r: &super::Resolved) -> Publishers {
+    let mut out = Publishers::default();
+    for (name, entry) in &catalog.plugins {
+        if r.plugins.iter().any(|p| p.name() == name) {
+            continue;
+        }
+        for p in &entry.plugin.spec.publishes {
+            for metric in &p.metrics {
+                out.add(metric, &format!("plugin {name}"));
+            }
+        }
+    }
+    out
+}
+
 /// Every metric name a PromQL expression selects: vector and matrix
 /// selectors by name, or by an exact `__name__` matcher.
 pub fn names_in(expr: &str) -> Result<BTreeSet<String>, String> {
@@ -321,12 +354,12 @@ mod tests {
         let table = provenance(&uses, &Publishers::with_synthetic());
         assert_eq!(table[1].published_by, [SYNTHETIC_COMPONENT]);
         let mut elsewhere = Publishers::default();
-        elsewhere.add("pg_up", "postgres_exporter (postgres-exporter)");
+        elsewhere.add("pg_up", "pg_exporter (pg-exporter)");
         let w = warnings(&table, &elsewhere);
         assert_eq!(
             w,
             [
-                "metric `pg_up` is published by no component of this bundle (postgres_exporter (postgres-exporter) publishes it: enable it); read by rule g/PostgresDown"
+                "metric `pg_up` is published by no component of this bundle (pg_exporter (pg-exporter) publishes it: enable it); read by rule g/PostgresDown"
             ]
         );
     }

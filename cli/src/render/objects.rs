@@ -32,6 +32,16 @@ pub struct Object {
 }
 
 impl Object {
+    pub fn api_version(&self) -> &str {
+        self.value["apiVersion"].as_str().unwrap_or_default()
+    }
+    /// The API group (`""` for the core group of `v1`).
+    pub fn group(&self) -> &str {
+        self.api_version()
+            .rsplit_once('/')
+            .map(|(g, _)| g)
+            .unwrap_or("")
+    }
     pub fn kind(&self) -> &str {
         self.value["kind"].as_str().unwrap_or_default()
     }

@@ -10,6 +10,7 @@ use crate::model::config::Cluster;
 use crate::model::plugin::{
     HpaExpectation, LoadExpectation, RemoteWriteExpectation, TargetExpectation,
 };
+use crate::secrets::KeySource;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -55,7 +56,7 @@ pub struct Release {
     pub crds: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct PlanPhase {
     pub name: Phase,
     pub index: usize,
@@ -69,7 +70,7 @@ pub struct PlanPhase {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum Step {
     Check {
-        id: String,
+        id: PreflightCheck,
         description: String,
     },
     Crds {
@@ -103,7 +104,7 @@ pub enum Step {
         values: String,
     },
     Verify {
-        checks: Vec<String>,
+        checks: Vec<CheckId>,
     },
     Gitops {
         repo: Option<String>,
@@ -131,7 +132,14 @@ impl Step {
                 version,
                 ..
             } => format!("helm {release} ({chart}@{version})"),
-            Step::Verify { checks } => format!("verify {}", checks.join(",")),
+            Step::Verify { checks } => format!(
+                "verify {}",
+                checks
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
             Step::Gitops { .. } => "gitops branch + pull request".to_string(),
         }
     }
@@ -140,12 +148,135 @@ impl Step {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SecretKey {
     pub key: String,
-    /// `env:VAR`, `file:PATH`, `secretRef:name/key`, `prompt`, `generated` (kept once
-    /// created) or `fixed:VALUE` for a non-secret constant such as a user name.
-    pub source: String,
+    pub source: KeySource,
+}
+
+/// A check of the preflight phase: read-only, before the first write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreflightCheck {
+    Context,
+    Api,
+    ServerVersion,
+    Helm,
+    Secrets,
+    Rbac,
+    StorageClass,
+    Capacity,
+}
+
+impl PreflightCheck {
+    /// In the order preflight runs and plan.json lists them.
+    pub const ALL: [PreflightCheck; 8] = [
+        PreflightCheck::Context,
+        PreflightCheck::Api,
+        PreflightCheck::ServerVersion,
+        PreflightCheck::Helm,
+        PreflightCheck::Secrets,
+        PreflightCheck::Rbac,
+        PreflightCheck::StorageClass,
+        PreflightCheck::Capacity,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PreflightCheck::Context => "context",
+            PreflightCheck::Api => "api",
+            PreflightCheck::ServerVersion => "server-version",
+            PreflightCheck::Helm => "helm",
+            PreflightCheck::Secrets => "secrets",
+            PreflightCheck::Rbac => "rbac",
+            PreflightCheck::StorageClass => "storage-class",
+            PreflightCheck::Capacity => "capacity",
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            PreflightCheck::Context => "the kube context is the one pinned in the config",
+            PreflightCheck::Api => "the API server is reachable",
+            PreflightCheck::ServerVersion => "the server version is supported",
+            PreflightCheck::Helm => "helm is installed (>= 3.14; 4.x preferred)",
+            PreflightCheck::Secrets => {
+                "every secret source resolves (env set, file readable, Secret present)"
+            }
+            PreflightCheck::Rbac => "every permission the plan needs (SelfSubjectAccessReview)",
+            PreflightCheck::StorageClass => {
+                "a default StorageClass exists when volumes are requested"
+            }
+            PreflightCheck::Capacity => "node allocatable covers the summed requests",
+        }
+    }
+}
+
+impl std::fmt::Display for PreflightCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A check of `verify`; plan.json's verify step lists those the profile
+/// declares something for. An unknown name in a plan is an error.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckId {
+    Targets,
+    Rules,
+    Alertmanager,
+    Notifications,
+    Logs,
+    Dashboards,
+    Autoscaling,
+    Load,
+    #[serde(rename = "remote-write")]
+    RemoteWrite,
+}
+
+impl CheckId {
+    pub const ALL: [CheckId; 9] = [
+        CheckId::Targets,
+        CheckId::Rules,
+        CheckId::Alertmanager,
+        CheckId::Notifications,
+        CheckId::Logs,
+        CheckId::Dashboards,
+        CheckId::Autoscaling,
+        CheckId::Load,
+        CheckId::RemoteWrite,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CheckId::Targets => "targets",
+            CheckId::Rules => "rules",
+            CheckId::Alertmanager => "alertmanager",
+            CheckId::Notifications => "notifications",
+            CheckId::Logs => "logs",
+            CheckId::Dashboards => "dashboards",
+            CheckId::Autoscaling => "autoscaling",
+            CheckId::Load => "load",
+            CheckId::RemoteWrite => "remote-write",
+        }
+    }
 }
 
 impl Plan {
+    /// The checks of the verify step.
+    pub fn verify_checks(&self) -> Vec<CheckId> {
+        self.phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter_map(|s| match s {
+                Step::Verify { checks } => Some(checks),
+                _ => None,
+            })
+            .flatten()
+            .copied()
+            .collect()
+    }
+
     /// What `up` will read to fill the bundle's Secrets, in words: the
     /// environment variables, files and existing Secrets its sources name,
     /// and how many values it will ask for. Never a value.
@@ -159,14 +290,18 @@ impl Plan {
                 continue;
             };
             for k in keys {
-                if let Some(var) = k.source.strip_prefix("env:") {
-                    env.insert(var.to_string());
-                } else if let Some(path) = k.source.strip_prefix("file:") {
-                    files.insert(path.to_string());
-                } else if let Some(r) = k.source.strip_prefix("secretRef:") {
-                    secrets.insert(r.to_string());
-                } else if k.source == "prompt" {
-                    prompts += 1;
+                match &k.source {
+                    KeySource::Env(var) => {
+                        env.insert(var.clone());
+                    }
+                    KeySource::File(path) => {
+                        files.insert(path.clone());
+                    }
+                    KeySource::SecretRef { name, key } => {
+                        secrets.insert(format!("{name}/{key}"));
+                    }
+                    KeySource::Prompt => prompts += 1,
+                    KeySource::Generated | KeySource::Fixed(_) => {}
                 }
             }
         }

@@ -113,18 +113,169 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         Some(source) => Some((source.clone(), parse_document(source, Kind::Config)?)),
         None => None,
     };
+    let chain = profile_chain(catalog, request, config.as_ref())?;
+    let mut layers: Vec<Layer> = chain
+        .iter()
+        .map(|(_, e)| e.profile.spec.layer(&e.source))
+        .collect();
+    if let Some((source, config)) = &config {
+        layers.push(config.spec.layer(source));
+    }
+    for layer in &layers {
+        crate::model::check::layer(layer)?;
+    }
+    if let Some((source, c)) = &config {
+        let (path, name) = match c.spec.cluster.as_ref().and_then(|c| c.name.as_ref()) {
+            Some(name) => ("spec.cluster.name", name),
+            None => ("metadata.name", &c.metadata.name),
+        };
+        validate::dns_subdomain(name).map_err(|i| check::refuse(source, path, i))?;
+    }
+    let sets = parse_sets(
+        &[
+            (Mode::Typed, &request.sets),
+            (Mode::String, &request.set_strings),
+            (Mode::File, &request.set_files),
+        ],
+        &mut read_set_file,
+    )?;
+    let namespace = namespace(request, &layers)?;
+    let cluster = config
+        .as_ref()
+        .and_then(|(_, c)| c.spec.cluster.clone())
+        .unwrap_or(Cluster {
+            context: None,
+            name: None,
+            server: None,
+            ca_sha256: None,
+        });
+    let cluster_name = cluster
+        .name
+        .clone()
+        .or_else(|| config.as_ref().map(|(_, c)| c.metadata.name.clone()))
+        .unwrap_or_else(|| profile_name_of(&chain));
+    let selected = &chain[chain.len() - 1].1;
+    let ctx = template::Context {
+        namespace: namespace.clone(),
+        cluster: cluster_name.clone(),
+        profile: selected.profile.metadata.name.clone(),
+    };
+    let merged = Merged::of(&layers);
+    // Overlays see the configured datasources (datasources.rs).
+    let datasources = super::datasources::template_view(&merged.grafana.datasources);
+    let (plugins, left_out) = enabled_plugins(catalog, &layers, &sets, &ctx, &datasources)?;
+    let declared_receivers = merged.alerting.receivers.clone();
+    let (alerting, mut warnings): (Alerting, Vec<String>) = merged.alerting.resolve();
+    warnings.extend(left_out);
+    for p in &plugins {
+        if let Some(message) = &p.entry.plugin.spec.deprecated {
+            warnings.push(format!("plugin `{}` is deprecated: {message}", p.name()));
+        }
+    }
+
+    Ok(Resolved {
+        config_name: config.as_ref().map(|(_, c)| c.metadata.name.clone()),
+        profile: selected.profile.metadata.name.clone(),
+        profile_description: selected
+            .profile
+            .metadata
+            .description
+            .clone()
+            .unwrap_or_default(),
+        profile_chain: chain.iter().map(|(n, _)| n.clone()).collect(),
+        namespace,
+        cluster: Cluster {
+            name: Some(cluster_name),
+            ..cluster
+        },
+        plugins,
+        alerting,
+        declared_receivers,
+        slos: merged.slos,
+        slo_selector: layers
+            .iter()
+            .rev()
+            .find_map(|l| l.slo_selector.clone())
+            .unwrap_or_default(),
+        grafana: merged.grafana,
+        gitops: config.and_then(|(_, c)| c.spec.gitops),
+        warnings,
+    })
+}
+
+/// What the layers say of alerting, SLOs and Grafana, merged in order.
+struct Merged {
+    alerting: AlertingLayer,
+    slos: Vec<Slo>,
+    grafana: Grafana,
+}
+
+impl Merged {
+    fn of(layers: &[Layer]) -> Merged {
+        let mut alerting = AlertingLayer::default();
+        let mut slos: Vec<Slo> = Vec::new();
+        let mut grafana = Grafana::default();
+        for layer in layers {
+            if let Some(a) = &layer.alerting {
+                alerting.merge(a);
+            }
+            for slo in &layer.slos {
+                // A later layer redefines an SLO of the same name.
+                slos.retain(|s| s.name != slo.name);
+                slos.push(slo.clone());
+            }
+            if let Some(g) = &layer.grafana {
+                grafana = g.clone();
+            }
+        }
+        Merged {
+            alerting,
+            slos,
+            grafana,
+        }
+    }
+}
+
+/// `-n`, else the last layer's namespace, else the default.
+fn namespace(request: &Request, layers: &[Layer]) -> Result<String, RenderError> {
+    let namespace = request
+        .namespace
+        .clone()
+        .or_else(|| layers.iter().rev().find_map(|l| l.namespace.clone()))
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    if let Some(ns) = &request.namespace {
+        validate::dns_label(ns).map_err(|i| {
+            LocatedError::new(
+                &Source::new("--namespace", ""),
+                1,
+                1,
+                format!("expected {}", i.expected),
+            )
+        })?;
+    }
+    Ok(namespace)
+}
+
+type Chain = Vec<(String, crate::catalog::ProfileEntry)>;
+
+/// The profile chain, root first, the selected profile last; an unknown
+/// profile located where its name was written, a cycle refused.
+fn profile_chain(
+    catalog: &Catalog,
+    request: &Request,
+    config: Option<&(Source, Config)>,
+) -> Result<Chain, RenderError> {
     let profile_name = request
         .profile
         .clone()
-        .or_else(|| config.as_ref().and_then(|(_, c)| c.spec.profile.clone()))
+        .or_else(|| config.and_then(|(_, c)| c.spec.profile.clone()))
         .ok_or_else(|| RenderError::NoProfile {
             known: catalog.profile_names(),
         })?;
-
     // The profile chain, selected profile first while walking, with cycle detection.
     let mut chain = Vec::new();
     // Where each profile name was written, to locate an unknown one.
-    let mut origin: Option<(Source, &str)> = match (&request.profile, &config) {
+    let mut origin: Option<(Source, &str)> = match (&request.profile, config) {
         (None, Some((source, _))) => Some((source.clone(), "spec.profile")),
         _ => None,
     };
@@ -175,138 +326,57 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         chain.push((entry.profile.metadata.name.clone(), entry));
     }
     chain.reverse();
-
-    let mut layers: Vec<Layer> = chain
-        .iter()
-        .map(|(_, e)| e.profile.spec.layer(&e.source))
-        .collect();
-    if let Some((source, config)) = &config {
-        layers.push(config.spec.layer(source));
-    }
-    for layer in &layers {
-        crate::model::check::layer(layer)?;
-    }
-    if let Some((source, c)) = &config {
-        let (path, name) = match c.spec.cluster.as_ref().and_then(|c| c.name.as_ref()) {
-            Some(name) => ("spec.cluster.name", name),
-            None => ("metadata.name", &c.metadata.name),
-        };
-        validate::dns_subdomain(name).map_err(|i| check::refuse(source, path, i))?;
-    }
-    let sets = parse_sets(
-        &[
-            (Mode::Typed, &request.sets),
-            (Mode::String, &request.set_strings),
-            (Mode::File, &request.set_files),
-        ],
-        &mut read_set_file,
-    )?;
-
-    let namespace = request
-        .namespace
-        .clone()
-        .or_else(|| layers.iter().rev().find_map(|l| l.namespace.clone()))
-        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
-    if let Some(ns) = &request.namespace {
-        validate::dns_label(ns).map_err(|i| {
-            LocatedError::new(
-                &Source::new("--namespace", ""),
-                1,
-                1,
-                format!("expected {}", i.expected),
-            )
-        })?;
-    }
-    let cluster = config
-        .as_ref()
-        .and_then(|(_, c)| c.spec.cluster.clone())
-        .unwrap_or(Cluster {
-            context: None,
-            name: None,
-            server: None,
-            ca_sha256: None,
-        });
-    let cluster_name = cluster
-        .name
-        .clone()
-        .or_else(|| config.as_ref().map(|(_, c)| c.metadata.name.clone()))
-        .unwrap_or_else(|| profile_name_of(&chain));
-    let selected = &chain[chain.len() - 1].1;
-    let ctx = template::Context {
-        namespace: namespace.clone(),
-        cluster: cluster_name.clone(),
-        profile: selected.profile.metadata.name.clone(),
-    };
-
-    let (plugins, left_out) = enabled_plugins(catalog, &layers, &sets, &ctx)?;
-
-    let mut alerting = AlertingLayer::default();
-    let mut slos: Vec<Slo> = Vec::new();
-    let mut grafana = Grafana::default();
-    for layer in &layers {
-        if let Some(a) = &layer.alerting {
-            alerting.merge(a);
-        }
-        for slo in &layer.slos {
-            // A later layer redefines an SLO of the same name.
-            slos.retain(|s| s.name != slo.name);
-            slos.push(slo.clone());
-        }
-        if let Some(g) = &layer.grafana {
-            grafana = g.clone();
-        }
-    }
-
-    let declared_receivers = alerting.receivers.clone();
-    let (alerting, mut warnings): (Alerting, Vec<String>) = alerting.resolve();
-    warnings.extend(left_out);
-    for p in &plugins {
-        if let Some(message) = &p.entry.plugin.spec.deprecated {
-            warnings.push(format!("plugin `{}` is deprecated: {message}", p.name()));
-        }
-    }
-
-    Ok(Resolved {
-        config_name: config.as_ref().map(|(_, c)| c.metadata.name.clone()),
-        profile: selected.profile.metadata.name.clone(),
-        profile_description: selected
-            .profile
-            .metadata
-            .description
-            .clone()
-            .unwrap_or_default(),
-        profile_chain: chain.iter().map(|(n, _)| n.clone()).collect(),
-        namespace,
-        cluster: Cluster {
-            name: Some(cluster_name),
-            ..cluster
-        },
-        plugins,
-        alerting,
-        declared_receivers,
-        slos,
-        slo_selector: layers
-            .iter()
-            .rev()
-            .find_map(|l| l.slo_selector.clone())
-            .unwrap_or_default(),
-        grafana,
-        gitops: config.and_then(|(_, c)| c.spec.gitops),
-        warnings,
-    })
+    Ok(chain)
 }
 
 fn profile_name_of(chain: &[(String, crate::catalog::ProfileEntry)]) -> String {
     chain.last().map(|(n, _)| n.clone()).unwrap_or_default()
 }
 
+/// The enabled plugins, each with its values (defaults < layers < `--set`,
+/// overlays last) and secret sources, in install order; and the warnings of
+/// those left out for want of a required value.
 fn enabled_plugins(
     catalog: &Catalog,
     layers: &[Layer],
     sets: &SetArgs,
     ctx: &template::Context,
+    datasources: &Value,
 ) -> Result<(Vec<EnabledPlugin>, Vec<String>), RenderError> {
-    // Which plugins are on, and the layer that decided it (for error locations).
+    let enabled = which_enabled(catalog, layers, sets)?;
+    let on: Vec<&String> = enabled
+        .iter()
+        .filter(|(_, (on, _))| *on)
+        .map(|(n, _)| n)
+        .collect();
+    check_together(catalog, layers, &enabled, &on)?;
+    let mut out = Vec::new();
+    let mut left_out = Vec::new();
+    for name in on {
+        let entry = catalog.plugins[name].clone();
+        let (values, mut secrets) = plugin_values(&entry, name, layers, sets, ctx)?;
+        secrets.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(warning) = unset_required(catalog, &enabled, &entry, name, &values)? {
+            left_out.push(warning);
+            continue;
+        }
+        out.push(EnabledPlugin {
+            entry,
+            values,
+            secrets,
+        });
+    }
+    apply_overlays(&mut out, ctx, datasources)?;
+    Ok((install_order(out), left_out))
+}
+
+/// Which plugins are on, and the layer that decided it (for error
+/// locations); unknown plugins and `--set` of a plugin that is off refused.
+fn which_enabled(
+    catalog: &Catalog,
+    layers: &[Layer],
+    sets: &SetArgs,
+) -> Result<BTreeMap<String, (bool, usize)>, RenderError> {
     let mut enabled: BTreeMap<String, (bool, usize)> = BTreeMap::new();
     for (i, layer) in layers.iter().enumerate() {
         for (name, settings) in &layer.plugins {
@@ -365,12 +435,17 @@ fn enabled_plugins(
         }
     }
 
-    let on: Vec<&String> = enabled
-        .iter()
-        .filter(|(_, (on, _))| *on)
-        .map(|(n, _)| n)
-        .collect();
-    for name in &on {
+    Ok(enabled)
+}
+
+/// Every `requires` of an enabled plugin is enabled, no `conflicts` is.
+fn check_together(
+    catalog: &Catalog,
+    layers: &[Layer],
+    enabled: &BTreeMap<String, (bool, usize)>,
+    on: &[&String],
+) -> Result<(), RenderError> {
+    for name in on {
         let entry = &catalog.plugins[*name];
         let (_, layer_index) = enabled[*name];
         let layer = &layers[layer_index];
@@ -398,147 +473,168 @@ fn enabled_plugins(
         }
     }
 
-    let mut out = Vec::new();
-    let mut left_out = Vec::new();
-    for name in on {
-        let entry = catalog.plugins[name].clone();
-        let secret_paths: Vec<String> = entry
-            .plugin
-            .spec
-            .secrets
-            .iter()
-            .map(|s| s.path.clone())
-            .collect();
-        let mut values = match entry.files.get("values.yaml") {
-            Some(source) => {
-                let rendered = template::render(&source, ctx)?;
-                let node: Node = parse(&rendered, "helm values (a mapping)")?;
-                node.to_json()
-            }
-            None => Value::Object(Default::default()),
-        };
-        if !values.is_object() && !values.is_null() {
-            return Err(RenderError::Invalid(LocatedError::new(
-                &entry.files.get("values.yaml").unwrap_or_default(),
-                1,
-                1,
-                "values.yaml must be a mapping",
-            )));
+    Ok(())
+}
+
+/// A plugin's values and its secret paths' sources.
+type Values = (Value, Vec<(String, SecretSource)>);
+
+/// One plugin's values (values.yaml < each layer's `values` and `set` <
+/// `--set`) and the secret sources the layers give its secret paths.
+fn plugin_values(
+    entry: &PluginEntry,
+    name: &str,
+    layers: &[Layer],
+    sets: &SetArgs,
+    ctx: &template::Context,
+) -> Result<Values, RenderError> {
+    let secret_paths: Vec<String> = entry
+        .plugin
+        .spec
+        .secrets
+        .iter()
+        .map(|s| s.path.clone())
+        .collect();
+    let mut values = match entry.files.get("values.yaml") {
+        Some(source) => {
+            let rendered = template::render(&source, ctx)?;
+            let node: Node = parse(&rendered, "helm values (a mapping)")?;
+            node.to_json()
         }
-        let mut secrets: Vec<(String, SecretSource)> = Vec::new();
-        for layer in layers {
-            let Some(settings) = layer.plugins.get(name) else {
-                // Only `set:` may mention it in this layer.
-                apply_layer_set(layer, name, &mut values, &secret_paths)?;
-                continue;
-            };
-            if let Some(v) = &settings.values {
-                if v.value.as_map().is_none() && v.value != Node::Null {
-                    return Err(LocatedError::new(
-                        &layer.source,
-                        v.referenced.line(),
-                        v.referenced.column(),
-                        format!(
-                            "plugin values must be a mapping, found {}",
-                            v.value.kind_name()
-                        ),
-                    )
-                    .at_path(format!("spec.plugins.{name}.values"))
-                    .into());
-                }
-                let prefix = format!("spec.plugins.{name}.values");
-                let (json, found) = take_secrets(&layer.source, v, &secret_paths, &prefix)?;
-                for leaf in check::string_leaves(v, &secret_paths) {
-                    if let Some(why) = validate::credential(Some(leaf.key), leaf.text) {
-                        return Err(check::refuse_credential(
-                            &layer.source,
-                            leaf.node.referenced.line(),
-                            leaf.node.referenced.column(),
-                            &format!("{prefix}.{}", leaf.path),
-                            &why,
-                        )
-                        .into());
-                    }
-                }
-                if let Some((bad, invalid)) = typed(Some(&values), &[], &json) {
-                    let at = v
-                        .value
-                        .get_path(&bad)
-                        .map_or(v.referenced, |n| n.referenced);
-                    let e = LocatedError::new(
-                        &layer.source,
-                        at.line(),
-                        at.column(),
-                        format!("expected {}", invalid.expected),
-                    )
-                    .at_path(format!("{prefix}.{bad}"));
-                    return Err(match invalid.hint {
-                        Some(h) => e.with_hint(h),
-                        None => e,
-                    }
-                    .into());
-                }
-                for (path, source) in found {
-                    secrets.retain(|(p, _)| *p != path);
-                    secrets.push((path, source));
-                }
-                merge(&mut values, json);
-            }
-            apply_layer_set(layer, name, &mut values, &secret_paths)?;
-        }
-        for set in sets.args.iter().filter(|s| s.plugin == *name) {
-            check_set(name, set, &values, &secret_paths)?;
-        }
-        if let Some(tree) = sets.merged.get(name.as_str()) {
-            merge(&mut values, tree.clone());
-        }
-        secrets.sort_by(|a, b| a.0.cmp(&b.0));
-        let unset: Vec<&crate::model::plugin::SecretValue> = entry
-            .plugin
-            .spec
-            .required
-            .iter()
-            .filter(|r| {
-                split_path(&r.path)
-                    .iter()
-                    .try_fold(&values, |v, k| v.get(k.as_str()))
-                    .is_none_or(Value::is_null)
-            })
-            .collect();
-        if !unset.is_empty() {
-            let needed_by = enabled
-                .iter()
-                .filter(|(_, (on, _))| *on)
-                .find(|(other, _)| catalog.plugins[*other].plugin.spec.requires.contains(name));
-            let keys: Vec<String> = unset
-                .iter()
-                .map(|r| format!("`{}` ({})", r.path, r.description))
-                .collect();
-            if let Some((other, _)) = needed_by {
-                return Err(RenderError::Invalid(LocatedError::new(
-                    &entry.files.get("plugin.yaml").unwrap_or_default(),
-                    1,
-                    1,
-                    format!(
-                        "plugin `{name}` needs {} and plugin `{other}` requires it: set spec.plugins.{name}.values in telltale.yaml",
-                        keys.join(", ")
-                    ),
-                )));
-            }
-            left_out.push(format!(
-                "plugin {name} is left out: it needs {}; set them under `spec.plugins.{name}.values` in telltale.yaml (or `enabled: false` to drop it)",
-                keys.join(", ")
-            ));
-            continue;
-        }
-        out.push(EnabledPlugin {
-            entry,
-            values,
-            secrets,
-        });
+        None => Value::Object(Default::default()),
+    };
+    if !values.is_object() && !values.is_null() {
+        return Err(RenderError::Invalid(LocatedError::new(
+            &entry.files.get("values.yaml").unwrap_or_default(),
+            1,
+            1,
+            "values.yaml must be a mapping",
+        )));
     }
-    apply_overlays(&mut out, ctx)?;
-    Ok((install_order(out), left_out))
+    let mut secrets: Vec<(String, SecretSource)> = Vec::new();
+    for layer in layers {
+        let Some(settings) = layer.plugins.get(name) else {
+            // Only `set:` may mention it in this layer.
+            apply_layer_set(layer, name, &mut values, &secret_paths)?;
+            continue;
+        };
+        if let Some(v) = &settings.values {
+            if v.value.as_map().is_none() && v.value != Node::Null {
+                return Err(LocatedError::new(
+                    &layer.source,
+                    v.referenced.line(),
+                    v.referenced.column(),
+                    format!(
+                        "plugin values must be a mapping, found {}",
+                        v.value.kind_name()
+                    ),
+                )
+                .at_path(format!("spec.plugins.{name}.values"))
+                .into());
+            }
+            let prefix = format!("spec.plugins.{name}.values");
+            let (json, found) = take_secrets(&layer.source, v, &secret_paths, &prefix)?;
+            for leaf in check::string_leaves(v, &secret_paths) {
+                if let Some(why) = validate::credential(Some(leaf.key), leaf.text) {
+                    return Err(check::refuse_credential(
+                        &layer.source,
+                        leaf.node.referenced.line(),
+                        leaf.node.referenced.column(),
+                        &format!("{prefix}.{}", leaf.path),
+                        &why,
+                    )
+                    .into());
+                }
+            }
+            if let Some((bad, invalid)) = typed(Some(&values), &[], &json) {
+                let at = v
+                    .value
+                    .get_path(&bad)
+                    .map_or(v.referenced, |n| n.referenced);
+                let e = LocatedError::new(
+                    &layer.source,
+                    at.line(),
+                    at.column(),
+                    format!("expected {}", invalid.expected),
+                )
+                .at_path(format!("{prefix}.{bad}"));
+                return Err(match invalid.hint {
+                    Some(h) => e.with_hint(h),
+                    None => e,
+                }
+                .into());
+            }
+            for (path, source) in found {
+                secrets.retain(|(p, _)| *p != path);
+                secrets.push((path, source));
+            }
+            merge(&mut values, json);
+        }
+        apply_layer_set(layer, name, &mut values, &secret_paths)?;
+    }
+    for set in sets.args.iter().filter(|s| s.plugin == *name) {
+        check_set(name, set, &values, &secret_paths)?;
+    }
+    if let Some(tree) = sets.merged.get(name) {
+        merge(&mut values, tree.clone());
+    }
+    Ok((values, secrets))
+}
+
+/// The warning for a plugin left out because a required value is unset,
+/// or an error when an enabled plugin requires it.
+fn unset_required(
+    catalog: &Catalog,
+    enabled: &BTreeMap<String, (bool, usize)>,
+    entry: &PluginEntry,
+    name: &str,
+    values: &Value,
+) -> Result<Option<String>, RenderError> {
+    let unset: Vec<&crate::model::plugin::SecretValue> = entry
+        .plugin
+        .spec
+        .required
+        .iter()
+        .filter(|r| {
+            split_path(&r.path)
+                .iter()
+                .try_fold(values, |v, k| v.get(k.as_str()))
+                .is_none_or(Value::is_null)
+        })
+        .collect();
+    if unset.is_empty() {
+        return Ok(None);
+    }
+    let needed_by = enabled
+        .iter()
+        .filter(|(_, (on, _))| *on)
+        .find(|(other, _)| {
+            catalog.plugins[*other]
+                .plugin
+                .spec
+                .requires
+                .iter()
+                .any(|r| r == name)
+        });
+    let keys: Vec<String> = unset
+        .iter()
+        .map(|r| format!("`{}` ({})", r.path, r.description))
+        .collect();
+    if let Some((other, _)) = needed_by {
+        return Err(RenderError::Invalid(LocatedError::new(
+            &entry.files.get("plugin.yaml").unwrap_or_default(),
+            1,
+            1,
+            format!(
+                "plugin `{name}` needs {} and plugin `{other}` requires it: set spec.plugins.{name}.values in telltale.yaml",
+                keys.join(", ")
+            ),
+        )));
+    }
+    Ok(Some(format!(
+        "plugin {name} is left out: it needs {}; set them under `spec.plugins.{name}.values` in telltale.yaml (or `enabled: false` to drop it)",
+        keys.join(", ")
+    )))
 }
 
 /// `overlays/<target>.yaml` of an enabled plugin: values it needs of another
@@ -546,18 +642,34 @@ fn enabled_plugins(
 /// the overlay plugin's own values and merged over the target's, after all
 /// of the target's layers. A target that is not enabled is an error only
 /// when it is required (resolve already refused that), otherwise skipped.
+/// A plugin's overlay of itself holds values that depend on the config
+/// (the Grafana datasources); an overlay that renders to nothing changes
+/// nothing.
 fn apply_overlays(
     plugins: &mut [EnabledPlugin],
     ctx: &template::Context,
+    datasources: &Value,
 ) -> Result<(), RenderError> {
     let mut patches: Vec<(String, Value)> = Vec::new();
     for p in plugins.iter() {
         let secrets = p.secret_refs();
+        let scope = template::Scope {
+            values: Some(&p.values),
+            secrets: Some(&secrets),
+            datasources: Some(datasources),
+            alerting: None,
+        };
         for (file, source) in p.entry.files.files_in("overlays", ".yaml") {
             let target = file.trim_end_matches(".yaml").to_string();
-            let rendered = template::render_with_secrets(&source, ctx, &p.values, &secrets)?;
+            let rendered = template::render_in(&source, ctx, scope)?;
+            if rendered.text.trim().is_empty() {
+                continue;
+            }
             let node: Node = parse(&rendered, "helm values (a mapping)")?;
-            patches.push((target, node.to_json()));
+            let patch = node.to_json();
+            if !patch.is_null() {
+                patches.push((target, patch));
+            }
         }
     }
     for (target, patch) in patches {

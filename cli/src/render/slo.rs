@@ -84,37 +84,7 @@ pub fn render(slos: &[Slo], selector: &str, runbook_base: &str) -> Result<SloFil
     let mut groups = Vec::new();
     for slo in slos {
         let budget = (100.0 - slo.objective) / 100.0;
-        let b = decimal(budget);
-        let mut recordings = Vec::new();
-        for window in WINDOWS {
-            let (errors, total) = (
-                fill(&slo.errors, window, selector),
-                fill(&slo.total, window, selector),
-            );
-            for (field, q) in [("errors", &errors), ("total", &total)] {
-                promql_parser::parser::parse(q).map_err(|e| SloError {
-                    name: slo.name.clone(),
-                    field,
-                    message: format!("invalid PromQL: {e}"),
-                })?;
-                if let Some(message) = super::rules::integer_bound_matchers(q).into_iter().next() {
-                    return Err(SloError {
-                        name: slo.name.clone(),
-                        field,
-                        message,
-                    });
-                }
-            }
-            recordings.push(Rule {
-                alert: None,
-                record: Some(record_name(window)),
-                expr: format!("({errors})\n/\n({total})"),
-                for_: None,
-                keep_firing_for: None,
-                labels: BTreeMap::from([("slo".to_string(), slo.name.clone())]),
-                annotations: BTreeMap::new(),
-            });
-        }
+        let recordings = recordings(slo, selector)?;
         let group = format!("telltale-slo-{}", slo.name);
         groups.push((
             group.clone(),
@@ -126,72 +96,7 @@ pub fn render(slos: &[Slo], selector: &str, runbook_base: &str) -> Result<SloFil
             None,
         ));
 
-        let sel = format!("{{slo=\"{}\"}}", slo.name);
-        let burn = |long: &str, short: &str, factor: &str| {
-            format!(
-                "({} > ({factor} * {b}) and {} > ({factor} * {b}))",
-                format_args!("{}{sel}", record_name(long)),
-                format_args!("{}{sel}", record_name(short)),
-            )
-        };
-        let name = camel(&slo.name);
-        let sla = format!("{}% over {}", decimal(slo.objective), slo.window);
-        let runbook = format!("{}/{RUNBOOK}", runbook_base.trim_end_matches('/'));
-        let alert = |suffix: &str,
-                     expr: String,
-                     for_: &str,
-                     severity: &str,
-                     priority: &str,
-                     summary: &str,
-                     window: &str| Rule {
-            alert: Some(format!("{name}{suffix}")),
-            record: None,
-            expr,
-            for_: Some(for_.to_string()),
-            keep_firing_for: None,
-            labels: BTreeMap::from([
-                ("severity".to_string(), severity.to_string()),
-                ("priority".to_string(), priority.to_string()),
-                ("category".to_string(), "sla".to_string()),
-            ]),
-            annotations: BTreeMap::from([
-                (
-                    "summary".to_string(),
-                    format!("SLO {{{{ $labels.slo }}}} {summary}"),
-                ),
-                (
-                    "description".to_string(),
-                    format!(
-                        "The error ratio of {{{{ $labels.slo }}}} over {window} is {{{{ $value | humanizePercentage }}}}; the objective allows {}.",
-                        g4(budget * 100.0) + "%"
-                    ),
-                ),
-                ("sla".to_string(), sla.clone()),
-                ("runbook_url".to_string(), runbook.clone()),
-            ]),
-        };
-        let fast = alert(
-            "BudgetBurnFast",
-            format!(
-                "{}\nor\n{}",
-                burn("1h", "5m", "14.4"),
-                burn("6h", "30m", "6")
-            ),
-            "2m",
-            "critical",
-            "P0",
-            "is burning its error budget fast (page)",
-            "1h",
-        );
-        let slow = alert(
-            "BudgetBurnSlow",
-            format!("{}\nor\n{}", burn("1d", "2h", "3"), burn("3d", "6h", "1")),
-            "15m",
-            "warning",
-            "P1",
-            "is burning its error budget (ticket)",
-            "1d",
-        );
+        let (fast, slow) = burn_alerts(slo, budget, runbook_base);
         let alerts_group = format!("{group}-alerts");
         let test = test_file(slo, &alerts_group, budget, &fast, &slow);
         groups.push((
@@ -218,6 +123,114 @@ pub fn render(slos: &[Slo], selector: &str, runbook_base: &str) -> Result<SloFil
         groups,
         dashboard: dashboard(slos, selector),
     })
+}
+
+/// The recording rules of one SLO: its error ratio over every window.
+fn recordings(slo: &Slo, selector: &str) -> Result<Vec<Rule>, SloError> {
+    let mut recordings = Vec::new();
+    for window in WINDOWS {
+        let (errors, total) = (
+            fill(&slo.errors, window, selector),
+            fill(&slo.total, window, selector),
+        );
+        for (field, q) in [("errors", &errors), ("total", &total)] {
+            promql_parser::parser::parse(q).map_err(|e| SloError {
+                name: slo.name.clone(),
+                field,
+                message: format!("invalid PromQL: {e}"),
+            })?;
+            if let Some(message) = super::rules::integer_bound_matchers(q).into_iter().next() {
+                return Err(SloError {
+                    name: slo.name.clone(),
+                    field,
+                    message,
+                });
+            }
+        }
+        recordings.push(Rule {
+            alert: None,
+            record: Some(record_name(window)),
+            expr: format!("({errors})\n/\n({total})"),
+            for_: None,
+            keep_firing_for: None,
+            labels: BTreeMap::from([("slo".to_string(), slo.name.clone())]),
+            annotations: BTreeMap::new(),
+        });
+    }
+    Ok(recordings)
+}
+
+/// The burn-rate alerts of one SLO: the fast burn pages, the slow one
+/// opens a ticket (multiwindow, multi-burn-rate).
+fn burn_alerts(slo: &Slo, budget: f64, runbook_base: &str) -> (Rule, Rule) {
+    let b = decimal(budget);
+    let sel = format!("{{slo=\"{}\"}}", slo.name);
+    let burn = |long: &str, short: &str, factor: &str| {
+        format!(
+            "({} > ({factor} * {b}) and {} > ({factor} * {b}))",
+            format_args!("{}{sel}", record_name(long)),
+            format_args!("{}{sel}", record_name(short)),
+        )
+    };
+    let name = camel(&slo.name);
+    let sla = format!("{}% over {}", decimal(slo.objective), slo.window);
+    let runbook = format!("{}/{RUNBOOK}", runbook_base.trim_end_matches('/'));
+    let alert = |suffix: &str,
+                 expr: String,
+                 for_: &str,
+                 severity: &str,
+                 priority: &str,
+                 summary: &str,
+                 window: &str| Rule {
+        alert: Some(format!("{name}{suffix}")),
+        record: None,
+        expr,
+        for_: Some(for_.to_string()),
+        keep_firing_for: None,
+        labels: BTreeMap::from([
+            ("severity".to_string(), severity.to_string()),
+            ("priority".to_string(), priority.to_string()),
+            ("category".to_string(), "sla".to_string()),
+        ]),
+        annotations: BTreeMap::from([
+            (
+                "summary".to_string(),
+                format!("SLO {{{{ $labels.slo }}}} {summary}"),
+            ),
+            (
+                "description".to_string(),
+                format!(
+                    "The error ratio of {{{{ $labels.slo }}}} over {window} is {{{{ $value | humanizePercentage }}}}; the objective allows {}.",
+                    g4(budget * 100.0) + "%"
+                ),
+            ),
+            ("sla".to_string(), sla.clone()),
+            ("runbook_url".to_string(), runbook.clone()),
+        ]),
+    };
+    let fast = alert(
+        "BudgetBurnFast",
+        format!(
+            "{}\nor\n{}",
+            burn("1h", "5m", "14.4"),
+            burn("6h", "30m", "6")
+        ),
+        "2m",
+        "critical",
+        "P0",
+        "is burning its error budget fast (page)",
+        "1h",
+    );
+    let slow = alert(
+        "BudgetBurnSlow",
+        format!("{}\nor\n{}", burn("1d", "2h", "3"), burn("3d", "6h", "1")),
+        "15m",
+        "warning",
+        "P1",
+        "is burning its error budget (ticket)",
+        "1d",
+    );
+    (fast, slow)
 }
 
 /// Synthetic recorded ratios at given multiples of the budget: the page
@@ -274,118 +287,12 @@ fn test_file(slo: &Slo, group: &str, budget: f64, fast: &Rule, slow: &Rule) -> S
 /// Window-long averages are instant queries: as range queries they would
 /// read the whole window at every step of the 12 h view.
 fn dashboard(slos: &[Slo], selector: &str) -> Value {
-    let ds = json!({"type": "prometheus", "uid": "${datasource}"});
     let mut panels = Vec::new();
-    let mut id = 1;
-    let mut y = 0;
-    let target = |ref_id: &str, expr: String, legend: &str, instant: bool| {
-        json!({"refId": ref_id, "expr": expr, "legendFormat": legend, "datasource": ds,
-               "range": !instant, "instant": instant})
-    };
+    let mut at = Grid { id: 1, y: 0 };
     for slo in slos {
-        let budget = decimal((100.0 - slo.objective) / 100.0);
-        let sel = format!("{{slo=\"{}\"}}", slo.name);
-        let r1h = format!("{}{sel}", record_name("1h"));
-        panels.push(json!({"id": id, "type": "row", "title": format!("{} — {}% over {}", slo.name, decimal(slo.objective), slo.window),
-            "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
-        id += 1;
-        y += 1;
-        let stat = |id: i64,
-                    x: i64,
-                    title: &str,
-                    description: &str,
-                    expr: String,
-                    unit: &str,
-                    steps: Value| {
-            json!({
-                "id": id, "type": "stat", "title": title, "description": description, "datasource": ds,
-                "gridPos": {"x": x, "y": y, "w": 4, "h": 6},
-                "targets": [target("A", expr, "", true)],
-                "fieldConfig": {"defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}}, "overrides": []},
-                "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
-            })
-        };
-        let sli_steps = json!([{"color": "red", "value": null}, {"color": "green", "value": slo.objective / 100.0}]);
-        panels.push(stat(
-            id,
-            0,
-            "SLI (24h)",
-            "The SLI over the last 24 hours (the SLA's measurement window).",
-            format!("1 - {}{sel}", record_name("1d")),
-            "percentunit",
-            sli_steps.clone(),
-        ));
-        panels.push(stat(
-            id + 1,
-            4,
-            &format!("SLI ({})", slo.window),
-            "The SLI over the SLO's window.",
-            format!("1 - avg_over_time({r1h}[{}])", slo.window),
-            "percentunit",
-            sli_steps,
-        ));
-        panels.push(stat(id + 2, 8, &format!("Error budget remaining ({})", slo.window), "The share of the window's error budget not spent yet.",
-            format!("1 - (avg_over_time({r1h}[{}]) / {budget})", slo.window), "percentunit",
-            json!([{"color": "red", "value": null}, {"color": "yellow", "value": 0.25}, {"color": "green", "value": 0.5}])));
-        let burn_targets: Vec<Value> = ["5m", "1h", "6h", "1d"]
-            .iter()
-            .zip(["A", "B", "C", "D"])
-            .map(|(w, ref_id)| {
-                target(
-                    ref_id,
-                    format!("{}{sel} / {budget}", record_name(w)),
-                    w,
-                    false,
-                )
-            })
-            .collect();
-        panels.push(json!({
-            "id": id + 3, "type": "timeseries", "title": "Burn rate (1 = on budget)", "datasource": ds,
-            "gridPos": {"x": 12, "y": y, "w": 12, "h": 6},
-            "targets": burn_targets,
-            "fieldConfig": {"defaults": {"unit": "short", "thresholds": {"mode": "absolute", "steps": [
-                {"color": "green", "value": null}, {"color": "yellow", "value": 6}, {"color": "red", "value": 14.4}]},
-                "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
-        }));
-        id += 4;
-        y += 6;
-        if let Some(panel) = &slo.panel {
-            panels.push(json!({
-                "id": id, "type": "timeseries", "title": panel.title, "datasource": ds,
-                "description": format!("The dashed red line is the SLO's threshold ({}).", panel.threshold),
-                "gridPos": {"x": 0, "y": y, "w": 24, "h": 7},
-                "targets": [target("A", fill(&panel.query, "$__rate_interval", selector), "", false)],
-                "fieldConfig": {"defaults": {"unit": panel.unit.clone().unwrap_or_else(|| "short".into()),
-                    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": panel.threshold}]},
-                    "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
-            }));
-            id += 1;
-            y += 7;
-        }
+        panels.extend(slo_panels(slo, selector, &mut at));
     }
-    // The service the SLOs measure: its instances and its cardinality.
-    panels.push(json!({"id": id, "type": "row", "title": "Service health and cardinality",
-        "description": "Prometheus' own series: up and scrape_samples_scraped / scrape_series_added for every target of the service, and the head series of the TSDB (metric explosion shows in both).",
-        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
-    y += 1;
-    panels.push(json!({
-        "id": id + 1, "type": "state-timeline", "title": "Instance status", "datasource": ds,
-        "description": "1 up (green), 0 down (red), per instance of the service.",
-        "gridPos": {"x": 0, "y": y, "w": 12, "h": 7},
-        "targets": [target("A", format!("max by (instance) (up{{ {selector} }})"), "{{instance}}", false)],
-        "fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}]}, "overrides": []},
-    }));
-    panels.push(json!({
-        "id": id + 2, "type": "timeseries", "title": "Cardinality", "datasource": ds,
-        "description": "Samples each scrape of the service returns, new series per scrape, and Prometheus' head series: a label that explodes shows here first.",
-        "gridPos": {"x": 12, "y": y, "w": 12, "h": 7},
-        "targets": [
-            target("A", format!("sum by (instance) (scrape_samples_scraped{{ {selector} }})"), "{{instance}} samples/scrape", false),
-            target("B", format!("sum by (instance) (scrape_series_added{{ {selector} }})"), "{{instance}} series added", false),
-            target("C", "sum(prometheus_tsdb_head_series)".to_string(), "Prometheus head series", false),
-        ],
-        "fieldConfig": {"defaults": {"unit": "short"}, "overrides": []},
-    }));
+    panels.extend(service_panels(selector, &at));
     json!({
         "uid": "telltale-slo",
         "title": "SLOs",
@@ -410,6 +317,175 @@ fn dashboard(slos: &[Slo], selector: &str) -> Value {
         "panels": panels,
     })
 }
+
+/// The next free panel id and row of a dashboard being laid out.
+struct Grid {
+    id: i64,
+    y: i64,
+}
+
+/// The Prometheus datasource of every panel: the dashboard's variable.
+fn datasource() -> Value {
+    json!({"type": "prometheus", "uid": "${datasource}"})
+}
+
+fn target(ref_id: &str, expr: String, legend: &str, instant: bool) -> Value {
+    json!({"refId": ref_id, "expr": expr, "legendFormat": legend, "datasource": datasource(),
+           "range": !instant, "instant": instant})
+}
+
+/// One SLO's row: its SLI over 24 hours and over its window, the error
+/// budget left, the burn rates, and its indicator against its threshold.
+fn slo_panels(slo: &Slo, selector: &str, at: &mut Grid) -> Vec<Value> {
+    let ds = datasource();
+    let mut panels = Vec::new();
+    let (mut id, mut y) = (at.id, at.y);
+    let budget = decimal((100.0 - slo.objective) / 100.0);
+    let sel = format!("{{slo=\"{}\"}}", slo.name);
+    let r1h = format!("{}{sel}", record_name("1h"));
+    panels.push(json!({"id": id, "type": "row", "title": format!("{} — {}% over {}", slo.name, decimal(slo.objective), slo.window),
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
+    id += 1;
+    y += 1;
+    let stat = |id: i64,
+                x: i64,
+                title: &str,
+                description: &str,
+                expr: String,
+                unit: &str,
+                steps: Value| {
+        json!({
+            "id": id, "type": "stat", "title": title, "description": description, "datasource": ds,
+            "gridPos": {"x": x, "y": y, "w": 4, "h": 6},
+            "targets": [target("A", expr, "", true)],
+            "fieldConfig": {"defaults": {"unit": unit, "thresholds": {"mode": "absolute", "steps": steps}}, "overrides": []},
+            "options": {"colorMode": "background", "graphMode": "none", "reduceOptions": {"calcs": ["lastNotNull"]}},
+        })
+    };
+    let sli_steps = json!([{"color": "red", "value": null}, {"color": "green", "value": slo.objective / 100.0}]);
+    panels.push(stat(
+        id,
+        0,
+        "SLI (24h)",
+        "The SLI over the last 24 hours (the SLA's measurement window).",
+        format!("1 - {}{sel}", record_name("1d")),
+        "percentunit",
+        sli_steps.clone(),
+    ));
+    panels.push(stat(
+        id + 1,
+        4,
+        &format!("SLI ({})", slo.window),
+        "The SLI over the SLO's window.",
+        format!("1 - avg_over_time({r1h}[{}])", slo.window),
+        "percentunit",
+        sli_steps,
+    ));
+    panels.push(stat(id + 2, 8, &format!("Error budget remaining ({})", slo.window), "The share of the window's error budget not spent yet.",
+        format!("1 - (avg_over_time({r1h}[{}]) / {budget})", slo.window), "percentunit",
+        json!([{"color": "red", "value": null}, {"color": "yellow", "value": 0.25}, {"color": "green", "value": 0.5}])));
+    let burn_targets: Vec<Value> = ["5m", "1h", "6h", "1d"]
+        .iter()
+        .zip(["A", "B", "C", "D"])
+        .map(|(w, ref_id)| {
+            target(
+                ref_id,
+                format!("{}{sel} / {budget}", record_name(w)),
+                w,
+                false,
+            )
+        })
+        .collect();
+    panels.push(json!({
+        "id": id + 3, "type": "timeseries", "title": "Burn rate (1 = on budget)", "datasource": ds,
+        "gridPos": {"x": 12, "y": y, "w": 12, "h": 6},
+        "targets": burn_targets,
+        "fieldConfig": {"defaults": {"unit": "short", "thresholds": {"mode": "absolute", "steps": [
+            {"color": "green", "value": null}, {"color": "yellow", "value": 6}, {"color": "red", "value": 14.4}]},
+            "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
+    }));
+    id += 4;
+    y += 6;
+    if let Some(panel) = &slo.panel {
+        panels.push(json!({
+            "id": id, "type": "timeseries", "title": panel.title, "datasource": ds,
+            "description": format!("The dashed red line is the SLO's threshold ({}).", panel.threshold),
+            "gridPos": {"x": 0, "y": y, "w": 24, "h": 7},
+            "targets": [target("A", fill(&panel.query, "$__rate_interval", selector), "", false)],
+            "fieldConfig": {"defaults": {"unit": panel.unit.clone().unwrap_or_else(|| "short".into()),
+                "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": null}, {"color": "red", "value": panel.threshold}]},
+                "custom": {"thresholdsStyle": {"mode": "dashed"}}}, "overrides": []},
+        }));
+        id += 1;
+        y += 7;
+    }
+    (at.id, at.y) = (id, y);
+    panels
+}
+
+/// The last row: the service's instance status and cardinality.
+fn service_panels(selector: &str, at: &Grid) -> Vec<Value> {
+    let ds = datasource();
+    let (id, mut y) = (at.id, at.y);
+    let mut panels = Vec::new();
+    // The service the SLOs measure: its instances and its cardinality.
+    panels.push(json!({"id": id, "type": "row", "title": "Service health and cardinality",
+        "description": "Prometheus' own series: up and scrape_samples_scraped / scrape_series_added for every target of the service, and the head series of the TSDB (metric explosion shows in both).",
+        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}, "collapsed": false, "panels": []}));
+    y += 1;
+    panels.push(json!({
+        "id": id + 1, "type": "state-timeline", "title": "Instance status", "datasource": ds,
+        "description": "1 up (green), 0 down (red), per instance of the service.",
+        "gridPos": {"x": 0, "y": y, "w": 12, "h": 7},
+        "targets": [target("A", format!("max by (instance) (up{{ {selector} }})"), "{{instance}}", false)],
+        "fieldConfig": {"defaults": {"mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}]}, "overrides": []},
+    }));
+    panels.push(json!({
+        "id": id + 2, "type": "timeseries", "title": "Cardinality", "datasource": ds,
+        "description": "Samples each scrape of the service returns, new series per scrape, and Prometheus' head series: a label that explodes shows here first.",
+        "gridPos": {"x": 12, "y": y, "w": 12, "h": 7},
+        "targets": [
+            target("A", format!("sum by (instance) (scrape_samples_scraped{{ {selector} }})"), "{{instance}} samples/scrape", false),
+            target("B", format!("sum by (instance) (scrape_series_added{{ {selector} }})"), "{{instance}} series added", false),
+            target("C", "sum(prometheus_tsdb_head_series)".to_string(), "Prometheus head series", false),
+        ],
+        "fieldConfig": {"defaults": {"unit": "short"}, "overrides": []},
+    }));
+    panels
+}
+
+/// The stage: each SLO's recording rules, burn-rate alerts and their
+/// test, and the SLO dashboard its alerts link.
+pub fn add(b: &mut super::builder::Builder<'_>) -> Result<(), super::RenderError> {
+    if b.r.slos.is_empty() {
+        return Ok(());
+    }
+    let base =
+        b.r.alerting
+            .runbook_base_url
+            .as_deref()
+            .unwrap_or(super::rules::DEFAULT_RUNBOOK_BASE);
+    let generated = render(&b.r.slos, &b.r.slo_selector, base)?;
+    for (name, group, test) in generated.groups {
+        let alerts: Vec<String> = group.rules.iter().filter_map(|r| r.alert.clone()).collect();
+        b.alert_dashboards.link(DASHBOARD, &alerts);
+        b.rules.extend(group.rules.iter().cloned());
+        b.rule_group(&group, "slos", "slos")?;
+        if let Some(test) = test {
+            b.files.add(
+                "rule test",
+                format!("prometheus/tests/{name}_test.yaml"),
+                "slos",
+                test,
+            )?;
+        }
+    }
+    b.dashboard(DASHBOARD, &generated.dashboard, "slos", "slos")?;
+    Ok(())
+}
+
+/// The uid of the SLO dashboard.
+pub const DASHBOARD: &str = "telltale-slo";
 
 /// The rule file text of a group.
 pub fn rule_file(group: &RuleGroup) -> RuleFile {

@@ -18,14 +18,27 @@ pub const FUEL: u64 = 5_000_000;
 const RECURSION_LIMIT: usize = 64;
 const MAX_OUTPUT: usize = 4 * 1024 * 1024;
 
-/// The context of manifests and overlays: the plugin's resolved values too,
-/// and which of its secrets have a source (never their values).
+/// What a plugin's manifests and overlays see besides [`Context`]: its
+/// resolved values, which of its secrets have a source (never their
+/// values), the config's Grafana datasources and, for `alerting/`
+/// templates, the alerting view. Each is an empty mapping when not given,
+/// so `{% if datasources.postgres is defined %}` works everywhere.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    pub values: Option<&'a serde_json::Value>,
+    pub secrets: Option<&'a serde_json::Value>,
+    pub datasources: Option<&'a serde_json::Value>,
+    pub alerting: Option<&'a serde_json::Value>,
+}
+
 #[derive(Debug, Clone, Serialize)]
-struct WithValues<'a> {
+struct WithScope<'a> {
     #[serde(flatten)]
     ctx: &'a Context,
     values: &'a serde_json::Value,
     secrets: &'a serde_json::Value,
+    datasources: &'a serde_json::Value,
+    alerting: &'a serde_json::Value,
 }
 
 /// Renders a manifest or overlay: `namespace`, `cluster`, `profile` and the
@@ -36,28 +49,44 @@ pub fn render_with_values(
     ctx: &Context,
     values: &serde_json::Value,
 ) -> Result<Source, LocatedError> {
-    render_with_secrets(source, ctx, values, &serde_json::json!({}))
-}
-
-/// [`render_with_values`], and `secrets`: for each declared secret path whose
-/// source is set, the Secret key `up` writes it to (`{name, key}`, the shape
-/// of a SecretKeySelector). An overlay references the key without ever seeing
-/// the value, and can choose by what is configured
-/// (`{% if secrets.password is defined %}`).
-pub fn render_with_secrets(
-    source: &Source,
-    ctx: &Context,
-    values: &serde_json::Value,
-    secrets: &serde_json::Value,
-) -> Result<Source, LocatedError> {
-    render_any(
+    render_in(
         source,
-        &WithValues {
-            ctx,
-            values,
-            secrets,
+        ctx,
+        Scope {
+            values: Some(values),
+            ..Scope::default()
         },
     )
+}
+
+/// Renders a plugin's manifest or overlay in its [`Scope`]. `secrets`: for
+/// each declared secret path whose source is set, the Secret key `up`
+/// writes it to (`{name, key}`, the shape of a SecretKeySelector). An
+/// overlay references the key without ever seeing the value, and can
+/// choose by what is configured (`{% if secrets.password is defined %}`).
+pub fn render_in(source: &Source, ctx: &Context, scope: Scope<'_>) -> Result<Source, LocatedError> {
+    let empty = serde_json::json!({});
+    render_any(
+        source,
+        &WithScope {
+            ctx,
+            values: scope.values.unwrap_or(&empty),
+            secrets: scope.secrets.unwrap_or(&empty),
+            datasources: scope.datasources.unwrap_or(&empty),
+            alerting: scope.alerting.unwrap_or(&empty),
+        },
+    )
+}
+
+/// `{{ x | toyaml }}`: a value as the bundle writes YAML (sorted keys), so
+/// a template can hand another program a config file of its own format
+/// (sachet's, from the alerting view) byte for byte as telltale would.
+fn toyaml(value: minijinja::Value) -> Result<String, minijinja::Error> {
+    let json = serde_json::to_value(&value).map_err(|e| {
+        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string())
+    })?;
+    serde_saphyr::to_string(&json)
+        .map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e.to_string()))
 }
 
 /// The error `fail(message)` raises in a template: the plugin refusing a
@@ -100,6 +129,10 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
     env.set_recursion_limit(RECURSION_LIMIT);
     env.set_keep_trailing_newline(true);
     env.add_function("fail", fail);
+    env.add_filter("toyaml", toyaml);
+    // `namespace()` under a name the `namespace` variable does not shadow:
+    // a template that builds a list in a loop carries it in one.
+    env.add_function("scratch", minijinja::functions::namespace);
     if source.text.len() > MAX_OUTPUT {
         return Err(LocatedError::new(
             source,
@@ -126,7 +159,7 @@ fn render_any<T: Serialize>(source: &Source, ctx: &T) -> Result<Source, LocatedE
                 return LocatedError::new(source, line, 1, describe(&e));
             }
             LocatedError::new(source, line, 1, format!("template error: {}", describe(&e)))
-                .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }} and {{ secrets.PATH }} (a Secret key reference); wrap other braces in {% raw %}…{% endraw %}")
+                .with_hint("values.yaml may use {{ namespace }}, {{ cluster }} and {{ profile }}, manifests and overlays also {{ values.KEY }}, {{ secrets.PATH }} (a Secret key reference) and {{ datasources.NAME }}, alerting/ templates {{ alerting }}; wrap other braces in {% raw %}…{% endraw %}")
         })
 }
 
@@ -188,11 +221,13 @@ mod tests {
     fn secrets_say_which_key_is_set_never_a_value() {
         let text = "{% if secrets.token is defined %}{{ secrets.token.name }}/{{ secrets.token.key }}{% else %}none{% endif %}";
         let refs = serde_json::json!({"token": {"name": "telltale-p", "key": "token"}});
-        let set = render_with_secrets(
+        let set = render_in(
             &Source::new("o.yaml", text),
             &ctx(),
-            &serde_json::json!({}),
-            &refs,
+            Scope {
+                secrets: Some(&refs),
+                ..Scope::default()
+            },
         )
         .unwrap();
         assert_eq!(set.text, "telltale-p/token");

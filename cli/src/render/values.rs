@@ -456,11 +456,11 @@ mod tests {
     #[test]
     fn set_splits_by_plugin_and_keeps_helm_typing() {
         let s = parse_set(
-            r"kube-prometheus-stack.prometheus.prometheusSpec.retention=15d,loki.singleBinary.replicas=3,loki.podAnnotations.a\.b/c=x",
+            r"kube-stack.prometheus.prometheusSpec.retention=15d,loki.singleBinary.replicas=3,loki.podAnnotations.a\.b/c=x",
         )
         .unwrap();
         assert_eq!(s.args.len(), 2);
-        assert_eq!(s.args[0].plugin, "kube-prometheus-stack");
+        assert_eq!(s.args[0].plugin, "kube-stack");
         assert_eq!(
             s.args[0].value,
             json!({"prometheus": {"prometheusSpec": {"retention": "15d"}}})

@@ -5,8 +5,11 @@
 //! file. Resolved values live in [`Secret`], whose Debug and Display print a
 //! placeholder, so a log line or an error cannot leak one by accident.
 
+mod key_source;
+
 use std::fmt;
 
+pub use key_source::{BadKeySource, KeySource};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 

@@ -27,48 +27,7 @@ use crate::cluster::Kube;
 use crate::render::Bundle;
 use http::Http;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckId {
-    Targets,
-    Rules,
-    Alertmanager,
-    Notifications,
-    Logs,
-    Dashboards,
-    Autoscaling,
-    Load,
-    #[serde(rename = "remote-write")]
-    RemoteWrite,
-}
-
-impl CheckId {
-    pub const ALL: [CheckId; 9] = [
-        CheckId::Targets,
-        CheckId::Rules,
-        CheckId::Alertmanager,
-        CheckId::Notifications,
-        CheckId::Logs,
-        CheckId::Dashboards,
-        CheckId::Autoscaling,
-        CheckId::Load,
-        CheckId::RemoteWrite,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            CheckId::Targets => "targets",
-            CheckId::Rules => "rules",
-            CheckId::Alertmanager => "alertmanager",
-            CheckId::Notifications => "notifications",
-            CheckId::Logs => "logs",
-            CheckId::Dashboards => "dashboards",
-            CheckId::Autoscaling => "autoscaling",
-            CheckId::Load => "load",
-            CheckId::RemoteWrite => "remote-write",
-        }
-    }
-}
+pub use crate::render::plan::CheckId;
 
 /// pass, fail or skip: the same three outcomes as a preflight check.
 pub use crate::cluster::preflight::Status;
@@ -162,18 +121,7 @@ impl Finding {
 /// The checks plan.json's verify step lists: those the profile declares
 /// something for (no `load` without a load test, no `logs` without logs).
 pub fn declared(bundle: &Bundle) -> Vec<CheckId> {
-    bundle
-        .plan
-        .phases
-        .iter()
-        .flat_map(|p| &p.steps)
-        .filter_map(|s| match s {
-            crate::render::plan::Step::Verify { checks } => Some(checks),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|c| CheckId::ALL.into_iter().find(|id| id.name() == c))
-        .collect()
+    bundle.plan.verify_checks()
 }
 
 /// What a check asked for by name proves when the profile declares nothing

@@ -665,25 +665,8 @@ impl Attempt<'_, '_> {
 /// synthetic alerts are silenced, then resolved, at the end.
 pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
     let plan = &ctx.bundle.plan;
-    let Some(text) = ctx.bundle.files.get("alertmanager/routes-test.yaml") else {
-        return Finding::fail("the bundle has no alertmanager/routes-test.yaml", vec![]);
-    };
-    let spec: Value = match serde_saphyr::from_str(text) {
-        Ok(v) => v,
-        Err(e) => return Finding::fail(format!("routes-test.yaml: {e}"), vec![]),
-    };
     // receiver → the cases that expect it, in first-seen order.
-    let mut receivers: Vec<(String, Vec<String>)> = Vec::new();
-    for case in spec["cases"].as_array().into_iter().flatten() {
-        let name = case["name"].as_str().unwrap_or("?").to_string();
-        for r in case["receivers"].as_array().into_iter().flatten() {
-            let r = r.as_str().unwrap_or_default().to_string();
-            match receivers.iter_mut().find(|(known, _)| *known == r) {
-                Some((_, cases)) => cases.push(name.clone()),
-                None => receivers.push((r, vec![name.clone()])),
-            }
-        }
-    }
+    let receivers = ctx.bundle.routes.receivers();
     let integrations_of = |receiver: &str| {
         plan.alerting
             .receivers
@@ -822,7 +805,7 @@ pub async fn notifications(ctx: &Context<'_>, url: &str) -> Finding {
             format!(
                 "{} receiver(s) proven end to end ({} routing cases){retry_note}",
                 all.len(),
-                spec["cases"].as_array().map(Vec::len).unwrap_or(0)
+                ctx.bundle.routes.cases.len()
             ),
             evidence,
         )

@@ -764,3 +764,54 @@ fn absent_optional_systems_never_page_on_a_healthy_production_cluster() {
         );
     }
 }
+
+/// The typed data a bundle carries is what its files hold: every object
+/// `up` applies is the parse of its manifest file, every release's values
+/// the parse of its values file, the routing cases the parse of
+/// routes-test.yaml; and a bundle read back from a written tree
+/// (`verify --bundle`) has the same typed data as the render.
+#[test]
+fn typed_objects_values_and_routes_are_what_the_files_hold() {
+    for profile in PROFILES {
+        let bundle = render_profile(profile);
+        let applied: std::collections::BTreeSet<&String> = bundle
+            .plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .filter_map(|s| match s {
+                telltale::render::plan::Step::Apply { file, .. } => Some(file),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            applied,
+            bundle.objects.keys().collect(),
+            "{profile}: an object per apply step"
+        );
+        for (file, object) in &bundle.objects {
+            let parsed: Value = serde_saphyr::from_str(&bundle.files[file]).unwrap();
+            assert_eq!(object.value, parsed, "{profile}: {file}");
+            assert!(!object.api_version().is_empty(), "{profile}: {file}");
+        }
+        for release in &bundle.plan.releases {
+            let parsed: Value = serde_saphyr::from_str(&bundle.files[&release.values]).unwrap();
+            assert_eq!(bundle.values[&release.values], parsed, "{profile}");
+        }
+        let routes: telltale::render::RoutesTest =
+            serde_saphyr::from_str(&bundle.files["alertmanager/routes-test.yaml"]).unwrap();
+        assert_eq!(routes, bundle.routes, "{profile}");
+        assert!(!routes.cases.is_empty(), "{profile}");
+
+        let read = telltale::render::Bundle::from_files(
+            bundle.files.clone(),
+            serde_json::from_str(&bundle.plan_json).unwrap(),
+            bundle.plan_json.clone(),
+        )
+        .unwrap();
+        assert_eq!(read.routes, bundle.routes, "{profile}");
+        assert_eq!(read.objects, bundle.objects, "{profile}");
+        assert_eq!(read.values, bundle.values, "{profile}");
+        assert_eq!(read.plan.phases, bundle.plan.phases, "{profile}");
+    }
+}

@@ -56,7 +56,7 @@ fn secret_steps(bundle: &Bundle) -> Vec<(String, Vec<(String, String)>)> {
             Step::Secret { name, keys, .. } => Some((
                 name.clone(),
                 keys.iter()
-                    .map(|k| (k.key.clone(), k.source.clone()))
+                    .map(|k| (k.key.clone(), k.source.to_string()))
                     .collect(),
             )),
             _ => None,
@@ -875,7 +875,7 @@ fn verify_remote_write(bundle: &Bundle, spoke: &local::Daemon, dir: &Path) -> Va
             .iter()
             .flat_map(|p| &p.steps)
             .any(|s| matches!(
-            s, Step::Verify { checks } if checks.iter().any(|c| c == "remote-write"))),
+            s, Step::Verify { checks } if checks.iter().any(|c| c.name() == "remote-write"))),
         "plan.json's verify step lists remote-write"
     );
     let output = telltale(dir)

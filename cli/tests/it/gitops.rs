@@ -1846,7 +1846,7 @@ fn every_secret_of_every_branch_is_encrypted_again_exactly_when_its_content_chan
             // is not read: `None`, a new one is made the first time).
             for p in &mut pending {
                 for (k, v) in &mut p.secret.keys {
-                    if !matches!(v, KeyValue::Source(s) if s == "generated") {
+                    if !matches!(v, KeyValue::Source(s) if s.to_string() == "generated") {
                         *v = KeyValue::Known(format!("value of {k}"));
                     }
                 }

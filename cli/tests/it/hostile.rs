@@ -727,6 +727,57 @@ fn bounds() {
     ]);
 }
 
+// ---- A bundle's plan.json, edited: parsed once, strictly ----
+
+/// A kind bundle in `bundle/` whose plan.json has `from` replaced by `to`
+/// (plan.json is not among the digested files, so only its parse stands
+/// between an edit and what `verify` and `up` would do).
+fn edited_bundle(work: &Path, from: &str, to: &str) {
+    let bundle = crate::common::render_profile("kind");
+    let dir = work.join("bundle");
+    crate::common::write(&bundle, &dir);
+    let plan = std::fs::read_to_string(dir.join("plan.json")).unwrap();
+    assert!(plan.contains(from), "the plan holds {from}");
+    std::fs::write(dir.join("plan.json"), plan.replacen(from, to, 1)).unwrap();
+}
+
+#[test]
+fn plan_json_edits() {
+    run_all(vec![
+        // Never a generated password in place of what the plan meant, and
+        // the text (maybe a pasted secret) is not repeated.
+        Case::new("an unrecognised secret source", 2)
+            .args(&["verify", "--bundle", "bundle"])
+            .setup(|w| {
+                edited_bundle(
+                    w,
+                    "\"source\": \"generated\"",
+                    &format!("\"source\": \"{}\"", canary()),
+                )
+            })
+            .expect("plan.json is not a telltale plan")
+            .expect("not a secret source"),
+        Case::new("a secretRef without its key", 2)
+            .args(&["verify", "--bundle", "bundle"])
+            .setup(|w| {
+                edited_bundle(
+                    w,
+                    "\"source\": \"generated\"",
+                    "\"source\": \"secretRef:pg\"",
+                )
+            })
+            .expect("secretRef: takes NAME/KEY"),
+        Case::new("an unknown verify check", 2)
+            .args(&["verify", "--bundle", "bundle"])
+            .setup(|w| edited_bundle(w, "\"notifications\"", "\"notificationz\""))
+            .expect("unknown variant `notificationz`"),
+        Case::new("an unknown preflight check", 2)
+            .args(&["verify", "--bundle", "bundle"])
+            .setup(|w| edited_bundle(w, "\"id\": \"rbac\"", "\"id\": \"rbca\""))
+            .expect("unknown variant `rbca`"),
+    ]);
+}
+
 /// The classes above, counted: the suite promises at least 60 cases.
 #[test]
 fn the_suite_has_at_least_sixty_cases() {

@@ -552,3 +552,190 @@ fn the_http_service_autoscaling_preset_scales_a_named_service_on_its_triggers() 
         "only the model server's ScaledObject"
     );
 }
+
+/// Renders `profile` with the built-in catalogue plus the plugins under
+/// `plugin_dir`.
+fn render_with_plugins(plugin_dir: &Path, profile: &str, config: &str) -> telltale::render::Bundle {
+    let catalog = telltale::catalog::Catalog::load(&[plugin_dir.to_path_buf()])
+        .expect("the catalogue with the test plugins loads");
+    let request = telltale::render::Request {
+        config: Some(telltale::model::Source::new("test-config.yaml", config)),
+        profile: Some(profile.to_string()),
+        ..Default::default()
+    };
+    telltale::render::render(&catalog, &request).unwrap_or_else(|e| panic!("renders: {e}"))
+}
+
+fn secret_step(bundle: &telltale::render::Bundle, name: &str) -> Option<Value> {
+    bundle
+        .plan
+        .phases
+        .iter()
+        .flat_map(|p| &p.steps)
+        .map(|s| serde_json::to_value(s).unwrap())
+        .find(|s| s["action"] == "secret" && s["name"] == name)
+}
+
+/// A bridge of another vendor, written only as plugin data: its
+/// `alerting/` template sees the receivers that text, its Secret carries
+/// the integration's token, plan warns while SMS is not configured, and
+/// `datasources: [postgres]` brings the left-out-panels warning to a
+/// profile whose own plugins do not ask for it. Nothing in render/ knows it.
+#[test]
+fn a_new_bridge_plugin_is_plugin_data_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("sms-relay");
+    std::fs::create_dir_all(plugin.join("alerting")).unwrap();
+    std::fs::write(
+        plugin.join("plugin.yaml"),
+        "apiVersion: telltale.dev/v1alpha1\nkind: Plugin\nmetadata: {name: sms-relay, version: 0.1.0, description: test bridge}\nspec:\n  phase: alerting\n  requires: [kube-prometheus-stack]\n  bridge:\n    integration: sms\n    secrets: [{path: twilio.authToken, key: relay-token}]\n    unconfigured: nothing is texted\n  datasources: [postgres]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        plugin.join("alerting/relay.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: relay, namespace: \"{{ namespace }}\"}\ndata:\n  receivers: \"{% if alerting.sms is defined %}{% for r in alerting.sms.receivers %}{{ r.name }}={{ r.to | join(',') }};{% endfor %}{% endif %}\"\n",
+    )
+    .unwrap();
+    let base = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: kind\n  plugins: {sms-relay: {enabled: true}}\n";
+    let sms = "  alerting:\n    receivers:\n      sms: {to: ['+15550100'], twilio: {accountSid: AC1, from: '+15550199', authToken: {env: RELAY_TOKEN}}}\n";
+
+    let configured = render_with_plugins(dir.path(), "kind", &format!("{base}{sms}"));
+    let config_map = &configured.files["manifests/07-alerting/ConfigMap_monitoring_relay.yaml"];
+    assert!(
+        config_map.contains("receivers: critical=+15550100;"),
+        "{config_map}"
+    );
+    let step = secret_step(&configured, "telltale-sms-relay").expect("the bridge's Secret");
+    assert_eq!(step["keys"][0]["key"], "relay-token");
+    assert_eq!(step["keys"][0]["source"], "env:RELAY_TOKEN");
+    assert!(
+        !configured
+            .plan
+            .warnings
+            .iter()
+            .any(|w| w.contains("nothing is texted")),
+        "{:#?}",
+        configured.plan.warnings
+    );
+    // The postgres datasource is not configured and this plugin is shown
+    // through it: kind's infrastructure dashboard loses its drift panels.
+    assert!(
+        configured.plan.warnings.iter().any(|w| w.starts_with(
+            "the PostgreSQL panels of dashboard telltale-infrastructure are left out"
+        )),
+        "{:#?}",
+        configured.plan.warnings
+    );
+    assert!(
+        !render_profile("kind")
+            .plan
+            .warnings
+            .iter()
+            .any(|w| w.contains("PostgreSQL panels")),
+        "kind alone has no plugin shown through postgres"
+    );
+
+    let unconfigured = render_with_plugins(dir.path(), "kind", base);
+    assert!(
+        unconfigured.plan.warnings.iter().any(|w| w
+            == "plugin sms-relay is enabled but alerting.receivers.sms is not configured: nothing is texted"),
+        "{:#?}",
+        unconfigured.plan.warnings
+    );
+    assert!(secret_step(&unconfigured, "telltale-sms-relay").is_none());
+}
+
+#[test]
+fn a_bridge_names_only_secrets_its_integration_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("sms-relay");
+    std::fs::create_dir_all(&plugin).unwrap();
+    std::fs::write(
+        plugin.join("plugin.yaml"),
+        "apiVersion: telltale.dev/v1alpha1\nkind: Plugin\nmetadata: {name: sms-relay, version: 0.1.0, description: test bridge}\nspec:\n  phase: alerting\n  bridge:\n    integration: sms\n    secrets: [{path: twilio.authtoken, key: token}]\n    unconfigured: nothing is texted\n",
+    )
+    .unwrap();
+    let e = telltale::catalog::Catalog::load(&[dir.path().to_path_buf()])
+        .expect_err("an unknown secret path is refused");
+    let shown = format!("{e} {:?}", e.hint());
+    assert!(shown.contains("plugin.yaml:8:"), "{shown}");
+    assert!(
+        shown.contains("`twilio.authtoken` is not a secret of alerting.receivers.sms"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("did you mean `twilio.authToken`?"),
+        "{shown}"
+    );
+}
+
+/// sachet's config (its alerting/ template over the `alerting.sms` view):
+/// one receiver per Alertmanager receiver that texts, each escalation level
+/// with its own numbers, the token a placeholder.
+#[test]
+fn sachet_texts_each_escalation_level_with_its_numbers() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: production\n  alerting:\n    receivers:\n      sms: {to: ['+15550100'], twilio: {accountSid: AC1, from: '+15550199', authToken: {env: TWILIO_AUTH_TOKEN}}}\n    escalation:\n      policy: levels\n      levels:\n        - {after: 0s, notify: [slack, sms]}\n        - {after: 15m, notify: [slack], slackChannel: '#second'}\n        - {after: 30m, notify: [sms], smsTo: ['+15550111']}\n";
+    let bundle = render_with("production", Some(config), &[]);
+    let object: Value = serde_saphyr::from_str(
+        &bundle.files["manifests/07-alerting/ConfigMap_monitoring_telltale-sachet-config.yaml"],
+    )
+    .unwrap();
+    let sachet: Value =
+        serde_saphyr::from_str(object["data"]["config.yaml.tmpl"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        sachet,
+        serde_json::json!({
+            "providers": {"twilio": {"account_sid": "AC1", "auth_token": "${TWILIO_AUTH_TOKEN}"}},
+            "receivers": [
+                {"name": "critical", "provider": "twilio", "to": ["+15550100"], "from": "+15550199"},
+                {"name": "escalation-3", "provider": "twilio", "to": ["+15550111"], "from": "+15550199"},
+            ],
+        })
+    );
+    let step = secret_step(&bundle, "telltale-sachet").expect("sachet's Secret");
+    assert_eq!(step["keys"][0]["key"], "twilio-auth-token");
+    assert_eq!(step["keys"][0]["source"], "env:TWILIO_AUTH_TOKEN");
+}
+
+/// The config's PostgreSQL datasource reaches Grafana as core objects (a
+/// provisioning ConfigMap naming an environment variable, the password's
+/// Secret) and kube-prometheus-stack's own overlay, which sets that
+/// variable from the Secret beside grafana-oidc's.
+#[test]
+fn the_postgres_datasource_password_reaches_grafana_from_its_secret() {
+    let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: t}\nspec:\n  profile: homelab\n  plugins:\n    grafana-oidc: {values: {issuer: 'https://sso.corp.test', rootUrl: 'https://grafana.corp.test', clientSecret: {env: OIDC_SECRET}}}\n  grafana:\n    datasources:\n      postgres: {host: 'db.ml.svc:5432', database: results, user: reader, password: {secretRef: {name: grafana-postgres, key: password}}}\n";
+    let bundle = render_with("homelab", Some(config), &[]);
+    let values: Value =
+        serde_saphyr::from_str(&bundle.files["helm/kube-prometheus-stack/values.yaml"]).unwrap();
+    let env = &values["grafana"]["envValueFrom"];
+    assert_eq!(
+        env["TELLTALE_POSTGRES_PASSWORD"],
+        serde_json::json!({"secretKeyRef": {"name": "telltale-grafana-postgres", "key": "password"}}),
+        "{env:#}"
+    );
+    assert_eq!(
+        env["GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET"]["secretKeyRef"]["name"],
+        "telltale-grafana-oidc"
+    );
+    let provisioning: Value = serde_saphyr::from_str(
+        &bundle.files["manifests/08-dashboards/ConfigMap_monitoring_telltale-datasource-postgres.yaml"],
+    )
+    .unwrap();
+    let file: Value =
+        serde_saphyr::from_str(provisioning["data"]["postgres.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        file["datasources"][0]["secureJsonData"]["password"],
+        "$TELLTALE_POSTGRES_PASSWORD"
+    );
+    let step = secret_step(&bundle, "telltale-grafana-postgres").expect("the password's Secret");
+    assert_eq!(
+        step["keys"][0]["source"],
+        "secretRef:grafana-postgres/password"
+    );
+    // Without the datasource the overlay is empty: no variable, no Secret.
+    let bare = render_profile("homelab");
+    let values: Value =
+        serde_saphyr::from_str(&bare.files["helm/kube-prometheus-stack/values.yaml"]).unwrap();
+    assert!(values["grafana"]["envValueFrom"]["TELLTALE_POSTGRES_PASSWORD"].is_null());
+    assert!(secret_step(&bare, "telltale-grafana-postgres").is_none());
+}

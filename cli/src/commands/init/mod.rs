@@ -236,7 +236,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         .phases
         .iter()
         .flat_map(|p| &p.steps)
-        .any(|step| matches!(step, Step::Secret { keys, .. } if keys.iter().any(|k| k.source == "prompt")))
+        .any(|step| matches!(step, Step::Secret { keys, .. } if keys.iter().any(|k| k.source == crate::secrets::KeySource::Prompt)))
     {
         printer.status("Note: `up` asks for the prompt secrets, so it needs a terminal; CI uses env: or file: sources.");
     }

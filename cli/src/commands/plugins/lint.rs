@@ -136,7 +136,7 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
     for (file, source) in tree.files_in("dashboards", ".json") {
         let uid = file.trim_end_matches(".json");
         let raw: Value = serde_json::from_str(&source.text).unwrap_or_default();
-        let mut known: Vec<&str> = dashboards::DATASOURCES.to_vec();
+        let mut known: Vec<&str> = crate::model::config::Datasource::names();
         known.extend(catalog.plugins.keys().map(String::as_str));
         known.push(entry.name());
         // Every part kept: each is checked with what it requires (an unknown
@@ -394,27 +394,12 @@ fn render_problems(
             &root,
         ),
     )?;
-    let cases: Value = bundle
-        .files
-        .get("alertmanager/routes-test.yaml")
-        .and_then(|text| {
-            parse::<Node>(&Source::new("routes-test.yaml", text.clone()), "routes")
-                .ok()
-                .map(|n| n.to_json())
-        })
-        .unwrap_or_default();
-    for case in cases["cases"].as_array().into_iter().flatten() {
-        let receivers: Vec<&str> = case["receivers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
-        let labels: Vec<String> = case["labels"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+    for case in &bundle.routes.cases {
+        let receivers: Vec<&str> = case.receivers.iter().map(String::as_str).collect();
+        let labels: Vec<String> = case
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
             .collect();
         let verify = format!("--verify.receivers={}", receivers.join(","));
         let mut args = vec![
