@@ -419,6 +419,10 @@ pub struct GitHub {
 pub struct Layer {
     /// The document this layer came from, to locate errors in it.
     pub source: super::yaml::Source,
+    /// The dotted key path of this layer's settings in its document
+    /// (`spec`; in a Fleet `spec.defaults` or `spec.clusters.N`), where its
+    /// errors are located.
+    pub path: String,
     pub namespace: Option<String>,
     pub plugins: BTreeMap<String, PluginSettings>,
     pub set: BTreeMap<String, BTreeMap<String, Located>>,
@@ -432,6 +436,7 @@ impl ProfileSpec {
     pub fn layer(&self, source: &super::yaml::Source) -> Layer {
         Layer {
             source: source.clone(),
+            path: "spec".into(),
             namespace: self.namespace.clone(),
             plugins: self.plugins.clone(),
             set: self.set.clone(),
@@ -447,6 +452,7 @@ impl ConfigSpec {
     pub fn layer(&self, source: &super::yaml::Source) -> Layer {
         Layer {
             source: source.clone(),
+            path: "spec".into(),
             namespace: self.namespace.clone(),
             plugins: self.plugins.clone(),
             set: self.set.clone(),
