@@ -113,6 +113,13 @@ pub fn refuse_single_cluster_flags(
     }
 }
 
+/// Every selected cluster renders before any of them is touched: bad input
+/// in one cluster's settings stops the whole run (exit 2), not that
+/// cluster halfway through the fleet.
+pub fn check_renders(fleet: &Fleet, global: &GlobalArgs) -> Result<(), CommandError> {
+    super::plan_fleet::render_all(fleet, &global.catalog()?, global).map(|_| ())
+}
+
 /// `--parallel N`: how many clusters run at once.
 pub fn parse_parallel(text: &str) -> Result<usize, String> {
     let n: usize = text

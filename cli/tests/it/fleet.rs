@@ -913,3 +913,308 @@ fn queue_metric_any(spoke: &local::Daemon, name: &str) -> Option<f64> {
         .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
 }
+
+// ---------------------------------------------------------------------------
+// The fleet config: one file, several clusters.
+
+/// A fleet of three: two on `kind` from the defaults (one overriding the
+/// retention and the tenant), one on `homelab`.
+const FLEET: &str = r#"apiVersion: telltale.dev/v1alpha1
+kind: Fleet
+metadata: {name: shop}
+spec:
+  defaults:
+    profile: kind
+    plugins:
+      remote-write: {values: {url: "https://mimir.example.com/api/v1/push", tenant: shop}}
+    set: {kube-prometheus-stack: {prometheus.prometheusSpec.retention: 10d}}
+  clusters:
+    - {name: eu-1, context: kind-eu-1}
+    - name: us-1
+      context: kind-us-1
+      plugins:
+        remote-write: {values: {tenant: us-1}}
+      set: {kube-prometheus-stack: {prometheus.prometheusSpec.retention: 2d}}
+    - {name: ap-1, context: kind-ap-1, profile: homelab}
+"#;
+
+fn plan_fleet(dir: &Path, fleet: &str, out: &str, extra: &[&str]) -> std::process::Output {
+    std::fs::write(dir.join("fleet.yaml"), fleet).unwrap();
+    telltale(dir)
+        .args(["plan", "-f", "fleet.yaml", "--out", out, "--no-tool-check"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read_bundle_dir(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    read_tree(dir)
+}
+
+#[test]
+fn a_fleet_plan_writes_one_bundle_per_cluster_each_as_it_renders_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = plan_fleet(dir.path(), FLEET, "out", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("out");
+    let tree = read_tree(&root);
+    let index: Value = serde_json::from_slice(&tree["fleet.json"]).unwrap();
+    assert_eq!(index["kind"], "FleetPlan");
+    let names: Vec<&str> = index["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["eu-1", "us-1", "ap-1"]);
+    // fleet.json lists every other file with its digest, nothing more.
+    let listed: Vec<&String> = index["files"].as_object().unwrap().keys().collect();
+    let written: Vec<&String> = tree.keys().filter(|p| *p != "fleet.json").collect();
+    assert_eq!(listed, written);
+    for (path, digest) in index["files"].as_object().unwrap() {
+        use sha2::Digest;
+        let got: String = sha2::Sha256::digest(&tree[path])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, &got, "{path}");
+    }
+
+    // Each cluster's directory is byte for byte the bundle a Config with the
+    // same settings renders (eu-1 and ap-1 take the defaults as they are).
+    let single = |name: &str, profile: &str| {
+        format!(
+            "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: {name}}}\nspec:\n  profile: {profile}\n  cluster: {{context: kind-{name}, name: {name}}}\n  plugins:\n    remote-write: {{values: {{url: \"https://mimir.example.com/api/v1/push\", tenant: shop}}}}\n  set: {{kube-prometheus-stack: {{prometheus.prometheusSpec.retention: 10d}}}}\n"
+        )
+    };
+    for (name, profile) in [("eu-1", "kind"), ("ap-1", "homelab")] {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            single(name, profile),
+        )
+        .unwrap();
+        let alone = telltale(dir.path())
+            .args(["plan", "-f", &format!("{name}.yaml"), "--out"])
+            .arg(format!("alone-{name}"))
+            .arg("--no-tool-check")
+            .output()
+            .unwrap();
+        assert!(
+            alone.status.success(),
+            "{}",
+            String::from_utf8_lossy(&alone.stderr)
+        );
+        assert_eq!(
+            read_bundle_dir(&dir.path().join(format!("alone-{name}"))),
+            read_bundle_dir(&root.join(name)),
+            "{name}: the fleet's bundle differs from the cluster rendered alone"
+        );
+    }
+    // And `--cluster NAME` renders that one cluster into the same bytes.
+    let one = plan_fleet(dir.path(), FLEET, "one", &["--cluster", "us-1"]);
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let one_tree = read_tree(&dir.path().join("one"));
+    assert!(
+        one_tree
+            .keys()
+            .all(|p| p == "fleet.json" || p.starts_with("us-1/"))
+    );
+    assert_eq!(
+        read_tree(&dir.path().join("one/us-1")),
+        read_tree(&root.join("us-1"))
+    );
+
+    // The layers: profile < defaults < cluster < --set.
+    let bundle_of = |tree: &std::collections::BTreeMap<String, Vec<u8>>, cluster: &str| {
+        let values: Value = serde_saphyr::from_str(
+            std::str::from_utf8(
+                &tree[&format!("{cluster}/helm/kube-prometheus-stack/values.yaml")],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let spec = values["prometheus"]["prometheusSpec"].clone();
+        (
+            spec["retention"].as_str().unwrap().to_string(),
+            spec["remoteWrite"][0]["headers"]["X-Scope-OrgID"].clone(),
+            spec["externalLabels"]["cluster"].clone(),
+        )
+    };
+    assert_eq!(
+        bundle_of(&tree, "eu-1"),
+        ("10d".into(), json!("shop"), json!("eu-1"))
+    );
+    assert_eq!(
+        bundle_of(&tree, "us-1"),
+        ("2d".into(), json!("us-1"), json!("us-1"))
+    );
+    assert_eq!(
+        bundle_of(&tree, "ap-1"),
+        ("10d".into(), json!("shop"), json!("ap-1"))
+    );
+    let set = plan_fleet(
+        dir.path(),
+        FLEET,
+        "set",
+        &[
+            "--set",
+            "kube-prometheus-stack.prometheus.prometheusSpec.retention=1d",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let set_tree = read_tree(&dir.path().join("set"));
+    for cluster in ["eu-1", "us-1", "ap-1"] {
+        assert_eq!(bundle_of(&set_tree, cluster).0, "1d", "{cluster}");
+    }
+
+    // Deterministic: again, the same bytes; -o json prints fleet.json.
+    let again = plan_fleet(dir.path(), FLEET, "out", &["-o", "json"]);
+    assert!(again.status.success());
+    assert_eq!(read_tree(&root), tree);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&again.stdout).unwrap(),
+        index
+    );
+    // A file telltale did not write inside a cluster's directory: refused,
+    // nothing replaced.
+    std::fs::write(root.join("eu-1/notes.txt"), "mine").unwrap();
+    let refused = plan_fleet(dir.path(), FLEET, "out", &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("eu-1/notes.txt"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("eu-1/notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn a_bad_fleet_is_refused_where_it_is_wrong_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // (edit, the location and what the message says)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "- {name: ap-1, context: kind-ap-1, profile: homelab}",
+            "- {name: us-1, context: kind-ap-1, profile: homelab}",
+            "fleet.yaml:17:14",
+            "cluster `us-1` is named twice (spec.clusters.1 and spec.clusters.2)",
+        ),
+        (
+            "- {name: ap-1, context: kind-ap-1, profile: homelab}",
+            "- {name: ap-1, context: kind-eu-1, profile: homelab}",
+            "fleet.yaml:17:29",
+            "context `kind-eu-1` is given to two clusters",
+        ),
+        (
+            "- {name: eu-1, context: kind-eu-1}",
+            "- {name: eu-1, contxt: kind-eu-1}",
+            "fleet.yaml:11:20",
+            "unknown field `contxt`",
+        ),
+        (
+            "remote-write: {values: {tenant: us-1}}",
+            "remote-wrte: {values: {tenant: us-1}}",
+            "fleet.yaml:15:9",
+            "spec.clusters.1.plugins.remote-wrte: unknown plugin `remote-wrte`",
+        ),
+        (
+            "profile: homelab}",
+            "profile: homelb}",
+            "fleet.yaml:17:49",
+            "spec.clusters.2.profile: unknown profile `homelb`",
+        ),
+        (
+            "retention: 2d}",
+            "retention: two-days}",
+            "fleet.yaml:16:74",
+            "spec.clusters.1.set.kube-prometheus-stack.prometheus.prometheusSpec.retention: expected a Prometheus duration",
+        ),
+        (
+            "- {name: eu-1, context: kind-eu-1}",
+            "- {name: EU_1, context: kind-eu-1}",
+            "fleet.yaml:11:14",
+            "spec.clusters.0.name: expected a DNS-1123 label",
+        ),
+    ];
+    for (from, to, at, says) in cases {
+        assert!(FLEET.contains(from), "{from}");
+        let out = plan_fleet(dir.path(), &FLEET.replacen(from, to, 1), "out", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(at), "{to}: expected {at}: {err}");
+        assert!(err.contains(says), "{to}: expected {says}: {err}");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{to}: something was written"
+        );
+    }
+    // The hints: a did-you-mean on keys, plugins, profiles and --cluster.
+    let out = plan_fleet(
+        dir.path(),
+        &FLEET.replacen("context: kind-eu-1}", "contxt: kind-eu-1}", 1),
+        "out",
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `context`?"));
+    let out = plan_fleet(dir.path(), FLEET, "out", &["--cluster", "us-2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("fleet `shop` has no cluster `us-2`") && err.contains("did you mean `us-1`?"),
+        "{err}"
+    );
+    // A path that would put every cluster in one directory.
+    let out = plan_fleet(
+        dir.path(),
+        &FLEET.replacen(
+            "  clusters:\n",
+            "  gitops: {repo: ../infra, path: clusters/all}\n  clusters:\n",
+            1,
+        ),
+        "out",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("spec.gitops.path") && err.contains("{cluster}"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists());
+    // Commands that act on one cluster ask which one.
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    let out = telltale(dir.path())
+        .args(["down", "-f", "fleet.yaml", "-y"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("this is a Fleet of 3 clusters") && err.contains("--cluster"),
+        "{err}"
+    );
+    // --cluster on a Config is a mistake, said as one.
+    std::fs::write(dir.path().join("one.yaml"), config("eu-1", "kind", None)).unwrap();
+    let out = telltale(dir.path())
+        .args(["plan", "-f", "one.yaml", "--cluster", "eu-1", "--out", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a Config, not a Fleet"), "{err}");
+}
