@@ -830,20 +830,106 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
     );
     assert!(query(&hub, "up{cluster=\"eu-3\"}").is_empty());
 
-    // verify's remote-write check reads the same counters through each
-    // spoke's query API (each scrapes itself, as in the cluster) and names
-    // the queue, the URL and what the counters say.
-    // (Together: the failing ones settle until their timeout.)
-    let (good_check, wrong_check, broken_check) = std::thread::scope(|s| {
-        let good = s.spawn(|| verify_remote_write(&good, &spoke_good, dir.path()));
-        let wrong = s.spawn(|| verify_remote_write(&wrong, &spoke_wrong, dir.path()));
-        let broken = s.spawn(|| verify_remote_write(&broken, &spoke_broken, dir.path()));
-        (
-            good.join().unwrap(),
-            wrong.join().unwrap(),
-            broken.join().unwrap(),
+    // The fleet verify: one Fleet config naming the three spokes (each with
+    // its remote-write settings and, as its endpoint, its Prometheus), one
+    // `telltale verify` over all of them. verify's remote-write check reads
+    // the same counters through each spoke's query API (each scrapes
+    // itself, as in the cluster) and names the queue, the URL and what the
+    // counters say; the broken spokes fail by name, the good one passes.
+    let member = |name: &str, values: String, spoke: &local::Daemon| {
+        format!(
+            "    - name: {name}\n      context: spoke-{name}\n      endpoints: {{prometheus: '{}'}}\n      plugins:\n        remote-write:\n          values: {values}\n",
+            spoke.url
         )
-    });
+    };
+    let fleet = format!(
+        "apiVersion: telltale.dev/v1alpha1\nkind: Fleet\nmetadata: {{name: spokes}}\nspec:\n  defaults: {{profile: kind}}\n  clusters:\n{}{}{}",
+        member(
+            "eu-1",
+            format!("{{url: '{push}', tenant: eu-1, {}}}", auth(&password_file)),
+            &spoke_good
+        ),
+        member(
+            "eu-2",
+            format!("{{url: '{push}', {}}}", auth(&wrong_file)),
+            &spoke_wrong
+        ),
+        member(
+            "eu-3",
+            format!("{{url: '{nowhere}', {}}}", auth(&password_file)),
+            &spoke_broken
+        ),
+    );
+    std::fs::write(dir.path().join("fleet.yaml"), &fleet).unwrap();
+    assert!(
+        good.plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .any(|s| matches!(
+            s, Step::Verify { checks } if checks.iter().any(|c| c == "remote-write"))),
+        "plan.json's verify step lists remote-write"
+    );
+    let planned = telltale(dir.path())
+        .args([
+            "plan",
+            "-f",
+            "fleet.yaml",
+            "--out",
+            "fleet-out",
+            "--no-tool-check",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let verified = telltale(dir.path())
+        .args(["verify", "-f", "fleet.yaml", "--bundle", "fleet-out"])
+        .args(["--checks", "remote-write", "--timeout", "15s", "-o", "json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&verified.stdout).to_string(),
+        String::from_utf8_lossy(&verified.stderr).to_string(),
+    );
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains(PASSWORD),
+            "the password in the output: {text}"
+        );
+    }
+    assert_eq!(verified.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("did not succeed on 2 of 3 clusters: eu-2, eu-3"),
+        "{stderr}"
+    );
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["command"], "verify");
+    let run_of = |name: &str| {
+        doc["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cluster"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no report for {name}: {doc}"))
+    };
+    let (good_run, wrong_run, broken_run) = (run_of("eu-1"), run_of("eu-2"), run_of("eu-3"));
+    assert_eq!(good_run["exit_code"], 0, "{good_run}");
+    assert_eq!(good_run["summary"], "1 pass, 0 fail, 0 skip", "{good_run}");
+    for bad in [&wrong_run, &broken_run] {
+        assert_eq!(bad["exit_code"], 1, "{bad}");
+        assert_eq!(
+            bad["summary"], "0 pass, 1 fail, 0 skip (remote-write)",
+            "{bad}"
+        );
+    }
+    let check = |run: &Value| run["report"]["checks"][0].clone();
+    let (good_check, wrong_check, broken_check) =
+        (check(&good_run), check(&wrong_run), check(&broken_run));
     assert_eq!(good_check["status"], "pass", "{good_check}");
     assert_eq!(good_check["summary"], "1 remote-write queue sending");
     let evidence = good_check["evidence"].to_string();
@@ -860,45 +946,6 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
     for check in [&good_check, &wrong_check, &broken_check] {
         assert!(!check.to_string().contains(PASSWORD), "{check}");
     }
-}
-
-/// `telltale verify --checks remote-write` on `bundle` (written as `plan
-/// --out` writes it) against `spoke`: the check's JSON result.
-fn verify_remote_write(bundle: &Bundle, spoke: &local::Daemon, dir: &Path) -> Value {
-    let cluster = bundle.plan.cluster.name.clone().unwrap();
-    let out = dir.join(format!("bundle-{cluster}"));
-    write(bundle, &out);
-    assert!(
-        bundle
-            .plan
-            .phases
-            .iter()
-            .flat_map(|p| &p.steps)
-            .any(|s| matches!(
-            s, Step::Verify { checks } if checks.iter().any(|c| c == "remote-write"))),
-        "plan.json's verify step lists remote-write"
-    );
-    let output = telltale(dir)
-        .args(["verify", "--bundle"])
-        .arg(&out)
-        .args(["--prometheus-url", &spoke.url, "--checks", "remote-write"])
-        .args(["--timeout", "15s", "-o", "json"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let passed = report["ok"] == true;
-    assert_eq!(
-        output.status.code(),
-        Some(if passed { 0 } else { 1 }),
-        "{report}"
-    );
-    report["checks"][0].clone()
 }
 
 /// A sample of a series without labels (Prometheus' storage-wide gauges).
@@ -1217,4 +1264,219 @@ fn a_bad_fleet_is_refused_where_it_is_wrong_before_anything_is_written() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("is a Config, not a Fleet"), "{err}");
+}
+
+/// `up` and `status` of a fleet against two fake API servers (one per
+/// cluster, tests/it/common/fake_api.rs) and fake-helm keeping each
+/// cluster's releases apart: each cluster is acted on through its own
+/// context, one failing never stops or hides the other, and the exit code is
+/// the worst.
+#[cfg(feature = "fake-helm")]
+mod installs {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::{Value, json};
+
+    use crate::common::fake_api::{FAKE_TOKEN, FAKE_USER, FakeApi};
+
+    fn cluster() -> FakeApi {
+        let api = FakeApi::start();
+        api.insert(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi"}}}),
+        );
+        api.insert(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path"}));
+        api
+    }
+
+    /// One kubeconfig with a context per fake cluster (the first current).
+    fn kubeconfig(path: &Path, clusters: &[(&str, &FakeApi)]) -> PathBuf {
+        let q = |s: &str| serde_json::to_string(s).unwrap();
+        let mut text = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        for (ctx, api) in clusters {
+            text += &format!("- name: {ctx}\n  cluster:\n    server: {}\n", q(&api.url));
+        }
+        text += &format!(
+            "users:\n- name: {}\n  user:\n    token: {}\ncontexts:\n",
+            q(FAKE_USER),
+            q(FAKE_TOKEN)
+        );
+        for (ctx, _) in clusters {
+            text += &format!(
+                "- name: {ctx}\n  context:\n    cluster: {ctx}\n    user: {}\n",
+                q(FAKE_USER)
+            );
+        }
+        text += &format!("current-context: {}\npreferences: {{}}\n", clusters[0].0);
+        std::fs::write(path, text).unwrap();
+        path.to_path_buf()
+    }
+
+    const FLEET: &str = "apiVersion: telltale.dev/v1alpha1\nkind: Fleet\nmetadata: {name: pair}\nspec:\n  defaults: {profile: kind}\n  clusters:\n    - {name: a, context: ctx-a}\n    - {name: b, context: ctx-b}\n";
+
+    fn run(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
+        let out = crate::common::telltale(dir)
+            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("FAKE_HELM_STATE", dir.join("helm"))
+            .env("FAKE_HELM_PER_CONTEXT", "1")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["-f", "fleet.yaml"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), doc, stderr)
+    }
+
+    fn member<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cluster"] == name)
+            .unwrap_or_else(|| panic!("no report for {name}: {doc}"))
+    }
+
+    #[test]
+    fn a_fleet_is_installed_and_read_per_cluster_through_its_own_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (cluster(), cluster());
+        let kc = kubeconfig(
+            &dir.path().join("kubeconfig"),
+            &[("ctx-a", &a), ("ctx-b", &b)],
+        );
+        std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+
+        // A dry run: each cluster dry-runs on its own API server, nothing is written.
+        let (code, doc, err) = run(
+            dir.path(),
+            &kc,
+            &["up", "--dry-run", "--skip-verify", "-y", "-o", "json"],
+        );
+        assert_eq!(code, Some(0), "{err}\n{doc}");
+        assert_eq!(doc["ok"], true);
+        assert_eq!(doc["command"], "up");
+        for (name, api) in [("a", &a), ("b", &b)] {
+            let m = member(&doc, name);
+            assert_eq!(m["exit_code"], 0, "{m}");
+            assert_eq!(m["context"], format!("ctx-{name}"));
+            assert_eq!(m["report"]["context"], format!("ctx-{name}"), "{m}");
+            assert_eq!(m["report"]["server"], api.url, "{m}");
+            assert!(
+                m["report"]["phases"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|p| p["outcome"] == "dry-run"),
+                "{m}"
+            );
+            assert!(api.writes().is_empty(), "{name}: a dry run wrote");
+            assert!(
+                api.requests()
+                    .iter()
+                    .any(|r| r.query.contains("dryRun=All")),
+                "{name}"
+            );
+        }
+        // The children's lines come through, each with its cluster.
+        assert!(err.lines().any(|l| l.starts_with("a | ")), "{err}");
+        assert!(err.lines().any(|l| l.starts_with("b | ")), "{err}");
+
+        // Installed, one at a time; then status: both current, no drift.
+        let (code, doc, err) = run(
+            dir.path(),
+            &kc,
+            &["up", "--skip-verify", "-y", "--parallel", "1", "-o", "json"],
+        );
+        assert_eq!(code, Some(0), "{err}\n{doc}");
+        for api in [&a, &b] {
+            assert!(
+                api.get("v1", "ConfigMap", Some("monitoring"), "telltale-journal")
+                    .is_some()
+            );
+        }
+        let (code, doc, err) = run(dir.path(), &kc, &["status", "-o", "json"]);
+        assert_eq!(code, Some(0), "{err}\n{doc}");
+        for name in ["a", "b"] {
+            let m = member(&doc, name);
+            assert_eq!(m["report"]["installed"], true, "{m}");
+            assert_eq!(m["report"]["drift"], json!([]), "{m}");
+            assert_eq!(m["summary"], "up to date, no drift", "{m}");
+        }
+
+        // b drifts: status fails on b (exit 1) and still shows a.
+        b.remove(
+            "v1",
+            "ConfigMap",
+            Some("monitoring"),
+            "telltale-dashboard-telltale-logs-overview",
+        );
+        let (code, doc, err) = run(dir.path(), &kc, &["status", "-o", "json"]);
+        assert_eq!(code, Some(1), "{err}\n{doc}");
+        assert_eq!(doc["ok"], false);
+        assert_eq!(member(&doc, "a")["exit_code"], 0);
+        assert_eq!(member(&doc, "b")["exit_code"], 1);
+        assert_eq!(member(&doc, "b")["summary"], "up to date, 1 drifted");
+        // The same as a table, naming the cluster that failed.
+        let (code, _, _) = run(dir.path(), &kc, &["status"]);
+        assert_eq!(code, Some(1));
+        let out = crate::common::telltale(dir.path())
+            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("FAKE_HELM_STATE", dir.path().join("helm"))
+            .env("FAKE_HELM_PER_CONTEXT", "1")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["-f", "fleet.yaml", "status", "-q"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("CLUSTER") && table.contains("ctx-a") && table.contains("ctx-b"),
+            "{table}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("did not succeed on 1 of 2 clusters: b"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // a's API server goes away: a fails (environment, exit 3), b is
+        // still installed and reported; the worst code wins.
+        drop(a);
+        let (code, doc, err) = run(
+            dir.path(),
+            &kc,
+            &["up", "--skip-verify", "-y", "-o", "json"],
+        );
+        assert_eq!(code, Some(3), "{err}\n{doc}");
+        assert_eq!(member(&doc, "a")["exit_code"], 3, "{doc}");
+        let b_run = member(&doc, "b");
+        assert_eq!(b_run["exit_code"], 0, "{b_run}");
+        assert!(
+            b_run["report"]["phases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["phase"] == "dashboards" && p["outcome"] == "repaired"),
+            "{b_run}"
+        );
+        assert!(
+            member(&doc, "a")["summary"].as_str().unwrap().len() > 10,
+            "{doc}"
+        );
+
+        // --cluster picks (b alone: repaired, so no drift now, whatever a is);
+        // a flag that names one cluster is refused for a fleet.
+        let (code, doc, err) = run(dir.path(), &kc, &["status", "--cluster", "b", "-o", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(doc["clusters"].as_array().unwrap().len(), 1);
+        assert_eq!(member(&doc, "b")["summary"], "up to date, no drift");
+        let (code, _, err) = run(dir.path(), &kc, &["up", "--context", "ctx-b", "-y"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("--context names one cluster"), "{err}");
+    }
 }
