@@ -8,6 +8,7 @@ pub mod down;
 pub mod external;
 pub mod fleet;
 pub mod gitops;
+pub mod gitops_fleet;
 pub mod init;
 pub mod plan;
 pub mod plan_fleet;

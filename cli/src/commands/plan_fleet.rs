@@ -129,14 +129,26 @@ pub fn render_all(
     catalog: &Catalog,
     global: &GlobalArgs,
 ) -> Result<Vec<Bundle>, CommandError> {
+    Ok(resolve_all(fleet, catalog, global)?
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect())
+}
+
+/// [`render_all`], with each cluster's resolved settings.
+pub fn resolve_all(
+    fleet: &Fleet,
+    catalog: &Catalog,
+    global: &GlobalArgs,
+) -> Result<Vec<(render::Resolved, Bundle)>, CommandError> {
     let members: Vec<_> = fleet.members().collect();
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(members.len())
         .max(1);
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Bundle, render::RenderError>>> =
-        (0..members.len()).map(|_| None).collect();
+    type Rendered = Result<(render::Resolved, Bundle), render::RenderError>;
+    let mut results: Vec<Option<Rendered>> = (0..members.len()).map(|_| None).collect();
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
@@ -148,7 +160,11 @@ pub fn render_all(
                             break;
                         };
                         let request = fleet.request(global, cluster);
-                        done.push((i, render::render(catalog, &request)));
+                        let rendered = render::resolve(catalog, &request).and_then(|r| {
+                            let bundle = render::render_resolved(catalog, &r)?;
+                            Ok((r, bundle))
+                        });
+                        done.push((i, rendered));
                     }
                     done
                 })
