@@ -3,7 +3,8 @@
 //!
 //! `plan --out DIR` (and `plugins lint`) replace DIR only when it is empty
 //! or holds exactly a bundle telltale wrote: every file is one DIR's own
-//! plan.json lists, with the digest it lists. Anything else is named and
+//! plan.json lists, with the digest it lists (for a fleet, fleet.json lists
+//! every file of every cluster's bundle, their plan.json included). Anything else is named and
 //! nothing is touched. The swap goes through sibling directories and
 //! renames, so after any failure DIR holds the old bundle or the new one.
 //! Every relative path written is checked to be plain components that stay
@@ -140,22 +141,31 @@ fn sha256_file(path: &Path, limit: u64) -> std::io::Result<Option<String>> {
     ))
 }
 
-/// The files plan.json in `dir` lists, with their digests; None when there
-/// is no readable plan.json of ours.
-fn listed_files(dir: &Path) -> Option<BTreeMap<String, String>> {
-    let path = dir.join("plan.json");
-    let meta = fs::symlink_metadata(&path).ok()?;
+/// The index a directory telltale wrote carries: plan.json (a bundle) or
+/// fleet.json (one bundle per cluster of a fleet), with the `kind` each has.
+const INDEXES: [(&str, &str); 2] = [("plan.json", "Plan"), ("fleet.json", "FleetPlan")];
+
+/// The files the index in `dir` lists, with their digests, and the index's
+/// name; None when there is no readable index of ours.
+fn listed_files(dir: &Path) -> Option<(&'static str, BTreeMap<String, String>)> {
+    INDEXES
+        .iter()
+        .find_map(|(name, kind)| Some((*name, index_files(&dir.join(name), kind)?)))
+}
+
+fn index_files(path: &Path, kind: &str) -> Option<BTreeMap<String, String>> {
+    let meta = fs::symlink_metadata(path).ok()?;
     if !meta.is_file() || meta.len() > MAX_PLAN_JSON {
         return None;
     }
     let mut text = String::new();
-    fs::File::open(&path)
+    fs::File::open(path)
         .ok()?
         .take(MAX_PLAN_JSON)
         .read_to_string(&mut text)
         .ok()?;
     let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-    if value.get("kind")?.as_str()? != "Plan" {
+    if value.get("kind")?.as_str()? != kind {
         return None;
     }
     let files = value.get("files")?.as_object()?;
@@ -203,14 +213,14 @@ pub fn first_foreign(dir: &Path) -> Result<Option<String>, OutDirError> {
     if entries_all.is_empty() {
         return Ok(None);
     }
-    let Some(listed) = listed else {
+    let Some((index, listed)) = listed else {
         return Ok(entries_all.first().map(|(rel, ..)| rel.clone()));
     };
     for (rel, path, kind) in &entries_all {
         if kind.is_dir() {
             continue;
         }
-        if rel == "plan.json" && kind.is_file() {
+        if rel == index && kind.is_file() {
             continue;
         }
         let Some(want) = listed.get(rel) else {

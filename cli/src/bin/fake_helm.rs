@@ -14,7 +14,10 @@
 //! - `FAKE_HELM_VERSION=v4.0.1` — what `version --short` prints (default v3.16.2);
 //! - `FAKE_HELM_FAIL=upgrade:loki` — that command on that release fails as helm does;
 //! - `FAKE_HELM_SLEEP=upgrade:loki:3` — that command first writes
-//!   `$FAKE_HELM_STATE/running-loki`, then takes 3 seconds.
+//!   `$FAKE_HELM_STATE/running-loki`, then takes 3 seconds;
+//! - `FAKE_HELM_PER_CONTEXT=1` — one cluster per kube context: the state
+//!   and the call log go to `$FAKE_HELM_STATE/<--kube-context>/` (a fleet's
+//!   clusters, installed at once, each with its own releases).
 //!
 //! What it does not do: parse flags as helm does, render charts or create
 //! objects in the cluster. A test that passes against it proves the
@@ -29,9 +32,14 @@ use serde_json::{Value, json};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let state_dir = PathBuf::from(
+    let mut state_dir = PathBuf::from(
         std::env::var("FAKE_HELM_STATE").unwrap_or_else(|_| fail("FAKE_HELM_STATE is not set")),
     );
+    if std::env::var_os("FAKE_HELM_PER_CONTEXT").is_some()
+        && let Some(context) = flag(&args, "--kube-context")
+    {
+        state_dir.push(context);
+    }
     std::fs::create_dir_all(&state_dir).expect("state dir");
     let mut stdin = String::new();
     if args.iter().any(|a| a == "-") {

@@ -14,9 +14,10 @@ use crate::ui::prompt;
 pub struct ConfirmArgs {
     /// Act on a production-looking context (a word of its name or server is
     /// prod, prd, production or live, also as in prod01 or prodeu1): repeat
-    /// its name here in non-interactive runs
+    /// its name here in non-interactive runs (repeatable: a fleet's
+    /// production contexts, each named)
     #[arg(long, value_name = "NAME")]
-    pub confirm_context: Option<String>,
+    pub confirm_context: Vec<String>,
 }
 
 /// The bundle the config or `--profile` renders, when there is either:
@@ -63,22 +64,22 @@ pub fn target_for_write(
 ) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
     let (target, config) = target_pinned(global, pin)?;
     if target.looks_like_production() {
-        let confirmed = match &confirm.confirm_context {
-            Some(name) if *name == target.context => true,
-            Some(name) => {
+        let confirmed = match confirm.confirm_context.as_slice() {
+            names if names.contains(&target.context) => true,
+            [name, ..] => {
                 return Err(CommandError::bad_input(format!(
                     "--confirm-context `{name}` does not match the context `{}`",
                     target.context
                 )));
             }
-            None if prompt::interactive(global.yes) => prompt::type_to_confirm(
+            [] if prompt::interactive(global.yes) => prompt::type_to_confirm(
                 &target.context,
                 &format!(
                     "`telltale {what}` on a production-looking cluster ({})",
                     target.server
                 ),
             ),
-            None => {
+            [] => {
                 return Err(CommandError::bad_input(format!(
                     "context `{}` ({}) looks like production; refusing to {what} without confirmation",
                     target.context, target.server
@@ -108,8 +109,13 @@ pub fn target_pinned(
     global: &GlobalArgs,
     pin: &Pin<'_>,
 ) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
-    let (target, config) =
-        cluster::target(global.kubeconfig.as_deref(), global.context.as_deref())?;
+    // One cluster of a Fleet is acted on through the context the fleet
+    // gives it; a Config's pin is checked against the current context.
+    let context = global
+        .context
+        .as_deref()
+        .or(pin.context.filter(|_| global.member().is_some()));
+    let (target, config) = cluster::target(global.kubeconfig.as_deref(), context)?;
     pin.check(&target)?;
     Ok((target, config))
 }

@@ -26,7 +26,7 @@ use crate::ui::Printer;
 /// or update, exactly one pull request. Every file and the pull request
 /// text are scanned for the config's secret values and known secret shapes
 /// before anything is committed. A run with nothing new commits nothing.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct GitopsArgs {
     /// The repository: a local path or a URL (ssh uses the SSH agent, https
     /// GITHUB_TOKEN) [default: the config's spec.gitops.repo]
@@ -92,13 +92,16 @@ struct Report {
 }
 
 #[derive(Debug, Serialize)]
-struct PrReport {
-    number: u64,
-    url: String,
-    action: &'static str,
+pub(super) struct PrReport {
+    pub(super) number: u64,
+    pub(super) url: String,
+    pub(super) action: &'static str,
 }
 
 pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    if let Some(fleet) = global.fleet()? {
+        return super::gitops_fleet::run(&fleet, &args, global, printer);
+    }
     let report = execute(&args, global, printer, false)?;
     print_report(printer, &report);
     Ok(())
@@ -426,7 +429,7 @@ fn execute(
 /// The values generated keys already have in the cluster (the Grafana
 /// admin password `up` made), read on first use, from the config's pinned
 /// cluster only. Unreachable is not an error: the caller warns instead.
-struct ClusterSecrets<'a> {
+pub(super) struct ClusterSecrets<'a> {
     global: &'a GlobalArgs,
     bundle: &'a render::Bundle,
     read: std::cell::RefCell<BTreeMap<(String, String), ClusterData>>,
@@ -436,7 +439,7 @@ struct ClusterSecrets<'a> {
 type ClusterData = Result<BTreeMap<String, Secret>, String>;
 
 impl<'a> ClusterSecrets<'a> {
-    fn new(global: &'a GlobalArgs, bundle: &'a render::Bundle) -> Self {
+    pub(super) fn new(global: &'a GlobalArgs, bundle: &'a render::Bundle) -> Self {
         ClusterSecrets {
             global,
             bundle,
@@ -444,7 +447,7 @@ impl<'a> ClusterSecrets<'a> {
         }
     }
 
-    fn get(&self, namespace: &str, name: &str, key: &str) -> Option<Secret> {
+    pub(super) fn get(&self, namespace: &str, name: &str, key: &str) -> Option<Secret> {
         let id = (namespace.to_string(), name.to_string());
         let mut read = self.read.borrow_mut();
         let data = read
@@ -454,7 +457,7 @@ impl<'a> ClusterSecrets<'a> {
     }
 
     /// Why a generated value could not be read, for the warning.
-    fn why_not(&self) -> String {
+    pub(super) fn why_not(&self) -> String {
         self.read
             .borrow()
             .values()
@@ -509,7 +512,7 @@ fn summary(r: &Report) -> String {
 /// before anything is fetched. Also returns the repository as given
 /// (where telltale fetches and pushes), which for Argo CD may differ from
 /// the URL the controller fetches.
-fn target(
+pub(super) fn target(
     args: &GitopsArgs,
     config: &GitOps,
     bundle: &render::Bundle,
@@ -605,7 +608,7 @@ fn is_local(repo: &str) -> bool {
 /// Argo CD fetches the repository itself, from inside the cluster, where a
 /// path on this machine means nothing: for a local repository its
 /// `origin` remote is what Argo CD is given.
-fn controller_url(repo: &str) -> Result<String, CommandError> {
+pub(super) fn controller_url(repo: &str) -> Result<String, CommandError> {
     if !is_local(repo) {
         return Ok(repo.to_string());
     }
@@ -634,13 +637,21 @@ fn controller_url(repo: &str) -> Result<String, CommandError> {
 /// `helm show crds` of every release whose CRDs telltale manages, exactly
 /// as `up`'s crds phase reads them: the branch commits them so that it
 /// alone can build a new cluster.
-fn fetch_chart_crds(
+pub(super) fn fetch_chart_crds(
     bundle: &render::Bundle,
+    printer: &Printer,
+) -> Result<BTreeMap<String, String>, CommandError> {
+    let releases: Vec<_> = bundle.plan.releases.iter().filter(|r| r.crds).collect();
+    fetch_release_crds(&releases, printer)
+}
+
+/// `helm show crds` of each of `releases`, by release name.
+pub(super) fn fetch_release_crds(
+    releases: &[&crate::render::plan::Release],
     printer: &Printer,
 ) -> Result<BTreeMap<String, String>, CommandError> {
     use crate::helm::{Chart, Helm, HelmCli};
     let mut out = BTreeMap::new();
-    let releases: Vec<_> = bundle.plan.releases.iter().filter(|r| r.crds).collect();
     if releases.is_empty() {
         return Ok(out);
     }
@@ -672,7 +683,10 @@ fn fetch_chart_crds(
 /// has no native sops support (KSOPS and helm-secrets are plugins telltale
 /// does not set up), and the plain layout is applied as it is: either would
 /// apply ciphertext, so both are refused before anything is fetched.
-fn refuse_undecryptable(layout: Layout, secrets: SecretsMode) -> Result<(), CommandError> {
+pub(super) fn refuse_undecryptable(
+    layout: Layout,
+    secrets: SecretsMode,
+) -> Result<(), CommandError> {
     if secrets != SecretsMode::Sops || layout == Layout::Flux {
         return Ok(());
     }
@@ -718,7 +732,7 @@ fn print_report(printer: &Printer, r: &Report) {
     }
 }
 
-fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError> {
+pub(super) fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError> {
     if findings.is_empty() {
         return Ok(());
     }
@@ -737,7 +751,7 @@ fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError> {
     ))
 }
 
-fn git_error(e: GitError) -> CommandError {
+pub(super) fn git_error(e: GitError) -> CommandError {
     let hint = match &e {
         GitError::NoLocalRepo { .. } => Some(
             "create it first (`git init --bare PATH`, or clone your infrastructure repository there), or pass the remote's URL (git@github.com:org/infra.git, https://…)",
@@ -783,7 +797,7 @@ fn normalise_path(path: &str) -> Result<String, CommandError> {
     Ok(joined)
 }
 
-fn github_repo(
+pub(super) fn github_repo(
     args: &GitopsArgs,
     config: &GitOps,
     repo_url: &str,
@@ -821,7 +835,7 @@ fn read_verify(file: &PathBuf) -> Result<VerifyReport, CommandError> {
     })
 }
 
-fn settings_hint(mode: SecretsMode) -> &'static str {
+pub(super) fn settings_hint(mode: SecretsMode) -> &'static str {
     match mode {
         SecretsMode::ExternalSecrets => {
             "gitops: {secrets: external-secrets, externalSecrets: {store: vault-backend}}"

@@ -6,9 +6,12 @@ pub mod complete;
 pub mod completions;
 pub mod down;
 pub mod external;
+pub mod fleet;
 pub mod gitops;
+pub mod gitops_fleet;
 pub mod init;
 pub mod plan;
+pub mod plan_fleet;
 pub mod plugins;
 pub mod profiles;
 pub mod runbook;
@@ -68,6 +71,13 @@ pub struct GlobalArgs {
     /// As --set, the value being the contents of a file (at most 1 MiB)
     #[arg(long = "set-file", global = true, value_name = "PLUGIN.KEY=PATH")]
     pub set_file: Vec<String>,
+    /// With a Fleet config: act on this cluster only (repeatable) [default: every cluster]
+    #[arg(long = "cluster", global = true, value_name = "NAME")]
+    pub cluster: Vec<String>,
+    /// One cluster of a Fleet, as if it were its own config, with a JSON
+    /// report: how `up`, `status` and `verify` run each cluster of a fleet
+    #[arg(long = "fleet-member", global = true, value_name = "NAME", hide = true)]
+    pub fleet_member: Option<String>,
     /// Add plugins from a directory (a plugin, or a directory of plugins; repeatable)
     #[arg(long = "plugin-dir", global = true, value_name = "DIR")]
     pub plugin_dir: Vec<PathBuf>,
@@ -162,7 +172,13 @@ impl GlobalArgs {
             crate::process::set_trace(crate::ui::trace);
         }
         Printer {
-            format: self.output,
+            // A fleet member reports to the fleet run that started it: one
+            // JSON document, whatever the fleet run's own format.
+            format: if self.fleet_member.is_some() {
+                OutputFormat::Json
+            } else {
+                self.output
+            },
             color: !no_color && std::io::IsTerminal::is_terminal(&std::io::stderr()),
             quiet: self.quiet,
             verbose: self.verbose,
@@ -198,7 +214,35 @@ impl GlobalArgs {
             sets: self.set.clone(),
             set_strings: self.set_string.clone(),
             set_files: self.set_file.clone(),
+            member: self.member(),
         })
+    }
+
+    /// The one cluster of a Fleet this run acts on: the fleet run's
+    /// member, or a single `--cluster` for the commands that act on one
+    /// cluster (`down`, `unlock`).
+    pub fn member(&self) -> Option<String> {
+        self.fleet_member
+            .clone()
+            .or_else(|| match self.cluster.as_slice() {
+                [one] => Some(one.clone()),
+                _ => None,
+            })
+    }
+
+    /// The config file when it is a Fleet that this run fans out over (not
+    /// when it runs as one member of it), parsed and checked.
+    pub fn fleet(&self) -> Result<Option<fleet::Fleet>, CommandError> {
+        if self.fleet_member.is_some() {
+            return Ok(None);
+        }
+        match self.config_source()? {
+            Some(source) if crate::model::fleet::is_fleet(&source) => {
+                let parsed = crate::model::fleet::parse(&source)?;
+                Ok(Some(fleet::Fleet::new(source, parsed, &self.cluster)?))
+            }
+            _ => Ok(None),
+        }
     }
 }
 

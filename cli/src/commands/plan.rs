@@ -14,7 +14,8 @@ use crate::ui::{Printer, table};
 /// Render the bundle (helm values, manifests per phase, rules and their
 /// tests, alertmanager.yaml, dashboards, runbooks, plan.json) to a directory
 /// and print the phase plan. Needs no cluster. The same input always gives
-/// the same bytes.
+/// the same bytes. With a Fleet config: one bundle per cluster in
+/// OUT/<cluster>/ and OUT/fleet.json.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Where to write the bundle; replaced only when empty or holding a
@@ -28,6 +29,9 @@ pub struct PlanArgs {
 }
 
 pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    if let Some(fleet) = global.fleet()? {
+        return super::plan_fleet::run(&fleet, &args, global, printer);
+    }
     let catalog = global.catalog()?;
     let request = global.request()?;
     let bundle = render::render(&catalog, &request)?;
@@ -116,6 +120,14 @@ pub fn write_bundle(bundle: &Bundle, out: &Path) -> Result<(), CommandError> {
         .iter()
         .map(|(p, c)| (p.as_str(), c.as_str()))
         .chain(std::iter::once(("plan.json", bundle.plan_json.as_str())));
+    write_files(out, files)
+}
+
+/// Writes `files` as the new content of `out` (see [`crate::outdir`]).
+pub fn write_files<'a>(
+    out: &Path,
+    files: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<(), CommandError> {
     crate::outdir::replace_dir(out, files).map_err(|e| {
         let hint = e.hint();
         let err = if e.is_bad_input() {
@@ -133,7 +145,7 @@ pub fn write_bundle(bundle: &Bundle, out: &Path) -> Result<(), CommandError> {
 /// The bundle's own validators on the rendered files, before anything is
 /// written: what promtool or amtool refuse, Prometheus and Alertmanager would
 /// refuse in the cluster. A tool that is not on PATH is skipped.
-fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
+pub(crate) fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
     let staging = tempfile::tempdir().map_err(|e| {
         CommandError::environment(format!("cannot create a temporary directory: {e}"))
     })?;

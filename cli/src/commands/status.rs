@@ -14,9 +14,25 @@ use crate::ui::{Printer, table};
 /// the lock holder, and drift (objects changed or deleted since telltale
 /// applied them). Exits 1 when there is drift.
 #[derive(Debug, Args)]
-pub struct StatusArgs {}
+pub struct StatusArgs {
+    /// With a Fleet config: how many clusters are read at once (1 to 64)
+    #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
+    pub parallel: usize,
+}
 
-pub fn run(_args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    if let Some(fleet) = global.fleet()? {
+        super::fleet::refuse_single_cluster_flags(global, &[])?;
+        super::fleet::check_renders(&fleet, global)?;
+        let runs = super::fleet::fan_out(
+            &fleet,
+            args.parallel,
+            printer,
+            &|_| Vec::new(),
+            &super::fleet::summarise_status,
+        )?;
+        return super::fleet::finish(&fleet, "status", &runs, printer);
+    }
     let bundle = access::optional_bundle(global)?;
     let namespace = access::namespace(global, bundle.as_ref());
     let (target, config) = access::target_pinned(global, &access::pin_of(bundle.as_ref()))?;

@@ -51,6 +51,9 @@ pub struct UpArgs {
     pub gitops: bool,
     #[command(flatten)]
     pub confirm: ConfirmArgs,
+    /// With a Fleet config: how many clusters are installed at once (1 to 64)
+    #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
+    pub parallel: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +76,19 @@ struct Report<'a> {
 }
 
 pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    if let Some(fleet) = global.fleet()? {
+        // One pull request for the fleet: `telltale gitops` after the fleet's up.
+        super::fleet::refuse_single_cluster_flags(global, &[("--gitops", args.gitops)])?;
+        super::fleet::check_renders(&fleet, global)?;
+        let runs = super::fleet::fan_out(
+            &fleet,
+            args.parallel,
+            printer,
+            &|_| Vec::new(),
+            &super::fleet::summarise_up,
+        )?;
+        return super::fleet::finish(&fleet, "up", &runs, printer);
+    }
     let catalog = global.catalog()?;
     let bundle = render::render(&catalog, &global.request()?)?;
     for warning in &bundle.plan.warnings {

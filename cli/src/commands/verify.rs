@@ -75,6 +75,82 @@ pub struct VerifyArgs {
     /// How long to load instead of plan.json's; at most 1h
     #[arg(long, value_name = "DURATION", value_parser = parse_load_duration)]
     pub load_duration: Option<Duration>,
+    /// With a Fleet config: how many clusters are verified at once (1 to 64)
+    #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
+    pub parallel: usize,
+}
+
+/// Every cluster of the fleet, each against its own context (port-forwards)
+/// or the endpoints its entry names, `--parallel` at a time.
+fn run_fleet(
+    fleet: &super::fleet::Fleet,
+    args: &VerifyArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<(), CommandError> {
+    super::fleet::refuse_single_cluster_flags(
+        global,
+        &[
+            ("--prometheus-url", args.prometheus_url.is_some()),
+            ("--alertmanager-url", args.alertmanager_url.is_some()),
+            ("--grafana-url", args.grafana_url.is_some()),
+            ("--loki-url", args.loki_url.is_some()),
+            ("--load-url", args.load_url.is_some()),
+            ("--junit", args.junit.is_some()),
+        ],
+    )?;
+    match &args.bundle {
+        Some(dir) => {
+            for cluster in fleet.members() {
+                let member = super::plan_fleet::member_dir(dir, &cluster.name).ok_or_else(|| {
+                    CommandError::bad_input(format!(
+                        "--bundle {}: not a fleet's output (no fleet.json); `telltale plan` with the Fleet config writes one",
+                        dir.display()
+                    ))
+                })?;
+                read_bundle(&member)
+                    .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+            }
+        }
+        None => super::fleet::check_renders(fleet, global)?,
+    }
+    // The endpoints are checked like the flags they become.
+    let credentials = args.bearer_token_env.is_some() || args.basic_auth_env.is_some();
+    for cluster in fleet.members() {
+        for (flag, url) in endpoint_flags(cluster) {
+            check_url(&flag, &url, credentials, args.allow_insecure_credentials)
+                .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+        }
+    }
+    let runs = super::fleet::fan_out(
+        fleet,
+        args.parallel,
+        printer,
+        &|c| {
+            endpoint_flags(c)
+                .into_iter()
+                .flat_map(|(flag, url)| [flag.into(), url.into()])
+                .collect()
+        },
+        &super::fleet::summarise_verify,
+    )?;
+    super::fleet::finish(fleet, "verify", &runs, printer)
+}
+
+/// A fleet cluster's `endpoints`, as the URL flags of its verify run.
+fn endpoint_flags(cluster: &crate::model::fleet::FleetCluster) -> Vec<(String, String)> {
+    let Some(e) = &cluster.endpoints else {
+        return Vec::new();
+    };
+    [
+        ("--prometheus-url", &e.prometheus),
+        ("--alertmanager-url", &e.alertmanager),
+        ("--grafana-url", &e.grafana),
+        ("--loki-url", &e.loki),
+    ]
+    .into_iter()
+    .filter_map(|(flag, url)| Some((flag.to_string(), url.clone()?)))
+    .collect()
 }
 
 /// The longest `--timeout`: a day is already longer than any stack takes
@@ -194,8 +270,19 @@ impl Options {
 }
 
 pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+    if let Some(fleet) = global.fleet()? {
+        return run_fleet(&fleet, &args, global, printer);
+    }
     let bundle = match &args.bundle {
-        Some(dir) => read_bundle(dir)?,
+        // A fleet's member reads its own directory of the fleet's output.
+        Some(dir) => match global
+            .fleet_member
+            .as_deref()
+            .and_then(|m| super::plan_fleet::member_dir(dir, m))
+        {
+            Some(member) => read_bundle(&member)?,
+            None => read_bundle(dir)?,
+        },
         None => render::render(&global.catalog()?, &global.request()?)?,
     };
     let auth = match (&args.bearer_token_env, &args.basic_auth_env) {

@@ -221,19 +221,35 @@ impl Checkout {
         message: &str,
         author: &Signature<'_>,
     ) -> Result<Committed, GitError> {
+        self.commit_dirs(&[dir], files, message, author)
+    }
+
+    /// Replaces everything under each of `dirs` (a fleet: one per cluster)
+    /// with `files`, in one commit when the tree changed.
+    pub fn commit_dirs(
+        &self,
+        dirs: &[&str],
+        files: &BTreeMap<String, String>,
+        message: &str,
+        author: &Signature<'_>,
+    ) -> Result<Committed, GitError> {
         let parent = self.repo.find_commit(self.start)?;
         let baseline = parent.tree()?;
         // Removal first, as its own update: files that are gone from the
         // rendered state must be gone from the repository too.
-        let cleared = if dir.is_empty() {
+        let cleared = if dirs.contains(&"") {
             self.repo.find_tree(self.repo.treebuilder(None)?.write()?)?
-        } else if baseline.get_path(Path::new(dir)).is_ok() {
-            let id = TreeUpdateBuilder::new()
-                .remove(dir)
-                .create_updated(&self.repo, &baseline)?;
-            self.repo.find_tree(id)?
         } else {
-            baseline.clone()
+            let mut cleared = baseline.clone();
+            for dir in dirs {
+                if cleared.get_path(Path::new(dir)).is_ok() {
+                    let id = TreeUpdateBuilder::new()
+                        .remove(dir)
+                        .create_updated(&self.repo, &cleared)?;
+                    cleared = self.repo.find_tree(id)?;
+                }
+            }
+            cleared
         };
         let mut update = TreeUpdateBuilder::new();
         for (path, content) in files {

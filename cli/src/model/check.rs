@@ -74,19 +74,20 @@ fn no_credential(source: &Source, path: &str, key: &str, value: &str) -> Result<
 /// Checks one layer (a profile or the config).
 pub fn layer(layer: &Layer) -> Result<(), LocatedError> {
     let src = &layer.source;
+    let spec = layer.path.as_str();
     if let Some(ns) = &layer.namespace {
-        at(src, "spec.namespace", validate::dns_label(ns))?;
+        at(src, &format!("{spec}.namespace"), validate::dns_label(ns))?;
     }
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, slo) in layer.slos.iter().enumerate() {
-        let p = format!("spec.slos.{i}");
+        let p = format!("{spec}.slos.{i}");
         at(src, &format!("{p}.name"), validate::dns_label(&slo.name))?;
         if let Some(first) = seen.insert(&slo.name, i) {
             return Err(crate::catalog::locate(
                 src,
                 &format!("{p}.name"),
                 format!(
-                    "SLO `{}` is defined twice (spec.slos.{first} and spec.slos.{i})",
+                    "SLO `{}` is defined twice ({spec}.slos.{first} and {spec}.slos.{i})",
                     slo.name
                 ),
             )
@@ -112,12 +113,12 @@ pub fn layer(layer: &Layer) -> Result<(), LocatedError> {
         }
     }
     if let Some(a) = &layer.alerting {
-        alerting(src, a)?;
+        alerting(src, &format!("{spec}.alerting"), a)?;
     }
     if let Some(g) = &layer.grafana
         && let Some(pg) = &g.datasources.postgres
     {
-        let p = "spec.grafana.datasources.postgres";
+        let p = &format!("{spec}.grafana.datasources.postgres");
         at(src, &format!("{p}.host"), validate::host_port(&pg.host))?;
         no_credential(src, &format!("{p}.user"), "user", &pg.user)?;
         no_credential(src, &format!("{p}.database"), "database", &pg.database)?;
@@ -134,13 +135,12 @@ pub fn layer(layer: &Layer) -> Result<(), LocatedError> {
         }
     }
     if let Some(sel) = &layer.slo_selector {
-        no_credential(src, "spec.sloSelector", "sloSelector", sel)?;
+        no_credential(src, &format!("{spec}.sloSelector"), "sloSelector", sel)?;
     }
     Ok(())
 }
 
-fn alerting(src: &Source, a: &super::alerting::AlertingLayer) -> Result<(), LocatedError> {
-    let p = "spec.alerting";
+fn alerting(src: &Source, p: &str, a: &super::alerting::AlertingLayer) -> Result<(), LocatedError> {
     if let Some(url) = &a.runbook_base_url {
         let path = format!("{p}.runbookBaseUrl");
         no_credential(src, &path, "runbookBaseUrl", url)?;

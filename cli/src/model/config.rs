@@ -454,6 +454,10 @@ pub struct GitHub {
 pub struct Layer {
     /// The document this layer came from, to locate errors in it.
     pub source: super::yaml::Source,
+    /// The dotted key path of this layer's settings in its document
+    /// (`spec`; in a Fleet `spec.defaults` or `spec.clusters.N`), where its
+    /// errors are located.
+    pub path: String,
     pub namespace: Option<String>,
     pub plugins: BTreeMap<String, PluginSettings>,
     pub set: BTreeMap<String, BTreeMap<String, Located>>,
@@ -467,6 +471,7 @@ impl ProfileSpec {
     pub fn layer(&self, source: &super::yaml::Source) -> Layer {
         Layer {
             source: source.clone(),
+            path: "spec".into(),
             namespace: self.namespace.clone(),
             plugins: self.plugins.clone(),
             set: self.set.clone(),
@@ -482,6 +487,7 @@ impl ConfigSpec {
     pub fn layer(&self, source: &super::yaml::Source) -> Layer {
         Layer {
             source: source.clone(),
+            path: "spec".into(),
             namespace: self.namespace.clone(),
             plugins: self.plugins.clone(),
             set: self.set.clone(),

@@ -12,6 +12,7 @@ pub enum Kind {
     Config,
     Profile,
     Plugin,
+    Fleet,
 }
 
 impl Kind {
@@ -20,6 +21,7 @@ impl Kind {
             Kind::Config => "Config",
             Kind::Profile => "Profile",
             Kind::Plugin => "Plugin",
+            Kind::Fleet => "Fleet",
         }
     }
 

@@ -7,6 +7,7 @@ pub mod alerting;
 pub mod check;
 pub mod config;
 pub mod document;
+pub mod fleet;
 pub mod inhibition;
 pub mod node;
 pub mod phase;

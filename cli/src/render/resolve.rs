@@ -43,6 +43,102 @@ pub struct Request {
     pub set_strings: Vec<String>,
     /// `--set-file` arguments, raw (paths relative to the working directory).
     pub set_files: Vec<String>,
+    /// The cluster of a Fleet config to resolve (`--cluster NAME`); a Fleet
+    /// resolves one cluster at a time.
+    pub member: Option<String>,
+}
+
+/// What the config file contributes, from a Config or one cluster of a
+/// Fleet: the same shape either way, so the rest of resolve is one path.
+struct Input {
+    source: Source,
+    /// plan.json's `config`: the Config's name, or the fleet cluster's.
+    name: String,
+    /// The profile the file names and the key path where it does.
+    profile: Option<(String, String)>,
+    layers: Vec<Layer>,
+    cluster: Option<Cluster>,
+    /// Where the cluster's name was written (for its error).
+    cluster_name_path: String,
+    gitops: Option<GitOps>,
+}
+
+impl Input {
+    fn read(request: &Request) -> Result<Option<Input>, RenderError> {
+        let Some(source) = &request.config else {
+            if request.member.is_some() {
+                return Err(no_fleet("no config file was given").into());
+            }
+            return Ok(None);
+        };
+        if crate::model::fleet::is_fleet(source) {
+            let fleet = crate::model::fleet::parse(source)?;
+            let Some(member) = &request.member else {
+                let names: Vec<&str> = fleet
+                    .spec
+                    .clusters
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect();
+                return Err(LocatedError::new(
+                    source,
+                    1,
+                    1,
+                    format!(
+                        "this is a Fleet of {} ({}); this command acts on one cluster of it",
+                        crate::plural::count(names.len(), "cluster"),
+                        names.join(", ")
+                    ),
+                )
+                .with_hint(format!("pass --cluster NAME, e.g. --cluster {}", names[0]))
+                .into());
+            };
+            let (index, cluster) = fleet
+                .member(member)
+                .map_err(|m| LocatedError::new(&Source::new("--cluster", ""), 1, 1, m))?;
+            return Ok(Some(Input {
+                source: source.clone(),
+                name: cluster.name.clone(),
+                profile: fleet.profile_of(index),
+                layers: fleet.layers(source, index),
+                cluster: Some(cluster.pin()),
+                cluster_name_path: format!("spec.clusters.{index}.name"),
+                gitops: fleet.gitops_of(index),
+            }));
+        }
+        if request.member.is_some() {
+            return Err(no_fleet(&format!("{} is a Config, not a Fleet", source.name)).into());
+        }
+        let config: Config = parse_document(source, Kind::Config)?;
+        let (cluster_name_path, _) =
+            match config.spec.cluster.as_ref().and_then(|c| c.name.as_ref()) {
+                Some(name) => ("spec.cluster.name", name),
+                None => ("metadata.name", &config.metadata.name),
+            };
+        Ok(Some(Input {
+            source: source.clone(),
+            name: config.metadata.name.clone(),
+            profile: config
+                .spec
+                .profile
+                .clone()
+                .map(|p| (p, "spec.profile".to_string())),
+            layers: vec![config.spec.layer(source)],
+            cluster: config.spec.cluster.clone(),
+            cluster_name_path: cluster_name_path.into(),
+            gitops: config.spec.gitops.clone(),
+        }))
+    }
+}
+
+fn no_fleet(why: &str) -> LocatedError {
+    LocatedError::new(
+        &Source::new("--cluster", ""),
+        1,
+        1,
+        format!("--cluster selects a cluster of a Fleet config, and {why}"),
+    )
+    .with_hint("drop --cluster, or pass -f with a `kind: Fleet` file")
 }
 
 #[derive(Debug, Clone)]
@@ -109,27 +205,26 @@ pub struct Resolved {
 }
 
 pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderError> {
-    let config: Option<(Source, Config)> = match &request.config {
-        Some(source) => Some((source.clone(), parse_document(source, Kind::Config)?)),
-        None => None,
-    };
-    let chain = profile_chain(catalog, request, config.as_ref())?;
+    let input = Input::read(request)?;
+    let chain = profile_chain(catalog, request, input.as_ref())?;
     let mut layers: Vec<Layer> = chain
         .iter()
         .map(|(_, e)| e.profile.spec.layer(&e.source))
         .collect();
-    if let Some((source, config)) = &config {
-        layers.push(config.spec.layer(source));
+    if let Some(input) = &input {
+        layers.extend(input.layers.iter().cloned());
     }
     for layer in &layers {
         crate::model::check::layer(layer)?;
     }
-    if let Some((source, c)) = &config {
-        let (path, name) = match c.spec.cluster.as_ref().and_then(|c| c.name.as_ref()) {
-            Some(name) => ("spec.cluster.name", name),
-            None => ("metadata.name", &c.metadata.name),
-        };
-        validate::dns_subdomain(name).map_err(|i| check::refuse(source, path, i))?;
+    if let Some(input) = &input {
+        let name = input
+            .cluster
+            .as_ref()
+            .and_then(|c| c.name.as_ref())
+            .unwrap_or(&input.name);
+        validate::dns_subdomain(name)
+            .map_err(|i| check::refuse(&input.source, &input.cluster_name_path, i))?;
     }
     let sets = parse_sets(
         &[
@@ -140,9 +235,9 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
         &mut read_set_file,
     )?;
     let namespace = namespace(request, &layers)?;
-    let cluster = config
+    let cluster = input
         .as_ref()
-        .and_then(|(_, c)| c.spec.cluster.clone())
+        .and_then(|i| i.cluster.clone())
         .unwrap_or(Cluster {
             context: None,
             name: None,
@@ -152,7 +247,7 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
     let cluster_name = cluster
         .name
         .clone()
-        .or_else(|| config.as_ref().map(|(_, c)| c.metadata.name.clone()))
+        .or_else(|| input.as_ref().map(|i| i.name.clone()))
         .unwrap_or_else(|| profile_name_of(&chain));
     let selected = &chain[chain.len() - 1].1;
     let ctx = template::Context {
@@ -174,7 +269,7 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
     }
 
     Ok(Resolved {
-        config_name: config.as_ref().map(|(_, c)| c.metadata.name.clone()),
+        config_name: input.as_ref().map(|i| i.name.clone()),
         profile: selected.profile.metadata.name.clone(),
         profile_description: selected
             .profile
@@ -198,7 +293,7 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
             .find_map(|l| l.slo_selector.clone())
             .unwrap_or_default(),
         grafana: merged.grafana,
-        gitops: config.and_then(|(_, c)| c.spec.gitops),
+        gitops: input.and_then(|i| i.gitops),
         warnings,
     })
 }
@@ -263,20 +358,23 @@ type Chain = Vec<(String, crate::catalog::ProfileEntry)>;
 fn profile_chain(
     catalog: &Catalog,
     request: &Request,
-    config: Option<&(Source, Config)>,
+    input: Option<&Input>,
 ) -> Result<Chain, RenderError> {
     let profile_name = request
         .profile
         .clone()
-        .or_else(|| config.and_then(|(_, c)| c.spec.profile.clone()))
+        .or_else(|| input.and_then(|i| i.profile.as_ref().map(|(p, _)| p.clone())))
         .ok_or_else(|| RenderError::NoProfile {
             known: catalog.profile_names(),
         })?;
     // The profile chain, selected profile first while walking, with cycle detection.
     let mut chain = Vec::new();
     // Where each profile name was written, to locate an unknown one.
-    let mut origin: Option<(Source, &str)> = match (&request.profile, config) {
-        (None, Some((source, _))) => Some((source.clone(), "spec.profile")),
+    let mut origin: Option<(Source, String)> = match (&request.profile, input) {
+        (None, Some(i)) => i
+            .profile
+            .as_ref()
+            .map(|(_, at)| (i.source.clone(), at.clone())),
         _ => None,
     };
     let mut next = Some(profile_name.clone());
@@ -307,7 +405,7 @@ fn profile_chain(
             }
             Err(e) => return Err(e.into()),
         };
-        origin = Some((entry.source.clone(), "spec.extends"));
+        origin = Some((entry.source.clone(), "spec.extends".into()));
         if let Some(pos) = chain
             .iter()
             .position(|(n, _): &(String, _)| *n == entry.profile.metadata.name)
@@ -383,7 +481,7 @@ fn which_enabled(
             if !catalog.plugins.contains_key(name) {
                 return Err(locate_key(
                     &layer.source,
-                    &format!("spec.plugins.{name}"),
+                    &format!("{}.plugins.{name}", layer.path),
                     format!("unknown plugin `{name}`"),
                 )
                 .with_hint(catalog.plugin_hint(name))
@@ -399,7 +497,7 @@ fn which_enabled(
             if !catalog.plugins.contains_key(name) {
                 return Err(locate_key(
                     &layer.source,
-                    &format!("spec.set.{name}"),
+                    &format!("{}.set.{name}", layer.path),
                     format!("unknown plugin `{name}`"),
                 )
                 .with_hint(catalog.plugin_hint(name))
@@ -453,7 +551,7 @@ fn check_together(
             if !on.contains(&required) {
                 return Err(locate_key(
                     &layer.source,
-                    &format!("spec.plugins.{name}"),
+                    &format!("{}.plugins.{name}", layer.path),
                     format!("plugin `{name}` requires `{required}`, which is not enabled"),
                 )
                 .with_hint(format!("enable `{required}` too"))
@@ -464,7 +562,7 @@ fn check_together(
             if on.contains(&conflict) {
                 return Err(locate_key(
                     &layer.source,
-                    &format!("spec.plugins.{name}"),
+                    &format!("{}.plugins.{name}", layer.path),
                     format!("plugins `{name}` and `{conflict}` cannot be enabled together"),
                 )
                 .with_hint("disable one of them with `enabled: false`")
@@ -529,10 +627,10 @@ fn plugin_values(
                         v.value.kind_name()
                     ),
                 )
-                .at_path(format!("spec.plugins.{name}.values"))
+                .at_path(format!("{}.plugins.{name}.values", layer.path))
                 .into());
             }
-            let prefix = format!("spec.plugins.{name}.values");
+            let prefix = format!("{}.plugins.{name}.values", layer.path);
             let (json, found) = take_secrets(&layer.source, v, &secret_paths, &prefix)?;
             for leaf in check::string_leaves(v, &secret_paths) {
                 if let Some(why) = validate::credential(Some(leaf.key), leaf.text) {
@@ -698,7 +796,7 @@ fn apply_layer_set(
                 value.referenced.column(),
                 format!("`{key}` is not a dotted key path"),
             )
-            .at_path(format!("spec.set.{plugin}"))
+            .at_path(format!("{}.set.{plugin}", layer.path))
             .into());
         }
         if secret_paths.contains(&path.join(".")) {
@@ -708,7 +806,7 @@ fn apply_layer_set(
                 value.referenced.column(),
                 "secrets cannot be given with `set`; use spec.plugins.<plugin>.values with a secret source",
             )
-            .at_path(format!("spec.set.{plugin}.{key}"))
+            .at_path(format!("{}.set.{plugin}.{key}", layer.path))
             .into());
         }
         let json = value.value.to_json();
@@ -719,7 +817,7 @@ fn apply_layer_set(
                 value.referenced.column(),
                 message,
             )
-            .at_path(format!("spec.set.{plugin}.{key}"))
+            .at_path(format!("{}.set.{plugin}.{key}", layer.path))
         };
         let mut strings = Vec::new();
         json_strings(
@@ -733,7 +831,7 @@ fn apply_layer_set(
                     &layer.source,
                     value.referenced.line(),
                     value.referenced.column(),
-                    &format!("spec.set.{plugin}.{key}"),
+                    &format!("{}.set.{plugin}.{key}", layer.path),
                     &why,
                 )
                 .into());

@@ -236,6 +236,7 @@ fn readme_documents_every_command_and_help_agrees() {
         "--profile",
         "--set",
         "--plugin-dir",
+        "--cluster",
         "--output",
         "--yes",
         "--no-color",

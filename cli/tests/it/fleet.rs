@@ -830,20 +830,106 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
     );
     assert!(query(&hub, "up{cluster=\"eu-3\"}").is_empty());
 
-    // verify's remote-write check reads the same counters through each
-    // spoke's query API (each scrapes itself, as in the cluster) and names
-    // the queue, the URL and what the counters say.
-    // (Together: the failing ones settle until their timeout.)
-    let (good_check, wrong_check, broken_check) = std::thread::scope(|s| {
-        let good = s.spawn(|| verify_remote_write(&good, &spoke_good, dir.path()));
-        let wrong = s.spawn(|| verify_remote_write(&wrong, &spoke_wrong, dir.path()));
-        let broken = s.spawn(|| verify_remote_write(&broken, &spoke_broken, dir.path()));
-        (
-            good.join().unwrap(),
-            wrong.join().unwrap(),
-            broken.join().unwrap(),
+    // The fleet verify: one Fleet config naming the three spokes (each with
+    // its remote-write settings and, as its endpoint, its Prometheus), one
+    // `telltale verify` over all of them. verify's remote-write check reads
+    // the same counters through each spoke's query API (each scrapes
+    // itself, as in the cluster) and names the queue, the URL and what the
+    // counters say; the broken spokes fail by name, the good one passes.
+    let member = |name: &str, values: String, spoke: &local::Daemon| {
+        format!(
+            "    - name: {name}\n      context: spoke-{name}\n      endpoints: {{prometheus: '{}'}}\n      plugins:\n        remote-write:\n          values: {values}\n",
+            spoke.url
         )
-    });
+    };
+    let fleet = format!(
+        "apiVersion: telltale.dev/v1alpha1\nkind: Fleet\nmetadata: {{name: spokes}}\nspec:\n  defaults: {{profile: kind}}\n  clusters:\n{}{}{}",
+        member(
+            "eu-1",
+            format!("{{url: '{push}', tenant: eu-1, {}}}", auth(&password_file)),
+            &spoke_good
+        ),
+        member(
+            "eu-2",
+            format!("{{url: '{push}', {}}}", auth(&wrong_file)),
+            &spoke_wrong
+        ),
+        member(
+            "eu-3",
+            format!("{{url: '{nowhere}', {}}}", auth(&password_file)),
+            &spoke_broken
+        ),
+    );
+    std::fs::write(dir.path().join("fleet.yaml"), &fleet).unwrap();
+    assert!(
+        good.plan
+            .phases
+            .iter()
+            .flat_map(|p| &p.steps)
+            .any(|s| matches!(
+            s, Step::Verify { checks } if checks.iter().any(|c| c.name() == "remote-write"))),
+        "plan.json's verify step lists remote-write"
+    );
+    let planned = telltale(dir.path())
+        .args([
+            "plan",
+            "-f",
+            "fleet.yaml",
+            "--out",
+            "fleet-out",
+            "--no-tool-check",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        planned.status.success(),
+        "{}",
+        String::from_utf8_lossy(&planned.stderr)
+    );
+    let verified = telltale(dir.path())
+        .args(["verify", "-f", "fleet.yaml", "--bundle", "fleet-out"])
+        .args(["--checks", "remote-write", "--timeout", "15s", "-o", "json"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&verified.stdout).to_string(),
+        String::from_utf8_lossy(&verified.stderr).to_string(),
+    );
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains(PASSWORD),
+            "the password in the output: {text}"
+        );
+    }
+    assert_eq!(verified.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("did not succeed on 2 of 3 clusters: eu-2, eu-3"),
+        "{stderr}"
+    );
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["command"], "verify");
+    let run_of = |name: &str| {
+        doc["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cluster"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no report for {name}: {doc}"))
+    };
+    let (good_run, wrong_run, broken_run) = (run_of("eu-1"), run_of("eu-2"), run_of("eu-3"));
+    assert_eq!(good_run["exit_code"], 0, "{good_run}");
+    assert_eq!(good_run["summary"], "1 pass, 0 fail, 0 skip", "{good_run}");
+    for bad in [&wrong_run, &broken_run] {
+        assert_eq!(bad["exit_code"], 1, "{bad}");
+        assert_eq!(
+            bad["summary"], "0 pass, 1 fail, 0 skip (remote-write)",
+            "{bad}"
+        );
+    }
+    let check = |run: &Value| run["report"]["checks"][0].clone();
+    let (good_check, wrong_check, broken_check) =
+        (check(&good_run), check(&wrong_run), check(&broken_run));
     assert_eq!(good_check["status"], "pass", "{good_check}");
     assert_eq!(good_check["summary"], "1 remote-write queue sending");
     let evidence = good_check["evidence"].to_string();
@@ -862,45 +948,6 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
     }
 }
 
-/// `telltale verify --checks remote-write` on `bundle` (written as `plan
-/// --out` writes it) against `spoke`: the check's JSON result.
-fn verify_remote_write(bundle: &Bundle, spoke: &local::Daemon, dir: &Path) -> Value {
-    let cluster = bundle.plan.cluster.name.clone().unwrap();
-    let out = dir.join(format!("bundle-{cluster}"));
-    write(bundle, &out);
-    assert!(
-        bundle
-            .plan
-            .phases
-            .iter()
-            .flat_map(|p| &p.steps)
-            .any(|s| matches!(
-            s, Step::Verify { checks } if checks.iter().any(|c| c.name() == "remote-write"))),
-        "plan.json's verify step lists remote-write"
-    );
-    let output = telltale(dir)
-        .args(["verify", "--bundle"])
-        .arg(&out)
-        .args(["--prometheus-url", &spoke.url, "--checks", "remote-write"])
-        .args(["--timeout", "15s", "-o", "json"])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let passed = report["ok"] == true;
-    assert_eq!(
-        output.status.code(),
-        Some(if passed { 0 } else { 1 }),
-        "{report}"
-    );
-    report["checks"][0].clone()
-}
-
 /// A sample of a series without labels (Prometheus' storage-wide gauges).
 fn queue_metric_any(spoke: &local::Daemon, name: &str) -> Option<f64> {
     let text = ureq::get(&format!("{}/metrics", spoke.url))
@@ -912,4 +959,524 @@ fn queue_metric_any(spoke: &local::Daemon, name: &str) -> Option<f64> {
     text.lines()
         .filter(|l| l.starts_with(&format!("{name} ")) || l.starts_with(&format!("{name}{{")))
         .find_map(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+// ---------------------------------------------------------------------------
+// The fleet config: one file, several clusters.
+
+/// A fleet of three: two on `kind` from the defaults (one overriding the
+/// retention and the tenant), one on `homelab`.
+const FLEET: &str = r#"apiVersion: telltale.dev/v1alpha1
+kind: Fleet
+metadata: {name: shop}
+spec:
+  defaults:
+    profile: kind
+    plugins:
+      remote-write: {values: {url: "https://mimir.example.com/api/v1/push", tenant: shop}}
+    set: {kube-prometheus-stack: {prometheus.prometheusSpec.retention: 10d}}
+  clusters:
+    - {name: eu-1, context: kind-eu-1}
+    - name: us-1
+      context: kind-us-1
+      plugins:
+        remote-write: {values: {tenant: us-1}}
+      set: {kube-prometheus-stack: {prometheus.prometheusSpec.retention: 2d}}
+    - {name: ap-1, context: kind-ap-1, profile: homelab}
+"#;
+
+fn plan_fleet(dir: &Path, fleet: &str, out: &str, extra: &[&str]) -> std::process::Output {
+    std::fs::write(dir.join("fleet.yaml"), fleet).unwrap();
+    telltale(dir)
+        .args(["plan", "-f", "fleet.yaml", "--out", out, "--no-tool-check"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn read_bundle_dir(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    read_tree(dir)
+}
+
+#[test]
+fn a_fleet_plan_writes_one_bundle_per_cluster_each_as_it_renders_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = plan_fleet(dir.path(), FLEET, "out", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = dir.path().join("out");
+    let tree = read_tree(&root);
+    let index: Value = serde_json::from_slice(&tree["fleet.json"]).unwrap();
+    assert_eq!(index["kind"], "FleetPlan");
+    let names: Vec<&str> = index["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["eu-1", "us-1", "ap-1"]);
+    // fleet.json lists every other file with its digest, nothing more.
+    let listed: Vec<&String> = index["files"].as_object().unwrap().keys().collect();
+    let written: Vec<&String> = tree.keys().filter(|p| *p != "fleet.json").collect();
+    assert_eq!(listed, written);
+    for (path, digest) in index["files"].as_object().unwrap() {
+        use sha2::Digest;
+        let got: String = sha2::Sha256::digest(&tree[path])
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(digest, &got, "{path}");
+    }
+
+    // Each cluster's directory is byte for byte the bundle a Config with the
+    // same settings renders (eu-1 and ap-1 take the defaults as they are).
+    let single = |name: &str, profile: &str| {
+        format!(
+            "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: {name}}}\nspec:\n  profile: {profile}\n  cluster: {{context: kind-{name}, name: {name}}}\n  plugins:\n    remote-write: {{values: {{url: \"https://mimir.example.com/api/v1/push\", tenant: shop}}}}\n  set: {{kube-prometheus-stack: {{prometheus.prometheusSpec.retention: 10d}}}}\n"
+        )
+    };
+    for (name, profile) in [("eu-1", "kind"), ("ap-1", "homelab")] {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            single(name, profile),
+        )
+        .unwrap();
+        let alone = telltale(dir.path())
+            .args(["plan", "-f", &format!("{name}.yaml"), "--out"])
+            .arg(format!("alone-{name}"))
+            .arg("--no-tool-check")
+            .output()
+            .unwrap();
+        assert!(
+            alone.status.success(),
+            "{}",
+            String::from_utf8_lossy(&alone.stderr)
+        );
+        assert_eq!(
+            read_bundle_dir(&dir.path().join(format!("alone-{name}"))),
+            read_bundle_dir(&root.join(name)),
+            "{name}: the fleet's bundle differs from the cluster rendered alone"
+        );
+    }
+    // And `--cluster NAME` renders that one cluster into the same bytes.
+    let one = plan_fleet(dir.path(), FLEET, "one", &["--cluster", "us-1"]);
+    assert!(
+        one.status.success(),
+        "{}",
+        String::from_utf8_lossy(&one.stderr)
+    );
+    let one_tree = read_tree(&dir.path().join("one"));
+    assert!(
+        one_tree
+            .keys()
+            .all(|p| p == "fleet.json" || p.starts_with("us-1/"))
+    );
+    assert_eq!(
+        read_tree(&dir.path().join("one/us-1")),
+        read_tree(&root.join("us-1"))
+    );
+
+    // The layers: profile < defaults < cluster < --set.
+    let bundle_of = |tree: &std::collections::BTreeMap<String, Vec<u8>>, cluster: &str| {
+        let values: Value = serde_saphyr::from_str(
+            std::str::from_utf8(
+                &tree[&format!("{cluster}/helm/kube-prometheus-stack/values.yaml")],
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let spec = values["prometheus"]["prometheusSpec"].clone();
+        (
+            spec["retention"].as_str().unwrap().to_string(),
+            spec["remoteWrite"][0]["headers"]["X-Scope-OrgID"].clone(),
+            spec["externalLabels"]["cluster"].clone(),
+        )
+    };
+    assert_eq!(
+        bundle_of(&tree, "eu-1"),
+        ("10d".into(), json!("shop"), json!("eu-1"))
+    );
+    assert_eq!(
+        bundle_of(&tree, "us-1"),
+        ("2d".into(), json!("us-1"), json!("us-1"))
+    );
+    assert_eq!(
+        bundle_of(&tree, "ap-1"),
+        ("10d".into(), json!("shop"), json!("ap-1"))
+    );
+    let set = plan_fleet(
+        dir.path(),
+        FLEET,
+        "set",
+        &[
+            "--set",
+            "kube-prometheus-stack.prometheus.prometheusSpec.retention=1d",
+        ],
+    );
+    assert!(
+        set.status.success(),
+        "{}",
+        String::from_utf8_lossy(&set.stderr)
+    );
+    let set_tree = read_tree(&dir.path().join("set"));
+    for cluster in ["eu-1", "us-1", "ap-1"] {
+        assert_eq!(bundle_of(&set_tree, cluster).0, "1d", "{cluster}");
+    }
+
+    // Deterministic: again, the same bytes; -o json prints fleet.json.
+    let again = plan_fleet(dir.path(), FLEET, "out", &["-o", "json"]);
+    assert!(again.status.success());
+    assert_eq!(read_tree(&root), tree);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&again.stdout).unwrap(),
+        index
+    );
+    // A file telltale did not write inside a cluster's directory: refused,
+    // nothing replaced.
+    std::fs::write(root.join("eu-1/notes.txt"), "mine").unwrap();
+    let refused = plan_fleet(dir.path(), FLEET, "out", &[]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("eu-1/notes.txt"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("eu-1/notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn a_bad_fleet_is_refused_where_it_is_wrong_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    // (edit, the location and what the message says)
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "- {name: ap-1, context: kind-ap-1, profile: homelab}",
+            "- {name: us-1, context: kind-ap-1, profile: homelab}",
+            "fleet.yaml:17:14",
+            "cluster `us-1` is named twice (spec.clusters.1 and spec.clusters.2)",
+        ),
+        (
+            "- {name: ap-1, context: kind-ap-1, profile: homelab}",
+            "- {name: ap-1, context: kind-eu-1, profile: homelab}",
+            "fleet.yaml:17:29",
+            "context `kind-eu-1` is given to two clusters",
+        ),
+        (
+            "- {name: eu-1, context: kind-eu-1}",
+            "- {name: eu-1, contxt: kind-eu-1}",
+            "fleet.yaml:11:20",
+            "unknown field `contxt`",
+        ),
+        (
+            "remote-write: {values: {tenant: us-1}}",
+            "remote-wrte: {values: {tenant: us-1}}",
+            "fleet.yaml:15:9",
+            "spec.clusters.1.plugins.remote-wrte: unknown plugin `remote-wrte`",
+        ),
+        (
+            "profile: homelab}",
+            "profile: homelb}",
+            "fleet.yaml:17:49",
+            "spec.clusters.2.profile: unknown profile `homelb`",
+        ),
+        (
+            "retention: 2d}",
+            "retention: two-days}",
+            "fleet.yaml:16:74",
+            "spec.clusters.1.set.kube-prometheus-stack.prometheus.prometheusSpec.retention: expected a Prometheus duration",
+        ),
+        (
+            "- {name: eu-1, context: kind-eu-1}",
+            "- {name: EU_1, context: kind-eu-1}",
+            "fleet.yaml:11:14",
+            "spec.clusters.0.name: expected a DNS-1123 label",
+        ),
+    ];
+    for (from, to, at, says) in cases {
+        assert!(FLEET.contains(from), "{from}");
+        let out = plan_fleet(dir.path(), &FLEET.replacen(from, to, 1), "out", &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{to}: {err}");
+        assert!(err.contains(at), "{to}: expected {at}: {err}");
+        assert!(err.contains(says), "{to}: expected {says}: {err}");
+        assert!(
+            !dir.path().join("out").exists(),
+            "{to}: something was written"
+        );
+    }
+    // The hints: a did-you-mean on keys, plugins, profiles and --cluster.
+    let out = plan_fleet(
+        dir.path(),
+        &FLEET.replacen("context: kind-eu-1}", "contxt: kind-eu-1}", 1),
+        "out",
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `context`?"));
+    let out = plan_fleet(dir.path(), FLEET, "out", &["--cluster", "us-2"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("fleet `shop` has no cluster `us-2`") && err.contains("did you mean `us-1`?"),
+        "{err}"
+    );
+    // A path that would put every cluster in one directory.
+    let out = plan_fleet(
+        dir.path(),
+        &FLEET.replacen(
+            "  clusters:\n",
+            "  gitops: {repo: ../infra, path: clusters/all}\n  clusters:\n",
+            1,
+        ),
+        "out",
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("spec.gitops.path") && err.contains("{cluster}"),
+        "{err}"
+    );
+    assert!(!dir.path().join("out").exists());
+    // Commands that act on one cluster ask which one.
+    std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+    let out = telltale(dir.path())
+        .args(["down", "-f", "fleet.yaml", "-y"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("this is a Fleet of 3 clusters") && err.contains("--cluster"),
+        "{err}"
+    );
+    // --cluster on a Config is a mistake, said as one.
+    std::fs::write(dir.path().join("one.yaml"), config("eu-1", "kind", None)).unwrap();
+    let out = telltale(dir.path())
+        .args(["plan", "-f", "one.yaml", "--cluster", "eu-1", "--out", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a Config, not a Fleet"), "{err}");
+}
+
+/// `up` and `status` of a fleet against two fake API servers (one per
+/// cluster, tests/it/common/fake_api.rs) and fake-helm keeping each
+/// cluster's releases apart: each cluster is acted on through its own
+/// context, one failing never stops or hides the other, and the exit code is
+/// the worst.
+#[cfg(feature = "fake-helm")]
+mod installs {
+    use std::path::{Path, PathBuf};
+
+    use serde_json::{Value, json};
+
+    use crate::common::fake_api::{FAKE_TOKEN, FAKE_USER, FakeApi};
+
+    fn cluster() -> FakeApi {
+        let api = FakeApi::start();
+        api.insert(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+            "status": {"allocatable": {"cpu": "8", "memory": "32Gi"}}}),
+        );
+        api.insert(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path"}));
+        api
+    }
+
+    /// One kubeconfig with a context per fake cluster (the first current).
+    fn kubeconfig(path: &Path, clusters: &[(&str, &FakeApi)]) -> PathBuf {
+        let q = |s: &str| serde_json::to_string(s).unwrap();
+        let mut text = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        for (ctx, api) in clusters {
+            text += &format!("- name: {ctx}\n  cluster:\n    server: {}\n", q(&api.url));
+        }
+        text += &format!(
+            "users:\n- name: {}\n  user:\n    token: {}\ncontexts:\n",
+            q(FAKE_USER),
+            q(FAKE_TOKEN)
+        );
+        for (ctx, _) in clusters {
+            text += &format!(
+                "- name: {ctx}\n  context:\n    cluster: {ctx}\n    user: {}\n",
+                q(FAKE_USER)
+            );
+        }
+        text += &format!("current-context: {}\npreferences: {{}}\n", clusters[0].0);
+        std::fs::write(path, text).unwrap();
+        path.to_path_buf()
+    }
+
+    const FLEET: &str = "apiVersion: telltale.dev/v1alpha1\nkind: Fleet\nmetadata: {name: pair}\nspec:\n  defaults: {profile: kind}\n  clusters:\n    - {name: a, context: ctx-a}\n    - {name: b, context: ctx-b}\n";
+
+    fn run(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
+        let out = crate::common::telltale(dir)
+            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("FAKE_HELM_STATE", dir.join("helm"))
+            .env("FAKE_HELM_PER_CONTEXT", "1")
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .args(["-f", "fleet.yaml"])
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.code(), doc, stderr)
+    }
+
+    fn member<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        doc["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["cluster"] == name)
+            .unwrap_or_else(|| panic!("no report for {name}: {doc}"))
+    }
+
+    #[test]
+    fn a_fleet_is_installed_and_read_per_cluster_through_its_own_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (cluster(), cluster());
+        let kc = kubeconfig(
+            &dir.path().join("kubeconfig"),
+            &[("ctx-a", &a), ("ctx-b", &b)],
+        );
+        std::fs::write(dir.path().join("fleet.yaml"), FLEET).unwrap();
+
+        // A dry run: each cluster dry-runs on its own API server, nothing is written.
+        let (code, doc, err) = run(
+            dir.path(),
+            &kc,
+            &["up", "--dry-run", "--skip-verify", "-y", "-o", "json"],
+        );
+        assert_eq!(code, Some(0), "{err}\n{doc}");
+        assert_eq!(doc["ok"], true);
+        assert_eq!(doc["command"], "up");
+        for (name, api) in [("a", &a), ("b", &b)] {
+            let m = member(&doc, name);
+            assert_eq!(m["exit_code"], 0, "{m}");
+            assert_eq!(m["context"], format!("ctx-{name}"));
+            assert_eq!(m["report"]["context"], format!("ctx-{name}"), "{m}");
+            assert_eq!(m["report"]["server"], api.url, "{m}");
+            assert!(
+                m["report"]["phases"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|p| p["outcome"] == "dry-run"),
+                "{m}"
+            );
+            assert!(api.writes().is_empty(), "{name}: a dry run wrote");
+            assert!(
+                api.requests()
+                    .iter()
+                    .any(|r| r.query.contains("dryRun=All")),
+                "{name}"
+            );
+        }
+        // The children's lines come through, each with its cluster.
+        assert!(err.lines().any(|l| l.starts_with("a | ")), "{err}");
+        assert!(err.lines().any(|l| l.starts_with("b | ")), "{err}");
+
+        // Installed, one at a time; then status: both current, no drift.
+        let (code, doc, err) = run(
+            dir.path(),
+            &kc,
+            &["up", "--skip-verify", "-y", "--parallel", "1", "-o", "json"],
+        );
+        assert_eq!(code, Some(0), "{err}\n{doc}");
+        for api in [&a, &b] {
+            assert!(
+                api.get("v1", "ConfigMap", Some("monitoring"), "telltale-journal")
+                    .is_some()
+            );
+        }
+        let (code, doc, err) = run(dir.path(), &kc, &["status", "-o", "json"]);
+        assert_eq!(code, Some(0), "{err}\n{doc}");
+        for name in ["a", "b"] {
+            let m = member(&doc, name);
+            assert_eq!(m["report"]["installed"], true, "{m}");
+            assert_eq!(m["report"]["drift"], json!([]), "{m}");
+            assert_eq!(m["summary"], "up to date, no drift", "{m}");
+        }
+
+        // b drifts: status fails on b (exit 1) and still shows a.
+        b.remove(
+            "v1",
+            "ConfigMap",
+            Some("monitoring"),
+            "telltale-dashboard-telltale-logs-overview",
+        );
+        let (code, doc, err) = run(dir.path(), &kc, &["status", "-o", "json"]);
+        assert_eq!(code, Some(1), "{err}\n{doc}");
+        assert_eq!(doc["ok"], false);
+        assert_eq!(member(&doc, "a")["exit_code"], 0);
+        assert_eq!(member(&doc, "b")["exit_code"], 1);
+        assert_eq!(member(&doc, "b")["summary"], "up to date, 1 drifted");
+        // The same as a table, naming the cluster that failed.
+        let (code, _, _) = run(dir.path(), &kc, &["status"]);
+        assert_eq!(code, Some(1));
+        let out = crate::common::telltale(dir.path())
+            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("FAKE_HELM_STATE", dir.path().join("helm"))
+            .env("FAKE_HELM_PER_CONTEXT", "1")
+            .arg("--kubeconfig")
+            .arg(&kc)
+            .args(["-f", "fleet.yaml", "status", "-q"])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            table.contains("CLUSTER") && table.contains("ctx-a") && table.contains("ctx-b"),
+            "{table}"
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("did not succeed on 1 of 2 clusters: b"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+
+        // a's API server goes away: a fails (environment, exit 3), b is
+        // still installed and reported; the worst code wins.
+        drop(a);
+        let (code, doc, err) = run(
+            dir.path(),
+            &kc,
+            &["up", "--skip-verify", "-y", "-o", "json"],
+        );
+        assert_eq!(code, Some(3), "{err}\n{doc}");
+        assert_eq!(member(&doc, "a")["exit_code"], 3, "{doc}");
+        let b_run = member(&doc, "b");
+        assert_eq!(b_run["exit_code"], 0, "{b_run}");
+        assert!(
+            b_run["report"]["phases"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["phase"] == "dashboards" && p["outcome"] == "repaired"),
+            "{b_run}"
+        );
+        assert!(
+            member(&doc, "a")["summary"].as_str().unwrap().len() > 10,
+            "{doc}"
+        );
+
+        // --cluster picks (b alone: repaired, so no drift now, whatever a is);
+        // a flag that names one cluster is refused for a fleet.
+        let (code, doc, err) = run(dir.path(), &kc, &["status", "--cluster", "b", "-o", "json"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(doc["clusters"].as_array().unwrap().len(), 1);
+        assert_eq!(member(&doc, "b")["summary"], "up to date, no drift");
+        let (code, _, err) = run(dir.path(), &kc, &["up", "--context", "ctx-b", "-y"]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains("--context names one cluster"), "{err}");
+    }
 }

@@ -741,6 +741,187 @@ mod github {
         // The branch was pushed before: a re-run only has the PR left to do.
         assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_some());
     }
+
+    /// A fleet of three: one branch, one commit laying out every cluster's
+    /// directory, one pull request; a re-run changes nothing; a change in
+    /// one cluster touches that cluster's directory only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fleet_is_one_branch_one_commit_and_one_pull_request() {
+        const FLEET_BRANCH: &str = "telltale/fleet-shop";
+        let s = Setup::new();
+        let receivers = std::fs::read_to_string(s.root().join("telltale.yaml"))
+            .unwrap()
+            .split_once("  alerting:\n")
+            .unwrap()
+            .1
+            .lines()
+            .map(|l| format!("  {l}\n"))
+            .collect::<String>();
+        let fleet = |us_retention: &str| {
+            format!(
+                "apiVersion: telltale.dev/v1alpha1\nkind: Fleet\nmetadata: {{name: shop}}\nspec:\n  defaults:\n    profile: production\n    alerting:\n{receivers}  clusters:\n    - {{name: eu-1, context: prod-eu-1}}\n    - name: us-1\n      context: prod-us-1\n      set: {{kube-prometheus-stack: {{prometheus.prometheusSpec.retention: {us_retention}}}}}\n    - {{name: lab, context: kind-lab, profile: kind}}\n"
+            )
+        };
+        std::fs::write(s.root().join("fleet.yaml"), fleet("15d")).unwrap();
+        let server = MockServer::start().await;
+        let list_fleet = |found: Option<Value>| {
+            Mock::given(method("GET"))
+                .and(path(PULLS))
+                .and(query_param("head", format!("org:{FLEET_BRANCH}")))
+                .and(query_param("base", "main"))
+                .respond_with(
+                    ResponseTemplate::new(200)
+                        .set_body_json(json!(found.into_iter().collect::<Vec<_>>())),
+                )
+        };
+        list_fleet(None).expect(1).mount(&server).await;
+        Mock::given(method("POST"))
+            .and(path(PULLS))
+            .and(body_partial_json(
+                json!({"head": FLEET_BRANCH, "base": "main"}),
+            ))
+            .respond_with(ResponseTemplate::new(201).set_body_json(pr(9, "t", "b")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let repo = s.repo().display().to_string();
+        let api = server.uri();
+        let run_fleet = |extra: &[&str]| {
+            let mut args = vec!["-f", "fleet.yaml", "--repo", &repo, "-o", "json"];
+            args.extend_from_slice(extra);
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            tokio::task::block_in_place(|| {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                s.gitops(&args, 0, |c| {
+                    c.env("GITHUB_TOKEN", TOKEN);
+                })
+            })
+        };
+        let main_before = ref_id(&s.repo(), "refs/heads/main");
+        let with_pr = ["--github-repo", "org/infra", "--github-api-url", &api];
+        let (stdout, _) = run_fleet(&with_pr);
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(report["branch"], FLEET_BRANCH);
+        assert_eq!(report["pull_request"]["number"], 9);
+        let paths: Vec<&str> = report["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "clusters/eu-1/observability",
+                "clusters/us-1/observability",
+                "clusters/lab/observability"
+            ]
+        );
+        assert_eq!(
+            commits_on(&s.repo(), FLEET_BRANCH),
+            2,
+            "one commit for the fleet"
+        );
+        assert_eq!(ref_id(&s.repo(), "refs/heads/main"), main_before);
+        for dir in &paths {
+            let files = files_on(&s.repo(), FLEET_BRANCH, dir);
+            assert!(files.contains_key("kustomization.yaml"), "{dir}: {files:?}");
+            assert!(files.keys().any(|f| f.starts_with("releases/")), "{dir}");
+        }
+        // The pull request names every cluster, once.
+        let requests = server.received_requests().await.unwrap();
+        let sent = body_of(
+            requests
+                .iter()
+                .find(|r| r.method.as_str() == "POST")
+                .unwrap(),
+        );
+        let (title, body) = (
+            sent["title"].as_str().unwrap(),
+            sent["body"].as_str().unwrap(),
+        );
+        assert_eq!(
+            title,
+            "telltale: observability stack for fleet shop (3 clusters)"
+        );
+        for cluster in ["eu-1", "us-1", "lab"] {
+            assert!(body.contains(&format!("| {cluster} |")), "{body}");
+            assert!(
+                body.contains(&format!("### Observability for `{cluster}`")),
+                "{body}"
+            );
+        }
+        assert_no_canary("the pull request", &format!("{title}{body}"));
+        server.verify().await;
+
+        // Each cluster's directory is what `gitops` writes for it alone.
+        let single = std::fs::read_to_string(s.root().join("telltale.yaml"))
+            .unwrap()
+            .replace("name: prod-eu-1}", "name: eu-1}")
+            .replace("  name: prod-eu-1\n", "  name: eu-1\n");
+        std::fs::write(s.root().join("eu-1.yaml"), single).unwrap();
+        tokio::task::block_in_place(|| {
+            s.gitops(
+                &[
+                    "-f",
+                    "eu-1.yaml",
+                    "--repo",
+                    &repo,
+                    "--no-pr",
+                    "--branch",
+                    "single-eu-1",
+                ],
+                0,
+                |_| {},
+            )
+        });
+        assert_eq!(
+            files_on(&s.repo(), "single-eu-1", "clusters/eu-1/observability"),
+            files_on(&s.repo(), FLEET_BRANCH, "clusters/eu-1/observability")
+        );
+
+        // Again, unchanged: no commit, the pull request left as it is.
+        server.reset().await;
+        list_fleet(Some(pr(9, title, body)))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        Mock::given(method("PATCH"))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let (stdout, _) = run_fleet(&with_pr);
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report["commit"].is_null(), "{report}");
+        assert_eq!(report["pull_request"]["action"], "unchanged");
+        assert_eq!(commits_on(&s.repo(), FLEET_BRANCH), 2);
+        server.verify().await;
+
+        // us-1 changes: one more commit, and only us-1's directory moved.
+        let before: Vec<_> = paths
+            .iter()
+            .map(|d| files_on(&s.repo(), FLEET_BRANCH, d))
+            .collect();
+        std::fs::write(s.root().join("fleet.yaml"), fleet("20d")).unwrap();
+        let (stdout, _) = run_fleet(&["--no-pr"]);
+        let report: Value = serde_json::from_str(&stdout).unwrap();
+        assert!(report["commit"].is_string(), "{report}");
+        assert_eq!(commits_on(&s.repo(), FLEET_BRANCH), 3);
+        let after: Vec<_> = paths
+            .iter()
+            .map(|d| files_on(&s.repo(), FLEET_BRANCH, d))
+            .collect();
+        assert_eq!(before[0], after[0], "eu-1 unchanged");
+        assert_ne!(before[1], after[1], "us-1 changed");
+        assert_eq!(before[2], after[2], "lab unchanged");
+        assert_no_canary_in_repo(&s.repo());
+    }
 }
 
 // ---------------------------------------------------------------------------
