@@ -1,5 +1,5 @@
 //! Every program telltale starts and reads back goes through here: helm,
-//! promtool, amtool, sops, kubeseal and k6. One set of rules, after jj's
+//! promtool, amtool, sops, kubeseal, k6 and git. One set of rules, after jj's
 //! `git_subprocess.rs`:
 //!
 //! - stdin is `/dev/null` unless the caller feeds it (helm values, a Secret
@@ -16,11 +16,12 @@
 //! from `commands/external.rs`.
 
 use std::ffi::{OsStr, OsString};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 
@@ -62,6 +63,21 @@ pub fn tail(text: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Whether `program` would be found: a path that is an executable file,
+/// or a name in a directory of PATH (`/bin:/usr/bin` when PATH is unset,
+/// as the C library searches then).
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |path: &Path| {
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return runnable(Path::new(program));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path).any(|dir| runnable(&dir.join(program)))
+}
+
 /// Where `-v` sends the command lines; set once by the terminal layer.
 static TRACE: OnceLock<fn(&str)> = OnceLock::new();
 
@@ -95,6 +111,7 @@ pub struct Program {
     args: Vec<OsString>,
     cwd: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
+    env_removed: Vec<OsString>,
     stdin: Option<Vec<u8>>,
     own_group: bool,
 }
@@ -106,6 +123,7 @@ impl Program {
             args: Vec::new(),
             cwd: None,
             env: Vec::new(),
+            env_removed: Vec::new(),
             stdin: None,
             own_group: false,
         }
@@ -137,6 +155,12 @@ impl Program {
         self
     }
 
+    /// Leaves `key` out of its environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Program {
+        self.env_removed.push(key.as_ref().to_os_string());
+        self
+    }
+
     /// Bytes for its stdin (values, a Secret to encrypt); never traced.
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Program {
         self.stdin = Some(bytes.into());
@@ -154,11 +178,12 @@ impl Program {
         self.program.display().to_string()
     }
 
-    /// The command line, for messages and `-v`.
+    /// The command line, for messages and `-v`, with the password of any
+    /// URL in it hidden (`https://user:***@host/…`).
     pub fn command_line(&self) -> String {
         std::iter::once(self.program.as_os_str())
             .chain(self.args.iter().map(OsString::as_os_str))
-            .map(|a| a.to_string_lossy())
+            .map(|a| hide_url_password(&a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -177,6 +202,9 @@ impl Program {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        for k in &self.env_removed {
+            cmd.env_remove(k);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -201,17 +229,21 @@ impl Program {
         }
     }
 
+    /// Writes what it is fed from a thread of its own.
+    fn feed(&self, child: &mut std::process::Child) -> Option<std::thread::JoinHandle<()>> {
+        let bytes = self.stdin.clone()?;
+        let mut pipe = child.stdin.take()?;
+        Some(std::thread::spawn(move || {
+            // A program that exits without reading all of it closes the
+            // pipe; its exit status says what happened.
+            let _ = pipe.write_all(&bytes);
+        }))
+    }
+
     /// Runs it to the end, whatever its exit status.
     pub fn output(&self) -> Result<Finished, ProcessError> {
         let mut child = self.command().spawn().map_err(|e| self.spawn_error(e))?;
-        let writer = self.stdin.clone().and_then(|bytes| {
-            let mut pipe = child.stdin.take()?;
-            Some(std::thread::spawn(move || {
-                // A program that exits without reading all of it closes the
-                // pipe; its exit status says what happened.
-                let _ = pipe.write_all(&bytes);
-            }))
-        });
+        let writer = self.feed(&mut child);
         let output = child.wait_with_output().map_err(|e| self.spawn_error(e))?;
         if let Some(writer) = writer {
             let _ = writer.join();
@@ -226,6 +258,73 @@ impl Program {
     /// Runs it; a non-zero exit is [`ProcessError::Failed`].
     pub fn run(&self) -> Result<Finished, ProcessError> {
         self.output().and_then(|f| self.succeeded(f))
+    }
+
+    /// [`Program::output`] without a runtime, killed after `limit`: a
+    /// peer that never answers (a git server) cannot hold the run. Its
+    /// output is awaited until the same deadline, since a program it
+    /// started (ssh) may keep the pipes open after it exits.
+    pub fn output_within(&self, limit: Duration) -> Result<Finished, ProcessError> {
+        let deadline = Instant::now() + limit;
+        let timeout = || ProcessError::Timeout {
+            command: self.command_line(),
+            limit,
+        };
+        let mut child = self.command().spawn().map_err(|e| self.spawn_error(e))?;
+        let writer = self.feed(&mut child);
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            let (sender, receiver) = mpsc::channel();
+            if let Some(mut pipe) = pipe {
+                std::thread::spawn(move || {
+                    let mut bytes = Vec::new();
+                    let _ = pipe.read_to_end(&mut bytes);
+                    let _ = sender.send(bytes);
+                });
+            }
+            receiver
+        };
+        let stdout = drain(
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let stderr = drain(
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        );
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(|e| self.spawn_error(e))? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(timeout());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let collect = |receiver: mpsc::Receiver<Vec<u8>>| {
+            receiver
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .map_err(|_| timeout())
+        };
+        let (stdout, stderr) = (collect(stdout)?, collect(stderr)?);
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+        Ok(Finished {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+
+    /// [`Program::run`], killed after `limit` (see [`Program::output_within`]).
+    pub fn run_within(&self, limit: Duration) -> Result<Finished, ProcessError> {
+        self.output_within(limit).and_then(|f| self.succeeded(f))
     }
 
     /// [`Program::output`] on the async runtime, killed when dropped or
@@ -293,9 +392,55 @@ impl Program {
     }
 }
 
+/// `arg` with the password of a `scheme://user:password@host` URL in it
+/// replaced by `***` (a user may write a token into `--repo`).
+fn hide_url_password(arg: &str) -> String {
+    let Some(scheme) = arg.find("://") else {
+        return arg.to_string();
+    };
+    let rest = &arg[scheme + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return arg.to_string();
+    };
+    match rest[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &arg[..scheme + 3],
+            &rest[..colon],
+            &rest[at..]
+        ),
+        None => arg.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_url_never_reaches_the_command_line() {
+        let program = Program::new("git").args([
+            "push",
+            "--",
+            "https://x-access-token:CANARY-7f3a@github.com/o/r.git",
+            "refs/heads/a:refs/heads/a",
+        ]);
+        let line = program.command_line();
+        assert!(!line.contains("CANARY-7f3a"), "{line}");
+        assert!(
+            line.contains("https://x-access-token:***@github.com/o/r.git"),
+            "{line}"
+        );
+        for kept in [
+            "https://github.com/o/r.git",
+            "git@github.com:o/r.git",
+            "a:b@c",
+            "ssh://git@host/r",
+        ] {
+            assert_eq!(hide_url_password(kept), kept);
+        }
+    }
 
     #[test]
     fn stdin_is_null_unless_fed_and_the_locale_is_c() {
@@ -333,6 +478,15 @@ mod tests {
     fn a_missing_program_is_not_found() {
         let err = Program::new("telltale-no-such-program").run().unwrap_err();
         assert!(matches!(err, ProcessError::NotFound { .. }), "{err:?}");
+        assert!(!on_path("telltale-no-such-program"));
+        assert!(on_path("sh"));
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        assert!(!on_path(path), "a file that is not executable");
+        let mut perms = std::fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(path, perms).unwrap();
+        assert!(on_path(path));
     }
 
     #[test]
@@ -345,6 +499,35 @@ mod tests {
             .run()
             .unwrap();
         assert!(out.status.success());
+    }
+
+    #[test]
+    fn runs_within_a_limit_are_bounded_and_keep_their_output() {
+        let started = Instant::now();
+        let err = Program::new("sleep")
+            .arg("5")
+            .run_within(Duration::from_millis(200))
+            .unwrap_err();
+        assert!(matches!(err, ProcessError::Timeout { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let out = Program::new("sh")
+            .args(["-c", "cat; echo said >&2; exit 3"])
+            .stdin("fed")
+            .output_within(Duration::from_secs(30))
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout_text(), "fed");
+        assert_eq!(out.stderr_text(), "said\n");
+    }
+
+    #[test]
+    fn a_removed_variable_is_not_passed_on() {
+        let out = Program::new("sh")
+            .args(["-c", "printf '%s' \"${HOME-unset}\""])
+            .env_remove("HOME")
+            .run()
+            .unwrap();
+        assert_eq!(out.stdout_text(), "unset");
     }
 
     #[tokio::test]

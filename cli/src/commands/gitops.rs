@@ -261,6 +261,14 @@ fn execute(
             "export GITHUB_TOKEN (a token with pull-request write access), or pass --no-pr",
         ));
     }
+    // The mode's program is needed before anything is fetched.
+    if !rendered.pending.is_empty() {
+        seal::require_tool(target.secrets, &|tool| tool.to_string()).map_err(|e| {
+            let mut err = CommandError::environment(e.to_string());
+            err.hint = e.hint();
+            err
+        })?;
+    }
     let access = Access { token };
     printer.status(&format!(
         "fetching {base} from {}",
@@ -348,12 +356,9 @@ fn execute(
         .map_err(redact)?;
     let (commit, pushed) = match committed {
         Committed::New(id) => {
-            printer.status(&format!(
-                "committed {} on {branch}; pushing",
-                &id.to_string()[..12]
-            ));
+            printer.status(&format!("committed {} on {branch}; pushing", &id[..12]));
             checkout.push(&access).map_err(git_error).map_err(redact)?;
-            (Some(id.to_string()), true)
+            (Some(id), true)
         }
         Committed::Unchanged => {
             printer.status(&format!("nothing changed on {branch}: no commit"));
@@ -551,7 +556,7 @@ pub(super) fn target(
         .with_hint("pass another --branch (default telltale/<cluster>)"));
     }
     for (what, name) in [("--branch", &branch), ("--base", &base)] {
-        if !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
+        if !repo::is_valid_branch(name) {
             return Err(CommandError::bad_input(format!(
                 "{what} `{name}` is not a valid branch name"
             )));
@@ -613,11 +618,7 @@ pub(super) fn controller_url(repo: &str) -> Result<String, CommandError> {
         return Ok(repo.to_string());
     }
     let path = repo.strip_prefix("file://").unwrap_or(repo);
-    let origin = git2::Repository::open(path).ok().and_then(|r| {
-        r.find_remote("origin")
-            .ok()
-            .and_then(|o| o.url().ok().map(str::to_string))
-    });
+    let origin = repo::origin_of(std::path::Path::new(path));
     match origin {
         Some(url) if !is_local(&url) => Ok(url),
         found => Err(CommandError::bad_input(format!(
@@ -759,9 +760,10 @@ pub(super) fn git_error(e: GitError) -> CommandError {
         GitError::NoBase { .. } => {
             Some("pass --base with an existing branch (the repository needs at least one commit)")
         }
-        GitError::Connect { .. } => {
-            Some("ssh URLs use the SSH agent (ssh-add -l); https URLs use GITHUB_TOKEN")
-        }
+        GitError::Connect { .. } => Some(
+            "ssh URLs use your ssh set-up without prompting (a key in the SSH agent: ssh-add -l); https URLs use GITHUB_TOKEN, else git's credential helpers",
+        ),
+        GitError::NoGit => Some("install git (any 2.x); `git --version` must work"),
         GitError::Rejected { .. } | GitError::Push { .. } => Some(
             "the remote refused the telltale branch; check its protection rules, or pick another --branch",
         ),

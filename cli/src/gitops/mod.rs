@@ -1,10 +1,11 @@
 //! Hands the rendered state to GitOps: a layout for the controller that will
 //! own it (Flux, Argo CD, or the plain bundle), Secrets in a form that is
 //! safe to commit, a scan that refuses to commit anything secret, a branch
-//! pushed with git2 and one pull request through the GitHub API.
+//! pushed with the `git` program and one pull request through the GitHub
+//! REST API (reqwest).
 //!
 //! `layout`, `flux`, `argocd`, `plain`, `pr` and `scan` are pure; `seal`
-//! runs sops/kubeseal, `repo` talks to Git and `github` to GitHub. Nothing
+//! runs sops/kubeseal, `repo` runs git and `github` talks to GitHub. Nothing
 //! here prints: the command layer reports.
 
 pub mod argocd;

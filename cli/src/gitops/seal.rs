@@ -195,6 +195,29 @@ pub fn seal(
     })
 }
 
+/// The program the secrets mode encrypts with, when it has one.
+pub fn tool_of(mode: SecretsMode) -> Option<&'static str> {
+    match mode {
+        SecretsMode::Sops => Some("sops"),
+        SecretsMode::SealedSecrets => Some("kubeseal"),
+        SecretsMode::Reference | SecretsMode::ExternalSecrets => None,
+    }
+}
+
+/// Refuses a mode whose program is not installed, before anything is
+/// fetched (even when no Secret turns out to need encrypting again).
+pub fn require_tool(
+    mode: SecretsMode,
+    tool: &dyn Fn(&'static str) -> String,
+) -> Result<(), SealError> {
+    match tool_of(mode) {
+        Some(name) if !crate::process::on_path(&tool(name)) => {
+            Err(SealError::Missing { tool: name, mode })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A value as `up` would read it; `None` for a generated one.
 fn resolve(
     value: &KeyValue,

@@ -1,8 +1,9 @@
 //! `telltale gitops` against real Git repositories and a fake GitHub API.
 //!
 //! Repositories are bare repositories in a temporary directory (local
-//! path), or served by `git daemon` on 127.0.0.1 so that their pre-receive
-//! hook runs (libgit2's local transport runs no hooks). GitHub is a
+//! path), or served by `git daemon` on 127.0.0.1 so that the pushes go
+//! over the network to a pre-receive hook. They are read back with the
+//! real git (`cat-file`, `ls-tree`, `rev-list`). GitHub is a
 //! wiremock server standing in for the REST API. Every run gets canary
 //! secret values; after each run every blob of the repository, stdout and
 //! stderr are searched for them.
@@ -192,70 +193,98 @@ fn assert_no_canary_in_repo(repo: &Path) {
     assert_absent_from_repo(repo, &CANARIES);
 }
 
-/// Every object of the repository searched for each of `secrets`.
+/// `git --git-dir REPO ARGS`, read by the real git: its stdout, or None
+/// when git says no (a ref that is not there).
+fn git_read(repo: &Path, args: &[&str], stdin: Option<&[u8]>) -> Option<Vec<u8>> {
+    let mut child = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("git runs (git is required by these tests)");
+    if let Some(bytes) = stdin {
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), bytes).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    output.status.success().then_some(output.stdout)
+}
+
+/// Every object of the repository searched for each of `secrets`: git's
+/// `cat-file --batch-all-objects` lists loose and packed objects alike,
+/// reachable or not.
 fn assert_absent_from_repo(repo: &Path, secrets: &[&str]) {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    let odb = repo.odb().unwrap();
-    let mut ids = Vec::new();
-    odb.foreach(|id| {
-        ids.push(*id);
-        true
-    })
-    .unwrap();
-    assert!(!ids.is_empty());
-    let mut blobs = 0;
-    for id in ids {
-        let object = odb.read(id).unwrap();
-        if object.kind() == git2::ObjectType::Blob {
+    let all = git_read(
+        repo,
+        &["cat-file", "--batch-all-objects", "--unordered", "--batch"],
+        None,
+    )
+    .expect("git cat-file reads the object database");
+    // Each object: "<id> <type> <size>\n<content>\n".
+    let (mut rest, mut objects, mut blobs) = (&all[..], 0, 0);
+    while !rest.is_empty() {
+        let header_end = rest.iter().position(|b| *b == b'\n').unwrap();
+        let header = String::from_utf8_lossy(&rest[..header_end]).to_string();
+        let fields: Vec<&str> = header.split(' ').collect();
+        let (id, kind, size) = (fields[0], fields[1], fields[2].parse::<usize>().unwrap());
+        let data = String::from_utf8_lossy(&rest[header_end + 1..header_end + 1 + size]);
+        objects += 1;
+        if kind == "blob" {
             blobs += 1;
         }
-        let data = String::from_utf8_lossy(object.data());
         for canary in secrets {
             assert!(
                 !data.contains(canary),
-                "object {id} ({:?}) holds a canary secret",
-                object.kind()
+                "object {id} ({kind}) holds a canary secret"
             );
         }
+        rest = &rest[header_end + 1 + size + 1..];
     }
+    assert!(objects > 0);
     assert!(blobs > 1, "the repository holds the committed files");
 }
 
 fn ref_id(repo: &Path, name: &str) -> Option<String> {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    repo.refname_to_id(name).ok().map(|id| id.to_string())
+    git_read(repo, &["rev-parse", "--verify", "--quiet", name], None)
+        .map(|out| String::from_utf8(out).unwrap().trim().to_string())
 }
 
 fn commits_on(repo: &Path, branch: &str) -> usize {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    let mut walk = repo.revwalk().unwrap();
-    walk.push_ref(&format!("refs/heads/{branch}")).unwrap();
-    walk.count()
+    let out = git_read(
+        repo,
+        &["rev-list", "--count", &format!("refs/heads/{branch}")],
+        None,
+    )
+    .expect("the branch exists");
+    String::from_utf8(out).unwrap().trim().parse().unwrap()
 }
 
 /// The files of `branch` under `dir`, path → content.
 fn files_on(repo: &Path, branch: &str, dir: &str) -> BTreeMap<String, String> {
-    let repo = git2::Repository::open_bare(repo).unwrap();
-    let tree = repo
-        .find_reference(&format!("refs/heads/{branch}"))
-        .unwrap()
-        .peel_to_tree()
-        .unwrap();
+    let tip = format!("refs/heads/{branch}");
+    let listed = git_read(repo, &["ls-tree", "-r", "-z", "--full-tree", &tip], None)
+        .expect("the branch exists");
     let mut out = BTreeMap::new();
-    tree.walk(git2::TreeWalkMode::PreOrder, |root, entry| {
-        if entry.kind() == Some(git2::ObjectType::Blob) {
-            let path = format!("{root}{}", entry.name().unwrap());
-            if let Some(rel) = path.strip_prefix(&format!("{dir}/")) {
-                let blob = entry.to_object(&repo).unwrap().peel_to_blob().unwrap();
-                out.insert(
-                    rel.to_string(),
-                    String::from_utf8_lossy(blob.content()).to_string(),
-                );
-            }
+    // Each entry: "<mode> <type> <id>\t<path>\0".
+    for entry in listed.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8(entry.to_vec()).unwrap();
+        let (meta, path) = entry.split_once('\t').unwrap();
+        let meta: Vec<&str> = meta.split(' ').collect();
+        if meta[1] != "blob" {
+            continue;
         }
-        git2::TreeWalkResult::Ok
-    })
-    .unwrap();
+        if let Some(rel) = path.strip_prefix(&format!("{dir}/")) {
+            let blob = git_read(repo, &["cat-file", "blob", meta[2]], None).unwrap();
+            out.insert(rel.to_string(), String::from_utf8_lossy(&blob).to_string());
+        }
+    }
     out
 }
 
@@ -1010,6 +1039,54 @@ fn bad_input_and_missing_environment_have_their_exit_codes() {
     });
     assert!(e.contains("no commit author"), "{e}");
     assert!(ref_id(&s.repo(), &format!("refs/heads/{BRANCH}")).is_none());
+}
+
+/// A `--repo` that names a command (git's `ext::` transport) or smuggles
+/// an option runs nothing, even when the user's git config allows `ext`;
+/// and a password written into the URL is never shown, not even at `-v`.
+#[test]
+fn a_hostile_repo_url_runs_nothing_and_shows_no_password() {
+    let s = Setup::new();
+    let home = s.root().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".gitconfig"),
+        "[protocol \"ext\"]\n\tallow = always\n[user]\n\tname = t\n\temail = t@example.com\n",
+    )
+    .unwrap();
+    let marker = s.root().join("pwned");
+    let ext = format!("ext::sh -c touch% {}", marker.display());
+    let (_, e) = s.gitops(&["--repo", &ext, "--no-pr"], 3, |_| {});
+    assert!(e.contains("cannot reach the repository"), "{e}");
+    assert!(!marker.exists(), "the ext:: transport ran its command");
+    // The same URL through the user's own git shows the config is live.
+    let own = std::process::Command::new("git")
+        .args(["ls-remote", "--", &ext])
+        .env("HOME", &home)
+        .env_remove("GIT_ALLOW_PROTOCOL")
+        .output()
+        .unwrap();
+    assert!(
+        marker.exists(),
+        "the fixture's config lets git itself run ext:: ({})",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    std::fs::remove_file(&marker).unwrap();
+
+    let option = format!("--repo=--upload-pack=touch {}", marker.display());
+    let (_, _) = s.gitops(&[&option, "--no-pr"], 3, |_| {});
+    assert!(!marker.exists(), "an option in --repo reached git");
+
+    let with_password = "https://x-access-token:CANARY-URL-PASSWORD@127.0.0.1:1/org/infra.git";
+    let (out, e) = s.gitops(&["-v", "--repo", with_password, "--no-pr"], 3, |_| {});
+    assert!(
+        !out.contains("CANARY-URL-PASSWORD") && !e.contains("CANARY-URL-PASSWORD"),
+        "{out}{e}"
+    );
+    assert!(
+        e.contains("running git"),
+        "-v traces the git command lines: {e}"
+    );
 }
 
 #[test]
@@ -2195,8 +2272,12 @@ fn the_acceptance_command_verbatim() {
 #[should_panic(expected = "holds a canary secret")]
 fn the_blob_search_finds_a_planted_canary() {
     let s = Setup::new();
-    let repo = git2::Repository::open_bare(s.repo()).unwrap();
-    repo.blob(format!("url: {SLACK}\n").as_bytes()).unwrap();
+    git_read(
+        &s.repo(),
+        &["hash-object", "-w", "--stdin"],
+        Some(format!("url: {SLACK}\n").as_bytes()),
+    )
+    .expect("git writes the blob");
     assert_no_canary_in_repo(&s.repo());
 }
 

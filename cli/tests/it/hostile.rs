@@ -114,7 +114,8 @@ fn snapshot(root: &Path, skip: &Path) -> BTreeMap<String, String> {
                 let bytes = std::fs::read(&path).unwrap();
                 let digest =
                     sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&bytes));
-                out.insert(rel, format!("{digest:x}"));
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                out.insert(rel, hex);
             } else {
                 out.insert(rel, "special".into());
             }
@@ -709,7 +710,11 @@ fn bounds() {
                 "repo",
             ])
             .setup(|w| {
-                git2::Repository::init(w.join("repo")).unwrap();
+                crate::common::run_ok(
+                    std::process::Command::new("git")
+                        .args(["init", "-q", "repo"])
+                        .current_dir(w),
+                );
             }),
         Case::new("gitops --path into .git", 2)
             .args(&[
@@ -722,7 +727,11 @@ fn bounds() {
                 "repo",
             ])
             .setup(|w| {
-                git2::Repository::init(w.join("repo")).unwrap();
+                crate::common::run_ok(
+                    std::process::Command::new("git")
+                        .args(["init", "-q", "repo"])
+                        .current_dir(w),
+                );
             }),
     ]);
 }
