@@ -6,6 +6,7 @@
 use std::fmt;
 
 use crate::catalog::CatalogError;
+use crate::cluster::ClusterError;
 use crate::model::LocatedError;
 use crate::render::RenderError;
 
@@ -75,6 +76,17 @@ impl CommandError {
         self
     }
 
+    /// A library error as it is: its words are the message, its `source()`
+    /// chain the causes (printed as `Caused by:` lines).
+    pub fn from_error(kind: ErrorKind, error: &(dyn std::error::Error + 'static)) -> Self {
+        let err = Self::new(kind, error.to_string());
+        match error.source() {
+            Some(source) => err.with_source(source),
+            None => err,
+        }
+    }
+
+    /// Appends `error` and its `source()` chain to the causes.
     pub fn with_source(mut self, error: &(dyn std::error::Error + 'static)) -> Self {
         let mut current = Some(error);
         while let Some(e) = current {
@@ -119,6 +131,19 @@ impl From<LocatedError> for CommandError {
             location: Some(format!("{}:{}:{}", e.file, e.line, e.column)),
             key_path: e.key_path.clone(),
         }
+    }
+}
+
+impl From<ClusterError> for CommandError {
+    fn from(e: ClusterError) -> Self {
+        let kind = if e.is_bad_input() {
+            ErrorKind::BadInput
+        } else {
+            ErrorKind::Environment
+        };
+        let mut err = CommandError::from_error(kind, &e);
+        err.hint = e.hint();
+        err
     }
 }
 

@@ -124,7 +124,7 @@ pub async fn connect(
     target: Target,
     config: kube::config::Kubeconfig,
 ) -> Result<Kube, CommandError> {
-    cluster::connect(target, config).await
+    Ok(cluster::connect(target, config).await?)
 }
 
 /// helm, or why it is unusable (a preflight failure, not an early exit).

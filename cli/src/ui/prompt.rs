@@ -193,7 +193,7 @@ pub fn exit_cleanly_on_interrupt() {
                     return;
                 }
                 let _ = Term::stderr().show_cursor();
-                eprintln!("\n{INTERRUPTED}");
+                super::stderr_line(format_args!("\n{INTERRUPTED}"));
                 std::process::exit(130);
             }
         });

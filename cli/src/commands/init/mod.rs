@@ -137,7 +137,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         Ok(c) => c,
         Err(e) => {
             if mode == Mode::Ask || global.context.is_none() {
-                printer.warn(&format!("{}; no context to pick from", e.message));
+                printer.warn(&format!("{e}; no context to pick from"));
             }
             Vec::new()
         }
