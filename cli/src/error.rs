@@ -101,6 +101,23 @@ impl CommandError {
     }
 }
 
+/// An error and its causes on one line (`what: why: why`), for the places
+/// that keep a failure as text: a phase's error in the journal and the
+/// report, a warning. A cause that repeats the text before it is skipped.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let words = cause.to_string();
+        if !text.ends_with(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        current = cause.source();
+    }
+    text
+}
+
 impl ErrorKind {
     /// The kind's name in JSON error documents.
     pub fn name(self) -> &'static str {

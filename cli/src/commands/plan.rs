@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::catalog::Catalog;
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorKind};
 use crate::render::{self, Bundle};
 use crate::tools::{self, ToolError};
 use crate::ui::{Printer, table};
@@ -130,11 +130,12 @@ pub fn write_files<'a>(
 ) -> Result<(), CommandError> {
     crate::outdir::replace_dir(out, files).map_err(|e| {
         let hint = e.hint();
-        let err = if e.is_bad_input() {
-            CommandError::bad_input(e.to_string())
+        let kind = if e.is_bad_input() {
+            ErrorKind::BadInput
         } else {
-            CommandError::environment(e.to_string())
+            ErrorKind::Environment
         };
+        let err = CommandError::from_error(kind, &e);
         match hint {
             Some(h) => err.with_hint(h),
             None => err,

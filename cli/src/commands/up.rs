@@ -270,8 +270,10 @@ async fn up(
                     "please report it with the message above; `telltale up` resumes at this phase",
                 );
                 if let Err(e) = recorded {
-                    err.causes
-                        .push(format!("the journal could not record it: {e}"));
+                    err.causes.push(format!(
+                        "the journal could not record it: {}",
+                        crate::error::chain(&e)
+                    ));
                 }
                 Err(err)
             }
@@ -390,7 +392,7 @@ pub fn lock_error(e: lock::LockError) -> CommandError {
             format!("another telltale run holds the lock: {holder}"),
         )
         .with_hint("wait for it to finish; if it died, `telltale unlock` breaks the lock"),
-        lock::LockError::Api(e) => CommandError::environment(format!("cannot take the lock: {e}")),
+        api @ lock::LockError::Api(_) => CommandError::from_error(ErrorKind::Environment, &api),
     }
 }
 

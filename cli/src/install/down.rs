@@ -172,7 +172,10 @@ pub async fn down<H: Helm>(
             journal::write(kube, namespace, &journal).await
         };
         if let Err(e) = write {
-            let error = format!("phase {phase} removed but the journal could not be updated: {e}");
+            let error = format!(
+                "phase {phase} removed but the journal could not be updated: {}",
+                crate::error::chain(&e)
+            );
             let (results, end) = failed(results, phase, error, changes, started);
             return (results, end, skipped);
         }
