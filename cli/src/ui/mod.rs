@@ -34,11 +34,15 @@ impl OutputFormat {
 /// Whether anything went to stdout, so an error never adds a second document.
 static STDOUT_USED: AtomicBool = AtomicBool::new(false);
 
-/// `{"ok": false, "error": {…}}`: the same words as the text report (which
-/// never holds a secret), without the snippet, which quotes input.
 /// What an interrupt of `up` or `down` does now, on stderr.
 pub fn interrupt_notice(notice: crate::install::interrupt::Notice) {
     eprintln!("{}", notice.message());
+}
+
+/// A fleet run's own notice, or one line a cluster's telltale wrote to
+/// its stderr (already prefixed with the cluster), on stderr as it comes.
+pub fn fleet_line(text: &str) {
+    eprintln!("{text}");
 }
 
 /// A `-v` line on stderr: the programs telltale starts, as they start.
@@ -46,6 +50,8 @@ pub fn trace(text: &str) {
     eprintln!("  {text}");
 }
 
+/// `{"ok": false, "error": {…}}`: the same words as the text report (which
+/// never holds a secret), without the snippet, which quotes input.
 pub fn error_document(error: &CommandError) -> serde_json::Value {
     serde_json::json!({
         "ok": false,
