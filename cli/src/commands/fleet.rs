@@ -289,8 +289,8 @@ fn forward_interrupts(
                 _ = term.recv() => "-TERM",
             };
             if !stopped.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                eprintln!(
-                    "interrupted: passing it on to every running cluster; no other cluster starts"
+                crate::ui::fleet_line(
+                    "interrupted: passing it on to every running cluster; no other cluster starts",
                 );
             }
             let pids: Vec<u32> = running
@@ -355,7 +355,7 @@ async fn run_member(
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             if !quiet {
-                eprintln!("{prefix}{line}");
+                crate::ui::fleet_line(&format!("{prefix}{line}"));
             }
             if let Ok(mut t) = tail_w.lock() {
                 t.push(line);

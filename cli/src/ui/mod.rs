@@ -34,8 +34,6 @@ impl OutputFormat {
 /// Whether anything went to stdout, so an error never adds a second document.
 static STDOUT_USED: AtomicBool = AtomicBool::new(false);
 
-/// `{"ok": false, "error": {…}}`: the same words as the text report (which
-/// never holds a secret), without the snippet, which quotes input.
 /// A line on stderr. `eprintln!` panics when stderr is a closed pipe
 /// (`telltale status 2>&1 | true`); a message nobody can read is dropped.
 pub fn stderr_line(text: std::fmt::Arguments<'_>) {
@@ -47,11 +45,19 @@ pub fn interrupt_notice(notice: crate::install::interrupt::Notice) {
     stderr_line(format_args!("{}", notice.message()));
 }
 
+/// A fleet run's own notice, or one line a cluster's telltale wrote to
+/// its stderr (already prefixed with the cluster), on stderr as it comes.
+pub fn fleet_line(text: &str) {
+    stderr_line(format_args!("{text}"));
+}
+
 /// A `-v` line on stderr: the programs telltale starts, as they start.
 pub fn trace(text: &str) {
     stderr_line(format_args!("  {text}"));
 }
 
+/// `{"ok": false, "error": {…}}`: the same words as the text report (which
+/// never holds a secret), without the snippet, which quotes input.
 pub fn error_document(error: &CommandError) -> serde_json::Value {
     serde_json::json!({
         "ok": false,

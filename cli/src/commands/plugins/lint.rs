@@ -115,6 +115,11 @@ pub fn lint_problems(catalog: &Catalog, entry: &PluginEntry) -> Result<Vec<Strin
     }
     for (_, source) in tree.files_in("overlays", ".yaml") {
         let rendered = template::render_with_values(&source, &ctx, &defaults)?;
+        // An overlay that renders to nothing changes nothing (render skips
+        // it too), e.g. kube-prometheus-stack's without datasources.
+        if rendered.text.trim().is_empty() {
+            continue;
+        }
         if parse::<Node>(&rendered, "helm values (a mapping)")?
             .as_map()
             .is_none()
