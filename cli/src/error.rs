@@ -86,11 +86,17 @@ impl CommandError {
         }
     }
 
-    /// Appends `error` and its `source()` chain to the causes.
+    /// Appends `error` and its `source()` chain to the causes. A cause
+    /// whose words already end the line before it (`#[error("…: {0}")]`
+    /// over a `#[from]`) is not repeated.
     pub fn with_source(mut self, error: &(dyn std::error::Error + 'static)) -> Self {
         let mut current = Some(error);
         while let Some(e) = current {
-            self.causes.push(e.to_string());
+            let words = e.to_string();
+            let before = self.causes.last().unwrap_or(&self.message);
+            if !before.ends_with(&words) {
+                self.causes.push(words);
+            }
             current = e.source();
         }
         self
@@ -103,8 +109,10 @@ impl CommandError {
 
 /// An error and its causes on one line (`what: why: why`), for the places
 /// that keep a failure as text: a phase's error in the journal and the
-/// report, a warning. A cause that repeats the text before it is skipped.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// report, a warning), or where a library's words need another's (reqwest's
+/// own message is "error sending request"; the cause says why). A cause
+/// that repeats the text before it is skipped.
+pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut current = error.source();
     while let Some(cause) = current {
@@ -195,5 +203,62 @@ impl From<RenderError> for CommandError {
                 err
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `#[error("…: {0}")]` over a `#[from]`: the shape that used to
+    /// repeat its cause.
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("cannot take the lock")]
+        Clean(#[source] std::io::Error),
+        #[error("cannot run helm: {0}")]
+        Pasted(#[from] std::io::Error),
+    }
+
+    fn io() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")
+    }
+
+    #[test]
+    fn from_error_keeps_the_words_and_the_chain_once() {
+        let e = CommandError::from_error(ErrorKind::Environment, &Outer::Clean(io()));
+        assert_eq!(e.message, "cannot take the lock");
+        assert_eq!(e.causes, ["connection refused"]);
+        assert_eq!(e.exit_code(), 3);
+        let e = CommandError::from_error(ErrorKind::Environment, &Outer::Pasted(io()));
+        assert_eq!(e.message, "cannot run helm: connection refused");
+        assert!(e.causes.is_empty(), "{:?}", e.causes);
+        let e = CommandError::environment("no key").with_source(&Outer::Clean(io()));
+        assert_eq!(e.causes, ["cannot take the lock", "connection refused"]);
+    }
+
+    #[test]
+    fn chain_is_one_line_without_repeats() {
+        assert_eq!(
+            chain(&Outer::Clean(io())),
+            "cannot take the lock: connection refused"
+        );
+        assert_eq!(
+            chain(&Outer::Pasted(io())),
+            "cannot run helm: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_cluster_error_keeps_its_kind_and_hint() {
+        let e: CommandError = ClusterError::UnknownContext {
+            name: "kind-teltale".into(),
+            known: vec!["kind-telltale".into()],
+        }
+        .into();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.hint.as_deref(), Some("did you mean `kind-telltale`?"));
+        let e: CommandError = ClusterError::NoCurrentContext.into();
+        assert_eq!(e.exit_code(), 3);
     }
 }

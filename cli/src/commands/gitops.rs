@@ -281,9 +281,12 @@ fn execute(
     let mut files = rendered.files.clone();
     if !rendered.pending.is_empty() {
         let key = DigestKey::load(&env).map_err(|e| {
-            CommandError::environment(format!("no key for the content digest: {e}")).with_hint(
-                format!("set {} (e.g. a CI secret), or HOME", digest::KEY_ENV),
-            )
+            CommandError::environment("no key for the content digest")
+                .with_source(&e)
+                .with_hint(format!(
+                    "set {} (e.g. a CI secret), or HOME",
+                    digest::KEY_ENV
+                ))
         })?;
         let cluster = ClusterSecrets::new(global, &bundle);
         let sealed = seal::seal(

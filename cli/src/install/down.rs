@@ -97,7 +97,7 @@ pub async fn down<H: Helm>(
                 Ok(()) => changes.push(format!("uninstalled release {}", release.name)),
                 Err(e) if e.is_missing_release() => {}
                 Err(e) => {
-                    failure = Some(e.to_string());
+                    failure = Some(crate::error::chain(&e));
                     break;
                 }
             }
@@ -109,7 +109,7 @@ pub async fn down<H: Helm>(
                     )),
                     Ok(_) => {}
                     Err(e) => {
-                        failure = Some(e.to_string());
+                        failure = Some(crate::error::chain(&e));
                         break;
                     }
                 }
@@ -138,7 +138,8 @@ pub async fn down<H: Helm>(
                     Ok(Some(live)) => live,
                     Ok(None) => continue,
                     Err(e) => {
-                        failure = Some(format!("cannot read {object}: {e}"));
+                        failure =
+                            Some(format!("cannot read {object}: {}", crate::error::chain(&e)));
                         break;
                     }
                 };
@@ -154,7 +155,10 @@ pub async fn down<H: Helm>(
                     Ok(true) => changes.push(format!("deleted {object}")),
                     Ok(false) => {}
                     Err(e) => {
-                        failure = Some(format!("cannot delete {object}: {e}"));
+                        failure = Some(format!(
+                            "cannot delete {object}: {}",
+                            crate::error::chain(&e)
+                        ));
                         break;
                     }
                 }

@@ -208,3 +208,48 @@ impl Printer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            redact_credentials("error sending request for url (https://u:pw@api.example.com/x)"),
+            "error sending request for url (https://***@api.example.com/x)"
+        );
+        assert_eq!(
+            redact_credentials("GET http://h/api?token=abc&x=1 failed"),
+            "GET http://h/api?token=***&x=1 failed"
+        );
+        assert_eq!(
+            redact_credentials("at http://h/q?a=1&access_token=abc"),
+            "at http://h/q?a=1&access_token=***"
+        );
+        // A user without a password and an e-mail address are not secrets.
+        for kept in [
+            "ssh://git@github.com/o/r.git",
+            "see a@b.c: nothing",
+            "no url",
+        ] {
+            assert_eq!(redact_credentials(kept), kept);
+        }
+    }
+
+    #[test]
+    fn the_json_error_lists_redacted_causes_after_the_message() {
+        let mut e = CommandError::environment("reading on https://a:pw@h failed");
+        e.causes = vec![
+            "reading on https://a:pw@h failed".into(),
+            "tcp connect error".into(),
+            "for url (https://a:pw@h/x)".into(),
+        ];
+        let doc = error_document(&e);
+        assert_eq!(doc["error"]["message"], "reading on https://***@h failed");
+        assert_eq!(
+            doc["error"]["causes"],
+            serde_json::json!(["tcp connect error", "for url (https://***@h/x)"])
+        );
+    }
+}
