@@ -660,7 +660,9 @@ pub(super) fn fetch_release_crds(
         return Ok(out);
     }
     let helm_failed = |e: crate::helm::HelmError| {
-        CommandError::environment(format!("the CRDs for the crds layer: {e}")).with_hint(
+        CommandError::environment("the CRDs for the crds layer")
+            .with_source(&e)
+            .with_hint(
             "the branch commits the pinned charts' CRDs (`helm show crds`, as `up` applies them): helm >= 3.14 and the chart registry must be reachable",
         )
     };

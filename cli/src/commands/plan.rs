@@ -148,7 +148,7 @@ pub fn write_files<'a>(
 /// refuse in the cluster. A tool that is not on PATH is skipped.
 pub(crate) fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
     let staging = tempfile::tempdir().map_err(|e| {
-        CommandError::environment(format!("cannot create a temporary directory: {e}"))
+        CommandError::environment("cannot create a temporary directory").with_source(&e)
     })?;
     let root = staging.path().join("bundle");
     write_bundle(bundle, &root)?;
@@ -185,7 +185,7 @@ pub(crate) fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), Comma
         let staged = render::to_yaml("alertmanager/alertmanager.yaml", &config)
             .map_err(|e| CommandError::environment(e.to_string()))?;
         std::fs::write(&am_path, staged).map_err(|e| {
-            CommandError::environment(format!("cannot write {}: {e}", am_path.display()))
+            CommandError::environment(format!("cannot write {}", am_path.display())).with_source(&e)
         })?;
     }
     refused(

@@ -66,7 +66,7 @@ fn failed(question: &str, e: dialoguer::Error) -> CommandError {
         }
         return CommandError::new(ErrorKind::Interrupted, INTERRUPTED);
     }
-    CommandError::environment(format!("prompt `{question}` failed: {e}"))
+    CommandError::environment(format!("prompt `{question}` failed")).with_source(&e)
 }
 
 /// Rows a list may take: the terminal's height less the prompt, the
