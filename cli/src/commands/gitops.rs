@@ -774,7 +774,7 @@ pub(super) fn git_error(e: GitError) -> CommandError {
         ),
         _ => None,
     };
-    let err = CommandError::environment(e.to_string());
+    let err = CommandError::from_error(ErrorKind::Environment, &e);
     match hint {
         Some(h) => err.with_hint(h),
         None => err,

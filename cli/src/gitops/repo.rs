@@ -71,6 +71,10 @@ pub enum GitError {
     Author(String),
     #[error("git: {0}")]
     Local(String),
+    /// git could not be started or did not finish in time: the process
+    /// error's words, its I/O error as the cause.
+    #[error(transparent)]
+    Run(ProcessError),
     #[error("the remote rejected the push of `{branch}`: {status}{}", remote_text(.remote))]
     Rejected {
         branch: String,
@@ -206,19 +210,16 @@ impl Git {
 
     /// Runs a local command: its stdout, or what git said.
     fn local(&self, program: Program) -> Result<String, GitError> {
-        program
-            .run()
-            .map(|f| f.stdout_text())
-            .map_err(|e| local_error(&e))
+        program.run().map(|f| f.stdout_text()).map_err(local_error)
     }
 }
 
 /// A failed local git command: git's own last words, or that git is missing.
-fn local_error(e: &ProcessError) -> GitError {
+fn local_error(e: ProcessError) -> GitError {
     match e {
         ProcessError::NotFound { .. } => GitError::NoGit,
         ProcessError::Failed { .. } => GitError::Local(e.stderr_tail(3)),
-        other => GitError::Local(other.to_string()),
+        other => GitError::Run(other),
     }
 }
 
@@ -292,7 +293,7 @@ impl Checkout {
             .args(["init", "--quiet", "--bare", "--template="])
             .arg(dir.path())
             .run()
-            .map_err(|e| local_error(&e))?;
+            .map_err(local_error)?;
         let mut git = Git {
             dir: dir.path().to_path_buf(),
             own_ssh: true,
