@@ -135,7 +135,7 @@ async fn up(
         helm: helm
             .as_ref()
             .map(|h| h.version.clone())
-            .map_err(|e| e.to_string()),
+            .map_err(|e| crate::error::chain(e)),
         secret_problems,
     };
     let checks = preflight::run(kube, &inputs).await;
