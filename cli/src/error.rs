@@ -7,7 +7,10 @@ use std::fmt;
 
 use crate::catalog::CatalogError;
 use crate::cluster::ClusterError;
+use crate::cluster::lock::LockError;
+use crate::gitops::repo::GitError;
 use crate::model::LocatedError;
+use crate::outdir::OutDirError;
 use crate::render::RenderError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,6 +171,44 @@ impl From<ClusterError> for CommandError {
         };
         let mut err = CommandError::from_error(kind, &e);
         err.hint = e.hint();
+        err
+    }
+}
+
+impl From<LockError> for CommandError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Held(holder) => CommandError::new(
+                ErrorKind::Locked,
+                format!("another telltale run holds the lock: {holder}"),
+            )
+            .with_hint("wait for it to finish; if it died, `telltale unlock` breaks the lock"),
+            api @ LockError::Api(_) => CommandError::from_error(ErrorKind::Environment, &api),
+        }
+    }
+}
+
+impl From<OutDirError> for CommandError {
+    /// A directory telltale may not replace is the user's to change (2);
+    /// failing I/O is the environment (3).
+    fn from(e: OutDirError) -> Self {
+        let kind = if e.is_bad_input() {
+            ErrorKind::BadInput
+        } else {
+            ErrorKind::Environment
+        };
+        let mut err = CommandError::from_error(kind, &e);
+        err.hint = e.hint();
+        err
+    }
+}
+
+impl From<GitError> for CommandError {
+    /// Every git failure is the environment's (3): a repository, a remote,
+    /// a credential or git itself.
+    fn from(e: GitError) -> Self {
+        let mut err = CommandError::from_error(ErrorKind::Environment, &e);
+        err.hint = e.hint().map(str::to_string);
         err
     }
 }

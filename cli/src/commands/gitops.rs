@@ -757,28 +757,10 @@ pub(super) fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError
     ))
 }
 
+/// A git failure as the command reports it (`From<GitError>`), for
+/// `map_err` chains that then redact it.
 pub(super) fn git_error(e: GitError) -> CommandError {
-    let hint = match &e {
-        GitError::NoLocalRepo { .. } => Some(
-            "create it first (`git init --bare PATH`, or clone your infrastructure repository there), or pass the remote's URL (git@github.com:org/infra.git, https://…)",
-        ),
-        GitError::NoBase { .. } => {
-            Some("pass --base with an existing branch (the repository needs at least one commit)")
-        }
-        GitError::Connect { .. } => Some(
-            "ssh URLs use your ssh set-up without prompting (a key in the SSH agent: ssh-add -l); https URLs use GITHUB_TOKEN, else git's credential helpers",
-        ),
-        GitError::NoGit => Some("install git (any 2.x); `git --version` must work"),
-        GitError::Rejected { .. } | GitError::Push { .. } => Some(
-            "the remote refused the telltale branch; check its protection rules, or pick another --branch",
-        ),
-        _ => None,
-    };
-    let err = CommandError::from_error(ErrorKind::Environment, &e);
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
+    e.into()
 }
 
 /// Repository-relative, forward slashes, no `..`, no leading slash.

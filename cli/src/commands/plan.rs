@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::catalog::Catalog;
-use crate::error::{CommandError, ErrorKind};
+use crate::error::CommandError;
 use crate::render::{self, Bundle};
 use crate::tools::{self, ToolError};
 use crate::ui::{Printer, table};
@@ -128,19 +128,7 @@ pub fn write_files<'a>(
     out: &Path,
     files: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), CommandError> {
-    crate::outdir::replace_dir(out, files).map_err(|e| {
-        let hint = e.hint();
-        let kind = if e.is_bad_input() {
-            ErrorKind::BadInput
-        } else {
-            ErrorKind::Environment
-        };
-        let err = CommandError::from_error(kind, &e);
-        match hint {
-            Some(h) => err.with_hint(h),
-            None => err,
-        }
-    })
+    Ok(crate::outdir::replace_dir(out, files)?)
 }
 
 /// The bundle's own validators on the rendered files, before anything is

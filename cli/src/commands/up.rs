@@ -386,14 +386,7 @@ async fn ensure_namespace(kube: &Kube, bundle: &Bundle) -> Result<(), CommandErr
 }
 
 pub fn lock_error(e: lock::LockError) -> CommandError {
-    match e {
-        lock::LockError::Held(holder) => CommandError::new(
-            ErrorKind::Locked,
-            format!("another telltale run holds the lock: {holder}"),
-        )
-        .with_hint("wait for it to finish; if it died, `telltale unlock` breaks the lock"),
-        api @ lock::LockError::Api(_) => CommandError::from_error(ErrorKind::Environment, &api),
-    }
+    e.into()
 }
 
 pub fn end_to_result(end: RunEnd) -> Result<(), CommandError> {

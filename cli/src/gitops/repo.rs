@@ -89,6 +89,28 @@ pub enum GitError {
     },
 }
 
+impl GitError {
+    /// The next thing to try, when there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            GitError::NoLocalRepo { .. } => Some(
+                "create it first (`git init --bare PATH`, or clone your infrastructure repository there), or pass the remote's URL (git@github.com:org/infra.git, https://…)",
+            ),
+            GitError::NoBase { .. } => Some(
+                "pass --base with an existing branch (the repository needs at least one commit)",
+            ),
+            GitError::Connect { .. } => Some(
+                "ssh URLs use your ssh set-up without prompting (a key in the SSH agent: ssh-add -l); https URLs use GITHUB_TOKEN, else git's credential helpers",
+            ),
+            GitError::NoGit => Some("install git (any 2.x); `git --version` must work"),
+            GitError::Rejected { .. } | GitError::Push { .. } => Some(
+                "the remote refused the telltale branch; check its protection rules, or pick another --branch",
+            ),
+            _ => None,
+        }
+    }
+}
+
 fn remote_text(remote: &str) -> String {
     let lines: Vec<String> = remote
         .lines()
