@@ -157,3 +157,36 @@ fn a_password_in_a_url_never_reaches_an_error_line_or_document() {
         }
     }
 }
+
+#[test]
+fn an_error_prints_its_words_then_its_cause_then_the_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["plan", "-f", "missing.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "error: cannot read config missing.yaml",
+            "Caused by: No such file or directory (os error 2)",
+            "hint: pass an existing file with -f, or run `telltale init` to write one",
+        ],
+        "{stderr}"
+    );
+    let out = bin()
+        .current_dir(dir.path())
+        .args(["plan", "-f", "missing.yaml", "-o", "json"])
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["error"]["message"], "cannot read config missing.yaml");
+    assert_eq!(
+        doc["error"]["causes"],
+        serde_json::json!(["No such file or directory (os error 2)"])
+    );
+}
