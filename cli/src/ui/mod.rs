@@ -164,7 +164,10 @@ impl Printer {
         }
     }
 
+    /// A warning often quotes an error (a lock not released, a context
+    /// not read), so it is redacted as an error is.
     pub fn warn(&self, text: &str) {
+        let text = redact_credentials(text);
         stderr_line(format_args!("{}: {text}", self.paint("warning", "33")));
     }
 
