@@ -24,7 +24,7 @@ use telltale::gitops::layout::{self, Target};
 use telltale::gitops::{Layout, SecretsMode};
 
 /// `group/version/Kind` → the JSON Schema of that served version.
-fn schemas() -> BTreeMap<String, Value> {
+pub(crate) fn schemas() -> BTreeMap<String, Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crds");
     let mut out = BTreeMap::new();
     let mut dirs = vec![root];
