@@ -771,3 +771,55 @@ fn the_fleet_dashboards_show_each_selected_cluster_and_no_other_on_a_real_hub() 
         assert_eq!(s["value"][1], "1", "{firing:?}");
     }
 }
+
+#[test]
+fn the_readmes_hub_fleet_plans_a_hub_with_its_stores_and_two_spokes() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let section = &readme[readme
+        .find("### The hub: Mimir or Thanos")
+        .expect("the hub section")..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let fleet = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("fleet.yaml");
+    std::fs::write(&path, fleet).unwrap();
+    let out = dir.path().join("out");
+    let output = telltale(dir.path())
+        .args(["plan", "--no-tool-check", "-f"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read = |p: &str| std::fs::read_to_string(out.join(p)).unwrap();
+    let loki: Value = serde_saphyr::from_str(&read("hub/helm/loki/values.yaml")).unwrap();
+    assert_eq!(loki["deploymentMode"], "SimpleScalable");
+    assert!(out.join("hub/helm/mimir/values.yaml").is_file());
+    assert!(
+        out.join("hub/grafana/dashboards/telltale-fleet.json")
+            .is_file()
+    );
+    for spoke in ["eu-1", "us-1"] {
+        let kps: Value = serde_saphyr::from_str(&read(&format!(
+            "{spoke}/helm/kube-prometheus-stack/values.yaml"
+        )))
+        .unwrap();
+        assert_eq!(
+            kps["prometheus"]["prometheusSpec"]["remoteWrite"][0]["url"],
+            "https://mimir.hub.example.com/api/v1/push"
+        );
+        let alloy = read(&format!("{spoke}/helm/alloy/values.yaml"));
+        assert!(alloy.contains("https://logs.hub.example.com/loki/api/v1/push"));
+    }
+    let hub: Value =
+        serde_saphyr::from_str(&read("hub/helm/kube-prometheus-stack/values.yaml")).unwrap();
+    assert!(hub["prometheus"]["prometheusSpec"]["remoteWrite"].is_null());
+    assert_eq!(hub["thanosRuler"]["enabled"], true);
+}
