@@ -474,7 +474,7 @@ fn hub_values_that_cannot_work_stop_plan_with_what_to_change() {
 fn loki_scalable_switches_the_loki_release_to_its_three_targets_on_the_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = format!(
-        "    loki-scalable:\n      values: {{endpoint: 'https://garage.lan:3900', multitenancy: true, {}}}\n",
+        "    loki-scalable:\n      values: {{endpoint: 'https://garage.lan:3900', multitenancy: true, tenants: [eu-1, us-1], {}}}\n",
         canaries(dir.path())
     );
     let bundle = render_with("hub", Some(&config("hub", &plugins)), &[]);
@@ -500,6 +500,28 @@ fn loki_scalable_switches_the_loki_release_to_its_three_targets_on_the_bucket() 
     assert_eq!(refs, 6, "two keys on each of the three targets");
     // The gateway, and so the datasource and every Alloy, stay as they were.
     assert_eq!(loki["gateway"]["enabled"], true);
+    // A second datasource asks every tenant at once, as the read path allows.
+    assert_eq!(
+        loki["loki"]["querier"]["multi_tenant_queries_enabled"],
+        true
+    );
+    let fleet = bundle
+        .files
+        .iter()
+        .find(|(p, _)| p.ends_with("ConfigMap_monitoring_telltale-datasource-loki-fleet.yaml"))
+        .map(|(_, t)| t)
+        .expect("the multi-tenant Loki datasource");
+    assert!(fleet.contains("httpHeaderValue1: \"eu-1|us-1\""), "{fleet}");
+    // Without tenants there is none.
+    let bundle = render_with(
+        "hub",
+        Some(&config(
+            "hub",
+            "    loki-scalable:\n      values: {endpoint: 'https://garage.lan:3900'}\n",
+        )),
+        &[],
+    );
+    assert!(!bundle.files.keys().any(|p| p.contains("loki-fleet")));
 }
 
 /// The `loki.write` block of an Alloy configuration.
