@@ -192,6 +192,17 @@ fn bundles() -> Vec<(String, telltale::render::Bundle)> {
         "production+keda-http-service-preset".into(),
         crate::common::render_with("production", Some(preset), &[]),
     ));
+    // The hub with each engine and every store set (the profile alone leaves them out).
+    let mimir = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: hub}\nspec:\n  profile: hub\n  plugins:\n    mimir: {values: {objectStorage: {endpoint: 'garage.lan:3900'}, haTracker: {etcd: {endpoints: ['etcd:2379']}}}}\n    loki-scalable: {values: {endpoint: 'https://garage.lan:3900', multitenancy: true, tenants: [eu-1, us-1]}}\n";
+    bundles.push((
+        "hub+mimir+loki-scalable".into(),
+        crate::common::render_with("hub", Some(mimir), &[]),
+    ));
+    let thanos = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: hub}\nspec:\n  profile: hub\n  plugins:\n    mimir: {enabled: false}\n    thanos: {values: {objectStorage: {endpoint: 'garage.lan:3900'}}}\n    thanos-sidecar: {values: {objectStorage: {endpoint: 'garage.lan:3900'}}}\n";
+    bundles.push((
+        "hub+thanos".into(),
+        crate::common::render_with("hub", Some(thanos), &[]),
+    ));
     bundles
 }
 
