@@ -842,6 +842,9 @@ fn the_readmes_hub_fleet_plans_a_hub_with_its_stores_and_two_spokes() {
     }
     let hub: Value =
         serde_saphyr::from_str(&read("hub/helm/kube-prometheus-stack/values.yaml")).unwrap();
-    assert!(hub["prometheus"]["prometheusSpec"]["remoteWrite"].is_null());
+    assert_eq!(
+        hub["prometheus"]["prometheusSpec"]["remoteWrite"][0]["url"],
+        "http://mimir-distributor.monitoring.svc:8080/api/v1/push"
+    );
     assert_eq!(hub["thanosRuler"]["enabled"], true);
 }
