@@ -98,20 +98,39 @@ pub(super) struct PrReport {
     pub(super) action: &'static str,
 }
 
+/// What one invocation rendered, handed down so that `up --gitops` commits
+/// exactly what it installed (no second render, no second read of the
+/// config or of a `--set-file`).
+pub struct Rendered<'a> {
+    pub request: &'a render::Request,
+    pub resolved: &'a render::Resolved,
+    pub bundle: &'a render::Bundle,
+}
+
 pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
         return super::gitops_fleet::run(&fleet, &args, global, printer);
     }
-    let report = execute(&args, global, printer, false)?;
+    let report = execute(&args, global, printer, false, None)?;
     print_report(printer, &report);
     Ok(())
 }
 
 /// `up --gitops`: the last phase. up has printed its report (one JSON
 /// document with `-o json`), so this one is a status line on stderr.
-pub fn run_after_up(global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
+pub fn run_after_up(
+    global: &GlobalArgs,
+    printer: &Printer,
+    installed: Rendered<'_>,
+) -> Result<(), CommandError> {
     printer.status("gitops: handing the rendered state to Git");
-    let report = execute(&GitopsArgs::default(), global, printer, true)?;
+    let report = execute(
+        &GitopsArgs::default(),
+        global,
+        printer,
+        true,
+        Some(installed),
+    )?;
     printer.status(&format!("gitops: {}", summary(&report)));
     if let Some(pr) = &report.pull_request {
         printer.status(&format!(
@@ -126,10 +145,9 @@ pub fn run_after_up(global: &GlobalArgs, printer: &Printer) -> Result<(), Comman
 /// decrypt its secrets mode; both said before installing, not after.
 pub fn check_configured(
     bundle: &crate::render::Bundle,
-    global: &GlobalArgs,
+    resolved: &render::Resolved,
 ) -> Result<(), CommandError> {
-    let resolved = render::resolve(&global.catalog()?, &global.request()?)?;
-    let config = resolved.gitops.unwrap_or_default();
+    let config = resolved.gitops.clone().unwrap_or_default();
     refuse_undecryptable(
         config.layout.unwrap_or_default(),
         config.secrets.unwrap_or_default(),
@@ -161,15 +179,24 @@ fn execute(
     global: &GlobalArgs,
     printer: &Printer,
     pr_if_known: bool,
+    rendered: Option<Rendered<'_>>,
 ) -> Result<Report, CommandError> {
     let env = |var: &str| std::env::var(var).ok();
-    let catalog = global.catalog()?;
-    let request = global.request()?;
-    let resolved = render::resolve(&catalog, &request)?;
-    let bundle = render::render_resolved(&catalog, &resolved)?;
-    for warning in &bundle.plan.warnings {
-        printer.warn(warning);
-    }
+    let owned;
+    let (request, resolved, bundle) = match rendered {
+        Some(r) => (r.request, r.resolved, r.bundle),
+        None => {
+            let catalog = global.catalog()?;
+            let request = global.request()?;
+            let resolved = render::resolve(&catalog, &request)?;
+            let bundle = render::render_resolved(&catalog, &resolved)?;
+            for warning in &bundle.plan.warnings {
+                printer.warn(warning);
+            }
+            owned = (request, resolved, bundle);
+            (&owned.0, &owned.1, &owned.2)
+        }
+    };
     let config = resolved.gitops.clone().unwrap_or_default();
     let located = |path: &str, message: String| -> CommandError {
         match &request.config {
@@ -178,7 +205,7 @@ fn execute(
         }
     };
 
-    let (mut target, repo_url) = target(args, &config, &bundle)?;
+    let (mut target, repo_url) = target(args, &config, bundle)?;
     let (base, branch, path) = (
         target.revision.clone(),
         target.branch.clone(),
@@ -201,8 +228,8 @@ fn execute(
         None => None,
     };
 
-    target.chart_crds = fetch_chart_crds(&bundle, printer)?;
-    let rendered = layout::render(&bundle, &target).map_err(|e| match e {
+    target.chart_crds = fetch_chart_crds(bundle, printer)?;
+    let rendered = layout::render(bundle, &target).map_err(|e| match e {
         LayoutError::MissingSettings { mode, key } => located(
             "spec.gitops",
             format!("secrets mode {mode} needs spec.gitops.{key}"),
@@ -214,7 +241,7 @@ fn execute(
     let body = pr::body(&bundle.plan, &target, &rendered.secrets, verify.as_ref());
 
     // The gate: nothing is fetched or committed while a file holds a secret.
-    let (mut canaries, unchecked) = scan::canaries(&scan::config_sources(&resolved), &env);
+    let (mut canaries, unchecked) = scan::canaries(&scan::config_sources(resolved), &env);
     let token = env("GITHUB_TOKEN")
         .filter(|t| !t.is_empty())
         .map(Secret::new);
@@ -288,7 +315,7 @@ fn execute(
                     digest::KEY_ENV
                 ))
         })?;
-        let cluster = ClusterSecrets::new(global, &bundle);
+        let cluster = ClusterSecrets::new(global, bundle);
         let sealed = seal::seal(
             &rendered.pending,
             &target,

@@ -90,13 +90,16 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
         return super::fleet::finish(&fleet, "up", &runs, printer);
     }
     let catalog = global.catalog()?;
-    let bundle = render::render(&catalog, &global.request()?)?;
+    // Rendered once: what is installed is what `--gitops` commits.
+    let request = global.request()?;
+    let resolved = render::resolve(&catalog, &request)?;
+    let bundle = render::render_resolved(&catalog, &resolved)?;
     for warning in &bundle.plan.warnings {
         printer.warn(warning);
     }
     if args.gitops {
         // Refused before the cluster is touched, not after the install.
-        super::gitops::check_configured(&bundle, global)?;
+        super::gitops::check_configured(&bundle, &resolved)?;
     }
     let pin = access::pin_of(Some(&bundle));
     let (target, config) = access::target_for_write(global, &pin, &args.confirm, "up")?;
@@ -106,7 +109,12 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
     })?;
     if args.gitops {
         // The last phase, outside the runtime above: gitops starts its own.
-        super::gitops::run_after_up(global, printer)?;
+        let installed = super::gitops::Rendered {
+            request: &request,
+            resolved: &resolved,
+            bundle: &bundle,
+        };
+        super::gitops::run_after_up(global, printer, installed)?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ fn json_of(cmd: &mut Command) -> Value {
 }
 
 #[test]
-fn profiles_list_json_has_the_five_profiles() {
+fn profiles_list_json_has_every_profile() {
     let dir = tempfile::tempdir().unwrap();
     let v = json_of(telltale(dir.path()).args(["profiles", "list", "-o", "json"]));
     let names: Vec<&str> = v
@@ -27,7 +27,15 @@ fn profiles_list_json_has_the_five_profiles() {
         .collect();
     assert_eq!(
         names,
-        ["data-platform", "homelab", "kind", "ml-slo", "production"]
+        [
+            "data-platform",
+            "homelab",
+            "hub",
+            "kind",
+            "ml-slo",
+            "production",
+            "spoke"
+        ]
     );
     for p in v.as_array().unwrap() {
         let keys: Vec<&String> = p.as_object().unwrap().keys().collect();

@@ -2051,6 +2051,66 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
         git(root, &["--git-dir", "R.git", "rev-parse", "main"]),
         main_before
     );
+
+    // What is committed is what was installed: the config changed while
+    // kube-prometheus-stack was being upgraded, and the branch holds the state up
+    // rendered at its start (one render per invocation, no second read).
+    let installed = std::fs::read_to_string(root.join("telltale.yaml")).unwrap();
+    let retention = |days: u32| {
+        format!(
+            "  set: {{kube-prometheus-stack: {{prometheus.prometheusSpec.retention: {days}d}}}}\n"
+        )
+    };
+    std::fs::write(
+        root.join("telltale.yaml"),
+        format!("{installed}{}", retention(7)),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_telltale"))
+        .current_dir(root)
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .env("HOME", root.join("home"))
+        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("FAKE_HELM_STATE", root.join("helm"))
+        .env("FAKE_HELM_SLEEP", "upgrade:kube-prometheus-stack:3")
+        .arg("--kubeconfig")
+        .arg(&stack.kubeconfig)
+        .args(["up", "-y", "--gitops", "--skip-verify", "-o", "json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = root.join("helm/running-kube-prometheus-stack");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "kube-prometheus-stack's upgrade never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::fs::write(
+        root.join("telltale.yaml"),
+        format!("{installed}{}", retention(9)),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let committed = git(
+        root,
+        &[
+            "--git-dir",
+            "R.git",
+            "grep",
+            "-h",
+            "retention: ",
+            "telltale/lab",
+            "--",
+        ],
+    );
+    assert!(committed.contains("retention: 7d"), "{committed}");
+    assert!(!committed.contains("retention: 9d"), "{committed}");
 }
 
 /// The first hour, for every profile: `init --yes` then `plan` then

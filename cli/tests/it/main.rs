@@ -25,6 +25,7 @@ mod gitops;
 mod gitops_reconcile;
 mod helm_real;
 mod hostile;
+mod hub;
 mod inhibition;
 mod init;
 #[cfg(feature = "fake-helm")]

@@ -7,8 +7,8 @@ use crate::common::*;
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// Every plugin the issues name (issue 8; remote-write: issue 21).
-const ISSUE_PLUGINS: [&str; 17] = [
+/// Every plugin the issues name (issue 8; remote-write and the hub's: issue 21).
+const ISSUE_PLUGINS: [&str; 22] = [
     "node-textfile",
     "speedtest-exporter",
     "postgres-exporter",
@@ -26,6 +26,11 @@ const ISSUE_PLUGINS: [&str; 17] = [
     "loki-s3",
     "data-services",
     "remote-write",
+    "mimir",
+    "thanos",
+    "thanos-sidecar",
+    "loki-scalable",
+    "fleet",
 ];
 
 fn with_tools(cmd: &mut Command) -> &mut Command {

@@ -24,7 +24,7 @@ use telltale::gitops::layout::{self, Target};
 use telltale::gitops::{Layout, SecretsMode};
 
 /// `group/version/Kind` → the JSON Schema of that served version.
-fn schemas() -> BTreeMap<String, Value> {
+pub(crate) fn schemas() -> BTreeMap<String, Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/crds");
     let mut out = BTreeMap::new();
     let mut dirs = vec![root];
@@ -191,6 +191,17 @@ fn bundles() -> Vec<(String, telltale::render::Bundle)> {
     bundles.push((
         "production+keda-http-service-preset".into(),
         crate::common::render_with("production", Some(preset), &[]),
+    ));
+    // The hub with each engine and every store set (the profile alone leaves them out).
+    let mimir = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: hub}\nspec:\n  profile: hub\n  plugins:\n    mimir: {values: {objectStorage: {endpoint: 'garage.lan:3900'}, haTracker: {etcd: {endpoints: ['etcd:2379']}}}}\n    loki-scalable: {values: {endpoint: 'https://garage.lan:3900', multitenancy: true, tenants: [eu-1, us-1]}}\n";
+    bundles.push((
+        "hub+mimir+loki-scalable".into(),
+        crate::common::render_with("hub", Some(mimir), &[]),
+    ));
+    let thanos = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: hub}\nspec:\n  profile: hub\n  plugins:\n    mimir: {enabled: false}\n    thanos: {values: {objectStorage: {endpoint: 'garage.lan:3900'}}}\n    thanos-sidecar: {values: {objectStorage: {endpoint: 'garage.lan:3900'}}}\n";
+    bundles.push((
+        "hub+thanos".into(),
+        crate::common::render_with("hub", Some(thanos), &[]),
     ));
     bundles
 }
