@@ -6,7 +6,11 @@
 use std::fmt;
 
 use crate::catalog::CatalogError;
+use crate::cluster::ClusterError;
+use crate::cluster::lock::LockError;
+use crate::gitops::repo::GitError;
 use crate::model::LocatedError;
+use crate::outdir::OutDirError;
 use crate::render::RenderError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +79,27 @@ impl CommandError {
         self
     }
 
+    /// A library error as it is: its words are the message, its `source()`
+    /// chain the causes (printed as `Caused by:` lines).
+    pub fn from_error(kind: ErrorKind, error: &(dyn std::error::Error + 'static)) -> Self {
+        let err = Self::new(kind, error.to_string());
+        match error.source() {
+            Some(source) => err.with_source(source),
+            None => err,
+        }
+    }
+
+    /// Appends `error` and its `source()` chain to the causes. A cause
+    /// whose words already end the line before it (`#[error("…: {0}")]`
+    /// over a `#[from]`) is not repeated.
     pub fn with_source(mut self, error: &(dyn std::error::Error + 'static)) -> Self {
         let mut current = Some(error);
         while let Some(e) = current {
-            self.causes.push(e.to_string());
+            let words = e.to_string();
+            let before = self.causes.last().unwrap_or(&self.message);
+            if !before.ends_with(&words) {
+                self.causes.push(words);
+            }
             current = e.source();
         }
         self
@@ -87,6 +108,25 @@ impl CommandError {
     pub fn exit_code(&self) -> i32 {
         self.kind.exit_code()
     }
+}
+
+/// An error and its causes on one line (`what: why: why`), for the places
+/// that keep a failure as text: a phase's error in the journal and the
+/// report, a warning), or where a library's words need another's (reqwest's
+/// own message is "error sending request"; the cause says why). A cause
+/// that repeats the text before it is skipped.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let words = cause.to_string();
+        if !text.ends_with(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        current = cause.source();
+    }
+    text
 }
 
 impl ErrorKind {
@@ -122,6 +162,57 @@ impl From<LocatedError> for CommandError {
     }
 }
 
+impl From<ClusterError> for CommandError {
+    fn from(e: ClusterError) -> Self {
+        let kind = if e.is_bad_input() {
+            ErrorKind::BadInput
+        } else {
+            ErrorKind::Environment
+        };
+        let mut err = CommandError::from_error(kind, &e);
+        err.hint = e.hint();
+        err
+    }
+}
+
+impl From<LockError> for CommandError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::Held(holder) => CommandError::new(
+                ErrorKind::Locked,
+                format!("another telltale run holds the lock: {holder}"),
+            )
+            .with_hint("wait for it to finish; if it died, `telltale unlock` breaks the lock"),
+            api @ LockError::Api(_) => CommandError::from_error(ErrorKind::Environment, &api),
+        }
+    }
+}
+
+impl From<OutDirError> for CommandError {
+    /// A directory telltale may not replace is the user's to change (2);
+    /// failing I/O is the environment (3).
+    fn from(e: OutDirError) -> Self {
+        let kind = if e.is_bad_input() {
+            ErrorKind::BadInput
+        } else {
+            ErrorKind::Environment
+        };
+        let mut err = CommandError::from_error(kind, &e);
+        err.hint = e.hint();
+        err
+    }
+}
+
+impl From<GitError> for CommandError {
+    /// Every git failure is the environment's (3): a repository, a remote,
+    /// a credential or git itself.
+    fn from(e: GitError) -> Self {
+        let mut err = CommandError::from_error(ErrorKind::Environment, &e);
+        err.hint = e.hint().map(str::to_string);
+        err
+    }
+}
+
 impl From<CatalogError> for CommandError {
     fn from(e: CatalogError) -> Self {
         let hint = e.hint();
@@ -153,5 +244,62 @@ impl From<RenderError> for CommandError {
                 err
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `#[error("…: {0}")]` over a `#[from]`: the shape that used to
+    /// repeat its cause.
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("cannot take the lock")]
+        Clean(#[source] std::io::Error),
+        #[error("cannot run helm: {0}")]
+        Pasted(#[from] std::io::Error),
+    }
+
+    fn io() -> std::io::Error {
+        std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused")
+    }
+
+    #[test]
+    fn from_error_keeps_the_words_and_the_chain_once() {
+        let e = CommandError::from_error(ErrorKind::Environment, &Outer::Clean(io()));
+        assert_eq!(e.message, "cannot take the lock");
+        assert_eq!(e.causes, ["connection refused"]);
+        assert_eq!(e.exit_code(), 3);
+        let e = CommandError::from_error(ErrorKind::Environment, &Outer::Pasted(io()));
+        assert_eq!(e.message, "cannot run helm: connection refused");
+        assert!(e.causes.is_empty(), "{:?}", e.causes);
+        let e = CommandError::environment("no key").with_source(&Outer::Clean(io()));
+        assert_eq!(e.causes, ["cannot take the lock", "connection refused"]);
+    }
+
+    #[test]
+    fn chain_is_one_line_without_repeats() {
+        assert_eq!(
+            chain(&Outer::Clean(io())),
+            "cannot take the lock: connection refused"
+        );
+        assert_eq!(
+            chain(&Outer::Pasted(io())),
+            "cannot run helm: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_cluster_error_keeps_its_kind_and_hint() {
+        let e: CommandError = ClusterError::UnknownContext {
+            name: "kind-teltale".into(),
+            known: vec!["kind-telltale".into()],
+        }
+        .into();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.hint.as_deref(), Some("did you mean `kind-telltale`?"));
+        let e: CommandError = ClusterError::NoCurrentContext.into();
+        assert_eq!(e.exit_code(), 3);
     }
 }

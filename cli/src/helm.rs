@@ -28,7 +28,7 @@ pub enum HelmError {
     NotFound(String),
     #[error("helm {command} failed: {message}")]
     Failed { command: String, message: String },
-    #[error("cannot run helm: {0}")]
+    #[error("cannot run helm")]
     Io(#[from] std::io::Error),
 }
 

@@ -27,7 +27,7 @@ pub enum OutDirError {
     ContainsCwd { dir: String },
     #[error("`{path}` is not a safe relative path inside the output ({why})")]
     UnsafePath { path: String, why: &'static str },
-    #[error("cannot {what} {path}: {source}")]
+    #[error("cannot {what} {path}")]
     Io {
         what: &'static str,
         path: String,

@@ -156,7 +156,7 @@ pub enum JournalError {
     // wrong, not the command line; the hint names the recovery.
     #[error("the journal is unreadable: {0}")]
     Corrupt(String),
-    #[error("cannot reach the journal: {0}")]
+    #[error("cannot reach the journal")]
     Api(#[from] kube::Error),
 }
 

@@ -155,7 +155,7 @@ fn hostname() -> String {
 pub enum LockError {
     #[error("the lock is held by {0}")]
     Held(Holder),
-    #[error("cannot take the lock: {0}")]
+    #[error("cannot take the lock")]
     Api(#[from] kube::Error),
 }
 

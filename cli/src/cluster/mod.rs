@@ -1,6 +1,7 @@
 //! The cluster side: kube client, server-side apply, waits, lock, journal,
 //! preflight.
 
+mod error;
 pub mod journal;
 pub mod loadjob;
 pub mod lock;
@@ -19,7 +20,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError, LoadDataError
 use kube::{Client, Config};
 use sha2::{Digest, Sha256};
 
-use crate::error::CommandError;
+pub use error::ClusterError;
 
 /// How long to wait for a TCP connection to the API server: an unreachable
 /// server must fail preflight quickly, not hang a CI job.
@@ -125,41 +126,33 @@ impl<'a> Pin<'a> {
     }
 
     /// Why the target is not the pinned cluster, or Ok. Makes no request.
-    pub fn check(&self, target: &Target) -> Result<(), CommandError> {
+    pub fn check(&self, target: &Target) -> Result<(), ClusterError> {
         if let Some(pinned) = self.context
             && pinned != target.context
         {
-            return Err(CommandError::environment(format!(
-                "the config pins context `{pinned}`, but this run would act on `{}` ({}); nothing was changed",
-                target.context, target.server
-            ))
-            .with_hint(format!(
-                "pass --context {pinned}, or change spec.cluster.context in the config"
-            )));
+            return Err(ClusterError::ContextPin {
+                pinned: pinned.into(),
+                context: target.context.clone(),
+                server: target.server.clone(),
+            });
         }
         if let Some(pinned) = self.server
             && normalize_server(pinned) != normalize_server(&target.server)
         {
-            return Err(CommandError::environment(format!(
-                "the config pins API server {pinned}, but context `{}` points at {}; nothing was changed",
-                target.context, target.server
-            ))
-            .with_hint(
-                "check which cluster this kubeconfig reaches, or change spec.cluster.server in the config",
-            ));
+            return Err(ClusterError::ServerPin {
+                pinned: pinned.into(),
+                context: target.context.clone(),
+                server: target.server.clone(),
+            });
         }
-        if let Some(pinned) = self.ca_sha256 {
-            let found = target.ca_sha256.as_deref();
-            if found != Some(pinned) {
-                return Err(CommandError::environment(format!(
-                    "the config pins the cluster CA sha256 {pinned}, but context `{}` has {}; nothing was changed",
-                    target.context,
-                    found.map_or("no CA certificate".to_string(), |f| format!("CA sha256 {f}"))
-                ))
-                .with_hint(
-                    "compare `openssl x509 -noout -fingerprint -sha256` of the cluster CA, or change spec.cluster.caSha256",
-                ));
-            }
+        if let Some(pinned) = self.ca_sha256
+            && target.ca_sha256.as_deref() != Some(pinned)
+        {
+            return Err(ClusterError::CaPin {
+                pinned: pinned.into(),
+                context: target.context.clone(),
+                found: target.ca_sha256.clone(),
+            });
         }
         Ok(())
     }
@@ -233,38 +226,26 @@ fn load_data(e: &LoadDataError) -> String {
     }
 }
 
-fn read_kubeconfig(path: Option<&Path>) -> Result<Kubeconfig, CommandError> {
-    let hint = "pass --kubeconfig FILE or set KUBECONFIG";
+fn read_kubeconfig(path: Option<&Path>) -> Result<Kubeconfig, ClusterError> {
     match path {
         Some(path) => {
             let mut merged: Option<Kubeconfig> = None;
             for file in std::env::split_paths(path) {
-                let next = Kubeconfig::read_from(&file).map_err(|e| {
-                    CommandError::environment(format!(
-                        "cannot read kubeconfig {}: {}",
-                        file.display(),
-                        redacted_kubeconfig_error(&e)
-                    ))
-                    .with_hint(hint)
+                let next = Kubeconfig::read_from(&file).map_err(|e| ClusterError::ReadFile {
+                    file: file.display().to_string(),
+                    reason: redacted_kubeconfig_error(&e),
                 })?;
                 merged = Some(match merged {
                     None => next,
-                    Some(m) => m.merge(next).map_err(|e| {
-                        CommandError::environment(format!(
-                            "cannot merge kubeconfigs: {}",
-                            redacted_kubeconfig_error(&e)
-                        ))
+                    Some(m) => m.merge(next).map_err(|e| ClusterError::Merge {
+                        reason: redacted_kubeconfig_error(&e),
                     })?,
                 });
             }
-            merged.ok_or_else(|| CommandError::environment("the kubeconfig path is empty"))
+            merged.ok_or(ClusterError::EmptyPath)
         }
-        None => Kubeconfig::read().map_err(|e| {
-            CommandError::environment(format!(
-                "cannot read the kubeconfig: {}",
-                redacted_kubeconfig_error(&e)
-            ))
-            .with_hint(hint)
+        None => Kubeconfig::read().map_err(|e| ClusterError::ReadDefault {
+            reason: redacted_kubeconfig_error(&e),
         }),
     }
 }
@@ -279,7 +260,7 @@ pub struct ContextEntry {
 }
 
 /// The kubeconfig's contexts, the current one first, the rest in file order.
-pub fn contexts(kubeconfig: Option<&Path>) -> Result<Vec<ContextEntry>, CommandError> {
+pub fn contexts(kubeconfig: Option<&Path>) -> Result<Vec<ContextEntry>, ClusterError> {
     let config = read_kubeconfig(kubeconfig)?;
     let mut out: Vec<ContextEntry> = config
         .contexts
@@ -307,25 +288,17 @@ pub fn contexts(kubeconfig: Option<&Path>) -> Result<Vec<ContextEntry>, CommandE
 pub fn target(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
-) -> Result<(Target, Kubeconfig), CommandError> {
+) -> Result<(Target, Kubeconfig), ClusterError> {
     let config = read_kubeconfig(kubeconfig)?;
     let name = context
         .map(str::to_string)
         .or_else(|| config.current_context.clone())
-        .ok_or_else(|| {
-            CommandError::environment("the kubeconfig has no current context")
-                .with_hint("pass --context NAME")
-        })?;
+        .ok_or(ClusterError::NoCurrentContext)?;
     let Some(ctx) = config.contexts.iter().find(|c| c.name == name) else {
-        let names: Vec<&str> = config.contexts.iter().map(|c| c.name.as_str()).collect();
-        let mut err = CommandError::bad_input(format!(
-            "context `{name}` is not in the kubeconfig (it has: {})",
-            names.join(", ")
-        ));
-        if let Some(guess) = crate::model::suggest::did_you_mean(&name, names.iter().copied()) {
-            err = err.with_hint(format!("did you mean `{guess}`?"));
-        }
-        return Err(err);
+        return Err(ClusterError::UnknownContext {
+            name,
+            known: config.contexts.iter().map(|c| c.name.clone()).collect(),
+        });
     };
     let cluster_name = ctx
         .context
@@ -362,25 +335,23 @@ pub fn target(
 }
 
 /// Builds a client for the target. Nothing is sent to the server yet.
-pub async fn connect(target: Target, config: Kubeconfig) -> Result<Kube, CommandError> {
+pub async fn connect(target: Target, config: Kubeconfig) -> Result<Kube, ClusterError> {
     let options = KubeConfigOptions {
         context: Some(target.context.clone()),
         ..Default::default()
     };
     let mut client_config = Config::from_custom_kubeconfig(config, &options)
         .await
-        .map_err(|e| {
-            CommandError::environment(format!(
-                "cannot use context `{}`: {}",
-                target.context,
-                redacted_kubeconfig_error(&e)
-            ))
+        .map_err(|e| ClusterError::UseContext {
+            context: target.context.clone(),
+            reason: redacted_kubeconfig_error(&e),
         })?;
     client_config.connect_timeout = Some(CONNECT_TIMEOUT);
     client_config.read_timeout = Some(REQUEST_TIMEOUT);
     client_config.write_timeout = Some(REQUEST_TIMEOUT);
-    let client = Client::try_from(client_config).map_err(|e| {
-        CommandError::environment(format!("cannot build a client for {}: {e}", target.server))
+    let client = Client::try_from(client_config).map_err(|source| ClusterError::Client {
+        server: target.server.clone(),
+        source,
     })?;
     Ok(Kube { client, target })
 }
@@ -456,8 +427,8 @@ mod tests {
             ..ok.clone()
         };
         let e = other_server.check(&target).unwrap_err();
-        assert_eq!(e.exit_code(), 3);
-        assert!(e.message.contains("10.0.0.1"), "{}", e.message);
+        assert!(!e.is_bad_input());
+        assert!(e.to_string().contains("10.0.0.1"), "{e}");
         let other_ca = "cd".repeat(32);
         let e = Pin {
             ca_sha256: Some(&other_ca),
@@ -465,7 +436,7 @@ mod tests {
         }
         .check(&target)
         .unwrap_err();
-        assert!(e.message.contains("CA sha256"), "{}", e.message);
+        assert!(e.to_string().contains("CA sha256"), "{e}");
         target.ca_sha256 = None;
         assert!(ok.check(&target).is_err());
     }

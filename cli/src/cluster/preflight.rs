@@ -347,7 +347,7 @@ async fn rbac(kube: &Kube, inputs: &Inputs<'_>) -> Check {
         match answer {
             Ok(review) if review.status.as_ref().is_some_and(|s| s.allowed) => {}
             Ok(_) => missing.push(permission),
-            Err(e) => errors.push(format!("{permission}: {e}")),
+            Err(e) => errors.push(format!("{permission}: {}", crate::error::chain(&e))),
         }
     }
     missing.sort();
@@ -463,7 +463,7 @@ async fn storage_class(kube: &Kube, inputs: &Inputs<'_>) -> Check {
         Err(e) => Check::new(
             PreflightCheck::StorageClass,
             Status::Fail,
-            format!("cannot list StorageClasses: {e}"),
+            format!("cannot list StorageClasses: {}", crate::error::chain(&e)),
         ),
     }
 }
@@ -480,7 +480,7 @@ async fn capacity(kube: &Kube, inputs: &Inputs<'_>) -> Check {
             return Check::new(
                 PreflightCheck::Capacity,
                 Status::Fail,
-                format!("cannot list nodes: {e}"),
+                format!("cannot list nodes: {}", crate::error::chain(&e)),
             );
         }
     };

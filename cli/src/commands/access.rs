@@ -45,7 +45,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CommandError::environment(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CommandError::environment("cannot start the async runtime").with_source(&e))
 }
 
 /// The pin of the rendered config, if any.
@@ -124,7 +124,7 @@ pub async fn connect(
     target: Target,
     config: kube::config::Kubeconfig,
 ) -> Result<Kube, CommandError> {
-    cluster::connect(target, config).await
+    Ok(cluster::connect(target, config).await?)
 }
 
 /// helm, or why it is unusable (a preflight failure, not an early exit).

@@ -197,7 +197,7 @@ pub fn run(args: AckArgs, _global: &GlobalArgs, printer: &Printer) -> Result<(),
             ))
             .await
             .map_err(|e| {
-                CommandError::environment(format!("Alertmanager did not list its alerts: {e}"))
+                CommandError::environment("Alertmanager did not list its alerts").with_source(&e)
             })?;
         let firing: Vec<&Active> = active
             .iter()
@@ -257,7 +257,7 @@ pub fn run(args: AckArgs, _global: &GlobalArgs, printer: &Printer) -> Result<(),
             .post_for_json(&format!("{url}/api/v2/silences"), &silence)
             .await
             .map_err(|e| {
-                CommandError::environment(format!("Alertmanager refused the silence: {e}"))
+                CommandError::environment("Alertmanager refused the silence").with_source(&e)
             })?;
         let created: Created = serde_json::from_value(created.clone()).map_err(|_| {
             CommandError::environment(format!(

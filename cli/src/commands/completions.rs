@@ -38,7 +38,7 @@ pub fn run(args: CompletionsArgs, printer: &Printer) -> Result<(), CommandError>
     // so the script survives an upgrade of the binary.
     shell
         .write_registration("COMPLETE", "telltale", "telltale", "telltale", &mut out)
-        .map_err(|e| CommandError::environment(format!("writing the completions: {e}")))?;
+        .map_err(|e| CommandError::environment("writing the completions").with_source(&e))?;
     printer.raw(&out);
     Ok(())
 }

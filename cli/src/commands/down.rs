@@ -8,7 +8,7 @@ use super::GlobalArgs;
 use super::access::{self, ConfirmArgs};
 use super::up::{end_to_result, lock_error};
 use crate::cluster::{journal, lock};
-use crate::error::CommandError;
+use crate::error::{CommandError, ErrorKind};
 use crate::install::down::{AllowedReleases, DownOptions, Skipped, down};
 use crate::install::interrupt::Interrupt;
 use crate::install::{PhaseResult, RunEnd};
@@ -102,7 +102,7 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         };
         let helm = access::helm(&kube.target)
             .await
-            .map_err(|e| CommandError::environment(e.to_string()))?;
+            .map_err(|e| CommandError::from_error(ErrorKind::Environment, &e))?;
         let lock = lock::acquire(&kube, &namespace, "down")
             .await
             .map_err(lock_error)?;

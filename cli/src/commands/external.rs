@@ -117,7 +117,7 @@ fn exec(mut command: Command, program: &Path) -> Result<(), CommandError> {
 #[cfg(not(unix))]
 fn exec(mut command: Command, program: &Path) -> Result<(), CommandError> {
     let status = command.status().map_err(|e| {
-        CommandError::environment(format!("could not run {}: {e}", program.display()))
+        CommandError::environment(format!("could not run {}", program.display())).with_source(&e)
     })?;
     // The plugin's exit code is the contract; there is nothing to clean up here.
     std::process::exit(status.code().unwrap_or(1));

@@ -308,9 +308,12 @@ fn execute(
     let mut files = rendered.files.clone();
     if !rendered.pending.is_empty() {
         let key = DigestKey::load(&env).map_err(|e| {
-            CommandError::environment(format!("no key for the content digest: {e}")).with_hint(
-                format!("set {} (e.g. a CI secret), or HOME", digest::KEY_ENV),
-            )
+            CommandError::environment("no key for the content digest")
+                .with_source(&e)
+                .with_hint(format!(
+                    "set {} (e.g. a CI secret), or HOME",
+                    digest::KEY_ENV
+                ))
         })?;
         let cluster = ClusterSecrets::new(global, bundle);
         let sealed = seal::seal(
@@ -684,7 +687,9 @@ pub(super) fn fetch_release_crds(
         return Ok(out);
     }
     let helm_failed = |e: crate::helm::HelmError| {
-        CommandError::environment(format!("the CRDs for the crds layer: {e}")).with_hint(
+        CommandError::environment("the CRDs for the crds layer")
+            .with_source(&e)
+            .with_hint(
             "the branch commits the pinned charts' CRDs (`helm show crds`, as `up` applies them): helm >= 3.14 and the chart registry must be reachable",
         )
     };
@@ -779,28 +784,10 @@ pub(super) fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError
     ))
 }
 
+/// A git failure as the command reports it (`From<GitError>`), for
+/// `map_err` chains that then redact it.
 pub(super) fn git_error(e: GitError) -> CommandError {
-    let hint = match &e {
-        GitError::NoLocalRepo { .. } => Some(
-            "create it first (`git init --bare PATH`, or clone your infrastructure repository there), or pass the remote's URL (git@github.com:org/infra.git, https://…)",
-        ),
-        GitError::NoBase { .. } => {
-            Some("pass --base with an existing branch (the repository needs at least one commit)")
-        }
-        GitError::Connect { .. } => Some(
-            "ssh URLs use your ssh set-up without prompting (a key in the SSH agent: ssh-add -l); https URLs use GITHUB_TOKEN, else git's credential helpers",
-        ),
-        GitError::NoGit => Some("install git (any 2.x); `git --version` must work"),
-        GitError::Rejected { .. } | GitError::Push { .. } => Some(
-            "the remote refused the telltale branch; check its protection rules, or pick another --branch",
-        ),
-        _ => None,
-    };
-    let err = CommandError::environment(e.to_string());
-    match hint {
-        Some(h) => err.with_hint(h),
-        None => err,
-    }
+    e.into()
 }
 
 /// Repository-relative, forward slashes, no `..`, no leading slash.

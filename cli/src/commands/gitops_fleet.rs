@@ -245,9 +245,12 @@ pub fn run(
         let mut part_files = part.rendered.files.clone();
         if !part.rendered.pending.is_empty() {
             let key = DigestKey::load(&env).map_err(|e| {
-                CommandError::environment(format!("no key for the content digest: {e}")).with_hint(
-                    format!("set {} (e.g. a CI secret), or HOME", digest::KEY_ENV),
-                )
+                CommandError::environment("no key for the content digest")
+                    .with_source(&e)
+                    .with_hint(format!(
+                        "set {} (e.g. a CI secret), or HOME",
+                        digest::KEY_ENV
+                    ))
             })?;
             // Generated values are read from this cluster, through its context.
             let member_global = GlobalArgs {

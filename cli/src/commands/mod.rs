@@ -199,9 +199,10 @@ impl GlobalArgs {
             Ok(text) => Ok(Some(Source::new(path.display().to_string(), text))),
             Err(e) if !explicit && e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CommandError::bad_input(format!(
-                "cannot read config {}: {e}",
+                "cannot read config {}",
                 path.display()
             ))
+            .with_source(&e)
             .with_hint("pass an existing file with -f, or run `telltale init` to write one")),
         }
     }

@@ -128,18 +128,7 @@ pub fn write_files<'a>(
     out: &Path,
     files: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<(), CommandError> {
-    crate::outdir::replace_dir(out, files).map_err(|e| {
-        let hint = e.hint();
-        let err = if e.is_bad_input() {
-            CommandError::bad_input(e.to_string())
-        } else {
-            CommandError::environment(e.to_string())
-        };
-        match hint {
-            Some(h) => err.with_hint(h),
-            None => err,
-        }
-    })
+    Ok(crate::outdir::replace_dir(out, files)?)
 }
 
 /// The bundle's own validators on the rendered files, before anything is
@@ -147,7 +136,7 @@ pub fn write_files<'a>(
 /// refuse in the cluster. A tool that is not on PATH is skipped.
 pub(crate) fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
     let staging = tempfile::tempdir().map_err(|e| {
-        CommandError::environment(format!("cannot create a temporary directory: {e}"))
+        CommandError::environment("cannot create a temporary directory").with_source(&e)
     })?;
     let root = staging.path().join("bundle");
     write_bundle(bundle, &root)?;
@@ -184,7 +173,7 @@ pub(crate) fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), Comma
         let staged = render::to_yaml("alertmanager/alertmanager.yaml", &config)
             .map_err(|e| CommandError::environment(e.to_string()))?;
         std::fs::write(&am_path, staged).map_err(|e| {
-            CommandError::environment(format!("cannot write {}: {e}", am_path.display()))
+            CommandError::environment(format!("cannot write {}", am_path.display())).with_source(&e)
         })?;
     }
     refused(

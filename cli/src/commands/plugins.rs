@@ -258,11 +258,12 @@ fn new(args: &NewArgs, printer: &Printer) -> Result<(), CommandError> {
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
-                CommandError::environment(format!("cannot create {}: {e}", parent.display()))
+                CommandError::environment(format!("cannot create {}", parent.display()))
+                    .with_source(&e)
             })?;
         }
         std::fs::write(&target, content).map_err(|e| {
-            CommandError::environment(format!("cannot write {}: {e}", target.display()))
+            CommandError::environment(format!("cannot write {}", target.display())).with_source(&e)
         })?;
     }
     printer.out(&format!(

@@ -143,7 +143,7 @@ async fn up(
         helm: helm
             .as_ref()
             .map(|h| h.version.clone())
-            .map_err(|e| e.to_string()),
+            .map_err(|e| crate::error::chain(e)),
         secret_problems,
     };
     let checks = preflight::run(kube, &inputs).await;
@@ -278,8 +278,10 @@ async fn up(
                     "please report it with the message above; `telltale up` resumes at this phase",
                 );
                 if let Err(e) = recorded {
-                    err.causes
-                        .push(format!("the journal could not record it: {e}"));
+                    err.causes.push(format!(
+                        "the journal could not record it: {}",
+                        crate::error::chain(&e)
+                    ));
                 }
                 Err(err)
             }
@@ -392,14 +394,7 @@ async fn ensure_namespace(kube: &Kube, bundle: &Bundle) -> Result<(), CommandErr
 }
 
 pub fn lock_error(e: lock::LockError) -> CommandError {
-    match e {
-        lock::LockError::Held(holder) => CommandError::new(
-            ErrorKind::Locked,
-            format!("another telltale run holds the lock: {holder}"),
-        )
-        .with_hint("wait for it to finish; if it died, `telltale unlock` breaks the lock"),
-        lock::LockError::Api(e) => CommandError::environment(format!("cannot take the lock: {e}")),
-    }
+    e.into()
 }
 
 pub fn end_to_result(end: RunEnd) -> Result<(), CommandError> {

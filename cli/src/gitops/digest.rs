@@ -27,6 +27,28 @@ pub const ANNOTATION: &str = "telltale.dev/content-digest";
 /// The environment variable that holds the key (any string; hashed to 32 bytes).
 pub const KEY_ENV: &str = "TELLTALE_GITOPS_DIGEST_KEY";
 
+/// Why there is no key: the environment names no place for it, or the
+/// key file cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error("neither {KEY_ENV} nor HOME is set")]
+    NoPlace,
+    #[error("no randomness for the key")]
+    Random(#[source] getrandom::Error),
+    #[error("cannot create {}", .dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {}", .file.display())]
+    Write {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// An HMAC key. Debug never shows it.
 pub struct DigestKey([u8; 32]);
 
@@ -43,7 +65,7 @@ impl DigestKey {
 
     /// The key from `TELLTALE_GITOPS_DIGEST_KEY`, else the user's key file
     /// (created when missing). `home` is `$XDG_CONFIG_HOME` or `$HOME/.config`.
-    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<DigestKey, String> {
+    pub fn load(env: &dyn Fn(&str) -> Option<String>) -> Result<DigestKey, DigestError> {
         if let Some(text) = env(KEY_ENV).filter(|t| !t.is_empty()) {
             return Ok(DigestKey::from_text(&text));
         }
@@ -51,18 +73,23 @@ impl DigestKey {
             .filter(|d| !d.is_empty())
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".config")))
-            .ok_or_else(|| format!("neither {KEY_ENV} nor HOME is set"))?
+            .ok_or(DigestError::NoPlace)?
             .join("telltale");
         let file = dir.join("gitops-digest.key");
         if let Ok(text) = std::fs::read_to_string(&file) {
             return Ok(DigestKey::from_text(text.trim()));
         }
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the key: {e}"))?;
+        getrandom::fill(&mut bytes).map_err(DigestError::Random)?;
         let text = hex(&bytes);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        write_private(&file, &text).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|source| DigestError::CreateDir {
+            dir: dir.clone(),
+            source,
+        })?;
+        write_private(&file, &text).map_err(|source| DigestError::Write {
+            file: file.clone(),
+            source,
+        })?;
         Ok(DigestKey::from_text(&text))
     }
 

@@ -170,7 +170,7 @@ impl<'a> Api<'a> {
             .map_err(|e| GithubError::Api {
                 api: api.to_string(),
                 action: "building the client",
-                message: error_chain(&e),
+                message: crate::error::chain(&e),
             })?;
         Ok(Api {
             client,
@@ -203,13 +203,13 @@ impl<'a> Api<'a> {
             .header("X-GitHub-Api-Version", API_VERSION)
             .send()
             .await
-            .map_err(|e| self.error(action, error_chain(&e)))?;
+            .map_err(|e| self.error(action, crate::error::chain(&e)))?;
         let status = response.status();
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.error(action, error_chain(&e)))?
+            .map_err(|e| self.error(action, crate::error::chain(&e)))?
         {
             if body.len() + chunk.len() > BODY_CAP {
                 return Err(self.error(
@@ -257,18 +257,6 @@ fn quote(body: &[u8]) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-/// An error and its causes, in one line (reqwest's own message is "error
-/// sending request"; the cause says why).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        text.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    text
 }
 
 /// Opens the pull request from `head` to `base`, or brings the open one up to date.

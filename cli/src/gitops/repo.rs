@@ -71,6 +71,10 @@ pub enum GitError {
     Author(String),
     #[error("git: {0}")]
     Local(String),
+    /// git could not be started or did not finish in time: the process
+    /// error's words, its I/O error as the cause.
+    #[error(transparent)]
+    Run(ProcessError),
     #[error("the remote rejected the push of `{branch}`: {status}{}", remote_text(.remote))]
     Rejected {
         branch: String,
@@ -83,6 +87,28 @@ pub enum GitError {
         message: String,
         remote: String,
     },
+}
+
+impl GitError {
+    /// The next thing to try, when there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            GitError::NoLocalRepo { .. } => Some(
+                "create it first (`git init --bare PATH`, or clone your infrastructure repository there), or pass the remote's URL (git@github.com:org/infra.git, https://…)",
+            ),
+            GitError::NoBase { .. } => Some(
+                "pass --base with an existing branch (the repository needs at least one commit)",
+            ),
+            GitError::Connect { .. } => Some(
+                "ssh URLs use your ssh set-up without prompting (a key in the SSH agent: ssh-add -l); https URLs use GITHUB_TOKEN, else git's credential helpers",
+            ),
+            GitError::NoGit => Some("install git (any 2.x); `git --version` must work"),
+            GitError::Rejected { .. } | GitError::Push { .. } => Some(
+                "the remote refused the telltale branch; check its protection rules, or pick another --branch",
+            ),
+            _ => None,
+        }
+    }
 }
 
 fn remote_text(remote: &str) -> String {
@@ -206,19 +232,16 @@ impl Git {
 
     /// Runs a local command: its stdout, or what git said.
     fn local(&self, program: Program) -> Result<String, GitError> {
-        program
-            .run()
-            .map(|f| f.stdout_text())
-            .map_err(|e| local_error(&e))
+        program.run().map(|f| f.stdout_text()).map_err(local_error)
     }
 }
 
 /// A failed local git command: git's own last words, or that git is missing.
-fn local_error(e: &ProcessError) -> GitError {
+fn local_error(e: ProcessError) -> GitError {
     match e {
         ProcessError::NotFound { .. } => GitError::NoGit,
         ProcessError::Failed { .. } => GitError::Local(e.stderr_tail(3)),
-        other => GitError::Local(other.to_string()),
+        other => GitError::Run(other),
     }
 }
 
@@ -292,7 +315,7 @@ impl Checkout {
             .args(["init", "--quiet", "--bare", "--template="])
             .arg(dir.path())
             .run()
-            .map_err(|e| local_error(&e))?;
+            .map_err(local_error)?;
         let mut git = Git {
             dir: dir.path().to_path_buf(),
             own_ssh: true,

@@ -97,7 +97,7 @@ pub async fn down<H: Helm>(
                 Ok(()) => changes.push(format!("uninstalled release {}", release.name)),
                 Err(e) if e.is_missing_release() => {}
                 Err(e) => {
-                    failure = Some(e.to_string());
+                    failure = Some(crate::error::chain(&e));
                     break;
                 }
             }
@@ -109,7 +109,7 @@ pub async fn down<H: Helm>(
                     )),
                     Ok(_) => {}
                     Err(e) => {
-                        failure = Some(e.to_string());
+                        failure = Some(crate::error::chain(&e));
                         break;
                     }
                 }
@@ -138,7 +138,8 @@ pub async fn down<H: Helm>(
                     Ok(Some(live)) => live,
                     Ok(None) => continue,
                     Err(e) => {
-                        failure = Some(format!("cannot read {object}: {e}"));
+                        failure =
+                            Some(format!("cannot read {object}: {}", crate::error::chain(&e)));
                         break;
                     }
                 };
@@ -154,7 +155,10 @@ pub async fn down<H: Helm>(
                     Ok(true) => changes.push(format!("deleted {object}")),
                     Ok(false) => {}
                     Err(e) => {
-                        failure = Some(format!("cannot delete {object}: {e}"));
+                        failure = Some(format!(
+                            "cannot delete {object}: {}",
+                            crate::error::chain(&e)
+                        ));
                         break;
                     }
                 }
@@ -172,7 +176,10 @@ pub async fn down<H: Helm>(
             journal::write(kube, namespace, &journal).await
         };
         if let Err(e) = write {
-            let error = format!("phase {phase} removed but the journal could not be updated: {e}");
+            let error = format!(
+                "phase {phase} removed but the journal could not be updated: {}",
+                crate::error::chain(&e)
+            );
             let (results, end) = failed(results, phase, error, changes, started);
             return (results, end, skipped);
         }

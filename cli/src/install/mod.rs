@@ -101,9 +101,11 @@ enum Before {
 /// What went wrong in a step, and what the phase applied before it.
 struct StepFailure(String);
 
-impl<E: std::fmt::Display> From<E> for StepFailure {
+impl<E: std::error::Error + 'static> From<E> for StepFailure {
+    /// The whole cause chain: a step's failure is kept as text (the
+    /// journal, the report).
     fn from(e: E) -> Self {
-        StepFailure(e.to_string())
+        StepFailure(crate::error::chain(&e))
     }
 }
 
@@ -301,8 +303,10 @@ impl<'a, H: Helm> Installer<'a, H> {
                 journal.phases.insert(name, record);
                 if let Err(e) = journal::write(self.kube, self.namespace(), &journal).await {
                     // The phase happened; only its record is missing. Say so loudly.
-                    let error =
-                        format!("phase {name} ran but the journal could not be written: {e}");
+                    let error = format!(
+                        "phase {name} ran but the journal could not be written: {}",
+                        crate::error::chain(&e)
+                    );
                     end = RunEnd::Failed { phase: name, error };
                 }
             }

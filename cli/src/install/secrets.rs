@@ -47,10 +47,12 @@ async fn read_secret_ref(
     key: &str,
 ) -> Result<Secret, SourceProblem> {
     let api: Api<KubeSecret> = Api::namespaced(kube.client.clone(), namespace);
-    let found = api
-        .get_opt(name)
-        .await
-        .map_err(|e| SourceProblem(format!("cannot read Secret {name} in {namespace}: {e}")))?;
+    let found = api.get_opt(name).await.map_err(|e| {
+        SourceProblem(format!(
+            "cannot read Secret {name} in {namespace}: {}",
+            crate::error::chain(&e)
+        ))
+    })?;
     let secret = found.ok_or_else(|| {
         SourceProblem(format!(
             "secretRef {name}/{key}: Secret {name} does not exist in {namespace}"
@@ -182,8 +184,12 @@ pub fn to_bytes(data: &BTreeMap<String, Secret>) -> BTreeMap<String, ByteString>
 pub fn generate() -> Result<Secret, SourceProblem> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| SourceProblem(format!("no randomness for a generated secret: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| {
+        SourceProblem(format!(
+            "no randomness for a generated secret: {}",
+            crate::error::chain(&e)
+        ))
+    })?;
     Ok(Secret::new(
         bytes
             .iter()

@@ -128,7 +128,7 @@ pub async fn status<H: Helm>(
                         )),
                     ),
                     Ok(None) => ("missing".into(), Some("missing".into())),
-                    Err(e) => (format!("unknown: {e}"), None),
+                    Err(e) => (format!("unknown: {}", crate::error::chain(&e)), None),
                 },
                 None => ("unknown: helm not available".into(), None),
             };

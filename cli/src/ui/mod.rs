@@ -34,20 +34,26 @@ impl OutputFormat {
 /// Whether anything went to stdout, so an error never adds a second document.
 static STDOUT_USED: AtomicBool = AtomicBool::new(false);
 
+/// A line on stderr. `eprintln!` panics when stderr is a closed pipe
+/// (`telltale status 2>&1 | true`); a message nobody can read is dropped.
+pub fn stderr_line(text: std::fmt::Arguments<'_>) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
 /// What an interrupt of `up` or `down` does now, on stderr.
 pub fn interrupt_notice(notice: crate::install::interrupt::Notice) {
-    eprintln!("{}", notice.message());
+    stderr_line(format_args!("{}", notice.message()));
 }
 
 /// A fleet run's own notice, or one line a cluster's telltale wrote to
 /// its stderr (already prefixed with the cluster), on stderr as it comes.
 pub fn fleet_line(text: &str) {
-    eprintln!("{text}");
+    stderr_line(format_args!("{text}"));
 }
 
 /// A `-v` line on stderr: the programs telltale starts, as they start.
 pub fn trace(text: &str) {
-    eprintln!("  {text}");
+    stderr_line(format_args!("  {text}"));
 }
 
 /// `{"ok": false, "error": {…}}`: the same words as the text report (which
@@ -58,13 +64,51 @@ pub fn error_document(error: &CommandError) -> serde_json::Value {
         "error": {
             "code": error.exit_code(),
             "kind": error.kind.name(),
-            "message": error.message,
+            "message": redact_credentials(&error.message),
             "location": error.location,
             "path": error.key_path,
-            "hint": error.hint,
-            "causes": error.causes.iter().skip_while(|c| **c == error.message).collect::<Vec<_>>(),
+            "hint": error.hint.as_deref().map(redact_credentials),
+            "causes": causes(error),
         }
     })
+}
+
+/// The causes worth printing, redacted: the first ones repeat the message
+/// when a caller passed the error itself to `with_source`.
+fn causes(error: &CommandError) -> Vec<String> {
+    error
+        .causes
+        .iter()
+        .skip_while(|c| **c == error.message)
+        .map(|c| redact_credentials(c))
+        .collect()
+}
+
+/// `text` with the credentials a URL can carry replaced by `***`: the
+/// password of `scheme://user:password@host` (as `gitops::repo::display_repo`
+/// shows a repository) and the value of a `token`, `access_token`,
+/// `password`, `secret`, `key` or `sig` query parameter. Causes come from
+/// libraries (reqwest, kube, git) that quote the URL they were given, so
+/// every error line goes through this before it is printed.
+pub fn redact_credentials(text: &str) -> String {
+    use std::sync::LazyLock;
+    static USERINFO: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:]*:[^/\s@]*@").ok()
+    });
+    static QUERY: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"(?i)([?&](?:access_token|token|password|passwd|secret|api_key|apikey|key|sig|signature)=)[^&\s#)]*",
+        )
+        .ok()
+    });
+    let text = match USERINFO.as_ref() {
+        Some(re) => re.replace_all(text, "${1}***@").into_owned(),
+        None => text.to_string(),
+    };
+    match QUERY.as_ref() {
+        Some(re) => re.replace_all(&text, "${1}***").into_owned(),
+        None => text,
+    }
 }
 
 /// Where a command's results and messages go. With JSON output stdout holds
@@ -116,12 +160,15 @@ impl Printer {
     /// A progress or status line on stderr, hidden with -q.
     pub fn status(&self, text: &str) {
         if !self.quiet {
-            eprintln!("{text}");
+            stderr_line(format_args!("{text}"));
         }
     }
 
+    /// A warning often quotes an error (a lock not released, a context
+    /// not read), so it is redacted as an error is.
     pub fn warn(&self, text: &str) {
-        eprintln!("{}: {text}", self.paint("warning", "33"));
+        let text = redact_credentials(text);
+        stderr_line(format_args!("{}: {text}", self.paint("warning", "33")));
     }
 
     fn paint(&self, text: &str, code: &str) -> String {
@@ -140,15 +187,72 @@ impl Printer {
             self.json(&error_document(error));
         }
         let mut stderr = io::stderr().lock();
-        let _ = writeln!(stderr, "{}: {}", self.paint("error", "31"), error.message);
+        let message = redact_credentials(&error.message);
+        let _ = writeln!(stderr, "{}: {message}", self.paint("error", "31"));
         if let Some(snippet) = &error.snippet {
             let _ = writeln!(stderr, "{snippet}");
         }
-        for cause in error.causes.iter().skip_while(|c| **c == error.message) {
-            let _ = writeln!(stderr, "  caused by: {cause}");
+        // jj's shape: one cause on the line, several numbered below.
+        match causes(error).as_slice() {
+            [] => {}
+            [only] => {
+                let _ = writeln!(stderr, "{} {only}", self.paint("Caused by:", "33"));
+            }
+            many => {
+                let _ = writeln!(stderr, "{}", self.paint("Caused by:", "33"));
+                for (i, cause) in many.iter().enumerate() {
+                    let _ = writeln!(stderr, "{}: {cause}", i + 1);
+                }
+            }
         }
         if let Some(hint) = &error.hint {
+            let hint = redact_credentials(hint);
             let _ = writeln!(stderr, "{}: {hint}", self.paint("hint", "36"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_urls_are_masked_and_the_rest_kept() {
+        assert_eq!(
+            redact_credentials("error sending request for url (https://u:pw@api.example.com/x)"),
+            "error sending request for url (https://***@api.example.com/x)"
+        );
+        assert_eq!(
+            redact_credentials("GET http://h/api?token=abc&x=1 failed"),
+            "GET http://h/api?token=***&x=1 failed"
+        );
+        assert_eq!(
+            redact_credentials("at http://h/q?a=1&access_token=abc"),
+            "at http://h/q?a=1&access_token=***"
+        );
+        // A user without a password and an e-mail address are not secrets.
+        for kept in [
+            "ssh://git@github.com/o/r.git",
+            "see a@b.c: nothing",
+            "no url",
+        ] {
+            assert_eq!(redact_credentials(kept), kept);
+        }
+    }
+
+    #[test]
+    fn the_json_error_lists_redacted_causes_after_the_message() {
+        let mut e = CommandError::environment("reading on https://a:pw@h failed");
+        e.causes = vec![
+            "reading on https://a:pw@h failed".into(),
+            "tcp connect error".into(),
+            "for url (https://a:pw@h/x)".into(),
+        ];
+        let doc = error_document(&e);
+        assert_eq!(doc["error"]["message"], "reading on https://***@h failed");
+        assert_eq!(
+            doc["error"]["causes"],
+            serde_json::json!(["tcp connect error", "for url (https://***@h/x)"])
+        );
     }
 }

@@ -55,7 +55,7 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(120));
                 self.bars.lock().unwrap().insert(phase, bar);
             }
-            Mode::Lines => eprintln!("{} {phase}: {text}", Self::stamp()),
+            Mode::Lines => super::stderr_line(format_args!("{} {phase}: {text}", Self::stamp())),
             Mode::Silent => {}
         }
     }
@@ -67,7 +67,7 @@ impl Progress {
                     bar.set_message(text.to_string());
                 }
             }
-            Mode::Lines => eprintln!("{} {phase}: {text}", Self::stamp()),
+            Mode::Lines => super::stderr_line(format_args!("{} {phase}: {text}", Self::stamp())),
             Mode::Silent => {}
         }
     }
@@ -91,7 +91,7 @@ impl Progress {
                     }
                 }
             }
-            Mode::Lines => eprintln!("{} {phase}: {text}", Self::stamp()),
+            Mode::Lines => super::stderr_line(format_args!("{} {phase}: {text}", Self::stamp())),
             Mode::Silent => {}
         }
     }
@@ -102,7 +102,7 @@ impl Progress {
             Mode::Bars(multi) => {
                 let _ = multi.println(text);
             }
-            Mode::Lines => eprintln!("{} {text}", Self::stamp()),
+            Mode::Lines => super::stderr_line(format_args!("{} {text}", Self::stamp())),
             Mode::Silent => {}
         }
     }

@@ -66,7 +66,7 @@ fn failed(question: &str, e: dialoguer::Error) -> CommandError {
         }
         return CommandError::new(ErrorKind::Interrupted, INTERRUPTED);
     }
-    CommandError::environment(format!("prompt `{question}` failed: {e}"))
+    CommandError::environment(format!("prompt `{question}` failed")).with_source(&e)
 }
 
 /// Rows a list may take: the terminal's height less the prompt, the
@@ -193,7 +193,7 @@ pub fn exit_cleanly_on_interrupt() {
                     return;
                 }
                 let _ = Term::stderr().show_cursor();
-                eprintln!("\n{INTERRUPTED}");
+                super::stderr_line(format_args!("\n{INTERRUPTED}"));
                 std::process::exit(130);
             }
         });

@@ -20,7 +20,8 @@ pub fn exit_with(error: clap::Error, args: impl IntoIterator<Item = OsString>) -
     );
     if !informational && let Some(format) = document_requested(args) {
         let document = super::error_document(&to_command_error(&error));
-        println!("{}", format.render(&document));
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), "{}", format.render(&document));
     }
     error.exit()
 }

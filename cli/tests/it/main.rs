@@ -14,6 +14,7 @@ mod bundles;
 mod cli;
 mod dashboards;
 mod drift;
+mod errors;
 #[cfg(feature = "local-stack")]
 mod escalation;
 mod expectations;

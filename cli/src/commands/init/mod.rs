@@ -137,7 +137,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         Ok(c) => c,
         Err(e) => {
             if mode == Mode::Ask || global.context.is_none() {
-                printer.warn(&format!("{}; no context to pick from", e.message));
+                printer.warn(&format!("{e}; no context to pick from"));
             }
             Vec::new()
         }
@@ -197,8 +197,9 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
             return Ok(());
         }
     }
-    write_whole(&path, &text)
-        .map_err(|e| CommandError::environment(format!("cannot write {}: {e}", path.display())))?;
+    write_whole(&path, &text).map_err(|e| {
+        CommandError::environment(format!("cannot write {}", path.display())).with_source(&e)
+    })?;
     if printer.is_json() {
         printer.json(&serde_json::json!({"path": path.display().to_string(), "written": true}));
         return Ok(());
