@@ -13,6 +13,7 @@ use crate::render::Bundle;
 use crate::secrets::Secret;
 use crate::ui::Printer;
 use crate::verify::http::{Auth, Http};
+use crate::verify::hub::HubCheck;
 use crate::verify::load::Engine;
 use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, report};
 
@@ -78,6 +79,16 @@ pub struct VerifyArgs {
     /// With a Fleet config: how many clusters are verified at once (1 to 64)
     #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
     pub parallel: usize,
+    /// With a Fleet config that names a hub (spec.hub): what is proven from
+    /// the hub's central stores for every spoke (comma-separated)
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "series,logs,rules,alerts"
+    )]
+    pub hub_checks: Vec<HubCheck>,
 }
 
 /// Every cluster of the fleet, each against its own context (port-forwards)
@@ -122,6 +133,29 @@ fn run_fleet(
                 .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
         }
     }
+    if let Some(e) = fleet
+        .doc
+        .spec
+        .hub
+        .as_ref()
+        .and_then(|h| h.endpoints.as_ref())
+    {
+        for (key, url) in [
+            ("prometheus", &e.prometheus),
+            ("alertmanager", &e.alertmanager),
+            ("grafana", &e.grafana),
+            ("loki", &e.loki),
+        ] {
+            if let Some(url) = url {
+                check_url(
+                    &format!("spec.hub.endpoints.{key}"),
+                    url,
+                    credentials,
+                    args.allow_insecure_credentials,
+                )?;
+            }
+        }
+    }
     let runs = super::fleet::fan_out(
         fleet,
         args.parallel,
@@ -134,7 +168,104 @@ fn run_fleet(
         },
         &super::fleet::summarise_verify,
     )?;
-    super::fleet::finish(fleet, "verify", &runs, printer)
+    let hub = match &fleet.doc.spec.hub {
+        Some(hub) if !args.hub_checks.is_empty() => {
+            Some(verify_hub(fleet, hub, args, global, printer)?)
+        }
+        _ => None,
+    };
+    super::fleet::finish(fleet, "verify", &runs, hub.as_ref(), printer)
+}
+
+/// The hub's part of a fleet verify: its bundle (the fleet-wide rules and
+/// the central routing), its central endpoints (`spec.hub.endpoints` over
+/// the hub cluster's own), every other selected cluster as a spoke.
+fn verify_hub(
+    fleet: &super::fleet::Fleet,
+    hub: &crate::model::fleet::Hub,
+    args: &VerifyArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<crate::verify::hub::HubReport, CommandError> {
+    let (_, cluster) = fleet
+        .doc
+        .member(&hub.cluster)
+        .map_err(CommandError::bad_input)?;
+    let bundle = match &args.bundle {
+        Some(dir) => {
+            let member = super::plan_fleet::member_dir(dir, &cluster.name)
+                .unwrap_or_else(|| dir.join(&cluster.name));
+            read_bundle(&member).map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?
+        }
+        None => render::render(&global.catalog()?, &fleet.request(global, cluster))
+            .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e.into()))?,
+    };
+    let own = cluster.endpoints.clone().unwrap_or_default();
+    let central = hub.endpoints.clone().unwrap_or_default();
+    let endpoints = Endpoints {
+        prometheus: central.prometheus.or(own.prometheus),
+        alertmanager: central.alertmanager.or(own.alertmanager),
+        grafana: central.grafana.or(own.grafana),
+        loki: central.loki.or(own.loki),
+    };
+    let auth = auth_of(args)?;
+    let spokes: Vec<String> = fleet
+        .members()
+        .filter(|c| c.name != hub.cluster)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut checks = args.hub_checks.clone();
+    checks.sort();
+    checks.dedup();
+    printer.status(&format!(
+        "verifying from the hub {}: {} for {}",
+        hub.cluster,
+        checks
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        crate::plural::count(spokes.len(), "spoke")
+    ));
+    let runtime = super::access::runtime()?;
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + args.timeout;
+        let http = Http::new(auth)
+            .map_err(|e| CommandError::environment(e.to_string()))?
+            .with_deadline(deadline + verify::REQUEST_GRACE);
+        let ctx = Context {
+            bundle: &bundle,
+            grafana: http.clone(),
+            http,
+            endpoints,
+            timeout: args.timeout,
+            deadline,
+            run_id: verify::run_id(),
+            kube: None,
+            load: LoadOptions::default(),
+            synthetic_labels: Default::default(),
+        };
+        Ok(crate::verify::hub::run(&ctx, &hub.cluster, &spokes, &checks).await)
+    })
+}
+
+/// The credentials `--bearer-token-env` or `--basic-auth-env` name.
+fn auth_of(args: &VerifyArgs) -> Result<Auth, CommandError> {
+    Ok(match (&args.bearer_token_env, &args.basic_auth_env) {
+        (Some(var), _) => Auth::Bearer(secret_env(var)?),
+        (None, Some(var)) => {
+            let pair = secret_env(var)?;
+            let (user, password) = pair
+                .expose()
+                .split_once(':')
+                .ok_or_else(|| CommandError::bad_input(format!("{var} must hold USER:PASSWORD")))?;
+            Auth::Basic {
+                user: user.to_string(),
+                password: Secret::new(password),
+            }
+        }
+        (None, None) => Auth::None,
+    })
 }
 
 /// A fleet cluster's `endpoints`, as the URL flags of its verify run.
@@ -285,21 +416,7 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         },
         None => render::render(&global.catalog()?, &global.request()?)?,
     };
-    let auth = match (&args.bearer_token_env, &args.basic_auth_env) {
-        (Some(var), _) => Auth::Bearer(secret_env(var)?),
-        (None, Some(var)) => {
-            let pair = secret_env(var)?;
-            let (user, password) = pair
-                .expose()
-                .split_once(':')
-                .ok_or_else(|| CommandError::bad_input(format!("{var} must hold USER:PASSWORD")))?;
-            Auth::Basic {
-                user: user.to_string(),
-                password: Secret::new(password),
-            }
-        }
-        (None, None) => Auth::None,
-    };
+    let auth = auth_of(&args)?;
     let urls = [
         ("--prometheus-url", &args.prometheus_url),
         ("--alertmanager-url", &args.alertmanager_url),
@@ -537,6 +654,7 @@ pub async fn execute(
         kube,
         grafana,
         load: options.load,
+        synthetic_labels: Default::default(),
     };
     printer.status(&format!(
         "verifying {} check(s) for profile {} (run {})",
