@@ -1,5 +1,6 @@
 //! `telltale verify`: prove the stack live.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,6 +111,9 @@ fn run_fleet(
             ("--junit", args.junit.is_some()),
         ],
     )?;
+    // Every selected cluster's bundle, read or rendered before anything
+    // runs; the hub's checks use them too.
+    let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
     match &args.bundle {
         Some(dir) => {
             for cluster in fleet.members() {
@@ -119,11 +123,17 @@ fn run_fleet(
                         dir.display()
                     ))
                 })?;
-                read_bundle(&member)
+                let bundle = read_bundle(&member)
                     .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+                bundles.insert(cluster.name.clone(), bundle);
             }
         }
-        None => super::fleet::check_renders(fleet, global)?,
+        None => {
+            let rendered = super::plan_fleet::render_all(fleet, &global.catalog()?, global)?;
+            for (cluster, bundle) in fleet.members().zip(rendered) {
+                bundles.insert(cluster.name.clone(), bundle);
+            }
+        }
     }
     // The endpoints are checked like the flags they become.
     let credentials = args.bearer_token_env.is_some() || args.basic_auth_env.is_some();
@@ -170,7 +180,7 @@ fn run_fleet(
     )?;
     let hub = match &fleet.doc.spec.hub {
         Some(hub) if !args.hub_checks.is_empty() => {
-            Some(verify_hub(fleet, hub, args, global, printer)?)
+            Some(verify_hub(fleet, hub, &bundles, args, global, printer)?)
         }
         _ => None,
     };
@@ -183,6 +193,7 @@ fn run_fleet(
 fn verify_hub(
     fleet: &super::fleet::Fleet,
     hub: &crate::model::fleet::Hub,
+    bundles: &BTreeMap<String, Bundle>,
     args: &VerifyArgs,
     global: &GlobalArgs,
     printer: &Printer,
@@ -192,6 +203,8 @@ fn verify_hub(
         .member(&hub.cluster)
         .map_err(CommandError::bad_input)?;
     let bundle = match &args.bundle {
+        // The hub was selected: its bundle is already here.
+        _ if bundles.contains_key(&cluster.name) => bundles[&cluster.name].clone(),
         Some(dir) => {
             let member = super::plan_fleet::member_dir(dir, &cluster.name)
                 .unwrap_or_else(|| dir.join(&cluster.name));
@@ -209,7 +222,7 @@ fn verify_hub(
         loki: central.loki.or(own.loki),
     };
     let auth = auth_of(args)?;
-    let spokes: Vec<String> = fleet
+    let names: Vec<String> = fleet
         .members()
         .filter(|c| c.name != hub.cluster)
         .map(|c| c.name.clone())
@@ -225,11 +238,25 @@ fn verify_hub(
             .map(|c| c.name())
             .collect::<Vec<_>>()
             .join(", "),
-        crate::plural::count(spokes.len(), "spoke")
+        crate::plural::count(names.len(), "spoke")
     ));
     let runtime = super::access::runtime()?;
     runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + args.timeout;
+        // The marker of each spoke is written in that spoke when its
+        // cluster answers, so that its own shipper carries it to the hub.
+        let mut spokes = Vec::new();
+        for name in names {
+            let cluster = match (checks.contains(&HubCheck::Logs), bundles.get(&name)) {
+                (true, Some(b)) => Some(
+                    reach(global, b)
+                        .await
+                        .map(|kube| (kube, b.plan.namespace.clone())),
+                ),
+                _ => None,
+            };
+            spokes.push(crate::verify::hub::Spoke { name, cluster });
+        }
         let http = Http::new(auth)
             .map_err(|e| CommandError::environment(e.to_string()))?
             .with_deadline(deadline + verify::REQUEST_GRACE);
@@ -247,6 +274,30 @@ fn verify_hub(
         };
         Ok(crate::verify::hub::run(&ctx, &hub.cluster, &spokes, &checks).await)
     })
+}
+
+/// A spoke's cluster, through the context and pin of its bundle, when its
+/// API server answers within [`API_PROBE`]; else why not.
+async fn reach(global: &GlobalArgs, bundle: &Bundle) -> Result<Kube, String> {
+    let pin = Pin::of(&bundle.plan.cluster);
+    let (target, config) =
+        crate::cluster::target(global.kubeconfig.as_deref(), pin.context).map_err(|e| e.message)?;
+    pin.check(&target).map_err(|e| e.message)?;
+    let kube = super::access::connect(target, config)
+        .await
+        .map_err(|e| e.message)?;
+    match tokio::time::timeout(API_PROBE, kube.client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(kube),
+        Ok(Err(e)) => Err(format!(
+            "the API server {} did not answer: {e}",
+            kube.target.server
+        )),
+        Err(_) => Err(format!(
+            "the API server {} did not answer within {}s",
+            kube.target.server,
+            API_PROBE.as_secs()
+        )),
+    }
 }
 
 /// The credentials `--bearer-token-env` or `--basic-auth-env` name.

@@ -5,9 +5,13 @@
 //!   query API) holds each spoke's `up` series with its `cluster` label, and
 //!   its newest sample is at most [`MAX_LAG`] old; a spoke with none is
 //!   missing, one with only older samples is stale.
-//! - `logs`: a marker line pushed per spoke, labelled with its `cluster`,
-//!   comes back from the central Loki by `{cluster="…"} |= "…"`; the lines
-//!   each spoke's shipper sent in the last 10 minutes are the evidence.
+//! - `logs`: a marker line per spoke comes back from the central Loki by
+//!   `{cluster="…"} |= "…"`. Where the spoke's cluster answers (through its
+//!   context and pin), a pod there writes the marker and the spoke's own
+//!   collector carries it, which proves that path; otherwise the marker is
+//!   pushed to the central Loki from here, labelled as the spoke's lines
+//!   are, and the evidence says the path is not proven. The lines each
+//!   spoke sent in the last 10 minutes are evidence too.
 //! - `rules`: the hub's bundle's rule groups (the fleet-wide rules) are
 //!   loaded on the central Prometheus and evaluate without error.
 //! - `alerts`: a synthetic alert per spoke, carrying its `cluster`, reaches
@@ -25,6 +29,7 @@ use tokio::time::Instant;
 
 use super::http::encode;
 use super::{COULD_NOT_RUN, Context, Finding, Status, settle};
+use crate::cluster::logmarker;
 
 /// How old a spoke's newest `up` sample in the central store may be, in
 /// seconds: the remote-write check's lag bound.
@@ -116,6 +121,14 @@ impl HubReport {
     }
 }
 
+/// A spoke: its name (its `cluster` label), and its cluster with the
+/// stack's namespace when it answered, or why it did not.
+pub struct Spoke {
+    pub name: String,
+    /// None when no check needs the cluster.
+    pub cluster: Option<Result<(crate::cluster::Kube, String), String>>,
+}
+
 /// A finding and the spokes it failed for.
 struct Outcome {
     finding: Finding,
@@ -150,27 +163,30 @@ const GRACE: Duration = Duration::from_secs(1);
 pub async fn run(
     ctx: &Context<'_>,
     cluster: &str,
-    spokes: &[String],
+    spokes: &[Spoke],
     checks: &[HubCheck],
 ) -> HubReport {
     let started = Instant::now();
+    let names: Vec<String> = spokes.iter().map(|s| s.name.clone()).collect();
+    let names = &names;
     let mut secrets = ctx.http.secrets();
     secrets.sort_by_key(|f| std::cmp::Reverse(f.len()));
     let secrets = &secrets;
     let results = futures::future::join_all(checks.iter().map(|id| async move {
         let started = Instant::now();
-        let outcome = tokio::time::timeout_at(ctx.deadline + GRACE, run_check(*id, ctx, spokes))
-            .await
-            .unwrap_or_else(|_| {
-                Finding::fail(
-                    format!(
-                        "did not finish within --timeout {}",
-                        humantime::format_duration(ctx.timeout)
-                    ),
-                    vec![],
-                )
-                .into()
-            });
+        let outcome =
+            tokio::time::timeout_at(ctx.deadline + GRACE, run_check(*id, ctx, spokes, names))
+                .await
+                .unwrap_or_else(|_| {
+                    Finding::fail(
+                        format!(
+                            "did not finish within --timeout {}",
+                            humantime::format_duration(ctx.timeout)
+                        ),
+                        vec![],
+                    )
+                    .into()
+                });
         let clean = |text: &str| super::http::cap(&super::http::redact(text, secrets), 2000);
         HubCheckResult {
             id: *id,
@@ -199,12 +215,12 @@ pub async fn run(
         ok: exit_code == 0,
         exit_code,
         duration_ms: started.elapsed().as_millis(),
-        spokes: spokes.to_vec(),
+        spokes: names.clone(),
         checks: results,
     }
 }
 
-async fn run_check(id: HubCheck, ctx: &Context<'_>, spokes: &[String]) -> Outcome {
+async fn run_check(id: HubCheck, ctx: &Context<'_>, spokes: &[Spoke], names: &[String]) -> Outcome {
     if spokes.is_empty() {
         return Finding::skip("no spoke selected: nothing sends to the hub").into();
     }
@@ -219,10 +235,10 @@ async fn run_check(id: HubCheck, ctx: &Context<'_>, spokes: &[String]) -> Outcom
         Err(skip) => return skip.into(),
     };
     match id {
-        HubCheck::Series => series(ctx, url, spokes).await,
-        HubCheck::Logs => logs(ctx, url, spokes).await,
+        HubCheck::Series => series(ctx, url, names).await,
+        HubCheck::Logs => logs(ctx, url, spokes, names).await,
         HubCheck::Rules => super::prometheus::rules(ctx, url).await.into(),
-        HubCheck::Alerts => alerts(ctx, url, spokes).await,
+        HubCheck::Alerts => alerts(ctx, url, names).await,
     }
 }
 
@@ -383,7 +399,7 @@ fn marker(ctx: &Context<'_>, spoke: &str) -> String {
     format!("telltale-fleet-marker-{}-{spoke}", ctx.run_id)
 }
 
-async fn logs(ctx: &Context<'_>, url: &str, spokes: &[String]) -> Outcome {
+async fn logs(ctx: &Context<'_>, url: &str, spokes: &[Spoke], names: &[String]) -> Outcome {
     match ctx.http.get_text(&format!("{url}/ready")).await {
         Ok(body) if body.trim() == "ready" => {}
         Ok(body) => {
@@ -400,29 +416,46 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[String]) -> Outcome {
             return Finding::fail(format!("the central Loki did not answer: {e}"), vec![]).into();
         }
     }
-    let namespace = &ctx.bundle.plan.namespace;
     let started = Instant::now();
     let mut evidence = Vec::new();
     let mut pending: BTreeSet<&String> = BTreeSet::new();
     let mut problems = Vec::new();
     let mut failed = Vec::new();
+    // Marker pods to remove at the end: (kube, namespace, run id).
+    let mut pods = Vec::new();
     for spoke in spokes {
-        let body = serde_json::json!({"streams": [{
-            "stream": {"cluster": spoke, "namespace": namespace,
-                       "job": format!("{namespace}/telltale-fleet-marker"), "container": "marker"},
-            "values": [[unix_nanos().to_string(), marker(ctx, spoke)]],
-        }]});
-        match ctx
-            .http
-            .post_json(&format!("{url}/loki/api/v1/push"), &body)
-            .await
-        {
-            Ok(()) => {
-                pending.insert(spoke);
+        let name = &spoke.name;
+        let line = marker(ctx, name);
+        let written = match &spoke.cluster {
+            Some(Ok((kube, namespace))) => {
+                let run = format!("{}-{name}", ctx.run_id);
+                let pod = logmarker::start(kube, namespace, &run, &line).await;
+                pods.push((kube, namespace, run));
+                pod.map(|pod| {
+                    format!(
+                        "written by pod {namespace}/{pod} in {name}, shipped by its own collector"
+                    )
+                })
+                .map_err(|e| format!("cannot start the marker pod in {name}: {e}"))
+            }
+            other => {
+                let why = match other {
+                    Some(Err(why)) => format!("its cluster did not answer: {why}"),
+                    _ => "no cluster reached".into(),
+                };
+                push(ctx, url, name, &line).await.map(|()| {
+                    format!("pushed to the central Loki from here ({why}: its shipper path is not proven)")
+                })
+            }
+        };
+        match written {
+            Ok(how) => {
+                evidence.push(format!("{name}: marker {line} {how}"));
+                pending.insert(name);
             }
             Err(e) => {
-                problems.push(format!("{spoke}: cannot push the marker: {e}"));
-                failed.push(spoke.clone());
+                problems.push(format!("{name}: {e}"));
+                failed.push(name.clone());
             }
         }
     }
@@ -473,11 +506,13 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[String]) -> Outcome {
         ));
         failed.push(spoke.clone());
     }
-    // What each spoke's own shipper sent: evidence of the path the marker
-    // does not take (it is pushed from here, not by the spoke's Alloy).
+    for (kube, namespace, run) in pods {
+        logmarker::remove(kube, namespace, &run).await;
+    }
+    // What each spoke's own shipper sent in the last 10 minutes.
     let counts = format!(
         "sum by (cluster) (count_over_time({{{}}}[10m]))",
-        cluster_matcher(spokes)
+        cluster_matcher(names)
     );
     let api = format!("{url}/loki/api/v1/query?query={}", encode(&counts));
     if let Ok(v) = ctx.http.get_json::<Envelope<Vector>>(&api).await {
@@ -487,7 +522,7 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[String]) -> Outcome {
             .into_iter()
             .filter_map(|s| Some((s.metric.get("cluster")?.clone(), s.value.1)))
             .collect();
-        for spoke in spokes {
+        for spoke in names {
             evidence.push(format!(
                 "{spoke}: {} line(s) labelled cluster=\"{spoke}\" in the last 10m, the marker included",
                 lines.get(spoke).map_or("0", String::as_str)
@@ -500,7 +535,7 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[String]) -> Outcome {
             finding: Finding::pass(
                 format!(
                     "a marker line per spoke came back from the central Loki by its cluster label ({})",
-                    crate::plural::count(spokes.len(), "spoke")
+                    crate::plural::count(names.len(), "spoke")
                 ),
                 evidence,
             ),
@@ -512,6 +547,21 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[String]) -> Outcome {
             spokes: failed,
         }
     }
+}
+
+/// Pushes a spoke's marker through the central Loki's push API, labelled as
+/// the spoke's collector labels its lines.
+async fn push(ctx: &Context<'_>, url: &str, spoke: &str, line: &str) -> Result<(), String> {
+    let namespace = &ctx.bundle.plan.namespace;
+    let body = serde_json::json!({"streams": [{
+        "stream": {"cluster": spoke, "namespace": namespace,
+                   "job": format!("{namespace}/telltale-fleet-marker"), "container": "marker"},
+        "values": [[unix_nanos().to_string(), line]],
+    }]});
+    ctx.http
+        .post_json(&format!("{url}/loki/api/v1/push"), &body)
+        .await
+        .map_err(|e| format!("cannot push the marker: {e}"))
 }
 
 /// Each spoke's synthetic alerts, with its `cluster`, through the central

@@ -1505,9 +1505,10 @@ mod hub {
     use std::path::Path;
     use std::time::Duration;
 
-    use serde_json::Value;
+    use serde_json::{Value, json};
 
     use super::{config, query_plain, spoke, wait_for};
+    use crate::common::fake_api::FakeApi;
     use crate::common::stack::LocalStack;
     use crate::common::{local, render_with, telltale};
 
@@ -1632,8 +1633,69 @@ mod hub {
             String::from_utf8_lossy(&planned.stderr)
         );
 
-        let (code, doc, stderr) = verify(dir.path(), &[]);
+        // eu-1's cluster answers (a fake API server, named as one): its
+        // marker is written by a pod there, and what its collector would do
+        // with the pod's line, push it to the hub labelled with its
+        // cluster, a "kubelet" thread does here.
+        let api = FakeApi::start();
+        api.insert(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}),
+        );
+        let kubeconfig = api.kubeconfig(&dir.path().join("kubeconfig"), "ctx-eu-1");
+        let loki = hub.url("loki").to_string();
+        let kubelet = || {
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < until {
+                let pods = api.list("v1", "Pod");
+                if let Some(pod) = pods.iter().find(|p| {
+                    p["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("telltale-log-marker-"))
+                }) {
+                    let script = pod["spec"]["containers"][0]["command"][2].as_str().unwrap();
+                    let line = script
+                        .trim_start_matches("echo ")
+                        .split(';')
+                        .next()
+                        .unwrap();
+                    let ts = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_nanos()
+                        .to_string();
+                    ureq::post(&format!("{loki}/loki/api/v1/push"))
+                        .send_json(json!({"streams": [{"stream": {"cluster": "eu-1", "namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"]}, "values": [[ts, line]]}]}))
+                        .unwrap();
+                    return pod["metadata"]["name"].as_str().unwrap().to_string();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the hub's verify never created eu-1's marker pod");
+        };
+        let (pod, (code, doc, stderr)) = std::thread::scope(|s| {
+            let kubelet = s.spawn(kubelet);
+            let verified = verify(dir.path(), &["--kubeconfig", kubeconfig.to_str().unwrap()]);
+            (kubelet.join().unwrap(), verified)
+        });
         assert_eq!(code, 1, "{doc:#}\n{stderr}");
+        let logs = hub_check(&doc, "logs")["evidence"].to_string();
+        assert!(
+            logs.contains(&format!("written by pod monitoring/{pod} in eu-1")),
+            "{logs}"
+        );
+        for name in ["eu-2", "eu-3"] {
+            assert!(
+                logs.contains(&format!("{name}: marker telltale-fleet-marker-"))
+                    && logs.contains("pushed to the central Loki from here"),
+                "{logs}"
+            );
+        }
+        assert!(
+            !api.list("v1", "Pod")
+                .iter()
+                .any(|p| p["metadata"]["name"] == pod.as_str()),
+            "the marker pod is removed"
+        );
         // The hub's report names eu-3, and only eu-3, for its series.
         assert_eq!(doc["hub"]["cluster"], "hub", "{doc:#}");
         assert_eq!(doc["hub"]["exit_code"], 1, "{doc:#}");
