@@ -89,16 +89,20 @@ for n in "${sizes[@]}"; do
   walls=()
   rss=0
   result=ok
+  counts=
   for ((r = 1; r <= runs; r++)); do
     if ! /usr/bin/time -v "$telltale" verify -f fleet.yaml --bundle "plan-$n" --checks "$checks" \
       --parallel "$parallel" --timeout 60s -o json >"verify-$n.json" 2>"time"; then
       result="exit $(jq -r .exit_code "verify-$n.json" 2>/dev/null || echo '?')"
     fi
+    # What the last run proved: its checks' outcomes over every cluster.
+    [ "$result" = ok ] && counts=$(jq -r '[.clusters[].report.checks[].status] | group_by(.) | map("\(length) \(.[0])") | join(", ")' "verify-$n.json")
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' time)
     walls+=("$(awk -v t="$wall" 'BEGIN {n = split(t, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}')")
     kb=$(awk -F': ' '/Maximum resident set size/ {print $2}' time)
     ((kb > rss)) && rss=$kb
   done
   median=$(printf '%s\n' "${walls[@]}" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}')
+  [ "$result" = ok ] && result="ok ($counts)"
   printf '%-9s %-12s %-14s %s\n' "$n" "${median} s" "$(awk -v k="$rss" 'BEGIN {printf "%.1f MiB", k / 1024}')" "$result"
 done
