@@ -237,6 +237,11 @@ pub fn first_foreign(dir: &Path) -> Result<Option<String>, OutDirError> {
     Ok(None)
 }
 
+/// The most threads that write a directory's files at once.
+const WRITERS: usize = 4;
+/// Fewer files than this are written by one thread (one bundle).
+const PARALLEL_FROM: usize = 512;
+
 /// Writes `files` (relative path → content) as the new content of `out`.
 pub fn replace_dir<'a>(
     out: &Path,
@@ -294,14 +299,37 @@ pub fn replace_dir<'a>(
     }
     let write_all = || -> Result<(), OutDirError> {
         fs::create_dir(&tmp).map_err(io("create", &tmp))?;
-        for (rel, content) in &files {
-            let target = confined(&tmp, rel)?;
-            if let Some(dir) = target.parent() {
-                fs::create_dir_all(dir).map_err(io("create", dir))?;
+        let write = |chunk: &[(&str, &str)]| -> Result<(), OutDirError> {
+            for (rel, content) in chunk {
+                let target = confined(&tmp, rel)?;
+                if let Some(dir) = target.parent() {
+                    fs::create_dir_all(dir).map_err(io("create", dir))?;
+                }
+                fs::write(&target, content).map_err(io("write", &target))?;
             }
-            fs::write(&target, content).map_err(io("write", &target))?;
+            Ok(())
+        };
+        // A fleet writes thousands of files, and creating a file is the
+        // file system's time, not ours: a few threads at once (into the new
+        // directory nobody reads yet; create_dir_all tolerates a race).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, WRITERS);
+        if files.len() < PARALLEL_FROM || threads == 1 {
+            return write(&files);
         }
-        Ok(())
+        let chunk = files.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = files
+                .chunks(chunk)
+                .map(|c| scope.spawn(move || write(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a writer thread panicked"))
+                .collect::<Result<Vec<()>, OutDirError>>()
+                .map(|_| ())
+        })
     };
     if let Err(e) = write_all() {
         let _ = fs::remove_dir_all(&tmp);

@@ -83,6 +83,11 @@ struct Args {
     /// integration only, and verify proves receivers one at a time.
     #[arg(long)]
     alertmanager_without_receiver_metrics: bool,
+    /// Start Prometheus with `--web.enable-remote-write-receiver`: the
+    /// stack is a fleet's hub, standing in for Mimir, and other
+    /// Prometheus servers remote-write into it (/api/v1/write).
+    #[arg(long)]
+    remote_write_receiver: bool,
     /// Start Prometheus on this much history (`12h`) of the series the
     /// bundle's dashboards read, and of the recording rules they read:
     /// what the stack's own exporters export, extended backwards and written
@@ -648,16 +653,18 @@ fn start_prometheus(
     prom_addr: SocketAddr,
     children: &mut Vec<Daemon>,
 ) -> Result<(), LocalStackError> {
+    let mut flags = vec![
+        format!("--config.file={}", prom_config.display()),
+        format!("--storage.tsdb.path={}", state.join("prom").display()),
+        format!("--web.listen-address={prom_addr}"),
+        format!("--web.external-url=http://{prom_addr}"),
+        "--web.enable-lifecycle".into(),
+    ];
+    flags.extend(programs.prometheus_flags.iter().cloned());
     children.push(daemons::spawn(
         "prometheus",
         &programs.prometheus,
-        &[
-            format!("--config.file={}", prom_config.display()),
-            format!("--storage.tsdb.path={}", state.join("prom").display()),
-            format!("--web.listen-address={prom_addr}"),
-            format!("--web.external-url=http://{prom_addr}"),
-            "--web.enable-lifecycle".into(),
-        ],
+        &flags,
         prom_addr,
         "/-/ready",
         state.join("prometheus.log"),
@@ -675,6 +682,8 @@ struct Programs {
     amtool: PathBuf,
     /// util-linux `setpriv`, for a parent-death signal; optional.
     setpriv: Option<PathBuf>,
+    /// Prometheus' flags beyond the stack's own.
+    prometheus_flags: Vec<String>,
 }
 
 impl Programs {
@@ -692,6 +701,11 @@ impl Programs {
             promtool: need(&args.promtool_bin, "prometheus")?,
             amtool: need(&args.amtool_bin, "prometheus-alertmanager")?,
             setpriv: which(Path::new("setpriv")),
+            prometheus_flags: if args.remote_write_receiver {
+                vec!["--web.enable-remote-write-receiver".into()]
+            } else {
+                Vec::new()
+            },
         })
     }
 }

@@ -154,6 +154,9 @@ pub struct FleetReport<'a> {
     pub command: &'a str,
     pub exit_code: i32,
     pub clusters: &'a [MemberRun],
+    /// verify with a hub: what the central stores hold of every spoke.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hub: Option<&'a crate::verify::hub::HubReport>,
 }
 
 /// The worst of the clusters' exit codes: 0 < 1 (a check failed) < 2 (bad
@@ -424,35 +427,54 @@ pub fn finish(
     fleet: &Fleet,
     command: &str,
     runs: &[MemberRun],
+    hub: Option<&crate::verify::hub::HubReport>,
     printer: &Printer,
 ) -> Result<(), CommandError> {
-    let exit_code = worst(runs.iter().map(|r| r.exit_code));
+    let exit_code = worst(
+        runs.iter()
+            .map(|r| r.exit_code)
+            .chain(hub.map(|h| h.exit_code)),
+    );
     let report = FleetReport {
         ok: exit_code == 0,
         fleet: fleet.name(),
         command,
         exit_code,
         clusters: runs,
+        hub,
     };
     if printer.is_json() {
         printer.json(&report);
     } else {
-        let rows = runs
+        let result = |ok: bool, code: i32| {
+            if ok {
+                "ok".to_string()
+            } else {
+                format!("exit {code}")
+            }
+        };
+        let mut rows: Vec<Vec<String>> = runs
             .iter()
             .map(|r| {
                 vec![
                     r.cluster.clone(),
                     r.context.clone(),
-                    if r.ok {
-                        "ok".into()
-                    } else {
-                        format!("exit {}", r.exit_code)
-                    },
+                    result(r.ok, r.exit_code),
                     format!("{:.1}s", r.duration_ms as f64 / 1000.0),
                     r.summary.clone(),
                 ]
             })
             .collect();
+        // The hub's own row: the central stores, seen from here.
+        if let Some(h) = hub {
+            rows.push(vec![
+                format!("hub ({})", h.cluster),
+                "central stores".into(),
+                result(h.ok, h.exit_code),
+                format!("{:.1}s", h.duration_ms as f64 / 1000.0),
+                h.summary(),
+            ]);
+        }
         printer.out(&table::render(
             &["cluster", "context", "result", "time", "summary"],
             rows,
@@ -466,6 +488,25 @@ pub fn finish(
         .filter(|r| !r.ok)
         .map(|r| r.cluster.as_str())
         .collect();
+    let mut parts = Vec::new();
+    if !failed.is_empty() {
+        parts.push(format!(
+            "did not succeed on {} of {}: {}",
+            failed.len(),
+            crate::plural::count(runs.len(), "cluster"),
+            failed.join(", ")
+        ));
+    }
+    if let Some(h) = hub.filter(|h| !h.ok) {
+        parts.push(if h.exit_code == 1 {
+            format!("from the hub {}, failed: {}", h.cluster, h.failures())
+        } else {
+            format!(
+                "from the hub {}, nothing could be verified (exit {})",
+                h.cluster, h.exit_code
+            )
+        });
+    }
     let kind = match exit_code {
         2 => ErrorKind::BadInput,
         3 => ErrorKind::Environment,
@@ -475,13 +516,7 @@ pub fn finish(
     };
     Err(CommandError::new(
         kind,
-        format!(
-            "fleet {}: `{command}` did not succeed on {} of {}: {}",
-            fleet.name(),
-            failed.len(),
-            crate::plural::count(runs.len(), "cluster"),
-            failed.join(", ")
-        ),
+        format!("fleet {}: `{command}` {}", fleet.name(), parts.join("; ")),
     ))
 }
 

@@ -31,7 +31,7 @@ pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
             &|_| Vec::new(),
             &super::fleet::summarise_status,
         )?;
-        return super::fleet::finish(&fleet, "status", &runs, printer);
+        return super::fleet::finish(&fleet, "status", &runs, None, printer);
     }
     let bundle = access::optional_bundle(global)?;
     let namespace = access::namespace(global, bundle.as_ref());

@@ -87,7 +87,7 @@ pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), C
             &|_| Vec::new(),
             &super::fleet::summarise_up,
         )?;
-        return super::fleet::finish(&fleet, "up", &runs, printer);
+        return super::fleet::finish(&fleet, "up", &runs, None, printer);
     }
     let catalog = global.catalog()?;
     // Rendered once: what is installed is what `--gitops` commits.

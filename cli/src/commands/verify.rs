@@ -1,5 +1,6 @@
 //! `telltale verify`: prove the stack live.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use crate::render::Bundle;
 use crate::secrets::Secret;
 use crate::ui::Printer;
 use crate::verify::http::{Auth, Http};
+use crate::verify::hub::HubCheck;
 use crate::verify::load::Engine;
 use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, report};
 
@@ -78,6 +80,16 @@ pub struct VerifyArgs {
     /// With a Fleet config: how many clusters are verified at once (1 to 64)
     #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
     pub parallel: usize,
+    /// With a Fleet config that names a hub (spec.hub): what is proven from
+    /// the hub's central stores for every spoke (comma-separated)
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        value_name = "LIST",
+        default_value = "series,logs,rules,alerts"
+    )]
+    pub hub_checks: Vec<HubCheck>,
 }
 
 /// Every cluster of the fleet, each against its own context (port-forwards)
@@ -99,6 +111,9 @@ fn run_fleet(
             ("--junit", args.junit.is_some()),
         ],
     )?;
+    // Every selected cluster's bundle, read or rendered before anything
+    // runs; the hub's checks use them too.
+    let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
     match &args.bundle {
         Some(dir) => {
             for cluster in fleet.members() {
@@ -108,11 +123,17 @@ fn run_fleet(
                         dir.display()
                     ))
                 })?;
-                read_bundle(&member)
+                let bundle = read_bundle(&member)
                     .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+                bundles.insert(cluster.name.clone(), bundle);
             }
         }
-        None => super::fleet::check_renders(fleet, global)?,
+        None => {
+            let rendered = super::plan_fleet::render_all(fleet, &global.catalog()?, global)?;
+            for (cluster, bundle) in fleet.members().zip(rendered) {
+                bundles.insert(cluster.name.clone(), bundle);
+            }
+        }
     }
     // The endpoints are checked like the flags they become.
     let credentials = args.bearer_token_env.is_some() || args.basic_auth_env.is_some();
@@ -120,6 +141,29 @@ fn run_fleet(
         for (flag, url) in endpoint_flags(cluster) {
             check_url(&flag, &url, credentials, args.allow_insecure_credentials)
                 .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+        }
+    }
+    if let Some(e) = fleet
+        .doc
+        .spec
+        .hub
+        .as_ref()
+        .and_then(|h| h.endpoints.as_ref())
+    {
+        for (key, url) in [
+            ("prometheus", &e.prometheus),
+            ("alertmanager", &e.alertmanager),
+            ("grafana", &e.grafana),
+            ("loki", &e.loki),
+        ] {
+            if let Some(url) = url {
+                check_url(
+                    &format!("spec.hub.endpoints.{key}"),
+                    url,
+                    credentials,
+                    args.allow_insecure_credentials,
+                )?;
+            }
         }
     }
     let runs = super::fleet::fan_out(
@@ -134,7 +178,145 @@ fn run_fleet(
         },
         &super::fleet::summarise_verify,
     )?;
-    super::fleet::finish(fleet, "verify", &runs, printer)
+    let hub = match &fleet.doc.spec.hub {
+        Some(hub) if !args.hub_checks.is_empty() => {
+            Some(verify_hub(fleet, hub, &bundles, args, global, printer)?)
+        }
+        _ => None,
+    };
+    super::fleet::finish(fleet, "verify", &runs, hub.as_ref(), printer)
+}
+
+/// The hub's part of a fleet verify: its bundle (the fleet-wide rules and
+/// the central routing), its central endpoints (`spec.hub.endpoints` over
+/// the hub cluster's own), every other selected cluster as a spoke.
+fn verify_hub(
+    fleet: &super::fleet::Fleet,
+    hub: &crate::model::fleet::Hub,
+    bundles: &BTreeMap<String, Bundle>,
+    args: &VerifyArgs,
+    global: &GlobalArgs,
+    printer: &Printer,
+) -> Result<crate::verify::hub::HubReport, CommandError> {
+    let (_, cluster) = fleet
+        .doc
+        .member(&hub.cluster)
+        .map_err(CommandError::bad_input)?;
+    let bundle = match &args.bundle {
+        // The hub was selected: its bundle is already here.
+        _ if bundles.contains_key(&cluster.name) => bundles[&cluster.name].clone(),
+        Some(dir) => {
+            let member = super::plan_fleet::member_dir(dir, &cluster.name)
+                .unwrap_or_else(|| dir.join(&cluster.name));
+            read_bundle(&member).map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?
+        }
+        None => render::render(&global.catalog()?, &fleet.request(global, cluster))
+            .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e.into()))?,
+    };
+    let own = cluster.endpoints.clone().unwrap_or_default();
+    let central = hub.endpoints.clone().unwrap_or_default();
+    let endpoints = Endpoints {
+        prometheus: central.prometheus.or(own.prometheus),
+        alertmanager: central.alertmanager.or(own.alertmanager),
+        grafana: central.grafana.or(own.grafana),
+        loki: central.loki.or(own.loki),
+    };
+    let auth = auth_of(args)?;
+    let names: Vec<String> = fleet
+        .members()
+        .filter(|c| c.name != hub.cluster)
+        .map(|c| c.name.clone())
+        .collect();
+    let mut checks = args.hub_checks.clone();
+    checks.sort();
+    checks.dedup();
+    printer.status(&format!(
+        "verifying from the hub {}: {} for {}",
+        hub.cluster,
+        checks
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+        crate::plural::count(names.len(), "spoke")
+    ));
+    let runtime = super::access::runtime()?;
+    runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + args.timeout;
+        // The marker of each spoke is written in that spoke when its
+        // cluster answers, so that its own shipper carries it to the hub.
+        let mut spokes = Vec::new();
+        for name in names {
+            let cluster = match (checks.contains(&HubCheck::Logs), bundles.get(&name)) {
+                (true, Some(b)) => Some(
+                    reach(global, b)
+                        .await
+                        .map(|kube| (kube, b.plan.namespace.clone())),
+                ),
+                _ => None,
+            };
+            spokes.push(crate::verify::hub::Spoke { name, cluster });
+        }
+        let http = Http::new(auth)
+            .map_err(|e| CommandError::environment(e.to_string()))?
+            .with_deadline(deadline + verify::REQUEST_GRACE);
+        let ctx = Context {
+            bundle: &bundle,
+            grafana: http.clone(),
+            http,
+            endpoints,
+            timeout: args.timeout,
+            deadline,
+            run_id: verify::run_id(),
+            kube: None,
+            load: LoadOptions::default(),
+            synthetic_labels: Default::default(),
+        };
+        Ok(crate::verify::hub::run(&ctx, &hub.cluster, &spokes, &checks).await)
+    })
+}
+
+/// A spoke's cluster, through the context and pin of its bundle, when its
+/// API server answers within [`API_PROBE`]; else why not.
+async fn reach(global: &GlobalArgs, bundle: &Bundle) -> Result<Kube, String> {
+    let pin = Pin::of(&bundle.plan.cluster);
+    let (target, config) = crate::cluster::target(global.kubeconfig.as_deref(), pin.context)
+        .map_err(|e| crate::error::chain(&e))?;
+    pin.check(&target).map_err(|e| crate::error::chain(&e))?;
+    let kube = super::access::connect(target, config)
+        .await
+        .map_err(|e| e.message)?;
+    match tokio::time::timeout(API_PROBE, kube.client.apiserver_version()).await {
+        Ok(Ok(_)) => Ok(kube),
+        Ok(Err(e)) => Err(format!(
+            "the API server {} did not answer: {e}",
+            kube.target.server
+        )),
+        Err(_) => Err(format!(
+            "the API server {} did not answer within {}s",
+            kube.target.server,
+            API_PROBE.as_secs()
+        )),
+    }
+}
+
+/// The credentials `--bearer-token-env` or `--basic-auth-env` name.
+fn auth_of(args: &VerifyArgs) -> Result<Auth, CommandError> {
+    Ok(match (&args.bearer_token_env, &args.basic_auth_env) {
+        (Some(var), _) => Auth::Bearer(secret_env(var)?),
+        (None, Some(var)) => {
+            let pair = secret_env(var)?;
+            let (user, password) = pair
+                .expose()
+                .split_once(':')
+                .ok_or_else(|| CommandError::bad_input(format!("{var} must hold USER:PASSWORD")))?;
+            Auth::Basic {
+                user: user.to_string(),
+                password: Secret::new(password),
+            }
+        }
+        (None, None) => Auth::None,
+    })
 }
 
 /// A fleet cluster's `endpoints`, as the URL flags of its verify run.
@@ -285,21 +467,7 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         },
         None => render::render(&global.catalog()?, &global.request()?)?,
     };
-    let auth = match (&args.bearer_token_env, &args.basic_auth_env) {
-        (Some(var), _) => Auth::Bearer(secret_env(var)?),
-        (None, Some(var)) => {
-            let pair = secret_env(var)?;
-            let (user, password) = pair
-                .expose()
-                .split_once(':')
-                .ok_or_else(|| CommandError::bad_input(format!("{var} must hold USER:PASSWORD")))?;
-            Auth::Basic {
-                user: user.to_string(),
-                password: Secret::new(password),
-            }
-        }
-        (None, None) => Auth::None,
-    };
+    let auth = auth_of(&args)?;
     let urls = [
         ("--prometheus-url", &args.prometheus_url),
         ("--alertmanager-url", &args.alertmanager_url),
@@ -537,6 +705,7 @@ pub async fn execute(
         kube,
         grafana,
         load: options.load,
+        synthetic_labels: Default::default(),
     };
     printer.status(&format!(
         "verifying {} check(s) for profile {} (run {})",

@@ -54,7 +54,23 @@ pub struct FleetSpec {
     /// One repository, one branch, one pull request for the whole fleet;
     /// `path` holds `{cluster}` [default: clusters/{cluster}/observability].
     pub gitops: Option<GitOps>,
+    /// The cluster holding the central stores the others send to; `verify`
+    /// then proves from it that every other cluster arrives.
+    pub hub: Option<Hub>,
     pub clusters: Vec<FleetCluster>,
+}
+
+/// The fleet's hub: one of its clusters, whose central Prometheus (or
+/// Mimir), Loki and Alertmanager every other cluster (a spoke) sends to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Hub {
+    /// The hub's name in `spec.clusters`: its bundle's rules are the
+    /// fleet-wide ones and its Alertmanager the central one.
+    pub cluster: String,
+    /// Where verify reaches the central stores (a Mimir query frontend, a
+    /// Loki gateway…); each one unset is the hub cluster's own endpoint.
+    pub endpoints: Option<Endpoints>,
 }
 
 /// The stack settings of a Config, without the cluster pin.
@@ -225,6 +241,37 @@ impl Fleet {
     }
 }
 
+/// Endpoints are plain http(s) URLs with no credential in them (verify
+/// takes credentials from --basic-auth-env or --bearer-token-env).
+fn check_endpoints(source: &Source, at: &str, e: &Endpoints) -> Result<(), LocatedError> {
+    for (key, url) in [
+        ("prometheus", &e.prometheus),
+        ("alertmanager", &e.alertmanager),
+        ("grafana", &e.grafana),
+        ("loki", &e.loki),
+    ] {
+        if let Some(url) = url {
+            let path = format!("{at}.{key}");
+            if let Some(why) = validate::credential(Some(key), url) {
+                let e = crate::catalog::locate(source, &path, "");
+                return Err(super::check::refuse_credential(
+                    source, e.line, e.column, &path, &why,
+                ));
+            }
+            super::check::plain_url(url).map_err(|inv| super::check::refuse(source, &path, inv))?;
+            if url.contains('@') {
+                return Err(crate::catalog::locate(
+                    source,
+                    &path,
+                    "expected a URL without user:password@ (verify takes credentials from --basic-auth-env)",
+                )
+                .redacted());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Whether `source` declares `kind: Fleet` (the header only; a document
 /// that does not parse is not one, and its own errors come later).
 pub fn is_fleet(source: &Source) -> bool {
@@ -297,31 +344,17 @@ pub fn parse(source: &Source) -> Result<Fleet, LocatedError> {
             .with_hint("each cluster of a fleet has its own context"));
         }
         if let Some(e) = &c.endpoints {
-            for (key, url) in [
-                ("prometheus", &e.prometheus),
-                ("alertmanager", &e.alertmanager),
-                ("grafana", &e.grafana),
-                ("loki", &e.loki),
-            ] {
-                if let Some(url) = url {
-                    let path = format!("{at}.endpoints.{key}");
-                    if let Some(why) = validate::credential(Some(key), url) {
-                        let e = crate::catalog::locate(source, &path, "");
-                        return Err(super::check::refuse_credential(
-                            source, e.line, e.column, &path, &why,
-                        ));
-                    }
-                    super::check::plain_url(url)
-                        .map_err(|inv| super::check::refuse(source, &path, inv))?;
-                    if url.contains('@') {
-                        return Err(refuse(
-                            &path,
-                            "expected a URL without user:password@ (verify takes credentials from --basic-auth-env)".into(),
-                        )
-                        .redacted());
-                    }
-                }
-            }
+            check_endpoints(source, &format!("{at}.endpoints"), e)?;
+        }
+    }
+    if let Some(hub) = &fleet.spec.hub {
+        fleet.member(&hub.cluster).map_err(|m| {
+            let mut e = refuse("spec.hub.cluster", m);
+            e.hint = Some("the hub is one of spec.clusters, by its name".into());
+            e
+        })?;
+        if let Some(e) = &hub.endpoints {
+            check_endpoints(source, "spec.hub.endpoints", e)?;
         }
     }
     if let Some(path) = fleet.spec.gitops.as_ref().and_then(|g| g.path.as_ref())
@@ -372,6 +405,36 @@ mod tests {
         assert_eq!(layers[0].path, "spec.defaults");
         assert_eq!(layers[1].path, "spec.clusters.1");
         assert_eq!(f.branch(), "telltale/fleet-shop");
+    }
+
+    #[test]
+    fn the_hub_is_a_cluster_of_the_fleet_with_plain_endpoints() {
+        let two = "  clusters:\n    - {name: hub, context: x}\n    - {name: eu-1, context: y}\n";
+        let f = parse(&Source::new(
+            "fleet.yaml",
+            format!(
+                "{HEAD}  hub: {{cluster: hub, endpoints: {{loki: 'http://loki:3100'}}}}\n{two}"
+            ),
+        ))
+        .unwrap();
+        assert_eq!(f.spec.hub.unwrap().cluster, "hub");
+        let e = err(&format!("{HEAD}  hub: {{cluster: eu1}}\n{two}"));
+        assert_eq!(e.key_path.as_deref(), Some("spec.hub.cluster"), "{e}");
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("did you mean `eu-1`?"), "{e}");
+        let e = err(&format!(
+            "{HEAD}  hub: {{cluster: hub, endpoints: {{loki: 'http://u:p@loki:3100'}}}}\n{two}"
+        ));
+        assert_eq!(
+            e.key_path.as_deref(),
+            Some("spec.hub.endpoints.loki"),
+            "{e}"
+        );
+        assert!(!e.to_string().contains("u:p@"), "{e}");
+        let e = err(&format!(
+            "{HEAD}  hub: {{cluster: hub, endpoint: {{}}}}\n{two}"
+        ));
+        assert_eq!(e.hint.as_deref(), Some("did you mean `endpoints`?"), "{e}");
     }
 
     #[test]

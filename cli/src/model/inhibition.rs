@@ -75,11 +75,7 @@ impl Matcher {
             .get(&self.label)
             .map(String::as_str)
             .unwrap_or_default();
-        let re = || {
-            regex::Regex::new(&format!("^(?:{})$", self.value))
-                .map(|re| re.is_match(v))
-                .unwrap_or(false)
-        };
+        let re = || anchored(&self.value).is_some_and(|re| re.is_match(v));
         match self.op {
             MatchOp::Equal => v == self.value,
             MatchOp::NotEqual => v != self.value,
@@ -87,6 +83,31 @@ impl Matcher {
             MatchOp::NotRegex => !re(),
         }
     }
+}
+
+/// The most compiled matchers kept: far above the distinct regexes of the
+/// catalogue's rules, a bound for whatever a plugin directory holds.
+const REGEX_CACHE: usize = 1024;
+
+/// `^(?:pattern)$`, compiled once per process: rendering asks every rule's
+/// matchers of every alert, and a fleet renders the same rules per cluster
+/// (compiling them each time was a tenth of `plan`'s time). None when the
+/// pattern is no regex.
+fn anchored(pattern: &str) -> Option<regex::Regex> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(pattern).cloned()) {
+        return hit;
+    }
+    let compiled = regex::Regex::new(&format!("^(?:{pattern})$")).ok();
+    if let Ok(mut c) = cache.lock()
+        && c.len() < REGEX_CACHE
+    {
+        c.insert(pattern.to_string(), compiled.clone());
+    }
+    compiled
 }
 
 impl fmt::Display for Matcher {

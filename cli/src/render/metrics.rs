@@ -89,9 +89,34 @@ fn elsewhere(catalog: &crate::catalog::Catalog, r: &super::Resolved) -> Publishe
     out
 }
 
+/// The most parsed expressions [`names_in`] keeps: above the catalogue's
+/// rules and panels together, a bound for whatever plugins add.
+const NAMES_CACHE: usize = 8192;
+
 /// Every metric name a PromQL expression selects: vector and matrix
-/// selectors by name, or by an exact `__name__` matcher.
+/// selectors by name, or by an exact `__name__` matcher. Parsed once per
+/// process: a fleet renders the same rules and panels for every cluster,
+/// and the parser compiles each `=~` matcher's regex (this was a sixth of a
+/// fleet's `plan`).
 pub fn names_in(expr: &str) -> Result<BTreeSet<String>, String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Names = Result<BTreeSet<String>, String>;
+    static CACHE: OnceLock<Mutex<HashMap<String, Names>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Mutex::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(expr).cloned()) {
+        return hit;
+    }
+    let names = parse_names(expr);
+    if let Ok(mut c) = cache.lock()
+        && c.len() < NAMES_CACHE
+    {
+        c.insert(expr.to_string(), names.clone());
+    }
+    names
+}
+
+fn parse_names(expr: &str) -> Result<BTreeSet<String>, String> {
     use promql_parser::label::MatchOp;
     use promql_parser::parser::{Expr, VectorSelector};
     struct Collect(Vec<VectorSelector>);

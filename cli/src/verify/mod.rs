@@ -8,6 +8,7 @@ pub mod grafana;
 pub mod grafana_time;
 pub mod grafana_variables;
 pub mod http;
+pub mod hub;
 pub mod load;
 pub mod loadgen;
 pub mod loki;
@@ -76,6 +77,9 @@ pub struct Context<'a> {
     /// when no others were given.
     pub grafana: Http,
     pub load: LoadOptions,
+    /// Labels every synthetic alert also carries: the hub's fleet verify
+    /// sends each spoke's with its `cluster`.
+    pub synthetic_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Overrides of plan.json's load test, from the command line.

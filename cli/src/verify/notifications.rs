@@ -296,6 +296,9 @@ fn synthetic(ctx: &Context<'_>, t: &Target, attempt: u32, ends: Option<SystemTim
             "description": format!("Proves delivery for: {}. Resolved by the same run.", t.cases.join(", ")),
         },
     });
+    for (name, value) in &ctx.synthetic_labels {
+        alert["labels"][name.as_str()] = json!(value);
+    }
     if attempt > 1 {
         alert["labels"][ATTEMPT_LABEL] = json!(attempt.to_string());
     }

@@ -628,6 +628,21 @@ fn query(hub: &local::Daemon, promql: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// An instant query to a Prometheus without credentials.
+fn query_plain(url: &str, promql: &str) -> Vec<Value> {
+    let body: Value = ureq::get(&format!("{url}/api/v1/query"))
+        .query("query", promql)
+        .call()
+        .unwrap_or_else(|e| panic!("query {promql}: {e}"))
+        .body_mut()
+        .read_json()
+        .unwrap();
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// A sample of the spoke's own /metrics: `name` for the queue `remote`.
 fn queue_metric(spoke: &local::Daemon, name: &str, remote: &str) -> Option<f64> {
     let text = ureq::get(&format!("{}/metrics", spoke.url))
@@ -1478,5 +1493,327 @@ mod installs {
         let (code, _, err) = run(dir.path(), &kc, &["up", "--context", "ctx-b", "-y"]);
         assert_eq!(code, Some(2), "{err}");
         assert!(err.contains("--context names one cluster"), "{err}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fleet verify from the hub: a local stack (real Prometheus 3 with its
+// remote-write receiver, standing in for Mimir; real Alertmanager; the fake
+// Loki) is the hub, three real Prometheus 3 spokes remote-write into it.
+
+mod hub {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use serde_json::{Value, json};
+
+    use super::{config, query_plain, spoke, wait_for};
+    use crate::common::fake_api::FakeApi;
+    use crate::common::stack::LocalStack;
+    use crate::common::{local, render_with, telltale};
+
+    /// The hub's alerting: every integration, delivered to the stack's sink.
+    const HUB_ALERTING: &str = "      alerting:\n        receivers:\n          slack: {channel: \"#ops-alerts\", webhookUrl: {env: SLACK_WEBHOOK_URL}}\n          pagerduty: {routingKey: {env: PAGERDUTY_ROUTING_KEY}}\n          sms: {to: [\"+15550100\"], twilio: {accountSid: ACxxxx, from: \"+15550199\", authToken: {env: TWILIO_AUTH_TOKEN}}}\n";
+
+    /// The fleet: the hub (its Prometheus as its own endpoint, its
+    /// Alertmanager and Loki as the fleet's central endpoints) and a spoke
+    /// per `(name, push URL, its Prometheus)`.
+    fn fleet(hub: Option<&LocalStack>, spokes: &[(&str, &str, Option<&str>)]) -> String {
+        let (hub_endpoints, own) = match hub {
+            Some(h) => (
+                format!(
+                    "    endpoints: {{alertmanager: '{}', loki: '{}'}}\n",
+                    h.url("alertmanager"),
+                    h.url("loki")
+                ),
+                format!(
+                    "      endpoints: {{prometheus: '{}'}}\n",
+                    h.url("prometheus")
+                ),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let mut text = format!(
+            "apiVersion: telltale.dev/v1alpha1\nkind: Fleet\nmetadata: {{name: hubbed}}\nspec:\n  defaults: {{profile: kind}}\n  hub:\n    cluster: hub\n{hub_endpoints}  clusters:\n    - name: hub\n      context: ctx-hub\n{own}{HUB_ALERTING}"
+        );
+        for (name, push, prometheus) in spokes {
+            text += &format!(
+                "    - name: {name}\n      context: ctx-{name}\n      plugins: {{remote-write: {{values: {{url: '{push}'}}}}}}\n"
+            );
+            if let Some(p) = prometheus {
+                text += &format!("      endpoints: {{prometheus: '{p}'}}\n");
+            }
+        }
+        text
+    }
+
+    fn plan(dir: &Path, fleet: &str, out: &str) -> std::process::Output {
+        std::fs::write(dir.join("fleet.yaml"), fleet).unwrap();
+        telltale(dir)
+            .args(["plan", "-f", "fleet.yaml", "--out", out, "--no-tool-check"])
+            .output()
+            .unwrap()
+    }
+
+    fn verify(dir: &Path, extra: &[&str]) -> (i32, Value, String) {
+        let out = telltale(dir)
+            .args(["verify", "-f", "fleet.yaml", "--bundle", "fleet-out"])
+            .args(["--checks", "remote-write", "--timeout", "20s", "-o", "json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let doc = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("one JSON document ({e}): {stderr}"));
+        (out.status.code().unwrap_or(-1), doc, stderr)
+    }
+
+    fn hub_check<'a>(doc: &'a Value, id: &str) -> &'a Value {
+        doc["hub"]["checks"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no hub report: {doc:#}"))
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| panic!("no hub check {id}: {doc:#}"))
+    }
+
+    #[test]
+    fn the_fleet_verify_proves_from_the_hub_what_each_spoke_sends_and_names_the_one_that_does_not()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let dead = format!("http://127.0.0.1:{}/api/v1/write", local::free_port());
+        // The hub's bundle is the fleet's own: planned once to start the hub.
+        let first = plan(
+            dir.path(),
+            &fleet(None, &[("eu-1", &dead, None)]),
+            "hub-plan",
+        );
+        assert!(
+            first.status.success(),
+            "{}",
+            String::from_utf8_lossy(&first.stderr)
+        );
+        let hub = LocalStack::start(
+            &dir.path().join("hub-plan").join("hub"),
+            &["--remote-write-receiver".as_ref()],
+        );
+        let push = format!("{}/api/v1/write", hub.url("prometheus"));
+
+        // eu-1 and eu-2 write to the hub; eu-3's URL is broken.
+        let spokes: Vec<(&str, String, local::Daemon)> =
+            [("eu-1", &push), ("eu-2", &push), ("eu-3", &dead)]
+                .into_iter()
+                .map(|(name, url)| {
+                    let values = format!("{{url: '{url}'}}");
+                    let bundle =
+                        render_with("kind", Some(&config(name, "kind", Some(&values))), &[]);
+                    let daemon = spoke(&bundle, &dir.path().join(name));
+                    (name, url.clone(), daemon)
+                })
+                .collect();
+        for name in ["eu-1", "eu-2"] {
+            wait_for(
+                &format!("{name}'s up in the hub"),
+                Duration::from_secs(45),
+                || {
+                    let r =
+                        query_plain(hub.url("prometheus"), &format!("up{{cluster=\"{name}\"}}"));
+                    (!r.is_empty()).then_some(())
+                },
+            );
+        }
+        let members: Vec<(&str, &str, Option<&str>)> = spokes
+            .iter()
+            .map(|(n, u, d)| (*n, u.as_str(), Some(d.url.as_str())))
+            .collect();
+        let planned = plan(dir.path(), &fleet(Some(&hub), &members), "fleet-out");
+        assert!(
+            planned.status.success(),
+            "{}",
+            String::from_utf8_lossy(&planned.stderr)
+        );
+
+        // eu-1's cluster answers (a fake API server, named as one): its
+        // marker is written by a pod there, and what its collector would do
+        // with the pod's line, push it to the hub labelled with its
+        // cluster, a "kubelet" thread does here.
+        let api = FakeApi::start();
+        api.insert(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "monitoring"}}),
+        );
+        let kubeconfig = api.kubeconfig(&dir.path().join("kubeconfig"), "ctx-eu-1");
+        let loki = hub.url("loki").to_string();
+        let kubelet = || {
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < until {
+                let pods = api.list("v1", "Pod");
+                if let Some(pod) = pods.iter().find(|p| {
+                    p["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| n.starts_with("telltale-log-marker-"))
+                }) {
+                    let script = pod["spec"]["containers"][0]["command"][2].as_str().unwrap();
+                    let line = script
+                        .trim_start_matches("echo ")
+                        .split(';')
+                        .next()
+                        .unwrap();
+                    let ts = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_nanos()
+                        .to_string();
+                    ureq::post(&format!("{loki}/loki/api/v1/push"))
+                        .send_json(json!({"streams": [{"stream": {"cluster": "eu-1", "namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"]}, "values": [[ts, line]]}]}))
+                        .unwrap();
+                    return pod["metadata"]["name"].as_str().unwrap().to_string();
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            panic!("the hub's verify never created eu-1's marker pod");
+        };
+        let (pod, (code, doc, stderr)) = std::thread::scope(|s| {
+            let kubelet = s.spawn(kubelet);
+            let verified = verify(dir.path(), &["--kubeconfig", kubeconfig.to_str().unwrap()]);
+            (kubelet.join().unwrap(), verified)
+        });
+        assert_eq!(code, 1, "{doc:#}\n{stderr}");
+        let logs = hub_check(&doc, "logs")["evidence"].to_string();
+        assert!(
+            logs.contains(&format!("written by pod monitoring/{pod} in eu-1")),
+            "{logs}"
+        );
+        for name in ["eu-2", "eu-3"] {
+            assert!(
+                logs.contains(&format!("{name}: marker telltale-fleet-marker-"))
+                    && logs.contains("pushed to the central Loki from here"),
+                "{logs}"
+            );
+        }
+        assert!(
+            !api.list("v1", "Pod")
+                .iter()
+                .any(|p| p["metadata"]["name"] == pod.as_str()),
+            "the marker pod is removed"
+        );
+        // The hub's report names eu-3, and only eu-3, for its series.
+        assert_eq!(doc["hub"]["cluster"], "hub", "{doc:#}");
+        assert_eq!(doc["hub"]["exit_code"], 1, "{doc:#}");
+        assert_eq!(
+            doc["hub"]["spokes"],
+            serde_json::json!(["eu-1", "eu-2", "eu-3"])
+        );
+        let series = hub_check(&doc, "series");
+        assert_eq!(series["status"], "fail", "{series:#}");
+        assert_eq!(series["spokes"], serde_json::json!(["eu-3"]), "{series:#}");
+        let summary = series["summary"].as_str().unwrap();
+        assert!(
+            summary.starts_with("eu-3: no `up` series with cluster=\"eu-3\""),
+            "{summary}"
+        );
+        let evidence = series["evidence"].to_string();
+        for name in ["eu-1", "eu-2"] {
+            assert!(
+                evidence.contains(&format!("labelled cluster=\\\"{name}\\\"")),
+                "{evidence}"
+            );
+        }
+        // Logs, fleet-wide rules and the synthetic alerts hold for every spoke.
+        for id in ["logs", "rules", "alerts"] {
+            let c = hub_check(&doc, id);
+            assert_eq!(c["status"], "pass", "{c:#}");
+            assert_eq!(c["spokes"], serde_json::json!([]), "{c:#}");
+        }
+        let alerts = hub_check(&doc, "alerts")["evidence"].to_string();
+        for name in ["eu-1", "eu-2", "eu-3"] {
+            assert!(alerts.contains(&format!("{name}: ")), "{alerts}");
+            assert!(
+                hub_check(&doc, "logs")["evidence"]
+                    .to_string()
+                    .contains(&format!(
+                        "{name}: marker found by {{cluster=\\\"{name}\\\"}}"
+                    )),
+                "{doc:#}"
+            );
+        }
+        // The central Alertmanager delivered each spoke's alert with its cluster.
+        let received: Vec<Value> = ureq::get(&format!("{}/received", hub.url("sink")))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        for name in ["eu-1", "eu-2", "eu-3"] {
+            assert!(
+                received.iter().any(|n| {
+                    let n = n.to_string();
+                    n.contains("telltale_synthetic") && n.contains(&format!("-{name}"))
+                }),
+                "no synthetic notification of {name}: {received:#?}"
+            );
+        }
+        // The members' own reports: eu-3's remote-write fails there too.
+        let member = |name: &str| {
+            doc["clusters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["cluster"] == name)
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(member("eu-3")["exit_code"], 1, "{doc:#}");
+        assert_eq!(member("eu-1")["exit_code"], 0, "{doc:#}");
+        assert!(
+            stderr.contains(
+                "did not succeed on 1 of 4 clusters: eu-3; from the hub hub, failed: series: eu-3"
+            ),
+            "{stderr}"
+        );
+
+        // The table has the hub's row.
+        let out = telltale(dir.path())
+            .args(["verify", "-f", "fleet.yaml", "--bundle", "fleet-out", "-q"])
+            .args([
+                "--checks",
+                "remote-write",
+                "--timeout",
+                "10s",
+                "--hub-checks",
+                "series",
+            ])
+            .output()
+            .unwrap();
+        let table = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{table}");
+        assert!(
+            table.contains("hub (hub)") && table.contains("(series: eu-3)"),
+            "{table}"
+        );
+
+        // Without eu-3, the fleet verifies: exit 0, every hub check passes.
+        let (code, doc, stderr) = verify(dir.path(), &["--cluster", "eu-1", "--cluster", "eu-2"]);
+        assert_eq!(code, 0, "{doc:#}\n{stderr}");
+        assert_eq!(doc["hub"]["spokes"], serde_json::json!(["eu-1", "eu-2"]));
+        for id in ["series", "logs", "rules", "alerts"] {
+            assert_eq!(hub_check(&doc, id)["status"], "pass", "{doc:#}");
+        }
+    }
+
+    #[test]
+    fn a_hub_that_is_not_a_cluster_of_the_fleet_is_refused_where_it_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = fleet(
+            None,
+            &[("eu-1", "https://mimir.example.com/api/v1/push", None)],
+        )
+        .replace("cluster: hub\n", "cluster: hubb\n");
+        let out = plan(dir.path(), &text, "out");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("fleet.yaml:7:"), "{stderr}");
+        assert!(stderr.contains("spec.hub.cluster"), "{stderr}");
+        assert!(stderr.contains("did you mean `hub`?"), "{stderr}");
+        assert!(!dir.path().join("out").exists());
     }
 }
