@@ -1,6 +1,6 @@
 //! `telltale verify`: prove the stack live.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -255,11 +255,27 @@ fn verify_hub(
                 ),
                 _ => None,
             };
-            spokes.push(crate::verify::hub::Spoke { name, cluster });
+            let tenants = bundles
+                .get(&name)
+                .map(crate::verify::hub::tenants_of)
+                .unwrap_or_default();
+            spokes.push(crate::verify::hub::Spoke {
+                name,
+                cluster,
+                tenants,
+            });
         }
-        let http = Http::new(auth)
+        let mut http = Http::new(auth)
             .map_err(|e| CommandError::environment(e.to_string()))?
             .with_deadline(deadline + verify::REQUEST_GRACE);
+        // A multi-tenant central store answers for the tenants named: all
+        // the spokes' at once (Mimir's tenant federation, Loki's
+        // multi-tenant queries); single-tenant stores ignore the header.
+        let tenants: BTreeSet<&String> = spokes.iter().flat_map(|s| &s.tenants).collect();
+        if !tenants.is_empty() {
+            let joined: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
+            http = http.with_header(crate::verify::hub::TENANT_HEADER, joined.join("|"));
+        }
         let ctx = Context {
             bundle: &bundle,
             grafana: http.clone(),

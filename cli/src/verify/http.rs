@@ -34,6 +34,8 @@ pub struct Http {
     auth: Auth,
     /// When the verify run ends: no request outlives it.
     deadline: Option<Instant>,
+    /// Sent with every request (a tenant header), one value per name.
+    headers: Vec<(&'static str, String)>,
 }
 
 #[derive(Clone, Default)]
@@ -117,7 +119,16 @@ impl Http {
             client,
             auth,
             deadline: None,
+            headers: Vec::new(),
         })
+    }
+
+    /// The same client, sending `name: value` with every request (replacing
+    /// an earlier value of `name`).
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Http {
+        self.headers.retain(|(n, _)| *n != name);
+        self.headers.push((name, value.into()));
+        self
     }
 
     /// The same client, whose requests all end by `deadline`.
@@ -167,6 +178,10 @@ impl Http {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<reqwest::Response, HttpError> {
+        let request = self
+            .headers
+            .iter()
+            .fold(request, |r, (name, value)| r.header(*name, value));
         self.with_auth(request)
             .send()
             .await
@@ -399,6 +414,7 @@ impl Http {
             client: self.client.clone(),
             auth,
             deadline: self.deadline,
+            headers: self.headers.clone(),
         }
     }
 

@@ -125,6 +125,9 @@ impl HubReport {
 /// stack's namespace when it answered, or why it did not.
 pub struct Spoke {
     pub name: String,
+    /// The tenants its bundle sends under (see [`tenants_of`]); its marker
+    /// is pushed under the first.
+    pub tenants: BTreeSet<String>,
     /// None when no check needs the cluster.
     pub cluster: Option<Result<(crate::cluster::Kube, String), String>>,
 }
@@ -443,7 +446,7 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[Spoke], names: &[String]) 
                     Some(Err(why)) => format!("its cluster did not answer: {why}"),
                     _ => "no cluster reached".into(),
                 };
-                push(ctx, url, name, &line).await.map(|()| {
+                push(ctx, url, spoke, &line).await.map(|()| {
                     format!("pushed to the central Loki from here ({why}: its shipper path is not proven)")
                 })
             }
@@ -549,17 +552,67 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[Spoke], names: &[String]) 
     }
 }
 
+/// The tenant header a multi-tenant central store (Mimir, Loki, Cortex,
+/// Thanos Receive) reads: which tenants a request is for.
+pub const TENANT_HEADER: &str = "X-Scope-OrgID";
+
+/// The tenants a spoke's bundle really sends under, read from its releases'
+/// values: every `X-Scope-OrgID` header (a remote write's) and every
+/// `tenant_id = "…"` of a log shipper's config (Alloy's `loki.write`
+/// endpoints). Empty when it sends to single-tenant stores.
+pub fn tenants_of(bundle: &crate::render::Bundle) -> BTreeSet<String> {
+    fn walk(value: &serde_json::Value, out: &mut BTreeSet<String>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                for (key, v) in map {
+                    match (key.eq_ignore_ascii_case(TENANT_HEADER), v) {
+                        (true, serde_json::Value::String(t)) => {
+                            out.insert(t.clone());
+                        }
+                        _ => walk(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::String(text) => {
+                for line in text.lines() {
+                    let Some(rest) = line.trim().strip_prefix("tenant_id") else {
+                        continue;
+                    };
+                    let Some(quoted) = rest.trim().strip_prefix('=') else {
+                        continue;
+                    };
+                    if let Ok(t) = serde_json::from_str::<String>(quoted.trim()) {
+                        out.insert(t);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    for values in bundle.values.values() {
+        walk(values, &mut out);
+    }
+    out
+}
+
 /// Pushes a spoke's marker through the central Loki's push API, labelled as
-/// the spoke's collector labels its lines.
-async fn push(ctx: &Context<'_>, url: &str, spoke: &str, line: &str) -> Result<(), String> {
+/// the spoke's collector labels its lines (and under its tenant, when it
+/// has one: a push is for exactly one).
+async fn push(ctx: &Context<'_>, url: &str, spoke: &Spoke, line: &str) -> Result<(), String> {
+    let http = match spoke.tenants.first() {
+        Some(tenant) => ctx.http.clone().with_header(TENANT_HEADER, tenant.clone()),
+        None => ctx.http.clone(),
+    };
+    let spoke = &spoke.name;
     let namespace = &ctx.bundle.plan.namespace;
     let body = serde_json::json!({"streams": [{
         "stream": {"cluster": spoke, "namespace": namespace,
                    "job": format!("{namespace}/telltale-fleet-marker"), "container": "marker"},
         "values": [[unix_nanos().to_string(), line]],
     }]});
-    ctx.http
-        .post_json(&format!("{url}/loki/api/v1/push"), &body)
+    http.post_json(&format!("{url}/loki/api/v1/push"), &body)
         .await
         .map_err(|e| format!("cannot push the marker: {e}"))
 }

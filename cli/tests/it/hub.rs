@@ -848,3 +848,50 @@ fn the_readmes_hub_fleet_plans_a_hub_with_its_stores_and_two_spokes() {
     );
     assert_eq!(hub["thanosRuler"]["enabled"], true);
 }
+
+/// The tenants the hub verify asks a multi-tenant store for are read from
+/// what each spoke's bundle really sends under (its remote write's
+/// X-Scope-OrgID, its Alloy's tenant_id), and the header reaches the store.
+#[test]
+fn the_hub_verify_asks_for_the_tenants_the_spokes_bundles_send_under() {
+    use telltale::verify::hub::{TENANT_HEADER, tenants_of};
+    let plugins = "    remote-write: {values: {url: 'https://mimir.hub.example.com/api/v1/push', tenant: eu-1}}\n    alloy:\n      values: {push: [{url: 'https://logs.hub.example.com/loki/api/v1/push', tenant: eu-1-logs}]}\n";
+    let bundle = render_with("spoke", Some(&config("spoke", plugins)), &[]);
+    let tenants: Vec<String> = tenants_of(&bundle).into_iter().collect();
+    assert_eq!(tenants, ["eu-1", "eu-1-logs"]);
+    let plain = "    remote-write: {values: {url: 'https://mimir.hub.example.com/api/v1/push'}}\n";
+    let bundle = render_with("spoke", Some(&config("spoke", plain)), &[]);
+    assert!(tenants_of(&bundle).is_empty(), "no tenant, no header");
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use wiremock::matchers::{header, method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let store = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v1/query"))
+            .and(header(TENANT_HEADER, "eu-1|eu-2"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+            .mount(&store)
+            .await;
+        let http = telltale::verify::http::Http::new(Default::default())
+            .unwrap()
+            .with_header(TENANT_HEADER, "eu-1")
+            .with_header(TENANT_HEADER, "eu-1|eu-2");
+        let answer: Value = http
+            .get_json(&format!("{}/api/v1/query", store.uri()))
+            .await
+            .expect("the store saw the tenants, once");
+        assert_eq!(answer["ok"], true);
+        let bare = telltale::verify::http::Http::new(Default::default()).unwrap();
+        assert!(
+            bare.get_json::<Value>(&format!("{}/api/v1/query", store.uri()))
+                .await
+                .is_err(),
+            "without the header the store does not answer"
+        );
+    });
+}
