@@ -155,7 +155,7 @@ mod tests {
             "",
             "Generated",
             "env:",
-            "env:xoxb-canary-0123456789abcdef",
+            "env:fake-canary-not-a-variable-name",
             "file:",
             "secretRef:pg",
             "secretRef:/password",
