@@ -401,11 +401,7 @@ fn execute(
     let branch_on_remote = pushed || checkout.branch_exists;
     let pull_request = match (&github_repo, branch_on_remote, &access.token) {
         (Some(gh), true, Some(token)) => {
-            let api_url = args
-                .github_api_url
-                .clone()
-                .or(config.github.as_ref().and_then(|g| g.api_url.clone()))
-                .unwrap_or_else(|| github::DEFAULT_API_URL.to_string());
+            let api_url = github_api_url(args, &config);
             let request = PrRequest {
                 api_url: &api_url,
                 token,
@@ -415,22 +411,7 @@ fn execute(
                 title: &title,
                 body: &body,
             };
-            let pr = access::runtime()?
-                .block_on(github::open_or_update(&request))
-                .map_err(|e| {
-                    redact(CommandError::environment(e.to_string())).with_hint(format!(
-                        "the branch {branch} is pushed; fix the cause and run again to open the pull request, or pass --no-pr"
-                    ))
-                })?;
-            Some(PrReport {
-                number: pr.number,
-                url: pr.url,
-                action: match pr.action {
-                    PrAction::Created => "created",
-                    PrAction::Updated => "updated",
-                    PrAction::Unchanged => "unchanged",
-                },
-            })
+            Some(open_pull_request(&request, &redact)?)
         }
         (Some(_), false, _) => {
             printer.status(&format!(
@@ -782,6 +763,39 @@ pub(super) fn refuse_findings(findings: Vec<Finding>) -> Result<(), CommandError
     Err(err.with_hint(
         "secrets belong in sources ({env: VAR}, {file: PATH}, {secretRef: …}), never in values or --set",
     ))
+}
+
+/// `--github-api-url`, else the config's, else github.com's.
+pub(super) fn github_api_url(args: &GitopsArgs, config: &GitOps) -> String {
+    args.github_api_url
+        .clone()
+        .or(config.github.as_ref().and_then(|g| g.api_url.clone()))
+        .unwrap_or_else(|| github::DEFAULT_API_URL.to_string())
+}
+
+/// Opens or updates the one pull request (for a cluster or a fleet); a
+/// failure says the branch is already pushed.
+pub(super) fn open_pull_request(
+    request: &PrRequest<'_>,
+    redact: &dyn Fn(CommandError) -> CommandError,
+) -> Result<PrReport, CommandError> {
+    let pr = access::runtime()?
+        .block_on(github::open_or_update(request))
+        .map_err(|e| {
+            redact(CommandError::environment(e.to_string())).with_hint(format!(
+                "the branch {} is pushed; fix the cause and run again to open the pull request, or pass --no-pr",
+                request.head
+            ))
+        })?;
+    Ok(PrReport {
+        number: pr.number,
+        url: pr.url,
+        action: match pr.action {
+            PrAction::Created => "created",
+            PrAction::Updated => "updated",
+            PrAction::Unchanged => "unchanged",
+        },
+    })
 }
 
 /// A git failure as the command reports it (`From<GitError>`), for

@@ -24,7 +24,7 @@ use super::fleet::Fleet;
 use super::gitops::{self as single, GitopsArgs, PrReport};
 use crate::error::{CommandError, ErrorKind};
 use crate::gitops::digest::{self, DigestKey};
-use crate::gitops::github::{self, PrAction, PrRequest};
+use crate::gitops::github::PrRequest;
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, OutOfBand};
 use crate::gitops::repo::{self, Access, Checkout, Committed};
@@ -367,11 +367,7 @@ pub fn run(
     let branch_on_remote = pushed || checkout.branch_exists;
     let pull_request = match (&github_repo, branch_on_remote, &access.token) {
         (Some(gh), true, Some(token)) => {
-            let api_url = args
-                .github_api_url
-                .clone()
-                .or(gitops.github.as_ref().and_then(|g| g.api_url.clone()))
-                .unwrap_or_else(|| github::DEFAULT_API_URL.to_string());
+            let api_url = single::github_api_url(args, &gitops);
             let request = PrRequest {
                 api_url: &api_url,
                 token,
@@ -381,22 +377,7 @@ pub fn run(
                 title: &title,
                 body: &body,
             };
-            let pr = super::access::runtime()?
-                .block_on(github::open_or_update(&request))
-                .map_err(|e| {
-                    redact(CommandError::environment(e.to_string())).with_hint(format!(
-                        "the branch {branch} is pushed; fix the cause and run again to open the pull request, or pass --no-pr"
-                    ))
-                })?;
-            Some(PrReport {
-                number: pr.number,
-                url: pr.url,
-                action: match pr.action {
-                    PrAction::Created => "created",
-                    PrAction::Updated => "updated",
-                    PrAction::Unchanged => "unchanged",
-                },
-            })
+            Some(single::open_pull_request(&request, &redact)?)
         }
         (Some(_), false, _) => {
             printer.status(&format!(
