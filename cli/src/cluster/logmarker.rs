@@ -56,26 +56,33 @@ pub fn pod(namespace: &str, run_id: &str, marker: &str) -> Pod {
     .expect("the marker pod is a valid Pod")
 }
 
-/// Creates the marker pod and returns its name.
+/// A marker pod this run created: the only kind [`remove`] deletes, so a
+/// pod of the same name that telltale did not create is never touched.
+#[derive(Debug)]
+pub struct MarkerPod {
+    pub name: String,
+}
+
+/// Creates the marker pod.
 pub async fn start(
     kube: &Kube,
     namespace: &str,
     run_id: &str,
     marker: &str,
-) -> Result<String, kube::Error> {
+) -> Result<MarkerPod, kube::Error> {
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), namespace);
     let created = api
         .create(&PostParams::default(), &pod(namespace, run_id, marker))
         .await?;
-    Ok(created.metadata.name.unwrap_or_else(|| pod_name(run_id)))
+    Ok(MarkerPod {
+        name: created.metadata.name.unwrap_or_else(|| pod_name(run_id)),
+    })
 }
 
-/// Deletes the marker pod; a pod already gone is fine.
-pub async fn remove(kube: &Kube, namespace: &str, run_id: &str) {
+/// Deletes the marker pod this run created; a pod already gone is fine.
+pub async fn remove(kube: &Kube, namespace: &str, pod: &MarkerPod) {
     let api: Api<Pod> = Api::namespaced(kube.client.clone(), namespace);
-    let _ = api
-        .delete(&pod_name(run_id), &DeleteParams::background())
-        .await;
+    let _ = api.delete(&pod.name, &DeleteParams::background()).await;
 }
 
 /// Every namespace with at least one running pod.

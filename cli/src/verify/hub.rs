@@ -432,14 +432,17 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[Spoke], names: &[String]) 
         let written = match &spoke.cluster {
             Some(Ok((kube, namespace))) => {
                 let run = format!("{}-{name}", ctx.run_id);
-                let pod = logmarker::start(kube, namespace, &run, &line).await;
-                pods.push((kube, namespace, run));
-                pod.map(|pod| {
-                    format!(
-                        "written by pod {namespace}/{pod} in {name}, shipped by its own collector"
-                    )
-                })
-                .map_err(|e| format!("cannot start the marker pod in {name}: {e}"))
+                match logmarker::start(kube, namespace, &run, &line).await {
+                    Ok(pod) => {
+                        let how = format!(
+                            "written by pod {namespace}/{} in {name}, shipped by its own collector",
+                            pod.name
+                        );
+                        pods.push((kube, namespace, pod));
+                        Ok(how)
+                    }
+                    Err(e) => Err(format!("cannot start the marker pod in {name}: {e}")),
+                }
             }
             other => {
                 let why = match other {
@@ -509,8 +512,8 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[Spoke], names: &[String]) 
         ));
         failed.push(spoke.clone());
     }
-    for (kube, namespace, run) in pods {
-        logmarker::remove(kube, namespace, &run).await;
+    for (kube, namespace, pod) in &pods {
+        logmarker::remove(kube, namespace, pod).await;
     }
     // What each spoke's own shipper sent in the last 10 minutes.
     let counts = format!(

@@ -59,11 +59,16 @@ pub async fn logs(ctx: &Context<'_>, url: &str) -> Finding {
     // The marker goes out first so that it travels while the counts settle.
     let started = Instant::now();
     let marker = format!("telltale-marker-{}", ctx.run_id);
+    let mut created = None;
     let written = match &ctx.kube {
-        Some(kube) => logmarker::start(kube, namespace, &ctx.run_id, &marker)
-            .await
-            .map(|pod| format!("written by pod {namespace}/{pod}"))
-            .map_err(|e| format!("cannot start the marker pod: {e}")),
+        Some(kube) => match logmarker::start(kube, namespace, &ctx.run_id, &marker).await {
+            Ok(pod) => {
+                let how = format!("written by pod {namespace}/{}", pod.name);
+                created = Some((kube, pod));
+                Ok(how)
+            }
+            Err(e) => Err(format!("cannot start the marker pod: {e}")),
+        },
         None => push(ctx, url, namespace, &marker).await.map(|()| {
             "pushed through Loki's push API (no cluster reachable: the shipper path is not proven)"
                 .to_string()
@@ -75,8 +80,8 @@ pub async fn logs(ctx: &Context<'_>, url: &str) -> Finding {
         Ok(_) => find_marker(ctx, url, namespace, &marker).await,
         Err(e) => Err(e.clone()),
     };
-    if let Some(kube) = &ctx.kube {
-        logmarker::remove(kube, namespace, &ctx.run_id).await;
+    if let Some((kube, pod)) = &created {
+        logmarker::remove(kube, namespace, pod).await;
     }
 
     let mut evidence = vec![format!("namespaces from {source}")];
