@@ -1,12 +1,14 @@
 //! telltale: render, install, verify and hand to GitOps an observability
 //! stack on Kubernetes.
 //!
-//! The library is split so the core stays pure: `model` parses documents,
-//! `catalog` finds profiles and plugins (embedded or on disk), `render` turns
-//! them into a [`render::Bundle`] without I/O; `commands` and `ui` are the
-//! only places that print.
+//! The pure core (documents, catalog, render, secrets, lint) is the
+//! `telltale-core` crate, re-exported here under the same paths; this crate
+//! adds what talks to the world: the cluster, helm and other programs, the
+//! workflows (`install`, `verify`, `gitops`, `init`), and the commands and
+//! terminal (`commands`, `ui`: the only places that print).
 
-pub mod catalog;
+pub use telltale_core::{catalog, dashboard, lint, model, paths, plural, render, secrets};
+
 pub mod cluster;
 pub mod commands;
 pub mod error;
@@ -14,13 +16,8 @@ pub mod gitops;
 pub mod helm;
 pub mod init;
 pub mod install;
-pub mod lint;
-pub mod model;
 pub mod outdir;
-pub mod plural;
 pub mod process;
-pub mod render;
-pub mod secrets;
 pub mod tools;
 pub mod ui;
 pub mod verify;
