@@ -40,12 +40,18 @@ pub fn of_package(package: &str, name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the running test binary's path");
     let dir = profile_dir(&exe);
     locate(&dir, workspace_root(), name).unwrap_or_else(|why| {
-        panic!(
-            "{why}\n`{name}` is a binary of the {package} package; build it with the \
-             tests (`cargo test --workspace --all-features --test it`, the documented \
-             command) or alone: `{}`",
-            build_command(&dir, package, name)
-        )
+        let alone = build_command(&dir, package, name);
+        // The documented test command builds the debug profile's binaries;
+        // a bench (release) needs its binary built on its own.
+        let how = if dir.file_name().is_some_and(|n| n == "debug") {
+            format!(
+                "with the tests (`cargo test --workspace --all-features --test it`, \
+                 the documented command) or alone: `{alone}`"
+            )
+        } else {
+            format!("first: `{alone}`")
+        };
+        panic!("{why}\n`{name}` is a binary of the {package} package; build it {how}")
     })
 }
 
