@@ -721,7 +721,8 @@ fn a_spoke_remote_writes_into_the_hub_labelled_with_its_cluster() {
         format!("{{url: '{push}', tenant: eu-1, {}}}", auth(&password_file)),
     );
     let wrong = render("eu-2", format!("{{url: '{push}', {}}}", auth(&wrong_file)));
-    let nowhere = format!("http://127.0.0.1:{}/api/v1/write", local::free_port());
+    let nowhere_port = local::dead_port();
+    let nowhere = format!("http://127.0.0.1:{}/api/v1/write", nowhere_port.port);
     let broken = render(
         "eu-3",
         format!("{{url: '{nowhere}', {}}}", auth(&password_file)),
@@ -1580,7 +1581,8 @@ mod hub {
     fn the_fleet_verify_proves_from_the_hub_what_each_spoke_sends_and_names_the_one_that_does_not()
     {
         let dir = tempfile::tempdir().unwrap();
-        let dead = format!("http://127.0.0.1:{}/api/v1/write", local::free_port());
+        let dead_port = local::dead_port();
+        let dead = format!("http://127.0.0.1:{}/api/v1/write", dead_port.port);
         // The hub's bundle is the fleet's own: planned once to start the hub.
         let first = plan(
             dir.path(),

@@ -670,7 +670,8 @@ fn spoke(dir: &Path, cluster: &str, push: &str, exporter: &local::Exporter) -> l
         "groups:\n- name: spoke\n  interval: 1s\n  rules:\n  - alert: SpokeAlwaysFiring\n    expr: vector(1)\n    labels: {severity: warning}\n",
     )
     .unwrap();
-    let dead = format!("127.0.0.1:{}", local::free_port());
+    let dead_port = local::dead_port();
+    let dead = format!("127.0.0.1:{}", dead_port.port);
     local::prometheus_with(dir, &[], None, |port| {
         let config = json!({
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s",

@@ -115,7 +115,8 @@ fn real_k6_runs_the_plugin_script_against_the_standin_and_its_summary_parses() {
 fn real_k6_against_a_dead_target_still_reports_every_request_failed() {
     let k6 = k6();
     let script = plugin_script();
-    let dead = format!("http://127.0.0.1:{}/", crate::common::local::free_port());
+    let dead_port = crate::common::local::dead_port();
+    let dead = format!("http://127.0.0.1:{}/", dead_port.port);
     let summary = runtime()
         .block_on(loadjob::run_local(
             &k6,

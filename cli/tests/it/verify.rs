@@ -729,7 +729,8 @@ fn builtin_load_moves_the_series_and_a_dead_target_fails() {
     );
 
     // Nobody listens there: every request fails and nothing moves.
-    let dead = format!("http://127.0.0.1:{}/", crate::common::local::free_port());
+    let dead_port = crate::common::local::dead_port();
+    let dead = format!("http://127.0.0.1:{}/", dead_port.port);
     let (code, report, _) = verify_all(
         dir.path(),
         &stack,

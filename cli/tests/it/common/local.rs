@@ -15,6 +15,33 @@ pub fn free_port() -> u16 {
         .expect("a free port on 127.0.0.1")
 }
 
+/// A port on 127.0.0.1 where nothing listens, held while the value lives:
+/// its socket is bound but never listens, so a connection is refused at once
+/// and no other test or daemon asking for a free port is given it meanwhile.
+/// (A [`free_port`] used as "nothing answers here" was handed to another
+/// test's server when the suite ran eight tests at a time.)
+pub struct DeadPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn dead_port() -> DeadPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a TCP socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("a port on 127.0.0.1");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .expect("a bound address")
+        .port();
+    DeadPort {
+        _socket: socket,
+        port,
+    }
+}
+
 /// A child process killed (and reaped) on drop, so a failing assertion never
 /// leaves a daemon behind.
 pub struct Daemon {
