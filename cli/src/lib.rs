@@ -20,6 +20,7 @@ pub mod outdir;
 pub mod plural;
 pub mod process;
 pub mod render;
+pub mod report;
 pub mod secrets;
 pub mod tools;
 pub mod ui;

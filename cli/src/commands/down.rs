@@ -12,7 +12,7 @@ use crate::error::{CommandError, ErrorKind};
 use crate::install::down::{AllowedReleases, DownOptions, Skipped, down};
 use crate::install::interrupt::Interrupt;
 use crate::install::{PhaseResult, RunEnd};
-use crate::ui::progress::Progress;
+use crate::ui::reporter::Terminal;
 use crate::ui::{Printer, prompt, table};
 
 /// Remove what `up` installed, in reverse phase order: helm releases, then
@@ -88,7 +88,7 @@ pub fn run(args: DownArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
     access::runtime()?.block_on(async {
         let kube = access::connect(target, config).await?;
         let server = kube.target.server.clone();
-        let progress = Progress::new(printer);
+        let progress = Terminal::new(printer);
         let interrupt = Interrupt::listen(crate::ui::interrupt_notice);
         let Some(journal) = journal::read(&kube, &namespace)
             .await

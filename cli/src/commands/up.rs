@@ -19,7 +19,8 @@ use crate::install::secrets::Resolved;
 use crate::install::{Installer, PhaseOutcome, PhaseResult, RunEnd, Selection};
 use crate::model::Phase;
 use crate::render::{self, Bundle};
-use crate::ui::progress::Progress;
+use crate::report::Reporter as _;
+use crate::ui::reporter::Terminal;
 use crate::ui::{Printer, prompt, table};
 
 /// Install or upgrade the stack phase by phase. Preflight runs first and
@@ -126,7 +127,7 @@ async fn up(
     global: &GlobalArgs,
     printer: &Printer,
 ) -> Result<(), CommandError> {
-    let progress = Progress::new(printer);
+    let progress = Terminal::new(printer);
     let interrupt = Interrupt::listen(crate::ui::interrupt_notice);
     let plan = &bundle.plan;
     let ns = plan.namespace.as_str();

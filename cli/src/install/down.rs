@@ -18,7 +18,7 @@ use crate::cluster::Kube;
 use crate::cluster::journal::{self, Journal};
 use crate::cluster::objects::{self, ObjectRef, Objects};
 use crate::helm::Helm;
-use crate::ui::progress::Progress;
+use crate::report::Reporter;
 
 #[derive(Debug, Clone)]
 pub struct DownOptions {
@@ -66,7 +66,7 @@ pub async fn down<H: Helm>(
     namespace: &str,
     mut journal: Journal,
     options: &DownOptions,
-    progress: &Progress,
+    progress: &dyn Reporter,
     interrupt: &Interrupt,
 ) -> (Vec<PhaseResult>, RunEnd, Vec<Skipped>) {
     let mut skipped = Vec::new();

@@ -2,6 +2,7 @@
 
 pub mod progress;
 pub mod prompt;
+pub mod reporter;
 pub mod table;
 pub mod usage;
 

@@ -1,0 +1,53 @@
+//! The terminal's [`Reporter`]: phases through indicatif's progress lines
+//! (or timestamped lines without a terminal), warnings and status lines
+//! through the printer.
+
+use super::Printer;
+use super::progress::Progress;
+use crate::install::interrupt::Notice;
+use crate::model::Phase;
+use crate::report::Reporter;
+
+pub struct Terminal<'a> {
+    printer: &'a Printer,
+    progress: Progress,
+}
+
+impl<'a> Terminal<'a> {
+    pub fn new(printer: &'a Printer) -> Terminal<'a> {
+        Terminal {
+            printer,
+            progress: Progress::new(printer),
+        }
+    }
+}
+
+impl Reporter for Terminal<'_> {
+    fn phase_started(&self, phase: Phase, text: &str) {
+        self.progress.phase_started(phase, text);
+    }
+
+    fn step(&self, phase: Phase, text: &str) {
+        self.progress.step(phase, text);
+    }
+
+    fn phase_finished(&self, phase: Phase, ok: bool, text: &str) {
+        self.progress.phase_finished(phase, ok, text);
+    }
+
+    fn note(&self, text: &str) {
+        self.progress.note(text);
+    }
+
+    fn warn(&self, text: &str) {
+        self.printer.warn(text);
+    }
+
+    fn status(&self, text: &str) {
+        self.printer.status(text);
+    }
+
+    fn interrupt_notice(&self) -> fn(Notice) {
+        super::interrupt_notice
+    }
+}
