@@ -22,6 +22,7 @@ pub mod process;
 pub mod render;
 pub mod report;
 pub mod secrets;
+pub mod session;
 pub mod tools;
 pub mod ui;
 pub mod verify;

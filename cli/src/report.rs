@@ -9,7 +9,9 @@
 use crate::install::interrupt::Notice;
 use crate::model::Phase;
 
-pub trait Reporter: Send + Sync {
+/// verify's waiting line ([`crate::verify::Progress`]) is part of it, so a
+/// use case hands the same reporter to the checks.
+pub trait Reporter: crate::verify::Progress + Send + Sync {
     /// A phase of `up` or `down` starts.
     fn phase_started(&self, phase: Phase, text: &str);
     /// What the running phase does now.
@@ -22,6 +24,8 @@ pub trait Reporter: Send + Sync {
     fn warn(&self, text: &str);
     /// A status line (hidden with `-q`).
     fn status(&self, text: &str);
+    /// A status line shown only with `-v`.
+    fn detail(&self, text: &str);
     /// What an interrupt of the run does now. A function, not a method:
     /// the signal task outlives any borrow of the reporter.
     fn interrupt_notice(&self) -> fn(Notice);

@@ -210,7 +210,7 @@ pub fn fan_out(
         })
         .collect();
     let quiet = printer.quiet;
-    let runtime = super::access::runtime()?;
+    let runtime = crate::session::runtime()?;
     let runs = runtime.block_on(async move {
         let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
         let running: Arc<Mutex<BTreeSet<u32>>> = Arc::default();

@@ -21,12 +21,13 @@ use serde::Serialize;
 
 use super::GlobalArgs;
 use super::fleet::Fleet;
-use super::gitops::{self as single, GitopsArgs, PrReport};
+use super::gitops::GitopsArgs;
 use crate::error::{CommandError, ErrorKind};
 use crate::gitops::digest::{self, DigestKey};
 use crate::gitops::github::PrRequest;
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, OutOfBand};
+use crate::gitops::publish::{self as single, Options, PrReport};
 use crate::gitops::repo::{self, Access, Checkout, Committed};
 use crate::gitops::scan;
 use crate::gitops::{Layout, SecretsMode, reconcile, seal};
@@ -101,14 +102,14 @@ pub fn run(
             printer.warn(&format!("{}: {warning}", cluster.name));
         }
         let config = r.gitops.clone().unwrap_or_default();
-        let member_args = GitopsArgs {
+        let member_args = Options {
             path: args
                 .path
                 .as_ref()
                 .map(|p| p.replace(CLUSTER_PLACEHOLDER, &cluster.name)),
             // One branch for the fleet, spec.gitops or not.
             branch: args.branch.clone().or_else(|| Some(fleet.doc.branch())),
-            ..args.clone()
+            ..Options::from(args)
         };
         let (target, url) = single::target(&member_args, &config, bundle)
             .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
@@ -121,7 +122,11 @@ pub fn run(
     let github_repo = if args.no_pr {
         None
     } else {
-        Some(single::github_repo(args, &gitops, &repo_url)?)
+        Some(single::github_repo(
+            &Options::from(args),
+            &gitops,
+            &repo_url,
+        )?)
     };
 
     // The CRDs once per chart version, whichever clusters share it.
@@ -134,7 +139,8 @@ pub fn run(
         }
     }
     let wanted: Vec<&render::plan::Release> = releases.values().copied().collect();
-    let fetched = single::fetch_release_crds(&wanted, printer)?;
+    let fetched =
+        single::fetch_release_crds(&wanted, &crate::ui::reporter::Terminal::new(printer))?;
     let by_chart: BTreeMap<(String, String, String), String> = releases
         .iter()
         .filter_map(|(key, r)| Some((key.clone(), fetched.get(&r.name)?.clone())))
@@ -253,11 +259,11 @@ pub fn run(
                     ))
             })?;
             // Generated values are read from this cluster, through its context.
-            let member_global = GlobalArgs {
+            let member = crate::session::Where {
                 context: part.bundle.plan.cluster.context.clone(),
-                ..global.clone()
+                ..super::access::at(global)
             };
-            let cluster_secrets = single::ClusterSecrets::new(&member_global, &part.bundle);
+            let cluster_secrets = single::ClusterSecrets::new(member, &part.bundle);
             let sealed = seal::seal(
                 &part.rendered.pending,
                 &part.target,
@@ -367,7 +373,7 @@ pub fn run(
     let branch_on_remote = pushed || checkout.branch_exists;
     let pull_request = match (&github_repo, branch_on_remote, &access.token) {
         (Some(gh), true, Some(token)) => {
-            let api_url = single::github_api_url(args, &gitops);
+            let api_url = single::github_api_url(&Options::from(args), &gitops);
             let request = PrRequest {
                 api_url: &api_url,
                 token,

@@ -4,9 +4,7 @@ use clap::Args;
 
 use super::GlobalArgs;
 use super::access;
-use crate::cluster::journal;
 use crate::error::CommandError;
-use crate::install::status::status;
 use crate::ui::{Printer, table};
 
 /// Show what the in-cluster journal records: each phase's outcome and
@@ -35,17 +33,13 @@ pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     }
     let bundle = access::optional_bundle(global)?;
     let namespace = access::namespace(global, bundle.as_ref());
-    let (target, config) = access::target_pinned(global, &access::pin_of(bundle.as_ref()))?;
-    access::runtime()?.block_on(async {
-        let kube = access::connect(target, config).await?;
-        let server = kube.target.server.clone();
-        let journal = journal::read(&kube, &namespace)
-            .await
-            .map_err(|e| super::up::journal_error(e, &namespace, &server))?;
-        let helm = access::helm(&kube.target).await.ok();
-        let report = status(&kube, helm.as_ref(), &namespace, journal, bundle.as_ref())
-            .await
-            .map_err(|e| access::cluster_error("reading the stack", &server, e))?;
+    let chosen = access::target_pinned(global, bundle.as_ref())?;
+    let report = crate::session::runtime()?.block_on(crate::install::status::run(
+        chosen,
+        &namespace,
+        bundle.as_ref(),
+    ))?;
+    {
         if printer.is_json() {
             printer.json(&report);
         } else if !report.installed {
@@ -135,5 +129,5 @@ pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
             )
             .with_hint("`telltale up --from-phase PHASE` re-applies them"))
         }
-    })
+    }
 }

@@ -7,16 +7,18 @@ use std::time::Duration;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::cluster::{Kube, Pin};
-use crate::error::{CommandError, ErrorKind};
+use crate::error::CommandError;
 use crate::render;
 use crate::render::Bundle;
 use crate::secrets::Secret;
 use crate::ui::Printer;
+use crate::ui::reporter::Terminal;
 use crate::verify::http::{Auth, Http};
 use crate::verify::hub::HubCheck;
 use crate::verify::load::Engine;
-use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, Report, report};
+use crate::verify::on_cluster::{self, Options};
+use crate::verify::urls::check_url;
+use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, report};
 
 /// Prove the stack works: targets up, rules loaded and evaluating,
 /// Alertmanager ready with every tier receiver, a synthetic alert delivered
@@ -240,7 +242,7 @@ fn verify_hub(
             .join(", "),
         crate::plural::count(names.len(), "spoke")
     ));
-    let runtime = super::access::runtime()?;
+    let runtime = crate::session::runtime()?;
     runtime.block_on(async {
         let deadline = tokio::time::Instant::now() + args.timeout;
         // The marker of each spoke is written in that spoke when its
@@ -249,7 +251,7 @@ fn verify_hub(
         for name in names {
             let cluster = match (checks.contains(&HubCheck::Logs), bundles.get(&name)) {
                 (true, Some(b)) => Some(
-                    reach(global, b)
+                    on_cluster::reach(global.kubeconfig.as_deref(), b)
                         .await
                         .map(|kube| (kube, b.plan.namespace.clone())),
                 ),
@@ -290,30 +292,6 @@ fn verify_hub(
         };
         Ok(crate::verify::hub::run(&ctx, &hub.cluster, &spokes, &checks).await)
     })
-}
-
-/// A spoke's cluster, through the context and pin of its bundle, when its
-/// API server answers within [`API_PROBE`]; else why not.
-async fn reach(global: &GlobalArgs, bundle: &Bundle) -> Result<Kube, String> {
-    let pin = Pin::of(&bundle.plan.cluster);
-    let (target, config) = crate::cluster::target(global.kubeconfig.as_deref(), pin.context)
-        .map_err(|e| crate::error::chain(&e))?;
-    pin.check(&target).map_err(|e| crate::error::chain(&e))?;
-    let kube = super::access::connect(target, config)
-        .await
-        .map_err(|e| e.message)?;
-    match tokio::time::timeout(API_PROBE, kube.client.apiserver_version()).await {
-        Ok(Ok(_)) => Ok(kube),
-        Ok(Err(e)) => Err(format!(
-            "the API server {} did not answer: {e}",
-            kube.target.server
-        )),
-        Err(_) => Err(format!(
-            "the API server {} did not answer within {}s",
-            kube.target.server,
-            API_PROBE.as_secs()
-        )),
-    }
 }
 
 /// The credentials `--bearer-token-env` or `--basic-auth-env` name.
@@ -382,89 +360,12 @@ fn parse_load_duration(text: &str) -> Result<Duration, String> {
     bounded_duration(text, MAX_LOAD_DURATION)
 }
 
-/// Refuses, before any request, a URL verify could not use safely: not
-/// http(s), credentials in the URL itself, or plain http to another host
-/// while credentials are to be sent (unless `allow_insecure`). The message
-/// names the flag, never the URL (it may carry a password).
-pub(crate) fn check_url(
-    flag: &str,
-    url: &str,
-    credentials: bool,
-    allow_insecure: bool,
-) -> Result<(), CommandError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| CommandError::bad_input(format!("{flag}: not a URL ({e})")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(CommandError::bad_input(format!(
-            "{flag}: the scheme must be http or https, not `{}`",
-            parsed.scheme()
-        )));
-    }
-    if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(CommandError::bad_input(format!(
-            "{flag} carries credentials (user:password@): pass them with --basic-auth-env instead"
-        ))
-        .with_hint("the URL is not repeated here, since it holds a password"));
-    }
-    if credentials && !allow_insecure && insecure(&parsed) {
-        return Err(CommandError::bad_input(format!(
-            "{flag} is plain http to {}: the credentials would travel unencrypted",
-            parsed.host_str().unwrap_or_default()
-        ))
-        .with_hint(
-            "use https, a port-forward to 127.0.0.1, or pass --allow-insecure-credentials",
-        ));
-    }
-    Ok(())
-}
-
-/// Plain http to a host other than this machine.
-pub fn insecure(url: &reqwest::Url) -> bool {
-    let host = url.host_str().unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
-    url.scheme() == "http" && !loopback
-}
-
 fn secret_env(var: &str) -> Result<Secret, CommandError> {
     std::env::var(var)
         .ok()
         .filter(|v| !v.is_empty())
         .map(Secret::new)
         .ok_or_else(|| CommandError::bad_input(format!("environment variable {var} is not set")))
-}
-
-/// What a verify run needs besides the bundle: `verify`'s flags, or
-/// `up`'s defaults when it verifies what it installed.
-pub struct Options {
-    pub checks: Vec<CheckId>,
-    pub endpoints: Endpoints,
-    pub auth: Auth,
-    /// Whether credentials were given: without them Grafana's admin
-    /// credentials are read from the cluster.
-    pub explicit_auth: bool,
-    /// Credentials may go over plain http to another host.
-    pub allow_insecure: bool,
-    pub timeout: Duration,
-    pub load: LoadOptions,
-}
-
-impl Options {
-    /// The checks plan.json's verify step lists, with no URLs (port-forward).
-    pub fn for_up(bundle: &Bundle) -> Options {
-        Options {
-            checks: verify::declared(bundle),
-            endpoints: Endpoints::default(),
-            auth: Auth::None,
-            explicit_auth: false,
-            allow_insecure: false,
-            timeout: Duration::from_secs(60),
-            load: LoadOptions::default(),
-        }
-    }
 }
 
 pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
@@ -526,43 +427,10 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
             duration: args.load_duration,
         },
     };
-    let runtime = super::access::runtime()?;
-    let report = runtime.block_on(async {
-        let pin = super::access::pin_of(Some(&bundle));
-        // The load's HPA is read from the cluster whatever the engine.
-        let load_hpa = bundle
-            .plan
-            .expectations
-            .load
-            .as_ref()
-            .is_some_and(|l| l.hpa.is_some());
-        let kube = match connect_if_needed(global, &pin, &options, load_hpa).await {
-            Reach::Connected(kube) => Some(kube),
-            Reach::NotNeeded => None,
-            Reach::Refused(e) => return Err(e),
-            Reach::Unreachable(why) => {
-                let e = &options.endpoints;
-                if e.prometheus.is_none()
-                    && e.alertmanager.is_none()
-                    && e.grafana.is_none()
-                    && e.loki.is_none()
-                {
-                    return Err(CommandError::environment(format!(
-                        "nothing to verify against: no cluster reachable ({why}) and no URL given"
-                    ))
-                    .with_hint(
-                        "point --kubeconfig/--context at the cluster, or pass --prometheus-url, \
-                         --alertmanager-url, --grafana-url and --loki-url",
-                    ));
-                }
-                printer.warn(&format!(
-                    "no cluster reachable ({why}): the checks that need it are skipped"
-                ));
-                None
-            }
-        };
-        execute(&bundle, options, kube, printer).await
-    })?;
+    let reporter = Terminal::new(printer);
+    let at = super::access::at(global);
+    let report = crate::session::runtime()?
+        .block_on(on_cluster::run_on_cluster(&bundle, options, &at, &reporter))?;
     if let Some(path) = &args.junit {
         std::fs::write(path, report::junit(&report)).map_err(|e| {
             CommandError::environment(format!("cannot write {}: {e}", path.display()))
@@ -573,244 +441,7 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     } else {
         printer.out(&report::text(&report, printer.verbose > 0));
     }
-    report_to_result(&report)
-}
-
-/// Exit 1 naming the failed checks; exit 3 when no check could run.
-pub fn report_to_result(report: &Report) -> Result<(), CommandError> {
-    if report.ok {
-        return Ok(());
-    }
-    if verify::proved_nothing(&report.checks) {
-        let skipped: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| c.summary.starts_with(verify::COULD_NOT_RUN))
-            .map(|c| c.id.name())
-            .collect();
-        return Err(CommandError::environment(format!(
-            "nothing was verified: {} could not run here",
-            skipped.join(", ")
-        )));
-    }
-    let failed: Vec<&str> = report
-        .checks
-        .iter()
-        .filter(|c| c.status == verify::Status::Fail)
-        .map(|c| c.id.name())
-        .collect();
-    Err(CommandError::new(
-        ErrorKind::Failed,
-        format!("verification failed: {}", failed.join(", ")),
-    ))
-}
-
-enum Reach {
-    Connected(Kube),
-    NotNeeded,
-    /// Why not, in a few words.
-    Unreachable(String),
-    /// The kubeconfig points at another cluster than the config pins: no
-    /// request is made, and verify stops (proof from the wrong cluster is
-    /// worse than none).
-    Refused(CommandError),
-}
-
-/// How long verify waits for the API server's first answer.
-const API_PROBE: Duration = Duration::from_secs(5);
-
-/// The cluster, when a selected check or a missing URL needs it, and only
-/// when its API server answers (a kubeconfig alone proves nothing).
-async fn connect_if_needed(
-    global: &GlobalArgs,
-    pin: &Pin<'_>,
-    options: &Options,
-    load_hpa: bool,
-) -> Reach {
-    let e = &options.endpoints;
-    let wants = options.checks.iter().any(|c| {
-        matches!(c, CheckId::Logs | CheckId::Autoscaling)
-            || (*c == CheckId::Load && (options.load.engine == Engine::K6 || load_hpa))
-    }) || (e.prometheus.is_none()
-        || e.alertmanager.is_none()
-        || e.grafana.is_none()
-        || e.loki.is_none())
-        && !options.checks.is_empty();
-    if !wants {
-        return Reach::NotNeeded;
-    }
-    let connected = match super::access::target_for_read(global) {
-        Ok(_) => match super::access::target_pinned(global, pin) {
-            Ok((target, config)) => super::access::connect(target, config).await,
-            Err(e) => return Reach::Refused(e),
-        },
-        Err(e) => Err(e),
-    };
-    let kube = match connected {
-        Ok(kube) => kube,
-        Err(e) => return Reach::Unreachable(e.message),
-    };
-    let probe = API_PROBE.min(options.timeout);
-    match tokio::time::timeout(probe, kube.client.apiserver_version()).await {
-        Ok(Ok(_)) => Reach::Connected(kube),
-        Ok(Err(e)) => Reach::Unreachable(format!(
-            "the API server {} did not answer: {e}",
-            kube.target.server
-        )),
-        Err(_) => Reach::Unreachable(format!(
-            "the API server {} did not answer within {}s",
-            kube.target.server,
-            probe.as_secs()
-        )),
-    }
-}
-
-/// Runs the checks: port-forwards to what has no URL, reads Grafana's admin
-/// credentials when none were given, and collects the report.
-pub async fn execute(
-    bundle: &Bundle,
-    options: Options,
-    kube: Option<Kube>,
-    printer: &Printer,
-) -> Result<Report, CommandError> {
-    // The clock starts before the port-forwards: they count against --timeout.
-    let deadline = tokio::time::Instant::now() + options.timeout;
-    let http = Http::new(options.auth.clone())
-        .map_err(|e| CommandError::environment(e.to_string()))?
-        .with_deadline(deadline + verify::REQUEST_GRACE);
-    let mut endpoints = options.endpoints.clone();
-    if let Some(kube) = &kube {
-        forward_missing(
-            kube,
-            printer,
-            &bundle.plan.namespace,
-            &options.checks,
-            &mut endpoints,
-        )
-        .await;
-    }
-    let grafana_insecure = endpoints
-        .grafana
-        .as_deref()
-        .and_then(|u| reqwest::Url::parse(u).ok())
-        .is_some_and(|u| insecure(&u));
-    let grafana = match (&kube, options.explicit_auth) {
-        (Some(kube), false) if options.checks.contains(&CheckId::Dashboards) => {
-            if grafana_insecure && !options.allow_insecure {
-                printer.warn(
-                    "--grafana-url is plain http to another host: Grafana's admin credentials \
-                     are not sent (use https or a port-forward, or pass --allow-insecure-credentials)",
-                );
-                http.clone()
-            } else {
-                match grafana_admin(kube, &bundle.plan.namespace).await {
-                    Some(auth) => http.with_credentials(auth),
-                    None => http.clone(),
-                }
-            }
-        }
-        _ => http.clone(),
-    };
-    let ctx = Context {
-        bundle,
-        http,
-        endpoints,
-        timeout: options.timeout,
-        deadline,
-        run_id: verify::run_id(),
-        kube,
-        grafana,
-        load: options.load,
-        synthetic_labels: Default::default(),
-    };
-    printer.status(&format!(
-        "verifying {} check(s) for profile {} (run {})",
-        options.checks.len(),
-        bundle.plan.profile,
-        ctx.run_id
-    ));
-    let line = crate::ui::progress::WaitLine::new(printer);
-    Ok(verify::run(&ctx, &options.checks, &line).await)
-}
-
-/// Grafana's admin credentials from the Secret `up` generated.
-async fn grafana_admin(kube: &Kube, namespace: &str) -> Option<Auth> {
-    use k8s_openapi::api::core::v1::Secret as KubeSecret;
-    let api: kube::Api<KubeSecret> = kube::Api::namespaced(kube.client.clone(), namespace);
-    let secret = api
-        .get_opt(crate::render::GRAFANA_ADMIN_SECRET)
-        .await
-        .ok()??;
-    let data = secret.data?;
-    let text = |key: &str| {
-        data.get(key)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-    };
-    Some(Auth::Basic {
-        user: text("admin-user")?,
-        password: Secret::new(text("admin-password")?),
-    })
-}
-
-/// Port-forwards (like `kubectl port-forward svc/…`) to every service a
-/// selected check needs and no URL was given for. Failing that, the check
-/// itself fails and says which flag to pass.
-async fn forward_missing(
-    kube: &Kube,
-    printer: &Printer,
-    namespace: &str,
-    checks: &[CheckId],
-    endpoints: &mut Endpoints,
-) {
-    let needs = |ids: &[CheckId]| checks.iter().any(|c| ids.contains(c));
-    let wanted: Vec<(&mut Option<String>, &str, &str)> = [
-        (
-            &mut endpoints.prometheus,
-            needs(&[CheckId::Targets, CheckId::Rules, CheckId::Load]),
-            "Prometheus",
-            "-prometheus",
-        ),
-        (
-            &mut endpoints.alertmanager,
-            needs(&[CheckId::Alertmanager, CheckId::Notifications]),
-            "Alertmanager",
-            "-alertmanager",
-        ),
-        (
-            &mut endpoints.grafana,
-            needs(&[CheckId::Dashboards]),
-            "Grafana",
-            "-grafana",
-        ),
-        (
-            &mut endpoints.loki,
-            needs(&[CheckId::Logs]),
-            "Loki",
-            "-loki",
-        ),
-    ]
-    .into_iter()
-    .filter(|(url, needed, _, _)| url.is_none() && *needed)
-    .map(|(url, _, what, suffix)| (url, what, suffix))
-    .collect();
-    if wanted.is_empty() {
-        return;
-    }
-    for (url, what, suffix) in wanted {
-        let forwarded = async {
-            let service =
-                crate::cluster::portforward::find_service(kube, namespace, what, suffix).await?;
-            crate::cluster::portforward::forward(kube, namespace, &service).await
-        }
-        .await;
-        match forwarded {
-            Ok(local) => {
-                printer.status(&format!("{what}: port-forwarded to {local}"));
-                *url = Some(local);
-            }
-            Err(e) => printer.warn(&format!("{what}: cannot port-forward: {e}")),
-        }
-    }
+    on_cluster::report_to_result(&report)
 }
 
 /// The bundle in `dir`: plan.json and every file it lists, refused when a

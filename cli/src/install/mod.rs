@@ -4,9 +4,12 @@
 //! cleanly between steps when interrupted.
 
 pub mod down;
+pub mod errors;
 pub mod interrupt;
 pub mod secrets;
 pub mod status;
+pub mod unlock;
+pub mod up;
 
 use std::time::{Duration, Instant};
 

@@ -72,11 +72,46 @@ async fn read_secret_ref(
         .map_err(|_| SourceProblem(format!("secretRef {name}/{key}: the value is not UTF-8")))
 }
 
+/// The answers to the plan's `prompt` sources, asked before the runtime
+/// starts (a prompt inside async code would block a runtime thread and
+/// fight the progress lines). Without a terminal nothing is asked, and
+/// each prompt source is a problem [`Resolved::resolve`] reports.
+#[derive(Default)]
+pub struct Prompted {
+    interactive: bool,
+    answers: BTreeMap<(String, String), Result<Secret, String>>,
+}
+
+impl Prompted {
+    /// Asks, in plan order, for every key whose source is `prompt`, when
+    /// `interactive`; `ask` is the terminal's (it gets `secret/key`).
+    pub fn ask(
+        plan: &Plan,
+        interactive: bool,
+        ask: &dyn Fn(&str) -> Result<Secret, String>,
+    ) -> Prompted {
+        let mut answers = BTreeMap::new();
+        if interactive {
+            for (name, _, keys) in secret_steps(plan) {
+                for key in keys.iter().filter(|k| k.source == KeySource::Prompt) {
+                    let answer = ask(&format!("{name}/{}", key.key));
+                    answers.insert((name.clone(), key.key.clone()), answer);
+                }
+            }
+        }
+        Prompted {
+            interactive,
+            answers,
+        }
+    }
+}
+
 impl Resolved {
     /// Every source of the plan; the problems list says which ones cannot
     /// be resolved (env unset, file unreadable, Secret missing, no terminal
     /// to prompt on).
-    pub async fn resolve(kube: &Kube, plan: &Plan, interactive: bool) -> (Resolved, Vec<String>) {
+    pub async fn resolve(kube: &Kube, plan: &Plan, prompted: &Prompted) -> (Resolved, Vec<String>) {
+        let interactive = prompted.interactive;
         let mut values = BTreeMap::new();
         let mut problems = Vec::new();
         for (name, namespace, keys) in secret_steps(plan) {
@@ -97,10 +132,12 @@ impl Resolved {
                     KeySource::SecretRef { name: r, key: k } => {
                         read_secret_ref(kube, namespace, r, k).await
                     }
-                    KeySource::Prompt if interactive => {
-                        crate::ui::prompt::secret(&format!("{name}/{}", key.key))
-                            .map_err(SourceProblem)
-                    }
+                    KeySource::Prompt if interactive => prompted
+                        .answers
+                        .get(&(name.clone(), key.key.clone()))
+                        .cloned()
+                        .unwrap_or_else(|| Err(format!("{name}/{} was not asked", key.key)))
+                        .map_err(SourceProblem),
                     KeySource::Prompt => Err(SourceProblem(format!(
                         "{name}/{} is read from a prompt, but this run cannot prompt (no terminal, or --yes); \
                          use {{env: VAR}} or {{file: PATH}} in CI",

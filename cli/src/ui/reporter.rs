@@ -1,9 +1,9 @@
 //! The terminal's [`Reporter`]: phases through indicatif's progress lines
 //! (or timestamped lines without a terminal), warnings and status lines
-//! through the printer.
+//! through the printer, verify's waiting line on a terminal.
 
 use super::Printer;
-use super::progress::Progress;
+use super::progress::{Progress, WaitLine};
 use crate::install::interrupt::Notice;
 use crate::model::Phase;
 use crate::report::Reporter;
@@ -11,6 +11,7 @@ use crate::report::Reporter;
 pub struct Terminal<'a> {
     printer: &'a Printer,
     progress: Progress,
+    waiting: WaitLine,
 }
 
 impl<'a> Terminal<'a> {
@@ -18,7 +19,18 @@ impl<'a> Terminal<'a> {
         Terminal {
             printer,
             progress: Progress::new(printer),
+            waiting: WaitLine::new(printer),
         }
+    }
+}
+
+impl crate::verify::Progress for Terminal<'_> {
+    fn waiting(&self, pending: &[crate::verify::CheckId], left: std::time::Duration) {
+        self.waiting.waiting(pending, left);
+    }
+
+    fn finished(&self) {
+        self.waiting.finished();
     }
 }
 
@@ -45,6 +57,12 @@ impl Reporter for Terminal<'_> {
 
     fn status(&self, text: &str) {
         self.printer.status(text);
+    }
+
+    fn detail(&self, text: &str) {
+        if self.printer.verbose > 0 {
+            self.printer.status(text);
+        }
     }
 
     fn interrupt_notice(&self) -> fn(Notice) {
