@@ -84,7 +84,7 @@ impl From<&GitopsArgs> for Options {
 
 pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        return super::gitops_fleet::run(&fleet, &args, global, printer);
+        return crate::fleet::gitops::run(&fleet, &args, global, printer);
     }
     let catalog = global.catalog()?;
     let request = global.request()?;

@@ -6,12 +6,9 @@ pub mod complete;
 pub mod completions;
 pub mod down;
 pub mod external;
-pub mod fleet;
 pub mod gitops;
-pub mod gitops_fleet;
 pub mod init;
 pub mod plan;
-pub mod plan_fleet;
 pub mod plugins;
 pub mod profiles;
 pub mod runbook;
@@ -233,14 +230,18 @@ impl GlobalArgs {
 
     /// The config file when it is a Fleet that this run fans out over (not
     /// when it runs as one member of it), parsed and checked.
-    pub fn fleet(&self) -> Result<Option<fleet::Fleet>, CommandError> {
+    pub fn fleet(&self) -> Result<Option<crate::fleet::Fleet>, CommandError> {
         if self.fleet_member.is_some() {
             return Ok(None);
         }
         match self.config_source()? {
             Some(source) if crate::model::fleet::is_fleet(&source) => {
                 let parsed = crate::model::fleet::parse(&source)?;
-                Ok(Some(fleet::Fleet::new(source, parsed, &self.cluster)?))
+                Ok(Some(crate::fleet::Fleet::new(
+                    source,
+                    parsed,
+                    &self.cluster,
+                )?))
             }
             _ => Ok(None),
         }

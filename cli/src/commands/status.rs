@@ -14,22 +14,22 @@ use crate::ui::{Printer, table};
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// With a Fleet config: how many clusters are read at once (1 to 64)
-    #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
+    #[arg(long, value_name = "N", default_value = "4", value_parser = crate::fleet::parse_parallel)]
     pub parallel: usize,
 }
 
 pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        super::fleet::refuse_single_cluster_flags(global, &[])?;
-        super::fleet::check_renders(&fleet, global)?;
-        let runs = super::fleet::fan_out(
+        crate::fleet::refuse_single_cluster_flags(global, &[])?;
+        crate::fleet::check_renders(&fleet, global)?;
+        let runs = crate::fleet::fan_out(
             &fleet,
             args.parallel,
             printer,
             &|_| Vec::new(),
-            &super::fleet::summarise_status,
+            &crate::fleet::summarise_status,
         )?;
-        return super::fleet::finish(&fleet, "status", &runs, None, printer);
+        return crate::fleet::finish(&fleet, "status", &runs, None, printer);
     }
     let bundle = access::optional_bundle(global)?;
     let namespace = access::namespace(global, bundle.as_ref());

@@ -44,23 +44,23 @@ pub struct UpArgs {
     #[command(flatten)]
     pub confirm: ConfirmArgs,
     /// With a Fleet config: how many clusters are installed at once (1 to 64)
-    #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
+    #[arg(long, value_name = "N", default_value = "4", value_parser = crate::fleet::parse_parallel)]
     pub parallel: usize,
 }
 
 pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
         // One pull request for the fleet: `telltale gitops` after the fleet's up.
-        super::fleet::refuse_single_cluster_flags(global, &[("--gitops", args.gitops)])?;
-        super::fleet::check_renders(&fleet, global)?;
-        let runs = super::fleet::fan_out(
+        crate::fleet::refuse_single_cluster_flags(global, &[("--gitops", args.gitops)])?;
+        crate::fleet::check_renders(&fleet, global)?;
+        let runs = crate::fleet::fan_out(
             &fleet,
             args.parallel,
             printer,
             &|_| Vec::new(),
-            &super::fleet::summarise_up,
+            &crate::fleet::summarise_up,
         )?;
-        return super::fleet::finish(&fleet, "up", &runs, None, printer);
+        return crate::fleet::finish(&fleet, "up", &runs, None, printer);
     }
     let catalog = global.catalog()?;
     // Rendered once: what is installed is what `--gitops` commits.

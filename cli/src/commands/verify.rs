@@ -1,6 +1,5 @@
 //! `telltale verify`: prove the stack live.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,16 +8,15 @@ use clap::Args;
 use super::GlobalArgs;
 use crate::error::CommandError;
 use crate::render;
-use crate::render::Bundle;
 use crate::secrets::Secret;
 use crate::ui::Printer;
 use crate::ui::reporter::Terminal;
-use crate::verify::http::{Auth, Http};
+use crate::verify::http::Auth;
 use crate::verify::hub::HubCheck;
 use crate::verify::load::Engine;
 use crate::verify::on_cluster::{self, Options};
 use crate::verify::urls::check_url;
-use crate::verify::{self, CheckId, Context, Endpoints, LoadOptions, report};
+use crate::verify::{self, CheckId, Endpoints, LoadOptions, report};
 
 /// Prove the stack works: targets up, rules loaded and evaluating,
 /// Alertmanager ready with every tier receiver, a synthetic alert delivered
@@ -80,7 +78,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_load_duration)]
     pub load_duration: Option<Duration>,
     /// With a Fleet config: how many clusters are verified at once (1 to 64)
-    #[arg(long, value_name = "N", default_value = "4", value_parser = super::fleet::parse_parallel)]
+    #[arg(long, value_name = "N", default_value = "4", value_parser = crate::fleet::parse_parallel)]
     pub parallel: usize,
     /// With a Fleet config that names a hub (spec.hub): what is proven from
     /// the hub's central stores for every spoke (comma-separated)
@@ -94,208 +92,8 @@ pub struct VerifyArgs {
     pub hub_checks: Vec<HubCheck>,
 }
 
-/// Every cluster of the fleet, each against its own context (port-forwards)
-/// or the endpoints its entry names, `--parallel` at a time.
-fn run_fleet(
-    fleet: &super::fleet::Fleet,
-    args: &VerifyArgs,
-    global: &GlobalArgs,
-    printer: &Printer,
-) -> Result<(), CommandError> {
-    super::fleet::refuse_single_cluster_flags(
-        global,
-        &[
-            ("--prometheus-url", args.prometheus_url.is_some()),
-            ("--alertmanager-url", args.alertmanager_url.is_some()),
-            ("--grafana-url", args.grafana_url.is_some()),
-            ("--loki-url", args.loki_url.is_some()),
-            ("--load-url", args.load_url.is_some()),
-            ("--junit", args.junit.is_some()),
-        ],
-    )?;
-    // Every selected cluster's bundle, read or rendered before anything
-    // runs; the hub's checks use them too.
-    let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
-    match &args.bundle {
-        Some(dir) => {
-            for cluster in fleet.members() {
-                let member = super::plan_fleet::member_dir(dir, &cluster.name).ok_or_else(|| {
-                    CommandError::bad_input(format!(
-                        "--bundle {}: not a fleet's output (no fleet.json); `telltale plan` with the Fleet config writes one",
-                        dir.display()
-                    ))
-                })?;
-                let bundle = read_bundle(&member)
-                    .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
-                bundles.insert(cluster.name.clone(), bundle);
-            }
-        }
-        None => {
-            let rendered = super::plan_fleet::render_all(fleet, &global.catalog()?, global)?;
-            for (cluster, bundle) in fleet.members().zip(rendered) {
-                bundles.insert(cluster.name.clone(), bundle);
-            }
-        }
-    }
-    // The endpoints are checked like the flags they become.
-    let credentials = args.bearer_token_env.is_some() || args.basic_auth_env.is_some();
-    for cluster in fleet.members() {
-        for (flag, url) in endpoint_flags(cluster) {
-            check_url(&flag, &url, credentials, args.allow_insecure_credentials)
-                .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
-        }
-    }
-    if let Some(e) = fleet
-        .doc
-        .spec
-        .hub
-        .as_ref()
-        .and_then(|h| h.endpoints.as_ref())
-    {
-        for (key, url) in [
-            ("prometheus", &e.prometheus),
-            ("alertmanager", &e.alertmanager),
-            ("grafana", &e.grafana),
-            ("loki", &e.loki),
-        ] {
-            if let Some(url) = url {
-                check_url(
-                    &format!("spec.hub.endpoints.{key}"),
-                    url,
-                    credentials,
-                    args.allow_insecure_credentials,
-                )?;
-            }
-        }
-    }
-    let runs = super::fleet::fan_out(
-        fleet,
-        args.parallel,
-        printer,
-        &|c| {
-            endpoint_flags(c)
-                .into_iter()
-                .flat_map(|(flag, url)| [flag.into(), url.into()])
-                .collect()
-        },
-        &super::fleet::summarise_verify,
-    )?;
-    let hub = match &fleet.doc.spec.hub {
-        Some(hub) if !args.hub_checks.is_empty() => {
-            Some(verify_hub(fleet, hub, &bundles, args, global, printer)?)
-        }
-        _ => None,
-    };
-    super::fleet::finish(fleet, "verify", &runs, hub.as_ref(), printer)
-}
-
-/// The hub's part of a fleet verify: its bundle (the fleet-wide rules and
-/// the central routing), its central endpoints (`spec.hub.endpoints` over
-/// the hub cluster's own), every other selected cluster as a spoke.
-fn verify_hub(
-    fleet: &super::fleet::Fleet,
-    hub: &crate::model::fleet::Hub,
-    bundles: &BTreeMap<String, Bundle>,
-    args: &VerifyArgs,
-    global: &GlobalArgs,
-    printer: &Printer,
-) -> Result<crate::verify::hub::HubReport, CommandError> {
-    let (_, cluster) = fleet
-        .doc
-        .member(&hub.cluster)
-        .map_err(CommandError::bad_input)?;
-    let bundle = match &args.bundle {
-        // The hub was selected: its bundle is already here.
-        _ if bundles.contains_key(&cluster.name) => bundles[&cluster.name].clone(),
-        Some(dir) => {
-            let member = super::plan_fleet::member_dir(dir, &cluster.name)
-                .unwrap_or_else(|| dir.join(&cluster.name));
-            read_bundle(&member).map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?
-        }
-        None => render::render(&global.catalog()?, &fleet.request(global, cluster))
-            .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e.into()))?,
-    };
-    let own = cluster.endpoints.clone().unwrap_or_default();
-    let central = hub.endpoints.clone().unwrap_or_default();
-    let endpoints = Endpoints {
-        prometheus: central.prometheus.or(own.prometheus),
-        alertmanager: central.alertmanager.or(own.alertmanager),
-        grafana: central.grafana.or(own.grafana),
-        loki: central.loki.or(own.loki),
-    };
-    let auth = auth_of(args)?;
-    let names: Vec<String> = fleet
-        .members()
-        .filter(|c| c.name != hub.cluster)
-        .map(|c| c.name.clone())
-        .collect();
-    let mut checks = args.hub_checks.clone();
-    checks.sort();
-    checks.dedup();
-    printer.status(&format!(
-        "verifying from the hub {}: {} for {}",
-        hub.cluster,
-        checks
-            .iter()
-            .map(|c| c.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-        crate::plural::count(names.len(), "spoke")
-    ));
-    let runtime = crate::session::runtime()?;
-    runtime.block_on(async {
-        let deadline = tokio::time::Instant::now() + args.timeout;
-        // The marker of each spoke is written in that spoke when its
-        // cluster answers, so that its own shipper carries it to the hub.
-        let mut spokes = Vec::new();
-        for name in names {
-            let cluster = match (checks.contains(&HubCheck::Logs), bundles.get(&name)) {
-                (true, Some(b)) => Some(
-                    on_cluster::reach(global.kubeconfig.as_deref(), b)
-                        .await
-                        .map(|kube| (kube, b.plan.namespace.clone())),
-                ),
-                _ => None,
-            };
-            let tenants = bundles
-                .get(&name)
-                .map(crate::verify::hub::tenants_of)
-                .unwrap_or_default();
-            spokes.push(crate::verify::hub::Spoke {
-                name,
-                cluster,
-                tenants,
-            });
-        }
-        let mut http = Http::new(auth)
-            .map_err(|e| CommandError::environment(e.to_string()))?
-            .with_deadline(deadline + verify::REQUEST_GRACE);
-        // A multi-tenant central store answers for the tenants named: all
-        // the spokes' at once (Mimir's tenant federation, Loki's
-        // multi-tenant queries); single-tenant stores ignore the header.
-        let tenants: BTreeSet<&String> = spokes.iter().flat_map(|s| &s.tenants).collect();
-        if !tenants.is_empty() {
-            let joined: Vec<&str> = tenants.iter().map(|t| t.as_str()).collect();
-            http = http.with_header(crate::verify::hub::TENANT_HEADER, joined.join("|"));
-        }
-        let ctx = Context {
-            bundle: &bundle,
-            grafana: http.clone(),
-            http,
-            endpoints,
-            timeout: args.timeout,
-            deadline,
-            run_id: verify::run_id(),
-            kube: None,
-            load: LoadOptions::default(),
-            synthetic_labels: Default::default(),
-        };
-        Ok(crate::verify::hub::run(&ctx, &hub.cluster, &spokes, &checks).await)
-    })
-}
-
 /// The credentials `--bearer-token-env` or `--basic-auth-env` name.
-fn auth_of(args: &VerifyArgs) -> Result<Auth, CommandError> {
+pub fn auth_of(args: &VerifyArgs) -> Result<Auth, CommandError> {
     Ok(match (&args.bearer_token_env, &args.basic_auth_env) {
         (Some(var), _) => Auth::Bearer(secret_env(var)?),
         (None, Some(var)) => {
@@ -311,22 +109,6 @@ fn auth_of(args: &VerifyArgs) -> Result<Auth, CommandError> {
         }
         (None, None) => Auth::None,
     })
-}
-
-/// A fleet cluster's `endpoints`, as the URL flags of its verify run.
-fn endpoint_flags(cluster: &crate::model::fleet::FleetCluster) -> Vec<(String, String)> {
-    let Some(e) = &cluster.endpoints else {
-        return Vec::new();
-    };
-    [
-        ("--prometheus-url", &e.prometheus),
-        ("--alertmanager-url", &e.alertmanager),
-        ("--grafana-url", &e.grafana),
-        ("--loki-url", &e.loki),
-    ]
-    .into_iter()
-    .filter_map(|(flag, url)| Some((flag.to_string(), url.clone()?)))
-    .collect()
 }
 
 /// The longest `--timeout`: a day is already longer than any stack takes
@@ -370,17 +152,17 @@ fn secret_env(var: &str) -> Result<Secret, CommandError> {
 
 pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        return run_fleet(&fleet, &args, global, printer);
+        return crate::fleet::verify::run(&fleet, &args, global, printer, &|| auth_of(&args));
     }
     let bundle = match &args.bundle {
         // A fleet's member reads its own directory of the fleet's output.
         Some(dir) => match global
             .fleet_member
             .as_deref()
-            .and_then(|m| super::plan_fleet::member_dir(dir, m))
+            .and_then(|m| crate::fleet::plan::member_dir(dir, m))
         {
-            Some(member) => read_bundle(&member)?,
-            None => read_bundle(dir)?,
+            Some(member) => crate::planning::read_bundle(&member)?,
+            None => crate::planning::read_bundle(dir)?,
         },
         None => render::render(&global.catalog()?, &global.request()?)?,
     };
@@ -442,50 +224,4 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         printer.out(&report::text(&report, printer.verbose > 0));
     }
     on_cluster::report_to_result(&report)
-}
-
-/// The bundle in `dir`: plan.json and every file it lists, refused when a
-/// file is missing or its sha256 differs from plan.json's (an edited bundle
-/// would be verified against expectations it no longer has).
-fn read_bundle(dir: &std::path::Path) -> Result<Bundle, CommandError> {
-    use sha2::{Digest, Sha256};
-    let read = |rel: &str| {
-        std::fs::read_to_string(dir.join(rel)).map_err(|e| {
-            CommandError::bad_input(format!(
-                "--bundle {}: cannot read {rel}: {e}",
-                dir.display()
-            ))
-        })
-    };
-    let plan_json = read("plan.json")?;
-    let plan: render::plan::Plan = serde_json::from_str(&plan_json).map_err(|e| {
-        CommandError::bad_input(format!(
-            "--bundle {}: plan.json is not a telltale plan: {e}",
-            dir.display()
-        ))
-    })?;
-    let mut files = std::collections::BTreeMap::new();
-    for (rel, digest) in &plan.files {
-        if rel.split('/').any(|c| c == ".." || c.is_empty()) {
-            return Err(CommandError::bad_input(format!(
-                "--bundle {}: plan.json lists a path outside the bundle: {rel}",
-                dir.display()
-            )));
-        }
-        let text = read(rel)?;
-        let actual: String = Sha256::digest(text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        if &actual != digest {
-            return Err(CommandError::bad_input(format!(
-                "--bundle {}: {rel} differs from the plan.json digest (run `telltale plan --out {}` again)",
-                dir.display(),
-                dir.display()
-            )));
-        }
-        files.insert(rel.clone(), text);
-    }
-    Bundle::from_files(files, plan, plan_json)
-        .map_err(|e| CommandError::bad_input(format!("--bundle {}: {e}", dir.display())))
 }

@@ -19,10 +19,10 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::GlobalArgs;
-use super::fleet::Fleet;
-use super::gitops::GitopsArgs;
+use crate::commands::GlobalArgs;
+use crate::commands::gitops::GitopsArgs;
 use crate::error::{CommandError, ErrorKind};
+use crate::fleet::Fleet;
 use crate::gitops::digest::{self, DigestKey};
 use crate::gitops::github::PrRequest;
 use crate::gitops::layout::{self, LayoutError, Target};
@@ -93,7 +93,7 @@ pub fn run(
         None => None,
     };
     let catalog = global.catalog()?;
-    let resolved = super::plan_fleet::resolve_all(fleet, &catalog, global)?;
+    let resolved = crate::fleet::plan::resolve_all(fleet, &catalog, global)?;
 
     let mut parts = Vec::new();
     let mut repo_url = String::new();
@@ -112,7 +112,7 @@ pub fn run(
             ..Options::from(args)
         };
         let (target, url) = single::target(&member_args, &config, bundle)
-            .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+            .map_err(|e| crate::fleet::plan::in_cluster(&cluster.name, e))?;
         repo_url = url;
         parts.push((target, bundle.clone()));
     }
@@ -166,7 +166,7 @@ pub fn run(
             )
             .with_hint(single::settings_hint(mode))
             .into(),
-            other => super::plan_fleet::in_cluster(
+            other => crate::fleet::plan::in_cluster(
                 &target.cluster,
                 CommandError::bad_input(other.to_string()),
             ),
@@ -261,7 +261,7 @@ pub fn run(
             // Generated values are read from this cluster, through its context.
             let member = crate::session::Where {
                 context: part.bundle.plan.cluster.context.clone(),
-                ..super::access::at(global)
+                ..crate::commands::access::at(global)
             };
             let cluster_secrets = single::ClusterSecrets::new(member, &part.bundle);
             let sealed = seal::seal(
@@ -284,7 +284,7 @@ pub fn run(
                 let hint = e.hint();
                 let mut err = CommandError::new(kind, e.to_string());
                 err.hint = hint;
-                redact(super::plan_fleet::in_cluster(&part.target.cluster, err))
+                redact(crate::fleet::plan::in_cluster(&part.target.cluster, err))
             })?;
             for what in &sealed.generated {
                 printer.warn(&format!(

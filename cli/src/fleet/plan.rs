@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::GlobalArgs;
-use super::fleet::Fleet;
-use super::plan::PlanArgs;
 use crate::catalog::Catalog;
+use crate::commands::GlobalArgs;
+use crate::commands::plan::PlanArgs;
 use crate::error::CommandError;
+use crate::fleet::Fleet;
 use crate::render::{self, Bundle};
 use crate::ui::{Printer, table};
 
@@ -66,14 +66,14 @@ pub fn run(
         let mut checked = BTreeSet::new();
         for (cluster, bundle) in fleet.members().zip(&bundles) {
             if checked.insert(checked_content(bundle)) {
-                super::plan::tool_check(&catalog, bundle)
+                crate::planning::tool_check(&catalog, bundle)
                     .map_err(|e| in_cluster(&cluster.name, e))?;
             }
         }
     }
     let (index, files) = layout(fleet, &bundles);
     let written = files.len();
-    super::plan::write_files(
+    crate::planning::write_files(
         &args.out,
         files
             .iter()

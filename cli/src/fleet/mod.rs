@@ -1,5 +1,7 @@
-//! A Fleet config on the command line: which clusters a run acts on, and
-//! running `up`, `status` or `verify` once per cluster.
+//! Fleet orchestration (a use case beside `install`, `verify`, `gitops`):
+//! which clusters a run acts on, and running `up`, `status` or `verify` once
+//! per cluster; `plan` renders and writes every cluster's bundle, `gitops`
+//! hands the fleet to Git in one pull request.
 //!
 //! Each cluster runs as its own `telltale` process (the same arguments plus
 //! the hidden `--fleet-member NAME --context CONTEXT`), at most `--parallel`
@@ -9,6 +11,10 @@
 //! (journal, lock, interrupts, pinned context) unchanged. Each child prints
 //! one JSON report; this module collects them into one fleet report and
 //! table, and the exit code is the worst of the clusters'.
+
+pub mod gitops;
+pub mod plan;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -20,7 +26,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::GlobalArgs;
+use crate::commands::GlobalArgs;
 use crate::error::{CommandError, ErrorKind};
 use crate::model::Source;
 use crate::model::fleet::FleetCluster;
@@ -117,7 +123,7 @@ pub fn refuse_single_cluster_flags(
 /// in one cluster's settings stops the whole run (exit 2), not that
 /// cluster halfway through the fleet.
 pub fn check_renders(fleet: &Fleet, global: &GlobalArgs) -> Result<(), CommandError> {
-    super::plan_fleet::render_all(fleet, &global.catalog()?, global).map(|_| ())
+    crate::fleet::plan::render_all(fleet, &global.catalog()?, global).map(|_| ())
 }
 
 /// `--parallel N`: how many clusters run at once.
