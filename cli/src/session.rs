@@ -14,6 +14,12 @@ use crate::error::{CommandError, ErrorKind};
 use crate::helm::{HelmCli, HelmError};
 use crate::render::Bundle;
 
+/// The oldest Kubernetes minor version preflight accepts (`version` says it).
+pub use crate::cluster::preflight::MIN_MINOR as MIN_KUBERNETES_MINOR;
+/// The kubeconfig's contexts (for `init` and shell completion): reading
+/// the kubeconfig is this module's job.
+pub use crate::cluster::{ContextEntry, contexts};
+
 /// What the command line says about the cluster to act on.
 #[derive(Debug, Clone, Default)]
 pub struct Where {
