@@ -3,8 +3,10 @@
 //!
 //! The library is split so the core stays pure: `model` parses documents,
 //! `catalog` finds profiles and plugins (embedded or on disk), `render` turns
-//! them into a [`render::Bundle`] without I/O; `commands` and `ui` are the
-//! only places that print.
+//! them into a [`render::Bundle`] without I/O; the use cases (`install`,
+//! `verify`, `gitops`, `fleet`, reached through `session`) do the work and
+//! report through [`report::Reporter`]; `commands` parse flags, call one use
+//! case and print through `ui`, the only module that writes to the terminal.
 
 pub mod catalog;
 pub mod cluster;
