@@ -239,6 +239,44 @@ pub fn generate() -> Result<Secret, SourceProblem> {
 mod tests {
     use super::*;
 
+    /// A plan whose Slack webhook and PagerDuty key are prompted for.
+    fn prompting_plan() -> Plan {
+        let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: lab}\nspec:\n  profile: kind\n  alerting:\n    receivers:\n      slack: {channel: \"#ops\", webhookUrl: {prompt: true}}\n      pagerduty: {routingKey: {prompt: true}}\n";
+        let catalog = crate::catalog::Catalog::load(&[]).unwrap();
+        let request = crate::render::Request {
+            config: Some(crate::model::Source::new("telltale.yaml", config)),
+            ..Default::default()
+        };
+        crate::render::render(&catalog, &request).unwrap().plan
+    }
+
+    #[test]
+    fn prompts_are_asked_up_front_in_plan_order_and_only_when_interactive() {
+        let plan = prompting_plan();
+        let wanted: Vec<String> = secret_steps(&plan)
+            .flat_map(|(name, _, keys)| {
+                keys.iter()
+                    .filter(|k| k.source == KeySource::Prompt)
+                    .map(move |k| format!("{name}/{}", k.key))
+            })
+            .collect();
+        assert_eq!(wanted.len(), 2, "{wanted:?}");
+        let asked = std::sync::Mutex::new(Vec::new());
+        let ask = |what: &str| {
+            asked.lock().unwrap().push(what.to_string());
+            Ok(Secret::new(format!("answer for {what}")))
+        };
+        let prompted = Prompted::ask(&plan, true, &ask);
+        assert_eq!(*asked.lock().unwrap(), wanted);
+        assert_eq!(prompted.answers.len(), 2);
+        assert!(prompted.interactive);
+
+        asked.lock().unwrap().clear();
+        let quiet = Prompted::ask(&plan, false, &ask);
+        assert!(asked.lock().unwrap().is_empty(), "asked without a terminal");
+        assert!(!quiet.interactive && quiet.answers.is_empty());
+    }
+
     #[test]
     fn generated_values_are_kept() {
         let keys = vec![SecretKey {
