@@ -26,6 +26,12 @@ pub trait Reporter: crate::verify::Progress + Send + Sync {
     fn status(&self, text: &str);
     /// A status line shown only with `-v`.
     fn detail(&self, text: &str);
+    /// Where a fleet's child processes' stderr lines go as they come
+    /// (already prefixed with the cluster); None: not shown (`-q`). A
+    /// function, as the relaying tasks outlive any borrow.
+    fn relay(&self) -> Option<fn(&str)>;
+    /// A fleet run's own notice (an interrupt passed on), always shown.
+    fn fleet_notice(&self) -> fn(&str);
     /// What an interrupt of the run does now. A function, not a method:
     /// the signal task outlives any borrow of the reporter.
     fn interrupt_notice(&self) -> fn(Notice);

@@ -84,7 +84,14 @@ impl From<&GitopsArgs> for Options {
 
 pub fn run(args: GitopsArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        return crate::fleet::gitops::run(&fleet, &args, global, printer);
+        let report = crate::fleet::gitops::run(
+            &fleet,
+            &Options::from(&args),
+            &global.fleet_inputs(),
+            &Terminal::new(printer),
+        )?;
+        print_fleet_report(printer, &report);
+        return Ok(());
     }
     let catalog = global.catalog()?;
     let request = global.request()?;
@@ -114,6 +121,65 @@ fn print_report(printer: &Printer, r: &Report) {
     if !r.out_of_band.is_empty() {
         printer.out("the cluster must hold these Secrets out of band (never in Git):");
         for s in &r.out_of_band {
+            printer.out(&format!(
+                "  {}/{} (keys: {}): {}",
+                s.namespace,
+                s.name,
+                s.keys.join(", "),
+                s.create
+            ));
+        }
+    }
+    match &r.pull_request {
+        Some(pr) => printer.out(&format!(
+            "pull request #{} {}: {}",
+            pr.number, pr.action, pr.url
+        )),
+        None => printer.status(&format!(
+            "no pull request; open one from {} to {} when ready",
+            r.branch, r.base
+        )),
+    }
+}
+
+/// A fleet's hand-over: a row per cluster, the commit, the Secrets each
+/// cluster must hold out of band, the pull request.
+fn print_fleet_report(printer: &Printer, r: &crate::fleet::gitops::Report) {
+    if printer.is_json() {
+        printer.json(r);
+        return;
+    }
+    let rows = r
+        .clusters
+        .iter()
+        .map(|c| {
+            vec![
+                c.cluster.clone(),
+                c.path.clone(),
+                c.profile.clone(),
+                c.files.to_string(),
+                c.digest[..12].to_string(),
+            ]
+        })
+        .collect();
+    printer.out(&crate::ui::table::render(
+        &["cluster", "path", "profile", "files", "digest"],
+        rows,
+    ));
+    let commit = match &r.commit {
+        Some(c) => format!("commit {} pushed to {}", &c[..12], r.branch),
+        None => format!("no change on {}", r.branch),
+    };
+    printer.out(&format!(
+        "fleet {} · {} · {} files ({} layout, secrets {}) in {}",
+        r.fleet, commit, r.files, r.layout, r.secrets, r.repo
+    ));
+    for c in r.clusters.iter().filter(|c| !c.out_of_band.is_empty()) {
+        printer.out(&format!(
+            "{} must hold these Secrets out of band (never in Git):",
+            c.cluster
+        ));
+        for s in &c.out_of_band {
             printer.out(&format!(
                 "  {}/{} (keys: {}): {}",
                 s.namespace,

@@ -204,6 +204,43 @@ impl GlobalArgs {
         }
     }
 
+    /// What a Fleet's clusters take from the global flags.
+    pub fn fleet_inputs(&self) -> crate::fleet::Inputs<'_> {
+        crate::fleet::Inputs {
+            plugin_dirs: &self.plugin_dir,
+            overrides: Request {
+                config: None,
+                profile: self.profile.clone(),
+                namespace: self.namespace.clone(),
+                sets: self.set.clone(),
+                set_strings: self.set_string.clone(),
+                set_files: self.set_file.clone(),
+                member: None,
+            },
+            at: access::at(self),
+        }
+    }
+
+    /// Flags that name one cluster make no sense for a whole fleet: refused
+    /// before anything runs.
+    pub fn refuse_single_cluster_flags(&self, flags: &[(&str, bool)]) -> Result<(), CommandError> {
+        let mut given: Vec<&str> = flags
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| *f)
+            .collect();
+        if self.context.is_some() {
+            given.insert(0, "--context");
+        }
+        match given.first() {
+            None => Ok(()),
+            Some(flag) => Err(CommandError::bad_input(format!(
+                "{flag} names one cluster, and this is a fleet: each cluster is acted on through its own context and settings"
+            ))
+            .with_hint("set it per cluster in the Fleet file (context, endpoints), or pick one cluster with --cluster NAME")),
+        }
+    }
+
     pub fn request(&self) -> Result<Request, CommandError> {
         Ok(Request {
             config: self.config_source()?,

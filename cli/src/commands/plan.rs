@@ -1,11 +1,13 @@
 //! `telltale plan`: render the bundle to a directory and print the phases.
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::GlobalArgs;
 use crate::error::CommandError;
+use crate::fleet::plan::Planned;
 /// Where the tests' helpers (and older callers) find it; it lives in `planning`.
 pub use crate::planning::write_bundle;
 use crate::render::{self, Bundle};
@@ -30,7 +32,15 @@ pub struct PlanArgs {
 
 pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        return crate::fleet::plan::run(&fleet, &args, global, printer);
+        let planned = crate::fleet::plan::run(
+            &fleet,
+            &args.out,
+            args.no_tool_check,
+            &global.fleet_inputs(),
+            &crate::ui::reporter::Terminal::new(printer),
+        )?;
+        print_fleet(printer, &fleet, &planned, &args.out);
+        return Ok(());
     }
     let catalog = global.catalog()?;
     let request = global.request()?;
@@ -109,4 +119,50 @@ pub fn phase_table(bundle: &Bundle) -> String {
         })
         .collect();
     table::render(&["#", "phase", "steps", "what"], rows)
+}
+
+/// A fleet's plan: fleet.json with `-o json`, else a row per cluster.
+fn print_fleet(printer: &Printer, fleet: &crate::fleet::Fleet, planned: &Planned, out: &Path) {
+    if printer.is_json() {
+        printer.json_text(&planned.index);
+        return;
+    }
+    let rows = fleet
+        .members()
+        .zip(&planned.bundles)
+        .map(|(c, b)| {
+            vec![
+                c.name.clone(),
+                c.context.clone(),
+                b.plan.profile.clone(),
+                b.plan.plugins.len().to_string(),
+                (b.files.len() + 1).to_string(),
+                b.plan.digest[..12].to_string(),
+            ]
+        })
+        .collect();
+    printer.out(&table::render(
+        &[
+            "cluster", "context", "profile", "plugins", "files", "digest",
+        ],
+        rows,
+    ));
+    let needs: BTreeSet<String> = planned
+        .bundles
+        .iter()
+        .flat_map(|b| b.plan.requirements())
+        .collect();
+    if !needs.is_empty() {
+        printer.status(&format!(
+            "\n`telltale up` will read (secret sources, in the clusters' runs; the values never enter a bundle):\n  {}",
+            needs.into_iter().collect::<Vec<_>>().join("\n  ")
+        ));
+    }
+    printer.status(&format!(
+        "\nfleet {} · {} · {} written to {} (one directory per cluster, fleet.json)",
+        fleet.name(),
+        crate::plural::count(planned.bundles.len(), "cluster"),
+        crate::plural::count(planned.written + 1, "file"),
+        out.display(),
+    ));
 }

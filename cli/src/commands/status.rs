@@ -20,16 +20,18 @@ pub struct StatusArgs {
 
 pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        crate::fleet::refuse_single_cluster_flags(global, &[])?;
-        crate::fleet::check_renders(&fleet, global)?;
+        global.refuse_single_cluster_flags(&[])?;
+        crate::fleet::check_renders(&fleet, &global.fleet_inputs())?;
         let runs = crate::fleet::fan_out(
             &fleet,
             args.parallel,
-            printer,
+            &crate::ui::reporter::Terminal::new(printer),
             &|_| Vec::new(),
             &crate::fleet::summarise_status,
         )?;
-        return crate::fleet::finish(&fleet, "status", &runs, None, printer);
+        let (report, result) = crate::fleet::outcome(&fleet, "status", &runs, None);
+        crate::ui::fleet::print_report(printer, &report);
+        return result;
     }
     let bundle = access::optional_bundle(global)?;
     let namespace = access::namespace(global, bundle.as_ref());

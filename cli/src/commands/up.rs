@@ -51,16 +51,18 @@ pub struct UpArgs {
 pub fn run(args: UpArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
         // One pull request for the fleet: `telltale gitops` after the fleet's up.
-        crate::fleet::refuse_single_cluster_flags(global, &[("--gitops", args.gitops)])?;
-        crate::fleet::check_renders(&fleet, global)?;
+        global.refuse_single_cluster_flags(&[("--gitops", args.gitops)])?;
+        crate::fleet::check_renders(&fleet, &global.fleet_inputs())?;
         let runs = crate::fleet::fan_out(
             &fleet,
             args.parallel,
-            printer,
+            &crate::ui::reporter::Terminal::new(printer),
             &|_| Vec::new(),
             &crate::fleet::summarise_up,
         )?;
-        return crate::fleet::finish(&fleet, "up", &runs, None, printer);
+        let (report, result) = crate::fleet::outcome(&fleet, "up", &runs, None);
+        crate::ui::fleet::print_report(printer, &report);
+        return result;
     }
     let catalog = global.catalog()?;
     // Rendered once: what is installed is what `--gitops` commits.

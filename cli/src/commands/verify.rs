@@ -152,7 +152,32 @@ fn secret_env(var: &str) -> Result<Secret, CommandError> {
 
 pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        return crate::fleet::verify::run(&fleet, &args, global, printer, &|| auth_of(&args));
+        global.refuse_single_cluster_flags(&[
+            ("--prometheus-url", args.prometheus_url.is_some()),
+            ("--alertmanager-url", args.alertmanager_url.is_some()),
+            ("--grafana-url", args.grafana_url.is_some()),
+            ("--loki-url", args.loki_url.is_some()),
+            ("--load-url", args.load_url.is_some()),
+            ("--junit", args.junit.is_some()),
+        ])?;
+        let request = crate::fleet::verify::FleetVerify {
+            bundle: args.bundle.clone(),
+            credentials: args.bearer_token_env.is_some() || args.basic_auth_env.is_some(),
+            allow_insecure_credentials: args.allow_insecure_credentials,
+            parallel: args.parallel,
+            hub_checks: args.hub_checks.clone(),
+            timeout: args.timeout,
+        };
+        let (runs, hub) = crate::fleet::verify::run(
+            &fleet,
+            &request,
+            &global.fleet_inputs(),
+            &Terminal::new(printer),
+            &|| auth_of(&args),
+        )?;
+        let (report, result) = crate::fleet::outcome(&fleet, "verify", &runs, hub.as_ref());
+        crate::ui::fleet::print_report(printer, &report);
+        return result;
     }
     let bundle = match &args.bundle {
         // A fleet's member reads its own directory of the fleet's output.

@@ -1,41 +1,41 @@
 //! `verify` of a fleet: every selected cluster's verify as its own process
 //! (see [`super::fan_out`]), then, with `--hub-check`, the hub's checks of
-//! the central stores for every spoke.
+//! the central stores for every spoke. The command prints the fleet report
+//! ([`super::outcome`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Fleet;
-use crate::commands::GlobalArgs;
-use crate::commands::verify::VerifyArgs;
+use super::{Fleet, Inputs, MemberRun};
 use crate::error::CommandError;
 use crate::render::{self, Bundle};
-use crate::ui::Printer;
+use crate::report::Reporter;
 use crate::verify::http::{Auth, Http};
-use crate::verify::hub::HubCheck;
+use crate::verify::hub::{HubCheck, HubReport};
 use crate::verify::on_cluster;
 use crate::verify::urls::check_url;
 use crate::verify::{self, Context, Endpoints, LoadOptions};
+
+/// What `verify` asks of a fleet (its flags that apply to every cluster).
+pub struct FleetVerify {
+    /// `--bundle`: the fleet's `plan --out` directory.
+    pub bundle: Option<std::path::PathBuf>,
+    /// Whether credentials are sent (`--bearer-token-env`, `--basic-auth-env`).
+    pub credentials: bool,
+    pub allow_insecure_credentials: bool,
+    pub parallel: usize,
+    pub hub_checks: Vec<HubCheck>,
+    pub timeout: std::time::Duration,
+}
 
 /// Every cluster of the fleet, each against its own context (port-forwards)
 /// or the endpoints its entry names, `--parallel` at a time.
 pub fn run(
     fleet: &Fleet,
-    args: &VerifyArgs,
-    global: &GlobalArgs,
-    printer: &Printer,
+    args: &FleetVerify,
+    inputs: &Inputs<'_>,
+    reporter: &dyn Reporter,
     auth_of: &dyn Fn() -> Result<Auth, CommandError>,
-) -> Result<(), CommandError> {
-    super::refuse_single_cluster_flags(
-        global,
-        &[
-            ("--prometheus-url", args.prometheus_url.is_some()),
-            ("--alertmanager-url", args.alertmanager_url.is_some()),
-            ("--grafana-url", args.grafana_url.is_some()),
-            ("--loki-url", args.loki_url.is_some()),
-            ("--load-url", args.load_url.is_some()),
-            ("--junit", args.junit.is_some()),
-        ],
-    )?;
+) -> Result<(Vec<MemberRun>, Option<HubReport>), CommandError> {
     // Every selected cluster's bundle, read or rendered before anything
     // runs; the hub's checks use them too.
     let mut bundles: BTreeMap<String, Bundle> = BTreeMap::new();
@@ -54,14 +54,14 @@ pub fn run(
             }
         }
         None => {
-            let rendered = super::plan::render_all(fleet, &global.catalog()?, global)?;
+            let rendered = super::plan::render_all(fleet, &inputs.catalog()?, inputs)?;
             for (cluster, bundle) in fleet.members().zip(rendered) {
                 bundles.insert(cluster.name.clone(), bundle);
             }
         }
     }
     // The endpoints are checked like the flags they become.
-    let credentials = args.bearer_token_env.is_some() || args.basic_auth_env.is_some();
+    let credentials = args.credentials;
     for cluster in fleet.members() {
         for (flag, url) in endpoint_flags(cluster) {
             check_url(&flag, &url, credentials, args.allow_insecure_credentials)
@@ -94,7 +94,7 @@ pub fn run(
     let runs = super::fan_out(
         fleet,
         args.parallel,
-        printer,
+        reporter,
         &|c| {
             endpoint_flags(c)
                 .into_iter()
@@ -105,11 +105,11 @@ pub fn run(
     )?;
     let hub = match &fleet.doc.spec.hub {
         Some(hub) if !args.hub_checks.is_empty() => Some(verify_hub(
-            fleet, hub, &bundles, args, global, printer, auth_of,
+            fleet, hub, &bundles, args, inputs, reporter, auth_of,
         )?),
         _ => None,
     };
-    super::finish(fleet, "verify", &runs, hub.as_ref(), printer)
+    Ok((runs, hub))
 }
 
 /// The hub's part of a fleet verify: its bundle (the fleet-wide rules and
@@ -119,11 +119,11 @@ fn verify_hub(
     fleet: &Fleet,
     hub: &crate::model::fleet::Hub,
     bundles: &BTreeMap<String, Bundle>,
-    args: &VerifyArgs,
-    global: &GlobalArgs,
-    printer: &Printer,
+    args: &FleetVerify,
+    inputs: &Inputs<'_>,
+    reporter: &dyn Reporter,
     auth_of: &dyn Fn() -> Result<Auth, CommandError>,
-) -> Result<crate::verify::hub::HubReport, CommandError> {
+) -> Result<HubReport, CommandError> {
     let (_, cluster) = fleet
         .doc
         .member(&hub.cluster)
@@ -137,7 +137,7 @@ fn verify_hub(
             crate::planning::read_bundle(&member)
                 .map_err(|e| super::plan::in_cluster(&cluster.name, e))?
         }
-        None => render::render(&global.catalog()?, &fleet.request(global, cluster))
+        None => render::render(&inputs.catalog()?, &fleet.request(inputs, cluster))
             .map_err(|e| super::plan::in_cluster(&cluster.name, e.into()))?,
     };
     let own = cluster.endpoints.clone().unwrap_or_default();
@@ -157,7 +157,7 @@ fn verify_hub(
     let mut checks = args.hub_checks.clone();
     checks.sort();
     checks.dedup();
-    printer.status(&format!(
+    reporter.status(&format!(
         "verifying from the hub {}: {} for {}",
         hub.cluster,
         checks
@@ -176,7 +176,7 @@ fn verify_hub(
         for name in names {
             let cluster = match (checks.contains(&HubCheck::Logs), bundles.get(&name)) {
                 (true, Some(b)) => Some(
-                    on_cluster::reach(global.kubeconfig.as_deref(), b)
+                    on_cluster::reach(inputs.at.kubeconfig.as_deref(), b)
                         .await
                         .map(|kube| (kube, b.plan.namespace.clone())),
                 ),

@@ -1,5 +1,6 @@
 //! The only terminal I/O: the printer, tables, warnings and error reports.
 
+pub mod fleet;
 pub mod progress;
 pub mod prompt;
 pub mod reporter;

@@ -65,6 +65,14 @@ impl Reporter for Terminal<'_> {
         }
     }
 
+    fn relay(&self) -> Option<fn(&str)> {
+        (!self.printer.quiet).then_some(super::fleet_line as fn(&str))
+    }
+
+    fn fleet_notice(&self) -> fn(&str) {
+        super::fleet_line
+    }
+
     fn interrupt_notice(&self) -> fn(Notice) {
         super::interrupt_notice
     }
