@@ -158,7 +158,7 @@ fn print_report(printer: &Printer, report: &UpReport) {
     }
     if let Some(verified) = &report.verify {
         printer.out("");
-        printer.out(&crate::verify::report::text(verified, printer.verbose > 0));
+        printer.out(&crate::ui::verify::text(verified, printer.verbose > 0));
     }
 }
 

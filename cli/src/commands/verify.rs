@@ -246,7 +246,7 @@ pub fn run(args: VerifyArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
     if printer.is_json() {
         printer.json(&report);
     } else {
-        printer.out(&report::text(&report, printer.verbose > 0));
+        printer.out(&crate::ui::verify::text(&report, printer.verbose > 0));
     }
     on_cluster::report_to_result(&report)
 }

@@ -6,6 +6,7 @@ pub mod prompt;
 pub mod reporter;
 pub mod table;
 pub mod usage;
+pub mod verify;
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

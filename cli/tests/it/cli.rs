@@ -684,3 +684,50 @@ fn commands_call_use_cases_not_the_cluster_or_each_other() {
         found.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
+
+/// The other half of the layers: below the commands, nothing reaches up.
+/// A use case (install, verify, gitops, fleet, session, planning…) or the
+/// core reports through `report::Reporter` and returns its report; it never
+/// names `crate::ui` (the printer, prompts, tables) or `crate::commands`
+/// (flags, `GlobalArgs`). Only `ui/`, `commands/`, `main.rs` and the test
+/// programs in `bin/` may.
+#[test]
+fn use_cases_do_not_reach_up_into_the_terminal_or_the_commands() {
+    let up = regex::Regex::new(r"\b(crate|telltale)::(ui|commands)\b").unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut found = Vec::new();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let relative = path.strip_prefix(&src).unwrap().to_path_buf();
+        if ["ui", "commands", "bin", "main.rs"]
+            .iter()
+            .any(|top| relative.starts_with(top))
+        {
+            continue;
+        }
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if up.is_match(code) {
+                found.push(format!(
+                    "src/{}:{}: {}",
+                    relative.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(files > 50, "the sources were read ({files} files)");
+    assert!(
+        found.is_empty(),
+        "below the commands, code reaches up into ui/ or commands/:\n{}",
+        found.join("\n")
+    );
+}
