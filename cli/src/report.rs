@@ -36,3 +36,71 @@ pub trait Reporter: crate::verify::Progress + Send + Sync {
     /// the signal task outlives any borrow of the reporter.
     fn interrupt_notice(&self) -> fn(Notice);
 }
+
+/// A [`Reporter`] that keeps what it was told, for tests of the use cases.
+#[cfg(test)]
+pub mod recording {
+    use std::sync::Mutex;
+
+    use super::Reporter;
+    use crate::install::interrupt::Notice;
+    use crate::model::Phase;
+
+    #[derive(Default)]
+    pub struct Recording {
+        pub lines: Mutex<Vec<String>>,
+    }
+
+    impl Recording {
+        fn push(&self, line: String) {
+            self.lines.lock().unwrap().push(line);
+        }
+
+        pub fn said(&self) -> Vec<String> {
+            self.lines.lock().unwrap().clone()
+        }
+    }
+
+    fn ignore(_: Notice) {}
+    fn drop_line(_: &str) {}
+
+    impl crate::verify::Progress for Recording {
+        fn waiting(&self, _: &[crate::verify::CheckId], _: std::time::Duration) {}
+        fn finished(&self) {
+            self.push("checks finished".into());
+        }
+    }
+
+    impl Reporter for Recording {
+        fn phase_started(&self, phase: Phase, text: &str) {
+            self.push(format!("started {phase}: {text}"));
+        }
+        fn step(&self, phase: Phase, text: &str) {
+            self.push(format!("step {phase}: {text}"));
+        }
+        fn phase_finished(&self, phase: Phase, ok: bool, text: &str) {
+            self.push(format!("finished {phase} ok={ok}: {text}"));
+        }
+        fn note(&self, text: &str) {
+            self.push(format!("note: {text}"));
+        }
+        fn warn(&self, text: &str) {
+            self.push(format!("warn: {text}"));
+        }
+        fn status(&self, text: &str) {
+            self.push(format!("status: {text}"));
+        }
+        fn detail(&self, text: &str) {
+            self.push(format!("detail: {text}"));
+        }
+        fn relay(&self) -> Option<fn(&str)> {
+            Some(drop_line)
+        }
+        fn fleet_notice(&self) -> fn(&str) {
+            drop_line
+        }
+        fn interrupt_notice(&self) -> fn(Notice) {
+            ignore
+        }
+    }
+}

@@ -352,3 +352,58 @@ pub async fn reach(kubeconfig: Option<&Path>, bundle: &Bundle) -> Result<Kube, S
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::recording::Recording;
+
+    fn kind_bundle() -> Bundle {
+        let catalog = crate::catalog::Catalog::load(&[]).unwrap();
+        let request = crate::render::Request {
+            profile: Some("kind".into()),
+            ..Default::default()
+        };
+        crate::render::render(&catalog, &request).unwrap()
+    }
+
+    /// No cluster (a kubeconfig that is not there) and a URL given: the
+    /// use case warns through the reporter, runs the check against the URL
+    /// and returns the report; it prints nothing itself.
+    #[test]
+    fn an_unreachable_cluster_is_a_warning_through_the_reporter_when_urls_are_given() {
+        let bundle = kind_bundle();
+        let dir = tempfile::tempdir().unwrap();
+        let at = Where {
+            kubeconfig: Some(dir.path().join("no-such-kubeconfig")),
+            ..Default::default()
+        };
+        let options = Options {
+            checks: vec![CheckId::Targets],
+            endpoints: Endpoints {
+                // Nothing listens on port 9 here: the check fails fast.
+                prometheus: Some("http://127.0.0.1:9".into()),
+                ..Default::default()
+            },
+            timeout: Duration::from_secs(3),
+            ..Options::for_up(&bundle)
+        };
+        let reporter = Recording::default();
+        let report = session::runtime()
+            .unwrap()
+            .block_on(run_on_cluster(&bundle, options, &at, &reporter))
+            .unwrap();
+        assert!(!report.ok);
+        assert_eq!(report.checks.len(), 1);
+        let said = reporter.said();
+        assert!(
+            said[0].starts_with("warn: no cluster reachable ("),
+            "{said:#?}"
+        );
+        assert!(
+            said[1].starts_with("status: verifying 1 check(s) for profile kind"),
+            "{said:#?}"
+        );
+        assert_eq!(said.last().map(String::as_str), Some("checks finished"));
+    }
+}
