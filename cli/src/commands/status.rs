@@ -41,95 +41,97 @@ pub fn run(args: StatusArgs, global: &GlobalArgs, printer: &Printer) -> Result<(
         &namespace,
         bundle.as_ref(),
     ))?;
-    {
-        if printer.is_json() {
-            printer.json(&report);
-        } else if !report.installed {
-            printer.out(&format!(
-                "not installed: no telltale journal in namespace {namespace} on {}",
-                report.context
-            ));
-        } else {
-            printer.out(&format!(
-                "context {} · namespace {} · profile {}{}",
-                report.context,
-                report.namespace,
-                report.profile.as_deref().unwrap_or("?"),
-                match report.up_to_date {
-                    Some(true) => " · up to date with the config",
-                    Some(false) => " · the config renders a different bundle: run `telltale up`",
-                    None => "",
-                }
-            ));
-            if let Some(holder) = &report.lock {
-                printer.out(&format!("locked by {holder}"));
+    print_report(printer, &report, &namespace);
+    if report.drift.is_empty() {
+        Ok(())
+    } else {
+        Err(CommandError::new(
+            crate::error::ErrorKind::Failed,
+            format!(
+                "{} object(s) drifted from what telltale applied",
+                report.drift.len()
+            ),
+        )
+        .with_hint("`telltale up --from-phase PHASE` re-applies them"))
+    }
+}
+
+fn print_report(printer: &Printer, report: &crate::install::status::Report, namespace: &str) {
+    if printer.is_json() {
+        printer.json(&report);
+    } else if !report.installed {
+        printer.out(&format!(
+            "not installed: no telltale journal in namespace {namespace} on {}",
+            report.context
+        ));
+    } else {
+        printer.out(&format!(
+            "context {} · namespace {} · profile {}{}",
+            report.context,
+            report.namespace,
+            report.profile.as_deref().unwrap_or("?"),
+            match report.up_to_date {
+                Some(true) => " · up to date with the config",
+                Some(false) => " · the config renders a different bundle: run `telltale up`",
+                None => "",
             }
+        ));
+        if let Some(holder) = &report.lock {
+            printer.out(&format!("locked by {holder}"));
+        }
+        let rows = report
+            .phases
+            .iter()
+            .map(|p| {
+                vec![
+                    p.phase.to_string(),
+                    format!("{:?}", p.outcome).to_lowercase(),
+                    p.finished.clone(),
+                    p.objects.to_string(),
+                    match p.digest_matches {
+                        Some(true) => "yes".into(),
+                        Some(false) => "no".into(),
+                        None => "?".into(),
+                    },
+                    p.error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        printer.out(&table::render(
+            &[
+                "phase", "outcome", "finished", "objects", "current", "error",
+            ],
+            rows,
+        ));
+        if !report.releases.is_empty() {
+            printer.out("");
             let rows = report
-                .phases
+                .releases
                 .iter()
-                .map(|p| {
+                .map(|r| {
                     vec![
-                        p.phase.to_string(),
-                        format!("{:?}", p.outcome).to_lowercase(),
-                        p.finished.clone(),
-                        p.objects.to_string(),
-                        match p.digest_matches {
-                            Some(true) => "yes".into(),
-                            Some(false) => "no".into(),
-                            None => "?".into(),
-                        },
-                        p.error.clone().unwrap_or_default(),
+                        r.name.clone(),
+                        format!("{}@{}", r.chart, r.version),
+                        r.revision.to_string(),
+                        r.live.clone(),
                     ]
                 })
                 .collect();
             printer.out(&table::render(
-                &[
-                    "phase", "outcome", "finished", "objects", "current", "error",
-                ],
+                &["release", "chart", "revision", "helm"],
                 rows,
             ));
-            if !report.releases.is_empty() {
-                printer.out("");
-                let rows = report
-                    .releases
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.name.clone(),
-                            format!("{}@{}", r.chart, r.version),
-                            r.revision.to_string(),
-                            r.live.clone(),
-                        ]
-                    })
-                    .collect();
-                printer.out(&table::render(
-                    &["release", "chart", "revision", "helm"],
-                    rows,
-                ));
-            }
-            printer.out("");
-            if report.drift.is_empty() {
-                printer.out("no drift: every object is as telltale applied it");
-            } else {
-                let rows = report
-                    .drift
-                    .iter()
-                    .map(|d| vec![d.object.clone(), d.change.clone()])
-                    .collect();
-                printer.out(&table::render(&["drifted", "change"], rows));
-            }
         }
+        printer.out("");
         if report.drift.is_empty() {
-            Ok(())
+            printer.out("no drift: every object is as telltale applied it");
         } else {
-            Err(CommandError::new(
-                crate::error::ErrorKind::Failed,
-                format!(
-                    "{} object(s) drifted from what telltale applied",
-                    report.drift.len()
-                ),
-            )
-            .with_hint("`telltale up --from-phase PHASE` re-applies them"))
+            let rows = report
+                .drift
+                .iter()
+                .map(|d| vec![d.object.clone(), d.change.clone()])
+                .collect();
+            printer.out(&table::render(&["drifted", "change"], rows));
         }
     }
 }
