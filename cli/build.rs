@@ -1,12 +1,8 @@
-//! Rebuild when the embedded content changes: include_dir! does not track
-//! files that are added or removed, so name the directories for cargo. Also
-//! records the git commit the binary is built from, for `telltale version`.
+//! Records the git commit the binary is built from, for `telltale version`.
+//! (The embedded content is telltale-core's; its build script tracks it.)
 use std::process::Command;
 
 fn main() {
-    for dir in ["plugins", "profiles", "manifests", "runbooks"] {
-        println!("cargo:rerun-if-changed=../{dir}");
-    }
     // A new commit moves HEAD or the branch it points to.
     println!("cargo:rerun-if-changed=../.git/HEAD");
     if let Ok(head) = std::fs::read_to_string("../.git/HEAD")

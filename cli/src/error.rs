@@ -114,13 +114,14 @@ impl CommandError {
 /// that keep a failure as text: a phase's error in the journal and the
 /// report, a warning), or where a library's words need another's (reqwest's
 /// own message is "error sending request"; the cause says why). A cause
-/// that repeats the text before it is skipped.
+/// whose words are already in the text (hyper and kube repeat their
+/// source's) is skipped.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut current = error.source();
     while let Some(cause) = current {
         let words = cause.to_string();
-        if !text.ends_with(&words) {
+        if !text.contains(&words) {
             text.push_str(": ");
             text.push_str(&words);
         }
@@ -287,6 +288,15 @@ mod tests {
         assert_eq!(
             chain(&Outer::Pasted(io())),
             "cannot run helm: connection refused"
+        );
+        // A cause quoted mid-sentence (hyper's and kube's shape) is not
+        // repeated at the end either.
+        #[derive(Debug, thiserror::Error)]
+        #[error("client error ({0}) while connecting")]
+        struct Quoted(#[source] std::io::Error);
+        assert_eq!(
+            chain(&Quoted(io())),
+            "client error (connection refused) while connecting"
         );
     }
 

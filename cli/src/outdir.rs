@@ -69,33 +69,10 @@ const MAX_DEPTH: usize = 32;
 /// `path` is non-empty plain components (no `..`, no root, no `.`), each of
 /// `[A-Za-z0-9._-]`, not starting with `.`, at most 255 bytes; ≤ 4096 in all.
 pub fn safe_relative(path: &str) -> Result<(), OutDirError> {
-    let fail = |why| {
-        Err(OutDirError::UnsafePath {
-            path: path.chars().take(200).collect(),
-            why,
-        })
-    };
-    if path.is_empty() || path.len() > 4096 {
-        return fail("empty or too long");
-    }
-    if path.starts_with('/') || path.contains('\\') {
-        return fail("absolute or with a backslash");
-    }
-    for part in path.split('/') {
-        if part.is_empty() || part == "." || part == ".." {
-            return fail("an empty, `.` or `..` component");
-        }
-        if part.starts_with('.') || part.len() > 255 {
-            return fail("a hidden or over-long component");
-        }
-        if !part
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        {
-            return fail("characters other than letters, digits, `.`, `_` and `-`");
-        }
-    }
-    Ok(())
+    telltale_core::paths::safe_relative(path).map_err(|e| OutDirError::UnsafePath {
+        path: e.path,
+        why: e.why,
+    })
 }
 
 /// `root/rel` after checking `rel` with [`safe_relative`].

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The baseline `cargo bench -p telltale --all-features --bench verify`
+# The baseline `cargo bench -p telltale-testing --bench verify`
 # compares telltale with: the four core checks of `telltale verify` (targets,
 # rules, alertmanager, notifications) as an SRE would script them with curl
 # and jq, one after another, polling every 200 ms. It reads the same plan.json and does the

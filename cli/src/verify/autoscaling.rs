@@ -80,12 +80,16 @@ pub async fn autoscaling(ctx: &Context<'_>) -> Finding {
                             values.items.len()
                         )),
                         Ok(_) => problems.push(format!("external metric {name} has no value")),
-                        Err(e) => problems.push(format!("external metric {name} is not served: {e}")),
+                        Err(e) => problems.push(format!(
+                            "external metric {name} is not served: {}",
+                            crate::error::chain(&e)
+                        )),
                     }
                 }
             }
             Err(e) => problems.push(format!(
-                "the external metrics API ({EXTERNAL}) is not served (is KEDA or Prometheus Adapter running?): {e}"
+                "the external metrics API ({EXTERNAL}) is not served (is KEDA or Prometheus Adapter running?): {}",
+                crate::error::chain(&e)
             )),
         }
     }
@@ -107,7 +111,7 @@ pub async fn autoscaling(ctx: &Context<'_>) -> Finding {
                 Err(why) => problems.push(format!("HPA {name} reports no current value: {why}")),
             },
             Ok(None) => problems.push(format!("HPA {name} does not exist")),
-            Err(e) => problems.push(format!("HPA {name}: {e}")),
+            Err(e) => problems.push(format!("HPA {name}: {}", crate::error::chain(&e))),
         }
     }
 

@@ -185,7 +185,7 @@ impl Http {
         self.with_auth(request)
             .send()
             .await
-            .map_err(|e| self.error(url, error_chain(&e)))
+            .map_err(|e| self.error(url, crate::error::chain(&e)))
     }
 
     /// Reads at most `limit` bytes of the body; `true` when there was more.
@@ -202,7 +202,7 @@ impl Http {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.error(url, error_chain(&e)))?
+            .map_err(|e| self.error(url, crate::error::chain(&e)))?
         {
             let room = limit - body.len();
             if chunk.len() > room {
@@ -327,7 +327,7 @@ impl Http {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        stopped = Some(error_chain(&e));
+                        stopped = Some(crate::error::chain(&e));
                         break;
                     }
                 }
@@ -490,19 +490,6 @@ pub fn encode(text: &str) -> String {
         }
     }
     out
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut current = e.source();
-    while let Some(next) = current {
-        let text = next.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = next.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

@@ -441,7 +441,10 @@ async fn logs(ctx: &Context<'_>, url: &str, spokes: &[Spoke], names: &[String]) 
                         pods.push((kube, namespace, pod));
                         Ok(how)
                     }
-                    Err(e) => Err(format!("cannot start the marker pod in {name}: {e}")),
+                    Err(e) => Err(format!(
+                        "cannot start the marker pod in {name}: {}",
+                        crate::error::chain(&e)
+                    )),
                 }
             }
             other => {

@@ -67,7 +67,10 @@ pub async fn logs(ctx: &Context<'_>, url: &str) -> Finding {
                 created = Some((kube, pod));
                 Ok(how)
             }
-            Err(e) => Err(format!("cannot start the marker pod: {e}")),
+            Err(e) => Err(format!(
+                "cannot start the marker pod: {}",
+                crate::error::chain(&e)
+            )),
         },
         None => push(ctx, url, namespace, &marker).await.map(|()| {
             "pushed through Loki's push API (no cluster reachable: the shipper path is not proven)"

@@ -567,45 +567,48 @@ fn yaml_output_is_the_json_document_as_yaml() {
 }
 
 /// Only the terminal layer (`cli/src/ui/`) writes to the terminal: the
-/// core, the workflows and the commands hand it text or reports. (The
-/// separate test programs in `src/bin/` have their own output.)
+/// core crate, the workflows and the commands hand it text or reports. (The
+/// test programs with their own output are the telltale-testing package's.)
 #[test]
 fn only_the_terminal_layer_writes_to_the_terminal() {
     let writes = regex::Regex::new(
         r"\b(e?println!|e?print!|dbg!)\(|io::stdout\(\)|io::stderr\(\)|Term::std(out|err)\(\)",
     )
     .unwrap();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src.clone()];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut found = Vec::new();
     let mut files = 0;
-    while let Some(path) = stack.pop() {
-        let relative = path.strip_prefix(&src).unwrap().to_path_buf();
-        if relative.starts_with("ui") || relative.starts_with("bin") {
-            continue;
-        }
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
-        files += 1;
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (n, line) in text.lines().enumerate() {
-            let code = line.split("//").next().unwrap_or_default();
-            // Asking whether a stream is a terminal writes nothing.
-            let code = code.replace("is_terminal(&std::io::stderr())", "");
-            let code = code.replace("is_terminal(&std::io::stdout())", "");
-            if writes.is_match(&code) {
-                found.push(format!(
-                    "src/{}:{}: {}",
-                    relative.display(),
-                    n + 1,
-                    line.trim()
-                ));
+    for crate_dir in ["cli", "core"] {
+        let src = root.join(crate_dir).join("src");
+        let mut stack = vec![src.clone()];
+        while let Some(path) = stack.pop() {
+            let relative = path.strip_prefix(&src).unwrap().to_path_buf();
+            if crate_dir == "cli" && relative.starts_with("ui") {
+                continue;
+            }
+            if path.is_dir() {
+                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+                continue;
+            }
+            files += 1;
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                // Asking whether a stream is a terminal writes nothing.
+                let code = code.replace("is_terminal(&std::io::stderr())", "");
+                let code = code.replace("is_terminal(&std::io::stdout())", "");
+                if writes.is_match(&code) {
+                    found.push(format!(
+                        "{crate_dir}/src/{}:{}: {}",
+                        relative.display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
             }
         }
     }
-    assert!(files > 50, "the sources were read ({files} files)");
+    assert!(files > 100, "the sources were read ({files} files)");
     assert!(
         found.is_empty(),
         "terminal output outside src/ui/:\n{}",
@@ -729,5 +732,66 @@ fn use_cases_do_not_reach_up_into_the_terminal_or_the_commands() {
         found.is_empty(),
         "below the commands, code reaches up into ui/ or commands/:\n{}",
         found.join("\n")
+    );
+}
+
+/// The pure core is its own crate so the compiler keeps it pure: its normal
+/// dependency graph (what `cargo tree -p telltale-core -e normal` prints)
+/// holds no async runtime, cluster client, HTTP stack, git or terminal crate.
+#[test]
+fn the_core_crate_depends_on_no_io_crate() {
+    let out = std::process::Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "telltale-core",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ])
+        .args(["--offline", "--locked", "--format", "{p}"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let tree = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crates: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(
+        crates.contains("serde") && crates.contains("minijinja"),
+        "the tree was read: {crates:?}"
+    );
+    let forbidden = [
+        "tokio",
+        "kube",
+        "kube-client",
+        "k8s-openapi",
+        "reqwest",
+        "hyper",
+        "rustls",
+        "git2",
+        "indicatif",
+        "dialoguer",
+        "console",
+        "clap",
+        "futures",
+        "mio",
+        "axum",
+    ];
+    let found: Vec<&str> = forbidden
+        .iter()
+        .copied()
+        .filter(|c| crates.contains(c))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "telltale-core depends on {found:?}:\n{tree}"
     );
 }

@@ -1282,11 +1282,10 @@ fn a_bad_fleet_is_refused_where_it_is_wrong_before_anything_is_written() {
 }
 
 /// `up` and `status` of a fleet against two fake API servers (one per
-/// cluster, tests/it/common/fake_api.rs) and fake-helm keeping each
+/// cluster, testing/src/fake_api.rs) and fake-helm keeping each
 /// cluster's releases apart: each cluster is acted on through its own
 /// context, one failing never stops or hides the other, and the exit code is
 /// the worst.
-#[cfg(feature = "fake-helm")]
 mod installs {
     use std::path::{Path, PathBuf};
 
@@ -1333,7 +1332,7 @@ mod installs {
 
     fn run(dir: &Path, kubeconfig: &Path, args: &[&str]) -> (Option<i32>, Value, String) {
         let out = crate::common::telltale(dir)
-            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("TELLTALE_HELM", crate::common::fake_helm())
             .env("FAKE_HELM_STATE", dir.join("helm"))
             .env("FAKE_HELM_PER_CONTEXT", "1")
             .arg("--kubeconfig")
@@ -1440,7 +1439,7 @@ mod installs {
         let (code, _, _) = run(dir.path(), &kc, &["status"]);
         assert_eq!(code, Some(1));
         let out = crate::common::telltale(dir.path())
-            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("TELLTALE_HELM", crate::common::fake_helm())
             .env("FAKE_HELM_STATE", dir.path().join("helm"))
             .env("FAKE_HELM_PER_CONTEXT", "1")
             .arg("--kubeconfig")

@@ -1339,7 +1339,7 @@ fn an_encrypted_again_secret_keeps_the_clusters_grafana_password() {
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["up", "-y", "--skip-verify"])
-        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("TELLTALE_HELM", crate::common::fake_helm())
         .env("FAKE_HELM_STATE", s.root().join("helm-state"))
         .output()
         .unwrap();

@@ -14,7 +14,7 @@
 //! `upgrade --install` flag set (through `helm template`, which takes the same
 //! flags and renders with the values on stdin), and the release JSON telltale
 //! reads from `status -o json` (from a client-side dry-run install); against the fake API server
-//! (tests/it/common/fake_api.rs) through real helm: `status` and `uninstall` of
+//! (testing/src/fake_api.rs) through real helm: `status` and `uninstall` of
 //! a missing release. `upgrade --install` against a server (with
 //! `--dry-run=server` or for real) is e2e-only: helm validates manifests
 //! against the server's OpenAPI document, which the fake does not serve,

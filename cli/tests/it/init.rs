@@ -774,41 +774,53 @@ fn enter_until_done(mut pty: Pty) -> (i32, String) {
     pty.finish()
 }
 
+/// Each profile's wizard, Enter at every question, writes what `--yes`
+/// writes. The profiles run side by side: the wizard waits on the terminal
+/// (400 ms of quiet per answer), not on the CPU.
 #[test]
 fn enter_everywhere_on_every_profile_writes_what_yes_writes() {
-    for profile in crate::common::PROFILES {
-        let typed = Workspace::new();
-        let (code, shown) =
-            enter_until_done(typed.small_pty(&["init", "--context", "lab", "--profile", profile]));
-        assert_eq!(code, 0, "{profile}:\n{shown}");
-        let flags = Workspace::new();
-        let out = flags.run(&["init", "--yes", "--context", "lab", "--profile", profile]);
-        assert_eq!(out.code, Some(0), "{profile}: {}", out.stderr);
-        assert_eq!(
-            typed.read("telltale.yaml"),
-            flags.read("telltale.yaml"),
-            "{profile}"
-        );
-        // The summary said what the bundle leaves out and what `up` reads,
-        // exactly as --yes said it after writing.
-        for line in out.stderr.lines().filter(|l| l.starts_with("warning: ")) {
-            let warning = line.trim_start_matches("warning: ");
-            let head: String = warning.chars().take(40).collect();
-            assert!(
-                shown.contains(&head),
-                "{profile}: the wizard did not show `{head}`"
-            );
+    std::thread::scope(|scope| {
+        for profile in crate::common::PROFILES {
+            scope.spawn(move || {
+                let typed = Workspace::new();
+                let (code, shown) = enter_until_done(typed.small_pty(&[
+                    "init",
+                    "--context",
+                    "lab",
+                    "--profile",
+                    profile,
+                ]));
+                assert_eq!(code, 0, "{profile}:\n{shown}");
+                let flags = Workspace::new();
+                let out = flags.run(&["init", "--yes", "--context", "lab", "--profile", profile]);
+                assert_eq!(out.code, Some(0), "{profile}: {}", out.stderr);
+                assert_eq!(
+                    typed.read("telltale.yaml"),
+                    flags.read("telltale.yaml"),
+                    "{profile}"
+                );
+                // The summary said what the bundle leaves out and what `up` reads,
+                // exactly as --yes said it after writing.
+                for line in out.stderr.lines().filter(|l| l.starts_with("warning: ")) {
+                    let warning = line.trim_start_matches("warning: ");
+                    let head: String = warning.chars().take(40).collect();
+                    assert!(
+                        shown.contains(&head),
+                        "{profile}: the wizard did not show `{head}`"
+                    );
+                }
+                if let Some(env) = out
+                    .stderr
+                    .lines()
+                    .find(|l| l.trim_start().starts_with("environment: "))
+                {
+                    let vars = env.trim().trim_start_matches("environment: ");
+                    assert!(shown.contains(vars), "{profile}: the summary lacks {vars}");
+                }
+                typed.plan_accepts("telltale.yaml");
+            });
         }
-        if let Some(env) = out
-            .stderr
-            .lines()
-            .find(|l| l.trim_start().starts_with("environment: "))
-        {
-            let vars = env.trim().trim_start_matches("environment: ");
-            assert!(shown.contains(vars), "{profile}: the summary lacks {vars}");
-        }
-        typed.plan_accepts("telltale.yaml");
-    }
+    });
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `up`, `status`, `down`, `unlock` against the fake API server
-//! (tests/it/common/fake_api.rs) and the fake helm binary (src/bin/fake_helm.rs):
+//! (testing/src/fake_api.rs) and the fake helm binary (testing/src/bin/fake_helm.rs):
 //! these machines have no cluster and no helm. The real path is e2e/ on kind.
 
 use std::path::PathBuf;
@@ -45,7 +45,7 @@ impl Stack {
             .env_remove("FAKE_HELM_FAIL")
             .env_remove("FAKE_HELM_SLEEP")
             .env("NO_COLOR", "1")
-            .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+            .env("TELLTALE_HELM", crate::common::fake_helm())
             .env("FAKE_HELM_STATE", self.dir.path().join("helm"))
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
@@ -598,7 +598,7 @@ fn sigint_mid_phase_settles_the_step_journals_it_releases_the_lock_and_exits_130
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_telltale"))
         .current_dir(stack.dir.path())
         .env_remove("KUBECONFIG")
-        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("TELLTALE_HELM", crate::common::fake_helm())
         .env("FAKE_HELM_STATE", stack.dir.path().join("helm"))
         .env("FAKE_HELM_SLEEP", "upgrade:loki:3")
         .args([
@@ -717,7 +717,7 @@ fn spawn_up(stack: &Stack, env: &[(&str, &str)], marker: &str) -> std::process::
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_telltale"));
     cmd.current_dir(stack.dir.path())
         .env_remove("KUBECONFIG")
-        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("TELLTALE_HELM", crate::common::fake_helm())
         .env("FAKE_HELM_STATE", stack.dir.path().join("helm"))
         .args([
             "up",
@@ -1802,7 +1802,7 @@ fn progress_is_a_line_per_phase_on_a_terminal_and_timestamped_lines_otherwise() 
     let tty = std::process::Command::new(script)
         .args(["-qefc", &command, "/dev/null"])
         .current_dir(stack.dir.path())
-        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("TELLTALE_HELM", crate::common::fake_helm())
         .env("FAKE_HELM_STATE", stack.dir.path().join("helm"))
         .env_remove("KUBECONFIG")
         .output()
@@ -2071,7 +2071,7 @@ spec:\n  profile: kind\n  cluster: {context: kind-telltale, name: lab}\n";
         .env_remove("KUBECONFIG")
         .env("NO_COLOR", "1")
         .env("HOME", root.join("home"))
-        .env("TELLTALE_HELM", env!("CARGO_BIN_EXE_fake-helm"))
+        .env("TELLTALE_HELM", crate::common::fake_helm())
         .env("FAKE_HELM_STATE", root.join("helm"))
         .env("FAKE_HELM_SLEEP", "upgrade:kube-prometheus-stack:3")
         .arg("--kubeconfig")

@@ -58,7 +58,7 @@ impl Stack {
         let bundle = dir.path().join("bundle");
         crate::common::write(&crate::common::render_with(profile, config, &[]), &bundle);
         let stderr = dir.path().join("stderr.log");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"));
+        let mut command = Command::new(crate::common::local_stack_bin());
         command.arg("--bundle").arg(&bundle);
         if own_state {
             command.arg("--state").arg(dir.path().join("state"));
@@ -533,8 +533,8 @@ fn sink_status_makes_alertmanager_see_failed_notifications() {
 
 #[test]
 fn bad_arguments_are_refused_before_anything_starts() {
-    let bin = env!("CARGO_BIN_EXE_telltale-local-stack");
-    let out = Command::new(bin)
+    let bin = crate::common::local_stack_bin();
+    let out = Command::new(&bin)
         .args(["--bundle", "/nonexistent", "--sink-status", "teams=500"])
         .output()
         .unwrap();
@@ -543,7 +543,7 @@ fn bad_arguments_are_refused_before_anything_starts() {
     assert!(stderr.contains("unknown integration `teams`"), "{stderr}");
 
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(bin)
+    let out = Command::new(&bin)
         .arg("--bundle")
         .arg(dir.path().join("missing"))
         .arg("--state")
@@ -647,7 +647,7 @@ fn history_gives_prometheus_hours_of_what_the_dashboards_read_before_it_starts()
 
 #[test]
 fn a_history_out_of_bounds_is_refused_before_anything_starts() {
-    let bin = env!("CARGO_BIN_EXE_telltale-local-stack");
+    let bin = crate::common::local_stack_bin();
     for (args, says) in [
         (
             &["--bundle", "/nonexistent", "--history", "10s"][..],
@@ -658,7 +658,7 @@ fn a_history_out_of_bounds_is_refused_before_anything_starts() {
             "--history",
         ),
     ] {
-        let out = Command::new(bin).args(args).output().unwrap();
+        let out = Command::new(&bin).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{args:?}: {stderr}");

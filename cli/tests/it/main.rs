@@ -1,11 +1,13 @@
 //! The integration tests, one binary (cargo's and jj's shape): a module
 //! per area, `common` for what they share. One binary links once, so the
 //! suite builds in a fraction of the time 28 binaries took; run one area
-//! with `cargo test -p telltale --all-features --test it AREA::`.
+//! with `cargo test --workspace --all-features --test it AREA::`.
 //!
-//! The areas that drive the local stack or the fault-injecting helm need
-//! the binaries those features build; without the features they are left
-//! out, as their own test targets were before.
+//! The fakes (the API server, fake-helm, the local stack) are the
+//! telltale-testing package's (testing/). `--workspace` selects that
+//! package's smoke test, also named `it`, so cargo rebuilds its binaries
+//! too; `common::fake_helm()` and `common::local_stack_bin()` refuse a
+//! binary that is missing or older than its sources.
 
 mod common;
 
@@ -15,12 +17,10 @@ mod cli;
 mod dashboards;
 mod drift;
 mod errors;
-#[cfg(feature = "local-stack")]
 mod escalation;
 mod expectations;
 mod fake_api;
 mod fleet;
-#[cfg(feature = "fake-helm")]
 mod gitops;
 mod gitops_reconcile;
 mod helm_real;
@@ -28,23 +28,17 @@ mod hostile;
 mod hub;
 mod inhibition;
 mod init;
-#[cfg(feature = "fake-helm")]
 mod install;
-#[cfg(feature = "local-stack")]
 mod k6_real;
-#[cfg(feature = "local-stack")]
 mod local_stack;
 mod metrics;
 mod plugins;
 mod properties;
 mod readme;
-#[cfg(feature = "local-stack")]
 mod routing;
 mod schemas;
 mod set_helm;
-#[cfg(feature = "local-stack")]
 mod verify;
 mod verify_cluster;
-#[cfg(feature = "local-stack")]
 mod verify_profiles;
 mod verify_safety;

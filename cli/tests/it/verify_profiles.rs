@@ -319,6 +319,11 @@ fn variables_on_load(out: &Path, uid: &str) -> usize {
         .count()
 }
 
+/// Production on a stack with 12 h of history is green, its dashboards load
+/// in time over the 12 h; then a rule file Prometheus no longer loads and a
+/// stopped node-exporter each fail their own check and only that. (The
+/// faults a stack is started with are the tests below, each its own stack,
+/// so they run side by side.)
 #[test]
 fn production_is_green_then_each_broken_component_fails_its_check() {
     let profile = "production";
@@ -428,66 +433,86 @@ fn production_is_green_then_each_broken_component_fails_its_check() {
         evidence.contains(&format!("down: job node-exporter instance {node}")),
         "{evidence}"
     );
-    drop(stack);
+}
 
-    // Faults the stack is started with, one stack each.
-    // (flags, the check that fails, what its summary says, --timeout)
-    let faults: [(&[&str], &str, &str, &str); 3] = [
-        (
-            // Prometheus answering each panel 0.5 s late: the infrastructure
-            // dashboard's 45 panel requests, six at a time, take 8 rounds
-            // (4 s): over the 3 s limit, named with its time; the smaller
-            // dashboards stay under it. Every request (and the probes of
-            // the panels nothing here feeds) is slower: a longer timeout.
-            &["--grafana-query-delay", "500ms"],
-            "dashboards",
-            "dashboard(s) load slower than 3 s over 12 h: telltale-infrastructure (",
-            "60s",
-        ),
-        (
-            // One receiver's Slack answers 500: notifications fails for that
-            // receiver; the others on the same integration are delivered.
-            &["--sink-status", "warning/slack=500"],
-            "notifications",
-            "warning: delivery failed on slack",
-            "20s",
-        ),
-        (
-            &["--grafana-drop-dashboard", "telltale-slo"],
-            "dashboards",
-            "dashboard telltale-slo is missing",
-            "20s",
-        ),
-    ];
-    for (flags, failing, says, timeout) in faults {
-        let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
-        let stack = LocalStack::start(&out, &flags);
-        let run = verify(dir.path(), &stack, profile, Some(&all), timeout);
-        run.only_fails(failing, profile);
+/// Production on a stack started with `flags`: only `failing` fails, and its
+/// summary says `says`.
+fn production_with_fault(flags: &[&str], failing: &str, says: &str, timeout: &str) -> Run {
+    let profile = "production";
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = bundle(dir.path(), profile);
+    let flags: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    let stack = LocalStack::start(&out, &flags);
+    let all = LOCAL.join(",");
+    let run = verify(dir.path(), &stack, profile, Some(&all), timeout);
+    run.only_fails(failing, profile);
+    assert!(
+        run.summary(failing).contains(says),
+        "{failing}: {:#}",
+        run.check(failing)
+    );
+    run
+}
+
+/// Prometheus answering each panel 0.5 s late: the infrastructure
+/// dashboard's 45 panel requests, six at a time, take 8 rounds (4 s): over
+/// the 3 s limit, named with its time; the smaller dashboards stay under it.
+/// Every request (and the probes of the panels nothing here feeds) is
+/// slower: a longer timeout.
+#[test]
+fn production_names_the_dashboard_that_loads_slower_than_3_s() {
+    production_with_fault(
+        &["--grafana-query-delay", "500ms"],
+        "dashboards",
+        "dashboard(s) load slower than 3 s over 12 h: telltale-infrastructure (",
+        "60s",
+    );
+}
+
+/// One receiver's Slack answers 500: notifications fails for that receiver;
+/// the others on the same integration are delivered.
+#[test]
+fn production_names_the_one_receiver_whose_slack_fails() {
+    let failing = "notifications";
+    let run = production_with_fault(
+        &["--sink-status", "warning/slack=500"],
+        failing,
+        "warning: delivery failed on slack",
+        "20s",
+    );
+    let evidence = run.check(failing)["evidence"].to_string();
+    for receiver in ["critical", "security", "sla"] {
         assert!(
-            run.summary(failing).contains(says),
-            "{failing}: {:#}",
-            run.check(failing)
+            evidence.contains(&format!("{receiver}: delivered")),
+            "{evidence}"
         );
-        if failing == "notifications" {
-            let evidence = run.check(failing)["evidence"].to_string();
-            for receiver in ["critical", "security", "sla"] {
-                assert!(
-                    evidence.contains(&format!("{receiver}: delivered")),
-                    "{evidence}"
-                );
-            }
-            assert!(
-                !run.summary(failing).contains("critical"),
-                "{}",
-                run.summary(failing)
-            );
-        }
     }
+    assert!(
+        !run.summary(failing).contains("critical"),
+        "{}",
+        run.summary(failing)
+    );
+}
 
-    // Loki drops the bundle's only log namespace: logs names it. The logs
-    // dashboard reads the same lines, so its panels (and only those) lose
-    // their data too: the one failure shows in both places.
+#[test]
+fn production_names_a_missing_dashboard() {
+    production_with_fault(
+        &["--grafana-drop-dashboard", "telltale-slo"],
+        "dashboards",
+        "dashboard telltale-slo is missing",
+        "20s",
+    );
+}
+
+/// Loki drops the bundle's only log namespace: logs names it. The logs
+/// dashboard reads the same lines, so its panels (and only those) lose their
+/// data too: the one failure shows in both places.
+#[test]
+fn production_names_the_log_namespace_loki_lost_in_logs_and_its_dashboard() {
+    let profile = "production";
+    let dir = tempfile::tempdir().unwrap();
+    let (_, out) = bundle(dir.path(), profile);
+    let all = LOCAL.join(",");
     let stack = LocalStack::start(
         &out,
         &["--loki-drop-namespace".as_ref(), "monitoring".as_ref()],

@@ -1,11 +1,12 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod fake_api;
 pub mod local;
 pub mod postgres;
-#[cfg(feature = "local-stack")]
 pub mod stack;
+
+/// The fake Kubernetes API server (testing/src/fake_api.rs).
+pub use telltale_testing::fake_api;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,17 @@ use telltale::model::Source;
 use telltale::render::{Bundle, Request, render};
 
 pub const PROFILES: [&str; 5] = ["kind", "homelab", "production", "data-platform", "ml-slo"];
+
+/// The fault-injecting fake helm (testing/src/bin/fake_helm.rs), built and
+/// up to date, or a panic that says how to build it.
+pub fn fake_helm() -> PathBuf {
+    telltale_testing::bins::path("fake-helm")
+}
+
+/// The local stack (testing/src/bin/local_stack.rs), as [`fake_helm`].
+pub fn local_stack_bin() -> PathBuf {
+    telltale_testing::bins::path("telltale-local-stack")
+}
 
 pub fn catalog() -> Catalog {
     Catalog::load(&[]).expect("the built-in catalogue loads")

@@ -25,7 +25,7 @@ impl LocalStack {
         ] {
             super::require_tool(tool);
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_telltale-local-stack"))
+        let mut child = Command::new(crate::common::local_stack_bin())
             .arg("--bundle")
             .arg(bundle)
             .args(extra)

@@ -257,7 +257,7 @@ pub fn load_plugin(
     crate::model::validate::dns_label(&plugin.metadata.name)
         .map_err(|i| crate::model::check::refuse(&source, "metadata.name", i))?;
     for path in files.paths() {
-        if let Err(e) = crate::outdir::safe_relative(path) {
+        if let Err(e) = crate::paths::safe_relative(path) {
             return Err(locate(&source, "metadata.name", format!("plugin file {e}"))
                 .with_hint("plugin file names use letters, digits, `.`, `_` and `-`")
                 .into());

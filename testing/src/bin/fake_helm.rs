@@ -3,7 +3,8 @@
 //! fails or stalls on cue, in the middle of an `up`, which real helm cannot be
 //! made to do. Whether real helm accepts the commands telltale builds is
 //! tested with real helm 3 and helm 4 (cli/tests/it/helm_real.rs). Built only
-//! with the `fake-helm` feature; telltale runs it through `TELLTALE_HELM`.
+//! in the telltale-testing package (tests find it with
+//! `telltale_testing::bins::path`); telltale runs it through `TELLTALE_HELM`.
 //!
 //! It answers the commands telltale issues (`version --short`,
 //! `show crds`, `upgrade --install … --values -`, `status -o json`,

@@ -171,10 +171,10 @@ pub fn rule_uses(group: &str, rules: &[Rule]) -> Result<Vec<Use>, String> {
 /// The metrics a dashboard's Prometheus panels and query variables read,
 /// with the variables and Grafana's macros filled in as a browser would.
 pub fn dashboard_uses(uid: &str, dashboard: &Value) -> Result<Vec<Use>, String> {
-    let vars = crate::verify::grafana::variables(dashboard);
+    let vars = crate::dashboard::variables(dashboard);
     let mut out = Vec::new();
     let mut add = |expr: &str, by: String| -> Result<(), String> {
-        let expr = crate::verify::grafana::interpolate(expr, &vars);
+        let expr = crate::dashboard::interpolate(expr, &vars);
         for metric in names_in(&expr).map_err(|e| format!("{by}: {e}\n  {expr}"))? {
             out.push(Use {
                 metric,
@@ -183,7 +183,7 @@ pub fn dashboard_uses(uid: &str, dashboard: &Value) -> Result<Vec<Use>, String> 
         }
         Ok(())
     };
-    for panel in all_panels(dashboard) {
+    for panel in crate::dashboard::panels(dashboard) {
         let title = panel["title"].as_str().unwrap_or("(untitled)");
         for target in panel["targets"].as_array().into_iter().flatten() {
             let kind = target["datasource"]["type"]
@@ -233,15 +233,6 @@ fn variable_promql(query: &str) -> Option<String> {
     q.strip_prefix("query_result(")
         .and_then(|r| r.strip_suffix(')'))
         .map(|e| e.trim().to_string())
-}
-
-fn all_panels(dashboard: &Value) -> Vec<&Value> {
-    let mut out = Vec::new();
-    for panel in dashboard["panels"].as_array().into_iter().flatten() {
-        out.push(panel);
-        out.extend(panel["panels"].as_array().into_iter().flatten());
-    }
-    out
 }
 
 /// Metric name → who publishes it in this bundle.

@@ -326,7 +326,8 @@ pub struct GitOps {
 }
 
 /// How the repository is laid out for the controller that will own it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Layout {
     /// HelmRepository/OCIRepository + HelmRelease per release, Flux Kustomizations
@@ -358,7 +359,8 @@ impl std::fmt::Display for Layout {
 
 /// How Secrets reach the cluster when Git is the source of truth. No mode
 /// ever commits a secret value in plaintext.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum SecretsMode {
     /// Commit no Secret; the manifests reference the Secrets `up` created

@@ -16,7 +16,8 @@
 //!
 //! ```sh
 //! . "$(scripts/tools --env)"
-//! cargo bench -p telltale --all-features --bench verify
+//! cargo build --release -p telltale --bin telltale
+//! cargo bench -p telltale-testing --bench verify
 //! ```
 //!
 //! Needs Prometheus, Alertmanager and node-exporter (scripts/tools), curl,
@@ -30,7 +31,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-const TELLTALE: &str = env!("CARGO_BIN_EXE_telltale");
 const LOCAL_STACK: &str = env!("CARGO_BIN_EXE_telltale-local-stack");
 const BASELINE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -38,7 +38,7 @@ const BASELINE: &str = concat!(
 );
 const RECEIVERS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/configs/kind-receivers.yaml"
+    "/../cli/tests/fixtures/configs/kind-receivers.yaml"
 );
 const RUNS: usize = 10;
 const TARGET_COUNTS: [usize; 3] = [500, 2000, 8000];
@@ -46,6 +46,18 @@ const GROUPS: usize = 50;
 const RULES_PER_GROUP: usize = 20;
 /// The synthetic routes' group_wait.
 const GROUP_WAIT: Duration = Duration::ZERO;
+
+/// The telltale binary (of the telltale package, so cargo does not set
+/// `CARGO_BIN_EXE_telltale` here): built and up to date, or a panic that
+/// says how to build it.
+fn telltale() -> &'static str {
+    static PATH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        telltale_testing::bins::of_package("telltale", "telltale")
+            .display()
+            .to_string()
+    });
+    &PATH
+}
 
 /// A child stopped with SIGTERM (the local stack then removes its state
 /// directory) and reaped.
@@ -158,7 +170,7 @@ fn summary(runs: &[Run]) -> String {
 }
 
 fn plan(cwd: &Path, args: &[&str], out: &Path) {
-    let status = Command::new(TELLTALE)
+    let status = Command::new(telltale())
         .arg("plan")
         .args(args)
         .arg("--out")
@@ -186,7 +198,7 @@ fn settle(cwd: &Path, bundle: &Path, checks: &str, urls: &[&str]) {
         "json",
     ];
     args.extend_from_slice(urls);
-    let run = timed(TELLTALE, &args, &[], cwd);
+    let run = timed(telltale(), &args, &[], cwd);
     assert!(
         run.ok,
         "the bench stack did not settle:\n{}\n{}",
@@ -272,7 +284,7 @@ fn core_checks(dir: &Path) {
 
     let (mut ours, mut theirs, mut trips, mut checks_ms) = (vec![], vec![], vec![], vec![]);
     for _ in 0..RUNS {
-        let run = timed(TELLTALE, &verify_args(&bundle, checks, &flags), &[], dir);
+        let run = timed(telltale(), &verify_args(&bundle, checks, &flags), &[], dir);
         assert!(run.ok, "telltale verify failed:\n{}", run.stdout);
         let (trip, check) = round_trip(&run.stdout);
         trips.push(trip);
@@ -395,7 +407,7 @@ fn targets_and_rules(dir: &Path) {
         let (mut ours, mut theirs) = (vec![], vec![]);
         for _ in 0..RUNS {
             let run = timed(
-                TELLTALE,
+                telltale(),
                 &verify_args(&bundle, "targets,rules", &flags),
                 &[],
                 dir,
@@ -491,7 +503,7 @@ fn plan_production(dir: &Path) {
                 out.to_str().unwrap(),
             ];
             args.extend(extra);
-            let run = timed(TELLTALE, &args, &[], dir);
+            let run = timed(telltale(), &args, &[], dir);
             assert!(run.ok, "{}", run.stderr);
             files = files_under(&out);
             std::fs::remove_dir_all(&out).unwrap();

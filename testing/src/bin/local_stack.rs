@@ -1,7 +1,8 @@
 //! telltale-local-stack: real Prometheus, Alertmanager and node-exporter on
 //! 127.0.0.1, loaded with a telltale bundle's rules and routing, plus a
 //! notification sink, so `telltale verify` can be exercised against real
-//! daemons without a cluster. Built only with the `local-stack` feature.
+//! daemons without a cluster. A binary of the telltale-testing package (the
+//! product package carries no fakes); `e2e/local-stack` runs it.
 //!
 //! It writes only under its state directory (configs, secret files, daemon
 //! storage and logs, `sink.jsonl`), prints exactly one JSON line on stdout

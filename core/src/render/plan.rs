@@ -217,9 +217,8 @@ impl std::fmt::Display for PreflightCheck {
 
 /// A check of `verify`; plan.json's verify step lists those the profile
 /// declares something for. An unknown name in a plan is an error.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum CheckId {
     Targets,
