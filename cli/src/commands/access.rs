@@ -1,13 +1,14 @@
-//! Getting to the cluster for the commands that act on it: which context,
-//! whether the config allows it, whether it looks like production, and the
-//! tokio runtime they run in.
+//! The command line's side of reaching a cluster: the `--confirm-context`
+//! flag, which cluster the global flags name, the bundle whose pin is
+//! honoured, and the production confirmation (a prompt, asked before any
+//! runtime starts). Reading the kubeconfig and connecting are in
+//! `crate::session`.
 
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::cluster::{self, Kube, Pin, Target};
-use crate::error::{CommandError, ErrorKind};
-use crate::helm::{HelmCli, HelmError};
+use crate::error::CommandError;
+use crate::session::{self, Chosen, Where};
 use crate::ui::prompt;
 
 #[derive(Debug, Clone, Args)]
@@ -40,17 +41,13 @@ pub fn namespace(global: &GlobalArgs, bundle: Option<&crate::render::Bundle>) ->
         .unwrap_or_else(|| crate::render::resolve::DEFAULT_NAMESPACE.into())
 }
 
-pub fn runtime() -> Result<tokio::runtime::Runtime, CommandError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CommandError::environment("cannot start the async runtime").with_source(&e))
-}
-
-/// The pin of the rendered config, if any.
-pub fn pin_of(bundle: Option<&crate::render::Bundle>) -> Pin<'_> {
-    bundle.map(|b| Pin::of(&b.plan.cluster)).unwrap_or_default()
+/// Where the global flags say the cluster is.
+pub fn at(global: &GlobalArgs) -> Where {
+    Where {
+        kubeconfig: global.kubeconfig.clone(),
+        context: global.context.clone(),
+        fleet_member: global.member().is_some(),
+    }
 }
 
 /// The target, refused before any request when it is not the config's
@@ -58,33 +55,34 @@ pub fn pin_of(bundle: Option<&crate::render::Bundle>) -> Pin<'_> {
 /// confirmation.
 pub fn target_for_write(
     global: &GlobalArgs,
-    pin: &Pin<'_>,
+    bundle: Option<&crate::render::Bundle>,
     confirm: &ConfirmArgs,
     what: &str,
-) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
-    let (target, config) = target_pinned(global, pin)?;
-    if target.looks_like_production() {
+) -> Result<Chosen, CommandError> {
+    let chosen = session::choose(&at(global), bundle)?;
+    if chosen.looks_like_production() {
         let confirmed = match confirm.confirm_context.as_slice() {
-            names if names.contains(&target.context) => true,
+            names if names.iter().any(|n| n == chosen.context()) => true,
             [name, ..] => {
                 return Err(CommandError::bad_input(format!(
                     "--confirm-context `{name}` does not match the context `{}`",
-                    target.context
+                    chosen.context()
                 )));
             }
             [] if prompt::interactive(global.yes) => prompt::type_to_confirm(
-                &target.context,
+                chosen.context(),
                 &format!(
                     "`telltale {what}` on a production-looking cluster ({})",
-                    target.server
+                    chosen.server()
                 ),
             ),
             [] => {
                 return Err(CommandError::bad_input(format!(
                     "context `{}` ({}) looks like production; refusing to {what} without confirmation",
-                    target.context, target.server
+                    chosen.context(),
+                    chosen.server()
                 ))
-                .with_hint(format!("pass --confirm-context {}", target.context)));
+                .with_hint(format!("pass --confirm-context {}", chosen.context())));
             }
         };
         if !confirmed {
@@ -93,114 +91,14 @@ pub fn target_for_write(
             ));
         }
     }
-    Ok((target, config))
+    Ok(chosen)
 }
 
-/// The target of a read that has no config to honour (verify's optional
-/// cluster access).
-pub fn target_for_read(
-    global: &GlobalArgs,
-) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
-    target_pinned(global, &Pin::default())
-}
-
-/// The target, refused before any request when it is not the pinned cluster.
+/// The target of a read, refused before any request when it is not the
+/// pinned cluster of `bundle`.
 pub fn target_pinned(
     global: &GlobalArgs,
-    pin: &Pin<'_>,
-) -> Result<(Target, kube::config::Kubeconfig), CommandError> {
-    // One cluster of a Fleet is acted on through the context the fleet
-    // gives it; a Config's pin is checked against the current context.
-    let context = global
-        .context
-        .as_deref()
-        .or(pin.context.filter(|_| global.member().is_some()));
-    let (target, config) = cluster::target(global.kubeconfig.as_deref(), context)?;
-    pin.check(&target)?;
-    Ok((target, config))
-}
-
-pub async fn connect(
-    target: Target,
-    config: kube::config::Kubeconfig,
-) -> Result<Kube, CommandError> {
-    Ok(cluster::connect(target, config).await?)
-}
-
-/// helm, or why it is unusable (a preflight failure, not an early exit).
-pub async fn helm(target: &Target) -> Result<HelmCli, HelmError> {
-    HelmCli::detect(target.helm_args()).await
-}
-
-/// An API error while talking to the cluster after preflight.
-/// A failed call to the API server, in plain words: what telltale was doing,
-/// on which server, why it failed (connection refused, timed out, a name
-/// that does not resolve, an untrusted certificate, refused credentials) and
-/// the next command to try. The error chain stays in the causes.
-pub fn cluster_error(
-    what: &str,
-    server: &str,
-    e: impl std::error::Error + 'static,
-) -> CommandError {
-    let (why, hint) = plain_cause(&e);
-    CommandError::new(
-        ErrorKind::Environment,
-        format!(
-            "{what} on {server} failed: {}",
-            why.replace("{server}", server)
-        ),
-    )
-    .with_source(&e)
-    .with_hint(hint.replace("{server}", server))
-}
-
-/// Why a call to the API server failed, and what to try next.
-fn plain_cause(e: &(dyn std::error::Error + 'static)) -> (String, String) {
-    let check = "check the address and that the cluster runs: `kubectl cluster-info` with the same --context/--kubeconfig";
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut root = e.to_string();
-    while let Some(err) = current {
-        if let Some(kube::Error::Api(status)) = err.downcast_ref::<kube::Error>() {
-            return match status.code {
-                401 => (
-                    format!("the API server refused the credentials (401 Unauthorized: {})", status.message),
-                    "the token or certificate of this context is wrong or expired: log in again (e.g. refresh the cloud credentials) and retry".into(),
-                ),
-                403 => (
-                    format!("forbidden (403): {}", status.message),
-                    "this user lacks the RBAC permission named above: `kubectl auth can-i --list` shows what it may do".into(),
-                ),
-                code => (format!("the API server answered {code}: {}", status.message), check.into()),
-            };
-        }
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            let words = match io.kind() {
-                ConnectionRefused => Some("connection refused: nothing listens at {server}"),
-                TimedOut => Some("the connection timed out: {server} does not answer"),
-                ConnectionReset | ConnectionAborted => Some("the server closed the connection"),
-                HostUnreachable | NetworkUnreachable => Some("the host is unreachable from here"),
-                _ => None,
-            };
-            if let Some(words) = words {
-                return (words.to_string(), check.into());
-            }
-        }
-        let text = err.to_string();
-        if text.contains("dns error") || text.contains("failed to lookup address") {
-            return (
-                "the server's host name does not resolve".into(),
-                "check the server address of this context (`kubectl config view --minify`) and your DNS or VPN".into(),
-            );
-        }
-        if text.contains("certificate") || text.contains("InvalidCertificate") {
-            return (
-                format!("the TLS handshake failed: {text}"),
-                "the context's certificate-authority-data does not match the server's certificate: fetch a fresh kubeconfig for this cluster".into(),
-            );
-        }
-        root = text;
-        current = err.source();
-    }
-    (root, check.into())
+    bundle: Option<&crate::render::Bundle>,
+) -> Result<Chosen, CommandError> {
+    session::choose(&at(global), bundle)
 }

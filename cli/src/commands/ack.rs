@@ -181,11 +181,11 @@ pub fn run(args: AckArgs, _global: &GlobalArgs, printer: &Printer) -> Result<(),
         .filter(|a| !a.trim().is_empty())
         .unwrap_or_else(|| "telltale".into());
     plain_text("--author", &author, 256)?;
-    super::verify::check_url("--alertmanager-url", &args.alertmanager_url, false, false)?;
+    crate::verify::urls::check_url("--alertmanager-url", &args.alertmanager_url, false, false)?;
     let url = args.alertmanager_url.trim_end_matches('/').to_string();
 
     let http = Http::new(Auth::None).map_err(|e| CommandError::environment(e.to_string()))?;
-    let runtime = super::access::runtime()?;
+    let runtime = crate::session::runtime()?;
     let now = SystemTime::now();
     let ends = now + args.duration;
     let (silence_id, acknowledged) = runtime.block_on(async {

@@ -42,7 +42,7 @@ pub fn plugins(current: &OsStr) -> Vec<CompletionCandidate> {
 
 pub fn alerts(current: &OsStr) -> Vec<CompletionCandidate> {
     let names = catalog()
-        .and_then(|c| super::runbook::alert_runbooks(&c).ok())
+        .and_then(|c| crate::runbooks::alert_runbooks(&c).ok())
         .map(|a| a.into_iter().map(|(alert, _, _)| alert).collect::<Vec<_>>())
         .unwrap_or_default();
     matching(current, names)
@@ -51,7 +51,7 @@ pub fn alerts(current: &OsStr) -> Vec<CompletionCandidate> {
 /// The contexts of `KUBECONFIG` or `~/.kube/config`, the current one first.
 pub fn contexts(current: &OsStr) -> Vec<CompletionCandidate> {
     let kubeconfig = std::env::var_os("KUBECONFIG").map(std::path::PathBuf::from);
-    let names = crate::cluster::contexts(kubeconfig.as_deref())
+    let names = crate::session::contexts(kubeconfig.as_deref())
         .map(|c| c.into_iter().map(|c| c.name).collect::<Vec<_>>())
         .unwrap_or_default();
     matching(current, names)

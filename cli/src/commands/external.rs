@@ -7,19 +7,16 @@
 //! no such executable is a usage error (exit 2) with a did-you-mean over the
 //! built-in commands and the plugins found on PATH.
 
-use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use clap::CommandFactory;
 
 use super::Cli;
 use crate::error::CommandError;
+use crate::executables::{PREFIX, discover, find};
 use crate::model::suggest::did_you_mean;
-
-/// The prefix of an executable plugin's file name.
-pub const PREFIX: &str = "telltale-";
 
 pub fn run(args: Vec<OsString>) -> Result<(), CommandError> {
     let Some((name, rest)) = args.split_first() else {
@@ -37,37 +34,6 @@ pub fn run(args: Vec<OsString>) -> Result<(), CommandError> {
         command.env("TELLTALE", me);
     }
     exec(command, &program)
-}
-
-/// `telltale-NAME` in a PATH directory, when it is an executable file.
-pub fn find(name: &str, path_var: &OsStr) -> Option<PathBuf> {
-    if name.is_empty() || name.contains(['/', '\\']) {
-        return None;
-    }
-    std::env::split_paths(path_var)
-        .map(|dir| dir.join(format!("{PREFIX}{name}{}", std::env::consts::EXE_SUFFIX)))
-        .find(|candidate| is_executable(candidate))
-}
-
-/// The names of the executable plugins on PATH (`telltale-NAME` → `NAME`), sorted.
-pub fn discover(path_var: &OsStr) -> Vec<String> {
-    let mut names = BTreeSet::new();
-    for dir in std::env::split_paths(path_var) {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let file = entry.file_name().to_string_lossy().to_string();
-            let Some(name) = file.strip_prefix(PREFIX) else {
-                continue;
-            };
-            let name = name.trim_end_matches(std::env::consts::EXE_SUFFIX);
-            if !name.is_empty() && is_executable(&entry.path()) {
-                names.insert(name.to_string());
-            }
-        }
-    }
-    names.into_iter().collect()
 }
 
 fn unknown(name: &str, path_var: &OsStr) -> CommandError {
@@ -88,17 +54,6 @@ fn unknown(name: &str, path_var: &OsStr) -> CommandError {
         ),
     };
     CommandError::bad_input(format!("unknown command `{name}`")).with_hint(hint)
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
 /// Replaces this process with the plugin (kubectl does the same), so signals,
@@ -126,13 +81,6 @@ fn exec(mut command: Command, program: &Path) -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_with_path_separators_are_never_looked_up() {
-        let dir = tempfile::tempdir().unwrap();
-        assert_eq!(find("../x", dir.path().as_os_str()), None);
-        assert_eq!(find("", dir.path().as_os_str()), None);
-    }
 
     #[test]
     fn unknown_command_suggests_a_builtin() {

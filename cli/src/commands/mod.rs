@@ -6,12 +6,9 @@ pub mod complete;
 pub mod completions;
 pub mod down;
 pub mod external;
-pub mod fleet;
 pub mod gitops;
-pub mod gitops_fleet;
 pub mod init;
 pub mod plan;
-pub mod plan_fleet;
 pub mod plugins;
 pub mod profiles;
 pub mod runbook;
@@ -207,6 +204,43 @@ impl GlobalArgs {
         }
     }
 
+    /// What a Fleet's clusters take from the global flags.
+    pub fn fleet_inputs(&self) -> crate::fleet::Inputs<'_> {
+        crate::fleet::Inputs {
+            plugin_dirs: &self.plugin_dir,
+            overrides: Request {
+                config: None,
+                profile: self.profile.clone(),
+                namespace: self.namespace.clone(),
+                sets: self.set.clone(),
+                set_strings: self.set_string.clone(),
+                set_files: self.set_file.clone(),
+                member: None,
+            },
+            at: access::at(self),
+        }
+    }
+
+    /// Flags that name one cluster make no sense for a whole fleet: refused
+    /// before anything runs.
+    pub fn refuse_single_cluster_flags(&self, flags: &[(&str, bool)]) -> Result<(), CommandError> {
+        let mut given: Vec<&str> = flags
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(f, _)| *f)
+            .collect();
+        if self.context.is_some() {
+            given.insert(0, "--context");
+        }
+        match given.first() {
+            None => Ok(()),
+            Some(flag) => Err(CommandError::bad_input(format!(
+                "{flag} names one cluster, and this is a fleet: each cluster is acted on through its own context and settings"
+            ))
+            .with_hint("set it per cluster in the Fleet file (context, endpoints), or pick one cluster with --cluster NAME")),
+        }
+    }
+
     pub fn request(&self) -> Result<Request, CommandError> {
         Ok(Request {
             config: self.config_source()?,
@@ -233,14 +267,18 @@ impl GlobalArgs {
 
     /// The config file when it is a Fleet that this run fans out over (not
     /// when it runs as one member of it), parsed and checked.
-    pub fn fleet(&self) -> Result<Option<fleet::Fleet>, CommandError> {
+    pub fn fleet(&self) -> Result<Option<crate::fleet::Fleet>, CommandError> {
         if self.fleet_member.is_some() {
             return Ok(None);
         }
         match self.config_source()? {
             Some(source) if crate::model::fleet::is_fleet(&source) => {
                 let parsed = crate::model::fleet::parse(&source)?;
-                Ok(Some(fleet::Fleet::new(source, parsed, &self.cluster)?))
+                Ok(Some(crate::fleet::Fleet::new(
+                    source,
+                    parsed,
+                    &self.cluster,
+                )?))
             }
             _ => Ok(None),
         }

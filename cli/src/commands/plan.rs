@@ -1,14 +1,16 @@
 //! `telltale plan`: render the bundle to a directory and print the phases.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::catalog::Catalog;
 use crate::error::CommandError;
+use crate::fleet::plan::Planned;
+/// Where the tests' helpers (and older callers) find it; it lives in `planning`.
+pub use crate::planning::write_bundle;
 use crate::render::{self, Bundle};
-use crate::tools::{self, ToolError};
 use crate::ui::{Printer, table};
 
 /// Render the bundle (helm values, manifests per phase, rules and their
@@ -30,7 +32,15 @@ pub struct PlanArgs {
 
 pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {
     if let Some(fleet) = global.fleet()? {
-        return super::plan_fleet::run(&fleet, &args, global, printer);
+        let planned = crate::fleet::plan::run(
+            &fleet,
+            &args.out,
+            args.no_tool_check,
+            &global.fleet_inputs(),
+            &crate::ui::reporter::Terminal::new(printer),
+        )?;
+        print_fleet(printer, &fleet, &planned, &args.out);
+        return Ok(());
     }
     let catalog = global.catalog()?;
     let request = global.request()?;
@@ -39,9 +49,9 @@ pub fn run(args: PlanArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         printer.warn(warning);
     }
     if !args.no_tool_check {
-        tool_check(&catalog, &bundle)?;
+        crate::planning::tool_check(&catalog, &bundle)?;
     }
-    write_bundle(&bundle, &args.out)?;
+    crate::planning::write_bundle(&bundle, &args.out)?;
     if printer.is_json() {
         printer.json_text(&bundle.plan_json);
         return Ok(());
@@ -111,135 +121,48 @@ pub fn phase_table(bundle: &Bundle) -> String {
     table::render(&["#", "phase", "steps", "what"], rows)
 }
 
-/// Writes the bundle to `out` through sibling directories, so `out` holds
-/// either the old bundle or the new one, never a mix; refuses to replace a
-/// directory holding anything telltale did not write (see [`crate::outdir`]).
-pub fn write_bundle(bundle: &Bundle, out: &Path) -> Result<(), CommandError> {
-    let files = bundle
-        .files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_str()))
-        .chain(std::iter::once(("plan.json", bundle.plan_json.as_str())));
-    write_files(out, files)
-}
-
-/// Writes `files` as the new content of `out` (see [`crate::outdir`]).
-pub fn write_files<'a>(
-    out: &Path,
-    files: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Result<(), CommandError> {
-    Ok(crate::outdir::replace_dir(out, files)?)
-}
-
-/// The bundle's own validators on the rendered files, before anything is
-/// written: what promtool or amtool refuse, Prometheus and Alertmanager would
-/// refuse in the cluster. A tool that is not on PATH is skipped.
-pub(crate) fn tool_check(catalog: &Catalog, bundle: &Bundle) -> Result<(), CommandError> {
-    let staging = tempfile::tempdir().map_err(|e| {
-        CommandError::environment("cannot create a temporary directory").with_source(&e)
-    })?;
-    let root = staging.path().join("bundle");
-    write_bundle(bundle, &root)?;
-    let rules: Vec<&str> = bundle
-        .files
-        .keys()
-        .filter(|p| p.starts_with("prometheus/rules/"))
-        .map(String::as_str)
+/// A fleet's plan: fleet.json with `-o json`, else a row per cluster.
+fn print_fleet(printer: &Printer, fleet: &crate::fleet::Fleet, planned: &Planned, out: &Path) {
+    if printer.is_json() {
+        printer.json_text(&planned.index);
+        return;
+    }
+    let rows = fleet
+        .members()
+        .zip(&planned.bundles)
+        .map(|(c, b)| {
+            vec![
+                c.name.clone(),
+                c.context.clone(),
+                b.plan.profile.clone(),
+                b.plan.plugins.len().to_string(),
+                (b.files.len() + 1).to_string(),
+                b.plan.digest[..12].to_string(),
+            ]
+        })
         .collect();
-    if !rules.is_empty() {
-        let mut args = vec!["check", "rules"];
-        args.extend(rules.iter().copied());
-        refused(tools::run("promtool", &args, &root), |output| {
-            let named: Vec<&str> = rules
-                .iter()
-                .copied()
-                .filter(|r| output.contains(r))
-                .collect();
-            rule_origins(
-                catalog,
-                bundle,
-                if named.is_empty() { &rules } else { &named },
-            )
-        })?;
+    printer.out(&table::render(
+        &[
+            "cluster", "context", "profile", "plugins", "files", "digest",
+        ],
+        rows,
+    ));
+    let needs: BTreeSet<String> = planned
+        .bundles
+        .iter()
+        .flat_map(|b| b.plan.requirements())
+        .collect();
+    if !needs.is_empty() {
+        printer.status(&format!(
+            "\n`telltale up` will read (secret sources, in the clusters' runs; the values never enter a bundle):\n  {}",
+            needs.into_iter().collect::<Vec<_>>().join("\n  ")
+        ));
     }
-    // amtool reads the bundle's own template files (in the pod they are in
-    // /etc/alertmanager/config/), so a template that does not parse is
-    // refused here too.
-    let am_path = root.join("alertmanager/alertmanager.yaml");
-    if let Some(text) = bundle.files.get("alertmanager/alertmanager.yaml")
-        && let Ok(mut config) = serde_saphyr::from_str::<serde_json::Value>(text)
-    {
-        render::notify_template::templates_from(&mut config, &root.join("alertmanager"));
-        let staged = render::to_yaml("alertmanager/alertmanager.yaml", &config)
-            .map_err(|e| CommandError::environment(e.to_string()))?;
-        std::fs::write(&am_path, staged).map_err(|e| {
-            CommandError::environment(format!("cannot write {}", am_path.display())).with_source(&e)
-        })?;
-    }
-    refused(
-        tools::run(
-            "amtool",
-            &["check-config", "alertmanager/alertmanager.yaml"],
-            &root,
-        ),
-        |_| {
-            "alertmanager/alertmanager.yaml comes from spec.alerting (receivers, security, sla, businessHours, escalation) of the config and its profiles, and the plugins' alertWebhook".to_string()
-        },
-    )
-}
-
-fn refused(
-    result: Result<String, ToolError>,
-    origin: impl FnOnce(&str) -> String,
-) -> Result<(), CommandError> {
-    match result {
-        Ok(_) | Err(ToolError::NotFound { .. }) => Ok(()),
-        Err(ToolError::Failed {
-            command, output, ..
-        }) => {
-            let tool = command
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            Err(CommandError::bad_input(format!(
-                "the rendered bundle does not pass `{command}`; nothing was written:\n{output}"
-            ))
-            .with_hint(format!("{}; fix that input (or pass --no-tool-check to write the bundle anyway and inspect it with {tool})", origin(&output))))
-        }
-        Err(e @ ToolError::Spawn { .. }) => Err(CommandError::environment(e.to_string())),
-    }
-}
-
-/// Which input each rule file comes from: a plugin's rules/ or the SLOs.
-fn rule_origins(catalog: &Catalog, bundle: &Bundle, rules: &[&str]) -> String {
-    let mut out = Vec::new();
-    for path in rules {
-        let stem = path
-            .trim_start_matches("prometheus/rules/")
-            .trim_end_matches(".yaml");
-        let from = if let Some(slo) = stem.strip_prefix("telltale-slo-") {
-            format!("SLO `{slo}` in spec.slos")
-        } else if stem == crate::render::escalation::GROUP {
-            "spec.alerting.escalation and the bundle's critical alerts".to_string()
-        } else {
-            bundle
-                .plan
-                .plugins
-                .iter()
-                .find(|p| {
-                    catalog
-                        .plugins
-                        .get(&p.name)
-                        .is_some_and(|e| e.files.contains(&format!("rules/{stem}.yaml")))
-                })
-                .map(|p| match catalog.plugins.get(&p.name) {
-                    Some(e) => e.files.display(&format!("rules/{stem}.yaml")),
-                    None => format!("plugin {}", p.name),
-                })
-                .unwrap_or_else(|| "the core rules".into())
-        };
-        out.push(format!("{path} comes from {from}"));
-    }
-    out.join("; ")
+    printer.status(&format!(
+        "\nfleet {} · {} · {} written to {} (one directory per cluster, fleet.json)",
+        fleet.name(),
+        crate::plural::count(planned.bundles.len(), "cluster"),
+        crate::plural::count(planned.written + 1, "file"),
+        out.display(),
+    ));
 }

@@ -99,7 +99,8 @@ fn list(catalog: &Catalog, printer: &Printer) -> Result<(), CommandError> {
             &["name", "version", "phase", "description"],
             rows,
         ));
-        let executables = super::external::discover(&std::env::var_os("PATH").unwrap_or_default());
+        let executables =
+            crate::executables::discover(&std::env::var_os("PATH").unwrap_or_default());
         if !executables.is_empty() {
             printer.out(&format!(
                 "\nexecutable plugins on PATH (telltale NAME …): {}",

@@ -3,10 +3,9 @@
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::catalog::Catalog;
 use crate::error::CommandError;
 use crate::model::suggest::did_you_mean;
-use crate::render::rules::parse_rule_file;
+use crate::runbooks::alert_runbooks;
 use crate::ui::Printer;
 
 /// Print the runbook of an alert (any built-in or --plugin-dir plugin)
@@ -15,25 +14,6 @@ pub struct RunbookArgs {
     /// The alert name, e.g. NodeDown
     #[arg(add = clap_complete::ArgValueCompleter::new(super::complete::alerts))]
     pub alert: String,
-}
-
-/// Every alert in the catalogue with the runbook file name it links to.
-pub fn alert_runbooks(catalog: &Catalog) -> Result<Vec<(String, String, String)>, CommandError> {
-    let mut out = Vec::new();
-    for entry in catalog.plugins.values() {
-        for (file, source) in entry.files.files_in("rules", ".yaml") {
-            let group = parse_rule_file(&source, file.trim_end_matches(".yaml"))?;
-            for rule in group.rules {
-                let (Some(alert), Some(url)) = (rule.alert, rule.annotations.get("runbook_url"))
-                else {
-                    continue;
-                };
-                let runbook = url.rsplit('/').next().unwrap_or_default().to_string();
-                out.push((alert, runbook, entry.name().to_string()));
-            }
-        }
-    }
-    Ok(out)
 }
 
 pub fn run(args: RunbookArgs, global: &GlobalArgs, printer: &Printer) -> Result<(), CommandError> {

@@ -56,7 +56,7 @@ pub fn run(_args: VersionArgs, global: &GlobalArgs, printer: &Printer) -> Result
     let report = Report {
         version: env!("CARGO_PKG_VERSION"),
         commit: env!("TELLTALE_GIT_COMMIT"),
-        kubernetes: format!(">= 1.{}", crate::cluster::preflight::MIN_MINOR),
+        kubernetes: format!(">= 1.{}", crate::session::MIN_KUBERNETES_MINOR),
         helm: format!(">= {} (3.x and 4.x)", crate::helm::MIN_VERSION),
         charts,
     };

@@ -15,6 +15,7 @@ pub mod github;
 pub mod layout;
 pub mod plain;
 pub mod pr;
+pub mod publish;
 pub mod reconcile;
 pub mod repo;
 pub mod scan;

@@ -18,7 +18,7 @@ use crate::cluster::Kube;
 use crate::cluster::journal::{self, Journal};
 use crate::cluster::objects::{self, ObjectRef, Objects};
 use crate::helm::Helm;
-use crate::ui::progress::Progress;
+use crate::report::Reporter;
 
 #[derive(Debug, Clone)]
 pub struct DownOptions {
@@ -66,7 +66,7 @@ pub async fn down<H: Helm>(
     namespace: &str,
     mut journal: Journal,
     options: &DownOptions,
-    progress: &Progress,
+    progress: &dyn Reporter,
     interrupt: &Interrupt,
 ) -> (Vec<PhaseResult>, RunEnd, Vec<Skipped>) {
     let mut skipped = Vec::new();
@@ -226,6 +226,102 @@ async fn delete_claims(kube: &Kube, namespace: &str, release: &str) -> Result<us
         }
     }
     Ok(n)
+}
+
+/// What `down` was asked to remove, and where.
+pub struct DownRequest {
+    pub namespace: String,
+    pub options: DownOptions,
+}
+
+/// What `down` did.
+pub enum DownOutcome {
+    /// No journal in the namespace: nothing was removed.
+    NotInstalled {
+        context: String,
+    },
+    Ran(DownReport),
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct DownReport {
+    pub ok: bool,
+    pub context: String,
+    pub namespace: String,
+    pub phases: Vec<PhaseResult>,
+    /// Journal entries not deleted: outside the namespace, or without
+    /// telltale's marks and this install's id.
+    pub skipped: Vec<Skipped>,
+    pub namespace_deleted: bool,
+    #[serde(skip)]
+    pub end: RunEnd,
+}
+
+/// `down`'s use case: connects, takes the lock, removes what the journal
+/// recorded (see [`down`]), releases the lock and, without `keep_data`,
+/// deletes the namespace.
+pub async fn run(
+    chosen: crate::session::Chosen,
+    request: &DownRequest,
+    reporter: &dyn Reporter,
+) -> Result<DownOutcome, crate::error::CommandError> {
+    use crate::error::{CommandError, ErrorKind};
+    use k8s_openapi::api::core::v1::Namespace;
+
+    let kube = chosen.connect().await?;
+    let server = kube.target.server.clone();
+    let namespace = request.namespace.as_str();
+    let options = &request.options;
+    let interrupt = Interrupt::listen(reporter.interrupt_notice());
+    let Some(journal) = journal::read(&kube, namespace)
+        .await
+        .map_err(|e| super::errors::journal_error(e, namespace, &server))?
+    else {
+        return Ok(DownOutcome::NotInstalled {
+            context: kube.target.context.clone(),
+        });
+    };
+    let helm = crate::session::helm(&kube.target)
+        .await
+        .map_err(|e| CommandError::from_error(ErrorKind::Environment, &e))?;
+    let lock = crate::cluster::lock::acquire(&kube, namespace, "down").await?;
+    if journal.install_id.is_empty() {
+        reporter.warn(
+            "the journal has no install id (written by an older telltale): no object can be \
+             proven telltale's, so none is deleted; run `telltale up` once to mark them",
+        );
+    }
+    let (phases, end, skipped) = down(
+        &kube, &helm, namespace, journal, options, reporter, &interrupt,
+    )
+    .await;
+    let released = lock.release().await;
+    let mut namespace_deleted = false;
+    if end == RunEnd::Done && !options.keep_data {
+        let api: Api<Namespace> = Api::all(kube.client.clone());
+        match api.delete(namespace, &DeleteParams::default()).await {
+            Ok(_) => namespace_deleted = true,
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => {
+                return Err(crate::session::cluster_error(
+                    "deleting the namespace",
+                    &server,
+                    e,
+                ));
+            }
+        }
+    } else if let Err(e) = released {
+        reporter.warn(&format!("the lock could not be released: {e}"));
+    }
+    Ok(DownOutcome::Ran(DownReport {
+        ok: end == RunEnd::Done,
+        context: kube.target.context.clone(),
+        namespace: namespace.to_string(),
+        phases,
+        skipped,
+        namespace_deleted,
+        end,
+    }))
 }
 
 #[cfg(test)]

@@ -4,9 +4,12 @@
 //! cleanly between steps when interrupted.
 
 pub mod down;
+pub mod errors;
 pub mod interrupt;
 pub mod secrets;
 pub mod status;
+pub mod unlock;
+pub mod up;
 
 use std::time::{Duration, Instant};
 
@@ -25,7 +28,7 @@ use crate::helm::{Chart, Helm};
 use crate::model::Phase;
 use crate::render::Bundle;
 use crate::render::plan::{PlanPhase, Step};
-use crate::ui::progress::Progress;
+use crate::report::Reporter;
 use interrupt::Interrupt;
 use secrets::Resolved;
 
@@ -80,7 +83,7 @@ pub struct Installer<'a, H: Helm> {
     pub helm: &'a H,
     pub bundle: &'a Bundle,
     pub secrets: &'a Resolved,
-    pub progress: &'a Progress,
+    pub progress: &'a dyn Reporter,
     pub interrupt: Interrupt,
     install_id: String,
     /// The phase running now and what it applied so far, for the journal
@@ -121,7 +124,7 @@ impl<'a, H: Helm> Installer<'a, H> {
         helm: &'a H,
         bundle: &'a Bundle,
         secrets: &'a Resolved,
-        progress: &'a Progress,
+        progress: &'a dyn Reporter,
         interrupt: Interrupt,
         install_id: &str,
     ) -> Self {

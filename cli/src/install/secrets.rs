@@ -72,11 +72,46 @@ async fn read_secret_ref(
         .map_err(|_| SourceProblem(format!("secretRef {name}/{key}: the value is not UTF-8")))
 }
 
+/// The answers to the plan's `prompt` sources, asked before the runtime
+/// starts (a prompt inside async code would block a runtime thread and
+/// fight the progress lines). Without a terminal nothing is asked, and
+/// each prompt source is a problem [`Resolved::resolve`] reports.
+#[derive(Default)]
+pub struct Prompted {
+    interactive: bool,
+    answers: BTreeMap<(String, String), Result<Secret, String>>,
+}
+
+impl Prompted {
+    /// Asks, in plan order, for every key whose source is `prompt`, when
+    /// `interactive`; `ask` is the terminal's (it gets `secret/key`).
+    pub fn ask(
+        plan: &Plan,
+        interactive: bool,
+        ask: &dyn Fn(&str) -> Result<Secret, String>,
+    ) -> Prompted {
+        let mut answers = BTreeMap::new();
+        if interactive {
+            for (name, _, keys) in secret_steps(plan) {
+                for key in keys.iter().filter(|k| k.source == KeySource::Prompt) {
+                    let answer = ask(&format!("{name}/{}", key.key));
+                    answers.insert((name.clone(), key.key.clone()), answer);
+                }
+            }
+        }
+        Prompted {
+            interactive,
+            answers,
+        }
+    }
+}
+
 impl Resolved {
     /// Every source of the plan; the problems list says which ones cannot
     /// be resolved (env unset, file unreadable, Secret missing, no terminal
     /// to prompt on).
-    pub async fn resolve(kube: &Kube, plan: &Plan, interactive: bool) -> (Resolved, Vec<String>) {
+    pub async fn resolve(kube: &Kube, plan: &Plan, prompted: &Prompted) -> (Resolved, Vec<String>) {
+        let interactive = prompted.interactive;
         let mut values = BTreeMap::new();
         let mut problems = Vec::new();
         for (name, namespace, keys) in secret_steps(plan) {
@@ -97,10 +132,12 @@ impl Resolved {
                     KeySource::SecretRef { name: r, key: k } => {
                         read_secret_ref(kube, namespace, r, k).await
                     }
-                    KeySource::Prompt if interactive => {
-                        crate::ui::prompt::secret(&format!("{name}/{}", key.key))
-                            .map_err(SourceProblem)
-                    }
+                    KeySource::Prompt if interactive => prompted
+                        .answers
+                        .get(&(name.clone(), key.key.clone()))
+                        .cloned()
+                        .unwrap_or_else(|| Err(format!("{name}/{} was not asked", key.key)))
+                        .map_err(SourceProblem),
                     KeySource::Prompt => Err(SourceProblem(format!(
                         "{name}/{} is read from a prompt, but this run cannot prompt (no terminal, or --yes); \
                          use {{env: VAR}} or {{file: PATH}} in CI",
@@ -201,6 +238,44 @@ pub fn generate() -> Result<Secret, SourceProblem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan whose Slack webhook and PagerDuty key are prompted for.
+    fn prompting_plan() -> Plan {
+        let config = "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {name: lab}\nspec:\n  profile: kind\n  alerting:\n    receivers:\n      slack: {channel: \"#ops\", webhookUrl: {prompt: true}}\n      pagerduty: {routingKey: {prompt: true}}\n";
+        let catalog = crate::catalog::Catalog::load(&[]).unwrap();
+        let request = crate::render::Request {
+            config: Some(crate::model::Source::new("telltale.yaml", config)),
+            ..Default::default()
+        };
+        crate::render::render(&catalog, &request).unwrap().plan
+    }
+
+    #[test]
+    fn prompts_are_asked_up_front_in_plan_order_and_only_when_interactive() {
+        let plan = prompting_plan();
+        let wanted: Vec<String> = secret_steps(&plan)
+            .flat_map(|(name, _, keys)| {
+                keys.iter()
+                    .filter(|k| k.source == KeySource::Prompt)
+                    .map(move |k| format!("{name}/{}", k.key))
+            })
+            .collect();
+        assert_eq!(wanted.len(), 2, "{wanted:?}");
+        let asked = std::sync::Mutex::new(Vec::new());
+        let ask = |what: &str| {
+            asked.lock().unwrap().push(what.to_string());
+            Ok(Secret::new(format!("answer for {what}")))
+        };
+        let prompted = Prompted::ask(&plan, true, &ask);
+        assert_eq!(*asked.lock().unwrap(), wanted);
+        assert_eq!(prompted.answers.len(), 2);
+        assert!(prompted.interactive);
+
+        asked.lock().unwrap().clear();
+        let quiet = Prompted::ask(&plan, false, &ask);
+        assert!(asked.lock().unwrap().is_empty(), "asked without a terminal");
+        assert!(!quiet.interactive && quiet.answers.is_empty());
+    }
 
     #[test]
     fn generated_values_are_kept() {

@@ -56,6 +56,24 @@ pub struct Drift {
     pub change: String,
 }
 
+/// `status`'s use case: connects, reads the journal, helm's releases, the
+/// lock and drift.
+pub async fn run(
+    chosen: crate::session::Chosen,
+    namespace: &str,
+    bundle: Option<&Bundle>,
+) -> Result<Report, crate::error::CommandError> {
+    let kube = chosen.connect().await?;
+    let server = kube.target.server.clone();
+    let journal = crate::cluster::journal::read(&kube, namespace)
+        .await
+        .map_err(|e| super::errors::journal_error(e, namespace, &server))?;
+    let helm = crate::session::helm(&kube.target).await.ok();
+    status(&kube, helm.as_ref(), namespace, journal, bundle)
+        .await
+        .map_err(|e| crate::session::cluster_error("reading the stack", &server, e))
+}
+
 pub async fn status<H: Helm>(
     kube: &Kube,
     helm: Option<&H>,

@@ -1,9 +1,12 @@
 //! The only terminal I/O: the printer, tables, warnings and error reports.
 
+pub mod fleet;
 pub mod progress;
 pub mod prompt;
+pub mod reporter;
 pub mod table;
 pub mod usage;
+pub mod verify;
 
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};

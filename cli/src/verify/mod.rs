@@ -13,10 +13,12 @@ pub mod load;
 pub mod loadgen;
 pub mod loki;
 pub mod notifications;
+pub mod on_cluster;
 pub mod prometheus;
 pub mod remote_write;
 pub mod report;
 pub mod targets;
+pub mod urls;
 
 use std::time::Duration;
 

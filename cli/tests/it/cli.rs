@@ -616,6 +616,125 @@ fn only_the_terminal_layer_writes_to_the_terminal() {
     );
 }
 
+/// Issue 16's layers: a command parses flags, calls one use case and
+/// prints. So nothing under `src/commands/` talks to the cluster (`kube::`,
+/// `k8s_openapi`, `crate::cluster`: that is `session`, `install`, `verify`,
+/// `gitops`) or calls another command's module (`super::up::…`,
+/// `crate::commands::verify::…`); `commands/mod.rs` (the dispatcher and
+/// `GlobalArgs`), `access` (the `--confirm-context` flag and the production
+/// prompt) and `complete` (clap's completers) are shared by the commands.
+#[test]
+fn commands_call_use_cases_not_the_cluster_or_each_other() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/commands");
+    let mod_rs = std::fs::read_to_string(root.join("mod.rs")).unwrap();
+    let commands: Vec<&str> = mod_rs
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub mod ")?.strip_suffix(';'))
+        .collect();
+    assert!(commands.contains(&"up") && commands.contains(&"verify"));
+    let shared = ["access", "complete"];
+    let cluster = regex::Regex::new(r"\bkube::|\bk8s_openapi\b|\bcrate::cluster\b").unwrap();
+    let calls =
+        regex::Regex::new(r"\b(super::super|super|crate::commands)::([a-z_][a-z0-9_]*)::").unwrap();
+    let mut stack = vec![root.clone()];
+    let mut found = std::collections::BTreeSet::new();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        files += 1;
+        let relative = path.strip_prefix(&root).unwrap().to_path_buf();
+        let parts: Vec<String> = relative
+            .iter()
+            .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+            .collect();
+        // The command this file belongs to, and whether `super` is the
+        // commands module (a top-level file, or a command's mod.rs).
+        let own = parts[0].clone();
+        let super_is_commands = parts.len() == 1 || parts[1] == "mod";
+        let text = std::fs::read_to_string(&path).unwrap();
+        for line in text.lines() {
+            let code = line.split("//").next().unwrap_or_default();
+            if let Some(m) = cluster.find(code) {
+                found.insert(format!("{}: {}", relative.display(), m.as_str()));
+            }
+            if own == "mod" {
+                continue;
+            }
+            for c in calls.captures_iter(code) {
+                let names_commands = match &c[1] {
+                    "super" => super_is_commands,
+                    "super::super" => !super_is_commands,
+                    _ => true,
+                };
+                let name = &c[2];
+                if names_commands
+                    && name != own
+                    && commands.contains(&name)
+                    && !shared.contains(&name)
+                {
+                    found.insert(format!("{}: calls {name}", relative.display()));
+                }
+            }
+        }
+    }
+    assert!(files > 20, "the sources were read ({files} files)");
+    assert!(
+        found.is_empty(),
+        "src/commands/ reaches past its use cases:\n{}",
+        found.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// The other half of the layers: below the commands, nothing reaches up.
+/// A use case (install, verify, gitops, fleet, session, planning…) or the
+/// core reports through `report::Reporter` and returns its report; it never
+/// names `crate::ui` (the printer, prompts, tables) or `crate::commands`
+/// (flags, `GlobalArgs`). Only `ui/`, `commands/`, `main.rs` and the test
+/// programs in `bin/` may.
+#[test]
+fn use_cases_do_not_reach_up_into_the_terminal_or_the_commands() {
+    let up = regex::Regex::new(r"\b(crate|telltale)::(ui|commands)\b").unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut stack = vec![src.clone()];
+    let mut found = Vec::new();
+    let mut files = 0;
+    while let Some(path) = stack.pop() {
+        let relative = path.strip_prefix(&src).unwrap().to_path_buf();
+        if ["ui", "commands", "bin", "main.rs"]
+            .iter()
+            .any(|top| relative.starts_with(top))
+        {
+            continue;
+        }
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if up.is_match(code) {
+                found.push(format!(
+                    "src/{}:{}: {}",
+                    relative.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(files > 50, "the sources were read ({files} files)");
+    assert!(
+        found.is_empty(),
+        "below the commands, code reaches up into ui/ or commands/:\n{}",
+        found.join("\n")
+    );
+}
+
 /// The pure core is its own crate so the compiler keeps it pure: its normal
 /// dependency graph (what `cargo tree -p telltale-core -e normal` prints)
 /// holds no async runtime, cluster client, HTTP stack, git or terminal crate.

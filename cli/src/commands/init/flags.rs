@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use super::InitArgs;
 use super::answering::bad;
 use crate::catalog::Catalog;
-use crate::cluster::ContextEntry;
 use crate::commands::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{self, InitError, ReceiverKind};
 use crate::model::suggest::did_you_mean;
 use crate::secrets::SecretSource;
+use crate::session::ContextEntry;
 
 /// The flags, checked before anything is asked so a typo fails at once.
 pub(super) struct Flags {

@@ -133,7 +133,7 @@ pub fn run(args: InitArgs, global: &GlobalArgs, printer: &Printer) -> Result<(),
         ))
         .with_hint("pass --force to replace it, or -f FILE to write another file"));
     }
-    let contexts = match crate::cluster::contexts(global.kubeconfig.as_deref()) {
+    let contexts = match crate::session::contexts(global.kubeconfig.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             if mode == Mode::Ask || global.context.is_none() {

@@ -10,7 +10,6 @@ use super::answering::{Answering, Fallback, bad, check, non_empty};
 use super::flags::Flags;
 use super::receivers::ask_receivers;
 use crate::catalog::Catalog;
-use crate::cluster::ContextEntry;
 use crate::commands::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{self, Answers, GitOpsAnswer, Layout, SloAnswer};
@@ -18,6 +17,7 @@ use crate::model::Source;
 use crate::model::receiver_layer::ReceiversLayer;
 use crate::render::resolve::DEFAULT_NAMESPACE;
 use crate::render::{self, Request, resolve};
+use crate::session::ContextEntry;
 use crate::ui::prompt;
 
 /// What the profile brings, to pre-tick plugins and offer its sizes as defaults.

@@ -359,7 +359,7 @@ fn render_problems(
         }
     };
     let root = scratch.join("bundle");
-    super::super::plan::write_bundle(&bundle, &root)?;
+    crate::planning::write_bundle(&bundle, &root)?;
     // Inhibitions on the label sets the bundle's alerts really fire with.
     let fired = render::alertmanager::fired_alerts(
         bundle

@@ -14,13 +14,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::GlobalArgs;
-use super::fleet::Fleet;
-use super::plan::PlanArgs;
+use super::{Fleet, Inputs};
 use crate::catalog::Catalog;
 use crate::error::CommandError;
 use crate::render::{self, Bundle};
-use crate::ui::{Printer, table};
+use crate::report::Reporter;
 
 /// `OUT/fleet.json`: what the directory holds, so a later `plan` knows it
 /// may replace it (every file listed with its sha256).
@@ -48,77 +46,54 @@ pub struct FleetPlanCluster<'a> {
     pub warnings: &'a [String],
 }
 
+/// What `plan` wrote for a fleet: fleet.json's text, every cluster's
+/// bundle (in the fleet's order) and how many files besides fleet.json.
+pub struct Planned {
+    pub index: String,
+    pub bundles: Vec<Bundle>,
+    pub written: usize,
+}
+
+/// `plan`'s use case for a fleet: renders every selected cluster, runs the
+/// tool check once per distinct rule set and routing, writes `out`.
 pub fn run(
     fleet: &Fleet,
-    args: &PlanArgs,
-    global: &GlobalArgs,
-    printer: &Printer,
-) -> Result<(), CommandError> {
-    let catalog = global.catalog()?;
-    let bundles = render_all(fleet, &catalog, global)?;
+    out: &Path,
+    no_tool_check: bool,
+    inputs: &Inputs<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Planned, CommandError> {
+    let catalog = inputs.catalog()?;
+    let bundles = render_all(fleet, &catalog, inputs)?;
     for (cluster, bundle) in fleet.members().zip(&bundles) {
         for warning in &bundle.plan.warnings {
-            printer.warn(&format!("{}: {warning}", cluster.name));
+            reporter.warn(&format!("{}: {warning}", cluster.name));
         }
     }
-    if !args.no_tool_check {
+    if !no_tool_check {
         // One run per distinct rule set and routing.
         let mut checked = BTreeSet::new();
         for (cluster, bundle) in fleet.members().zip(&bundles) {
             if checked.insert(checked_content(bundle)) {
-                super::plan::tool_check(&catalog, bundle)
+                crate::planning::tool_check(&catalog, bundle)
                     .map_err(|e| in_cluster(&cluster.name, e))?;
             }
         }
     }
     let (index, files) = layout(fleet, &bundles);
     let written = files.len();
-    super::plan::write_files(
-        &args.out,
+    crate::planning::write_files(
+        out,
         files
             .iter()
             .map(|(p, c)| (p.as_str(), c.as_str()))
             .chain(std::iter::once(("fleet.json", index.as_str()))),
     )?;
-    if printer.is_json() {
-        printer.json_text(&index);
-        return Ok(());
-    }
-    let rows = fleet
-        .members()
-        .zip(&bundles)
-        .map(|(c, b)| {
-            vec![
-                c.name.clone(),
-                c.context.clone(),
-                b.plan.profile.clone(),
-                b.plan.plugins.len().to_string(),
-                (b.files.len() + 1).to_string(),
-                b.plan.digest[..12].to_string(),
-            ]
-        })
-        .collect();
-    printer.out(&table::render(
-        &[
-            "cluster", "context", "profile", "plugins", "files", "digest",
-        ],
-        rows,
-    ));
-    let needs: BTreeSet<String> = bundles.iter().flat_map(|b| b.plan.requirements()).collect();
-    if !needs.is_empty() {
-        printer.status(&format!(
-            "\n`telltale up` will read (secret sources, in the clusters' runs; the values never enter a bundle):\n  {}",
-            needs.into_iter().collect::<Vec<_>>().join("\n  ")
-        ));
-    }
-    printer.status(&format!(
-        "\nfleet {} · {} · {} written to {} (one directory per cluster, fleet.json)",
-        fleet.name(),
-        crate::plural::count(bundles.len(), "cluster"),
-        crate::plural::count(written + 1, "file"),
-        args.out.display(),
-    ));
-    Ok(())
+    Ok(Planned {
+        index,
+        bundles,
+        written,
+    })
 }
 
 /// Every selected cluster's bundle, in the fleet's order, rendered on up
@@ -127,9 +102,9 @@ pub fn run(
 pub fn render_all(
     fleet: &Fleet,
     catalog: &Catalog,
-    global: &GlobalArgs,
+    inputs: &Inputs<'_>,
 ) -> Result<Vec<Bundle>, CommandError> {
-    Ok(resolve_all(fleet, catalog, global)?
+    Ok(resolve_all(fleet, catalog, inputs)?
         .into_iter()
         .map(|(_, b)| b)
         .collect())
@@ -139,7 +114,7 @@ pub fn render_all(
 pub fn resolve_all(
     fleet: &Fleet,
     catalog: &Catalog,
-    global: &GlobalArgs,
+    inputs: &Inputs<'_>,
 ) -> Result<Vec<(render::Resolved, Bundle)>, CommandError> {
     let members: Vec<_> = fleet.members().collect();
     let workers = std::thread::available_parallelism()
@@ -159,7 +134,7 @@ pub fn resolve_all(
                         let Some(cluster) = members.get(i) else {
                             break;
                         };
-                        let request = fleet.request(global, cluster);
+                        let request = fleet.request(inputs, cluster);
                         let rendered = render::resolve(catalog, &request).and_then(|r| {
                             let bundle = render::render_resolved(catalog, &r)?;
                             Ok((r, bundle))

@@ -19,50 +19,49 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use super::GlobalArgs;
-use super::fleet::Fleet;
-use super::gitops::{self as single, GitopsArgs, PrReport};
+use super::{Fleet, Inputs};
 use crate::error::{CommandError, ErrorKind};
 use crate::gitops::digest::{self, DigestKey};
 use crate::gitops::github::PrRequest;
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, OutOfBand};
+use crate::gitops::publish::{self as single, Options, PrReport};
 use crate::gitops::repo::{self, Access, Checkout, Committed};
 use crate::gitops::scan;
 use crate::gitops::{Layout, SecretsMode, reconcile, seal};
 use crate::model::fleet::CLUSTER_PLACEHOLDER;
 use crate::render;
+use crate::report::Reporter;
 use crate::secrets::Secret;
-use crate::ui::Printer;
 
 /// GitHub refuses a pull request body above 65,536 characters.
 const MAX_BODY: usize = 60_000;
 
 #[derive(Debug, Serialize)]
-struct Report {
-    ok: bool,
-    fleet: String,
-    repo: String,
-    branch: String,
-    base: String,
-    layout: Layout,
-    secrets: SecretsMode,
-    clusters: Vec<ClusterReport>,
-    files: usize,
-    commit: Option<String>,
-    pushed: bool,
-    pull_request: Option<PrReport>,
-    unchecked_sources: Vec<String>,
+pub struct Report {
+    pub ok: bool,
+    pub fleet: String,
+    pub repo: String,
+    pub branch: String,
+    pub base: String,
+    pub layout: Layout,
+    pub secrets: SecretsMode,
+    pub clusters: Vec<ClusterReport>,
+    pub files: usize,
+    pub commit: Option<String>,
+    pub pushed: bool,
+    pub pull_request: Option<PrReport>,
+    pub unchecked_sources: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
-struct ClusterReport {
-    cluster: String,
-    path: String,
-    profile: String,
-    digest: String,
-    files: usize,
-    out_of_band: Vec<OutOfBand>,
+pub struct ClusterReport {
+    pub cluster: String,
+    pub path: String,
+    pub profile: String,
+    pub digest: String,
+    pub files: usize,
+    pub out_of_band: Vec<OutOfBand>,
 }
 
 /// One cluster's part of the hand-over.
@@ -74,10 +73,10 @@ struct Part {
 
 pub fn run(
     fleet: &Fleet,
-    args: &GitopsArgs,
-    global: &GlobalArgs,
-    printer: &Printer,
-) -> Result<(), CommandError> {
+    args: &Options,
+    inputs: &Inputs<'_>,
+    reporter: &dyn Reporter,
+) -> Result<Report, CommandError> {
     let env = |var: &str| std::env::var(var).ok();
     if let Some(path) = &args.path
         && !path.contains(CLUSTER_PLACEHOLDER)
@@ -91,17 +90,17 @@ pub fn run(
         Some(file) => Some(read_fleet_verify(file)?),
         None => None,
     };
-    let catalog = global.catalog()?;
-    let resolved = super::plan_fleet::resolve_all(fleet, &catalog, global)?;
+    let catalog = inputs.catalog()?;
+    let resolved = super::plan::resolve_all(fleet, &catalog, inputs)?;
 
     let mut parts = Vec::new();
     let mut repo_url = String::new();
     for (cluster, (r, bundle)) in fleet.members().zip(&resolved) {
         for warning in &bundle.plan.warnings {
-            printer.warn(&format!("{}: {warning}", cluster.name));
+            reporter.warn(&format!("{}: {warning}", cluster.name));
         }
         let config = r.gitops.clone().unwrap_or_default();
-        let member_args = GitopsArgs {
+        let member_args = Options {
             path: args
                 .path
                 .as_ref()
@@ -111,7 +110,7 @@ pub fn run(
             ..args.clone()
         };
         let (target, url) = single::target(&member_args, &config, bundle)
-            .map_err(|e| super::plan_fleet::in_cluster(&cluster.name, e))?;
+            .map_err(|e| crate::fleet::plan::in_cluster(&cluster.name, e))?;
         repo_url = url;
         parts.push((target, bundle.clone()));
     }
@@ -134,7 +133,7 @@ pub fn run(
         }
     }
     let wanted: Vec<&render::plan::Release> = releases.values().copied().collect();
-    let fetched = single::fetch_release_crds(&wanted, printer)?;
+    let fetched = single::fetch_release_crds(&wanted, reporter)?;
     let by_chart: BTreeMap<(String, String, String), String> = releases
         .iter()
         .filter_map(|(key, r)| Some((key.clone(), fetched.get(&r.name)?.clone())))
@@ -160,7 +159,7 @@ pub fn run(
             )
             .with_hint(single::settings_hint(mode))
             .into(),
-            other => super::plan_fleet::in_cluster(
+            other => crate::fleet::plan::in_cluster(
                 &target.cluster,
                 CommandError::bad_input(other.to_string()),
             ),
@@ -231,7 +230,7 @@ pub fn run(
     }
 
     let access = Access { token };
-    printer.status(&format!(
+    reporter.status(&format!(
         "fetching {base} from {}",
         repo::display_repo(&repo_url)
     ));
@@ -253,11 +252,11 @@ pub fn run(
                     ))
             })?;
             // Generated values are read from this cluster, through its context.
-            let member_global = GlobalArgs {
+            let member = crate::session::Where {
                 context: part.bundle.plan.cluster.context.clone(),
-                ..global.clone()
+                ..inputs.at.clone()
             };
-            let cluster_secrets = single::ClusterSecrets::new(&member_global, &part.bundle);
+            let cluster_secrets = single::ClusterSecrets::new(member, &part.bundle);
             let sealed = seal::seal(
                 &part.rendered.pending,
                 &part.target,
@@ -278,10 +277,10 @@ pub fn run(
                 let hint = e.hint();
                 let mut err = CommandError::new(kind, e.to_string());
                 err.hint = hint;
-                redact(super::plan_fleet::in_cluster(&part.target.cluster, err))
+                redact(crate::fleet::plan::in_cluster(&part.target.cluster, err))
             })?;
             for what in &sealed.generated {
-                printer.warn(&format!(
+                reporter.warn(&format!(
                     "{}: {what}: a new value was generated ({}); the cluster's is replaced once this branch is applied",
                     part.target.cluster,
                     cluster_secrets.why_not()
@@ -348,7 +347,7 @@ pub fn run(
         .map_err(redact)?;
     let (commit, pushed) = match committed {
         Committed::New(id) => {
-            printer.status(&format!(
+            reporter.status(&format!(
                 "committed {} on {branch}; pushing",
                 &id.to_string()[..12]
             ));
@@ -359,7 +358,7 @@ pub fn run(
             (Some(id.to_string()), true)
         }
         Committed::Unchanged => {
-            printer.status(&format!("nothing changed on {branch}: no commit"));
+            reporter.status(&format!("nothing changed on {branch}: no commit"));
             (None, false)
         }
     };
@@ -380,7 +379,7 @@ pub fn run(
             Some(single::open_pull_request(&request, &redact)?)
         }
         (Some(_), false, _) => {
-            printer.status(&format!(
+            reporter.status(&format!(
                 "{base} already holds this state: no branch, no pull request"
             ));
             None
@@ -403,65 +402,7 @@ pub fn run(
         pull_request,
         unchecked_sources: unchecked,
     };
-    print(printer, &report);
-    Ok(())
-}
-
-fn print(printer: &Printer, r: &Report) {
-    if printer.is_json() {
-        printer.json(r);
-        return;
-    }
-    let rows = r
-        .clusters
-        .iter()
-        .map(|c| {
-            vec![
-                c.cluster.clone(),
-                c.path.clone(),
-                c.profile.clone(),
-                c.files.to_string(),
-                c.digest[..12].to_string(),
-            ]
-        })
-        .collect();
-    printer.out(&crate::ui::table::render(
-        &["cluster", "path", "profile", "files", "digest"],
-        rows,
-    ));
-    let commit = match &r.commit {
-        Some(c) => format!("commit {} pushed to {}", &c[..12], r.branch),
-        None => format!("no change on {}", r.branch),
-    };
-    printer.out(&format!(
-        "fleet {} · {} · {} files ({} layout, secrets {}) in {}",
-        r.fleet, commit, r.files, r.layout, r.secrets, r.repo
-    ));
-    for c in r.clusters.iter().filter(|c| !c.out_of_band.is_empty()) {
-        printer.out(&format!(
-            "{} must hold these Secrets out of band (never in Git):",
-            c.cluster
-        ));
-        for s in &c.out_of_band {
-            printer.out(&format!(
-                "  {}/{} (keys: {}): {}",
-                s.namespace,
-                s.name,
-                s.keys.join(", "),
-                s.create
-            ));
-        }
-    }
-    match &r.pull_request {
-        Some(pr) => printer.out(&format!(
-            "pull request #{} {}: {}",
-            pr.number, pr.action, pr.url
-        )),
-        None => printer.status(&format!(
-            "no pull request; open one from {} to {} when ready",
-            r.branch, r.base
-        )),
-    }
+    Ok(report)
 }
 
 /// The pull request: a table of the clusters, then each cluster's own

@@ -1,5 +1,7 @@
-//! A Fleet config on the command line: which clusters a run acts on, and
-//! running `up`, `status` or `verify` once per cluster.
+//! Fleet orchestration (a use case beside `install`, `verify`, `gitops`):
+//! which clusters a run acts on, and running `up`, `status` or `verify` once
+//! per cluster; `plan` renders and writes every cluster's bundle, `gitops`
+//! hands the fleet to Git in one pull request.
 //!
 //! Each cluster runs as its own `telltale` process (the same arguments plus
 //! the hidden `--fleet-member NAME --context CONTEXT`), at most `--parallel`
@@ -9,6 +11,10 @@
 //! (journal, lock, interrupts, pinned context) unchanged. Each child prints
 //! one JSON report; this module collects them into one fleet report and
 //! table, and the exit code is the worst of the clusters'.
+
+pub mod gitops;
+pub mod plan;
+pub mod verify;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -20,12 +26,11 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use super::GlobalArgs;
 use crate::error::{CommandError, ErrorKind};
 use crate::model::Source;
 use crate::model::fleet::FleetCluster;
 use crate::render::Request;
-use crate::ui::{Printer, table};
+use crate::report::Reporter;
 
 /// The most clusters acted on at once (`--parallel`).
 pub const MAX_PARALLEL: usize = 64;
@@ -77,47 +82,37 @@ impl Fleet {
 
     /// The render request of one cluster: the fleet file with the global
     /// flags, resolved for that cluster.
-    pub fn request(&self, global: &GlobalArgs, cluster: &FleetCluster) -> Request {
+    pub fn request(&self, inputs: &Inputs<'_>, cluster: &FleetCluster) -> Request {
         Request {
             config: Some(self.source.clone()),
-            profile: global.profile.clone(),
-            namespace: global.namespace.clone(),
-            sets: global.set.clone(),
-            set_strings: global.set_string.clone(),
-            set_files: global.set_file.clone(),
             member: Some(cluster.name.clone()),
+            ..inputs.overrides.clone()
         }
     }
 }
 
-/// Flags that name one cluster make no sense for a whole fleet: refused
-/// before anything runs.
-pub fn refuse_single_cluster_flags(
-    global: &GlobalArgs,
-    flags: &[(&str, bool)],
-) -> Result<(), CommandError> {
-    let mut given: Vec<&str> = flags
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(f, _)| *f)
-        .collect();
-    if global.context.is_some() {
-        given.insert(0, "--context");
-    }
-    match given.first() {
-        None => Ok(()),
-        Some(flag) => Err(CommandError::bad_input(format!(
-            "{flag} names one cluster, and this is a fleet: each cluster is acted on through its own context and settings"
-        ))
-        .with_hint("set it per cluster in the Fleet file (context, endpoints), or pick one cluster with --cluster NAME")),
+/// What the command line gives every cluster of a fleet run: the plugin
+/// directories of the catalogue (loaded when first needed, as a single
+/// cluster's run does), the flags each cluster's render request takes
+/// (`--profile`, `-n`, `--set…`; no config, no member), and where the
+/// kubeconfig is.
+pub struct Inputs<'a> {
+    pub plugin_dirs: &'a [std::path::PathBuf],
+    pub overrides: Request,
+    pub at: crate::session::Where,
+}
+
+impl Inputs<'_> {
+    pub fn catalog(&self) -> Result<crate::catalog::Catalog, CommandError> {
+        Ok(crate::catalog::Catalog::load(self.plugin_dirs)?)
     }
 }
 
 /// Every selected cluster renders before any of them is touched: bad input
 /// in one cluster's settings stops the whole run (exit 2), not that
 /// cluster halfway through the fleet.
-pub fn check_renders(fleet: &Fleet, global: &GlobalArgs) -> Result<(), CommandError> {
-    super::plan_fleet::render_all(fleet, &global.catalog()?, global).map(|_| ())
+pub fn check_renders(fleet: &Fleet, inputs: &Inputs<'_>) -> Result<(), CommandError> {
+    plan::render_all(fleet, &inputs.catalog()?, inputs).map(|_| ())
 }
 
 /// `--parallel N`: how many clusters run at once.
@@ -187,7 +182,7 @@ pub fn worst(codes: impl IntoIterator<Item = i32>) -> i32 {
 pub fn fan_out(
     fleet: &Fleet,
     parallel: usize,
-    printer: &Printer,
+    reporter: &dyn Reporter,
     extra: &dyn Fn(&FleetCluster) -> Vec<OsString>,
     summarise: &dyn Fn(&Value) -> String,
 ) -> Result<Vec<MemberRun>, CommandError> {
@@ -209,13 +204,13 @@ pub fn fan_out(
             (c.clone(), args)
         })
         .collect();
-    let quiet = printer.quiet;
-    let runtime = super::access::runtime()?;
+    let (relay, notice) = (reporter.relay(), reporter.fleet_notice());
+    let runtime = crate::session::runtime()?;
     let runs = runtime.block_on(async move {
         let permits = Arc::new(tokio::sync::Semaphore::new(parallel));
         let running: Arc<Mutex<BTreeSet<u32>>> = Arc::default();
         let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        forward_interrupts(running.clone(), stopped.clone());
+        forward_interrupts(running.clone(), stopped.clone(), notice);
         let mut tasks = Vec::new();
         for (cluster, args) in jobs {
             let (permits, running, stopped, exe) = (
@@ -229,7 +224,7 @@ pub fn fan_out(
                 if stopped.load(std::sync::atomic::Ordering::SeqCst) {
                     return not_started(&cluster);
                 }
-                run_member(&exe, &cluster, args, width, quiet, &running).await
+                run_member(&exe, &cluster, args, width, relay, &running).await
             }));
         }
         let mut runs = Vec::new();
@@ -277,6 +272,7 @@ fn not_started(cluster: &FleetCluster) -> MemberRun {
 fn forward_interrupts(
     running: Arc<Mutex<BTreeSet<u32>>>,
     stopped: Arc<std::sync::atomic::AtomicBool>,
+    notice: fn(&str),
 ) {
     use tokio::signal::unix::{SignalKind, signal};
     tokio::spawn(async move {
@@ -292,7 +288,7 @@ fn forward_interrupts(
                 _ = term.recv() => "-TERM",
             };
             if !stopped.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                crate::ui::fleet_line(
+                notice(
                     "interrupted: passing it on to every running cluster; no other cluster starts",
                 );
             }
@@ -319,7 +315,7 @@ async fn run_member(
     cluster: &FleetCluster,
     args: Vec<OsString>,
     width: usize,
-    quiet: bool,
+    relay: Option<fn(&str)>,
     running: &Mutex<BTreeSet<u32>>,
 ) -> MemberRun {
     let started = Instant::now();
@@ -357,8 +353,8 @@ async fn run_member(
     let relay = tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if !quiet {
-                crate::ui::fleet_line(&format!("{prefix}{line}"));
+            if let Some(relay) = relay {
+                relay(&format!("{prefix}{line}"));
             }
             if let Ok(mut t) = tail_w.lock() {
                 t.push(line);
@@ -421,15 +417,14 @@ async fn run_member(
     }
 }
 
-/// Prints the fleet report (a table, or one document with `-o json`) and
-/// turns the worst exit code into the command's result.
-pub fn finish(
-    fleet: &Fleet,
-    command: &str,
-    runs: &[MemberRun],
-    hub: Option<&crate::verify::hub::HubReport>,
-    printer: &Printer,
-) -> Result<(), CommandError> {
+/// The fleet report (the command prints it: a table, or one document with
+/// `-o json`) and the worst exit code as the command's result.
+pub fn outcome<'a>(
+    fleet: &'a Fleet,
+    command: &'a str,
+    runs: &'a [MemberRun],
+    hub: Option<&'a crate::verify::hub::HubReport>,
+) -> (FleetReport<'a>, Result<(), CommandError>) {
     let exit_code = worst(
         runs.iter()
             .map(|r| r.exit_code)
@@ -443,45 +438,8 @@ pub fn finish(
         clusters: runs,
         hub,
     };
-    if printer.is_json() {
-        printer.json(&report);
-    } else {
-        let result = |ok: bool, code: i32| {
-            if ok {
-                "ok".to_string()
-            } else {
-                format!("exit {code}")
-            }
-        };
-        let mut rows: Vec<Vec<String>> = runs
-            .iter()
-            .map(|r| {
-                vec![
-                    r.cluster.clone(),
-                    r.context.clone(),
-                    result(r.ok, r.exit_code),
-                    format!("{:.1}s", r.duration_ms as f64 / 1000.0),
-                    r.summary.clone(),
-                ]
-            })
-            .collect();
-        // The hub's own row: the central stores, seen from here.
-        if let Some(h) = hub {
-            rows.push(vec![
-                format!("hub ({})", h.cluster),
-                "central stores".into(),
-                result(h.ok, h.exit_code),
-                format!("{:.1}s", h.duration_ms as f64 / 1000.0),
-                h.summary(),
-            ]);
-        }
-        printer.out(&table::render(
-            &["cluster", "context", "result", "time", "summary"],
-            rows,
-        ));
-    }
     if exit_code == 0 {
-        return Ok(());
+        return (report, Ok(()));
     }
     let failed: Vec<&str> = runs
         .iter()
@@ -514,10 +472,11 @@ pub fn finish(
         130 => ErrorKind::Interrupted,
         _ => ErrorKind::Failed,
     };
-    Err(CommandError::new(
+    let error = CommandError::new(
         kind,
         format!("fleet {}: `{command}` {}", fleet.name(), parts.join("; ")),
-    ))
+    );
+    (report, Err(error))
 }
 
 /// One line per cluster for `up`.
