@@ -376,7 +376,9 @@ impl<'a, H: Helm> Installer<'a, H> {
                     if existing.as_ref().is_some_and(secret_handed_over) {
                         continue;
                     }
-                    let data = self.secrets.data(keys, existing.as_ref())?;
+                    let data = self
+                        .secrets
+                        .data((namespace, name), keys, existing.as_ref())?;
                     if !secrets::matches(existing.as_ref(), &data)
                         || !secrets::annotated(existing.as_ref(), annotations)
                     {
@@ -543,7 +545,9 @@ impl<'a, H: Helm> Installer<'a, H> {
                     ));
                     return Ok(());
                 }
-                let data = self.secrets.data(keys, existing.as_ref())?;
+                let data = self
+                    .secrets
+                    .data((namespace, name), keys, existing.as_ref())?;
                 if !secrets::matches(existing.as_ref(), &data)
                     || !secrets::annotated(existing.as_ref(), annotations)
                 {

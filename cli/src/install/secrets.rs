@@ -33,7 +33,9 @@ fn secret_steps(plan: &Plan) -> impl Iterator<Item = (&String, &String, &Vec<Sec
 /// Resolves the sources that do not depend on what is already in the
 /// cluster. `prompt` asks only when `interactive`.
 pub struct Resolved {
-    values: BTreeMap<KeySource, Secret>,
+    /// By Secret (namespace, name) and key: two keys prompted for get their
+    /// own answers (keyed by source, they once both got the last one).
+    values: BTreeMap<(String, String, String), Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +149,7 @@ impl Resolved {
                 };
                 match value {
                     Ok(v) => {
-                        values.insert(key.source.clone(), v);
+                        values.insert((namespace.clone(), name.clone(), key.key.clone()), v);
                     }
                     Err(p) => problems.push(p.0),
                 }
@@ -160,6 +162,7 @@ impl Resolved {
     /// cluster already holds; new ones get 32 random characters.
     pub fn data(
         &self,
+        (namespace, name): (&str, &str),
         keys: &[SecretKey],
         existing: Option<&KubeSecret>,
     ) -> Result<BTreeMap<String, Secret>, SourceProblem> {
@@ -179,7 +182,7 @@ impl Resolved {
                 KeySource::Fixed(v) => Secret::new(v.clone()),
                 _ => self
                     .values
-                    .get(&key.source)
+                    .get(&(namespace.to_string(), name.to_string(), key.key.clone()))
                     .cloned()
                     .ok_or_else(|| SourceProblem(format!("{} is unresolved", key.source)))?,
             };
@@ -277,6 +280,40 @@ mod tests {
         assert!(!quiet.interactive && quiet.answers.is_empty());
     }
 
+    /// Two keys prompted for (the Slack webhook and the PagerDuty key) each
+    /// get their own answer in their Secret's data.
+    #[tokio::test]
+    async fn each_prompted_key_keeps_its_own_answer() {
+        let plan = prompting_plan();
+        let ask = |what: &str| Ok(Secret::new(format!("answer for {what}")));
+        let prompted = Prompted::ask(&plan, true, &ask);
+        // Never called: the plan reads no existing Secret.
+        let config = kube::Config::new("http://127.0.0.1:1".parse().unwrap());
+        let kube = Kube {
+            client: kube::Client::try_from(config).unwrap(),
+            target: crate::cluster::Target {
+                context: "lab".into(),
+                server: "http://127.0.0.1:1".into(),
+                ca_sha256: None,
+                kubeconfig: None,
+            },
+        };
+        let (resolved, problems) = Resolved::resolve(&kube, &plan, &prompted).await;
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut checked = 0;
+        for (name, namespace, keys) in secret_steps(&plan) {
+            let data = resolved.data((namespace, name), keys, None).unwrap();
+            for key in keys.iter().filter(|k| k.source == KeySource::Prompt) {
+                assert_eq!(
+                    data[&key.key].expose(),
+                    format!("answer for {name}/{}", key.key)
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 2);
+    }
+
     #[test]
     fn generated_values_are_kept() {
         let keys = vec![SecretKey {
@@ -286,15 +323,15 @@ mod tests {
         let resolved = Resolved {
             values: BTreeMap::new(),
         };
-        let first = resolved.data(&keys, None).unwrap();
+        let first = resolved.data(("ns", "s"), &keys, None).unwrap();
         assert_eq!(first["admin-password"].expose().len(), 32);
         let existing = KubeSecret {
             data: Some(to_bytes(&first)),
             ..Default::default()
         };
-        let second = resolved.data(&keys, Some(&existing)).unwrap();
+        let second = resolved.data(("ns", "s"), &keys, Some(&existing)).unwrap();
         assert_eq!(first, second);
         assert!(matches(Some(&existing), &second));
-        assert_ne!(resolved.data(&keys, None).unwrap(), first);
+        assert_ne!(resolved.data(("ns", "s"), &keys, None).unwrap(), first);
     }
 }
