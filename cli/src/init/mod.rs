@@ -14,6 +14,7 @@ use std::fmt;
 pub use render::render_config;
 
 use crate::cluster::production_word;
+use crate::model::plugin::Setting;
 use crate::model::receiver_layer::ReceiversLayer;
 use crate::model::suggest::did_you_mean;
 use crate::secrets::SecretSource;
@@ -37,6 +38,9 @@ pub struct Answers {
     pub retention: Option<String>,
     /// Prometheus volume size, only when it differs from the profile's.
     pub storage: Option<String>,
+    /// Where each setting is written: the enabled plugins declaring it in
+    /// plugin.yaml `spec.settings`, with their key paths (plugin, path).
+    pub settings_at: BTreeMap<Setting, Vec<(String, String)>>,
     pub gitops: Option<GitOpsAnswer>,
 }
 

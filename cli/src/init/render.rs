@@ -1,9 +1,11 @@
 //! Answers → `telltale.yaml` text: block style, fixed key order, a comment
 //! per choice, so a team reviews a diff and two runs give the same bytes.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use super::{Answers, ReceiverAnswers, SloAnswer};
+use crate::model::plugin::Setting;
 use crate::secrets::SecretSource;
 
 pub fn render_config(a: &Answers) -> String {
@@ -50,24 +52,30 @@ pub fn render_config(a: &Answers) -> String {
             line(w, 3, &format!("enabled: {enabled}"));
         }
     }
-    if a.retention.is_some() || a.storage.is_some() {
+    // Each answer under every enabled plugin that keeps it (plugin.yaml
+    // `spec.settings`), at that plugin's own key path.
+    let mut set: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+    for (setting, answer) in [
+        (Setting::Retention, &a.retention),
+        (Setting::Storage, &a.storage),
+    ] {
+        let Some(value) = answer else { continue };
+        for (plugin, path) in a.settings_at.get(&setting).into_iter().flatten() {
+            set.entry(plugin).or_default().push((path, value));
+        }
+    }
+    if !set.is_empty() {
         comment(
             w,
             1,
             "Prometheus retention and volume size, over the profile's",
         );
         line(w, 1, "set:");
-        line(w, 2, "kube-prometheus-stack:");
-        if let Some(r) = &a.retention {
-            kv(w, 3, "prometheus.prometheusSpec.retention", r);
-        }
-        if let Some(s) = &a.storage {
-            kv(
-                w,
-                3,
-                "prometheus.prometheusSpec.storageSpec.volumeClaimTemplate.spec.resources.requests.storage",
-                s,
-            );
+        for (plugin, values) in set {
+            line(w, 2, &format!("{}:", scalar(plugin)));
+            for (path, value) in values {
+                kv(w, 3, path, value);
+            }
         }
     }
     if a.receivers != ReceiverAnswers::default() {
@@ -274,6 +282,7 @@ mod tests {
             slo: None,
             retention: None,
             storage: None,
+            settings_at: BTreeMap::new(),
             gitops: None,
         }
     }
@@ -302,6 +311,20 @@ mod tests {
         a.plugins.insert("alloy".into(), false);
         a.retention = Some("15d".into());
         a.storage = Some("50Gi".into());
+        // Where the built-in plugins keep them (plugin.yaml spec.settings).
+        let catalog = crate::catalog::Catalog::load(&[]).unwrap();
+        for setting in [Setting::Retention, Setting::Storage] {
+            let at: Vec<(String, String)> = catalog
+                .plugins
+                .values()
+                .filter_map(|p| {
+                    let path = p.plugin.spec.settings.path(setting)?;
+                    Some((p.name().to_string(), path.to_string()))
+                })
+                .collect();
+            assert!(!at.is_empty(), "a built-in plugin keeps {setting:?}");
+            a.settings_at.insert(setting, at);
+        }
         let env = |v: &str| Some(SecretSource::Env(v.into()));
         a.receivers = ReceiverAnswers {
             slack: Some(SlackLayer {

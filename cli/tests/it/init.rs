@@ -973,3 +973,74 @@ fn enter_on_an_empty_required_answer_says_one_is_needed() {
     assert_eq!(code, 130, "{shown}");
     assert!(!ws.file("telltale.yaml").exists());
 }
+
+/// init names no plugin: a plugin's plugin.yaml `spec.settings` says where
+/// its values keep the retention, so a second store gets the answer at its
+/// own key path beside kube-prometheus-stack's; a path that is no key path
+/// is refused where it is written, before anything is touched.
+#[test]
+fn a_plugin_says_where_its_retention_lives_and_init_writes_the_answer_there() {
+    let ws = Workspace::new();
+    let plugin = ws.file("plugins/second-store");
+    std::fs::create_dir_all(&plugin).unwrap();
+    let manifest = "apiVersion: telltale.dev/v1alpha1\nkind: Plugin\nmetadata:\n  name: second-store\n  version: 0.1.0\n  description: A second metrics store.\nspec:\n  phase: metrics\n  chart:\n    name: victoria-metrics-single\n    repository: https://victoriametrics.github.io/helm-charts\n    version: 0.9.0\n  settings:\n    retention: server.retentionPeriod\n";
+    std::fs::write(plugin.join("plugin.yaml"), manifest).unwrap();
+    std::fs::write(
+        plugin.join("values.yaml"),
+        "server:\n  retentionPeriod: 30d\n",
+    )
+    .unwrap();
+    let args = [
+        "--plugin-dir",
+        "plugins",
+        "init",
+        "--yes",
+        "--context",
+        "lab",
+        "--profile",
+        "kind",
+        "--plugin",
+        "second-store",
+        "--retention",
+        "7d",
+    ];
+    let out = ws.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = ws.read("telltale.yaml");
+    let config: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(
+        config["spec"]["set"]["second-store"]["server.retentionPeriod"], "7d",
+        "{text}"
+    );
+    assert_eq!(
+        config["spec"]["set"]["kube-prometheus-stack"]["prometheus.prometheusSpec.retention"], "7d",
+        "{text}"
+    );
+    let plan = ws.run(&[
+        "--plugin-dir",
+        "plugins",
+        "plan",
+        "-f",
+        "telltale.yaml",
+        "--out",
+        "bundle",
+    ]);
+    assert_eq!(plan.code, Some(0), "{}", plan.stderr);
+
+    std::fs::remove_file(ws.file("telltale.yaml")).unwrap();
+    std::fs::write(
+        plugin.join("plugin.yaml"),
+        manifest.replace("server.retentionPeriod", "server..retentionPeriod"),
+    )
+    .unwrap();
+    let out = ws.run(&args);
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("plugin.yaml:14:16: spec.settings.retention")
+            && out.stderr.contains("is not a key path"),
+        "{}",
+        out.stderr
+    );
+    assert!(!ws.file("telltale.yaml").exists());
+}

@@ -256,6 +256,22 @@ pub fn load_plugin(
     let plugin: Plugin = parse_document(&source, Kind::Plugin)?;
     crate::model::validate::dns_label(&plugin.metadata.name)
         .map_err(|i| crate::model::check::refuse(&source, "metadata.name", i))?;
+    for (key, path) in [
+        ("spec.settings.retention", &plugin.spec.settings.retention),
+        ("spec.settings.storage", &plugin.spec.settings.storage),
+    ] {
+        if let Some(path) = path
+            && (path.len() > 512 || path.split('.').any(str::is_empty))
+        {
+            return Err(locate(
+                &source,
+                key,
+                format!("`{path:.80}` is not a key path into the plugin's values"),
+            )
+            .with_hint("keys joined by dots, such as prometheus.prometheusSpec.retention")
+            .into());
+        }
+    }
     for path in files.paths() {
         if let Err(e) = crate::paths::safe_relative(path) {
             return Err(locate(&source, "metadata.name", format!("plugin file {e}"))

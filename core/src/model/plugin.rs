@@ -61,6 +61,41 @@ pub struct PluginSpec {
     /// leaves out.
     #[serde(default)]
     pub datasources: Vec<super::config::Datasource>,
+    /// Where this plugin's values keep what `telltale init` asks about
+    /// (see [`Settings`]), so the wizard names no plugin.
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+/// The values `telltale init` asks about, each as a dotted key path into
+/// this plugin's chart values (`prometheus.prometheusSpec.retention`): init
+/// writes an answer to `spec.set.<plugin>.<path>` of every enabled plugin
+/// declaring the setting, and offers the profile's value there as the
+/// default.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Settings {
+    /// How long the metrics store keeps samples (`15d`).
+    pub retention: Option<String>,
+    /// The size of the metrics store's volume (`50Gi`).
+    pub storage: Option<String>,
+}
+
+impl Settings {
+    /// The key path of `setting`.
+    pub fn path(&self, setting: Setting) -> Option<&str> {
+        match setting {
+            Setting::Retention => self.retention.as_deref(),
+            Setting::Storage => self.storage.as_deref(),
+        }
+    }
+}
+
+/// One of the [`Settings`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Setting {
+    Retention,
+    Storage,
 }
 
 /// A plugin that carries an Alertmanager integration to its provider

@@ -14,6 +14,7 @@ use crate::commands::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{self, Answers, GitOpsAnswer, Layout, SloAnswer};
 use crate::model::Source;
+use crate::model::plugin::Setting;
 use crate::model::receiver_layer::ReceiversLayer;
 use crate::render::resolve::DEFAULT_NAMESPACE;
 use crate::render::{self, Request, resolve};
@@ -30,8 +31,6 @@ pub(super) struct ProfileFacts {
     receivers: ReceiversLayer,
 }
 
-const KPS: &str = "kube-prometheus-stack";
-
 pub(super) fn profile_facts(
     catalog: &Catalog,
     profile: &str,
@@ -43,18 +42,49 @@ pub(super) fn profile_facts(
             ..Request::default()
         },
     )?;
-    let kps = resolved.plugins.iter().find(|p| p.name() == KPS);
-    let spec = kps.map(|p| &p.values["prometheus"]["prometheusSpec"]);
-    let text = |v: &Value| v.as_str().map(str::to_string);
+    // The profile's value of a setting: where the first enabled plugin
+    // declaring it keeps it (plugin.yaml `spec.settings`).
+    let current = |setting: Setting| {
+        resolved.plugins.iter().find_map(|p| {
+            let path = p.entry.plugin.spec.settings.path(setting)?;
+            path.split('.')
+                .try_fold(&p.values, |v, key| v.get(key))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+    };
     Ok(ProfileFacts {
         description: resolved.profile_description.clone(),
-        plugins: resolved.plugins.iter().map(|p| p.name().to_string()).collect(),
+        plugins: resolved
+            .plugins
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect(),
         receivers: resolved.declared_receivers.clone(),
-        retention: spec.and_then(|s| text(&s["retention"])),
-        storage: spec.and_then(|s| {
-            text(&s["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"])
-        }),
+        retention: current(Setting::Retention),
+        storage: current(Setting::Storage),
     })
+}
+
+/// Where each enabled plugin declaring `setting` keeps it: (plugin, path).
+fn holders(
+    catalog: &Catalog,
+    enabled: &BTreeSet<String>,
+    setting: Setting,
+) -> Vec<(String, String)> {
+    enabled
+        .iter()
+        .filter_map(|name| {
+            let path = catalog
+                .plugins
+                .get(name)?
+                .plugin
+                .spec
+                .settings
+                .path(setting)?;
+            Some((name.clone(), path.to_string()))
+        })
+        .collect()
 }
 
 /// A name safe for metadata.name from a kubeconfig cluster name (which may be an ARN).
@@ -174,10 +204,18 @@ pub(super) fn ask_all(
         .unwrap_or_default();
     // Only what differs from the profile is written.
     let plugins = changes(&facts.plugins, chosen);
-    let kps_enabled = plugins
-        .get(KPS)
-        .copied()
-        .unwrap_or(facts.plugins.contains(KPS));
+    // The plugins enabled after the choice, and which of them keep the
+    // retention and volume size init asks about.
+    let mut enabled = facts.plugins.clone();
+    for (name, on) in &plugins {
+        if *on {
+            enabled.insert(name.clone());
+        } else {
+            enabled.remove(name);
+        }
+    }
+    let retention_at = holders(catalog, &enabled, Setting::Retention);
+    let storage_at = holders(catalog, &enabled, Setting::Storage);
 
     let receivers = ask_receivers(q, args, flags.receivers, &facts.receivers)?;
 
@@ -238,7 +276,7 @@ pub(super) fn ask_all(
     };
 
     // Retention and storage: the profile's values are the defaults; only a change is written.
-    let retention = if kps_enabled {
+    let retention = if !retention_at.is_empty() {
         let default = facts.retention.clone().unwrap_or_else(|| "15d".into());
         q.get(
             args.retention.clone(),
@@ -256,12 +294,13 @@ pub(super) fn ask_all(
         .filter(|r| *r != default)
     } else if args.retention.is_some() {
         return Err(CommandError::bad_input(
-            "--retention sets Prometheus's retention, but kube-prometheus-stack is not enabled",
-        ));
+            "--retention: no enabled plugin keeps a retention (plugin.yaml spec.settings.retention)",
+        )
+        .with_hint("enable the plugin that runs Prometheus (--plugin), or drop --retention"));
     } else {
         None
     };
-    let storage = match (&facts.storage, kps_enabled) {
+    let storage = match (&facts.storage, !storage_at.is_empty()) {
         (Some(default), true) => q
             .get(
                 args.storage.clone(),
@@ -344,6 +383,12 @@ pub(super) fn ask_all(
         slo,
         retention,
         storage,
+        settings_at: [
+            (Setting::Retention, retention_at),
+            (Setting::Storage, storage_at),
+        ]
+        .into_iter()
+        .collect(),
         gitops,
     })
 }
@@ -417,6 +462,7 @@ fn plugins_render(
         slo: None,
         retention: None,
         storage: None,
+        settings_at: BTreeMap::new(),
         gitops: None,
     };
     let source = Source::new("telltale.yaml", init::render_config(&probe));
