@@ -32,7 +32,6 @@ use crate::gitops::{Layout, SecretsMode, reconcile, seal};
 use crate::model::fleet::CLUSTER_PLACEHOLDER;
 use crate::render;
 use crate::report::Reporter;
-use crate::secrets::Secret;
 
 /// GitHub refuses a pull request body above 65,536 characters.
 const MAX_BODY: usize = 60_000;
@@ -183,38 +182,13 @@ pub fn run(
         .iter()
         .flat_map(|(r, _)| scan::config_sources(r))
         .collect();
-    let (mut canaries, unchecked) = scan::canaries(&sources, &env);
+    let (canaries, unchecked, token) = scan::gate(&sources, &env);
     let unchecked: Vec<String> = unchecked
         .into_iter()
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let token = env("GITHUB_TOKEN")
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
-    if let Some(k) = env(digest::KEY_ENV).filter(|k| !k.is_empty()) {
-        canaries.push(scan::Canary {
-            source: format!("env:{}", digest::KEY_ENV),
-            value: Secret::new(k),
-        });
-    }
-    if let Some(t) = &token {
-        canaries.push(scan::Canary {
-            source: "env:GITHUB_TOKEN".into(),
-            value: t.clone(),
-        });
-    }
-    let redact = |e: CommandError| -> CommandError {
-        CommandError {
-            message: scan::redact(&e.message, &canaries),
-            causes: e
-                .causes
-                .iter()
-                .map(|c| scan::redact(c, &canaries))
-                .collect(),
-            ..e
-        }
-    };
+    let redact = |e: CommandError| scan::redact_error(e, &canaries);
     let mut scanned: BTreeMap<String, String> =
         done.iter().flat_map(|p| p.rendered.files.clone()).collect();
     scanned.insert("(pull request title)".into(), title.clone());

@@ -167,35 +167,8 @@ pub fn publish(
     let body = pr::body(&bundle.plan, &target, &rendered.secrets, verify.as_ref());
 
     // The gate: nothing is fetched or committed while a file holds a secret.
-    let (mut canaries, unchecked) = scan::canaries(&scan::config_sources(resolved), &env);
-    let token = env("GITHUB_TOKEN")
-        .filter(|t| !t.is_empty())
-        .map(Secret::new);
-    if let Some(k) = env(digest::KEY_ENV).filter(|k| !k.is_empty()) {
-        // The digest key must never reach Git either.
-        canaries.push(scan::Canary {
-            source: format!("env:{}", digest::KEY_ENV),
-            value: Secret::new(k),
-        });
-    }
-    if let Some(t) = &token {
-        // The token is a secret too: never committed, never in a message.
-        canaries.push(scan::Canary {
-            source: "env:GITHUB_TOKEN".into(),
-            value: t.clone(),
-        });
-    }
-    let redact = |e: CommandError| -> CommandError {
-        CommandError {
-            message: scan::redact(&e.message, &canaries),
-            causes: e
-                .causes
-                .iter()
-                .map(|c| scan::redact(c, &canaries))
-                .collect(),
-            ..e
-        }
-    };
+    let (canaries, unchecked, token) = scan::gate(&scan::config_sources(resolved), &env);
+    let redact = |e: CommandError| scan::redact_error(e, &canaries);
     let mut scanned = rendered.files.clone();
     scanned.insert("(pull request title)".into(), title.clone());
     scanned.insert("(pull request body)".into(), body.clone());

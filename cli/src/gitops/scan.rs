@@ -10,6 +10,7 @@ use std::sync::LazyLock;
 use base64::Engine;
 use regex::Regex;
 
+use crate::error::CommandError;
 use crate::render::Resolved;
 use crate::secrets::{Secret, SecretSource};
 
@@ -135,6 +136,45 @@ pub fn redact(text: &str, canaries: &[Canary]) -> String {
     canaries.iter().fold(text.to_string(), |t, c| {
         t.replace(c.value.expose(), &format!("<{}>", c.source))
     })
+}
+
+/// An error with every canary value in its message and causes replaced
+/// (git, GitHub and the layouts quote what they were given).
+pub fn redact_error(e: CommandError, canaries: &[Canary]) -> CommandError {
+    CommandError {
+        message: redact(&e.message, canaries),
+        causes: e.causes.iter().map(|c| redact(c, canaries)).collect(),
+        ..e
+    }
+}
+
+/// What a hand-over to Git must never let through: the values of the
+/// config's secret `sources` ([`canaries`]), plus the digest key and the
+/// GitHub token from `env`. Returns the canaries, the sources that could not
+/// be read, and the token (for the pull request).
+pub fn gate(
+    sources: &[SecretSource],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<Canary>, Vec<String>, Option<Secret>) {
+    let (mut canaries, unchecked) = canaries(sources, env);
+    let token = env("GITHUB_TOKEN")
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    if let Some(k) = env(super::digest::KEY_ENV).filter(|k| !k.is_empty()) {
+        // The digest key must never reach Git either.
+        canaries.push(Canary {
+            source: format!("env:{}", super::digest::KEY_ENV),
+            value: Secret::new(k),
+        });
+    }
+    if let Some(t) = &token {
+        // The token is a secret too: never committed, never in a message.
+        canaries.push(Canary {
+            source: "env:GITHUB_TOKEN".into(),
+            value: t.clone(),
+        });
+    }
+    (canaries, unchecked, token)
 }
 
 /// Every line of every file that holds a canary (as is, or base64 as a
