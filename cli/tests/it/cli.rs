@@ -566,6 +566,22 @@ fn yaml_output_is_the_json_document_as_yaml() {
     assert_eq!(both(&["plan", "--no-such-flag"]), Some(2));
 }
 
+/// Every file under `root`, relative to it, with its text: what the layer
+/// lints below read.
+fn files_under(root: &std::path::Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut stack = vec![root.to_path_buf()];
+    let mut out = Vec::new();
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap().to_path_buf();
+        out.push((relative, std::fs::read_to_string(&path).unwrap()));
+    }
+    out
+}
+
 /// Only the terminal layer (`cli/src/ui/`) writes to the terminal: the
 /// core crate, the workflows and the commands hand it text or reports. (The
 /// test programs with their own output are the telltale-testing package's.)
@@ -579,19 +595,11 @@ fn only_the_terminal_layer_writes_to_the_terminal() {
     let mut found = Vec::new();
     let mut files = 0;
     for crate_dir in ["cli", "core"] {
-        let src = root.join(crate_dir).join("src");
-        let mut stack = vec![src.clone()];
-        while let Some(path) = stack.pop() {
-            let relative = path.strip_prefix(&src).unwrap().to_path_buf();
+        for (relative, text) in files_under(&root.join(crate_dir).join("src")) {
             if crate_dir == "cli" && relative.starts_with("ui") {
                 continue;
             }
-            if path.is_dir() {
-                stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-                continue;
-            }
             files += 1;
-            let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
                 let code = line.split("//").next().unwrap_or_default();
                 // Asking whether a stream is a terminal writes nothing.
@@ -636,16 +644,10 @@ fn commands_call_use_cases_not_the_cluster_or_each_other() {
     let cluster = regex::Regex::new(r"\bkube::|\bk8s_openapi\b|\bcrate::cluster\b").unwrap();
     let calls =
         regex::Regex::new(r"\b(super::super|super|crate::commands)::([a-z_][a-z0-9_]*)::").unwrap();
-    let mut stack = vec![root.clone()];
     let mut found = std::collections::BTreeSet::new();
     let mut files = 0;
-    while let Some(path) = stack.pop() {
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
+    for (relative, text) in files_under(&root) {
         files += 1;
-        let relative = path.strip_prefix(&root).unwrap().to_path_buf();
         let parts: Vec<String> = relative
             .iter()
             .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
@@ -654,7 +656,6 @@ fn commands_call_use_cases_not_the_cluster_or_each_other() {
         // commands module (a top-level file, or a command's mod.rs).
         let own = parts[0].clone();
         let super_is_commands = parts.len() == 1 || parts[1] == "mod";
-        let text = std::fs::read_to_string(&path).unwrap();
         for line in text.lines() {
             let code = line.split("//").next().unwrap_or_default();
             if let Some(m) = cluster.find(code) {
@@ -692,29 +693,21 @@ fn commands_call_use_cases_not_the_cluster_or_each_other() {
 /// A use case (install, verify, gitops, fleet, session, planning…) or the
 /// core reports through `report::Reporter` and returns its report; it never
 /// names `crate::ui` (the printer, prompts, tables) or `crate::commands`
-/// (flags, `GlobalArgs`). Only `ui/`, `commands/`, `main.rs` and the test
-/// programs in `bin/` may.
+/// (flags, `GlobalArgs`). Only `ui/`, `commands/` and `main.rs` may.
 #[test]
 fn use_cases_do_not_reach_up_into_the_terminal_or_the_commands() {
     let up = regex::Regex::new(r"\b(crate|telltale)::(ui|commands)\b").unwrap();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut stack = vec![src.clone()];
     let mut found = Vec::new();
     let mut files = 0;
-    while let Some(path) = stack.pop() {
-        let relative = path.strip_prefix(&src).unwrap().to_path_buf();
-        if ["ui", "commands", "bin", "main.rs"]
+    for (relative, text) in files_under(&src) {
+        if ["ui", "commands", "main.rs"]
             .iter()
             .any(|top| relative.starts_with(top))
         {
             continue;
         }
-        if path.is_dir() {
-            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            continue;
-        }
         files += 1;
-        let text = std::fs::read_to_string(&path).unwrap();
         for (n, line) in text.lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
             if up.is_match(code) {
