@@ -159,7 +159,10 @@ impl<'a> Pin<'a> {
 }
 
 fn normalize_server(url: &str) -> String {
-    url.trim().trim_end_matches('/').to_ascii_lowercase()
+    // The target's server is masked: a pin with a password compares masked too.
+    crate::secrets::redact_credentials(url.trim())
+        .trim_end_matches('/')
+        .to_ascii_lowercase()
 }
 
 /// SHA-256 of the first certificate in PEM (or raw DER) bytes.
@@ -310,7 +313,12 @@ pub fn target(
         .iter()
         .find(|c| c.name == cluster_name)
         .and_then(|c| c.cluster.as_ref());
-    let server = cluster.and_then(|c| c.server.clone()).unwrap_or_default();
+    // Shown in reports, errors and the journal, and compared with the pin;
+    // never used to connect (the kubeconfig is): a password in the URL is
+    // masked here, once.
+    let server = crate::secrets::redact_credentials(
+        &cluster.and_then(|c| c.server.clone()).unwrap_or_default(),
+    );
     let ca_sha256 = cluster.and_then(|c| {
         if let Some(data) = &c.certificate_authority_data {
             let bytes = base64::engine::general_purpose::STANDARD
@@ -439,6 +447,32 @@ mod tests {
         assert!(e.to_string().contains("CA sha256"), "{e}");
         target.ca_sha256 = None;
         assert!(ok.check(&target).is_err());
+    }
+
+    /// A password inside the kubeconfig's server URL never reaches what a
+    /// report, an error or the journal shows (`up`/`status` `-o json` name
+    /// the server), and a pin written with it still matches.
+    #[test]
+    fn a_password_in_the_server_url_is_masked_in_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let canary = "kubeconfig-server-canary-7f3a";
+        let kubeconfig = dir.path().join("kubeconfig");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: lab\nclusters:\n- name: lab\n  cluster: {{server: \"https://admin:{canary}@10.0.0.1:6443\"}}\ncontexts:\n- name: lab\n  context: {{cluster: lab, user: lab}}\nusers:\n- name: lab\n  user: {{token: t}}\n"
+            ),
+        )
+        .unwrap();
+        let (target, _) = target(Some(&kubeconfig), None).unwrap();
+        assert_eq!(target.server, "https://***@10.0.0.1:6443");
+        assert!(!format!("{target:?}").contains(canary));
+        let pin = Pin {
+            context: Some("lab"),
+            server: Some(&format!("https://admin:{canary}@10.0.0.1:6443/")),
+            ca_sha256: None,
+        };
+        assert!(pin.check(&target).is_ok());
     }
 
     #[test]

@@ -6,10 +6,12 @@
 //! placeholder, so a log line or an error cannot leak one by accident.
 
 mod key_source;
+mod redact;
 
 use std::fmt;
 
 pub use key_source::{BadKeySource, KeySource};
+pub use redact::redact_credentials;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
