@@ -8,7 +8,9 @@ use std::fmt;
 use crate::catalog::CatalogError;
 use crate::cluster::ClusterError;
 use crate::cluster::lock::LockError;
+use crate::gitops::digest::{DigestError, KEY_ENV};
 use crate::gitops::repo::GitError;
+use crate::gitops::seal::SealError;
 use crate::model::LocatedError;
 use crate::outdir::OutDirError;
 use crate::render::RenderError;
@@ -201,6 +203,29 @@ impl From<OutDirError> for CommandError {
         let mut err = CommandError::from_error(kind, &e);
         err.hint = e.hint();
         err
+    }
+}
+
+impl From<SealError> for CommandError {
+    /// A sealing or encrypting tool missing or failing is the environment's
+    /// (3); a secret source that cannot be read is bad input (2).
+    fn from(e: SealError) -> Self {
+        let kind = match e {
+            SealError::Missing { .. } | SealError::Failed { .. } => ErrorKind::Environment,
+            SealError::Source { .. } => ErrorKind::BadInput,
+        };
+        let mut err = CommandError::new(kind, e.to_string());
+        err.hint = e.hint();
+        err
+    }
+}
+
+impl From<DigestError> for CommandError {
+    /// No key for the content digest of sealed or encrypted Secrets.
+    fn from(e: DigestError) -> Self {
+        CommandError::environment("no key for the content digest")
+            .with_source(&e)
+            .with_hint(format!("set {KEY_ENV} (e.g. a CI secret), or HOME"))
     }
 }
 

@@ -7,7 +7,8 @@ use clap::Args;
 
 use super::GlobalArgs;
 use crate::error::CommandError;
-use crate::gitops::publish::{self, Options, Rendered, Report, summary};
+use crate::gitops::pr::OutOfBand;
+use crate::gitops::publish::{self, Options, PrReport, Rendered, Report, summary};
 use crate::gitops::{Layout, SecretsMode};
 use crate::render;
 use crate::ui::Printer;
@@ -118,28 +119,8 @@ fn print_report(printer: &Printer, r: &Report) {
         return;
     }
     printer.out(&summary(r));
-    if !r.out_of_band.is_empty() {
-        printer.out("the cluster must hold these Secrets out of band (never in Git):");
-        for s in &r.out_of_band {
-            printer.out(&format!(
-                "  {}/{} (keys: {}): {}",
-                s.namespace,
-                s.name,
-                s.keys.join(", "),
-                s.create
-            ));
-        }
-    }
-    match &r.pull_request {
-        Some(pr) => printer.out(&format!(
-            "pull request #{} {}: {}",
-            pr.number, pr.action, pr.url
-        )),
-        None => printer.status(&format!(
-            "no pull request; open one from {} to {} when ready",
-            r.branch, r.base
-        )),
-    }
+    print_out_of_band(printer, "the cluster", &r.out_of_band);
+    print_pull_request(printer, r.pull_request.as_ref(), &r.branch, &r.base);
 }
 
 /// A fleet's hand-over: a row per cluster, the commit, the Secrets each
@@ -174,29 +155,40 @@ fn print_fleet_report(printer: &Printer, r: &crate::fleet::gitops::Report) {
         "fleet {} · {} · {} files ({} layout, secrets {}) in {}",
         r.fleet, commit, r.files, r.layout, r.secrets, r.repo
     ));
-    for c in r.clusters.iter().filter(|c| !c.out_of_band.is_empty()) {
-        printer.out(&format!(
-            "{} must hold these Secrets out of band (never in Git):",
-            c.cluster
-        ));
-        for s in &c.out_of_band {
-            printer.out(&format!(
-                "  {}/{} (keys: {}): {}",
-                s.namespace,
-                s.name,
-                s.keys.join(", "),
-                s.create
-            ));
-        }
+    for c in &r.clusters {
+        print_out_of_band(printer, &c.cluster, &c.out_of_band);
     }
-    match &r.pull_request {
+    print_pull_request(printer, r.pull_request.as_ref(), &r.branch, &r.base);
+}
+
+/// The Secrets `who` must hold out of band (never in Git), if any.
+fn print_out_of_band(printer: &Printer, who: &str, secrets: &[OutOfBand]) {
+    if secrets.is_empty() {
+        return;
+    }
+    printer.out(&format!(
+        "{who} must hold these Secrets out of band (never in Git):"
+    ));
+    for s in secrets {
+        printer.out(&format!(
+            "  {}/{} (keys: {}): {}",
+            s.namespace,
+            s.name,
+            s.keys.join(", "),
+            s.create
+        ));
+    }
+}
+
+/// The pull request opened or updated, or how to open one.
+fn print_pull_request(printer: &Printer, pr: Option<&PrReport>, branch: &str, base: &str) {
+    match pr {
         Some(pr) => printer.out(&format!(
             "pull request #{} {}: {}",
             pr.number, pr.action, pr.url
         )),
         None => printer.status(&format!(
-            "no pull request; open one from {} to {} when ready",
-            r.branch, r.base
+            "no pull request; open one from {branch} to {base} when ready"
         )),
     }
 }

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::{Fleet, Inputs};
 use crate::error::{CommandError, ErrorKind};
-use crate::gitops::digest::{self, DigestKey};
+use crate::gitops::digest::DigestKey;
 use crate::gitops::github::PrRequest;
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, OutOfBand};
@@ -217,14 +217,7 @@ pub fn run(
     for part in &done {
         let mut part_files = part.rendered.files.clone();
         if !part.rendered.pending.is_empty() {
-            let key = DigestKey::load(&env).map_err(|e| {
-                CommandError::environment("no key for the content digest")
-                    .with_source(&e)
-                    .with_hint(format!(
-                        "set {} (e.g. a CI secret), or HOME",
-                        digest::KEY_ENV
-                    ))
-            })?;
+            let key = DigestKey::load(&env).map_err(CommandError::from)?;
             // Generated values are read from this cluster, through its context.
             let member = crate::session::Where {
                 context: part.bundle.plan.cluster.context.clone(),
@@ -242,15 +235,7 @@ pub fn run(
                 &|tool| tool.to_string(),
             )
             .map_err(|e| {
-                let kind = match e {
-                    seal::SealError::Missing { .. } | seal::SealError::Failed { .. } => {
-                        ErrorKind::Environment
-                    }
-                    seal::SealError::Source { .. } => ErrorKind::BadInput,
-                };
-                let hint = e.hint();
-                let mut err = CommandError::new(kind, e.to_string());
-                err.hint = hint;
+                let err = CommandError::from(e);
                 redact(crate::fleet::plan::in_cluster(&part.target.cluster, err))
             })?;
             for what in &sealed.generated {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{CommandError, ErrorKind};
-use crate::gitops::digest::{self, DigestKey};
+use crate::gitops::digest::DigestKey;
 use crate::gitops::github::{self, PrAction, PrRequest, RepoName};
 use crate::gitops::layout::{self, LayoutError, Target};
 use crate::gitops::pr::{self, VerifyReport};
@@ -204,14 +204,7 @@ pub fn publish(
 
     let mut files = rendered.files.clone();
     if !rendered.pending.is_empty() {
-        let key = DigestKey::load(&env).map_err(|e| {
-            CommandError::environment("no key for the content digest")
-                .with_source(&e)
-                .with_hint(format!(
-                    "set {} (e.g. a CI secret), or HOME",
-                    digest::KEY_ENV
-                ))
-        })?;
+        let key = DigestKey::load(&env).map_err(CommandError::from)?;
         let cluster = ClusterSecrets::new(at.clone(), bundle);
         let sealed = seal::seal(
             &rendered.pending,
@@ -223,18 +216,7 @@ pub fn publish(
             &env,
             &|tool| tool.to_string(),
         )
-        .map_err(|e| {
-            let kind = match e {
-                seal::SealError::Missing { .. } | seal::SealError::Failed { .. } => {
-                    ErrorKind::Environment
-                }
-                seal::SealError::Source { .. } => ErrorKind::BadInput,
-            };
-            let hint = e.hint();
-            let mut err = CommandError::new(kind, e.to_string());
-            err.hint = hint;
-            redact(err)
-        })?;
+        .map_err(|e| redact(e.into()))?;
         for what in &sealed.generated {
             reporter.warn(&format!(
                 "{what}: a new value was generated ({}); the cluster's is replaced once this branch is applied",

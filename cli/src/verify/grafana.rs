@@ -825,26 +825,11 @@ struct Probes {
 /// the probe looks at the same hour), and every metric name it selects.
 fn prometheus_probes(exprs: &[String]) -> Result<Probes, String> {
     use promql_parser::label::{MatchOp, Matchers};
-    use promql_parser::parser::{Expr, VectorSelector};
-    struct Collect(Vec<VectorSelector>);
-    impl promql_parser::util::ExprVisitor for Collect {
-        type Error = std::convert::Infallible;
-        fn pre_visit(&mut self, expr: &Expr) -> Result<bool, Self::Error> {
-            match expr {
-                Expr::VectorSelector(vs) => self.0.push(vs.clone()),
-                Expr::MatrixSelector(ms) => self.0.push(ms.vs.clone()),
-                _ => {}
-            }
-            Ok(true)
-        }
-    }
     let mut out = Probes::default();
     for expr in exprs {
         let parsed = promql_parser::parser::parse(expr)
             .map_err(|e| format!("its query does not parse: {e}"))?;
-        let mut collect = Collect(Vec::new());
-        let _ = promql_parser::util::walk_expr(&mut collect, &parsed);
-        for vs in collect.0 {
+        for vs in crate::render::metrics::vector_selectors(&parsed) {
             let mut matchers = vs.matchers.matchers.clone();
             if let Some(name) = &vs.name {
                 matchers.retain(|m| m.name != "__name__");

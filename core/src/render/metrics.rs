@@ -116,8 +116,11 @@ pub fn names_in(expr: &str) -> Result<BTreeSet<String>, String> {
     names
 }
 
-fn parse_names(expr: &str) -> Result<BTreeSet<String>, String> {
-    use promql_parser::label::MatchOp;
+/// Every vector selector of a parsed PromQL expression, those inside range
+/// selectors too, in the order they are written.
+pub fn vector_selectors(
+    parsed: &promql_parser::parser::Expr,
+) -> Vec<promql_parser::parser::VectorSelector> {
     use promql_parser::parser::{Expr, VectorSelector};
     struct Collect(Vec<VectorSelector>);
     impl promql_parser::util::ExprVisitor for Collect {
@@ -131,11 +134,16 @@ fn parse_names(expr: &str) -> Result<BTreeSet<String>, String> {
             Ok(true)
         }
     }
-    let parsed = promql_parser::parser::parse(expr).map_err(|e| e.to_string())?;
     let mut collect = Collect(Vec::new());
-    let _ = promql_parser::util::walk_expr(&mut collect, &parsed);
+    let _ = promql_parser::util::walk_expr(&mut collect, parsed);
+    collect.0
+}
+
+fn parse_names(expr: &str) -> Result<BTreeSet<String>, String> {
+    use promql_parser::label::MatchOp;
+    let parsed = promql_parser::parser::parse(expr).map_err(|e| e.to_string())?;
     let mut names = BTreeSet::new();
-    for vs in collect.0 {
+    for vs in vector_selectors(&parsed) {
         if let Some(name) = vs.name {
             names.insert(name);
         }
