@@ -593,7 +593,7 @@ fn a_new_bridge_plugin_is_plugin_data_only() {
     std::fs::create_dir_all(plugin.join("alerting")).unwrap();
     std::fs::write(
         plugin.join("plugin.yaml"),
-        "apiVersion: telltale.dev/v1alpha1\nkind: Plugin\nmetadata: {name: sms-relay, version: 0.1.0, description: test bridge}\nspec:\n  phase: alerting\n  requires: [kube-prometheus-stack]\n  bridge:\n    integration: sms\n    secrets: [{path: twilio.authToken, key: relay-token}]\n    unconfigured: nothing is texted\n  datasources: [postgres]\n",
+        "apiVersion: telltale.dev/v1alpha1\nkind: Plugin\nmetadata: {name: sms-relay, version: 0.1.0, description: test bridge}\nspec:\n  phase: alerting\n  requires: [kube-prometheus-stack]\n  bridge:\n    integration: sms\n    secrets: [{path: twilio.authToken, key: relay-token}]\n    unconfigured: nothing is texted\n    url: 'http://relay.{namespace}.svc:8080/send'\n  datasources: [postgres]\n",
     )
     .unwrap();
     std::fs::write(
@@ -609,6 +609,12 @@ fn a_new_bridge_plugin_is_plugin_data_only() {
     assert!(
         config_map.contains("receivers: critical=+15550100;"),
         "{config_map}"
+    );
+    // Alertmanager posts the sms webhook to the enabled bridge, not to the
+    // built-in catalogue's sachet.
+    assert_eq!(
+        sms_webhooks(&configured),
+        ["http://relay.monitoring.svc:8080/send"]
     );
     let step = secret_step(&configured, "telltale-sms-relay").expect("the bridge's Secret");
     assert_eq!(step["keys"][0]["key"], "relay-token");
@@ -648,6 +654,120 @@ fn a_new_bridge_plugin_is_plugin_data_only() {
         unconfigured.plan.warnings
     );
     assert!(secret_step(&unconfigured, "telltale-sms-relay").is_none());
+}
+
+/// The URLs of the critical receiver's webhooks (where `sms` posts).
+fn sms_webhooks(bundle: &telltale::render::Bundle) -> Vec<String> {
+    let am: Value =
+        serde_saphyr::from_str(&bundle.files["alertmanager/alertmanager.yaml"]).unwrap();
+    let critical = am["receivers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "critical")
+        .expect("a critical receiver")
+        .clone();
+    critical["webhook_configs"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .map(|w| w["url"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where `sms` posts without a `bridgeUrl`: the bridging plugin's
+/// `spec.bridge.url` (sachet's, data in plugins/sachet/plugin.yaml), with a
+/// warning when that plugin is not enabled; the site's `bridgeUrl` wins
+/// without one; with no bridging plugin at all the webhook is left out.
+#[test]
+fn sms_posts_to_the_bridging_plugins_url_unless_the_config_names_one() {
+    let config = |extra: &str| {
+        format!(
+            "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: t}}\nspec:\n  profile: kind\n  alerting:\n    receivers:\n      sms: {{to: ['+15550100'], twilio: {{accountSid: AC1, from: '+15550199', authToken: {{env: T}}}}{extra}}}\n"
+        )
+    };
+    let bundle = render_with("kind", Some(&config("")), &[]);
+    assert_eq!(
+        sms_webhooks(&bundle),
+        ["http://sachet.monitoring.svc:9876/alert"]
+    );
+    assert!(
+        bundle.plan.warnings.iter().any(|w| w
+            == "alerting.receivers.sms posts to http://sachet.monitoring.svc:9876/alert, the service of plugin sachet, which is not enabled: enable it (spec.plugins.sachet.enabled: true) or set alerting.receivers.sms.bridgeUrl"),
+        "{:#?}",
+        bundle.plan.warnings
+    );
+
+    let own = render_with(
+        "kind",
+        Some(&config(", bridgeUrl: 'https://sms.corp.test/alert'")),
+        &[],
+    );
+    assert_eq!(sms_webhooks(&own), ["https://sms.corp.test/alert"]);
+    assert!(
+        !own.plan
+            .warnings
+            .iter()
+            .any(|w| w.contains("receivers.sms")),
+        "{:#?}",
+        own.plan.warnings
+    );
+
+    // A catalogue in which no plugin bridges sms with a URL (sachet's
+    // taken out): nothing to post to, said.
+    let mut catalog = telltale::catalog::Catalog::load(&[]).expect("the catalogue loads");
+    let bridge = catalog
+        .plugins
+        .get_mut("sachet")
+        .expect("sachet is built in");
+    let bridge = bridge
+        .plugin
+        .spec
+        .bridge
+        .as_mut()
+        .expect("sachet bridges sms");
+    assert!(
+        bridge.url.take().is_some(),
+        "sachet's plugin.yaml names its url"
+    );
+    let request = telltale::render::Request {
+        config: Some(telltale::model::Source::new("test-config.yaml", config(""))),
+        profile: Some("kind".to_string()),
+        ..Default::default()
+    };
+    let none = telltale::render::render(&catalog, &request).expect("renders");
+    assert!(sms_webhooks(&none).is_empty(), "{:?}", sms_webhooks(&none));
+    assert!(
+        none.plan.warnings.iter().any(|w| w
+            == "alerting.receivers.sms has no bridgeUrl and no plugin bridges sms (plugin.yaml spec.bridge.url): no SMS will be sent"),
+        "{:#?}",
+        none.plan.warnings
+    );
+}
+
+#[test]
+fn a_bridge_url_is_a_webhook_url_with_only_the_namespace_placeholder() {
+    for (url, why) in [
+        ("sachet:9876", "no scheme"),
+        ("http://user:pw@sachet.{namespace}.svc/alert", "credentials"),
+        ("http://sachet.{cluster}.svc/alert", "another placeholder"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let plugin = dir.path().join("sms-relay");
+        std::fs::create_dir_all(&plugin).unwrap();
+        std::fs::write(
+            plugin.join("plugin.yaml"),
+            format!("apiVersion: telltale.dev/v1alpha1\nkind: Plugin\nmetadata: {{name: sms-relay, version: 0.1.0, description: test bridge}}\nspec:\n  phase: alerting\n  bridge:\n    integration: sms\n    unconfigured: nothing is texted\n    url: '{url}'\n"),
+        )
+        .unwrap();
+        let e = telltale::catalog::Catalog::load(&[dir.path().to_path_buf()]).expect_err(why);
+        let shown = e.to_string();
+        assert!(shown.contains("plugin.yaml:9:"), "{why}: {shown}");
+        assert!(shown.contains("spec.bridge.url"), "{why}: {shown}");
+        assert!(shown.contains("is not a webhook URL"), "{why}: {shown}");
+    }
 }
 
 #[test]

@@ -366,6 +366,25 @@ fn check_bridge(source: &Source, plugin: &Plugin) -> Result<(), LocatedError> {
     let Some(bridge) = &plugin.spec.bridge else {
         return Ok(());
     };
+    if let Some(url) = &bridge.url {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let placeholders_ok = rest.is_some_and(|r| {
+            let r = r.replace("{namespace}", "");
+            !r.contains(['{', '}', '@']) && !r.is_empty()
+        });
+        if !placeholders_ok {
+            return Err(locate(
+                source,
+                "spec.bridge.url",
+                format!(
+                    "`{}` is not a webhook URL: expected http(s)://HOST[:PORT]/PATH, with no credentials and no placeholder but `{{namespace}}`",
+                    url.chars().take(120).collect::<String>()
+                ),
+            ));
+        }
+    }
     let known = bridge.integration.secret_paths();
     let mut keys = std::collections::BTreeSet::new();
     for (i, s) in bridge.secrets.iter().enumerate() {

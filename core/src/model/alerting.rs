@@ -222,7 +222,8 @@ pub struct Sms {
     pub to: Vec<String>,
     pub twilio: Twilio,
     /// The webhook bridge Alertmanager posts to (Alertmanager has no SMS
-    /// receiver). Default: the sachet plugin's service in the namespace.
+    /// receiver). Default: the `spec.bridge.url` of the plugin bridging
+    /// `sms` (render/bridge.rs fills it in when resolving).
     pub bridge_url: Option<String>,
 }
 

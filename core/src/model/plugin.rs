@@ -114,6 +114,12 @@ pub struct Bridge {
     /// What the warning says is lost while the integration is not
     /// configured (`no SMS will be sent`).
     pub unconfigured: String,
+    /// Where Alertmanager posts the integration's webhook unless
+    /// `alerting.receivers.<integration>.bridgeUrl` says otherwise: the
+    /// plugin's own service, `{namespace}` standing for the stack's
+    /// namespace (`http://sachet.{namespace}.svc:9876/alert`).
+    #[serde(default)]
+    pub url: Option<String>,
 }
 
 /// One secret source of the bridged integration (its path below

@@ -24,13 +24,7 @@ pub fn fire(b: &mut Builder<'_>) {
 /// The stage: Alertmanager's files and its config Secret.
 pub fn add(b: &mut Builder<'_>) -> Result<(), RenderError> {
     let r = b.r;
-    let am = alertmanager::config(
-        &r.alerting,
-        &r.namespace,
-        &b.webhooks,
-        &b.inhibitions,
-        &b.fired,
-    );
+    let am = alertmanager::config(&r.alerting, &b.webhooks, &b.inhibitions, &b.fired);
     let am_text = to_yaml("alertmanager/alertmanager.yaml", &am)?;
     b.files.add(
         "alertmanager config",

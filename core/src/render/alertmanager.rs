@@ -112,14 +112,12 @@ fn email(alerting: &Alerting, to: Option<&str>) -> Option<Value> {
     Some(v)
 }
 
-fn sms(alerting: &Alerting, namespace: &str) -> Option<Value> {
-    let s = alerting.receivers.sms.as_ref()?;
-    let url = s
-        .bridge_url
-        .clone()
-        .unwrap_or_else(|| format!("http://sachet.{namespace}.svc:9876/alert"));
+fn sms(alerting: &Alerting) -> Option<Value> {
     // Alertmanager has no SMS receiver: the webhook goes to an SMS bridge
-    // (sachet → Twilio), which holds the Twilio token itself.
+    // (a plugin's, or the site's `bridgeUrl`), which holds the provider's
+    // token itself. Without a bridge there is nothing to post to (resolving
+    // warned).
+    let url = alerting.receivers.sms.as_ref()?.bridge_url.as_ref()?;
     Some(json!({"url": url, "send_resolved": false, "max_alerts": 10}))
 }
 
@@ -206,7 +204,7 @@ pub fn root_receiver(alerting: &Alerting) -> &'static str {
 /// One level's receiver: the integrations it names that are configured,
 /// with its own Slack channel and mail addresses (its SMS numbers are the
 /// bridge's receiver of the same name, see sachet.rs).
-fn level(alerting: &Alerting, namespace: &str, index: usize, level: &EscalationLevel) -> Value {
+fn level(alerting: &Alerting, index: usize, level: &EscalationLevel) -> Value {
     let has = |i: Integration| level.notify.contains(&i);
     receiver(
         &level_receiver(index),
@@ -225,9 +223,7 @@ fn level(alerting: &Alerting, namespace: &str, index: usize, level: &EscalationL
         has(Integration::Email)
             .then(|| email(alerting, level.email_to.as_deref()))
             .flatten(),
-        has(Integration::Sms)
-            .then(|| sms(alerting, namespace))
-            .flatten(),
+        has(Integration::Sms).then(|| sms(alerting)).flatten(),
     )
 }
 
@@ -266,7 +262,7 @@ pub fn unconfigured_levels(alerting: &Alerting) -> Vec<String> {
     out
 }
 
-pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
+pub fn receivers(alerting: &Alerting) -> Vec<Value> {
     let r = &alerting.receivers;
     let pd_main = r
         .pagerduty
@@ -277,13 +273,13 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
     // at its level); without, every integration at once (PagerDuty's own
     // escalation policy escalates).
     let critical = match chain.first() {
-        Some(first) => level(alerting, namespace, 0, first),
+        Some(first) => level(alerting, 0, first),
         None => receiver(
             "critical",
             slack(alerting, None),
             pd_main.clone(),
             email(alerting, None),
-            sms(alerting, namespace),
+            sms(alerting),
         ),
     };
     // Warning is Slack only (seed 000); without Slack it falls back to email.
@@ -354,7 +350,7 @@ pub fn receivers(alerting: &Alerting, namespace: &str) -> Vec<Value> {
             .iter()
             .enumerate()
             .skip(1)
-            .map(|(i, l)| level(alerting, namespace, i, l)),
+            .map(|(i, l)| level(alerting, i, l)),
     );
     all
 }
@@ -372,7 +368,6 @@ fn webhook_receiver(w: &Webhook) -> Value {
 
 pub fn config(
     alerting: &Alerting,
-    namespace: &str,
     webhooks: &[Webhook],
     declared: &[Inhibition],
     fired: &[Labels],
@@ -402,7 +397,7 @@ pub fn config(
             "routes": routes(alerting, webhooks),
         },
         "inhibit_rules": inhibitions_for(declared, fired).iter().map(InhibitionPairs::to_json).collect::<Vec<_>>(),
-        "receivers": receivers(alerting, namespace)
+        "receivers": receivers(alerting)
             .into_iter()
             .chain(webhooks.iter().map(webhook_receiver))
             .collect::<Vec<_>>(),
@@ -711,8 +706,8 @@ pub fn inhibition_problems(rules: &[Inhibition], fired: &[Labels]) -> Vec<String
 }
 
 /// Which integrations each tier receiver holds.
-pub fn tier_integrations(alerting: &Alerting, namespace: &str) -> Vec<TierIntegrations> {
-    receivers(alerting, namespace)
+pub fn tier_integrations(alerting: &Alerting) -> Vec<TierIntegrations> {
+    receivers(alerting)
         .iter()
         .map(|r| {
             let mut integrations = Vec::new();

@@ -7,7 +7,8 @@
 //!   integration to its provider: sachet texts for `sms`), the
 //!   integration's secret sources it names go to the plugin's Secret, and
 //!   `plan` warns while the plugin is enabled but the integration is not
-//!   configured.
+//!   configured; and a configured integration without its own `bridgeUrl`
+//!   posts to the bridging plugin's `spec.bridge.url` (`default_url`).
 
 use serde_json::{Value, json};
 
@@ -16,7 +17,9 @@ use super::builder::Builder;
 use super::plan::SecretKey;
 use super::resolve::EnabledPlugin;
 use super::{RenderError, objects, template};
+use crate::catalog::Catalog;
 use crate::model::Alerting;
+use crate::model::alerting::Integration;
 use crate::secrets::KeySource;
 
 /// What `alerting/` templates see as `alerting`: each configured
@@ -92,4 +95,56 @@ pub fn secret_keys(b: &mut Builder<'_>, p: &EnabledPlugin) -> Vec<SecretKey> {
             })
         })
         .collect()
+}
+
+/// Where the `sms` webhook goes when the config gives no `bridgeUrl`: the
+/// `spec.bridge.url` of the plugin bridging `sms`, an enabled one first,
+/// with the stack's namespace in it. The warnings: the bridging plugin is
+/// not enabled (the webhook goes to a service nothing installs), or no
+/// plugin bridges `sms` at all (the webhook is left out).
+pub fn default_url(
+    catalog: &Catalog,
+    enabled: &[EnabledPlugin],
+    alerting: &mut Alerting,
+    namespace: &str,
+) -> Vec<String> {
+    let Some(sms) = alerting.receivers.sms.as_mut() else {
+        return Vec::new();
+    };
+    if sms.bridge_url.is_some() {
+        return Vec::new();
+    }
+    let bridging = |plugin: &crate::model::plugin::Plugin| {
+        plugin
+            .spec
+            .bridge
+            .as_ref()
+            .filter(|b| b.integration == Integration::Sms)
+            .and_then(|b| b.url.clone())
+    };
+    let on = enabled
+        .iter()
+        .find_map(|p| bridging(&p.entry.plugin).map(|url| (p.name().to_string(), url, true)));
+    let any = || {
+        catalog
+            .plugins
+            .iter()
+            .find_map(|(name, e)| bridging(&e.plugin).map(|url| (name.clone(), url, false)))
+    };
+    match on.or_else(any) {
+        Some((name, url, enabled)) => {
+            let url = url.replace("{namespace}", namespace);
+            let mut warnings = Vec::new();
+            if !enabled {
+                warnings.push(format!(
+                    "alerting.receivers.sms posts to {url}, the service of plugin {name}, which is not enabled: enable it (spec.plugins.{name}.enabled: true) or set alerting.receivers.sms.bridgeUrl"
+                ));
+            }
+            sms.bridge_url = Some(url);
+            warnings
+        }
+        None => vec![
+            "alerting.receivers.sms has no bridgeUrl and no plugin bridges sms (plugin.yaml spec.bridge.url): no SMS will be sent".to_string(),
+        ],
+    }
 }

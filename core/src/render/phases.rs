@@ -76,7 +76,7 @@ pub fn finish(mut b: Builder<'_>) -> Result<Bundle, RenderError> {
         releases: b.releases,
         phases,
         alerting: PlanAlerting {
-            receivers: alertmanager::tier_integrations(&r.alerting, &r.namespace),
+            receivers: alertmanager::tier_integrations(&r.alerting),
         },
         expectations: b.expectations,
         warnings: b.warnings,

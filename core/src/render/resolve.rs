@@ -260,7 +260,13 @@ pub fn resolve(catalog: &Catalog, request: &Request) -> Result<Resolved, RenderE
     let datasources = super::datasources::template_view(&merged.grafana.datasources);
     let (plugins, left_out) = enabled_plugins(catalog, &layers, &sets, &ctx, &datasources)?;
     let declared_receivers = merged.alerting.receivers.clone();
-    let (alerting, mut warnings): (Alerting, Vec<String>) = merged.alerting.resolve();
+    let (mut alerting, mut warnings): (Alerting, Vec<String>) = merged.alerting.resolve();
+    warnings.extend(super::bridge::default_url(
+        catalog,
+        &plugins,
+        &mut alerting,
+        &namespace,
+    ));
     warnings.extend(left_out);
     for p in &plugins {
         if let Some(message) = &p.entry.plugin.spec.deprecated {
