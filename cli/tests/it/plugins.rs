@@ -688,14 +688,24 @@ fn sms_posts_to_the_bridging_plugins_url_unless_the_config_names_one() {
             "apiVersion: telltale.dev/v1alpha1\nkind: Config\nmetadata: {{name: t}}\nspec:\n  profile: kind\n  alerting:\n    receivers:\n      sms: {{to: ['+15550100'], twilio: {{accountSid: AC1, from: '+15550199', authToken: {{env: T}}}}{extra}}}\n"
         )
     };
+    // sachet's URL as its plugin.yaml gives it, in kind's namespace.
+    let builtin = telltale::catalog::Catalog::load(&[]).expect("the catalogue loads");
+    let sachet = builtin.plugins["sachet"]
+        .plugin
+        .spec
+        .bridge
+        .as_ref()
+        .expect("sachet bridges sms");
+    let url = sachet
+        .url
+        .as_deref()
+        .expect("sachet's plugin.yaml names its url");
+    let url = url.replace("{namespace}", "monitoring");
     let bundle = render_with("kind", Some(&config("")), &[]);
-    assert_eq!(
-        sms_webhooks(&bundle),
-        ["http://sachet.monitoring.svc:9876/alert"]
-    );
+    assert_eq!(sms_webhooks(&bundle), [url.as_str()]);
     assert!(
-        bundle.plan.warnings.iter().any(|w| w
-            == "alerting.receivers.sms posts to http://sachet.monitoring.svc:9876/alert, the service of plugin sachet, which is not enabled: enable it (spec.plugins.sachet.enabled: true) or set alerting.receivers.sms.bridgeUrl"),
+        bundle.plan.warnings.iter().any(|w| *w
+            == format!("alerting.receivers.sms posts to {url}, the service of plugin sachet, which is not enabled: enable it (spec.plugins.sachet.enabled: true) or set alerting.receivers.sms.bridgeUrl")),
         "{:#?}",
         bundle.plan.warnings
     );
@@ -749,10 +759,22 @@ fn sms_posts_to_the_bridging_plugins_url_unless_the_config_names_one() {
 
 #[test]
 fn a_bridge_url_is_a_webhook_url_with_only_the_namespace_placeholder() {
-    for (url, why) in [
-        ("sachet:9876", "no scheme"),
-        ("http://user:pw@sachet.{namespace}.svc/alert", "credentials"),
-        ("http://sachet.{cluster}.svc/alert", "another placeholder"),
+    for (url, why, says) in [
+        (
+            "sachet:9876",
+            "no scheme",
+            "expected an http:// or https:// URL",
+        ),
+        (
+            "http://user:CANARY-pw@sachet.{namespace}.svc/alert",
+            "credentials",
+            "looks like a URL with a password",
+        ),
+        (
+            "http://sachet.{cluster}.svc/alert",
+            "another placeholder",
+            "has a placeholder telltale does not fill",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let plugin = dir.path().join("sms-relay");
@@ -763,10 +785,14 @@ fn a_bridge_url_is_a_webhook_url_with_only_the_namespace_placeholder() {
         )
         .unwrap();
         let e = telltale::catalog::Catalog::load(&[dir.path().to_path_buf()]).expect_err(why);
-        let shown = e.to_string();
+        let shown = format!("{e} {e:?} {:?}", e.hint());
         assert!(shown.contains("plugin.yaml:9:"), "{why}: {shown}");
         assert!(shown.contains("spec.bridge.url"), "{why}: {shown}");
-        assert!(shown.contains("is not a webhook URL"), "{why}: {shown}");
+        assert!(shown.contains(says), "{why}: {shown}");
+        assert!(
+            !shown.contains("CANARY"),
+            "{why}: the credential is echoed: {shown}"
+        );
     }
 }
 

@@ -367,19 +367,13 @@ fn check_bridge(source: &Source, plugin: &Plugin) -> Result<(), LocatedError> {
         return Ok(());
     };
     if let Some(url) = &bridge.url {
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        let placeholders_ok = rest.is_some_and(|r| {
-            let r = r.replace("{namespace}", "");
-            !r.contains(['{', '}', '@']) && !r.is_empty()
-        });
-        if !placeholders_ok {
+        crate::model::check::webhook_url(source, "spec.bridge.url", "url", url)?;
+        if url.replace("{namespace}", "").contains(['{', '}']) {
             return Err(locate(
                 source,
                 "spec.bridge.url",
                 format!(
-                    "`{}` is not a webhook URL: expected http(s)://HOST[:PORT]/PATH, with no credentials and no placeholder but `{{namespace}}`",
+                    "`{}` has a placeholder telltale does not fill: only `{{namespace}}` is",
                     url.chars().take(120).collect::<String>()
                 ),
             ));

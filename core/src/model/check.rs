@@ -61,6 +61,14 @@ pub fn refuse_credential(
     .redacted()
 }
 
+/// A webhook URL a config or plugin.yaml gives (`bridgeUrl`,
+/// `spec.bridge.url`): no credential in it (refused without echoing it),
+/// and http(s).
+pub fn webhook_url(source: &Source, path: &str, key: &str, url: &str) -> Result<(), LocatedError> {
+    no_credential(source, path, key, url)?;
+    at(source, path, plain_url(url))
+}
+
 fn no_credential(source: &Source, path: &str, key: &str, value: &str) -> Result<(), LocatedError> {
     match validate::credential(Some(key), value) {
         None => Ok(()),
@@ -211,9 +219,12 @@ fn alerting(src: &Source, p: &str, a: &super::alerting::AlertingLayer) -> Result
     }
     if let Some(sms) = &r.sms {
         if let Some(url) = &sms.bridge_url {
-            let path = format!("{p}.receivers.sms.bridgeUrl");
-            no_credential(src, &path, "bridgeUrl", url)?;
-            at(src, &path, plain_url(url))?;
+            webhook_url(
+                src,
+                &format!("{p}.receivers.sms.bridgeUrl"),
+                "bridgeUrl",
+                url,
+            )?;
         }
         if let Some(sid) = sms.twilio.as_ref().and_then(|t| t.account_sid.as_ref()) {
             no_credential(

@@ -203,7 +203,7 @@ pub fn root_receiver(alerting: &Alerting) -> &'static str {
 
 /// One level's receiver: the integrations it names that are configured,
 /// with its own Slack channel and mail addresses (its SMS numbers are the
-/// bridge's receiver of the same name, see sachet.rs).
+/// bridge's receiver of the same name, see render/bridge.rs).
 fn level(alerting: &Alerting, index: usize, level: &EscalationLevel) -> Value {
     let has = |i: Integration| level.notify.contains(&i);
     receiver(
