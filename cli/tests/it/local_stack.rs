@@ -356,6 +356,36 @@ fn serves_the_bundle_and_stops_cleanly_on_sigterm() {
     assert!(!state.exists(), "{} is left behind", state.display());
 }
 
+/// The daemons bind the ports the stack picked a moment later; another
+/// process can take one in between (seen under the suite's load). The stack
+/// stops what it started and starts again on new ports.
+#[test]
+fn a_port_taken_before_its_daemon_binds_it_is_retried_on_new_ports() {
+    let stack = Stack::start("kind", None, &["--take-first-port", "alertmanager"]);
+    let stderr = stack.stderr();
+    assert!(
+        stderr.contains("bind: address already in use")
+            && stderr.contains("starting again on new ports (attempt 2 of 3)"),
+        "{stderr}"
+    );
+    // Alertmanager runs on its new port.
+    let status = get_json(&format!("{}/api/v2/status", stack.url("alertmanager")));
+    assert_eq!(status["cluster"]["status"], "disabled");
+    // The first attempt's node-exporter was stopped, not left behind.
+    let starts: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("prometheus-node-exporter --web.listen-address="))
+        .filter_map(|l| l.split("--web.listen-address=").nth(1)?.split(' ').next())
+        .collect();
+    assert_eq!(starts.len(), 2, "{stderr}");
+    assert!(
+        !accepts_connections(&format!("http://{}", starts[0])),
+        "the first attempt's node-exporter still listens on {}",
+        starts[0]
+    );
+    assert!(accepts_connections(&stack.url("node_exporter")));
+}
+
 #[test]
 fn a_critical_alert_reaches_slack_pagerduty_sms_and_email() {
     let stack = Stack::start("kind", Some(RECEIVERS), &[]);

@@ -89,6 +89,12 @@ struct Args {
     /// Prometheus servers remote-write into it (/api/v1/write).
     #[arg(long)]
     remote_write_receiver: bool,
+    /// Hold the port first picked for this daemon (prometheus,
+    /// alertmanager, node-exporter) while it starts, as another process
+    /// taking it would: the start is retried on new ports (a fault, to test
+    /// that retry).
+    #[arg(long, value_name = "DAEMON", value_parser = ["prometheus", "alertmanager", "node-exporter"])]
+    take_first_port: Option<String>,
     /// Start Prometheus on this much history (`12h`) of the series the
     /// bundle's dashboards read, and of the recording rules they read:
     /// what the stack's own exporters export, extended backwards and written
@@ -239,6 +245,14 @@ pub enum LocalStackError {
     History { step: &'static str, message: String },
 }
 
+impl LocalStackError {
+    /// A daemon that could not listen because its port was taken after it
+    /// was picked (Go's net package: "bind: address already in use").
+    fn port_taken(&self) -> bool {
+        matches!(self, LocalStackError::Exited { tail, .. } if tail.contains("address already in use"))
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
@@ -307,8 +321,6 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     let sink_addr = local_addr(&sink_listener)?;
     let smtp_addr = local_addr(&smtp_listener)?;
     let standin_addr = local_addr(&standin_listener)?;
-    // The daemons bind their own ports a moment later; the race is accepted.
-    let [prom_addr, am_addr, node_addr] = free_addresses()?;
 
     let statuses = Arc::new(Statuses(args.sink_status.iter().cloned().collect()));
     let recorder = Arc::new(
@@ -351,74 +363,59 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     )
     .await?;
 
-    let addresses = ScrapeAddresses {
-        prometheus: prom_addr.to_string(),
-        alertmanager: am_addr.to_string(),
-        node_exporter: node_addr.to_string(),
-        standin: standin_addr.to_string(),
-    };
-    let prom = config::prometheus(
-        &rules_dir,
-        &plan.expectations.targets,
-        &addresses,
-        args.scrape_interval,
-    );
-    let prom_config = state.join("prometheus.yml");
-    write(&prom_config, &to_yaml(&prom, &prom_config)?)?;
-    check(
-        &programs.promtool,
-        &[
-            "check".into(),
-            "config".into(),
-            prom_config.display().to_string(),
-        ],
-        &prom_config,
-    )
-    .await?;
-
-    // Grafana's provisioning is read now: the history follows what its
-    // dashboards read.
-    let provisioned = grafana::Provisioned::from_bundle(
-        &bundle,
-        &format!("http://{prom_addr}"),
-        &format!("http://{loki_addr}"),
-        &args.grafana_drop_dashboard,
-    );
-    let history = match args.history {
-        Some(duration) => Some((
-            history_reads(&provisioned, &rules_dir)?,
-            backfill::Request {
-                duration,
-                step: args
-                    .history_interval
-                    .unwrap_or_else(|| config::bundle_scrape_interval(&bundle)),
-            },
-        )),
-        None => None,
-    };
-
-    let mut children: Vec<Daemon> = Vec::new();
-    let setup = backfill::Setup {
-        prometheus: &programs.prometheus,
-        promtool: &programs.promtool,
-        setpriv: programs.setpriv.as_deref(),
-        state: &state,
-        config: &prom,
-        address: prom_addr,
-        ready_timeout: args.ready_timeout,
-    };
-    let ready = tokio::select! {
-        ready = start(&programs, &state, &am_config, &prom_config, [prom_addr, am_addr, node_addr], !args.alertmanager_without_receiver_metrics, &setup, history.as_ref(), &mut children) => ready,
-        _ = sigterm.recv() => { daemons::stop_all(children).await; return Ok(()); }
-        _ = sigint.recv() => { daemons::stop_all(children).await; return Ok(()); }
-    };
-    let summary = match ready {
-        Ok(summary) => summary,
-        Err(error) => {
-            daemons::stop_all(children).await;
-            return Err(error);
+    // The daemons bind their own ports a moment after they are picked, and
+    // another process can take one in between (seen under the suite's load:
+    // "bind: address already in use"). Such a start is stopped, its data
+    // removed, and started again on new ports.
+    let mut attempt = 1;
+    let (addresses, provisioned, summary, mut children) = loop {
+        let addresses = free_addresses()?;
+        let _taken = match (attempt, args.take_first_port.as_deref()) {
+            (1, Some(daemon)) => {
+                let slot = ["prometheus", "alertmanager", "node-exporter"]
+                    .iter()
+                    .position(|d| *d == daemon)
+                    .unwrap_or_default();
+                Some(StdListener::bind(addresses[slot]).map_err(LocalStackError::Bind)?)
+            }
+            _ => None,
+        };
+        let mut children: Vec<Daemon> = Vec::new();
+        let inputs = Daemons {
+            programs: &programs,
+            bundle: &bundle,
+            plan: &plan,
+            rules_dir: &rules_dir,
+            state: &state,
+            am_config: &am_config,
+            loki_addr,
+            standin_addr,
+        };
+        let launched = tokio::select! {
+            launched = launch(&args, &inputs, addresses, &mut children) => launched,
+            _ = sigterm.recv() => { daemons::stop_all(children).await; return Ok(()); }
+            _ = sigint.recv() => { daemons::stop_all(children).await; return Ok(()); }
+        };
+        match launched {
+            Ok((provisioned, summary)) => break (addresses, provisioned, summary, children),
+            Err(error) if attempt < PORT_ATTEMPTS && error.port_taken() => {
+                daemons::stop_all(children).await;
+                eprintln!("telltale-local-stack: {error}");
+                attempt += 1;
+                eprintln!(
+                    "telltale-local-stack: a port was taken between picking and binding it; starting again on new ports (attempt {attempt} of {PORT_ATTEMPTS})"
+                );
+                for data in ["prom", "am"] {
+                    let _ = std::fs::remove_dir_all(state.join(data));
+                }
+            }
+            Err(error) => {
+                daemons::stop_all(children).await;
+                return Err(error);
+            }
         }
     };
+    let [prom_addr, am_addr, node_addr] = addresses;
 
     // Loki and Grafana cannot run here: fakes stand in (see their modules),
     // fed by a shipper that sends the daemons' own logs to Loki the way
@@ -504,6 +501,111 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     eprintln!("telltale-local-stack: stopping");
     daemons::stop_all(children).await;
     Ok(())
+}
+
+/// How many times the daemons are started on freshly picked ports.
+const PORT_ATTEMPTS: u32 = 3;
+
+/// What starting the daemons needs besides their ports.
+struct Daemons<'a> {
+    programs: &'a Programs,
+    bundle: &'a Path,
+    plan: &'a Plan,
+    rules_dir: &'a Path,
+    state: &'a Path,
+    am_config: &'a Path,
+    loki_addr: SocketAddr,
+    standin_addr: SocketAddr,
+}
+
+/// Prometheus' config for these ports, Grafana's provisioning pointing at
+/// them, the history when asked, then the daemons (into `children`, so
+/// that the caller stops them on every path).
+async fn launch(
+    args: &Args,
+    daemons: &Daemons<'_>,
+    addresses: [SocketAddr; 3],
+    children: &mut Vec<Daemon>,
+) -> Result<(grafana::Provisioned, Option<backfill::Summary>), LocalStackError> {
+    let Daemons {
+        programs,
+        bundle,
+        plan,
+        rules_dir,
+        state,
+        am_config,
+        loki_addr,
+        standin_addr,
+    } = *daemons;
+    let [prom_addr, am_addr, node_addr] = addresses;
+    let scrape = ScrapeAddresses {
+        prometheus: prom_addr.to_string(),
+        alertmanager: am_addr.to_string(),
+        node_exporter: node_addr.to_string(),
+        standin: standin_addr.to_string(),
+    };
+    let prom = config::prometheus(
+        rules_dir,
+        &plan.expectations.targets,
+        &scrape,
+        args.scrape_interval,
+    );
+    let prom_config = state.join("prometheus.yml");
+    write(&prom_config, &to_yaml(&prom, &prom_config)?)?;
+    check(
+        &programs.promtool,
+        &[
+            "check".into(),
+            "config".into(),
+            prom_config.display().to_string(),
+        ],
+        &prom_config,
+    )
+    .await?;
+
+    // Grafana's provisioning is read now: the history follows what its
+    // dashboards read.
+    let provisioned = grafana::Provisioned::from_bundle(
+        bundle,
+        &format!("http://{prom_addr}"),
+        &format!("http://{loki_addr}"),
+        &args.grafana_drop_dashboard,
+    );
+    let history = match args.history {
+        Some(duration) => Some((
+            history_reads(&provisioned, rules_dir)?,
+            backfill::Request {
+                duration,
+                step: args
+                    .history_interval
+                    .unwrap_or_else(|| config::bundle_scrape_interval(bundle)),
+            },
+        )),
+        None => None,
+    };
+
+    let setup = backfill::Setup {
+        prometheus: &programs.prometheus,
+        promtool: &programs.promtool,
+        setpriv: programs.setpriv.as_deref(),
+        state,
+        config: &prom,
+        address: prom_addr,
+        ready_timeout: args.ready_timeout,
+    };
+    let summary = start(
+        programs,
+        state,
+        am_config,
+        &prom_config,
+        addresses,
+        !args.alertmanager_without_receiver_metrics,
+        &setup,
+        history.as_ref(),
+        children,
+    )
+    .await?;
+    Ok((provisioned, summary))
 }
 
 /// Starts node-exporter and Alertmanager, writes the history when asked

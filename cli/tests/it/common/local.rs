@@ -68,58 +68,22 @@ impl Drop for Daemon {
 /// clustering off, and waits until /-/ready answers.
 pub fn alertmanager(config: &Path, dir: &Path) -> Daemon {
     let bin = super::require_tool("prometheus-alertmanager");
-    let port = free_port();
-    let log = dir.join("alertmanager.log");
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", dir.join("am-data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("alertmanager starts");
-    let daemon = Daemon {
-        name: "alertmanager".into(),
-        url: format!("http://127.0.0.1:{port}"),
-        child,
-        log,
-    };
-    wait_ready(&daemon, "/-/ready");
-    daemon
-}
-
-fn wait_ready(daemon: &Daemon, path: &str) {
-    wait_ready_as(daemon, path, None);
-}
-
-/// Waits for `path` to answer, sending `auth` (`Authorization` header value)
-/// when the daemon's web config requires it.
-fn wait_ready_as(daemon: &Daemon, path: &str, auth: Option<&str>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = format!("{}{path}", daemon.url);
-    while Instant::now() < deadline {
-        let mut request = ureq::get(&url);
-        if let Some(auth) = auth {
-            request = request.header("Authorization", auth);
-        }
-        if request.call().is_ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "{} never became ready at {url}:\n{}",
-        daemon.name,
-        daemon.log()
-    );
+    start("alertmanager", dir, "/-/ready", None, |port| {
+        let mut command = Command::new(&bin);
+        command
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=");
+        command
+    })
 }
 
 /// Starts Prometheus 3 with `config` on a free port, storage under `dir`,
 /// alerts re-sent every second, and waits until /-/ready answers.
 pub fn prometheus(config: &Path, dir: &Path) -> Daemon {
     let config = config.to_path_buf();
-    prometheus_with(dir, &[], None, |_| config)
+    prometheus_with(dir, &[], None, |_| config.clone())
 }
 
 /// Prometheus 3 with storage under `dir` and `args` added. Its port is
@@ -131,7 +95,7 @@ pub fn prometheus_with(
     dir: &Path,
     args: &[String],
     auth: Option<&str>,
-    config: impl FnOnce(u16) -> std::path::PathBuf,
+    mut config: impl FnMut(u16) -> std::path::PathBuf,
 ) -> Daemon {
     let bin = super::require_tool("prometheus");
     let version = super::run_ok(Command::new(&bin).arg("--version"));
@@ -139,30 +103,90 @@ pub fn prometheus_with(
         version.contains("version 3."),
         "Prometheus 3 expected: {version}"
     );
-    let port = free_port();
-    let config = config(port);
-    let log = dir.join("prometheus.log");
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("prom-data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--rules.alert.resend-delay=1s")
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("prometheus starts");
-    let daemon = Daemon {
-        name: "prometheus".into(),
-        url: format!("http://127.0.0.1:{port}"),
-        child,
-        log,
-    };
-    wait_ready_as(&daemon, "/-/ready", auth);
-    daemon
+    start("prometheus", dir, "/-/ready", auth, |port| {
+        let mut command = Command::new(&bin);
+        command
+            .arg(format!("--config.file={}", config(port).display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--rules.alert.resend-delay=1s")
+            .args(args);
+        command
+    })
+}
+
+/// Starts `command(port)` on a [`free_port`] and waits until `path`
+/// answers. The daemon binds the port a moment after it was picked, and
+/// another test can take it in between: a daemon that exits because the
+/// address is in use is started again on a new port (three tries). Whether
+/// it still runs is checked before each probe, so a daemon that exited is
+/// not taken for whatever answers on its port.
+fn start(
+    name: &str,
+    dir: &Path,
+    path: &str,
+    auth: Option<&str>,
+    mut command: impl FnMut(u16) -> Command,
+) -> Daemon {
+    let log = dir.join(format!("{name}.log"));
+    for attempt in 1..=3 {
+        let port = free_port();
+        let child = command(port)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} starts: {e}"));
+        let mut daemon = Daemon {
+            name: name.into(),
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            log: log.clone(),
+        };
+        match wait_ready(&mut daemon, path, auth) {
+            Ok(()) => return daemon,
+            Err(status) if attempt < 3 && daemon.log().contains("address already in use") => {
+                eprintln!("{name} exited ({status}): port {port} was taken; again on a new port");
+            }
+            Err(status) => panic!(
+                "{name} exited ({status}) before it was ready:\n{}",
+                daemon.log()
+            ),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// Waits for `path` to answer, sending `auth` (`Authorization` header value)
+/// when the daemon's web config requires it; the exit status when the
+/// daemon exits first.
+fn wait_ready(
+    daemon: &mut Daemon,
+    path: &str,
+    auth: Option<&str>,
+) -> Result<(), std::process::ExitStatus> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let url = format!("{}{path}", daemon.url);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = daemon.child.try_wait() {
+            return Err(status);
+        }
+        let mut request = ureq::get(&url);
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        if request.call().is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{} never became ready at {url}:\n{}",
+        daemon.name,
+        daemon.log()
+    );
 }
 
 /// A one-page exporter on 127.0.0.1 serving `body(seconds since start,
