@@ -194,6 +194,7 @@ fn every_builtin_plugin_lints_clean() {
     crate::common::require_tool("amtool");
     let plugins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
     let dir = tempfile::tempdir().unwrap();
+    let mut linted = 0;
     for entry in std::fs::read_dir(&plugins).unwrap() {
         let path = entry.unwrap().path();
         let output = telltale(dir.path())
@@ -202,14 +203,17 @@ fn every_builtin_plugin_lints_clean() {
             .arg(&path)
             .output()
             .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
             output.status.success(),
-            "{}:\n{}{}",
+            "{}:\n{stdout}{}",
             path.display(),
-            String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        assert!(stdout.contains("render in profile kind"), "{stdout}");
+        linted += 1;
     }
+    assert!(linted >= 22, "only {linted} plugin directories linted");
 }
 
 #[test]
@@ -787,4 +791,46 @@ fn the_core_crate_depends_on_no_io_crate() {
         found.is_empty(),
         "telltale-core depends on {found:?}:\n{tree}"
     );
+}
+
+/// Every test .config/nextest.toml orders by name exists: a renamed test
+/// would otherwise lose its place at the front without a word.
+#[test]
+fn the_tests_nextest_starts_first_exist() {
+    let config = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.config/nextest.toml"),
+    )
+    .unwrap();
+    let listed = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--list", "--format", "terse"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let tests: Vec<&str> = listed
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .collect();
+    assert!(tests.len() > 300, "{} tests listed", tests.len());
+    let named: Vec<&str> = config
+        .split("test(=")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .collect();
+    assert!(named.len() >= 15, "{named:?}");
+    for name in named {
+        assert!(
+            tests.contains(&name),
+            ".config/nextest.toml names `{name}`, which is not a test"
+        );
+    }
+    for module in config
+        .split("test(/^")
+        .skip(1)
+        .filter_map(|rest| rest.split("::/)").next())
+    {
+        assert!(
+            tests.iter().any(|t| t.starts_with(&format!("{module}::"))),
+            ".config/nextest.toml names module `{module}`, which has no tests"
+        );
+    }
 }

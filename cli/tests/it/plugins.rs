@@ -57,25 +57,19 @@ fn plugins_list_json_names_every_plugin_of_the_issue() {
     }
 }
 
+/// Each plugin the issues name is a built-in plugin directory, which
+/// `cli::every_builtin_plugin_lints_clean` lints (schema, render in the
+/// lint profile, promtool, amtool, runbooks and tests): linting them here
+/// again ran the same 22 lints twice.
 #[test]
-fn each_issue_plugin_lints_clean_from_its_directory() {
-    require_tool("promtool");
-    require_tool("amtool");
+fn each_issue_plugin_is_a_builtin_directory_the_lint_covers() {
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-    let dir = tempfile::tempdir().unwrap();
     for name in ISSUE_PLUGINS {
-        let output = with_tools(&mut telltale(dir.path()))
-            .args(["plugins", "lint"])
-            .arg(plugins.join(name))
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(
-            output.status.success(),
-            "{name}:\n{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
+            plugins.join(name).join("plugin.yaml").is_file(),
+            "{name} is not a plugin directory under {}",
+            plugins.display()
         );
-        assert!(stdout.contains("render in profile kind"), "{stdout}");
     }
 }
 
