@@ -41,6 +41,9 @@ pub struct Answers {
     /// Where each setting is written: the enabled plugins declaring it in
     /// plugin.yaml `spec.settings`, with their key paths (plugin, path).
     pub settings_at: BTreeMap<Setting, Vec<(String, String)>>,
+    /// The plugin that carries the `sms` integration's webhook to a
+    /// provider (plugin.yaml `spec.bridge`), for the receivers' comment.
+    pub sms_bridge: Option<String>,
     pub gitops: Option<GitOpsAnswer>,
 }
 
@@ -94,12 +97,17 @@ impl ReceiverKind {
         }
     }
 
-    pub fn describe(self) -> &'static str {
+    /// What the receiver is, for the picker; `sms_bridge` is the plugin
+    /// that texts the SMS webhook (plugin.yaml `spec.bridge`), if any.
+    pub fn describe(self, sms_bridge: Option<&str>) -> String {
         match self {
-            ReceiverKind::Slack => "Slack channel (incoming webhook)",
-            ReceiverKind::Pagerduty => "PagerDuty (Events API v2 routing key)",
-            ReceiverKind::Email => "email (SMTP)",
-            ReceiverKind::Sms => "SMS (Twilio, through the sachet webhook bridge)",
+            ReceiverKind::Slack => "Slack channel (incoming webhook)".into(),
+            ReceiverKind::Pagerduty => "PagerDuty (Events API v2 routing key)".into(),
+            ReceiverKind::Email => "email (SMTP)".into(),
+            ReceiverKind::Sms => match sms_bridge {
+                Some(plugin) => format!("SMS (Twilio, through the {plugin} webhook bridge)"),
+                None => "SMS (Twilio; no enabled plugin bridges its webhook)".into(),
+            },
         }
     }
 

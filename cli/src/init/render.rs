@@ -79,7 +79,7 @@ pub fn render_config(a: &Answers) -> String {
         }
     }
     if a.receivers != ReceiverAnswers::default() {
-        receivers(w, &a.receivers);
+        receivers(w, &a.receivers, a.sms_bridge.as_deref());
     }
     if let Some(slo) = &a.slo {
         slos(w, slo);
@@ -94,7 +94,7 @@ pub fn render_config(a: &Answers) -> String {
     y
 }
 
-fn receivers(w: &mut String, r: &ReceiverAnswers) {
+fn receivers(w: &mut String, r: &ReceiverAnswers, sms_bridge: Option<&str>) {
     comment(
         w,
         1,
@@ -133,11 +133,13 @@ fn receivers(w: &mut String, r: &ReceiverAnswers) {
     }
     if let Some(s) = &r.sms {
         if s.enabled != Some(false) {
-            comment(
-                w,
-                3,
-                "Alertmanager has no SMS receiver: the sachet plugin bridges to Twilio",
-            );
+            let how = match sms_bridge {
+                Some(plugin) => {
+                    format!("Alertmanager has no SMS receiver: the {plugin} plugin bridges to Twilio")
+                }
+                None => "Alertmanager has no SMS receiver and no enabled plugin bridges it (plugin.yaml spec.bridge): enable one or set bridgeUrl".into(),
+            };
+            comment(w, 3, &how);
         }
         if !dropped(w, "sms", s.enabled) {
             if let Some(to) = &s.to {
@@ -283,6 +285,7 @@ mod tests {
             retention: None,
             storage: None,
             settings_at: BTreeMap::new(),
+            sms_bridge: Some("sachet".into()),
             gitops: None,
         }
     }

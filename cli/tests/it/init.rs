@@ -554,6 +554,63 @@ fn answers_without_defaults_are_required_even_with_yes() {
     ws.plan_accepts("telltale.yaml");
 }
 
+/// The SMS receiver's comment names the enabled plugin that bridges its
+/// webhook (plugin.yaml spec.bridge, read through the catalogue here, not
+/// repeated), and says when none does.
+#[test]
+fn the_sms_comment_names_the_plugin_that_bridges_it() {
+    let catalog = crate::common::catalog();
+    let bridge = catalog
+        .plugins
+        .iter()
+        .find(|(_, e)| {
+            e.plugin
+                .spec
+                .bridge
+                .as_ref()
+                .is_some_and(|b| b.integration == telltale::model::alerting::Integration::Sms)
+        })
+        .map(|(name, _)| name.clone())
+        .expect("a built-in plugin bridges sms");
+    let ws = Workspace::new();
+    let sms = [
+        "--receiver",
+        "sms=secretRef:twilio/token",
+        "--sms-to",
+        "+15550100",
+        "--twilio-account-sid",
+        "AC0001",
+        "--twilio-from",
+        "+15550199",
+    ];
+    let mut args = vec!["init", "--yes", "--profile", "production", "--plugin"];
+    args.push(&bridge);
+    args.extend(sms);
+    let out = ws.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = ws.read("telltale.yaml");
+    assert!(
+        text.contains(&format!(
+            "# Alertmanager has no SMS receiver: the {bridge} plugin bridges to Twilio"
+        )),
+        "{text}"
+    );
+    // Without it, the comment says so (and the webhook's URL is the
+    // config's to give).
+    let ws = Workspace::new();
+    let mut args = vec!["init", "--yes", "--profile", "production", "--no-plugin"];
+    args.push(&bridge);
+    args.extend(sms);
+    let out = ws.run(&args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let text = ws.read("telltale.yaml");
+    assert!(
+        text.contains("# Alertmanager has no SMS receiver and no enabled plugin bridges it")
+            && !text.contains("plugin bridges to Twilio"),
+        "{text}"
+    );
+}
+
 #[test]
 fn an_existing_file_is_kept_unless_forced_or_confirmed() {
     let ws = Workspace::new();

@@ -253,7 +253,8 @@ pub struct SmsLayer {
     pub to: Option<Vec<String>>,
     pub twilio: Option<TwilioLayer>,
     /// The webhook bridge Alertmanager posts to (Alertmanager has no SMS
-    /// receiver). Default: the sachet plugin's service in the namespace.
+    /// receiver). Default: the `url` of the enabled plugin that bridges
+    /// `sms` (plugin.yaml `spec.bridge`; sachet's service built in).
     pub bridge_url: Option<String>,
 }
 

@@ -14,6 +14,7 @@ use crate::commands::GlobalArgs;
 use crate::error::CommandError;
 use crate::init::{self, Answers, GitOpsAnswer, Layout, SloAnswer};
 use crate::model::Source;
+use crate::model::alerting::Integration;
 use crate::model::plugin::Setting;
 use crate::model::receiver_layer::ReceiversLayer;
 use crate::render::resolve::DEFAULT_NAMESPACE;
@@ -217,7 +218,28 @@ pub(super) fn ask_all(
     let retention_at = holders(catalog, &enabled, Setting::Retention);
     let storage_at = holders(catalog, &enabled, Setting::Storage);
 
-    let receivers = ask_receivers(q, args, flags.receivers, &facts.receivers)?;
+    // The enabled plugin that texts the SMS webhook, named in the picker
+    // and the config's comment (plugin data: plugin.yaml spec.bridge).
+    let sms_bridge = catalog
+        .plugins
+        .iter()
+        .filter(|(name, _)| enabled.contains(*name))
+        .find(|(_, entry)| {
+            entry
+                .plugin
+                .spec
+                .bridge
+                .as_ref()
+                .is_some_and(|b| b.integration == Integration::Sms)
+        })
+        .map(|(name, _)| name.clone());
+    let receivers = ask_receivers(
+        q,
+        args,
+        flags.receivers,
+        &facts.receivers,
+        sms_bridge.as_deref(),
+    )?;
 
     // One availability SLO, optional.
     let slo_job = q
@@ -389,6 +411,7 @@ pub(super) fn ask_all(
         ]
         .into_iter()
         .collect(),
+        sms_bridge,
         gitops,
     })
 }
@@ -463,6 +486,7 @@ fn plugins_render(
         retention: None,
         storage: None,
         settings_at: BTreeMap::new(),
+        sms_bridge: None,
         gitops: None,
     };
     let source = Source::new("telltale.yaml", init::render_config(&probe));

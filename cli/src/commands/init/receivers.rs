@@ -43,6 +43,7 @@ pub(super) fn ask_receivers(
     args: &InitArgs,
     given: Option<ReceiverFlags>,
     profile: &ReceiversLayer,
+    sms_bridge: Option<&str>,
 ) -> Result<ReceiverAnswers, CommandError> {
     let declared = declared(profile);
     let sources: BTreeMap<ReceiverKind, SecretSource> = given
@@ -75,7 +76,7 @@ pub(super) fn ask_receivers(
                         } else {
                             ""
                         };
-                        format!("{:<10} {}{mark}", k.as_str(), k.describe())
+                        format!("{:<10} {}{mark}", k.as_str(), k.describe(sms_bridge))
                     })
                     .collect();
                 let ticked: Vec<bool> = ReceiverKind::ALL
