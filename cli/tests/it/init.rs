@@ -565,30 +565,34 @@ fn the_sms_comment_names_the_plugin_that_bridges_it() {
         .iter()
         .find(|(_, e)| {
             e.plugin
-                .spec
-                .bridge
-                .as_ref()
-                .is_some_and(|b| b.integration == telltale::model::alerting::Integration::Sms)
+                .bridge_for(telltale::model::alerting::Integration::Sms)
+                .is_some()
         })
         .map(|(name, _)| name.clone())
         .expect("a built-in plugin bridges sms");
-    let ws = Workspace::new();
-    let sms = [
-        "--receiver",
-        "sms=secretRef:twilio/token",
-        "--sms-to",
-        "+15550100",
-        "--twilio-account-sid",
-        "AC0001",
-        "--twilio-from",
-        "+15550199",
-    ];
-    let mut args = vec!["init", "--yes", "--profile", "production", "--plugin"];
-    args.push(&bridge);
-    args.extend(sms);
-    let out = ws.run(&args);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let text = ws.read("telltale.yaml");
+    // production with an SMS receiver, the bridge switched on or off.
+    let written = |plugin_flag: &str| {
+        let ws = Workspace::new();
+        let out = ws.run(&[
+            "init",
+            "--yes",
+            "--profile",
+            "production",
+            plugin_flag,
+            bridge.as_str(),
+            "--receiver",
+            "sms=secretRef:twilio/token",
+            "--sms-to",
+            "+15550100",
+            "--twilio-account-sid",
+            "AC0001",
+            "--twilio-from",
+            "+15550199",
+        ]);
+        assert_eq!(out.code, Some(0), "{}", out.stderr);
+        ws.read("telltale.yaml")
+    };
+    let text = written("--plugin");
     assert!(
         text.contains(&format!(
             "# Alertmanager has no SMS receiver: the {bridge} plugin bridges to Twilio"
@@ -597,13 +601,7 @@ fn the_sms_comment_names_the_plugin_that_bridges_it() {
     );
     // Without it, the comment says so (and the webhook's URL is the
     // config's to give).
-    let ws = Workspace::new();
-    let mut args = vec!["init", "--yes", "--profile", "production", "--no-plugin"];
-    args.push(&bridge);
-    args.extend(sms);
-    let out = ws.run(&args);
-    assert_eq!(out.code, Some(0), "{}", out.stderr);
-    let text = ws.read("telltale.yaml");
+    let text = written("--no-plugin");
     assert!(
         text.contains("# Alertmanager has no SMS receiver and no enabled plugin bridges it")
             && !text.contains("plugin bridges to Twilio"),

@@ -13,6 +13,16 @@ pub struct Plugin {
     pub spec: PluginSpec,
 }
 
+impl Plugin {
+    /// The bridge this plugin is for `integration`, if it is one.
+    pub fn bridge_for(&self, integration: super::alerting::Integration) -> Option<&Bridge> {
+        self.spec
+            .bridge
+            .as_ref()
+            .filter(|b| b.integration == integration)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PluginMetadata {

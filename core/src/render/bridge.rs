@@ -116,10 +116,7 @@ pub fn default_url(
     }
     let bridging = |plugin: &crate::model::plugin::Plugin| {
         plugin
-            .spec
-            .bridge
-            .as_ref()
-            .filter(|b| b.integration == Integration::Sms)
+            .bridge_for(Integration::Sms)
             .and_then(|b| b.url.clone())
     };
     let on = enabled

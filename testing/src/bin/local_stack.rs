@@ -367,6 +367,13 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
     // another process can take one in between (seen under the suite's load:
     // "bind: address already in use"). Such a start is stopped, its data
     // removed, and started again on new ports.
+    // Only the daemons' data directories this run made are removed before
+    // a retry: a --state DIR given again keeps what an earlier run left.
+    let made: Vec<PathBuf> = ["prom", "am"]
+        .iter()
+        .map(|d| state.join(d))
+        .filter(|d| !d.exists())
+        .collect();
     let mut attempt = 1;
     let (addresses, provisioned, summary, mut children) = loop {
         let addresses = free_addresses()?;
@@ -405,8 +412,8 @@ async fn run(args: Args) -> Result<(), LocalStackError> {
                 eprintln!(
                     "telltale-local-stack: a port was taken between picking and binding it; starting again on new ports (attempt {attempt} of {PORT_ATTEMPTS})"
                 );
-                for data in ["prom", "am"] {
-                    let _ = std::fs::remove_dir_all(state.join(data));
+                for data in &made {
+                    let _ = std::fs::remove_dir_all(data);
                 }
             }
             Err(error) => {

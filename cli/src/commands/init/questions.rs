@@ -224,14 +224,7 @@ pub(super) fn ask_all(
         .plugins
         .iter()
         .filter(|(name, _)| enabled.contains(*name))
-        .find(|(_, entry)| {
-            entry
-                .plugin
-                .spec
-                .bridge
-                .as_ref()
-                .is_some_and(|b| b.integration == Integration::Sms)
-        })
+        .find(|(_, entry)| entry.plugin.bridge_for(Integration::Sms).is_some())
         .map(|(name, _)| name.clone());
     let receivers = ask_receivers(
         q,
